@@ -1,0 +1,3 @@
+"""mokku: an OpenAI-API mock server that echoes the last user message back."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,88 @@
+"""``python -m mokku`` / ``mokku``: run the server on the threaded stdlib WSGI server."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+from typing import List, Optional
+
+from . import __version__, config
+
+log = logging.getLogger("mokku")
+
+# CLI flag -> the environment variable the app reads.
+_FLAG_ENV = {
+    "host": "MOKKU_HOST",
+    "port": "MOKKU_PORT",
+    "threads": "MOKKU_THREADS",
+    "log_level": "MOKKU_LOG_LEVEL",
+}
+
+
+class _Stop(Exception):
+    """Raised in the main thread by SIGTERM/SIGINT to leave ``serve_forever``."""
+
+
+def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="mokku",
+        description="An OpenAI-API mock server: echoes the last user message back.",
+        epilog="Every flag has a MOKKU_* environment variable; the flag wins.",
+    )
+    parser.add_argument("--host", help=f"address to bind (MOKKU_HOST, default {config.DEFAULT_HOST})")
+    parser.add_argument(
+        "--port", help=f"port, 0 for any free one (MOKKU_PORT, default {config.DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--threads",
+        help=f"requests served at once (MOKKU_THREADS, default {config.DEFAULT_THREADS})",
+    )
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (MOKKU_LOG_LEVEL, default INFO)")
+    parser.add_argument("--version", action="version", version=f"mokku {__version__}")
+    return parser.parse_args(argv)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args = parse_args(argv)
+    for flag, env_name in _FLAG_ENV.items():
+        value = getattr(args, flag)
+        if value is not None:
+            os.environ[env_name] = str(value)
+    try:
+        settings = config.load()
+    except config.ConfigError as exc:
+        print(f"mokku: {exc}", file=sys.stderr)
+        return 2
+
+    from .server import make_server
+    from .wsgi import app
+
+    try:
+        server = make_server(app, settings.host, settings.port, settings.threads)
+    except OSError as exc:
+        log.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
+        return 1
+
+    def stop(signum: int, frame: object) -> None:
+        raise _Stop
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    host, port = server.server_address[:2]
+    shown = f"[{host}]" if ":" in host else host
+    log.info("mokku %s listening on http://%s:%d (threads=%d)", __version__, shown, port, settings.threads)
+    try:
+        server.serve_forever()
+    except _Stop:
+        pass
+    finally:
+        server.server_close()
+    log.info("mokku stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

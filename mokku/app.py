@@ -1,0 +1,79 @@
+"""The WSGI callable: route the request, run its handler, render every failure.
+
+All exceptions end here: an ``APIError`` becomes its envelope, anything else
+is logged with its traceback and becomes a 500 envelope, so a bad request
+never kills a worker or shows a traceback to a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+from typing import Any, Callable, Dict, Iterable, Optional
+
+from . import config, errors
+from .http import STATUS_LINES, Request, Response, error_response
+from .routes import build_routes
+from .routing import Route, Router
+
+log = logging.getLogger("mokku")
+
+OPENAI_VERSION = "2020-10-01"
+_CLIENT_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}\Z")
+
+StartResponse = Callable[..., Any]
+
+
+class App:
+    """A WSGI application serving the OpenAI API surface from one route table."""
+
+    def __init__(
+        self, settings: Optional[config.Settings] = None, routes: Optional[Iterable[Route]] = None
+    ) -> None:
+        self.settings = settings or config.load()
+        self.router = Router(build_routes(self.settings) if routes is None else routes)
+        self._checked_threading = False
+
+    def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        started = time.perf_counter()
+        if not self._checked_threading:
+            self._check_threading(environ)
+        request = Request(environ, self.settings.max_body_bytes)
+        response = self.handle(request)
+        elapsed_ms = int((time.perf_counter() - started) * 1000)
+        headers = response.headers
+        headers.append(("x-request-id", _request_id(environ)))
+        headers.append(("openai-version", OPENAI_VERSION))
+        headers.append(("openai-processing-ms", str(elapsed_ms)))
+        start_response(STATUS_LINES[response.status], headers)
+        return response.body
+
+    def handle(self, request: Request) -> Response:
+        try:
+            route, params = self.router.match(request)
+            request.environ["mokku.route"] = route.template
+            return route.handler(request, **params)
+        except errors.APIError as exc:
+            return error_response(exc)
+        except Exception:
+            log.exception("unhandled error in %s %s", request.method, request.path)
+            return error_response(errors.server_error())
+
+    def _check_threading(self, environ: Dict[str, Any]) -> None:
+        self._checked_threading = True
+        if not environ.get("wsgi.multithread", False):
+            log.warning(
+                "this server runs one request per worker at a time: a stream blocks its "
+                "worker until it ends; use threaded workers (gunicorn -c python:mokku.gunicorn_conf "
+                "or --worker-class gthread)"
+            )
+
+
+def _request_id(environ: Dict[str, Any]) -> str:
+    """The client's ``X-Request-Id`` when it is a sane token, else a fresh ``req_...`` id."""
+    sent = environ.get("HTTP_X_REQUEST_ID")
+    if sent and _CLIENT_REQUEST_ID.match(sent):
+        return sent
+    return "req_" + uuid.uuid4().hex

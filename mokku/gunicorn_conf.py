@@ -1,0 +1,29 @@
+"""gunicorn settings for mokku: ``gunicorn -c python:mokku.gunicorn_conf mokku.wsgi:app``.
+
+Plain assignments, each read from the same ``MOKKU_*`` variables as
+``python -m mokku``. Threaded (``gthread``) workers let one worker hold many
+streams at once; ``GUNICORN_CMD_ARGS`` and command-line flags still override.
+"""
+
+from __future__ import annotations
+
+from mokku import config as _config
+
+# gunicorn reads every public name in this module as a setting: helpers stay private.
+
+_settings = _config.load()
+
+_host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host
+
+bind = [f"{_host}:{_settings.port}"]
+worker_class = "gthread"
+workers = _settings.workers
+threads = _settings.threads
+# gthread workers answer the arbiter's heartbeat from their main loop, so long
+# streams do not trip this; it only reaps a worker that is truly stuck.
+timeout = 30
+graceful_timeout = 10
+keepalive = 5
+# Enough pending connections for bursts of many streaming clients.
+backlog = 2048
+loglevel = _settings.log_level.lower()

@@ -1,0 +1,153 @@
+"""Request and response objects: the small part of HTTP that handlers touch.
+
+A ``Request`` reads and parses the body lazily and only up to the size cap; a
+``Response`` is a status, headers and an iterable of bytes (a list for JSON, a
+generator for streams). ``json_response`` is the one place JSON is encoded.
+"""
+
+from __future__ import annotations
+
+import json
+from http import HTTPStatus
+from typing import Any, Dict, Iterable, List, Optional, Tuple
+
+from . import errors
+
+Headers = List[Tuple[str, str]]
+
+JSON_CONTENT_TYPE = "application/json"
+_READ_CHUNK = 64 * 1024
+
+STATUS_LINES: Dict[int, str] = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
+STATUS_LINES[402] = "402 Payment Required"
+
+
+class Response:
+    """What a handler returns: ``body`` is iterated by the server as it is produced."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, status: int, headers: Headers, body: Iterable[bytes]) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact UTF-8 JSON; falls back to ``\\u`` escapes for lone surrogates from the input."""
+    try:
+        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+
+
+def json_response(obj: Any, status: int = 200, headers: Optional[Headers] = None) -> Response:
+    return encoded_json_response(dumps(obj), status, headers)
+
+
+def encoded_json_response(body: bytes, status: int = 200, headers: Optional[Headers] = None) -> Response:
+    """A JSON response from bytes already encoded, e.g. once at import for static answers."""
+    out = [("Content-Type", JSON_CONTENT_TYPE), ("Content-Length", str(len(body)))]
+    if headers:
+        out.extend(headers)
+    return Response(status, out, [body])
+
+
+def error_response(error: errors.APIError) -> Response:
+    return json_response(error.to_dict(), error.status, error.headers)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _json_type(value: Any) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "null"
+
+
+class Request:
+    """A view of the WSGI environ with a size-capped, lazily parsed JSON body."""
+
+    __slots__ = ("_json", "environ", "max_body_bytes", "method", "path")
+
+    def __init__(self, environ: Dict[str, Any], max_body_bytes: int) -> None:
+        self.environ = environ
+        self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
+        raw_path = environ.get("PATH_INFO", "") or "/"
+        # PEP 3333 hands the path over as latin-1 text; model ids may be UTF-8.
+        self.path: str = raw_path.encode("latin-1", "replace").decode("utf-8", "replace")
+        self.max_body_bytes = max_body_bytes
+        self._json: Optional[Dict[str, Any]] = None
+
+    def header(self, name: str, default: str = "") -> str:
+        key = name.upper().replace("-", "_")
+        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            key = "HTTP_" + key
+        return self.environ.get(key, default)
+
+    def body(self) -> bytes:
+        """The raw body, refusing (without reading) more than ``max_body_bytes``."""
+        stream = self.environ["wsgi.input"]
+        raw_length = self.environ.get("CONTENT_LENGTH", "").strip()
+        if raw_length:
+            try:
+                length = int(raw_length)
+            except ValueError:
+                raise errors.invalid_request(f"Invalid Content-Length header: {raw_length!r}") from None
+            if length < 0:
+                raise errors.invalid_request(f"Invalid Content-Length header: {raw_length!r}")
+            if length > self.max_body_bytes:
+                raise errors.body_too_large(self.max_body_bytes)
+            return stream.read(length) if length else b""
+        if not self.environ.get("wsgi.input_terminated"):
+            return b""
+        # Chunked upload: read until EOF, but never past the cap.
+        parts: List[bytes] = []
+        total = 0
+        while True:
+            chunk = stream.read(min(_READ_CHUNK, self.max_body_bytes + 1 - total))
+            if not chunk:
+                return b"".join(parts)
+            total += len(chunk)
+            if total > self.max_body_bytes:
+                raise errors.body_too_large(self.max_body_bytes)
+            parts.append(chunk)
+
+    def json(self) -> Dict[str, Any]:
+        """The body as a JSON object, or a 400 saying precisely what is wrong with it."""
+        if self._json is not None:
+            return self._json
+        content_type = self.environ.get("CONTENT_TYPE", "")
+        media_type = content_type.split(";", 1)[0].strip().lower()
+        if media_type and media_type != JSON_CONTENT_TYPE and not media_type.endswith("+json"):
+            raise errors.invalid_request(
+                f"Invalid Content-Type header ({media_type}), expected {JSON_CONTENT_TYPE}. "
+                "The OpenAI API expects a JSON payload."
+            )
+        raw = self.body()
+        if not raw.strip():
+            raise errors.invalid_request(
+                "We could not parse the JSON body of your request: the body is empty. "
+                "The OpenAI API expects a JSON payload."
+            )
+        try:
+            value = json.loads(raw, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            raise errors.invalid_request(
+                f"We could not parse the JSON body of your request ({exc}). "
+                "The OpenAI API expects a JSON payload."
+            ) from None
+        if not isinstance(value, dict):
+            raise errors.invalid_request(
+                f"The request body must be a JSON object, but got {_json_type(value)} instead."
+            )
+        self._json = value
+        return value

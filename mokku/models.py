@@ -1,0 +1,87 @@
+"""``GET /v1/models`` and ``GET /v1/models/{model}``: a built-in catalogue.
+
+The catalogue lists current OpenAI model ids, the simulation models, and any
+ids added by ``MOKKU_MODELS`` / ``MOKKU_MODELS_FILE``. It only feeds these two
+endpoints: the generation endpoints accept any model id, since mocks are used
+with arbitrary names. Bodies are encoded once, when the app is built.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Dict, Iterable, List, Tuple
+
+from . import errors
+from .http import Request, Response, dumps, encoded_json_response
+
+# (id, created, owned_by), in the order the list returns them.
+OPENAI_MODELS: Tuple[Tuple[str, int, str], ...] = (
+    ("gpt-5.5", 1776902400, "system"),
+    ("gpt-5.4", 1772668800, "system"),
+    ("gpt-5.4-mini", 1773705600, "system"),
+    ("gpt-5.4-nano", 1773705600, "system"),
+    ("gpt-5.2", 1765411200, "system"),
+    ("gpt-5.1", 1763020800, "system"),
+    ("gpt-5", 1754524800, "system"),
+    ("gpt-5-mini", 1754524800, "system"),
+    ("gpt-5-nano", 1754524800, "system"),
+    ("gpt-4.1", 1744316542, "system"),
+    ("gpt-4.1-mini", 1744318173, "system"),
+    ("gpt-4.1-nano", 1744321707, "system"),
+    ("o4-mini", 1744225351, "system"),
+    ("o3", 1744225308, "system"),
+    ("o3-mini", 1737146383, "system"),
+    ("o1", 1734375816, "system"),
+    ("gpt-4o", 1715367049, "system"),
+    ("gpt-4o-mini", 1721172741, "system"),
+    ("gpt-4-turbo", 1712361441, "system"),
+    ("gpt-4", 1687882411, "openai"),
+    ("gpt-3.5-turbo", 1677610602, "openai"),
+    ("gpt-3.5-turbo-instruct", 1692901427, "system"),
+    ("davinci-002", 1692634301, "system"),
+    ("babbage-002", 1692634615, "system"),
+    ("text-embedding-3-small", 1705948997, "system"),
+    ("text-embedding-3-large", 1705953180, "system"),
+    ("text-embedding-ada-002", 1671217299, "openai-internal"),
+)
+
+# Models whose name triggers a simulated behaviour instead of the echo.
+SIMULATION_MODELS: Tuple[str, ...] = ("credit-error",)
+
+SIMULATION_CREATED = 1735689600
+SIMULATION_OWNER = "mokku"
+
+
+def model_object(model_id: str, created: int, owned_by: str) -> Dict[str, object]:
+    return {"id": model_id, "object": "model", "created": created, "owned_by": owned_by}
+
+
+def build_catalogue(extra_ids: Iterable[str]) -> List[Dict[str, object]]:
+    """Built-in models, then simulation models, then configured ones; ids are unique."""
+    entries = [model_object(*entry) for entry in OPENAI_MODELS]
+    entries += [model_object(m, SIMULATION_CREATED, SIMULATION_OWNER) for m in SIMULATION_MODELS]
+    known = {entry["id"] for entry in entries}
+    configured_at = int(time.time())
+    entries += [model_object(m, configured_at, "user") for m in extra_ids if m not in known]
+    return entries
+
+
+class Catalogue:
+    """Serves the model list and single models from bodies encoded at start-up."""
+
+    def __init__(self, extra_ids: Iterable[str] = ()) -> None:
+        entries = build_catalogue(extra_ids)
+        self._list_body = dumps({"object": "list", "data": entries})
+        self._model_bodies = {entry["id"]: dumps(entry) for entry in entries}
+
+    def __contains__(self, model_id: str) -> bool:
+        return model_id in self._model_bodies
+
+    def list_models(self, request: Request) -> Response:
+        return encoded_json_response(self._list_body)
+
+    def retrieve_model(self, request: Request, model: str) -> Response:
+        body = self._model_bodies.get(model)
+        if body is None:
+            raise errors.model_not_found(model)
+        return encoded_json_response(body)

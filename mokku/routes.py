@@ -1,0 +1,19 @@
+"""The route table: every endpoint mokku serves, in one place."""
+
+from __future__ import annotations
+
+from typing import List
+
+from .config import Settings
+from .health import health
+from .models import Catalogue
+from .routing import Route
+
+
+def build_routes(settings: Settings) -> List[Route]:
+    catalogue = Catalogue(settings.extra_models)
+    return [
+        Route("GET", "/health", health),
+        Route("GET", "/v1/models", catalogue.list_models),
+        Route("GET", "/v1/models/{model:path}", catalogue.retrieve_model),
+    ]

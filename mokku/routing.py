@@ -1,0 +1,67 @@
+"""A tiny router: routes are data, static paths are dict hits, patterns are regexes.
+
+A pattern like ``/v1/models/{model:path}`` declares a parameter and what it may
+contain: ``{name}`` matches one path segment, ``{name:path}`` matches the rest
+of the path including ``/`` (fine-tuned model ids such as
+``ft:gpt-4o-mini:org:name:id`` may hold both ``/`` and ``:``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable, Dict, Iterable, List, NamedTuple, Pattern, Tuple
+
+from . import errors
+from .http import Request, Response
+
+Handler = Callable[..., Response]
+
+_PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
+_CONVERTERS = {"segment": r"[^/]+", "path": r".+"}
+
+
+class Route(NamedTuple):
+    method: str
+    template: str
+    handler: Handler
+
+
+def _compile(template: str) -> Pattern[str]:
+    pattern, last = [], 0
+    for match in _PARAM.finditer(template):
+        name, converter = match.group(1), match.group(2) or "segment"
+        pattern.append(re.escape(template[last : match.start()]))
+        pattern.append(f"(?P<{name}>{_CONVERTERS[converter]})")
+        last = match.end()
+    pattern.append(re.escape(template[last:]))
+    return re.compile("".join(pattern) + r"\Z")
+
+
+class Router:
+    """Finds the route for (method, path); raises 404 or 405 (with ``Allow``) when there is none."""
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self._static: Dict[str, Dict[str, Route]] = {}
+        self._dynamic: List[Tuple[Pattern[str], Dict[str, Route]]] = []
+        dynamic: Dict[str, Dict[str, Route]] = {}
+        for route in routes:
+            table = dynamic if _PARAM.search(route.template) else self._static
+            table.setdefault(route.template, {})[route.method] = route
+        self._dynamic = [(_compile(template), by_method) for template, by_method in dynamic.items()]
+
+    def match(self, request: Request) -> Tuple[Route, Dict[str, str]]:
+        path = request.path
+        by_method = self._static.get(path)
+        params: Dict[str, str] = {}
+        if by_method is None:
+            for pattern, candidates in self._dynamic:
+                found = pattern.match(path)
+                if found:
+                    by_method, params = candidates, found.groupdict()
+                    break
+            else:
+                raise errors.invalid_url(request.method, path)
+        route = by_method.get(request.method)
+        if route is None:
+            raise errors.method_not_allowed(request.method, path, sorted(by_method))
+        return route, params

@@ -1,0 +1,98 @@
+"""A threaded stdlib WSGI server: ``wsgiref`` with one thread per connection.
+
+``wsgiref`` alone serves one request at a time, which a single long stream
+would block. This server gives each connection a daemon thread, caps how many
+run at once (``MOKKU_THREADS``; the rest wait in the listen backlog), sends
+access lines to the ``mokku.access`` logger, and treats a client that hangs up
+as normal rather than as an error.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import socketserver
+import threading
+from typing import Any, Callable, Dict, Tuple
+from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
+
+from . import __version__
+
+log = logging.getLogger("mokku")
+access_log = logging.getLogger("mokku.access")
+
+
+class _ServerHandler(ServerHandler):
+    server_software = f"mokku/{__version__}"
+
+    def log_exception(self, exc_info: Any) -> None:
+        log.error("error while serving a response", exc_info=exc_info)
+
+
+class _RequestHandler(WSGIRequestHandler):
+    server_version = f"mokku/{__version__}"
+
+    def get_environ(self) -> Dict[str, Any]:
+        environ = super().get_environ()
+        if self.headers.get("content-type") is None:
+            # wsgiref reports a missing Content-Type as text/plain; keep it absent.
+            environ["CONTENT_TYPE"] = ""
+        return environ
+
+    def handle(self) -> None:
+        """One request per connection, as ``wsgiref`` does, but marked multithreaded."""
+        self.raw_requestline = self.rfile.readline(65537)
+        if len(self.raw_requestline) > 65536:
+            self.requestline = self.request_version = self.command = ""
+            self.send_error(414)
+            return
+        if not self.parse_request():
+            return
+        handler = _ServerHandler(
+            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
+        )
+        handler.request_handler = self
+        handler.run(self.server.get_app())
+
+    def log_message(self, format: str, *args: Any) -> None:
+        access_log.debug("%s %s", self.address_string(), format % args)
+
+
+class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 1024
+
+    def __init__(self, address: Tuple[str, int], threads: int) -> None:
+        self._slots = threading.BoundedSemaphore(threads)
+        if ":" in address[0]:
+            self.address_family = socket.AF_INET6
+        super().__init__(address, _RequestHandler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind would resolve the host name (a DNS round trip at start-up).
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = host, port
+        self.setup_environ()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        self._slots.acquire()
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+def make_server(app: Callable[..., Any], host: str, port: int, threads: int) -> ThreadingWSGIServer:
+    """Bind (``port`` 0 picks a free one) and attach the app; call ``serve_forever`` to run."""
+    server = ThreadingWSGIServer((host, port), threads)
+    server.set_app(app)
+    return server

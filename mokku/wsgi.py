@@ -1,0 +1,12 @@
+"""The WSGI entry point: ``gunicorn mokku.wsgi:app``."""
+
+from __future__ import annotations
+
+from . import config
+from .app import App
+from .telemetry import instrument
+
+settings = config.load()
+config.setup_logging(settings.log_level)
+core = App(settings)
+app = instrument(core)

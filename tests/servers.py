@@ -1,0 +1,119 @@
+"""Start the real server in a subprocess on a free port, and talk to it over raw sockets."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Dict, List, Optional, Tuple
+
+ENTRY_POINTS = ("module", "gunicorn")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def command(kind: str) -> List[str]:
+    if kind == "module":
+        return [sys.executable, "-m", "mokku"]
+    if kind == "gunicorn":
+        return [sys.executable, "-m", "gunicorn", "-c", "python:mokku.gunicorn_conf", "mokku.wsgi:app"]
+    if kind == "gunicorn-sync":
+        return [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "mokku.wsgi:app"]
+    raise ValueError(kind)
+
+
+class LiveServer:
+    """One server process; ``url`` is its base (``http://127.0.0.1:PORT``)."""
+
+    def __init__(self, kind: str, env: Optional[Dict[str, str]] = None, workers: int = 1) -> None:
+        self.kind = kind
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = tempfile.NamedTemporaryFile(prefix=f"mokku-{kind}-", suffix=".log", delete=False)
+        full_env = dict(os.environ)
+        full_env.update(
+            MOKKU_HOST="127.0.0.1",
+            MOKKU_PORT=str(self.port),
+            MOKKU_WORKERS=str(workers),
+            PYTHONUNBUFFERED="1",
+        )
+        full_env.update(env or {})
+        cmd = [part.format(port=self.port) for part in command(kind)]
+        self.process = subprocess.Popen(
+            cmd, env=full_env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+        self._wait_ready()
+
+    def _wait_ready(self, timeout: float = 20.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.kind} server exited early:\n{self.output()}")
+            try:
+                status, _, _ = request("GET", self.url + "/health", timeout=1)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"{self.kind} server did not become ready:\n{self.output()}")
+
+    def output(self) -> str:
+        with open(self.log.name, encoding="utf-8", errors="replace") as handle:
+            return handle.read()
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def close(self) -> None:
+        self.stop()
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+def request(
+    method: str,
+    url: str,
+    body: Optional[bytes] = None,
+    headers: Optional[Dict[str, str]] = None,
+    timeout: float = 10.0,
+) -> Tuple[int, Dict[str, str], bytes]:
+    """One plain HTTP request; returns status, lower-cased headers and the body."""
+    assert url.startswith("http://")
+    host_port, _, path = url[len("http://") :].partition("/")
+    host, _, port = host_port.partition(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request(method, "/" + path, body=body, headers=headers or {})
+        response = conn.getresponse()
+        data = response.read()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, data
+    finally:
+        conn.close()
+
+
+def request_json(
+    method: str, url: str, payload: object = None, **kwargs: object
+) -> Tuple[int, Dict[str, str], object]:
+    body = None if payload is None else json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    status, response_headers, data = request(method, url, body, headers, **kwargs)  # type: ignore[arg-type]
+    return status, response_headers, json.loads(data)

@@ -1,0 +1,91 @@
+"""``/v1/models`` in-process: the catalogue, retrieval, configured models, 404s."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+from urllib.parse import quote
+
+import pytest
+import webtest
+
+from mokku.models import OPENAI_MODELS, SIMULATION_MODELS
+
+from .spec import validate
+
+
+def test_list_models_shape(app: webtest.TestApp) -> None:
+    body = app.get("/v1/models").json
+    validate(body, "ListModelsResponse")
+    assert body["object"] == "list"
+    ids = [model["id"] for model in body["data"]]
+    assert len(ids) == len(set(ids))
+    for wanted in (
+        "gpt-4o",
+        "gpt-4o-mini",
+        "gpt-3.5-turbo-instruct",
+        "text-embedding-3-small",
+        "credit-error",
+    ):
+        assert wanted in ids
+    for model in body["data"]:
+        assert set(model) == {"id", "object", "created", "owned_by"}
+        assert model["object"] == "model"
+        assert isinstance(model["created"], int) and model["created"] > 1_600_000_000
+
+
+def test_list_covers_catalogue_and_simulations(app: webtest.TestApp) -> None:
+    ids = [model["id"] for model in app.get("/v1/models").json["data"]]
+    assert ids == [entry[0] for entry in OPENAI_MODELS] + list(SIMULATION_MODELS)
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "text-embedding-3-large", "credit-error"])
+def test_retrieve_model(app: webtest.TestApp, model: str) -> None:
+    body = app.get(f"/v1/models/{model}").json
+    validate(body, "Model")
+    assert body["id"] == model
+    assert body["object"] == "model"
+
+
+def test_simulation_models_are_owned_by_mokku(app: webtest.TestApp) -> None:
+    assert app.get("/v1/models/credit-error").json["owned_by"] == "mokku"
+
+
+@pytest.mark.parametrize("model", ["gpt-nope", "ft:gpt-4o-mini:my-org:custom:abc123", "org/model:v1"])
+def test_unknown_model_is_404_model_not_found(app: webtest.TestApp, model: str) -> None:
+    response = app.get(f"/v1/models/{model}", status=404)
+    body = response.json
+    validate(body, "ErrorResponse")
+    assert body["error"] == {
+        "message": f"The model `{model}` does not exist or you do not have access to it.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "model_not_found",
+    }
+
+
+def test_configured_models_are_listed_and_retrievable(make_app: Callable[..., webtest.TestApp]) -> None:
+    app = make_app({"MOKKU_MODELS": "my-model, ft:gpt-4o-mini:org:x:1 ,org/llama:8b,gpt-4o"})
+    ids = [model["id"] for model in app.get("/v1/models").json["data"]]
+    assert ids[-3:] == ["my-model", "ft:gpt-4o-mini:org:x:1", "org/llama:8b"]
+    assert ids.count("gpt-4o") == 1
+    for model in ("ft:gpt-4o-mini:org:x:1", "org/llama:8b"):
+        body = app.get(f"/v1/models/{model}").json
+        validate(body, "Model")
+        assert body["id"] == model
+        assert body["owned_by"] == "user"
+
+
+def test_models_file(make_app: Callable[..., webtest.TestApp], tmp_path: Path) -> None:
+    path = tmp_path / "models.txt"
+    path.write_text("# local models\nllama-3-8b\n\nmistral-7b  # quantised\n", encoding="utf-8")
+    app = make_app({"MOKKU_MODELS_FILE": str(path), "MOKKU_MODELS": "extra"})
+    ids = [model["id"] for model in app.get("/v1/models").json["data"]]
+    assert ids[-3:] == ["extra", "llama-3-8b", "mistral-7b"]
+
+
+def test_non_ascii_model_id_round_trips(make_app: Callable[..., webtest.TestApp]) -> None:
+    app = make_app({"MOKKU_MODELS": "modèle-日本"})
+    response = app.get("/v1/models/" + quote("modèle-日本"))
+    assert response.json["id"] == "modèle-日本"
+    assert "modèle-日本".encode() in response.body
