@@ -40,7 +40,7 @@ class App:
         started = time.perf_counter()
         if not self._checked_threading:
             self._check_threading(environ)
-        request = Request(environ, self.settings.max_body_bytes)
+        request = Request(environ, self.settings)
         response = self.handle(request)
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         headers = response.headers

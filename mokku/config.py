@@ -32,6 +32,7 @@ class Settings:
     log_level: str = "INFO"
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     extra_models: Tuple[str, ...] = field(default_factory=tuple)
+    strict: bool = False
 
 
 def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
@@ -45,6 +46,15 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no", "off"):
+        return False
+    if raw in ("1", "true", "yes", "on"):
+        return True
+    raise ConfigError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
 
 
 def _log_level(env: Mapping[str, str]) -> str:
@@ -79,6 +89,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         log_level=_log_level(env),
         max_body_bytes=_int(env, "MOKKU_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1),
         extra_models=_extra_models(env),
+        strict=_flag(env, "MOKKU_STRICT"),
     )
 
 

@@ -27,3 +27,7 @@ keepalive = 5
 # Enough pending connections for bursts of many streaming clients.
 backlog = 2048
 loglevel = _settings.log_level.lower()
+# gunicorn 24+ opens a control socket at one fixed path per user, so two servers on a
+# machine (parallel test runs, several ports) would fight over it. Older versions
+# ignore this name.
+control_socket_disable = True

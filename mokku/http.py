@@ -12,6 +12,7 @@ from http import HTTPStatus
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from . import errors
+from .config import Settings
 
 Headers = List[Tuple[str, str]]
 
@@ -76,15 +77,15 @@ def _json_type(value: Any) -> str:
 class Request:
     """A view of the WSGI environ with a size-capped, lazily parsed JSON body."""
 
-    __slots__ = ("_json", "environ", "max_body_bytes", "method", "path")
+    __slots__ = ("_json", "environ", "method", "path", "settings")
 
-    def __init__(self, environ: Dict[str, Any], max_body_bytes: int) -> None:
+    def __init__(self, environ: Dict[str, Any], settings: Settings) -> None:
         self.environ = environ
         self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
         raw_path = environ.get("PATH_INFO", "") or "/"
         # PEP 3333 hands the path over as latin-1 text; model ids may be UTF-8.
         self.path: str = raw_path.encode("latin-1", "replace").decode("utf-8", "replace")
-        self.max_body_bytes = max_body_bytes
+        self.settings = settings
         self._json: Optional[Dict[str, Any]] = None
 
     def header(self, name: str, default: str = "") -> str:
@@ -104,8 +105,8 @@ class Request:
                 raise errors.invalid_request(f"Invalid Content-Length header: {raw_length!r}") from None
             if length < 0:
                 raise errors.invalid_request(f"Invalid Content-Length header: {raw_length!r}")
-            if length > self.max_body_bytes:
-                raise errors.body_too_large(self.max_body_bytes)
+            if length > self.settings.max_body_bytes:
+                raise errors.body_too_large(self.settings.max_body_bytes)
             return stream.read(length) if length else b""
         if not self.environ.get("wsgi.input_terminated"):
             return b""
@@ -113,12 +114,12 @@ class Request:
         parts: List[bytes] = []
         total = 0
         while True:
-            chunk = stream.read(min(_READ_CHUNK, self.max_body_bytes + 1 - total))
+            chunk = stream.read(min(_READ_CHUNK, self.settings.max_body_bytes + 1 - total))
             if not chunk:
                 return b"".join(parts)
             total += len(chunk)
-            if total > self.max_body_bytes:
-                raise errors.body_too_large(self.max_body_bytes)
+            if total > self.settings.max_body_bytes:
+                raise errors.body_too_large(self.settings.max_body_bytes)
             parts.append(chunk)
 
     def json(self) -> Dict[str, Any]:

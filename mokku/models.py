@@ -12,6 +12,7 @@ import time
 from typing import Dict, Iterable, List, Tuple
 
 from . import errors
+from .faults import SIMULATION_MODELS
 from .http import Request, Response, dumps, encoded_json_response
 
 # (id, created, owned_by), in the order the list returns them.
@@ -44,9 +45,6 @@ OPENAI_MODELS: Tuple[Tuple[str, int, str], ...] = (
     ("text-embedding-3-large", 1705953180, "system"),
     ("text-embedding-ada-002", 1671217299, "openai-internal"),
 )
-
-# Models whose name triggers a simulated behaviour instead of the echo.
-SIMULATION_MODELS: Tuple[str, ...] = ("credit-error",)
 
 SIMULATION_CREATED = 1735689600
 SIMULATION_OWNER = "mokku"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import List
 
+from . import chat
 from .config import Settings
 from .health import health
 from .models import Catalogue
@@ -16,4 +17,5 @@ def build_routes(settings: Settings) -> List[Route]:
         Route("GET", "/health", health),
         Route("GET", "/v1/models", catalogue.list_models),
         Route("GET", "/v1/models/{model:path}", catalogue.retrieve_model),
+        Route("POST", "/v1/chat/completions", chat.create),
     ]

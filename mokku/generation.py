@@ -1,0 +1,108 @@
+"""What chat and legacy completions share: sampling parameters, the echo's cut, usage.
+
+Both endpoints "generate" by echoing text back; the parameters that change
+that output (``n``, the token limit, ``stop``, ``stream``) and the ones merely
+range-checked (``temperature``, ``top_p``, penalties) mean the same on both, so
+they are read and applied here once.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
+
+from . import errors, validate
+from .tokens import tokenize
+
+SYSTEM_FINGERPRINT = "fp_6d0c3f2a1b"
+SERVICE_TIER = "default"
+
+
+class Sampling(NamedTuple):
+    n: int
+    max_tokens: Optional[int]
+    stop: Tuple[str, ...]
+    stream: bool
+    include_usage: bool
+
+
+class Output(NamedTuple):
+    tokens: List[str]
+    finish_reason: str
+
+
+def read_sampling(
+    body: Mapping[str, Any], token_limits: Tuple[str, ...], default_max_tokens: Optional[int]
+) -> Sampling:
+    """Validate the generation parameters; ``token_limits`` lists the field names, first one wins."""
+    validate.number(body.get("temperature"), "temperature", 0, 2)
+    validate.number(body.get("top_p"), "top_p", 0, 1)
+    validate.number(body.get("presence_penalty"), "presence_penalty", -2, 2)
+    validate.number(body.get("frequency_penalty"), "frequency_penalty", -2, 2)
+    validate.integer(body.get("seed"), "seed")
+    validate.string(body.get("user"), "user")
+    logit_bias = validate.obj(body.get("logit_bias"), "logit_bias") or {}
+    for token, bias in logit_bias.items():
+        validate.number(bias, f"logit_bias.{token}", -100, 100)
+    n = validate.integer(body.get("n"), "n", 1, 128)
+    max_tokens = default_max_tokens
+    for name in reversed(token_limits):
+        value = validate.integer(body.get(name), name, 1)
+        if value is not None:
+            max_tokens = value
+    stream = bool(validate.boolean(body.get("stream"), "stream"))
+    options = validate.obj(body.get("stream_options"), "stream_options")
+    if options is not None and not stream:
+        raise errors.invalid_request(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options"
+        )
+    include_usage = bool(
+        options and validate.boolean(options.get("include_usage"), "stream_options.include_usage")
+    )
+    if options:
+        validate.boolean(options.get("include_obfuscation"), "stream_options.include_obfuscation")
+    return Sampling(1 if n is None else n, max_tokens, read_stop(body.get("stop")), stream, include_usage)
+
+
+def read_stop(value: Any) -> Tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,) if value else ()
+    stops = validate.array(value, "stop", 1, 4)
+    for index, item in enumerate(stops or ()):
+        if not isinstance(item, str):
+            raise validate.wrong_type(f"stop[{index}]", "a string", item)
+    return tuple(item for item in stops or () if item)
+
+
+def complete(text: str, sampling: Sampling) -> Output:
+    """Echo ``text`` cut before the first stop sequence and at the token limit."""
+    cut = min((i for i in (text.find(s) for s in sampling.stop) if i >= 0), default=-1)
+    if cut >= 0:
+        text = text[:cut]
+    tokens = tokenize(text)
+    if sampling.max_tokens is not None and len(tokens) > sampling.max_tokens:
+        return Output(tokens[: sampling.max_tokens], "length")
+    return Output(tokens, "stop")
+
+
+def usage(prompt_tokens: int, completion_tokens: int, details: bool = True) -> Dict[str, Any]:
+    body: Dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    if details:
+        body["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": 0}
+        body["completion_tokens_details"] = {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        }
+    return body
+
+
+def now() -> int:
+    return int(time.time())

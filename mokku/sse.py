@@ -1,0 +1,71 @@
+"""Server-sent events, as the OpenAI API frames them: ``data: <compact json>\\n\\n``.
+
+Streams are generators: each event is encoded and handed to the server as it
+is produced, never collected. When the client hangs up, the server closes the
+generator (``GeneratorExit`` at its ``yield``), which ends the stream quietly.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Dict, Iterable, Iterator
+
+from . import errors
+from .http import Response, dumps
+
+log = logging.getLogger("mokku")
+
+DONE = b"data: [DONE]\n\n"
+
+_SENTINEL = "\x00mokku-slot\x00"
+_ENCODED_SENTINEL = dumps(_SENTINEL)
+
+
+def event(payload: Any) -> bytes:
+    return b"data: " + dumps(payload) + b"\n\n"
+
+
+class EventTemplate:
+    """An event whose JSON is fixed but for one value, encoded once per stream.
+
+    ``template`` is the event's payload with ``SLOT`` where the varying value
+    goes (for example a chunk's delta content); ``render(value)`` splices the
+    encoded value in, so each token costs one small ``dumps`` instead of a
+    whole chunk's.
+    """
+
+    SLOT = _SENTINEL
+
+    def __init__(self, template: Dict[str, Any]) -> None:
+        head, found, tail = (b"data: " + dumps(template) + b"\n\n").partition(_ENCODED_SENTINEL)
+        if not found:
+            raise ValueError("template has no SLOT")
+        self._head, self._tail = head, tail
+
+    def render(self, value: Any) -> bytes:
+        return self._head + dumps(value) + self._tail
+
+
+HEADERS = (
+    ("Content-Type", "text/event-stream; charset=utf-8"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),
+)
+
+
+def response(events: Iterable[bytes]) -> Response:
+    """A 200 streaming response; a failure mid-stream ends it with an error event."""
+    return Response(200, list(HEADERS), _guarded(events))
+
+
+def _guarded(events: Iterable[bytes]) -> Iterator[bytes]:
+    iterator = iter(events)
+    try:
+        yield from iterator
+    except Exception:
+        log.exception("stream failed after it started")
+        yield event(errors.server_error().to_dict())
+    finally:
+        close = getattr(iterator, "close", None)
+        if close is not None:
+            close()

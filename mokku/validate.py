@@ -1,0 +1,155 @@
+"""Small checks for request fields that raise a 400 naming the field, worded as the real API.
+
+Each takes the field's value and its ``param`` path (e.g. ``messages[0].role``)
+and returns the value when it is acceptable. ``None`` means "not sent" for the
+optional fields, as the API's fields are nullable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+
+from . import errors
+from .errors import APIError
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of ``value`` with its article, as error messages name it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
+
+
+def missing(param: str) -> APIError:
+    return errors.invalid_request(
+        f"Missing required parameter: '{param}'.", param, "missing_required_parameter"
+    )
+
+
+def wrong_type(param: str, expected: str, value: Any) -> APIError:
+    return errors.invalid_request(
+        f"Invalid type for '{param}': expected {expected}, but got {json_type(value)} instead.",
+        param,
+        "invalid_type",
+    )
+
+
+def invalid_value(param: str, value: Any, supported: Sequence[str]) -> APIError:
+    listed = [f"'{item}'" for item in supported]
+    choices = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + ", and " + listed[-1]
+    return errors.invalid_request(
+        f"Invalid value: '{value}'. Supported values are: {choices}.", param, "invalid_value"
+    )
+
+
+def required(body: Mapping[str, Any], name: str, param: Optional[str] = None) -> Any:
+    value = body.get(name)
+    if value is None:
+        raise missing(param or name)
+    return value
+
+
+def string(value: Any, param: str) -> Optional[str]:
+    if value is not None and not isinstance(value, str):
+        raise wrong_type(param, "a string", value)
+    return value
+
+
+def boolean(value: Any, param: str) -> Optional[bool]:
+    if value is not None and not isinstance(value, bool):
+        raise wrong_type(param, "a boolean", value)
+    return value
+
+
+def obj(value: Any, param: str) -> Optional[Dict[str, Any]]:
+    if value is not None and not isinstance(value, dict):
+        raise wrong_type(param, "an object", value)
+    return value
+
+
+def array(
+    value: Any, param: str, min_length: int = 0, max_length: Optional[int] = None
+) -> Optional[List[Any]]:
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise wrong_type(param, "an array", value)
+    if len(value) < min_length:
+        if not value:
+            raise errors.invalid_request(
+                f"Invalid '{param}': empty array. Expected an array with minimum length {min_length}, "
+                "but got an empty array instead.",
+                param,
+                "empty_array",
+            )
+        raise errors.invalid_request(
+            f"Invalid '{param}': array too short. Expected an array with minimum length {min_length}, "
+            f"but got an array with length {len(value)} instead.",
+            param,
+            "array_below_min_length",
+        )
+    if max_length is not None and len(value) > max_length:
+        raise errors.invalid_request(
+            f"Invalid '{param}': array too long. Expected an array with maximum length {max_length}, "
+            f"but got an array with length {len(value)} instead.",
+            param,
+            "array_above_max_length",
+        )
+    return value
+
+
+def _range(value: Any, param: str, kind: str, minimum: Any, maximum: Any) -> Any:
+    if minimum is not None and value < minimum:
+        raise errors.invalid_request(
+            f"Invalid '{param}': {kind} below minimum value. Expected a value >= {minimum}, "
+            f"but got {value} instead.",
+            param,
+            f"{kind}_below_min_value",
+        )
+    if maximum is not None and value > maximum:
+        raise errors.invalid_request(
+            f"Invalid '{param}': {kind} above maximum value. Expected a value <= {maximum}, "
+            f"but got {value} instead.",
+            param,
+            f"{kind}_above_max_value",
+        )
+    return value
+
+
+def integer(
+    value: Any, param: str, minimum: Optional[int] = None, maximum: Optional[int] = None
+) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise wrong_type(param, "an integer", value)
+    return _range(value, param, "integer", minimum, maximum)
+
+
+def number(
+    value: Any, param: str, minimum: Optional[float] = None, maximum: Optional[float] = None
+) -> Optional[float]:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise wrong_type(param, "a number", value)
+    return _range(value, param, "decimal", minimum, maximum)
+
+
+def reject_unknown(body: Mapping[str, Any], known: frozenset) -> None:
+    """``MOKKU_STRICT``: refuse parameters the real API does not know, as it does."""
+    for name in body:
+        if name not in known:
+            raise errors.invalid_request(f"Unrecognized request argument supplied: {name}", name)

@@ -1,0 +1,617 @@
+"""``POST /v1/chat/completions`` in-process: echo, parameters, streaming, validation."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from typing import Any, Dict, List
+
+import pytest
+import webtest
+
+from mokku import config
+from mokku import sse as mokku_sse
+from mokku.app import App
+from mokku.tokens import count, tokenize
+
+from . import sse
+from .spec import validate
+
+URL = "/v1/chat/completions"
+QUOTA_BODY = (
+    b'{"error":{"message":"You exceeded your current quota, please check your plan and billing details.",'
+    b'"type":"insufficient_quota","param":null,"code":"insufficient_quota"}}'
+)
+
+
+def user(text: Any) -> List[Dict[str, Any]]:
+    return [{"role": "user", "content": text}]
+
+
+def chat(app: webtest.TestApp, **body: Any) -> Dict[str, Any]:
+    body.setdefault("model", "gpt-4o")
+    response = app.post_json(URL, body)
+    assert response.content_type == "application/json"
+    validate(response.json, "CreateChatCompletionResponse")
+    return response.json
+
+
+def stream(app: webtest.TestApp, **body: Any) -> List[Dict[str, Any]]:
+    body.setdefault("model", "gpt-4o")
+    body["stream"] = True
+    response = app.post_json(URL, body)
+    assert response.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    chunks = sse.parse(response.body)
+    for chunk in chunks:
+        validate(chunk, "CreateChatCompletionStreamResponse")
+    return chunks
+
+
+def test_echoes_last_user_message(app: webtest.TestApp) -> None:
+    messages = [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "first question"},
+        {"role": "assistant", "content": "first answer"},
+        {"role": "user", "content": "Hello, wörld! 日本語 🎉"},
+    ]
+    body = chat(app, messages=messages)
+    assert re.fullmatch(r"chatcmpl-[A-Za-z0-9]{29}", body["id"])
+    assert body["object"] == "chat.completion"
+    assert body["model"] == "gpt-4o"
+    assert abs(body["created"] - time.time()) < 5
+    assert body["service_tier"] == "default"
+    assert body["system_fingerprint"].startswith("fp_")
+    assert body["choices"] == [
+        {
+            "index": 0,
+            "message": {
+                "role": "assistant",
+                "content": "Hello, wörld! 日本語 🎉",
+                "refusal": None,
+                "annotations": [],
+            },
+            "logprobs": None,
+            "finish_reason": "stop",
+        }
+    ]
+
+
+def test_usage_follows_the_token_rule(app: webtest.TestApp) -> None:
+    messages = [{"role": "system", "content": "Be nice."}, {"role": "user", "content": "Hello there, friend"}]
+    usage = chat(app, messages=messages)["usage"]
+    prompt = 3 + (3 + count("Be nice.")) + (3 + count("Hello there, friend"))
+    assert usage["prompt_tokens"] == prompt == 3 + 6 + 7
+    assert usage["completion_tokens"] == 4
+    assert usage["total_tokens"] == prompt + 4
+    assert usage["prompt_tokens_details"] == {"cached_tokens": 0, "audio_tokens": 0}
+    assert usage["completion_tokens_details"]["reasoning_tokens"] == 0
+
+
+def test_named_messages_cost_one_more_token(app: webtest.TestApp) -> None:
+    plain = chat(app, messages=[{"role": "user", "content": "hi"}])["usage"]["prompt_tokens"]
+    named = chat(app, messages=[{"role": "user", "content": "hi", "name": "bob"}])["usage"]["prompt_tokens"]
+    assert named == plain + 1
+
+
+def test_array_content_text_parts_are_joined_and_media_ignored(app: webtest.TestApp) -> None:
+    content = [
+        {"type": "text", "text": "Describe"},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.png"}},
+        {"type": "text", "text": "this picture"},
+        {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "wav"}},
+    ]
+    body = chat(app, messages=user(content))
+    assert body["choices"][0]["message"]["content"] == "Describe\nthis picture"
+
+
+def test_user_message_with_only_media_echoes_empty(app: webtest.TestApp) -> None:
+    content = [{"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]
+    body = chat(app, messages=user(content))
+    assert body["choices"][0]["message"]["content"] == ""
+    assert body["usage"]["completion_tokens"] == 0
+
+
+def test_without_user_message_echoes_last_message(app: webtest.TestApp) -> None:
+    messages = [{"role": "system", "content": "sys text"}, {"role": "developer", "content": "dev text"}]
+    assert chat(app, messages=messages)["choices"][0]["message"]["content"] == "dev text"
+
+
+def test_user_message_wins_over_later_messages(app: webtest.TestApp) -> None:
+    messages = [
+        {"role": "user", "content": "the question"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+        {"role": "tool", "tool_call_id": "c1", "content": "tool output"},
+    ]
+    assert chat(app, messages=messages)["choices"][0]["message"]["content"] == "the question"
+
+
+def test_n_gives_identical_choices(app: webtest.TestApp) -> None:
+    body = chat(app, messages=user("same for all"), n=3)
+    assert [choice["index"] for choice in body["choices"]] == [0, 1, 2]
+    assert {choice["message"]["content"] for choice in body["choices"]} == {"same for all"}
+    assert body["usage"]["completion_tokens"] == 3 * count("same for all")
+
+
+@pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
+def test_token_limit_truncates_with_length(app: webtest.TestApp, field: str) -> None:
+    text = "one two three four five"
+    body = chat(app, messages=user(text), **{field: 2})
+    assert body["choices"][0]["message"]["content"] == "one two"
+    assert body["choices"][0]["finish_reason"] == "length"
+    assert body["usage"]["completion_tokens"] == 2
+
+
+def test_token_limit_not_reached_is_stop(app: webtest.TestApp) -> None:
+    body = chat(app, messages=user("one two"), max_tokens=2)
+    assert body["choices"][0]["message"]["content"] == "one two"
+    assert body["choices"][0]["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize(
+    ("stop", "expected"),
+    [
+        ("three", "one two "),
+        (["zzz", "two", "one"], ""),
+        (["four", "two"], "one "),
+        (["absent"], "one two three four"),
+        ("", "one two three four"),
+    ],
+)
+def test_stop_cuts_before_first_match(app: webtest.TestApp, stop: Any, expected: str) -> None:
+    body = chat(app, messages=user("one two three four"), stop=stop)
+    assert body["choices"][0]["message"]["content"] == expected
+    assert body["choices"][0]["finish_reason"] == "stop"
+
+
+def test_stop_then_token_limit(app: webtest.TestApp) -> None:
+    body = chat(app, messages=user("one two three four"), stop="four", max_tokens=2)
+    assert body["choices"][0]["message"]["content"] == "one two"
+    assert body["choices"][0]["finish_reason"] == "length"
+
+
+def test_stream_chunk_sequence(app: webtest.TestApp) -> None:
+    text = "Hello, streaming world!"
+    chunks = stream(app, messages=user(text))
+    assert len({chunk["id"] for chunk in chunks}) == 1
+    assert len({chunk["created"] for chunk in chunks}) == 1
+    assert all(chunk["object"] == "chat.completion.chunk" for chunk in chunks)
+    assert all("usage" not in chunk for chunk in chunks)
+    choices = [chunk["choices"] for chunk in chunks]
+    assert all(len(c) == 1 for c in choices)
+    assert choices[0][0] == {
+        "index": 0,
+        "delta": {"role": "assistant", "content": "", "refusal": None},
+        "logprobs": None,
+        "finish_reason": None,
+    }
+    deltas = [c[0]["delta"] for c in choices[1:-1]]
+    assert deltas == [{"content": token} for token in tokenize(text)]
+    assert all(c[0]["finish_reason"] is None for c in choices[:-1])
+    assert choices[-1][0] == {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}
+    assert sse.content(chunks) == text
+
+
+def test_stream_include_usage(app: webtest.TestApp) -> None:
+    chunks = stream(app, messages=user("count me"), stream_options={"include_usage": True})
+    assert all(chunk["usage"] is None for chunk in chunks[:-1])
+    last = chunks[-1]
+    assert last["choices"] == []
+    whole = chat(app, messages=user("count me"))["usage"]
+    assert last["usage"] == whole
+
+
+def test_stream_include_usage_false_has_no_usage_chunk(app: webtest.TestApp) -> None:
+    chunks = stream(app, messages=user("x y"), stream_options={"include_usage": False})
+    assert all("usage" not in chunk for chunk in chunks)
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+
+
+def test_stream_n_and_limit(app: webtest.TestApp) -> None:
+    chunks = stream(app, messages=user("alpha beta gamma"), n=2, max_tokens=2)
+    for index in (0, 1):
+        assert sse.content(chunks, index) == "alpha beta"
+        finals = [
+            c for chunk in chunks for c in chunk["choices"] if c["index"] == index and c["finish_reason"]
+        ]
+        assert [c["finish_reason"] for c in finals] == ["length"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "plain ascii text",
+        "Grüße, naïve café — “quotes” ½",
+        "日本語のテキストとかな、中文字符",
+        "emoji 🎉👩‍👩‍👧 flags 🇯🇵 and e\u0301 combining",
+        "lines\nand\ttabs\r\n  indented\n\n",
+        'json "quotes" \\ backslashes </script>',
+        "",
+    ],
+)
+def test_stream_concatenation_equals_whole_content(app: webtest.TestApp, text: str) -> None:
+    whole = chat(app, messages=user(text))["choices"][0]["message"]["content"]
+    assert whole == text
+    assert sse.content(stream(app, messages=user(text))) == text
+
+
+def test_credit_error_is_402_exact(app: webtest.TestApp) -> None:
+    response = app.post_json(URL, {"model": "credit-error", "messages": user("hi")}, status=402)
+    assert response.body == QUOTA_BODY
+    validate(response.json, "ErrorResponse")
+    response = app.post_json(
+        URL, {"model": "credit-error", "messages": user("hi"), "stream": True}, status=402
+    )
+    assert response.body == QUOTA_BODY
+    assert response.content_type == "application/json"
+
+
+def test_credit_error_wins_over_other_problems(app: webtest.TestApp) -> None:
+    response = app.post_json(URL, {"model": "credit-error", "messages": []}, status=402)
+    assert response.body == QUOTA_BODY
+
+
+MESSAGE = user("hi")
+
+INVALID = [
+    # (body, param, code, message pattern)
+    ({"messages": MESSAGE}, "model", "missing_required_parameter", r"Missing required parameter: 'model'\."),
+    (
+        {"model": 4, "messages": MESSAGE},
+        "model",
+        "invalid_type",
+        r"Invalid type for 'model': expected a string, but got an integer",
+    ),
+    ({"model": "m"}, "messages", "missing_required_parameter", r"Missing required parameter: 'messages'\."),
+    ({"model": "m", "messages": "hi"}, "messages", "invalid_type", r"expected an array, but got a string"),
+    ({"model": "m", "messages": []}, "messages", "empty_array", r"Invalid 'messages': empty array"),
+    (
+        {"model": "m", "messages": ["hi"]},
+        "messages[0]",
+        "invalid_type",
+        r"expected an object, but got a string",
+    ),
+    (
+        {"model": "m", "messages": [{"content": "x"}]},
+        "messages[0].role",
+        "missing_required_parameter",
+        r"'messages\[0\]\.role'",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "robot", "content": "x"}]},
+        "messages[0].role",
+        "invalid_value",
+        r"Invalid value: 'robot'\. Supported values are: 'system', 'developer', 'user', 'assistant', 'tool', and 'function'\.",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "user"}]},
+        "messages[0].content",
+        "missing_required_parameter",
+        r"'messages\[0\]\.content'",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "user", "content": 5}]},
+        "messages[0].content",
+        "invalid_type",
+        r"expected a string or an array of content parts, but got an integer",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "user", "content": []}]},
+        "messages[0].content",
+        "empty_array",
+        r"empty array",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "user", "content": [{"type": "video"}]}]},
+        "messages[0].content[0].type",
+        "invalid_value",
+        r"Invalid value: 'video'",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "user", "content": [{"type": "text"}]}]},
+        "messages[0].content[0].text",
+        "missing_required_parameter",
+        r"content\[0\]\.text",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "user", "content": [{"type": "text", "text": 1}]}]},
+        "messages[0].content[0].text",
+        "invalid_type",
+        r"expected a string",
+    ),
+    (
+        {
+            "model": "m",
+            "messages": [{"role": "system", "content": [{"type": "image_url", "image_url": {"url": "u"}}]}],
+        },
+        "messages[0].content[0].type",
+        "invalid_value",
+        r"Supported values are: 'text'\.",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "tool", "content": "out"}]},
+        "messages[0].tool_call_id",
+        "missing_required_parameter",
+        r"tool_call_id",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "assistant"}]},
+        "messages[0].content",
+        "missing_required_parameter",
+        r"'messages\[0\]\.content'",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "assistant", "content": None, "tool_calls": "x"}]},
+        "messages[0].tool_calls",
+        "invalid_type",
+        r"expected an array",
+    ),
+    (
+        {"model": "m", "messages": [{"role": "function", "content": "x"}]},
+        "messages[0].name",
+        "missing_required_parameter",
+        r"'messages\[0\]\.name'",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "temperature": 2.5},
+        "temperature",
+        "decimal_above_max_value",
+        r"Expected a value <= 2, but got 2\.5 instead",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "temperature": -0.1},
+        "temperature",
+        "decimal_below_min_value",
+        r"Expected a value >= 0",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "temperature": "hot"},
+        "temperature",
+        "invalid_type",
+        r"expected a number, but got a string",
+    ),
+    ({"model": "m", "messages": MESSAGE, "top_p": 1.5}, "top_p", "decimal_above_max_value", r"<= 1"),
+    (
+        {"model": "m", "messages": MESSAGE, "n": 0},
+        "n",
+        "integer_below_min_value",
+        r"Expected a value >= 1, but got 0 instead",
+    ),
+    ({"model": "m", "messages": MESSAGE, "n": 129}, "n", "integer_above_max_value", r"<= 128"),
+    (
+        {"model": "m", "messages": MESSAGE, "n": 1.5},
+        "n",
+        "invalid_type",
+        r"expected an integer, but got a number",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "n": True},
+        "n",
+        "invalid_type",
+        r"expected an integer, but got a boolean",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "presence_penalty": 3},
+        "presence_penalty",
+        "decimal_above_max_value",
+        r"<= 2",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "frequency_penalty": -3},
+        "frequency_penalty",
+        "decimal_below_min_value",
+        r">= -2",
+    ),
+    ({"model": "m", "messages": MESSAGE, "max_tokens": 0}, "max_tokens", "integer_below_min_value", r">= 1"),
+    (
+        {"model": "m", "messages": MESSAGE, "max_completion_tokens": -1},
+        "max_completion_tokens",
+        "integer_below_min_value",
+        r">= 1",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "stop": ["a", "b", "c", "d", "e"]},
+        "stop",
+        "array_above_max_length",
+        r"maximum length 4, but got an array with length 5",
+    ),
+    ({"model": "m", "messages": MESSAGE, "stop": [1]}, "stop[0]", "invalid_type", r"expected a string"),
+    ({"model": "m", "messages": MESSAGE, "stop": 7}, "stop", "invalid_type", r"expected an array"),
+    (
+        {"model": "m", "messages": MESSAGE, "stream": "yes"},
+        "stream",
+        "invalid_type",
+        r"expected a boolean, but got a string",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "stream_options": {"include_usage": True}},
+        "stream_options",
+        None,
+        r"only allowed when 'stream' is enabled",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "stream": True, "stream_options": {"include_usage": 1}},
+        "stream_options.include_usage",
+        "invalid_type",
+        r"expected a boolean",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "logprobs": "yes"},
+        "logprobs",
+        "invalid_type",
+        r"expected a boolean",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "logprobs": True, "top_logprobs": 21},
+        "top_logprobs",
+        "integer_above_max_value",
+        r"<= 20",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "top_logprobs": 2},
+        "top_logprobs",
+        None,
+        r"'logprobs' must be set to true",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "tools": {"type": "function"}},
+        "tools",
+        "invalid_type",
+        r"expected an array",
+    ),
+    ({"model": "m", "messages": MESSAGE, "tools": ["f"]}, "tools[0]", "invalid_type", r"expected an object"),
+    (
+        {"model": "m", "messages": MESSAGE, "tools": [{"type": "retrieval"}]},
+        "tools[0].type",
+        "invalid_value",
+        r"Invalid value: 'retrieval'",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "tools": [{"type": "function"}]},
+        "tools[0].function",
+        "missing_required_parameter",
+        r"tools\[0\]\.function",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "tools": [{"type": "function", "function": {}}]},
+        "tools[0].function.name",
+        "missing_required_parameter",
+        r"function\.name",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "response_format": {"type": "xml"}},
+        "response_format.type",
+        "invalid_value",
+        r"Supported values are: 'text', 'json_object', and 'json_schema'\.",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "response_format": {"type": "json_schema"}},
+        "response_format.json_schema",
+        "missing_required_parameter",
+        r"json_schema",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "response_format": "json"},
+        "response_format",
+        "invalid_type",
+        r"expected an object",
+    ),
+]
+
+
+@pytest.mark.parametrize(("body", "param", "code", "message"), INVALID)
+def test_validation_errors(
+    app: webtest.TestApp, body: Dict[str, Any], param: str, code: Any, message: str
+) -> None:
+    for streaming in (False, True):
+        sent = dict(body, stream=True) if streaming and "stream" not in body else body
+        if sent is not body and "stream_options" in sent:
+            continue
+        response = app.post_json(URL, sent, status=400)
+        validate(response.json, "ErrorResponse")
+        error = response.json["error"]
+        assert error["type"] == "invalid_request_error"
+        assert error["param"] == param
+        assert error["code"] == code
+        assert re.search(message, error["message"]), error["message"]
+
+
+def test_valid_messages_of_every_role(app: webtest.TestApp) -> None:
+    messages = [
+        {"role": "developer", "content": [{"type": "text", "text": "dev"}]},
+        {"role": "system", "content": "sys", "name": "setup"},
+        {
+            "role": "user",
+            "content": [{"type": "file", "file": {"file_id": "file-1"}}, {"type": "text", "text": "q"}],
+        },
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": [{"type": "text", "text": "result"}]},
+        {"role": "assistant", "content": [{"type": "refusal", "refusal": "no"}]},
+        {"role": "function", "name": "f", "content": None},
+        {"role": "user", "content": "last"},
+    ]
+    assert chat(app, messages=messages)["choices"][0]["message"]["content"] == "last"
+
+
+def test_unknown_and_known_extra_params_are_accepted(app: webtest.TestApp) -> None:
+    body = chat(
+        app,
+        messages=user("hi"),
+        temperature=0.2,
+        top_p=1,
+        seed=42,
+        user="u-1",
+        metadata={"k": "v"},
+        store=False,
+        reasoning_effort="low",
+        logit_bias={"50256": -100},
+        brand_new_parameter={"x": 1},
+        tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+        tool_choice="none",
+        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}},
+    )
+    assert body["choices"][0]["message"]["content"] == "hi"
+
+
+def test_strict_mode_rejects_unknown_params(make_app: Any) -> None:
+    app = make_app({"MOKKU_STRICT": "1"})
+    response = app.post_json(URL, {"model": "m", "messages": MESSAGE, "brand_new": 1}, status=400)
+    assert response.json["error"] == {
+        "message": "Unrecognized request argument supplied: brand_new",
+        "type": "invalid_request_error",
+        "param": "brand_new",
+        "code": None,
+    }
+    assert app.post_json(URL, {"model": "m", "messages": MESSAGE, "temperature": 1}).status_int == 200
+
+
+def _wsgi_call(app: App, body: Dict[str, Any]) -> Any:
+    raw = json.dumps(body).encode()
+    import io
+
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": URL,
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(raw)),
+        "wsgi.input": io.BytesIO(raw),
+        "wsgi.multithread": True,
+    }
+    return app(environ, lambda status, headers: None)
+
+
+def test_stream_is_produced_lazily_and_closes() -> None:
+    app = App(config.load({}))
+    text = "word " * 20000
+    body = _wsgi_call(app, {"model": "m", "messages": user(text), "stream": True})
+    assert not isinstance(body, (list, tuple, bytes))
+    first = next(iter(body))
+    assert b'"role":"assistant"' in first
+    second = next(body)
+    assert b'"content":"word"' in second
+    body.close()
+    with pytest.raises(StopIteration):
+        next(body)
+
+
+def test_failure_mid_stream_ends_with_error_event(caplog: pytest.LogCaptureFixture) -> None:
+    def events() -> Any:
+        yield mokku_sse.event({"n": 1})
+        raise RuntimeError("generator bug")
+
+    with caplog.at_level(logging.ERROR, logger="mokku"):
+        out = list(mokku_sse.response(events()).body)
+    assert out[0] == b'data: {"n":1}\n\n'
+    error = json.loads(out[1][len(b"data: ") :])
+    validate(error, "ErrorResponse")
+    assert error["error"]["type"] == "server_error"
+    assert "RuntimeError: generator bug" in caplog.text
