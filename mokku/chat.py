@@ -107,9 +107,7 @@ def _stream(
     for index in choices:
         yield sse.event(chunk(index, {"role": "assistant", "content": "", "refusal": None}))
     content = [sse.EventTemplate(chunk(index, {"content": sse.EventTemplate.SLOT})) for index in choices]
-    for token in output.tokens:
-        for template in content:
-            yield template.render(token)
+    yield from generation.interleave(content, [output.tokens] * sampling.n)
     for index in choices:
         yield sse.event(chunk(index, {}, output.finish_reason))
     if sampling.include_usage:

@@ -9,7 +9,7 @@ they are read and applied here once.
 from __future__ import annotations
 
 import time
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
 
 from . import errors, validate
 from .tokens import tokenize
@@ -32,7 +32,10 @@ class Output(NamedTuple):
 
 
 def read_sampling(
-    body: Mapping[str, Any], token_limits: Tuple[str, ...], default_max_tokens: Optional[int]
+    body: Mapping[str, Any],
+    token_limits: Tuple[str, ...],
+    default_max_tokens: Optional[int] = None,
+    min_max_tokens: int = 1,
 ) -> Sampling:
     """Validate the generation parameters; ``token_limits`` lists the field names, first one wins."""
     validate.number(body.get("temperature"), "temperature", 0, 2)
@@ -47,7 +50,7 @@ def read_sampling(
     n = validate.integer(body.get("n"), "n", 1, 128)
     max_tokens = default_max_tokens
     for name in reversed(token_limits):
-        value = validate.integer(body.get(name), name, 1)
+        value = validate.integer(body.get(name), name, min_max_tokens)
         if value is not None:
             max_tokens = value
     stream = bool(validate.boolean(body.get("stream"), "stream"))
@@ -85,6 +88,19 @@ def complete(text: str, sampling: Sampling) -> Output:
     if sampling.max_tokens is not None and len(tokens) > sampling.max_tokens:
         return Output(tokens[: sampling.max_tokens], "length")
     return Output(tokens, "stop")
+
+
+class TokenEvents(Protocol):
+    def render(self, token: str) -> bytes: ...
+
+
+def interleave(renderers: Sequence[TokenEvents], token_lists: Sequence[Sequence[str]]) -> Iterator[bytes]:
+    """One event per token, choices taking turns, as the real API streams ``n > 1``."""
+    longest = max(map(len, token_lists), default=0)
+    for position in range(longest):
+        for renderer, tokens in zip(renderers, token_lists):
+            if position < len(tokens):
+                yield renderer.render(tokens[position])
 
 
 def usage(prompt_tokens: int, completion_tokens: int, details: bool = True) -> Dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import List
 
-from . import chat
+from . import chat, completions, embeddings
 from .config import Settings
 from .health import health
 from .models import Catalogue
@@ -18,4 +18,6 @@ def build_routes(settings: Settings) -> List[Route]:
         Route("GET", "/v1/models", catalogue.list_models),
         Route("GET", "/v1/models/{model:path}", catalogue.retrieve_model),
         Route("POST", "/v1/chat/completions", chat.create),
+        Route("POST", "/v1/completions", completions.create),
+        Route("POST", "/v1/embeddings", embeddings.create),
     ]

@@ -46,7 +46,10 @@ def wrong_type(param: str, expected: str, value: Any) -> APIError:
 
 def invalid_value(param: str, value: Any, supported: Sequence[str]) -> APIError:
     listed = [f"'{item}'" for item in supported]
-    choices = listed[0] if len(listed) == 1 else ", ".join(listed[:-1]) + ", and " + listed[-1]
+    if len(listed) <= 2:
+        choices = " and ".join(listed)
+    else:
+        choices = ", ".join(listed[:-1]) + ", and " + listed[-1]
     return errors.invalid_request(
         f"Invalid value: '{value}'. Supported values are: {choices}.", param, "invalid_value"
     )

@@ -1,0 +1,136 @@
+"""``POST /v1/embeddings``: deterministic unit vectors, one per input.
+
+A vector depends only on (model, input): the SHAKE-256 stream of
+``model + "\\0" + text`` is read as little-endian signed 16-bit integers, one
+per dimension, and scaled to unit length. The same text gives the same vector
+in every process and on every machine; different texts give unrelated
+vectors (cosine near 0), and a text is most similar to itself. ``dimensions``
+keeps the first components and re-normalizes, as the text-embedding-3 models
+do. Token-id inputs embed their documented rendering (ids in decimal,
+separated by spaces), as completions echo them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import operator
+import sys
+from array import array
+from typing import Any, List, Tuple
+
+from . import errors, validate
+from .completions import render_token_ids
+from .http import Request, Response, json_response
+from .tokens import count
+
+KNOWN_PARAMS = frozenset(("input", "model", "encoding_format", "dimensions", "user"))
+MODEL_DIMENSIONS = {
+    "text-embedding-3-small": 1536,
+    "text-embedding-3-large": 3072,
+    "text-embedding-ada-002": 1536,
+}
+DEFAULT_DIMENSIONS = 1536
+FIXED_DIMENSION_MODELS = frozenset(("text-embedding-ada-002",))
+MAX_INPUTS = 2048
+ENCODINGS = ("float", "base64")
+INPUT_TYPES = "a string, an array of strings, an array of integers, or an array of arrays of integers"
+_LITTLE_ENDIAN = sys.byteorder == "little"
+
+
+def vector(model: str, text: str, dimensions: int) -> array:
+    """The unit-length float32 vector for ``text`` under ``model``, ``dimensions`` long."""
+    key = f"{model}\0{text}".encode("utf-8", "surrogatepass")
+    raw = array("h", hashlib.shake_256(key).digest(2 * dimensions))
+    if not _LITTLE_ENDIAN:
+        raw.byteswap()
+    # Integer sum of squares: exact, and done in C by map/sum.
+    scale = 1.0 / math.sqrt(sum(map(operator.mul, raw, raw)) or 1)
+    return array("f", map(scale.__mul__, raw))
+
+
+def _encode(values: array, encoding: str) -> Any:
+    if encoding == "float":
+        return values.tolist()
+    if not _LITTLE_ENDIAN:
+        values = array("f", values)
+        values.byteswap()
+    return base64.b64encode(values.tobytes()).decode("ascii")
+
+
+def create(request: Request) -> Response:
+    body = request.json()
+    if request.settings.strict:
+        validate.reject_unknown(body, KNOWN_PARAMS)
+    model = validate.string(validate.required(body, "model"), "model")
+    texts, prompt_tokens = read_inputs(validate.required(body, "input"))
+    encoding = validate.string(body.get("encoding_format"), "encoding_format") or "float"
+    if encoding not in ENCODINGS:
+        raise validate.invalid_value("encoding_format", encoding, ENCODINGS)
+    validate.string(body.get("user"), "user")
+    dimensions = read_dimensions(model, body.get("dimensions"))
+    data = [
+        {
+            "object": "embedding",
+            "index": index,
+            "embedding": _encode(vector(model, text, dimensions), encoding),
+        }
+        for index, text in enumerate(texts)
+    ]
+    return json_response(
+        {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
+        }
+    )
+
+
+def read_dimensions(model: str, value: Any) -> int:
+    size = MODEL_DIMENSIONS.get(model, DEFAULT_DIMENSIONS)
+    if value is None:
+        return size
+    if model in FIXED_DIMENSION_MODELS:
+        raise errors.invalid_request("This model does not support specifying dimensions.", "dimensions")
+    return validate.integer(value, "dimensions", 1, size) or size
+
+
+def read_inputs(value: Any) -> Tuple[List[str], int]:
+    """The texts to embed (in order) and their prompt-token cost, from any of the four input forms."""
+    if isinstance(value, str):
+        _non_empty(value, "input")
+        return [value], count(value)
+    if not isinstance(value, list):
+        raise validate.wrong_type("input", INPUT_TYPES, value)
+    validate.array(value, "input", 1, MAX_INPUTS)
+    if all(isinstance(item, str) for item in value):
+        for index, item in enumerate(value):
+            _non_empty(item, f"input[{index}]")
+        return list(value), sum(map(count, value))
+    if all(isinstance(item, int) and not isinstance(item, bool) for item in value):
+        return [render_token_ids(_token_ids(value, "input"))], len(value)
+    if all(isinstance(item, list) for item in value):
+        lists = [_token_ids(item, f"input[{i}]") for i, item in enumerate(value)]
+        return [render_token_ids(ids) for ids in lists], sum(map(len, lists))
+    raise validate.wrong_type("input", INPUT_TYPES, value)
+
+
+def _non_empty(text: str, param: str) -> None:
+    if not text:
+        raise errors.invalid_request(
+            f"Invalid '{param}': empty string. Expected a string with minimum length 1, "
+            "but got an empty string instead.",
+            param,
+            "empty_string",
+        )
+
+
+def _token_ids(ids: List[Any], param: str) -> List[int]:
+    validate.array(ids, param, 1)
+    for index, token_id in enumerate(ids):
+        if isinstance(token_id, bool) or not isinstance(token_id, int):
+            raise validate.wrong_type(f"{param}[{index}]", "an integer", token_id)
+        validate.integer(token_id, f"{param}[{index}]", 0)
+    return ids
