@@ -53,7 +53,12 @@ def create(request: Request) -> Response:
     completion_id = random_id("chatcmpl-")
     created = generation.now()
     if sampling.stream:
-        return sse.response(_stream(completion_id, created, model, output, sampling, prompt_tokens))
+        usage = generation.usage(prompt_tokens, len(output.tokens) * sampling.n)
+        return sse.response(
+            _stream(
+                completion_id, created, model, output, sampling, usage if sampling.include_usage else None
+            )
+        )
     content = "".join(output.tokens)
     choices = [
         {
@@ -84,20 +89,17 @@ def _stream(
     model: str,
     output: generation.Output,
     sampling: generation.Sampling,
-    prompt_tokens: int,
+    usage: Optional[Dict[str, Any]],
 ) -> Iterator[bytes]:
     """Per choice: a role chunk, one chunk per token, a finish chunk; then usage and [DONE]."""
-    base: Dict[str, Any] = {
-        "id": completion_id,
-        "object": "chat.completion.chunk",
-        "created": created,
-        "model": model,
-        "service_tier": generation.SERVICE_TIER,
-        "system_fingerprint": generation.SYSTEM_FINGERPRINT,
-        "choices": None,
-    }
-    if sampling.include_usage:
-        base["usage"] = None
+    base = generation.chunk_base(
+        "chat.completion.chunk",
+        completion_id,
+        created,
+        model,
+        usage is not None,
+        service_tier=generation.SERVICE_TIER,
+    )
 
     def chunk(index: int, delta: Any, finish_reason: Optional[str] = None) -> Dict[str, Any]:
         choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
@@ -110,10 +112,7 @@ def _stream(
     yield from generation.interleave(content, [output.tokens] * sampling.n)
     for index in choices:
         yield sse.event(chunk(index, {}, output.finish_reason))
-    if sampling.include_usage:
-        usage = generation.usage(prompt_tokens, len(output.tokens) * sampling.n)
-        yield sse.event({**base, "choices": [], "usage": usage})
-    yield sse.DONE
+    yield from generation.stream_end(base, usage)
 
 
 def read_messages(body: Mapping[str, Any]) -> List[Dict[str, Any]]:

@@ -139,16 +139,7 @@ def _stream(
     usage: Optional[Dict[str, Any]],
 ) -> Iterator[bytes]:
     """One chunk per token (the echoed prompt's first), a finish chunk per choice, usage, [DONE]."""
-    base: Dict[str, Any] = {
-        "id": completion_id,
-        "object": "text_completion",
-        "created": created,
-        "model": model,
-        "system_fingerprint": generation.SYSTEM_FINGERPRINT,
-        "choices": None,
-    }
-    if usage is not None:
-        base["usage"] = None
+    base = generation.chunk_base("text_completion", completion_id, created, model, usage is not None)
 
     def choice_chunk(index: int, text: Any, finish_reason: Optional[str] = None) -> Dict[str, Any]:
         choice = {"text": text, "index": index, "logprobs": None, "finish_reason": finish_reason}
@@ -162,9 +153,7 @@ def _stream(
     yield from generation.interleave(renderers, [_tokens(choice) for choice in choices])
     for choice in choices:
         yield sse.event(choice_chunk(choice.index, "", choice.output.finish_reason))
-    if usage is not None:
-        yield sse.event({**base, "choices": [], "usage": usage})
-    yield sse.DONE
+    yield from generation.stream_end(base, usage)
 
 
 def read_prompts(value: Any) -> List[Prompt]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
 
-from . import errors, validate
+from . import errors, sse, validate
 from .tokens import tokenize
 
 SYSTEM_FINGERPRINT = "fp_6d0c3f2a1b"
@@ -88,6 +88,31 @@ def complete(text: str, sampling: Sampling) -> Output:
     if sampling.max_tokens is not None and len(tokens) > sampling.max_tokens:
         return Output(tokens[: sampling.max_tokens], "length")
     return Output(tokens, "stop")
+
+
+def chunk_base(
+    object_name: str, completion_id: str, created: int, model: str, include_usage: bool, **extra: Any
+) -> Dict[str, Any]:
+    """The fields every chunk of a stream repeats; ``usage`` is null in each when usage is asked for."""
+    base: Dict[str, Any] = {
+        "id": completion_id,
+        "object": object_name,
+        "created": created,
+        "model": model,
+        **extra,
+        "system_fingerprint": SYSTEM_FINGERPRINT,
+        "choices": None,
+    }
+    if include_usage:
+        base["usage"] = None
+    return base
+
+
+def stream_end(base: Dict[str, Any], usage: Optional[Dict[str, Any]]) -> Iterator[bytes]:
+    """The usage chunk (when asked for: no choices, the usage) and ``[DONE]``."""
+    if usage is not None:
+        yield sse.event({**base, "choices": [], "usage": usage})
+    yield sse.DONE
 
 
 class TokenEvents(Protocol):

@@ -13,6 +13,7 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from . import errors
 from .config import Settings
+from .validate import json_type
 
 Headers = List[Tuple[str, str]]
 
@@ -60,18 +61,6 @@ def error_response(error: errors.APIError) -> Response:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    return "null"
 
 
 class Request:
@@ -148,7 +137,7 @@ class Request:
             ) from None
         if not isinstance(value, dict):
             raise errors.invalid_request(
-                f"The request body must be a JSON object, but got {_json_type(value)} instead."
+                f"The request body must be a JSON object, but got {json_type(value)} instead."
             )
         self._json = value
         return value

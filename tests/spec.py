@@ -8,6 +8,7 @@ used by some schemas) is rewritten into JSON Schema's ``anyOf [..., null]``.
 from __future__ import annotations
 
 import functools
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -61,3 +62,11 @@ def validate(instance: Any, schema_name: str) -> None:
     if errors:
         details = "\n".join(f"- {list(e.path)}: {e.message}" for e in errors[:10])
         pytest.fail(f"response does not match {schema_name}:\n{details}")
+
+
+def assert_invalid_request(body: Any, param: Any, code: Any, message: str) -> None:
+    """``body`` is a 400 envelope naming ``param`` with ``code``, its message matching the regex ``message``."""
+    validate(body, "ErrorResponse")
+    error = body["error"]
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code)
+    assert re.search(message, error["message"]), error["message"]

@@ -17,7 +17,7 @@ from mokku.app import App
 from mokku.tokens import count, tokenize
 
 from . import sse
-from .spec import validate
+from .spec import assert_invalid_request, validate
 
 URL = "/v1/chat/completions"
 QUOTA_BODY = (
@@ -510,13 +510,7 @@ def test_validation_errors(
         sent = dict(body, stream=True) if streaming and "stream" not in body else body
         if sent is not body and "stream_options" in sent:
             continue
-        response = app.post_json(URL, sent, status=400)
-        validate(response.json, "ErrorResponse")
-        error = response.json["error"]
-        assert error["type"] == "invalid_request_error"
-        assert error["param"] == param
-        assert error["code"] == code
-        assert re.search(message, error["message"]), error["message"]
+        assert_invalid_request(app.post_json(URL, sent, status=400).json, param, code, message)
 
 
 def test_valid_messages_of_every_role(app: webtest.TestApp) -> None:

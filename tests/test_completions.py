@@ -11,7 +11,7 @@ import webtest
 from mokku.tokens import count, tokenize
 
 from . import sse
-from .spec import validate
+from .spec import assert_invalid_request, validate
 
 URL = "/v1/completions"
 QUOTA_BODY = (
@@ -232,11 +232,7 @@ INVALID = [
 def test_validation_errors(
     app: webtest.TestApp, body: Dict[str, Any], param: str, code: Any, message: str
 ) -> None:
-    response = app.post_json(URL, body, status=400)
-    validate(response.json, "ErrorResponse")
-    error = response.json["error"]
-    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code)
-    assert re.search(message, error["message"]), error["message"]
+    assert_invalid_request(app.post_json(URL, body, status=400).json, param, code, message)
 
 
 def test_strict_mode(make_app: Any) -> None:

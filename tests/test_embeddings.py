@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import math
-import re
 import subprocess
 import sys
 from array import array
@@ -16,7 +15,7 @@ import webtest
 from mokku.embeddings import vector
 from mokku.tokens import count
 
-from .spec import validate
+from .spec import assert_invalid_request, validate
 
 URL = "/v1/embeddings"
 
@@ -201,8 +200,4 @@ INVALID = [
 def test_validation_errors(
     app: webtest.TestApp, body: Dict[str, Any], param: str, code: Any, message: str
 ) -> None:
-    response = app.post_json(URL, body, status=400)
-    validate(response.json, "ErrorResponse")
-    error = response.json["error"]
-    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code)
-    assert re.search(message, error["message"]), error["message"]
+    assert_invalid_request(app.post_json(URL, body, status=400).json, param, code, message)
