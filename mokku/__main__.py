@@ -57,6 +57,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"mokku: {exc}", file=sys.stderr)
         return 2
 
+    from . import telemetry
     from .server import make_server
     from .wsgi import app
 
@@ -73,13 +74,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     signal.signal(signal.SIGINT, stop)
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in host else host
+    telemetry.setup()
     log.info("mokku %s listening on http://%s:%d (threads=%d)", __version__, shown, port, settings.threads)
+    log.info(telemetry.describe())
     try:
         server.serve_forever()
     except _Stop:
         pass
     finally:
         server.server_close()
+        telemetry.shutdown()
     log.info("mokku stopped")
     return 0
 

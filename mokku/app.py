@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any, Callable, Dict, Iterable, Optional
 
-from . import config, errors
+from . import config, errors, telemetry
 from .http import STATUS_LINES, Request, Response, error_response
 from .routes import build_routes
 from .routing import Route, Router
@@ -41,6 +41,7 @@ class App:
         if not self._checked_threading:
             self._check_threading(environ)
         request = Request(environ, self.settings)
+        request.span = telemetry.current_span()
         response = self.handle(request)
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         headers = response.headers
@@ -52,14 +53,22 @@ class App:
 
     def handle(self, request: Request) -> Response:
         try:
-            route, params = self.router.match(request)
-            request.environ["mokku.route"] = route.template
+            try:
+                route, params = self.router.match(request)
+            except errors.APIError:
+                telemetry.record_route(request.span, request.method, None)
+                raise
+            request.environ["mokku.route"] = route.name
+            telemetry.record_route(request.span, request.method, route.name)
             return route.handler(request, **params)
         except errors.APIError as exc:
+            telemetry.record_error(request.span, exc.status, exc.type, exc.code, exc.message)
             return error_response(exc)
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.path)
-            return error_response(errors.server_error())
+            error = errors.server_error()
+            telemetry.record_error(request.span, error.status, error.type, error.code, error.message)
+            return error_response(error)
 
     def _check_threading(self, environ: Dict[str, Any]) -> None:
         self._checked_threading = True

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, List, Mapping, Optional
 
-from . import errors, faults, generation, sse, validate
-from .http import Request, Response, json_response
+from . import errors, faults, generation, sse, telemetry, validate
+from .http import Request, Response
 from .ids import random_id
 from .tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count
 
@@ -43,22 +43,22 @@ def create(request: Request) -> Response:
     if request.settings.strict:
         validate.reject_unknown(body, KNOWN_PARAMS)
     model = validate.string(validate.required(body, "model"), "model")
-    faults.check(model)
+    telemetry.record_request(request.span, "chat", model, body)
+    faults.check(model, request.span)
     messages = read_messages(body)
     sampling = generation.read_sampling(body, ("max_completion_tokens", "max_tokens"), None)
     read_output_options(body)
 
     output = generation.complete(echo_text(messages), sampling)
-    prompt_tokens = prompt_token_count(messages)
+    usage = generation.usage(prompt_token_count(messages), len(output.tokens) * sampling.n)
     completion_id = random_id("chatcmpl-")
     created = generation.now()
+    finish_reasons = [output.finish_reason] * sampling.n
     if sampling.stream:
-        usage = generation.usage(prompt_tokens, len(output.tokens) * sampling.n)
-        return sse.response(
-            _stream(
-                completion_id, created, model, output, sampling, usage if sampling.include_usage else None
-            )
+        events = _stream(
+            completion_id, created, model, output, sampling, usage if sampling.include_usage else None
         )
+        return generation.respond(request.span, completion_id, model, usage, finish_reasons, events=events)
     content = "".join(output.tokens)
     choices = [
         {
@@ -69,18 +69,17 @@ def create(request: Request) -> Response:
         }
         for index in range(sampling.n)
     ]
-    return json_response(
-        {
-            "id": completion_id,
-            "object": "chat.completion",
-            "created": created,
-            "model": model,
-            "choices": choices,
-            "usage": generation.usage(prompt_tokens, len(output.tokens) * sampling.n),
-            "service_tier": generation.SERVICE_TIER,
-            "system_fingerprint": generation.SYSTEM_FINGERPRINT,
-        }
-    )
+    result = {
+        "id": completion_id,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": choices,
+        "usage": usage,
+        "service_tier": generation.SERVICE_TIER,
+        "system_fingerprint": generation.SYSTEM_FINGERPRINT,
+    }
+    return generation.respond(request.span, completion_id, model, usage, finish_reasons, body=result)
 
 
 def _stream(

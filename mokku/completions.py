@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 
-from . import errors, faults, generation, logprobs, sse, validate
-from .http import Request, Response, json_response
+from . import errors, faults, generation, logprobs, sse, telemetry, validate
+from .http import Request, Response
 from .ids import random_id
 from .tokens import count, tokenize
 
@@ -40,7 +40,8 @@ def create(request: Request) -> Response:
     if request.settings.strict:
         validate.reject_unknown(body, KNOWN_PARAMS)
     model = validate.string(validate.required(body, "model"), "model")
-    faults.check(model)
+    telemetry.record_request(request.span, "text_completion", model, body)
+    faults.check(model, request.span)
     prompts = read_prompts(body.get("prompt"))
     sampling = generation.read_sampling(body, ("max_tokens",), DEFAULT_MAX_TOKENS, min_max_tokens=0)
     echo = bool(validate.boolean(body.get("echo"), "echo"))
@@ -63,29 +64,30 @@ def create(request: Request) -> Response:
     usage = generation.usage(sum(p.tokens for p in prompts), generated, details=False)
     completion_id = random_id("cmpl-")
     created = generation.now()
+    finish_reasons = [choice.output.finish_reason for choice in choices]
     if sampling.stream:
-        return sse.response(
-            _stream(completion_id, created, model, choices, top, usage if sampling.include_usage else None)
+        events = _stream(
+            completion_id, created, model, choices, top, usage if sampling.include_usage else None
         )
-    return json_response(
-        {
-            "id": completion_id,
-            "object": "text_completion",
-            "created": created,
-            "model": model,
-            "system_fingerprint": generation.SYSTEM_FINGERPRINT,
-            "choices": [
-                {
-                    "text": choice.prefix + "".join(choice.output.tokens),
-                    "index": choice.index,
-                    "logprobs": None if top is None else _logprobs(choice, top),
-                    "finish_reason": choice.output.finish_reason,
-                }
-                for choice in choices
-            ],
-            "usage": usage,
-        }
-    )
+        return generation.respond(request.span, completion_id, model, usage, finish_reasons, events=events)
+    result = {
+        "id": completion_id,
+        "object": "text_completion",
+        "created": created,
+        "model": model,
+        "system_fingerprint": generation.SYSTEM_FINGERPRINT,
+        "choices": [
+            {
+                "text": choice.prefix + "".join(choice.output.tokens),
+                "index": choice.index,
+                "logprobs": None if top is None else _logprobs(choice, top),
+                "finish_reason": choice.output.finish_reason,
+            }
+            for choice in choices
+        ],
+        "usage": usage,
+    }
+    return generation.respond(request.span, completion_id, model, usage, finish_reasons, body=result)
 
 
 def _tokens(choice: Choice) -> List[str]:

@@ -20,7 +20,7 @@ import sys
 from array import array
 from typing import Any, List, Tuple
 
-from . import errors, validate
+from . import errors, telemetry, validate
 from .completions import render_token_ids
 from .http import Request, Response, json_response
 from .tokens import count
@@ -64,6 +64,7 @@ def create(request: Request) -> Response:
     if request.settings.strict:
         validate.reject_unknown(body, KNOWN_PARAMS)
     model = validate.string(validate.required(body, "model"), "model")
+    telemetry.record_request(request.span, "embeddings", model, body)
     texts, prompt_tokens = read_inputs(validate.required(body, "input"))
     encoding = validate.string(body.get("encoding_format"), "encoding_format") or "float"
     if encoding not in ENCODINGS:
@@ -78,6 +79,7 @@ def create(request: Request) -> Response:
         }
         for index, text in enumerate(texts)
     ]
+    telemetry.record_response(request.span, None, model, prompt_tokens)
     return json_response(
         {
             "object": "list",

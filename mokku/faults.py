@@ -7,9 +7,11 @@ whole HTTP error response, never a broken stream.
 
 from __future__ import annotations
 
-from typing import Callable, Dict, Tuple
+from typing import Callable, Dict, Optional, Tuple
 
-from . import errors
+from opentelemetry.trace import Span
+
+from . import errors, telemetry
 
 _BY_MODEL: Dict[str, Callable[[], errors.APIError]] = {
     # The seed's quota simulation: 402, unlike the real API's 429, kept as users rely on it.
@@ -19,8 +21,9 @@ _BY_MODEL: Dict[str, Callable[[], errors.APIError]] = {
 SIMULATION_MODELS: Tuple[str, ...] = tuple(_BY_MODEL)
 
 
-def check(model: str) -> None:
-    """Raise the simulated error that ``model`` asks for, if any."""
+def check(model: str, span: Optional[Span] = None) -> None:
+    """Raise the simulated error that ``model`` asks for, if any, noting it on the span."""
     make = _BY_MODEL.get(model)
     if make is not None:
+        telemetry.record_fault(span, model)
         raise make()

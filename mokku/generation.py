@@ -8,10 +8,27 @@ they are read and applied here once.
 
 from __future__ import annotations
 
+import functools
 import time
-from typing import Any, Dict, Iterator, List, Mapping, NamedTuple, Optional, Protocol, Sequence, Tuple
+from typing import (
+    Any,
+    Dict,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Protocol,
+    Sequence,
+    Tuple,
+)
+
+from opentelemetry.trace import Span
 
 from . import errors, sse, validate
+from .http import Response, json_response
+from .telemetry import record_response
 from .tokens import tokenize
 
 SYSTEM_FINGERPRINT = "fp_6d0c3f2a1b"
@@ -88,6 +105,32 @@ def complete(text: str, sampling: Sampling) -> Output:
     if sampling.max_tokens is not None and len(tokens) > sampling.max_tokens:
         return Output(tokens[: sampling.max_tokens], "length")
     return Output(tokens, "stop")
+
+
+def respond(
+    span: Optional[Span],
+    response_id: str,
+    model: str,
+    usage: Dict[str, Any],
+    finish_reasons: Sequence[str],
+    body: Any = None,
+    events: Optional[Iterable[bytes]] = None,
+) -> Response:
+    """The JSON ``body`` or the SSE ``events``, with the GenAI response attributes on the span.
+
+    A stream's output tokens and finish reasons are recorded only once its
+    last event is sent, so a client that disconnects early is not counted as
+    having received the whole output.
+    """
+    prompt_tokens = usage["prompt_tokens"]
+    if events is None:
+        record_response(span, response_id, model, prompt_tokens, usage["completion_tokens"], finish_reasons)
+        return json_response(body)
+    record_response(span, response_id, model, prompt_tokens)
+    on_complete = functools.partial(
+        record_response, span, response_id, model, prompt_tokens, usage["completion_tokens"], finish_reasons
+    )
+    return sse.response(events, span, on_complete if span is not None else None)
 
 
 def chunk_base(

@@ -8,6 +8,7 @@ streams at once; ``GUNICORN_CMD_ARGS`` and command-line flags still override.
 from __future__ import annotations
 
 from mokku import config as _config
+from mokku import telemetry as _telemetry
 
 # gunicorn reads every public name in this module as a setting: helpers stay private.
 
@@ -31,3 +32,18 @@ loglevel = _settings.log_level.lower()
 # machine (parallel test runs, several ports) would fight over it. Older versions
 # ignore this name.
 control_socket_disable = True
+
+
+def when_ready(server):
+    """Say once, in the arbiter, where spans go (workers set up their own exporter)."""
+    server.log.info(_telemetry.describe())
+
+
+def post_fork(server, worker):
+    """Start the tracing SDK in the worker, after the fork: threads do not survive a fork."""
+    _telemetry.setup()
+
+
+def worker_exit(server, worker):
+    """Flush queued spans when a worker stops (SIGTERM, restart)."""
+    _telemetry.shutdown()

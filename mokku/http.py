@@ -11,6 +11,8 @@ import json
 from http import HTTPStatus
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
+from opentelemetry.trace import Span
+
 from . import errors
 from .config import Settings
 from .validate import json_type
@@ -66,7 +68,7 @@ def _reject_constant(name: str) -> Any:
 class Request:
     """A view of the WSGI environ with a size-capped, lazily parsed JSON body."""
 
-    __slots__ = ("_json", "environ", "method", "path", "settings")
+    __slots__ = ("_json", "environ", "method", "path", "settings", "span")
 
     def __init__(self, environ: Dict[str, Any], settings: Settings) -> None:
         self.environ = environ
@@ -75,6 +77,8 @@ class Request:
         # PEP 3333 hands the path over as latin-1 text; model ids may be UTF-8.
         self.path: str = raw_path.encode("latin-1", "replace").decode("utf-8", "replace")
         self.settings = settings
+        # The request's recording span, or None when tracing is off (see telemetry).
+        self.span: Optional[Span] = None
         self._json: Optional[Dict[str, Any]] = None
 
     def header(self, name: str, default: str = "") -> str:

@@ -9,7 +9,7 @@ of the path including ``/`` (fine-tuned model ids such as
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, Iterable, List, NamedTuple, Pattern, Tuple
+from typing import Callable, Dict, Iterable, List, Pattern, Tuple
 
 from . import errors
 from .http import Request, Response
@@ -20,10 +20,17 @@ _PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
 _CONVERTERS = {"segment": r"[^/]+", "path": r".+"}
 
 
-class Route(NamedTuple):
-    method: str
-    template: str
-    handler: Handler
+class Route:
+    """One endpoint: ``name`` is the template without converters (``/v1/models/{model}``),
+    the form span names and ``http.route`` use."""
+
+    __slots__ = ("handler", "method", "name", "template")
+
+    def __init__(self, method: str, template: str, handler: Handler) -> None:
+        self.method = method
+        self.template = template
+        self.handler = handler
+        self.name = _PARAM.sub(r"{\1}", template)
 
 
 def _compile(template: str) -> Pattern[str]:

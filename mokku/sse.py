@@ -8,9 +8,11 @@ generator (``GeneratorExit`` at its ``yield``), which ends the stream quietly.
 from __future__ import annotations
 
 import logging
-from typing import Any, Dict, Iterable, Iterator
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 
-from . import errors
+from opentelemetry.trace import Span
+
+from . import errors, telemetry
 from .http import Response, dumps
 
 log = logging.getLogger("mokku")
@@ -53,19 +55,37 @@ HEADERS = (
 )
 
 
-def response(events: Iterable[bytes]) -> Response:
-    """A 200 streaming response; a failure mid-stream ends it with an error event."""
-    return Response(200, list(HEADERS), _guarded(events))
+def response(
+    events: Iterable[bytes], span: Optional[Span] = None, on_complete: Optional[Callable[[], None]] = None
+) -> Response:
+    """A 200 streaming response; a failure mid-stream ends it with an error event.
+
+    ``on_complete`` runs once the last event has been handed to the server
+    (not when the client disconnects first); the span learns how it ended.
+    """
+    return Response(200, list(HEADERS), _guarded(events, span, on_complete))
 
 
-def _guarded(events: Iterable[bytes]) -> Iterator[bytes]:
+def _guarded(
+    events: Iterable[bytes], span: Optional[Span], on_complete: Optional[Callable[[], None]]
+) -> Iterator[bytes]:
     iterator = iter(events)
+    sent = 0
+    completed = False
     try:
-        yield from iterator
+        for chunk in iterator:
+            yield chunk
+            sent += 1
+        completed = True
+        if on_complete is not None:
+            on_complete()
     except Exception:
         log.exception("stream failed after it started")
-        yield event(errors.server_error().to_dict())
+        error = errors.server_error()
+        telemetry.record_error(span, 500, error.type, error.code, "stream failed after it started")
+        yield event(error.to_dict())
     finally:
         close = getattr(iterator, "close", None)
         if close is not None:
             close()
+        telemetry.record_stream_end(span, completed, sent)

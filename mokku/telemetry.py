@@ -1,12 +1,209 @@
-"""OpenTelemetry: every request is a SERVER span from ``OpenTelemetryMiddleware``."""
+"""OpenTelemetry tracing: a SERVER span per request, GenAI attributes, OTLP export.
+
+Configured by the standard ``OTEL_*`` variables only. Tracing is on when an
+OTLP endpoint is set (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
+``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) and ``OTEL_SDK_DISABLED`` is not
+``true``; otherwise the middleware is not even installed, so tracing off costs
+nothing. The SDK is set up once per process, after gunicorn forks (a worker
+must not inherit the exporter thread of its parent), and flushed on shutdown.
+Export runs in the SDK's background thread with a bounded queue: a slow or
+missing collector never delays a response. Message contents and API keys are
+never recorded.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import logging
+import os
+import threading
+from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence
 
-from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+from opentelemetry import trace
+from opentelemetry.trace import Span, Status, StatusCode
+
+log = logging.getLogger("mokku")
+
+DEFAULT_SERVICE_NAME = "mokku"
+# Health checks would drown the traces people look for.
+UNTRACED_PATHS = frozenset(("/health", "/healthz"))
+# Never record these headers, even when header capture is configured.
+_SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "openai-organization", "openai-project")
+_SANITIZE_VAR = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
+
+_lock = threading.Lock()
+_provider: Any = None
+_provider_pid: Optional[int] = None
+
+
+def enabled(env: Mapping[str, str] = os.environ) -> bool:
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    return bool(env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+def describe(env: Mapping[str, str] = os.environ) -> str:
+    """One line for the startup log saying where spans go, or why they go nowhere."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return "tracing off: OTEL_SDK_DISABLED=true"
+    if not enabled(env):
+        return "tracing off: set OTEL_EXPORTER_OTLP_ENDPOINT to export spans over OTLP"
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return f"tracing on: OTLP {_protocol(env)} to {endpoint}"
+
+
+def _protocol(env: Mapping[str, str]) -> str:
+    value = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or "grpc"
+    return value.strip().lower()
 
 
 def instrument(app: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap the WSGI app so each request is traced (a no-op until a tracer provider is set)."""
-    return OpenTelemetryMiddleware(app)
+    """Wrap the WSGI app in ``OpenTelemetryMiddleware`` when tracing is on; health checks bypass it."""
+    if not enabled():
+        return app
+    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+
+    sanitize = [field for field in os.environ.get(_SANITIZE_VAR, "").split(",") if field.strip()]
+    os.environ[_SANITIZE_VAR] = ",".join(sanitize + [h for h in _SECRET_HEADERS if h not in sanitize])
+    traced = OpenTelemetryMiddleware(app)
+
+    def traced_app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") in UNTRACED_PATHS:
+            return app(environ, start_response)
+        if _provider is None:
+            setup()  # servers without a post-fork hook (plain gunicorn, other WSGI servers)
+        return traced(environ, start_response)
+
+    return traced_app
+
+
+def setup() -> None:
+    """Install the SDK's tracer provider and OTLP exporter in this process, once."""
+    global _provider, _provider_pid
+    if not enabled() or _provider_pid == os.getpid():
+        return
+    with _lock:
+        if _provider_pid == os.getpid():
+            return
+        from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+        resource = Resource.create()
+        if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+            resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
+        provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        provider.add_span_processor(BatchSpanProcessor(_exporter()))
+        trace.set_tracer_provider(provider)
+        _provider, _provider_pid = provider, os.getpid()
+
+
+def _exporter() -> Any:
+    if _protocol(os.environ) == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    return OTLPSpanExporter()
+
+
+def shutdown(timeout_millis: int = 5000) -> None:
+    """Export what is queued (bounded in time), then stop the exporter."""
+    global _provider, _provider_pid
+    provider = _provider
+    if provider is None or _provider_pid != os.getpid():
+        return
+    _provider = _provider_pid = None
+    try:
+        provider.force_flush(timeout_millis)
+    finally:
+        provider.shutdown()
+
+
+def current_span() -> Optional[Span]:
+    """The request's span when it is recording, else ``None`` (so callers skip attribute work)."""
+    span = trace.get_current_span()
+    return span if span.is_recording() else None
+
+
+def record_route(span: Optional[Span], method: str, template: Optional[str]) -> None:
+    """Name the span after the route template, never the raw path (ids would explode cardinality)."""
+    if span is None:
+        return
+    if template is None:
+        span.update_name(method)
+    else:
+        span.update_name(f"{method} {template}")
+        span.set_attribute("http.route", template)
+
+
+def record_error(
+    span: Optional[Span], status: int, error_type: str, code: Optional[str], message: str
+) -> None:
+    if span is None:
+        return
+    span.set_attribute("error.type", code or error_type)
+    span.set_status(Status(StatusCode.ERROR, f"{status} {error_type}: {message}"))
+
+
+def record_fault(span: Optional[Span], name: str) -> None:
+    if span is not None:
+        span.set_attribute("mokku.fault", name)
+        span.add_event("mokku.fault", {"mokku.fault.name": name})
+
+
+_REQUEST_PARAMS = (
+    ("max_completion_tokens", "gen_ai.request.max_tokens"),
+    ("max_tokens", "gen_ai.request.max_tokens"),
+    ("temperature", "gen_ai.request.temperature"),
+    ("top_p", "gen_ai.request.top_p"),
+    ("presence_penalty", "gen_ai.request.presence_penalty"),
+    ("frequency_penalty", "gen_ai.request.frequency_penalty"),
+    ("seed", "gen_ai.request.seed"),
+    ("n", "gen_ai.request.choice.count"),
+)
+
+
+def record_request(span: Optional[Span], operation: str, model: str, body: Mapping[str, Any]) -> None:
+    """GenAI request attributes: the operation, the model, and the sampling parameters that were sent."""
+    if span is None:
+        return
+    span.set_attribute("gen_ai.operation.name", operation)
+    span.set_attribute("gen_ai.provider.name", "openai")
+    span.set_attribute("gen_ai.system", "openai")
+    span.set_attribute("gen_ai.request.model", model)
+    recorded = set()
+    for field, attribute in _REQUEST_PARAMS:
+        value = body.get(field)
+        if attribute not in recorded and isinstance(value, (int, float)) and not isinstance(value, bool):
+            span.set_attribute(attribute, value)
+            recorded.add(attribute)
+    stop = body.get("stop")
+    if isinstance(stop, str):
+        span.set_attribute("gen_ai.request.stop_sequences", [stop])
+    elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
+        span.set_attribute("gen_ai.request.stop_sequences", stop)
+
+
+def record_response(
+    span: Optional[Span],
+    response_id: Optional[str],
+    model: str,
+    input_tokens: int,
+    output_tokens: Optional[int] = None,
+    finish_reasons: Sequence[str] = (),
+) -> None:
+    if span is None:
+        return
+    if response_id:
+        span.set_attribute("gen_ai.response.id", response_id)
+    span.set_attribute("gen_ai.response.model", model)
+    span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
+    if output_tokens is not None:
+        span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
+    if finish_reasons:
+        span.set_attribute("gen_ai.response.finish_reasons", list(finish_reasons))
+
+
+def record_stream_end(span: Optional[Span], completed: bool, events: int) -> None:
+    if span is not None:
+        span.set_attribute("mokku.stream.events", events)
+        span.set_attribute("mokku.stream.outcome", "completed" if completed else "client_disconnected")
