@@ -166,21 +166,25 @@ def record_request(span: Optional[Span], operation: str, model: str, body: Mappi
     """GenAI request attributes: the operation, the model, and the sampling parameters that were sent."""
     if span is None:
         return
-    span.set_attribute("gen_ai.operation.name", operation)
-    span.set_attribute("gen_ai.provider.name", "openai")
-    span.set_attribute("gen_ai.system", "openai")
-    span.set_attribute("gen_ai.request.model", model)
-    recorded = set()
+    # One set_attributes call: each attribute call takes the span's lock and validates anew.
+    attributes: Dict[str, Any] = {
+        "gen_ai.operation.name": operation,
+        "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": model,
+    }
     for field, attribute in _REQUEST_PARAMS:
         value = body.get(field)
-        if attribute not in recorded and isinstance(value, (int, float)) and not isinstance(value, bool):
-            span.set_attribute(attribute, value)
-            recorded.add(attribute)
+        if attribute not in attributes and isinstance(value, (int, float)) and not isinstance(value, bool):
+            attributes[attribute] = value
     stop = body.get("stop")
     if isinstance(stop, str):
-        span.set_attribute("gen_ai.request.stop_sequences", [stop])
+        attributes["gen_ai.request.stop_sequences"] = [stop]
     elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):
-        span.set_attribute("gen_ai.request.stop_sequences", stop)
+        attributes["gen_ai.request.stop_sequences"] = stop
+    encoding = body.get("encoding_format")
+    if isinstance(encoding, str):
+        attributes["gen_ai.request.encoding_formats"] = [encoding]
+    span.set_attributes(attributes)
 
 
 def record_response(
@@ -193,17 +197,17 @@ def record_response(
 ) -> None:
     if span is None:
         return
+    attributes: Dict[str, Any] = {"gen_ai.response.model": model, "gen_ai.usage.input_tokens": input_tokens}
     if response_id:
-        span.set_attribute("gen_ai.response.id", response_id)
-    span.set_attribute("gen_ai.response.model", model)
-    span.set_attribute("gen_ai.usage.input_tokens", input_tokens)
+        attributes["gen_ai.response.id"] = response_id
     if output_tokens is not None:
-        span.set_attribute("gen_ai.usage.output_tokens", output_tokens)
+        attributes["gen_ai.usage.output_tokens"] = output_tokens
     if finish_reasons:
-        span.set_attribute("gen_ai.response.finish_reasons", list(finish_reasons))
+        attributes["gen_ai.response.finish_reasons"] = list(finish_reasons)
+    span.set_attributes(attributes)
 
 
 def record_stream_end(span: Optional[Span], completed: bool, events: int) -> None:
     if span is not None:
-        span.set_attribute("mokku.stream.events", events)
-        span.set_attribute("mokku.stream.outcome", "completed" if completed else "client_disconnected")
+        outcome = "completed" if completed else "client_disconnected"
+        span.set_attributes({"mokku.stream.events": events, "mokku.stream.outcome": outcome})
