@@ -130,9 +130,11 @@ def _check_message(message: Any, param: str) -> None:
     validate.string(message.get("name"), f"{param}.name")
     content = message.get("content")
     if role == "assistant":
-        has_calls = validate.array(message.get("tool_calls"), f"{param}.tool_calls")
-        has_calls = has_calls or validate.obj(message.get("function_call"), f"{param}.function_call")
-        if content is None and not has_calls and message.get("audio") is None:
+        # Content may be left out only when the message carries a call or audio instead.
+        calls = validate.array(message.get("tool_calls"), f"{param}.tool_calls")
+        function_call = validate.obj(message.get("function_call"), f"{param}.function_call")
+        audio = validate.obj(message.get("audio"), f"{param}.audio")
+        if content is None and calls is None and function_call is None and audio is None:
             raise validate.missing(f"{param}.content")
     elif role == "function":
         validate.string(validate.required(message, "name", f"{param}.name"), f"{param}.name")

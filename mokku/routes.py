@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import List
 
-from . import chat, completions, embeddings
+from . import chat, completions, embeddings, openapi
 from .config import Settings
 from .health import health
 from .models import Catalogue
@@ -15,6 +15,8 @@ def build_routes(settings: Settings) -> List[Route]:
     catalogue = Catalogue(settings.extra_models)
     return [
         Route("GET", "/health", health),
+        Route("GET", "/openapi.yml", openapi.openapi_yaml),
+        Route("GET", "/openapi.json", openapi.openapi_json),
         Route("GET", "/v1/models", catalogue.list_models),
         Route("GET", "/v1/models/{model:path}", catalogue.retrieve_model),
         Route("POST", "/v1/chat/completions", chat.create),

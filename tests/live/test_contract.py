@@ -1,0 +1,39 @@
+"""schemathesis against the live server: openapi.yml is a contract the server keeps."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from ..servers import LiveServer
+
+CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+
+
+def test_schemathesis_finds_nothing() -> None:
+    server = LiveServer("gunicorn")
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "schemathesis.cli",
+                "run",
+                server.url + "/openapi.json",
+                "--checks",
+                CHECKS,
+                "--mode",
+                "all",
+                "--max-examples",
+                "100",
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+        assert "No issues found" in result.stdout
+        assert "Traceback" not in server.output()
+    finally:
+        server.close()
