@@ -13,7 +13,7 @@ import time
 import uuid
 from typing import Any, Callable, Dict, Iterable, Optional
 
-from . import config, errors, telemetry
+from . import config, errors, faults, limits, telemetry
 from .http import STATUS_LINES, Request, Response, error_response
 from .routes import build_routes
 from .routing import Route, Router
@@ -34,6 +34,8 @@ class App:
     ) -> None:
         self.settings = settings or config.load()
         self.router = Router(build_routes(self.settings) if routes is None else routes)
+        self.simulator = faults.Simulator(self.settings)
+        self.access = limits.Access(self.settings)
         self._checked_threading = False
 
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -42,9 +44,11 @@ class App:
             self._check_threading(environ)
         request = Request(environ, self.settings)
         request.span = telemetry.current_span()
+        request.simulator = self.simulator
         response = self.handle(request)
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         headers = response.headers
+        headers.extend(request.headers_out)
         headers.append(("x-request-id", _request_id(environ)))
         headers.append(("openai-version", OPENAI_VERSION))
         headers.append(("openai-processing-ms", str(elapsed_ms)))
@@ -60,6 +64,8 @@ class App:
                 raise
             request.environ["mokku.route"] = route.name
             telemetry.record_route(request.span, request.method, route.name)
+            if self.access.active and route.name.startswith("/v1/"):
+                request.headers_out.extend(self.access.check(request))
             return route.handler(request, **params)
         except errors.APIError as exc:
             telemetry.record_error(request.span, exc.status, exc.type, exc.code, exc.message)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, List, Mapping, Optional
 
-from . import errors, faults, generation, sse, telemetry, validate
+from . import errors, generation, limits, sse, telemetry, validate
+from .faults import Behaviour
 from .http import Request, Response
 from .ids import random_id
 from .tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count
@@ -44,21 +45,24 @@ def create(request: Request) -> Response:
         validate.reject_unknown(body, KNOWN_PARAMS)
     model = validate.string(validate.required(body, "model"), "model")
     telemetry.record_request(request.span, "chat", model, body)
-    faults.check(model, request.span)
+    behaviour = request.simulator.decide(request, model)
+    model = behaviour.model
     messages = read_messages(body)
     sampling = generation.read_sampling(body, ("max_completion_tokens", "max_tokens"), None)
     read_output_options(body)
+    prompt_tokens = prompt_token_count(messages)
+    limits.check_context(request, model, prompt_tokens, sampling.max_tokens, behaviour.is_("context_length"))
 
-    output = generation.complete(echo_text(messages), sampling)
-    usage = generation.usage(prompt_token_count(messages), len(output.tokens) * sampling.n)
+    output = generation.complete(echo_text(messages), sampling, behaviour)
+    usage = generation.usage(prompt_tokens, len(output.tokens) * sampling.n)
     completion_id = random_id("chatcmpl-")
     created = generation.now()
     finish_reasons = [output.finish_reason] * sampling.n
     if sampling.stream:
         events = _stream(
-            completion_id, created, model, output, sampling, usage if sampling.include_usage else None
+            completion_id, created, behaviour, output, sampling, usage if sampling.include_usage else None
         )
-        return generation.respond(request.span, completion_id, model, usage, finish_reasons, events=events)
+        return generation.respond(request, behaviour, completion_id, usage, finish_reasons, events=events)
     content = "".join(output.tokens)
     choices = [
         {
@@ -79,13 +83,13 @@ def create(request: Request) -> Response:
         "service_tier": generation.SERVICE_TIER,
         "system_fingerprint": generation.SYSTEM_FINGERPRINT,
     }
-    return generation.respond(request.span, completion_id, model, usage, finish_reasons, body=result)
+    return generation.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
 
 
 def _stream(
     completion_id: str,
     created: int,
-    model: str,
+    behaviour: Behaviour,
     output: generation.Output,
     sampling: generation.Sampling,
     usage: Optional[Dict[str, Any]],
@@ -95,7 +99,7 @@ def _stream(
         "chat.completion.chunk",
         completion_id,
         created,
-        model,
+        behaviour.model,
         usage is not None,
         service_tier=generation.SERVICE_TIER,
     )
@@ -108,7 +112,7 @@ def _stream(
     for index in choices:
         yield sse.event(chunk(index, {"role": "assistant", "content": "", "refusal": None}))
     content = [sse.EventTemplate(chunk(index, {"content": sse.EventTemplate.SLOT})) for index in choices]
-    yield from generation.interleave(content, [output.tokens] * sampling.n)
+    yield from generation.interleave(content, [output.tokens] * sampling.n, behaviour.between_tokens)
     for index in choices:
         yield sse.event(chunk(index, {}, output.finish_reason))
     yield from generation.stream_end(base, usage)

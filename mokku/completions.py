@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 
-from . import errors, faults, generation, logprobs, sse, telemetry, validate
+from . import errors, generation, limits, logprobs, sse, telemetry, validate
+from .faults import Behaviour
 from .http import Request, Response
 from .ids import random_id
 from .tokens import count, tokenize
@@ -41,7 +42,8 @@ def create(request: Request) -> Response:
         validate.reject_unknown(body, KNOWN_PARAMS)
     model = validate.string(validate.required(body, "model"), "model")
     telemetry.record_request(request.span, "text_completion", model, body)
-    faults.check(model, request.span)
+    behaviour = request.simulator.decide(request, model)
+    model = behaviour.model
     prompts = read_prompts(body.get("prompt"))
     sampling = generation.read_sampling(body, ("max_tokens",), DEFAULT_MAX_TOKENS, min_max_tokens=0)
     echo = bool(validate.boolean(body.get("echo"), "echo"))
@@ -53,9 +55,13 @@ def create(request: Request) -> Response:
     if best_of is not None and best_of > 1 and sampling.stream:
         raise errors.invalid_request("Cannot stream results when best_of is greater than 1.", "best_of")
 
+    forced = behaviour.is_("context_length")
+    for prompt in prompts:
+        limits.check_context(request, model, prompt.tokens, sampling.max_tokens, forced, legacy=True)
+
     choices = []
     for number, prompt in enumerate(prompts):
-        output = generation.complete(prompt.text, sampling)
+        output = generation.complete(prompt.text, sampling, behaviour)
         prefix = prompt.text if echo else ""
         choices += [Choice(number * sampling.n + i, prefix, output) for i in range(sampling.n)]
     generated = (
@@ -67,9 +73,9 @@ def create(request: Request) -> Response:
     finish_reasons = [choice.output.finish_reason for choice in choices]
     if sampling.stream:
         events = _stream(
-            completion_id, created, model, choices, top, usage if sampling.include_usage else None
+            completion_id, created, behaviour, choices, top, usage if sampling.include_usage else None
         )
-        return generation.respond(request.span, completion_id, model, usage, finish_reasons, events=events)
+        return generation.respond(request, behaviour, completion_id, usage, finish_reasons, events=events)
     result = {
         "id": completion_id,
         "object": "text_completion",
@@ -87,7 +93,7 @@ def create(request: Request) -> Response:
         ],
         "usage": usage,
     }
-    return generation.respond(request.span, completion_id, model, usage, finish_reasons, body=result)
+    return generation.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
 
 
 def _tokens(choice: Choice) -> List[str]:
@@ -135,13 +141,15 @@ class _LogprobChunks:
 def _stream(
     completion_id: str,
     created: int,
-    model: str,
+    behaviour: Behaviour,
     choices: List[Choice],
     top: Optional[int],
     usage: Optional[Dict[str, Any]],
 ) -> Iterator[bytes]:
     """One chunk per token (the echoed prompt's first), a finish chunk per choice, usage, [DONE]."""
-    base = generation.chunk_base("text_completion", completion_id, created, model, usage is not None)
+    base = generation.chunk_base(
+        "text_completion", completion_id, created, behaviour.model, usage is not None
+    )
 
     def choice_chunk(index: int, text: Any, finish_reason: Optional[str] = None) -> Dict[str, Any]:
         choice = {"text": text, "index": index, "logprobs": None, "finish_reason": finish_reason}
@@ -152,7 +160,9 @@ def _stream(
         renderers = [sse.EventTemplate(choice_chunk(c.index, sse.EventTemplate.SLOT)) for c in choices]
     else:
         renderers = [_LogprobChunks(base, c.index, top) for c in choices]
-    yield from generation.interleave(renderers, [_tokens(choice) for choice in choices])
+    yield from generation.interleave(
+        renderers, [_tokens(choice) for choice in choices], behaviour.between_tokens
+    )
     for choice in choices:
         yield sse.event(choice_chunk(choice.index, "", choice.output.finish_reason))
     yield from generation.stream_end(base, usage)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass, field
-from typing import Mapping, Optional, Tuple
+from typing import Any, Mapping, Optional, Tuple
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -33,9 +33,21 @@ class Settings:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     extra_models: Tuple[str, ...] = field(default_factory=tuple)
     strict: bool = False
+    # Simulated faults drawn at random: (fault spec, probability), e.g. ("rate_limit", 0.05).
+    fault_rates: Tuple[Tuple[str, float], ...] = ()
+    seed: Optional[int] = None
+    # Latency: time to first token, delay between tokens (ms), and jitter (a fraction, 0 to 1).
+    ttft_ms: float = 0.0
+    token_ms: float = 0.0
+    jitter: float = 0.0
+    # "real", a number of tokens, or "" (off).
+    context_window: str = ""
+    rpm: int = 0
+    tpm: int = 0
+    api_keys: Tuple[str, ...] = field(default=(), repr=False)  # never shown in logs
 
 
-def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+def _int(env: Mapping[str, str], name: str, default: Any, minimum: int) -> Any:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -46,6 +58,56 @@ def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
     return value
+
+
+def _number(env: Mapping[str, str], name: str, default: float, minimum: float, maximum: float) -> float:
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from None
+    if not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be between {minimum:g} and {maximum:g}, got {raw}")
+    return value
+
+
+def _token_ms(env: Mapping[str, str]) -> float:
+    """``MOKKU_TOKEN_MS``, or the same delay given as ``MOKKU_TOKENS_PER_SECOND``."""
+    if env.get("MOKKU_TOKENS_PER_SECOND", "").strip():
+        if env.get("MOKKU_TOKEN_MS", "").strip():
+            raise ConfigError("set MOKKU_TOKEN_MS or MOKKU_TOKENS_PER_SECOND, not both")
+        return 1000.0 / _number(env, "MOKKU_TOKENS_PER_SECOND", 1.0, 0.001, 1_000_000.0)
+    return _number(env, "MOKKU_TOKEN_MS", 0.0, 0.0, 600_000.0)
+
+
+def _fault_rates(env: Mapping[str, str]) -> Tuple[Tuple[str, float], ...]:
+    """``MOKKU_FAULTS="rate_limit=0.05,server_error=0.01"``: fault specs and their probabilities."""
+    rates = []
+    for part in env.get("MOKKU_FAULTS", "").split(","):
+        if not part.strip():
+            continue
+        spec, sep, raw = part.strip().rpartition("=")
+        try:
+            probability = float(raw)
+        except ValueError:
+            probability = -1.0
+        if not sep or not spec.strip() or not 0.0 <= probability <= 1.0:
+            raise ConfigError(f"MOKKU_FAULTS entries are fault=probability (0 to 1), got {part.strip()!r}")
+        rates.append((spec.strip(), probability))
+    if sum(p for _, p in rates) > 1.0:
+        raise ConfigError("MOKKU_FAULTS probabilities add up to more than 1")
+    return tuple(rates)
+
+
+def _context_window(env: Mapping[str, str]) -> str:
+    raw = env.get("MOKKU_CONTEXT_WINDOW", "").strip().lower()
+    if raw in ("", "off", "0"):
+        return ""
+    if raw == "real" or (raw.isdigit() and int(raw) > 0):
+        return raw
+    raise ConfigError(f"MOKKU_CONTEXT_WINDOW must be 'real' or a number of tokens, got {raw!r}")
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -90,6 +152,15 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         max_body_bytes=_int(env, "MOKKU_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES, 1),
         extra_models=_extra_models(env),
         strict=_flag(env, "MOKKU_STRICT"),
+        fault_rates=_fault_rates(env),
+        seed=_int(env, "MOKKU_SEED", None, 0) if env.get("MOKKU_SEED", "").strip() else None,
+        ttft_ms=_number(env, "MOKKU_TTFT_MS", 0.0, 0.0, 600_000.0),
+        token_ms=_token_ms(env),
+        jitter=_number(env, "MOKKU_JITTER", 0.0, 0.0, 1.0),
+        context_window=_context_window(env),
+        rpm=_int(env, "MOKKU_RPM", 0, 0),
+        tpm=_int(env, "MOKKU_TPM", 0, 0),
+        api_keys=tuple(key.strip() for key in env.get("MOKKU_API_KEY", "").split(",") if key.strip()),
     )
 
 

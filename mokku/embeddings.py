@@ -20,7 +20,7 @@ import sys
 from array import array
 from typing import Any, List, Tuple
 
-from . import errors, telemetry, validate
+from . import errors, limits, telemetry, validate
 from .completions import render_token_ids
 from .http import Request, Response, json_response
 from .tokens import count
@@ -65,7 +65,12 @@ def create(request: Request) -> Response:
         validate.reject_unknown(body, KNOWN_PARAMS)
     model = validate.string(validate.required(body, "model"), "model")
     telemetry.record_request(request.span, "embeddings", model, body)
+    behaviour = request.simulator.decide(request, model)
+    model = behaviour.model
     texts, prompt_tokens = read_inputs(validate.required(body, "input"))
+    forced = behaviour.is_("context_length")
+    if forced or request.settings.context_window:
+        limits.check_context(request, model, max(map(count, texts)), 0, forced, legacy=True)
     encoding = validate.string(body.get("encoding_format"), "encoding_format") or "float"
     if encoding not in ENCODINGS:
         raise validate.invalid_value("encoding_format", encoding, ENCODINGS)
@@ -79,6 +84,7 @@ def create(request: Request) -> Response:
         }
         for index, text in enumerate(texts)
     ]
+    behaviour.before_whole_response(0)
     telemetry.record_response(request.span, None, model, prompt_tokens)
     return json_response(
         {

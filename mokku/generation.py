@@ -12,8 +12,8 @@ import functools
 import time
 from typing import (
     Any,
+    Callable,
     Dict,
-    Iterable,
     Iterator,
     List,
     Mapping,
@@ -24,10 +24,9 @@ from typing import (
     Tuple,
 )
 
-from opentelemetry.trace import Span
-
 from . import errors, sse, validate
-from .http import Response, json_response
+from .faults import Behaviour
+from .http import Request, Response, json_response
 from .telemetry import record_response
 from .tokens import tokenize
 
@@ -96,8 +95,13 @@ def read_stop(value: Any) -> Tuple[str, ...]:
     return tuple(item for item in stops or () if item)
 
 
-def complete(text: str, sampling: Sampling) -> Output:
-    """Echo ``text`` cut before the first stop sequence and at the token limit."""
+def complete(text: str, sampling: Sampling, behaviour: Optional[Behaviour] = None) -> Output:
+    """Echo ``text`` cut before the first stop sequence and at the token limit.
+
+    The ``content_filter`` fault answers nothing, with that finish reason, as a filtered reply does.
+    """
+    if behaviour is not None and behaviour.is_("content_filter"):
+        return Output([], "content_filter")
     cut = min((i for i in (text.find(s) for s in sampling.stop) if i >= 0), default=-1)
     if cut >= 0:
         text = text[:cut]
@@ -108,29 +112,31 @@ def complete(text: str, sampling: Sampling) -> Output:
 
 
 def respond(
-    span: Optional[Span],
+    request: Request,
+    behaviour: Behaviour,
     response_id: str,
-    model: str,
     usage: Dict[str, Any],
     finish_reasons: Sequence[str],
     body: Any = None,
-    events: Optional[Iterable[bytes]] = None,
+    events: Optional[Iterator[bytes]] = None,
 ) -> Response:
-    """The JSON ``body`` or the SSE ``events``, with the GenAI response attributes on the span.
+    """The JSON ``body`` or the SSE ``events``, paced as the request asks, with the GenAI response
+    attributes on the span.
 
     A stream's output tokens and finish reasons are recorded only once its
     last event is sent, so a client that disconnects early is not counted as
     having received the whole output.
     """
-    prompt_tokens = usage["prompt_tokens"]
+    span, model, prompt_tokens = request.span, behaviour.model, usage["prompt_tokens"]
     if events is None:
+        behaviour.before_whole_response(usage["completion_tokens"])
         record_response(span, response_id, model, prompt_tokens, usage["completion_tokens"], finish_reasons)
         return json_response(body)
     record_response(span, response_id, model, prompt_tokens)
     on_complete = functools.partial(
         record_response, span, response_id, model, prompt_tokens, usage["completion_tokens"], finish_reasons
     )
-    return sse.response(events, span, on_complete if span is not None else None)
+    return sse.response(behaviour.shape_stream(events), span, on_complete if span is not None else None)
 
 
 def chunk_base(
@@ -162,12 +168,17 @@ class TokenEvents(Protocol):
     def render(self, token: str) -> bytes: ...
 
 
-def interleave(renderers: Sequence[TokenEvents], token_lists: Sequence[Sequence[str]]) -> Iterator[bytes]:
-    """One event per token, choices taking turns, as the real API streams ``n > 1``."""
+def interleave(
+    renderers: Sequence[TokenEvents], token_lists: Sequence[Sequence[str]], pause: Callable[[], None]
+) -> Iterator[bytes]:
+    """One event per token, choices taking turns, as the real API streams ``n > 1``;
+    ``pause`` runs before each token after the first (the inter-token delay)."""
     longest = max(map(len, token_lists), default=0)
     for position in range(longest):
         for renderer, tokens in zip(renderers, token_lists):
             if position < len(tokens):
+                if position:
+                    pause()
                 yield renderer.render(tokens[position])
 
 

@@ -68,7 +68,7 @@ def _reject_constant(name: str) -> Any:
 class Request:
     """A view of the WSGI environ with a size-capped, lazily parsed JSON body."""
 
-    __slots__ = ("_json", "environ", "method", "path", "settings", "span")
+    __slots__ = ("_json", "_raw", "environ", "headers_out", "method", "path", "settings", "simulator", "span")
 
     def __init__(self, environ: Dict[str, Any], settings: Settings) -> None:
         self.environ = environ
@@ -77,6 +77,9 @@ class Request:
         # PEP 3333 hands the path over as latin-1 text; model ids may be UTF-8.
         self.path: str = raw_path.encode("latin-1", "replace").decode("utf-8", "replace")
         self.settings = settings
+        self.simulator: Any = None  # the app's faults.Simulator
+        self.headers_out: Headers = []  # added to whatever response this request gets
+        self._raw: Optional[bytes] = None
         # The request's recording span, or None when tracing is off (see telemetry).
         self.span: Optional[Span] = None
         self._json: Optional[Dict[str, Any]] = None
@@ -88,7 +91,12 @@ class Request:
         return self.environ.get(key, default)
 
     def body(self) -> bytes:
-        """The raw body, refusing (without reading) more than ``max_body_bytes``."""
+        """The raw body, refusing (without reading) more than ``max_body_bytes``; read once."""
+        if self._raw is None:
+            self._raw = self._read_body()
+        return self._raw
+
+    def _read_body(self) -> bytes:
         stream = self.environ["wsgi.input"]
         raw_length = self.environ.get("CONTENT_LENGTH", "").strip()
         if raw_length:

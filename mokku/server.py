@@ -13,7 +13,7 @@ import logging
 import socket
 import socketserver
 import threading
-from typing import Any, Callable, Dict, Tuple
+from typing import Any, Callable, Dict, Set, Tuple
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
 from . import __version__
@@ -37,6 +37,7 @@ class _RequestHandler(WSGIRequestHandler):
         if self.headers.get("content-type") is None:
             # wsgiref reports a missing Content-Type as text/plain; keep it absent.
             environ["CONTENT_TYPE"] = ""
+        environ["mokku.socket"] = self.connection  # lets a waiting stream notice a hang-up
         return environ
 
     def handle(self) -> None:
@@ -48,11 +49,12 @@ class _RequestHandler(WSGIRequestHandler):
             return
         if not self.parse_request():
             return
-        handler = _ServerHandler(
-            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
-        )
+        environ = self.get_environ()
+        handler = _ServerHandler(self.rfile, self.wfile, self.get_stderr(), environ, multithread=True)
         handler.request_handler = self
         handler.run(self.server.get_app())
+        if environ.get("mokku.drop"):
+            self.server.abort_on_close(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:
         access_log.debug("%s %s", self.address_string(), format % args)
@@ -65,6 +67,8 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
 
     def __init__(self, address: Tuple[str, int], threads: int) -> None:
         self._slots = threading.BoundedSemaphore(threads)
+        self._aborting: Set[Any] = set()
+        self._aborting_lock = threading.Lock()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _RequestHandler)
@@ -75,6 +79,20 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
         host, port = self.server_address[:2]
         self.server_name, self.server_port = host, port
         self.setup_environ()
+
+    def abort_on_close(self, connection: Any) -> None:
+        """Close this connection without the polite FIN first (a simulated drop: the client sees a reset)."""
+        with self._aborting_lock:
+            self._aborting.add(connection)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._aborting_lock:
+            abort = request in self._aborting
+            self._aborting.discard(request)
+        if abort:
+            self.close_request(request)
+        else:
+            super().shutdown_request(request)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         self._slots.acquire()

@@ -79,6 +79,8 @@ def _guarded(
         completed = True
         if on_complete is not None:
             on_complete()
+    except ConnectionResetError:
+        raise  # the client is gone, or the connection is dropped on purpose: not an error
     except Exception:
         log.exception("stream failed after it started")
         error = errors.server_error()

@@ -1,0 +1,209 @@
+"""Real limits, opt-in: API keys (``MOKKU_API_KEY``), rate limits (``MOKKU_RPM``/``MOKKU_TPM``)
+and context windows (``MOKKU_CONTEXT_WINDOW``).
+
+Rate limits are token buckets per API key (per client address when there is no key), shared by
+the threads of one worker process; with several gunicorn workers each keeps its own buckets, so
+exact global limits need one worker with many threads. A request costs one request and, on the
+token bucket, an estimate made before it runs as the real API makes it: the prompt (its body's
+length / 4) plus the completion tokens it asks for.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import threading
+import time
+from typing import Any, Dict, List, Optional, Tuple
+
+from . import config, errors
+from .faults import bearer_key, format_duration, invalid_api_key, rate_limited
+from .http import Request
+
+# (context window, most output tokens) of the catalogue's models; others get DEFAULT_WINDOW.
+MODEL_WINDOWS: Dict[str, Tuple[int, int]] = {
+    "gpt-5.5": (400_000, 128_000),
+    "gpt-5.4": (400_000, 128_000),
+    "gpt-5.4-mini": (400_000, 128_000),
+    "gpt-5.4-nano": (400_000, 128_000),
+    "gpt-5.2": (400_000, 128_000),
+    "gpt-5.1": (400_000, 128_000),
+    "gpt-5": (400_000, 128_000),
+    "gpt-5-mini": (400_000, 128_000),
+    "gpt-5-nano": (400_000, 128_000),
+    "gpt-4.1": (1_047_576, 32_768),
+    "gpt-4.1-mini": (1_047_576, 32_768),
+    "gpt-4.1-nano": (1_047_576, 32_768),
+    "o4-mini": (200_000, 100_000),
+    "o3": (200_000, 100_000),
+    "o3-mini": (200_000, 100_000),
+    "o1": (200_000, 100_000),
+    "gpt-4o": (128_000, 16_384),
+    "gpt-4o-mini": (128_000, 16_384),
+    "gpt-4-turbo": (128_000, 4_096),
+    "gpt-4": (8_192, 8_192),
+    "gpt-3.5-turbo": (16_385, 4_096),
+    "gpt-3.5-turbo-instruct": (4_096, 4_096),
+    "davinci-002": (16_384, 16_384),
+    "babbage-002": (16_384, 16_384),
+    "text-embedding-3-small": (8_192, 0),
+    "text-embedding-3-large": (8_192, 0),
+    "text-embedding-ada-002": (8_192, 0),
+}
+DEFAULT_WINDOW = (128_000, 16_384)
+
+
+def window(settings: config.Settings, model: str) -> Optional[Tuple[int, int]]:
+    """(context window, most output tokens) for ``model``, or None when windows are off."""
+    if not settings.context_window:
+        return None
+    if settings.context_window == "real":
+        return MODEL_WINDOWS.get(model, DEFAULT_WINDOW)
+    size = int(settings.context_window)
+    return size, size
+
+
+def check_context(
+    request: Request,
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: Optional[int],
+    forced: bool,
+    legacy: bool = False,
+) -> None:
+    """400 ``context_length_exceeded`` when prompt plus completion overflow the model's window.
+
+    ``forced`` (the ``context_length`` fault) answers it whatever the sizes, with numbers that
+    overflow the window just as a real oversized request would.
+    """
+    limits = window(request.settings, model) or (MODEL_WINDOWS.get(model, DEFAULT_WINDOW) if forced else None)
+    if limits is None:
+        return
+    size, most_output = limits
+    asked = completion_tokens or 0
+    if not forced:
+        if most_output and asked > most_output:
+            field = "max_completion_tokens" if request.json().get("max_completion_tokens") else "max_tokens"
+            raise errors.invalid_request(
+                f"{field} is too large: {asked}. This model supports at most {most_output} completion tokens, "
+                f"whereas you provided {asked}.",
+                field,
+                "invalid_value",
+            )
+        if prompt_tokens + asked <= size:
+            return
+    else:
+        asked = max(asked, size - prompt_tokens + 1)
+    total = prompt_tokens + asked
+    if legacy:
+        message = (
+            f"This model's maximum context length is {size} tokens, however you requested {total} tokens "
+            f"({prompt_tokens} in your prompt; {asked} for the completion). "
+            "Please reduce your prompt; or completion length."
+        )
+    else:
+        message = (
+            f"This model's maximum context length is {size} tokens. However, you requested {total} tokens "
+            f"({prompt_tokens} in the messages, {asked} in the completion). "
+            "Please reduce the length of the messages or completion."
+        )
+    raise errors.invalid_request(message, "messages" if not legacy else "prompt", "context_length_exceeded")
+
+
+class _Bucket:
+    """A token bucket: ``capacity`` per minute, refilled continuously."""
+
+    __slots__ = ("capacity", "level", "updated")
+
+    def __init__(self, capacity: int, now: float) -> None:
+        self.capacity = capacity
+        self.level = float(capacity)
+        self.updated = now
+
+    def refill(self, now: float) -> None:
+        self.level = min(self.capacity, self.level + (now - self.updated) * self.capacity / 60)
+        self.updated = now
+
+    def wait_for(self, amount: float) -> float:
+        """Seconds until ``amount`` is available."""
+        return max(0.0, (amount - self.level) * 60 / self.capacity)
+
+    def reset_in(self) -> float:
+        """Seconds until the bucket is full again."""
+        return (self.capacity - self.level) * 60 / self.capacity
+
+
+class Access:
+    """API-key checks and per-key rate limits for the ``/v1`` endpoints."""
+
+    def __init__(self, settings: config.Settings) -> None:
+        self._keys = [key.encode() for key in settings.api_keys]
+        self._rpm, self._tpm = settings.rpm, settings.tpm
+        self._buckets: Dict[Tuple[str, str], _Bucket] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def active(self) -> bool:
+        return bool(self._keys or self._rpm or self._tpm)
+
+    def check(self, request: Request) -> List[Tuple[str, str]]:
+        """Raise 401 or 429, or return the ``x-ratelimit-*`` headers for this response."""
+        key = bearer_key(request)
+        if self._keys:
+            sent = key.encode()
+            # Compare against every key, in constant time, so timing reveals nothing.
+            matched = False
+            for known in self._keys:
+                matched |= hmac.compare_digest(sent, known)
+            if not matched:
+                raise invalid_api_key(key)
+        if not (self._rpm or self._tpm):
+            return []
+        who = key or request.environ.get("REMOTE_ADDR", "")
+        return self._take(request, who)
+
+    def _take(self, request: Request, who: str) -> List[Tuple[str, str]]:
+        tokens = _estimated_tokens(request) if self._tpm else 0
+        now = time.monotonic()
+        with self._lock:
+            buckets = []
+            for kind, capacity, amount in (("requests", self._rpm, 1), ("tokens", self._tpm, tokens)):
+                if capacity:
+                    bucket = self._buckets.get((who, kind))
+                    if bucket is None:
+                        bucket = self._buckets[(who, kind)] = _Bucket(capacity, now)
+                    bucket.refill(now)
+                    buckets.append((kind, bucket, amount))
+            for kind, bucket, amount in buckets:
+                if bucket.level < amount:
+                    wait_ms = max(1, math.ceil(bucket.wait_for(amount) * 1000))
+                    model = str(_body(request).get("model", "this model"))
+                    raise rate_limited(model, kind, bucket.capacity, amount, wait_ms)
+            headers: List[Tuple[str, str]] = []
+            for kind, bucket, amount in buckets:
+                bucket.level -= amount
+                headers += [
+                    (f"x-ratelimit-limit-{kind}", str(bucket.capacity)),
+                    (f"x-ratelimit-remaining-{kind}", str(max(0, math.floor(bucket.level)))),
+                    (f"x-ratelimit-reset-{kind}", format_duration(bucket.reset_in())),
+                ]
+            return headers
+
+
+def _body(request: Request) -> Dict[str, Any]:
+    if request.method != "POST":
+        return {}
+    try:
+        return request.json()
+    except errors.APIError:
+        return {}
+
+
+def _estimated_tokens(request: Request) -> int:
+    body = _body(request)
+    if not body:
+        return 0
+    asked = [body.get(name) for name in ("max_completion_tokens", "max_tokens", "max_output_tokens")]
+    completion = next((n for n in asked if isinstance(n, int) and not isinstance(n, bool)), 0)
+    prompt = math.ceil(int(request.environ.get("CONTENT_LENGTH") or 0) / 4)
+    return prompt + max(0, completion)

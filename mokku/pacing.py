@@ -1,0 +1,76 @@
+"""Waiting inside a request without losing track of the client, and ending a connection on purpose.
+
+A delay (latency, a simulated timeout or stall) waits on the client's socket
+rather than in ``time.sleep``: when the client hangs up, the wait ends at
+once and the stream stops, so a waiting request costs a thread and nothing
+else. The socket comes from the server: gunicorn puts it in
+``environ["gunicorn.socket"]``, mokku's own server in ``environ["mokku.socket"]``.
+"""
+
+from __future__ import annotations
+
+import errno
+import select
+import socket
+import struct
+import time
+from typing import Any, Dict, Optional
+
+
+class ConnectionClosed(ConnectionResetError):
+    """Ends a stream: the client went away, or mokku drops the connection on purpose.
+
+    It is a ``ConnectionResetError`` so that both servers treat it as a client
+    reset: quietly, with no error in the log.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(errno.ECONNRESET, reason)
+
+
+def client_socket(environ: Dict[str, Any]) -> Optional[socket.socket]:
+    return environ.get("gunicorn.socket") or environ.get("mokku.socket")
+
+
+def wait(seconds: float, environ: Dict[str, Any]) -> bool:
+    """Wait ``seconds``; False (early) when the client has closed its connection meanwhile."""
+    if seconds <= 0:
+        return True
+    sock = client_socket(environ)
+    if sock is None:
+        time.sleep(seconds)
+        return True
+    deadline = time.monotonic() + seconds
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return True
+        try:
+            readable, _, _ = select.select([sock], [], [], remaining)
+        except (OSError, ValueError):
+            return False
+        if not readable:
+            return True
+        try:
+            peeked = sock.recv(1, socket.MSG_PEEK)
+        except BlockingIOError:
+            continue
+        except OSError:
+            return False
+        if not peeked:
+            return False
+        # The client sent more (a pipelined request): it is still there; wait without watching.
+        time.sleep(max(0.0, deadline - time.monotonic()))
+        return True
+
+
+def drop_connection(environ: Dict[str, Any]) -> None:
+    """Abort the connection with a TCP reset, as a provider's failing load balancer would."""
+    sock = client_socket(environ)
+    if sock is not None:
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        except OSError:
+            pass
+    environ["mokku.drop"] = True
+    raise ConnectionClosed("connection dropped on purpose (simulated fault)")
