@@ -49,11 +49,13 @@ class _RequestHandler(WSGIRequestHandler):
             return
         if not self.parse_request():
             return
-        environ = self.get_environ()
-        handler = _ServerHandler(self.rfile, self.wfile, self.get_stderr(), environ, multithread=True)
+        handler = _ServerHandler(
+            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
+        )
         handler.request_handler = self
         handler.run(self.server.get_app())
-        if environ.get("mokku.drop"):
+        # The app saw the handler's copy of the environ; it is still there after a reset.
+        if (getattr(handler, "environ", None) or {}).get("mokku.drop"):
             self.server.abort_on_close(self.connection)
 
     def log_message(self, format: str, *args: Any) -> None:
