@@ -154,8 +154,8 @@ def test_error_status_and_fault_event(traced_server: LiveServer, receiver: GrpcR
     assert span.status_code == STATUS_CODE_ERROR
     assert "insufficient_quota" in span.status_message
     assert span.attributes["error.type"] == "insufficient_quota"
-    assert span.attributes["mokku.fault"] == "credit-error"
-    assert ("mokku.fault", {"mokku.fault.name": "credit-error"}) in span.events
+    assert span.attributes["mokku.fault"] == "credit"
+    assert ("mokku.fault", {"mokku.fault.name": "credit"}) in span.events
 
 
 def test_route_templates_health_and_secrets(traced_server: LiveServer, receiver: GrpcReceiver) -> None:
