@@ -234,3 +234,37 @@ def test_inter_token_delay_paces_the_stream(client: openai.OpenAI) -> None:
     )
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
     assert time.monotonic() - started >= 19 * 0.05
+
+
+@pytest.mark.parametrize("kind", ["module", "gunicorn"])
+def test_hung_up_clients_free_their_threads_at_once(kind: str) -> None:
+    """Two threads, two slow streams whose clients leave: a third request is served well before the
+    10 s the streams would still have waited."""
+    server = LiveServer(kind, env={"MOKKU_THREADS": "2", "MOKKU_TOKEN_MS": "10000"})
+    try:
+        host_port = ("127.0.0.1", server.port)
+        body = json.dumps({"model": "m", "messages": HI, "stream": True}).encode()
+        import socket
+
+        for _ in range(2):
+            with socket.create_connection(host_port, timeout=10) as sock:
+                sock.sendall(
+                    b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                received = b""
+                while b"data: " not in received:
+                    chunk = sock.recv(65536)
+                    assert chunk, received
+                    received += chunk
+        started = time.monotonic()
+        with openai.OpenAI(base_url=server.url + "/v1", api_key="sk-x", max_retries=0, timeout=8) as client:
+            completion = client.chat.completions.create(
+                model="m", messages=HI, extra_headers={"X-Mokku-Token-Ms": "0"}
+            )
+        assert completion.choices[0].message.content
+        assert time.monotonic() - started < 8
+        assert "Traceback" not in server.output()
+    finally:
+        server.close()
