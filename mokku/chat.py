@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional
 
-from . import errors, generation, limits, sse, telemetry, validate
+from . import errors, generation, limits, logprobs, sse, telemetry, tokens, tools, validate
 from .faults import Behaviour
 from .http import Request, Response
 from .ids import random_id
@@ -39,6 +39,15 @@ _PART_FIELDS = {
 RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
 
+class Reply(NamedTuple):
+    """What every choice answers: text (``output``), or calls to functions (``calls``)."""
+
+    output: generation.Output
+    calls: List[tools.Call]
+    legacy: bool  # the calls use the old ``function_call`` form
+    top_logprobs: Optional[int]  # logprobs asked for: how many alternatives per token
+
+
 def create(request: Request) -> Response:
     body = request.json()
     if request.settings.strict:
@@ -49,27 +58,38 @@ def create(request: Request) -> Response:
     model = behaviour.model
     messages = read_messages(body)
     sampling = generation.read_sampling(body, ("max_completion_tokens", "max_tokens"), None)
-    read_output_options(body)
     prompt_tokens = prompt_token_count(messages)
     limits.check_context(request, model, prompt_tokens, sampling.max_tokens, behaviour.is_("context_length"))
+    reply = make_reply(request, body, messages, sampling, behaviour)
 
-    output = generation.complete(echo_text(messages), sampling, behaviour)
-    usage = generation.usage(prompt_tokens, len(output.tokens) * sampling.n)
+    per_choice = len(reply.output.tokens) + sum(
+        tokens.count(c.name) + tokens.count(c.arguments) for c in reply.calls
+    )
+    usage = generation.usage(prompt_tokens, per_choice * sampling.n)
     completion_id = random_id("chatcmpl-")
     created = generation.now()
-    finish_reasons = [output.finish_reason] * sampling.n
+    finish = reply.output.finish_reason
+    if reply.calls:
+        finish = "function_call" if reply.legacy else "tool_calls"
+    finish_reasons = [finish] * sampling.n
+    telemetry.record_messages(request.span, messages, _message(reply, finish))
     if sampling.stream:
         events = _stream(
-            completion_id, created, behaviour, output, sampling, usage if sampling.include_usage else None
+            completion_id,
+            created,
+            behaviour,
+            reply,
+            finish,
+            sampling,
+            usage if sampling.include_usage else None,
         )
         return generation.respond(request, behaviour, completion_id, usage, finish_reasons, events=events)
-    content = "".join(output.tokens)
     choices = [
         {
             "index": index,
-            "message": {"role": "assistant", "content": content, "refusal": None, "annotations": []},
-            "logprobs": None,
-            "finish_reason": output.finish_reason,
+            "message": _message(reply, finish),
+            "logprobs": _logprobs(reply.output.tokens, reply.top_logprobs),
+            "finish_reason": finish,
         }
         for index in range(sampling.n)
     ]
@@ -86,15 +106,97 @@ def create(request: Request) -> Response:
     return generation.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
 
 
+def make_reply(
+    request: Request,
+    body: Mapping[str, Any],
+    messages: List[Dict[str, Any]],
+    sampling: generation.Sampling,
+    behaviour: Behaviour,
+) -> Reply:
+    """Validate the output options and decide the reply: calls, structured JSON, or the echo."""
+    wants_logprobs = validate.boolean(body.get("logprobs"), "logprobs")
+    top_logprobs = validate.integer(body.get("top_logprobs"), "top_logprobs", 0, 20)
+    if top_logprobs is not None and not wants_logprobs:
+        raise errors.invalid_request(
+            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used.",
+            "top_logprobs",
+        )
+    response_format = validate.obj(body.get("response_format"), "response_format")
+    if response_format is not None:
+        kind = validate.required(response_format, "type", "response_format.type")
+        if kind not in RESPONSE_FORMATS:
+            raise validate.invalid_value("response_format.type", kind, RESPONSE_FORMATS)
+        if kind == "json_schema":
+            schema = validate.required(response_format, "json_schema", "response_format.json_schema")
+            schema = validate.obj(schema, "response_format.json_schema") or {}
+            validate.string(
+                validate.required(schema, "name", "response_format.json_schema.name"),
+                "response_format.json_schema.name",
+            )
+            validate.obj(schema.get("schema"), "response_format.json_schema.schema")
+    functions = tools.read_functions(body)
+    validate.boolean(body.get("parallel_tool_calls"), "parallel_tool_calls")
+    text = echo_text(messages)
+    last_role = messages[-1]["role"]
+    chosen = tools.choose(
+        functions, body.get("tool_choice"), body.get("parallel_tool_calls"), last_role, "tool_choice"
+    )
+    legacy = False
+    if not chosen and "functions" in body:
+        legacy_functions = tools.read_legacy_functions(body)
+        chosen = tools.choose(legacy_functions, body.get("function_call"), None, last_role, "function_call")
+        legacy = True
+    top = (top_logprobs or 0) if wants_logprobs else None
+    if chosen and not behaviour.is_("content_filter"):
+        return Reply(generation.Output([], "stop"), tools.make_calls(chosen, text), legacy, top)
+    structured = tools.structured_content(response_format, text, "response_format.json_schema.schema")
+    reply_text = structured if structured is not None else request.settings.echo_prefix + text
+    return Reply(generation.complete(reply_text, sampling, behaviour), [], False, top)
+
+
+def _message(reply: Reply, finish: str) -> Dict[str, Any]:
+    if not reply.calls:
+        content = "".join(reply.output.tokens)
+        return {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+    message: Dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
+    if reply.legacy:
+        call = reply.calls[0]
+        message["function_call"] = {"name": call.name, "arguments": call.arguments}
+    else:
+        message["tool_calls"] = [
+            {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+            for c in reply.calls
+        ]
+    return message
+
+
+def _logprobs(token_list: List[str], top: Optional[int]) -> Optional[Dict[str, Any]]:
+    if top is None:
+        return None
+    return {"content": [logprobs.token_entry(token, top) for token in token_list], "refusal": None}
+
+
+class _LogprobChunks:
+    """Renders one choice's token chunks, each with that token's logprobs."""
+
+    def __init__(self, chunk: Callable[..., Dict[str, Any]], index: int, top: int) -> None:
+        self.chunk, self.index, self.top = chunk, index, top
+
+    def render(self, token: str) -> bytes:
+        return sse.event(self.chunk(self.index, {"content": token}, logprobs=_logprobs([token], self.top)))
+
+
 def _stream(
     completion_id: str,
     created: int,
     behaviour: Behaviour,
-    output: generation.Output,
+    reply: Reply,
+    finish: str,
     sampling: generation.Sampling,
     usage: Optional[Dict[str, Any]],
 ) -> Iterator[bytes]:
-    """Per choice: a role chunk, one chunk per token, a finish chunk; then usage and [DONE]."""
+    """Per choice: a role chunk, one chunk per token (or per call and argument fragment), a finish
+    chunk; then usage and [DONE]."""
     base = generation.chunk_base(
         "chat.completion.chunk",
         completion_id,
@@ -104,18 +206,60 @@ def _stream(
         service_tier=generation.SERVICE_TIER,
     )
 
-    def chunk(index: int, delta: Any, finish_reason: Optional[str] = None) -> Dict[str, Any]:
-        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+    def chunk(
+        index: int, delta: Any, finish_reason: Optional[str] = None, logprobs: Any = None
+    ) -> Dict[str, Any]:
+        choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
         return {**base, "choices": [choice]}
 
     choices = range(sampling.n)
+    if reply.calls:
+        for index in choices:
+            yield from _call_chunks(chunk, index, reply, behaviour)
+    else:
+        for index in choices:
+            yield sse.event(chunk(index, {"role": "assistant", "content": "", "refusal": None}))
+        renderers: List[generation.TokenEvents]
+        if reply.top_logprobs is None:
+            renderers = [sse.EventTemplate(chunk(i, {"content": sse.EventTemplate.SLOT})) for i in choices]
+        else:
+            renderers = [_LogprobChunks(chunk, i, reply.top_logprobs) for i in choices]
+        yield from generation.interleave(
+            renderers, [reply.output.tokens] * sampling.n, behaviour.between_tokens
+        )
     for index in choices:
-        yield sse.event(chunk(index, {"role": "assistant", "content": "", "refusal": None}))
-    content = [sse.EventTemplate(chunk(index, {"content": sse.EventTemplate.SLOT})) for index in choices]
-    yield from generation.interleave(content, [output.tokens] * sampling.n, behaviour.between_tokens)
-    for index in choices:
-        yield sse.event(chunk(index, {}, output.finish_reason))
+        yield sse.event(chunk(index, {}, finish))
     yield from generation.stream_end(base, usage)
+
+
+def _call_chunks(
+    chunk: Callable[..., Dict[str, Any]], index: int, reply: Reply, behaviour: Behaviour
+) -> Iterator[bytes]:
+    """A call's header (id, type, name, empty arguments), then its arguments in fragments."""
+    for position, call in enumerate(reply.calls):
+        if reply.legacy:
+            head: Dict[str, Any] = {"function_call": {"name": call.name, "arguments": ""}}
+        else:
+            head = {
+                "tool_calls": [
+                    {
+                        "index": position,
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.name, "arguments": ""},
+                    }
+                ]
+            }
+        if position == 0:
+            head = {"role": "assistant", "content": None, **head, "refusal": None}
+        yield sse.event(chunk(index, head))
+        for fragment in tokens.tokenize(call.arguments):
+            behaviour.between_tokens()
+            if reply.legacy:
+                delta: Dict[str, Any] = {"function_call": {"arguments": fragment}}
+            else:
+                delta = {"tool_calls": [{"index": position, "function": {"arguments": fragment}}]}
+            yield sse.event(chunk(index, delta))
 
 
 def read_messages(body: Mapping[str, Any]) -> List[Dict[str, Any]]:
@@ -171,41 +315,6 @@ def _check_parts(content: Any, param: str, allowed: tuple) -> None:
             raise validate.wrong_type(f"{part_param}.{field}", expected, value)
 
 
-def read_output_options(body: Mapping[str, Any]) -> None:
-    """Check the fields that shape output beyond the echo (logprobs, tools, response_format)."""
-    logprobs = validate.boolean(body.get("logprobs"), "logprobs")
-    top_logprobs = validate.integer(body.get("top_logprobs"), "top_logprobs", 0, 20)
-    if top_logprobs is not None and not logprobs:
-        raise errors.invalid_request(
-            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used.",
-            "top_logprobs",
-        )
-    tools = validate.array(body.get("tools"), "tools") or []
-    for index, tool in enumerate(tools):
-        param = f"tools[{index}]"
-        if not isinstance(tool, dict):
-            raise validate.wrong_type(param, "an object", tool)
-        kind = validate.string(validate.required(tool, "type", f"{param}.type"), f"{param}.type")
-        if kind not in ("function", "custom"):
-            raise validate.invalid_value(f"{param}.type", kind, ("function", "custom"))
-        definition = validate.obj(validate.required(tool, kind, f"{param}.{kind}"), f"{param}.{kind}") or {}
-        validate.string(validate.required(definition, "name", f"{param}.{kind}.name"), f"{param}.{kind}.name")
-        if kind == "function":
-            validate.obj(definition.get("parameters"), f"{param}.function.parameters")
-    response_format = validate.obj(body.get("response_format"), "response_format")
-    if response_format is not None:
-        kind = validate.required(response_format, "type", "response_format.type")
-        if kind not in RESPONSE_FORMATS:
-            raise validate.invalid_value("response_format.type", kind, RESPONSE_FORMATS)
-        if kind == "json_schema":
-            schema = validate.required(response_format, "json_schema", "response_format.json_schema")
-            schema = validate.obj(schema, "response_format.json_schema") or {}
-            validate.string(
-                validate.required(schema, "name", "response_format.json_schema.name"),
-                "response_format.json_schema.name",
-            )
-
-
 def message_text(message: Mapping[str, Any]) -> str:
     """A message's text: its string content, or its text parts joined by newlines."""
     content = message.get("content")
@@ -217,7 +326,10 @@ def message_text(message: Mapping[str, Any]) -> str:
 
 
 def echo_text(messages: List[Dict[str, Any]]) -> str:
-    """The last user message's text; with no user message, the last message's."""
+    """The last user message's text; with no user message, the last message's. After a tool
+    (or function) result, that result's text, so that an agent loop ends."""
+    if messages[-1]["role"] in ("tool", "function"):
+        return message_text(messages[-1])
     for message in reversed(messages):
         if message["role"] == "user":
             return message_text(message)

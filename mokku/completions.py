@@ -61,7 +61,7 @@ def create(request: Request) -> Response:
 
     choices = []
     for number, prompt in enumerate(prompts):
-        output = generation.complete(prompt.text, sampling, behaviour)
+        output = generation.complete(request.settings.echo_prefix + prompt.text, sampling, behaviour)
         prefix = prompt.text if echo else ""
         choices += [Choice(number * sampling.n + i, prefix, output) for i in range(sampling.n)]
     generated = (

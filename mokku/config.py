@@ -45,6 +45,7 @@ class Settings:
     rpm: int = 0
     tpm: int = 0
     api_keys: Tuple[str, ...] = field(default=(), repr=False)  # never shown in logs
+    echo_prefix: str = ""
 
 
 def _int(env: Mapping[str, str], name: str, default: Any, minimum: int) -> Any:
@@ -161,6 +162,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         rpm=_int(env, "MOKKU_RPM", 0, 0),
         tpm=_int(env, "MOKKU_TPM", 0, 0),
         api_keys=tuple(key.strip() for key in env.get("MOKKU_API_KEY", "").split(",") if key.strip()),
+        echo_prefix=env.get("MOKKU_ECHO_PREFIX", ""),
     )
 
 

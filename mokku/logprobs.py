@@ -9,7 +9,7 @@ then common tokens, each clearly less likely and all distinct.
 from __future__ import annotations
 
 import zlib
-from typing import List, Tuple
+from typing import Any, Dict, List, Tuple
 
 _COMMON = (
     " the", " a", " and", ",", ".", " of", " to", " in", "\n", " is",
@@ -51,3 +51,18 @@ def alternatives(token: str, count: int) -> List[Tuple[str, float]]:
             if len(out) == count:
                 break
     return out
+
+
+def token_entry(token: str, top: int) -> Dict[str, Any]:
+    """A chat ``ChatCompletionTokenLogprob``: the token, its logprob and bytes, and ``top`` alternatives
+    (the token itself first, as the most likely)."""
+    own = logprob(token)
+    ranked = [(token, own), *alternatives(token, top - 1)] if top else []
+    return {
+        "token": token,
+        "logprob": own,
+        "bytes": list(token.encode("utf-8", "surrogatepass")),
+        "top_logprobs": [
+            {"token": t, "logprob": lp, "bytes": list(t.encode("utf-8", "surrogatepass"))} for t, lp in ranked
+        ],
+    }

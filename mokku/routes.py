@@ -15,6 +15,7 @@ def build_routes(settings: Settings) -> List[Route]:
     catalogue = Catalogue(settings.extra_models)
     return [
         Route("GET", "/health", health),
+        Route("GET", "/healthz", health),
         Route("GET", "/openapi.yml", openapi.openapi_yaml),
         Route("GET", "/openapi.json", openapi.openapi_json),
         Route("GET", "/v1/models", catalogue.list_models),

@@ -41,7 +41,13 @@ class SchemaError(ValueError):
 
 def generate(schema: Any, text: str) -> Any:
     """A value valid against ``schema``, with strings taken from ``text`` where possible."""
-    return _Generator(schema, text or "echo").value(schema, 0, 0)
+    try:
+        return _Generator(schema, text or "echo").value(schema, 0, 0)
+    except SchemaError:
+        raise
+    except (TypeError, AttributeError, KeyError, IndexError, ValueError, RecursionError, re.error) as exc:
+        # Arbitrary JSON is not always a schema: say so instead of failing the request.
+        raise SchemaError(f"not a schema mokku can use ({type(exc).__name__}: {exc})") from None
 
 
 class _Generator:

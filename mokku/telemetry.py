@@ -13,6 +13,7 @@ never recorded.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -205,6 +206,24 @@ def record_response(
     if finish_reasons:
         attributes["gen_ai.response.finish_reasons"] = list(finish_reasons)
     span.set_attributes(attributes)
+
+
+# Opt-in, as the GenAI semantic conventions ask: message contents are sensitive.
+_CAPTURE_CONTENT = (
+    os.environ.get("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "").strip().lower() == "true"
+)
+
+
+def record_messages(span: Optional[Span], messages: Any, reply: Any) -> None:
+    """The request's messages and the reply, only with OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true."""
+    if span is None or not _CAPTURE_CONTENT:
+        return
+    span.set_attributes(
+        {
+            "gen_ai.input.messages": json.dumps(messages, ensure_ascii=False),
+            "gen_ai.output.messages": json.dumps([reply], ensure_ascii=False),
+        }
+    )
 
 
 def record_stream_end(span: Optional[Span], completed: bool, events: int) -> None:

@@ -120,13 +120,18 @@ def test_without_user_message_echoes_last_message(app: webtest.TestApp) -> None:
     assert chat(app, messages=messages)["choices"][0]["message"]["content"] == "dev text"
 
 
-def test_user_message_wins_over_later_messages(app: webtest.TestApp) -> None:
+def test_user_message_wins_over_later_assistant_messages(app: webtest.TestApp) -> None:
+    messages = [{"role": "user", "content": "the question"}, {"role": "assistant", "content": "an answer"}]
+    assert chat(app, messages=messages)["choices"][0]["message"]["content"] == "the question"
+
+
+def test_a_tool_result_is_echoed(app: webtest.TestApp) -> None:
     messages = [
         {"role": "user", "content": "the question"},
         {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
         {"role": "tool", "tool_call_id": "c1", "content": "tool output"},
     ]
-    assert chat(app, messages=messages)["choices"][0]["message"]["content"] == "the question"
+    assert chat(app, messages=messages)["choices"][0]["message"]["content"] == "tool output"
 
 
 def test_n_gives_identical_choices(app: webtest.TestApp) -> None:
@@ -551,7 +556,7 @@ def test_unknown_and_known_extra_params_are_accepted(app: webtest.TestApp) -> No
         brand_new_parameter={"x": 1},
         tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
         tool_choice="none",
-        response_format={"type": "json_schema", "json_schema": {"name": "x", "schema": {}}},
+        response_format={"type": "text"},
     )
     assert body["choices"][0]["message"]["content"] == "hi"
 

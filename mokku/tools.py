@@ -1,0 +1,133 @@
+"""Tool calls: which functions the "model" calls, and with what arguments.
+
+The rule: when ``tools`` (or the legacy ``functions``) are sent and the choice is not ``none``,
+the reply calls a function instead of echoing, unless the last message is a tool (or function)
+result, which is echoed as text, so that agent loops end. ``auto`` and ``required`` call the
+first function; a named choice calls that one; with ``parallel_tool_calls: true`` sent
+explicitly and several functions, each is called once, in order. Arguments are generated from
+the function's ``parameters`` schema (see ``schemagen``), strings filled with the echo text.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional
+
+from . import errors, schemagen, validate
+from .ids import random_id
+
+EMPTY_PARAMETERS = {"type": "object", "properties": {}}
+
+
+class Function(NamedTuple):
+    name: str
+    parameters: Dict[str, Any]
+    param: str  # where it was declared, for error messages
+
+
+class Call(NamedTuple):
+    id: str
+    name: str
+    arguments: str  # a JSON document, as the API sends it
+
+
+def read_functions(body: Mapping[str, Any]) -> List[Function]:
+    """The function tools of ``tools`` (custom tools are accepted but never called)."""
+    functions = []
+    for index, tool in enumerate(validate.array(body.get("tools"), "tools") or []):
+        param = f"tools[{index}]"
+        if not isinstance(tool, dict):
+            raise validate.wrong_type(param, "an object", tool)
+        kind = validate.string(validate.required(tool, "type", f"{param}.type"), f"{param}.type")
+        if kind not in ("function", "custom"):
+            raise validate.invalid_value(f"{param}.type", kind, ("function", "custom"))
+        definition = validate.obj(validate.required(tool, kind, f"{param}.{kind}"), f"{param}.{kind}") or {}
+        name = validate.string(
+            validate.required(definition, "name", f"{param}.{kind}.name"), f"{param}.{kind}.name"
+        )
+        if kind == "function":
+            parameters = validate.obj(definition.get("parameters"), f"{param}.function.parameters")
+            functions.append(
+                Function(name or "", parameters or EMPTY_PARAMETERS, f"{param}.function.parameters")
+            )
+    return functions
+
+
+def read_legacy_functions(body: Mapping[str, Any]) -> List[Function]:
+    functions = []
+    for index, definition in enumerate(validate.array(body.get("functions"), "functions", 1, 128) or []):
+        param = f"functions[{index}]"
+        if not isinstance(definition, dict):
+            raise validate.wrong_type(param, "an object", definition)
+        name = validate.string(validate.required(definition, "name", f"{param}.name"), f"{param}.name")
+        parameters = validate.obj(definition.get("parameters"), f"{param}.parameters")
+        functions.append(Function(name or "", parameters or EMPTY_PARAMETERS, f"{param}.parameters"))
+    return functions
+
+
+def choose(
+    functions: List[Function], choice: Any, parallel: Any, last_role: str, choice_param: str
+) -> List[Function]:
+    """The functions this reply calls (none: answer with text)."""
+    if choice is not None and not functions:
+        raise errors.invalid_request(
+            f"Invalid value for '{choice_param}': '{choice_param}' is only allowed when "
+            f"'{'tools' if choice_param == 'tool_choice' else 'functions'}' are specified.",
+            choice_param,
+        )
+    if not functions or last_role in ("tool", "function"):
+        return []
+    if choice is None or choice in ("auto", "required"):
+        return functions if parallel is True and len(functions) > 1 else functions[:1]
+    if choice == "none":
+        return []
+    if isinstance(choice, dict):
+        name = (
+            choice.get("name")
+            if choice_param == "function_call"
+            else (choice.get("function") or {}).get("name")
+        )
+        if choice_param == "tool_choice" and choice.get("type") not in ("function", None):
+            return functions[:1]  # allowed_tools and other forms: call the first function
+        if not isinstance(name, str):
+            raise validate.missing(
+                f"{choice_param}.function.name" if choice_param == "tool_choice" else f"{choice_param}.name"
+            )
+        for function in functions:
+            if function.name == name:
+                return [function]
+        raise errors.invalid_request(
+            f"Invalid value for '{choice_param}': no function named '{name}' was specified.", choice_param
+        )
+    raise validate.invalid_value(choice_param, choice, ("none", "auto", "required"))
+
+
+def make_calls(functions: List[Function], text: str) -> List[Call]:
+    calls = []
+    for function in functions:
+        try:
+            arguments = schemagen.generate(function.parameters, text)
+        except schemagen.SchemaError as exc:
+            raise errors.invalid_request(
+                f"Invalid schema for function '{function.name}': mokku cannot make arguments for it ({exc}).",
+                function.param,
+            ) from None
+        calls.append(Call(random_id("call_", 24), function.name, _compact(arguments)))
+    return calls
+
+
+def structured_content(response_format: Optional[Mapping[str, Any]], text: str, param: str) -> Optional[str]:
+    """The reply for ``json_schema`` / ``json_object`` output, or None for plain text."""
+    if not response_format or response_format.get("type") in (None, "text"):
+        return None
+    if response_format.get("type") == "json_object":
+        return _compact({"echo": text})
+    schema = (response_format.get("json_schema") or response_format).get("schema") or {"type": "object"}
+    try:
+        return _compact(schemagen.generate(schema, text))
+    except schemagen.SchemaError as exc:
+        raise errors.invalid_request(f"Invalid schema for response_format: {exc}.", param) from None
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

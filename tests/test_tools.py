@@ -1,0 +1,267 @@
+"""Tool calls, structured outputs and logprobs on chat completions, in-process."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List
+
+import jsonschema
+import pytest
+import webtest
+
+from mokku import config
+from mokku.app import App
+
+from . import sse
+from .spec import validate
+
+URL = "/v1/chat/completions"
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "parameters": {
+            "type": "object",
+            "properties": {
+                "city": {"type": "string"},
+                "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]},
+                "days": {"type": "integer", "minimum": 1, "maximum": 7},
+            },
+            "required": ["city", "unit"],
+            "additionalProperties": False,
+        },
+    },
+}
+TIME = {
+    "type": "function",
+    "function": {
+        "name": "get_time",
+        "parameters": {"type": "object", "properties": {"zone": {"type": "string"}}},
+    },
+}
+ASK = [{"role": "user", "content": "Paris"}]
+
+
+def chat(app: webtest.TestApp, **body: Any) -> Dict[str, Any]:
+    body.setdefault("model", "gpt-4o")
+    body.setdefault("messages", ASK)
+    result = app.post_json(URL, body).json
+    validate(result, "CreateChatCompletionResponse")
+    return result
+
+
+def test_auto_calls_the_first_tool(app: webtest.TestApp) -> None:
+    body = chat(app, tools=[WEATHER, TIME])
+    choice = body["choices"][0]
+    assert choice["finish_reason"] == "tool_calls"
+    message = choice["message"]
+    assert message["content"] is None
+    (call,) = message["tool_calls"]
+    assert call["id"].startswith("call_") and call["type"] == "function"
+    assert call["function"]["name"] == "get_weather"
+    arguments = json.loads(call["function"]["arguments"])
+    jsonschema.validate(arguments, WEATHER["function"]["parameters"])
+    assert arguments["city"] == "Paris"
+
+
+def test_named_choice_and_parallel_calls(app: webtest.TestApp) -> None:
+    forced = chat(
+        app, tools=[WEATHER, TIME], tool_choice={"type": "function", "function": {"name": "get_time"}}
+    )
+    assert [c["function"]["name"] for c in forced["choices"][0]["message"]["tool_calls"]] == ["get_time"]
+    parallel = chat(app, tools=[WEATHER, TIME], parallel_tool_calls=True, tool_choice="required")
+    calls = parallel["choices"][0]["message"]["tool_calls"]
+    assert [c["function"]["name"] for c in calls] == ["get_weather", "get_time"]
+    assert len({c["id"] for c in calls}) == 2
+
+
+def test_none_and_tool_results_answer_with_text(app: webtest.TestApp) -> None:
+    assert chat(app, tools=[WEATHER], tool_choice="none")["choices"][0]["message"]["content"] == "Paris"
+    loop = [
+        *ASK,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "22 degrees and sunny"},
+    ]
+    body = chat(app, tools=[WEATHER], messages=loop)
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert body["choices"][0]["message"]["content"] == "22 degrees and sunny"
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        (
+            {"tools": [WEATHER], "tool_choice": {"type": "function", "function": {"name": "nope"}}},
+            "tool_choice",
+        ),
+        ({"tool_choice": "auto"}, "tool_choice"),
+        ({"tools": [WEATHER], "tool_choice": "sometimes"}, "tool_choice"),
+        (
+            {
+                "tools": [
+                    {
+                        "type": "function",
+                        "function": {
+                            "name": "f",
+                            "parameters": {"type": "string", "minLength": 3, "maxLength": 1},
+                        },
+                    }
+                ]
+            },
+            "tools[0].function.parameters",
+        ),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": 5}}}]},
+            "tools[0].function.parameters",
+        ),
+        (
+            {
+                "response_format": {
+                    "type": "json_schema",
+                    "json_schema": {"name": "x", "schema": {"enum": []}},
+                }
+            },
+            "response_format.json_schema.schema",
+        ),
+        ({"parallel_tool_calls": "yes", "tools": [WEATHER]}, "parallel_tool_calls"),
+    ],
+)
+def test_tool_errors(app: webtest.TestApp, extra: Dict[str, Any], param: str) -> None:
+    response = app.post_json(URL, {"model": "m", "messages": ASK, **extra}, status=400)
+    validate(response.json, "ErrorResponse")
+    assert response.json["error"]["param"] == param
+
+
+def test_stream_tool_calls(app: webtest.TestApp) -> None:
+    body = app.post_json(
+        URL,
+        {
+            "model": "m",
+            "messages": ASK,
+            "tools": [WEATHER, TIME],
+            "parallel_tool_calls": True,
+            "stream": True,
+        },
+    ).body
+    chunks = sse.parse(body)
+    for chunk in chunks:
+        validate(chunk, "CreateChatCompletionStreamResponse")
+    first = chunks[0]["choices"][0]["delta"]
+    assert first["role"] == "assistant"
+    head = first["tool_calls"][0]
+    assert (
+        head["index"] == 0
+        and head["id"].startswith("call_")
+        and head["function"] == {"name": "get_weather", "arguments": ""}
+    )
+    arguments: Dict[int, str] = {}
+    for chunk in chunks:
+        for call in chunk["choices"][0]["delta"].get("tool_calls", []):
+            arguments[call["index"]] = arguments.get(call["index"], "") + call["function"].get(
+                "arguments", ""
+            )
+    assert set(arguments) == {0, 1}
+    jsonschema.validate(json.loads(arguments[0]), WEATHER["function"]["parameters"])
+    assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_legacy_functions(app: webtest.TestApp) -> None:
+    functions = [WEATHER["function"]]
+    body = chat(app, functions=functions)
+    choice = body["choices"][0]
+    assert choice["finish_reason"] == "function_call"
+    assert choice["message"]["function_call"]["name"] == "get_weather"
+    jsonschema.validate(
+        json.loads(choice["message"]["function_call"]["arguments"]), WEATHER["function"]["parameters"]
+    )
+    assert chat(app, functions=functions, function_call="none")["choices"][0]["message"]["content"] == "Paris"
+    streamed = sse.parse(
+        app.post_json(URL, {"model": "m", "messages": ASK, "functions": functions, "stream": True}).body
+    )
+    assert streamed[0]["choices"][0]["delta"]["function_call"] == {"name": "get_weather", "arguments": ""}
+    assert streamed[-1]["choices"][0]["finish_reason"] == "function_call"
+
+
+def test_json_schema_output(app: webtest.TestApp) -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "answer": {"type": "string"},
+            "confidence": {"type": "number", "minimum": 0, "maximum": 1},
+            "tags": {"type": "array", "items": {"type": "string"}},
+        },
+        "required": ["answer", "confidence", "tags"],
+        "additionalProperties": False,
+    }
+    body = chat(
+        app,
+        response_format={
+            "type": "json_schema",
+            "json_schema": {"name": "result", "schema": schema, "strict": True},
+        },
+    )
+    content = json.loads(body["choices"][0]["message"]["content"])
+    jsonschema.validate(content, schema)
+    assert content["answer"] == "Paris"
+    again = chat(
+        app, response_format={"type": "json_schema", "json_schema": {"name": "result", "schema": schema}}
+    )
+    assert again["choices"][0]["message"]["content"] == body["choices"][0]["message"]["content"]
+
+
+def test_json_object_output(app: webtest.TestApp) -> None:
+    body = chat(app, response_format={"type": "json_object"})
+    assert json.loads(body["choices"][0]["message"]["content"]) == {"echo": "Paris"}
+
+
+def test_logprobs(app: webtest.TestApp) -> None:
+    body = chat(app, messages=[{"role": "user", "content": "Hello, world"}], logprobs=True, top_logprobs=3)
+    logprobs = body["choices"][0]["logprobs"]
+    assert [entry["token"] for entry in logprobs["content"]] == ["Hello", ",", " world"]
+    for entry in logprobs["content"]:
+        assert entry["bytes"] == list(entry["token"].encode())
+        assert len(entry["top_logprobs"]) == 3
+        assert entry["top_logprobs"][0]["token"] == entry["token"]
+        assert entry["logprob"] == max(alt["logprob"] for alt in entry["top_logprobs"])
+    assert (
+        chat(app, messages=[{"role": "user", "content": "Hello, world"}], logprobs=True)["choices"][0][
+            "logprobs"
+        ]["content"][0]["top_logprobs"]
+        == []
+    )
+    chunks = sse.parse(
+        app.post_json(
+            URL,
+            {
+                "model": "m",
+                "messages": [{"role": "user", "content": "Hello, world"}],
+                "logprobs": True,
+                "top_logprobs": 2,
+                "stream": True,
+            },
+        ).body
+    )
+    streamed: List[Dict[str, Any]] = [
+        e for c in chunks for ch in c["choices"] if ch.get("logprobs") for e in ch["logprobs"]["content"]
+    ]
+    assert [e["token"] for e in streamed] == ["Hello", ",", " world"]
+    for chunk in chunks:
+        validate(chunk, "CreateChatCompletionStreamResponse")
+
+
+def test_echo_prefix() -> None:
+    app = webtest.TestApp(App(config.load({"MOKKU_ECHO_PREFIX": "Echo: "})))
+    body = app.post_json(URL, {"model": "m", "messages": ASK}).json
+    assert body["choices"][0]["message"]["content"] == "Echo: Paris"
+    legacy = app.post_json("/v1/completions", {"model": "m", "prompt": "x"}).json
+    assert legacy["choices"][0]["text"] == "Echo: x"
+
+
+def test_healthz(app: webtest.TestApp) -> None:
+    assert app.get("/healthz").json["status"] == "ok"
