@@ -8,11 +8,13 @@ from . import chat, completions, embeddings, openapi
 from .config import Settings
 from .health import health
 from .models import Catalogue
+from .responses import Responses
 from .routing import Route
 
 
 def build_routes(settings: Settings) -> List[Route]:
     catalogue = Catalogue(settings.extra_models)
+    stored = Responses()
     return [
         Route("GET", "/health", health),
         Route("GET", "/healthz", health),
@@ -23,4 +25,7 @@ def build_routes(settings: Settings) -> List[Route]:
         Route("POST", "/v1/chat/completions", chat.create),
         Route("POST", "/v1/completions", completions.create),
         Route("POST", "/v1/embeddings", embeddings.create),
+        Route("POST", "/v1/responses", stored.create),
+        Route("GET", "/v1/responses/{response_id}", stored.retrieve),
+        Route("DELETE", "/v1/responses/{response_id}", stored.delete),
     ]

@@ -27,6 +27,11 @@ def event(payload: Any) -> bytes:
     return b"data: " + dumps(payload) + b"\n\n"
 
 
+def typed_event(kind: str, payload: Any) -> bytes:
+    """A named event, as the Responses API streams them: ``event: <type>`` then its data."""
+    return b"event: " + kind.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
+
+
 class EventTemplate:
     """An event whose JSON is fixed but for one value, encoded once per stream.
 

@@ -75,7 +75,7 @@ def choose(
             f"'{'tools' if choice_param == 'tool_choice' else 'functions'}' are specified.",
             choice_param,
         )
-    if not functions or last_role in ("tool", "function"):
+    if not functions or last_role in ("tool", "function", "function_call_output"):
         return []
     if choice is None or choice in ("auto", "required"):
         return functions if parallel is True and len(functions) > 1 else functions[:1]

@@ -1,0 +1,214 @@
+"""The Responses API in-process: shapes against the official schemas, tools, formats, streams, the store."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List
+
+import jsonschema
+import pytest
+import webtest
+
+from .spec import validate
+
+URL = "/v1/responses"
+TOOL = {
+    "type": "function",
+    "name": "lookup",
+    "parameters": {
+        "type": "object",
+        "properties": {"query": {"type": "string"}},
+        "required": ["query"],
+        "additionalProperties": False,
+    },
+    "strict": True,
+}
+
+
+def create(app: webtest.TestApp, **body: Any) -> Dict[str, Any]:
+    body.setdefault("model", "gpt-4o")
+    result = app.post_json(URL, body).json
+    validate(result, "Response")
+    return result
+
+
+def events(app: webtest.TestApp, **body: Any) -> List[Dict[str, Any]]:
+    body.setdefault("model", "gpt-4o")
+    raw = app.post_json(URL, dict(body, stream=True)).body
+    assert raw.endswith(b"\n\n") and b"[DONE]" not in raw
+    out = []
+    for frame in raw.split(b"\n\n")[:-1]:
+        event_line, data_line = frame.split(b"\n")
+        assert event_line.startswith(b"event: ") and data_line.startswith(b"data: ")
+        payload = json.loads(data_line[6:])
+        assert payload["type"] == event_line[7:].decode()
+        validate(payload, "ResponseStreamEvent")
+        out.append(payload)
+    assert [e["sequence_number"] for e in out] == list(range(len(out)))
+    return out
+
+
+def test_text_response(app: webtest.TestApp) -> None:
+    body = create(app, input="Hello there")
+    assert body["object"] == "response" and body["id"].startswith("resp_")
+    assert body["status"] == "completed"
+    (message,) = body["output"]
+    assert message["type"] == "message" and message["role"] == "assistant"
+    assert message["content"] == [
+        {"type": "output_text", "text": "Hello there", "annotations": [], "logprobs": []}
+    ]
+    assert body["usage"]["output_tokens"] == 2
+    assert body["usage"]["total_tokens"] == body["usage"]["input_tokens"] + 2
+
+
+def test_input_items_and_instructions(app: webtest.TestApp) -> None:
+    body = create(
+        app,
+        instructions="Be brief.",
+        input=[
+            {"role": "developer", "content": "rules"},
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "first"},
+                    {"type": "input_image", "image_url": "data:x"},
+                    {"type": "input_text", "text": "second"},
+                ],
+            },
+        ],
+    )
+    assert body["output"][0]["content"][0]["text"] == "first\nsecond"
+    assert body["instructions"] == "Be brief."
+
+
+def test_max_output_tokens_is_incomplete(app: webtest.TestApp) -> None:
+    body = create(app, input=" ".join(["w"] * 40), max_output_tokens=16)
+    assert body["status"] == "incomplete"
+    assert body["incomplete_details"] == {"reason": "max_output_tokens"}
+    assert body["usage"]["output_tokens"] == 16
+
+
+def test_function_calls_and_loop_end(app: webtest.TestApp) -> None:
+    body = create(app, input="cats", tools=[TOOL])
+    (call,) = body["output"]
+    assert (
+        call["type"] == "function_call" and call["name"] == "lookup" and call["call_id"].startswith("call_")
+    )
+    jsonschema.validate(json.loads(call["arguments"]), TOOL["parameters"])
+    follow_up = create(
+        app,
+        input=[
+            {"role": "user", "content": "cats"},
+            {
+                "type": "function_call",
+                "call_id": call["call_id"],
+                "name": "lookup",
+                "arguments": call["arguments"],
+            },
+            {"type": "function_call_output", "call_id": call["call_id"], "output": "3 cats found"},
+        ],
+        tools=[TOOL],
+    )
+    assert follow_up["output"][0]["content"][0]["text"] == "3 cats found"
+    forced = create(
+        app,
+        input="x",
+        tools=[TOOL, dict(TOOL, name="other")],
+        tool_choice={"type": "function", "name": "other"},
+    )
+    assert forced["output"][0]["name"] == "other"
+
+
+def test_text_formats(app: webtest.TestApp) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "n": {"type": "integer"}},
+        "required": ["city", "n"],
+        "additionalProperties": False,
+    }
+    body = create(
+        app,
+        input="Lima",
+        text={"format": {"type": "json_schema", "name": "place", "schema": schema, "strict": True}},
+    )
+    jsonschema.validate(json.loads(body["output"][0]["content"][0]["text"]), schema)
+    plain = create(app, input="Lima", text={"format": {"type": "json_object"}})
+    assert json.loads(plain["output"][0]["content"][0]["text"]) == {"echo": "Lima"}
+
+
+def test_stream_event_sequence(app: webtest.TestApp) -> None:
+    sequence = events(app, input="one two three")
+    assert [e["type"] for e in sequence] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert (
+        "".join(e["delta"] for e in sequence if e["type"] == "response.output_text.delta") == "one two three"
+    )
+    assert sequence[-1]["response"]["output"][0]["content"][0]["text"] == "one two three"
+
+
+def test_stream_function_call_events(app: webtest.TestApp) -> None:
+    sequence = events(app, input="dogs", tools=[TOOL])
+    kinds = [e["type"] for e in sequence]
+    assert kinds[2] == "response.output_item.added" and kinds[-2:] == [
+        "response.output_item.done",
+        "response.completed",
+    ]
+    arguments = "".join(e["delta"] for e in sequence if e["type"] == "response.function_call_arguments.delta")
+    done = next(e for e in sequence if e["type"] == "response.function_call_arguments.done")
+    assert arguments == done["arguments"] and done["name"] == "lookup"
+
+
+def test_store_retrieve_delete(app: webtest.TestApp) -> None:
+    body = create(app, input="keep me")
+    assert app.get(f"{URL}/{body['id']}").json == body
+    deleted = app.delete(f"{URL}/{body['id']}").json
+    assert deleted == {"id": body["id"], "object": "response", "deleted": True}
+    missing = app.get(f"{URL}/{body['id']}", status=404).json
+    validate(missing, "ErrorResponse")
+    app.delete(f"{URL}/{body['id']}", status=404)
+    unstored = create(app, input="forget me", store=False)
+    app.get(f"{URL}/{unstored['id']}", status=404)
+
+
+def test_credit_error_and_faults(app: webtest.TestApp) -> None:
+    response = app.post_json(URL, {"model": "credit-error", "input": "x"}, status=402)
+    assert response.json["error"]["code"] == "insufficient_quota"
+    app.post_json(URL, {"model": "gpt-4o@429", "input": "x"}, status=429)
+
+
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"model": "m"}, "input"),
+        ({"model": "m", "input": 3}, "input"),
+        ({"model": "m", "input": []}, "input"),
+        ({"model": "m", "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
+        ({"model": "m", "input": "x", "max_output_tokens": 5}, "max_output_tokens"),
+        ({"model": "m", "input": "x", "text": {"format": {"type": "xml"}}}, "text.format.type"),
+        ({"model": "m", "input": "x", "tools": [{"type": "function"}]}, "tools[0].name"),
+        (
+            {
+                "model": "m",
+                "input": "x",
+                "tools": [TOOL],
+                "tool_choice": {"type": "function", "name": "nope"},
+            },
+            "tool_choice",
+        ),
+    ],
+)
+def test_validation(app: webtest.TestApp, body: Dict[str, Any], param: str) -> None:
+    response = app.post_json(URL, body, status=400)
+    validate(response.json, "ErrorResponse")
+    assert response.json["error"]["param"] == param
