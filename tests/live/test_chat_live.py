@@ -254,8 +254,8 @@ def test_100_disconnects_leave_server_healthy(kind: str) -> None:
         assert [b[2]["choices"][0]["message"]["content"] for b in bodies] == [f"after {i}" for i in range(8)]
         assert request("GET", server.url + "/health")[0] == 200
         log = server.output()
-        assert "Traceback" not in log
-        assert "ERROR" not in log and "[ERROR]" not in log
+        assert "Traceback" not in log, log[-4000:]
+        assert "ERROR" not in log, log[-4000:]
         assert server.stop() == 0
     finally:
         server.close()
