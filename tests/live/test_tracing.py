@@ -257,3 +257,22 @@ def test_no_endpoint_means_tracing_off_said_once(kind: str) -> None:
         assert server.output().count("tracing off: set OTEL_EXPORTER_OTLP_ENDPOINT") == 1
     finally:
         server.close()
+
+
+def test_message_content_capture_is_opt_in(receiver: GrpcReceiver) -> None:
+    env = tracing_env(receiver.endpoint, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT="true")
+    server = LiveServer("module", env=env)
+    try:
+        with sdk(server) as client:
+            client.chat.completions.create(
+                model="trace-capture", messages=[{"role": "user", "content": "visible text"}]
+            )
+        (span,) = spans_for(receiver, "trace-capture")
+        assert json.loads(span.attributes["gen_ai.input.messages"]) == [
+            {"role": "user", "content": "visible text"}
+        ]
+        reply = json.loads(span.attributes["gen_ai.output.messages"])
+        assert reply[0]["content"] == "visible text"
+        assert SECRET_KEY not in json.dumps(span.attributes)
+    finally:
+        server.close()
