@@ -76,7 +76,7 @@ class Responses:
         store = validate.boolean(body.get("store"), "store") is not False
         validate.boolean(body.get("parallel_tool_calls"), "parallel_tool_calls")
         text_format = read_text_format(body)
-        functions = read_functions(body)
+        functions = tools.read_functions(body, flat=True)
 
         input_tokens = TOKENS_PER_REPLY + sum(TOKENS_PER_MESSAGE + count(text) for _, text in items)
         if instructions:
@@ -230,21 +230,6 @@ def read_text_format(body: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
         validate.string(validate.required(fmt, "name", "text.format.name"), "text.format.name")
         validate.obj(validate.required(fmt, "schema", "text.format.schema"), "text.format.schema")
     return fmt
-
-
-def read_functions(body: Mapping[str, Any]) -> List[tools.Function]:
-    """Function tools, in the Responses form (``name`` and ``parameters`` at the top level)."""
-    functions = []
-    for index, tool in enumerate(validate.array(body.get("tools"), "tools") or []):
-        param = f"tools[{index}]"
-        if not isinstance(tool, dict):
-            raise validate.wrong_type(param, "an object", tool)
-        kind = validate.string(validate.required(tool, "type", f"{param}.type"), f"{param}.type")
-        if kind == "function":
-            name = validate.string(validate.required(tool, "name", f"{param}.name"), f"{param}.name") or ""
-            parameters = validate.obj(tool.get("parameters"), f"{param}.parameters") or tools.EMPTY_PARAMETERS
-            functions.append(tools.Function(name, parameters, f"{param}.parameters"))
-    return functions
 
 
 def _response_shell(

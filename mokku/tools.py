@@ -31,25 +31,31 @@ class Call(NamedTuple):
     arguments: str  # a JSON document, as the API sends it
 
 
-def read_functions(body: Mapping[str, Any]) -> List[Function]:
-    """The function tools of ``tools`` (custom tools are accepted but never called)."""
+def read_functions(body: Mapping[str, Any], flat: bool = False) -> List[Function]:
+    """The function tools of ``tools``; other tool types are accepted but never called.
+
+    Chat nests a function under ``function`` (``{"type": "function", "function": {"name": ...}}``);
+    the Responses API puts it at the top level (``flat``).
+    """
     functions = []
     for index, tool in enumerate(validate.array(body.get("tools"), "tools") or []):
         param = f"tools[{index}]"
         if not isinstance(tool, dict):
             raise validate.wrong_type(param, "an object", tool)
         kind = validate.string(validate.required(tool, "type", f"{param}.type"), f"{param}.type")
-        if kind not in ("function", "custom"):
-            raise validate.invalid_value(f"{param}.type", kind, ("function", "custom"))
-        definition = validate.obj(validate.required(tool, kind, f"{param}.{kind}"), f"{param}.{kind}") or {}
-        name = validate.string(
-            validate.required(definition, "name", f"{param}.{kind}.name"), f"{param}.{kind}.name"
-        )
+        if flat:
+            if kind != "function":
+                continue
+            definition, where = tool, param
+        else:
+            if kind not in ("function", "custom"):
+                raise validate.invalid_value(f"{param}.type", kind, ("function", "custom"))
+            where = f"{param}.{kind}"
+            definition = validate.obj(validate.required(tool, kind, where), where) or {}
+        name = validate.string(validate.required(definition, "name", f"{where}.name"), f"{where}.name")
         if kind == "function":
-            parameters = validate.obj(definition.get("parameters"), f"{param}.function.parameters")
-            functions.append(
-                Function(name or "", parameters or EMPTY_PARAMETERS, f"{param}.function.parameters")
-            )
+            parameters = validate.obj(definition.get("parameters"), f"{where}.parameters")
+            functions.append(Function(name or "", parameters or EMPTY_PARAMETERS, f"{where}.parameters"))
     return functions
 
 
