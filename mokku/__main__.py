@@ -57,7 +57,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"mokku: {exc}", file=sys.stderr)
         return 2
 
-    from . import telemetry
+    from . import journal, telemetry
+
+    own_state = journal.claim_state(settings)
     from .server import make_server
     from .wsgi import app
 
@@ -84,6 +86,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         server.server_close()
         telemetry.shutdown()
+        journal.remove(own_state)
     log.info("mokku stopped")
     return 0
 

@@ -11,10 +11,11 @@ import logging
 import re
 import time
 import uuid
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 
-from . import config, errors, faults, limits, telemetry
+from . import config, errors, faults, journal, limits, telemetry
 from .http import STATUS_LINES, Request, Response, error_response
+from .journal import Journal
 from .routes import build_routes
 from .routing import Route, Router
 
@@ -33,7 +34,11 @@ class App:
         self, settings: Optional[config.Settings] = None, routes: Optional[Iterable[Route]] = None
     ) -> None:
         self.settings = settings or config.load()
-        self.router = Router(build_routes(self.settings) if routes is None else routes)
+        self.journal: Optional[Journal] = None
+        if self.settings.journal:
+            path = self.settings.state_path or journal.default_path()
+            self.journal = Journal(path, self.settings.journal_size)
+        self.router = Router(build_routes(self.settings, self.journal) if routes is None else routes)
         self.simulator = faults.Simulator(self.settings)
         self.access = limits.Access(self.settings)
         self._checked_threading = False
@@ -53,7 +58,32 @@ class App:
         headers.append(("openai-version", OPENAI_VERSION))
         headers.append(("openai-processing-ms", str(elapsed_ms)))
         start_response(STATUS_LINES[response.status], headers)
-        return response.body
+        if self.journal is None or not environ.get("mokku.route", "/").startswith("/v1/"):
+            return response.body
+        if isinstance(response.body, list):
+            self._record(request, response.status, started)
+            return response.body
+        return self._journaled(response.body, request, response.status, started)
+
+    def _record(self, request: Request, status: int, started: float) -> None:
+        """One journal write per request, after its response is made; never fails the request."""
+        try:
+            entry = journal.entry_for(request.environ, status, started, request.parsed)
+            self.journal.record(entry)  # type: ignore[union-attr]
+        except Exception:
+            log.exception("could not write the request journal")
+
+    def _journaled(
+        self, body: Iterable[bytes], request: Request, status: int, started: float
+    ) -> Iterator[bytes]:
+        """A stream is journaled when it ends, with how it ended (the stream's own wrapper says)."""
+        try:
+            yield from body
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            self._record(request, status, started)
 
     def handle(self, request: Request) -> Response:
         try:

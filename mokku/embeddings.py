@@ -85,6 +85,9 @@ def create(request: Request) -> Response:
         for index, text in enumerate(texts)
     ]
     behaviour.before_whole_response(0)
+    request.environ["mokku.result"] = {
+        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}
+    }
     telemetry.record_response(request.span, None, model, prompt_tokens)
     return json_response(
         {

@@ -128,6 +128,11 @@ def respond(
     having received the whole output.
     """
     span, model, prompt_tokens = request.span, behaviour.model, usage["prompt_tokens"]
+    request.environ["mokku.result"] = {
+        "id": response_id,
+        "finish_reasons": list(finish_reasons),
+        "usage": usage,
+    }
     if events is None:
         behaviour.before_whole_response(usage["completion_tokens"])
         record_response(span, response_id, model, prompt_tokens, usage["completion_tokens"], finish_reasons)
@@ -136,7 +141,9 @@ def respond(
     on_complete = functools.partial(
         record_response, span, response_id, model, prompt_tokens, usage["completion_tokens"], finish_reasons
     )
-    return sse.response(behaviour.shape_stream(events), span, on_complete if span is not None else None)
+    return sse.response(
+        behaviour.shape_stream(events), span, on_complete if span is not None else None, request.environ
+    )
 
 
 def chunk_base(

@@ -8,6 +8,7 @@ streams at once; ``GUNICORN_CMD_ARGS`` and command-line flags still override.
 from __future__ import annotations
 
 from mokku import config as _config
+from mokku import journal as _journal
 from mokku import telemetry as _telemetry
 
 # gunicorn reads every public name in this module as a setting: helpers stay private.
@@ -32,6 +33,19 @@ loglevel = _settings.log_level.lower()
 # machine (parallel test runs, several ports) would fight over it. Older versions
 # ignore this name.
 control_socket_disable = True
+
+
+_own_state = []
+
+
+def on_starting(server):
+    """Choose the journal file in the arbiter, so that every worker shares it."""
+    _own_state.append(_journal.claim_state(_settings))
+
+
+def on_exit(server):
+    for path in _own_state:
+        _journal.remove(path)
 
 
 def when_ready(server):

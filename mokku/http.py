@@ -123,6 +123,11 @@ class Request:
                 raise errors.body_too_large(self.settings.max_body_bytes)
             parts.append(chunk)
 
+    @property
+    def parsed(self) -> Optional[Dict[str, Any]]:
+        """The JSON body if it was read and valid, else None (for the journal)."""
+        return self._json
+
     def json(self) -> Dict[str, Any]:
         """The body as a JSON object, or a 400 saying precisely what is wrong with it."""
         if self._json is not None:

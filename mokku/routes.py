@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import List, Optional
 
 from . import chat, completions, embeddings, openapi
+from .admin import Admin
 from .config import Settings
 from .health import health
+from .journal import Journal
 from .models import Catalogue
 from .responses import Responses
 from .routing import Route
 
 
-def build_routes(settings: Settings) -> List[Route]:
+def build_routes(settings: Settings, journal: Optional[Journal] = None) -> List[Route]:
     catalogue = Catalogue(settings.extra_models)
     stored = Responses()
+    admin = Admin(journal, settings.admin_token) if settings.admin else None
     return [
         Route("GET", "/health", health),
         Route("GET", "/healthz", health),
@@ -28,4 +31,11 @@ def build_routes(settings: Settings) -> List[Route]:
         Route("POST", "/v1/responses", stored.create),
         Route("GET", "/v1/responses/{response_id}", stored.retrieve),
         Route("DELETE", "/v1/responses/{response_id}", stored.delete),
-    ]
+    ] + (
+        [
+            Route("GET", "/mokku/requests", admin.list_requests),
+            Route("DELETE", "/mokku/requests", admin.clear_requests),
+        ]
+        if admin
+        else []
+    )

@@ -61,18 +61,24 @@ HEADERS = (
 
 
 def response(
-    events: Iterable[bytes], span: Optional[Span] = None, on_complete: Optional[Callable[[], None]] = None
+    events: Iterable[bytes],
+    span: Optional[Span] = None,
+    on_complete: Optional[Callable[[], None]] = None,
+    environ: Optional[Dict[str, Any]] = None,
 ) -> Response:
     """A 200 streaming response; a failure mid-stream ends it with an error event.
 
     ``on_complete`` runs once the last event has been handed to the server
     (not when the client disconnects first); the span learns how it ended.
     """
-    return Response(200, list(HEADERS), _guarded(events, span, on_complete))
+    return Response(200, list(HEADERS), _guarded(events, span, on_complete, environ))
 
 
 def _guarded(
-    events: Iterable[bytes], span: Optional[Span], on_complete: Optional[Callable[[], None]]
+    events: Iterable[bytes],
+    span: Optional[Span],
+    on_complete: Optional[Callable[[], None]],
+    environ: Optional[Dict[str, Any]],
 ) -> Iterator[bytes]:
     iterator = iter(events)
     sent = 0
@@ -96,3 +102,6 @@ def _guarded(
         if close is not None:
             close()
         telemetry.record_stream_end(span, completed, sent)
+        if environ is not None:  # for the journal
+            outcome = "completed" if completed else "client_disconnected"
+            environ["mokku.stream"] = {"outcome": outcome, "events": sent}

@@ -68,7 +68,8 @@ def instrument(app: Callable[..., Any]) -> Callable[..., Any]:
     traced = OpenTelemetryMiddleware(app)
 
     def traced_app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") in UNTRACED_PATHS:
+        path = environ.get("PATH_INFO", "")
+        if path in UNTRACED_PATHS or path.startswith("/mokku/"):
             return app(environ, start_response)
         if _provider is None:
             setup()  # servers without a post-fork hook (plain gunicorn, other WSGI servers)

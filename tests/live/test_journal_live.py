@@ -1,0 +1,65 @@
+"""The journal under real servers: shared by gunicorn's workers, separate between servers."""
+
+from __future__ import annotations
+
+import os
+import re
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import openai
+
+from ..servers import LiveServer, request_json
+
+
+def test_two_workers_share_one_journal() -> None:
+    server = LiveServer("gunicorn", env={"MOKKU_THREADS": "16", "MOKKU_JOURNAL": "1"}, workers=2)
+    try:
+
+        def call(index: int) -> str:
+            with openai.OpenAI(base_url=server.url + "/v1", api_key="sk-journal", max_retries=0) as client:
+                return client.chat.completions.create(
+                    model="gpt-4o", messages=[{"role": "user", "content": f"request {index}"}]
+                ).id
+
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            ids = list(pool.map(call, range(200)))
+        status, _, body = request_json("GET", server.url + "/mokku/requests?limit=1000")
+        assert status == 200
+        entries = body["data"]
+        assert sorted(e["response_id"] for e in entries) == sorted(ids)
+        texts = sorted(e["body"]["messages"][0]["content"] for e in entries)
+        assert texts == sorted(f"request {i}" for i in range(200))
+        pids = re.findall(r"Booting worker with pid: (\d+)", server.output())
+        assert len(pids) == 2
+    finally:
+        server.close()
+
+
+def test_servers_do_not_share_and_clean_up(tmp_path: Path) -> None:
+    chosen = tmp_path / "kept.sqlite3"
+    first = LiveServer("module", env={"MOKKU_JOURNAL": "1"})
+    second = LiveServer("module", env={"MOKKU_JOURNAL": "1", "MOKKU_STATE": str(chosen)})
+    try:
+        for server, model in ((first, "first-model"), (second, "second-model")):
+            request_json(
+                "POST",
+                server.url + "/v1/chat/completions",
+                {"model": model, "messages": [{"role": "user", "content": "x"}]},
+            )
+        assert [e["model"] for e in request_json("GET", first.url + "/mokku/requests")[2]["data"]] == [
+            "first-model"
+        ]
+        assert [e["model"] for e in request_json("GET", second.url + "/mokku/requests")[2]["data"]] == [
+            "second-model"
+        ]
+        default_file = Path(tempfile.gettempdir()) / f"mokku-state-{first.process.pid}.sqlite3"
+        assert default_file.exists()
+    finally:
+        assert first.stop() == 0 and second.stop() == 0
+        first.close()
+        second.close()
+    assert not default_file.exists()
+    assert chosen.exists()
+    assert os.path.getsize(chosen) > 0
