@@ -49,12 +49,7 @@ class Reply(NamedTuple):
 
 
 def create(request: Request) -> Response:
-    body = request.json()
-    if request.settings.strict:
-        validate.reject_unknown(body, KNOWN_PARAMS)
-    model = validate.string(validate.required(body, "model"), "model")
-    telemetry.record_request(request.span, "chat", model, body)
-    behaviour = request.simulator.decide(request, model)
+    body, behaviour = generation.begin(request, "chat", KNOWN_PARAMS)
     model = behaviour.model
     messages = read_messages(body)
     sampling = generation.read_sampling(body, ("max_completion_tokens", "max_tokens"), None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 
-from . import errors, generation, limits, logprobs, sse, telemetry, validate
+from . import errors, generation, limits, logprobs, sse, validate
 from .faults import Behaviour
 from .http import Request, Response
 from .ids import random_id
@@ -37,12 +37,7 @@ class Choice(NamedTuple):
 
 
 def create(request: Request) -> Response:
-    body = request.json()
-    if request.settings.strict:
-        validate.reject_unknown(body, KNOWN_PARAMS)
-    model = validate.string(validate.required(body, "model"), "model")
-    telemetry.record_request(request.span, "text_completion", model, body)
-    behaviour = request.simulator.decide(request, model)
+    body, behaviour = generation.begin(request, "text_completion", KNOWN_PARAMS)
     model = behaviour.model
     prompts = read_prompts(body.get("prompt"))
     sampling = generation.read_sampling(body, ("max_tokens",), DEFAULT_MAX_TOKENS, min_max_tokens=0)

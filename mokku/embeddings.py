@@ -20,7 +20,7 @@ import sys
 from array import array
 from typing import Any, List, Tuple
 
-from . import errors, limits, telemetry, validate
+from . import errors, generation, limits, telemetry, validate
 from .completions import render_token_ids
 from .http import Request, Response, json_response
 from .tokens import count
@@ -60,12 +60,7 @@ def _encode(values: array, encoding: str) -> Any:
 
 
 def create(request: Request) -> Response:
-    body = request.json()
-    if request.settings.strict:
-        validate.reject_unknown(body, KNOWN_PARAMS)
-    model = validate.string(validate.required(body, "model"), "model")
-    telemetry.record_request(request.span, "embeddings", model, body)
-    behaviour = request.simulator.decide(request, model)
+    body, behaviour = generation.begin(request, "embeddings", KNOWN_PARAMS)
     model = behaviour.model
     texts, prompt_tokens = read_inputs(validate.required(body, "input"))
     forced = behaviour.is_("context_length")

@@ -27,7 +27,7 @@ from typing import (
 from . import errors, sse, validate
 from .faults import Behaviour
 from .http import Request, Response, json_response
-from .telemetry import record_response
+from .telemetry import record_request, record_response
 from .tokens import tokenize
 
 SYSTEM_FINGERPRINT = "fp_6d0c3f2a1b"
@@ -109,6 +109,18 @@ def complete(text: str, sampling: Sampling, behaviour: Optional[Behaviour] = Non
     if sampling.max_tokens is not None and len(tokens) > sampling.max_tokens:
         return Output(tokens[: sampling.max_tokens], "length")
     return Output(tokens, "stop")
+
+
+def begin(
+    request: Request, operation: str, known_params: Optional[frozenset] = None
+) -> Tuple[Dict[str, Any], Behaviour]:
+    """What every generation endpoint does first: read the body and the model, decide the fault."""
+    body = request.json()
+    if known_params is not None and request.settings.strict:
+        validate.reject_unknown(body, known_params)
+    model = validate.string(validate.required(body, "model"), "model")
+    record_request(request.span, operation, model or "", body)
+    return body, request.simulator.decide(request, model)
 
 
 def respond(

@@ -14,7 +14,7 @@ import threading
 from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from . import errors, generation, limits, sse, telemetry, tools, validate
+from . import errors, generation, limits, sse, tools, validate
 from .faults import Behaviour
 from .http import Request, Response, json_response
 from .ids import random_id
@@ -59,10 +59,7 @@ class Responses:
         return json_response({"id": response_id, "object": "response", "deleted": True})
 
     def create(self, request: Request) -> Response:
-        body = request.json()
-        model = validate.string(validate.required(body, "model"), "model")
-        telemetry.record_request(request.span, "chat", model, body)
-        behaviour = request.simulator.decide(request, model)
+        body, behaviour = generation.begin(request, "chat")
         model = behaviour.model
         items = read_input(body)
         instructions = validate.string(body.get("instructions"), "instructions")
