@@ -59,7 +59,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from . import journal, telemetry
 
-    own_state = journal.claim_state(settings)
+    try:
+        own_state = journal.claim_state(settings)
+    except config.ConfigError as exc:
+        print(f"mokku: {exc}", file=sys.stderr)
+        return 2
     from .server import make_server
     from .wsgi import app
 

@@ -13,22 +13,53 @@ from urllib.parse import parse_qs
 from . import errors, validate
 from .http import Request, Response, json_response
 from .journal import Journal
+from .scenarios import Scenarios, check_rule
 
 PREFIX = "/mokku/"
 
 
 class Admin:
-    def __init__(self, journal: Optional[Journal], token: str) -> None:
+    def __init__(self, journal: Optional[Journal], scenarios: Optional[Scenarios], token: str) -> None:
         self.journal = journal
+        self.scenarios = scenarios
         self._token = token.encode()
 
-    def _check(self, request: Request) -> Journal:
+    def _authorize(self, request: Request) -> None:
         if self._token:
             sent = request.header("Authorization").partition(" ")[2].strip().encode()
             if not hmac.compare_digest(sent, self._token):
                 raise errors.APIError(
                     401, "The admin endpoints need Authorization: Bearer <MOKKU_ADMIN_TOKEN>."
                 )
+
+    def _scripts(self, request: Request) -> Scenarios:
+        self._authorize(request)
+        if self.scenarios is None:
+            raise errors.APIError(
+                404, "Scripted replies are not available in this app.", code="scenarios_off"
+            )
+        return self.scenarios
+
+    def add_scenarios(self, request: Request) -> Response:
+        """One rule, or ``{"rules": [...]}``; all are checked before any is added."""
+        scripts = self._scripts(request)
+        body = request.json()
+        if "rules" in body:
+            raw = validate.array(body["rules"], "rules", 1) or []
+            rules = [check_rule(rule, f"rules[{index}]") for index, rule in enumerate(raw)]
+        else:
+            rules = [check_rule(body)]
+        return json_response({"object": "list", "data": [scripts.add(rule) for rule in rules]})
+
+    def list_scenarios(self, request: Request) -> Response:
+        return json_response({"object": "list", "data": self._scripts(request).rules()})
+
+    def clear_scenarios(self, request: Request) -> Response:
+        self._scripts(request).clear()
+        return json_response({"object": "list", "deleted": True})
+
+    def _check(self, request: Request) -> Journal:
+        self._authorize(request)
         if self.journal is None:
             raise errors.APIError(404, "The request journal is off (MOKKU_JOURNAL=0).", code="journal_off")
         return self.journal

@@ -18,6 +18,7 @@ from .http import STATUS_LINES, Request, Response, error_response
 from .journal import Journal
 from .routes import build_routes
 from .routing import Route, Router
+from .scenarios import Scenarios
 
 log = logging.getLogger("mokku")
 
@@ -35,10 +36,15 @@ class App:
     ) -> None:
         self.settings = settings or config.load()
         self.journal: Optional[Journal] = None
+        self.scenarios: Optional[Scenarios] = None
+        state = self.settings.state_path or journal.default_path()
         if self.settings.journal:
-            path = self.settings.state_path or journal.default_path()
-            self.journal = Journal(path, self.settings.journal_size)
-        self.router = Router(build_routes(self.settings, self.journal) if routes is None else routes)
+            self.journal = Journal(state, self.settings.journal_size)
+        if self.settings.admin:
+            self.scenarios = Scenarios(state)
+        self.router = Router(
+            build_routes(self.settings, self.journal, self.scenarios) if routes is None else routes
+        )
         self.simulator = faults.Simulator(self.settings)
         self.access = limits.Access(self.settings)
         self._checked_threading = False
@@ -50,6 +56,7 @@ class App:
         request = Request(environ, self.settings)
         request.span = telemetry.current_span()
         request.simulator = self.simulator
+        request.scenarios = self.scenarios
         response = self.handle(request)
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         headers = response.headers

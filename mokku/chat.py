@@ -53,9 +53,10 @@ def create(request: Request) -> Response:
     model = behaviour.model
     messages = read_messages(body)
     sampling = generation.read_sampling(body, ("max_completion_tokens", "max_tokens"), None)
+    script = generation.scripted(request, behaviour, "chat.completions", echo_text(messages))
     prompt_tokens = prompt_token_count(messages)
     limits.check_context(request, model, prompt_tokens, sampling.max_tokens, behaviour.is_("context_length"))
-    reply = make_reply(request, body, messages, sampling, behaviour)
+    reply = make_reply(request, body, messages, sampling, behaviour, script)
 
     per_choice = len(reply.output.tokens) + sum(
         tokens.count(c.name) + tokens.count(c.arguments) for c in reply.calls
@@ -107,8 +108,9 @@ def make_reply(
     messages: List[Dict[str, Any]],
     sampling: generation.Sampling,
     behaviour: Behaviour,
+    script: Optional[Dict[str, Any]] = None,
 ) -> Reply:
-    """Validate the output options and decide the reply: calls, structured JSON, or the echo."""
+    """Validate the output options and decide the reply: scripted, calls, structured JSON, or the echo."""
     wants_logprobs = validate.boolean(body.get("logprobs"), "logprobs")
     top_logprobs = validate.integer(body.get("top_logprobs"), "top_logprobs", 0, 20)
     if top_logprobs is not None and not wants_logprobs:
@@ -142,6 +144,10 @@ def make_reply(
         chosen = tools.choose(legacy_functions, body.get("function_call"), None, last_role, "function_call")
         legacy = True
     top = (top_logprobs or 0) if wants_logprobs else None
+    if script is not None and "content" in script:
+        return Reply(generation.complete(script["content"], sampling, behaviour), [], False, top)
+    if script is not None and "tool_call" in script:
+        return Reply(generation.Output([], "stop"), [tools.scripted_call(script["tool_call"])], False, top)
     if chosen and not behaviour.is_("content_filter"):
         return Reply(generation.Output([], "stop"), tools.make_calls(chosen, text), legacy, top)
     structured = tools.structured_content(response_format, text, "response_format.json_schema.schema")

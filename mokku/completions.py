@@ -50,13 +50,16 @@ def create(request: Request) -> Response:
     if best_of is not None and best_of > 1 and sampling.stream:
         raise errors.invalid_request("Cannot stream results when best_of is greater than 1.", "best_of")
 
+    script = generation.scripted(request, behaviour, "completions", prompts[0].text)
+    content = script.get("content") if script is not None else None
     forced = behaviour.is_("context_length")
     for prompt in prompts:
         limits.check_context(request, model, prompt.tokens, sampling.max_tokens, forced, legacy=True)
 
     choices = []
     for number, prompt in enumerate(prompts):
-        output = generation.complete(request.settings.echo_prefix + prompt.text, sampling, behaviour)
+        text = content if content is not None else request.settings.echo_prefix + prompt.text
+        output = generation.complete(text, sampling, behaviour)
         prefix = prompt.text if echo else ""
         choices += [Choice(number * sampling.n + i, prefix, output) for i in range(sampling.n)]
     generated = (

@@ -53,6 +53,7 @@ class Settings:
     state_path: str = ""
     admin: bool = True
     admin_token: str = field(default="", repr=False)  # never shown in logs
+    scenarios_file: str = ""
 
 
 def _int(env: Mapping[str, str], name: str, default: Any, minimum: int) -> Any:
@@ -177,6 +178,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         state_path=env.get("MOKKU_STATE", "").strip(),
         admin=_flag(env, "MOKKU_ADMIN", True),
         admin_token=env.get("MOKKU_ADMIN_TOKEN", "").strip(),
+        scenarios_file=env.get("MOKKU_SCENARIOS", "").strip(),
     )
 
 

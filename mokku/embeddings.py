@@ -63,6 +63,7 @@ def create(request: Request) -> Response:
     body, behaviour = generation.begin(request, "embeddings", KNOWN_PARAMS)
     model = behaviour.model
     texts, prompt_tokens = read_inputs(validate.required(body, "input"))
+    generation.scripted(request, behaviour, "embeddings", texts[0])
     forced = behaviour.is_("context_length")
     if forced or request.settings.context_window:
         limits.check_context(request, model, max(map(count, texts)), 0, forced, legacy=True)

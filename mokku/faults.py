@@ -241,15 +241,32 @@ class Simulator:
             _header_number(request, JITTER_HEADER, self._jitter, 1.0),
         )
         if chosen is not None:
-            telemetry.record_fault(request.span, chosen.name)
-            request.environ["mokku.fault"] = chosen.name
-            request.headers_out.append(("x-mokku-fault", chosen.name))
-            make_error = _ERRORS.get(chosen.name)
-            if make_error is not None:
-                raise make_error(request, model, chosen.arg)
-            if chosen.name == "timeout":
-                pacing.wait(float(chosen.arg or 0), request.environ)
+            _fire(request, behaviour, chosen)
         return behaviour
+
+    def apply_script(self, request: Request, behaviour: Behaviour, reply: Dict[str, Any]) -> None:
+        """A scripted reply's latency and fault (a fault wins over one chosen by name or chance)."""
+        latency = reply.get("latency") or {}
+        if latency.get("ttft_ms") is not None:
+            behaviour.ttft = latency["ttft_ms"] / 1000
+        if latency.get("token_ms") is not None:
+            behaviour.token_delay = latency["token_ms"] / 1000
+        if reply.get("fault"):
+            behaviour.fault = Chosen(*parse_spec(reply["fault"]), "script")
+            _fire(request, behaviour, behaviour.fault)
+
+
+def _fire(request: Request, behaviour: Behaviour, chosen: Chosen) -> None:
+    """Note the fault everywhere it is reported; raise it when it is an error, wait when a timeout."""
+    telemetry.record_fault(request.span, chosen.name)
+    request.environ["mokku.fault"] = chosen.name
+    request.headers_out[:] = [h for h in request.headers_out if h[0] != "x-mokku-fault"]
+    request.headers_out.append(("x-mokku-fault", chosen.name))
+    make_error = _ERRORS.get(chosen.name)
+    if make_error is not None:
+        raise make_error(request, behaviour.model, chosen.arg)
+    if chosen.name == "timeout":
+        pacing.wait(float(chosen.arg or 0), request.environ)
 
 
 def _header_number(request: Request, name: str, default: float, maximum: float) -> float:

@@ -123,6 +123,17 @@ def begin(
     return body, request.simulator.decide(request, model)
 
 
+def scripted(request: Request, behaviour: Behaviour, endpoint: str, text: str) -> Optional[Dict[str, Any]]:
+    """The scripted reply for this call, if a rule matches; its latency and fault take effect here."""
+    if request.scenarios is None:
+        return None
+    reply = request.scenarios.match(endpoint, behaviour.model, text)
+    if reply is not None:
+        request.environ["mokku.scenario"] = reply["rule_id"]
+        request.simulator.apply_script(request, behaviour, reply)
+    return reply
+
+
 def respond(
     request: Request,
     behaviour: Behaviour,

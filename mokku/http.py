@@ -68,7 +68,18 @@ def _reject_constant(name: str) -> Any:
 class Request:
     """A view of the WSGI environ with a size-capped, lazily parsed JSON body."""
 
-    __slots__ = ("_json", "_raw", "environ", "headers_out", "method", "path", "settings", "simulator", "span")
+    __slots__ = (
+        "_json",
+        "_raw",
+        "environ",
+        "headers_out",
+        "method",
+        "path",
+        "scenarios",
+        "settings",
+        "simulator",
+        "span",
+    )
 
     def __init__(self, environ: Dict[str, Any], settings: Settings) -> None:
         self.environ = environ
@@ -78,6 +89,7 @@ class Request:
         self.path: str = raw_path.encode("latin-1", "replace").decode("utf-8", "replace")
         self.settings = settings
         self.simulator: Any = None  # the app's faults.Simulator
+        self.scenarios: Any = None  # the app's scenarios.Scenarios, when the admin surface is on
         self.headers_out: Headers = []  # added to whatever response this request gets
         self._raw: Optional[bytes] = None
         # The request's recording span, or None when tracing is off (see telemetry).

@@ -30,12 +30,20 @@ def default_path() -> str:
 
 
 def claim_state(settings: config.Settings) -> Optional[str]:
-    """Choose this server's journal file before workers start; returns the file to remove at exit."""
-    if settings.state_path or not settings.journal:
-        return None
-    path = default_path()
-    os.environ["MOKKU_STATE"] = path
-    return path
+    """Choose this server's state file before workers start, and load ``MOKKU_SCENARIOS`` into it;
+    returns the file to remove at exit (None when the user chose it with MOKKU_STATE)."""
+    owned = None
+    if not settings.state_path and (settings.journal or settings.admin):
+        owned = default_path()
+        os.environ["MOKKU_STATE"] = owned
+    if settings.scenarios_file:
+        from .scenarios import load_file
+
+        try:
+            load_file(settings.scenarios_file, settings.state_path or owned or default_path())
+        except (OSError, ValueError) as exc:
+            raise config.ConfigError(f"MOKKU_SCENARIOS: {exc}") from None
+    return owned
 
 
 def remove(path: Optional[str]) -> None:
@@ -135,6 +143,7 @@ def entry_for(environ: Dict[str, Any], status: int, started: float, request_body
         "finish_reasons": result.get("finish_reasons"),
         "usage": result.get("usage"),
         "fault": environ.get("mokku.fault"),
+        "scenario": environ.get("mokku.scenario"),
     }
     stream = environ.get("mokku.stream")
     if stream is not None:

@@ -208,6 +208,8 @@ def _scalar(text: str, number: int) -> Any:
         return [_scalar(item.strip(), number) for item in _split_flow(inner, number)] if inner else []
     if text[0] in "{&*!|>%@`" or " #" in text:
         raise ValueError(f"line {number}: unsupported YAML: {text!r}")
+    if ": " in text or text.endswith(":"):
+        raise ValueError(f"line {number}: a plain value cannot hold ': ' (quote it): {text!r}")
     if text in ("null", "Null", "NULL", "~"):
         return None
     if text in ("true", "True", "TRUE"):

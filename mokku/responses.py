@@ -78,6 +78,7 @@ class Responses:
         input_tokens = TOKENS_PER_REPLY + sum(TOKENS_PER_MESSAGE + count(text) for _, text in items)
         if instructions:
             input_tokens += TOKENS_PER_MESSAGE + count(instructions)
+        script = generation.scripted(request, behaviour, "responses", _echo(items))
         limits.check_context(request, model, input_tokens, max_output, behaviour.is_("context_length"))
         last_type, echo = items[-1][0], _echo(items)
         chosen = tools.choose(
@@ -88,7 +89,13 @@ class Responses:
             "tool_choice",
         )
         sampling = generation.Sampling(1, max_output, (), stream, False)
-        if chosen and not behaviour.is_("content_filter"):
+        if script is not None and "tool_call" in script:
+            calls = [tools.scripted_call(script["tool_call"])]
+            output = generation.Output([], "stop")
+        elif script is not None and "content" in script:
+            calls = []
+            output = generation.complete(script["content"], sampling, behaviour)
+        elif chosen and not behaviour.is_("content_filter"):
             calls = tools.make_calls(chosen, echo)
             output = generation.Output([], "stop")
         else:

@@ -12,12 +12,15 @@ from .journal import Journal
 from .models import Catalogue
 from .responses import Responses
 from .routing import Route
+from .scenarios import Scenarios
 
 
-def build_routes(settings: Settings, journal: Optional[Journal] = None) -> List[Route]:
+def build_routes(
+    settings: Settings, journal: Optional[Journal] = None, scenarios: Optional[Scenarios] = None
+) -> List[Route]:
     catalogue = Catalogue(settings.extra_models)
     stored = Responses()
-    admin = Admin(journal, settings.admin_token) if settings.admin else None
+    admin = Admin(journal, scenarios, settings.admin_token) if settings.admin else None
     return [
         Route("GET", "/health", health),
         Route("GET", "/healthz", health),
@@ -35,6 +38,9 @@ def build_routes(settings: Settings, journal: Optional[Journal] = None) -> List[
         [
             Route("GET", "/mokku/requests", admin.list_requests),
             Route("DELETE", "/mokku/requests", admin.clear_requests),
+            Route("POST", "/mokku/scenarios", admin.add_scenarios),
+            Route("GET", "/mokku/scenarios", admin.list_scenarios),
+            Route("DELETE", "/mokku/scenarios", admin.clear_scenarios),
         ]
         if admin
         else []

@@ -122,6 +122,11 @@ def make_calls(functions: List[Function], text: str) -> List[Call]:
     return calls
 
 
+def scripted_call(spec: Mapping[str, Any]) -> Call:
+    """A call a scenario scripted: its function name and arguments as given."""
+    return Call(random_id("call_", 24), str(spec["name"]), _compact(spec.get("arguments") or {}))
+
+
 def structured_content(response_format: Optional[Mapping[str, Any]], text: str, param: str) -> Optional[str]:
     """The reply for ``json_schema`` / ``json_object`` output, or None for plain text."""
     if not response_format or response_format.get("type") in (None, "text"):

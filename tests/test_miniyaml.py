@@ -43,6 +43,7 @@ def test_reads_like_pyyaml(text: str) -> None:
         "a: 'unterminated\n",
         "a:\n  b: 1\n c: 2\n",
         "a: [1, [2]]\n",
+        "a: text with: a colon\n",
     ],
 )
 def test_refuses_what_it_cannot_read_exactly(text: str) -> None:

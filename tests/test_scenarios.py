@@ -1,0 +1,169 @@
+"""Scripted replies in-process: matching, nth, times, replies of every kind, validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict
+
+import pytest
+import webtest
+
+from mokku import config
+from mokku.app import App
+
+from . import sse
+from .spec import validate
+
+CHAT = "/v1/chat/completions"
+
+
+def build(tmp_path: Path, **env: str) -> webtest.TestApp:
+    settings = config.load({"MOKKU_STATE": str(tmp_path / "state.sqlite3"), **env})
+    return webtest.TestApp(App(settings), extra_environ={"wsgi.multithread": True})
+
+
+def say(app: webtest.TestApp, text: str, model: str = "gpt-4o", **extra: Any) -> Any:
+    return app.post_json(
+        CHAT, {"model": model, "messages": [{"role": "user", "content": text}], **extra}, expect_errors=True
+    )
+
+
+def content(response: Any) -> str:
+    return response.json["choices"][0]["message"]["content"]
+
+
+def test_no_rules_echoes(tmp_path: Path) -> None:
+    app = build(tmp_path)
+    assert content(say(app, "hello")) == "hello"
+    assert app.get("/mokku/scenarios").json["data"] == []
+
+
+def test_content_by_substring_and_regex(tmp_path: Path) -> None:
+    app = build(tmp_path)
+    app.post_json(
+        "/mokku/scenarios",
+        {
+            "rules": [
+                {"match": {"contains": "weather"}, "reply": {"content": "Sunny, 21 °C."}},
+                {"match": {"regex": "^order #\\d+$"}, "reply": {"content": "Shipped."}},
+            ]
+        },
+    )
+    assert content(say(app, "what is the weather?")) == "Sunny, 21 °C."
+    assert content(say(app, "order #42")) == "Shipped."
+    assert content(say(app, "order #x")) == "order #x"
+    chunks = sse.parse(say(app, "weather please", stream=True).body)
+    assert sse.content(chunks) == "Sunny, 21 °C."
+
+
+def test_model_endpoint_nth_and_times(tmp_path: Path) -> None:
+    app = build(tmp_path)
+    app.post_json("/mokku/scenarios", {"match": {"model": "m1", "nth": 2}, "reply": {"content": "second"}})
+    app.post_json(
+        "/mokku/scenarios", {"match": {"endpoint": "completions"}, "reply": {"content": "legacy"}, "times": 1}
+    )
+    assert [content(say(app, "x", model="m1")) for _ in range(3)] == ["x", "second", "x"]
+    assert content(say(app, "x", model="m2")) == "x"
+    legacy = [
+        app.post_json("/v1/completions", {"model": "m", "prompt": "p"}).json["choices"][0]["text"]
+        for _ in range(2)
+    ]
+    assert legacy == ["legacy", "p"]
+    listed = app.get("/mokku/scenarios").json["data"]
+    assert [(rule["times_left"], rule["calls"]) for rule in listed] == [(None, 3), (0, 1)]
+
+
+def test_first_match_wins(tmp_path: Path) -> None:
+    app = build(tmp_path)
+    app.post_json("/mokku/scenarios", {"reply": {"content": "first"}})
+    app.post_json("/mokku/scenarios", {"reply": {"content": "second"}})
+    assert content(say(app, "anything")) == "first"
+
+
+def test_tool_call_reply(tmp_path: Path) -> None:
+    app = build(tmp_path)
+    app.post_json(
+        "/mokku/scenarios",
+        {
+            "match": {"contains": "book"},
+            "reply": {"tool_call": {"name": "book_flight", "arguments": {"to": "Lima"}}},
+            "times": 1,
+        },
+    )
+    body = say(app, "book me a flight").json
+    validate(body, "CreateChatCompletionResponse")
+    (call,) = body["choices"][0]["message"]["tool_calls"]
+    assert call["function"] == {
+        "name": "book_flight",
+        "arguments": json.dumps({"to": "Lima"}, separators=(",", ":")),
+    }
+    assert body["choices"][0]["finish_reason"] == "tool_calls"
+    responses = app.post_json("/v1/responses", {"model": "m", "input": "book"}).json
+    assert responses["output"][0]["type"] == "message"  # times: 1 was used up
+
+
+def test_fault_and_latency_replies(tmp_path: Path) -> None:
+    app = build(tmp_path)
+    app.post_json("/mokku/scenarios", {"match": {"contains": "fail"}, "reply": {"fault": "rate_limit:1500"}})
+    failed = say(app, "please fail")
+    assert failed.status_int == 429 and failed.headers["retry-after-ms"] == "1500"
+    assert failed.headers["x-mokku-fault"] == "rate_limit"
+    validate(failed.json, "ErrorResponse")
+    embed = app.post_json("/v1/embeddings", {"model": "e", "input": "fail here"}, expect_errors=True)
+    assert embed.status_int == 429
+
+
+def test_journal_names_the_rule(tmp_path: Path) -> None:
+    app = build(tmp_path, MOKKU_JOURNAL="1")
+    rule = app.post_json("/mokku/scenarios", {"reply": {"content": "scripted"}}).json["data"][0]
+    say(app, "x")
+    assert app.get("/mokku/requests").json["data"][0]["scenario"] == rule["id"]
+
+
+def test_clear(tmp_path: Path) -> None:
+    app = build(tmp_path)
+    app.post_json("/mokku/scenarios", {"reply": {"content": "scripted"}})
+    app.delete("/mokku/scenarios")
+    assert content(say(app, "echo me")) == "echo me"
+
+
+@pytest.mark.parametrize(
+    ("rule", "param"),
+    [
+        ({}, "rule.reply"),
+        ({"reply": {}}, "rule.reply.content"),
+        ({"reply": {"content": 5}}, "rule.reply.content"),
+        ({"reply": {"content": "a", "fault": "server_error"}}, "rule.reply"),
+        ({"reply": {"fault": "meteor"}}, "rule.reply.fault"),
+        ({"reply": {"tool_call": {}}}, "rule.reply.tool_call.name"),
+        ({"reply": {"content": "a"}, "match": {"regex": "("}}, "rule.match.regex"),
+        ({"reply": {"content": "a"}, "match": {"endpoint": "images"}}, "rule.match.endpoint"),
+        ({"reply": {"content": "a"}, "match": {"nth": 0}}, "rule.match.nth"),
+        ({"reply": {"content": "a"}, "match": {"colour": "red"}}, "rule.match.colour"),
+        ({"reply": {"content": "a"}, "times": 0}, "rule.times"),
+        ({"reply": {"latency": {"ttft_ms": -1}}}, "rule.reply.latency.ttft_ms"),
+    ],
+)
+def test_bad_rules_are_400(tmp_path: Path, rule: Dict[str, Any], param: str) -> None:
+    app = build(tmp_path)
+    response = app.post_json("/mokku/scenarios", rule, status=400)
+    validate(response.json, "ErrorResponse")
+    assert response.json["error"]["param"] == param
+    assert app.get("/mokku/scenarios").json["data"] == []
+
+
+def test_rules_file_at_startup(tmp_path: Path) -> None:
+    from mokku.journal import claim_state
+
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([{"match": {"contains": "hi"}, "reply": {"content": "loaded"}}]))
+    state = tmp_path / "state.sqlite3"
+    settings = config.load({"MOKKU_STATE": str(state), "MOKKU_SCENARIOS": str(rules)})
+    claim_state(settings)
+    app = build(tmp_path)
+    assert content(say(app, "hi there")) == "loaded"
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps([{"reply": {"fault": "meteor"}}]))
+    with pytest.raises(config.ConfigError, match="MOKKU_SCENARIOS"):
+        claim_state(config.load({"MOKKU_STATE": str(state), "MOKKU_SCENARIOS": str(bad)}))
