@@ -1,0 +1,89 @@
+"""A pytest plugin: a mokku server per test session, cleaned before each test.
+
+Fixtures:
+
+- ``mokku_server``: the real app, served in-process on a free port by the threaded server
+  (session scope); its value is the base URL, e.g. ``http://127.0.0.1:54321``.
+- ``mokku``: per test, with the journal and the scripted replies emptied first; offers
+  ``url``, ``base_url`` (``.../v1``), ``requests(path=, model=, since=, limit=)`` and
+  ``script(rule)`` / ``script(reply_content, **match)``.
+- ``openai_client``: an ``openai.OpenAI`` pointed at it (when ``openai`` is installed).
+
+The module imports only the standard library until a fixture is used.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Dict, Iterator, List
+
+import pytest
+
+
+class MokkuHandle:
+    """What a test uses: the server's URLs, its journal and its scripted replies."""
+
+    def __init__(self, url: str, app: Any) -> None:
+        self.url = url
+        self.base_url = url + "/v1"
+        self._app = app
+
+    def requests(self, **filters: Any) -> List[Dict[str, Any]]:
+        """Journal entries, oldest first (filters: ``path``, ``model``, ``since``, ``limit``)."""
+        filters.setdefault("limit", 10_000)
+        return self._app.journal.entries(**filters)
+
+    def script(self, rule: Any = None, **match: Any) -> Dict[str, Any]:
+        """Add a rule: a whole rule dict, or the reply content plus match fields.
+
+        ``mokku.script("Sunny.", contains="weather", times=1)``
+        """
+        from .scenarios import check_rule
+
+        if not isinstance(rule, dict):
+            times = match.pop("times", None)
+            rule = {"match": match, "reply": {"content": rule}, "times": times}
+        return self._app.scenarios.add(check_rule(rule))
+
+    def clear(self) -> None:
+        self._app.journal.clear()
+        self._app.scenarios.clear()
+
+
+@pytest.fixture(scope="session")
+def mokku_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MokkuHandle]:
+    """The server for the whole session (use ``mokku_server`` or ``mokku`` in tests)."""
+    from . import config
+    from .app import App
+    from .server import make_server
+
+    state = tmp_path_factory.mktemp("mokku") / "state.sqlite3"
+    env = {**os.environ, "MOKKU_JOURNAL": "1", "MOKKU_ADMIN": "1", "MOKKU_STATE": str(state)}
+    app = App(config.load(env))
+    server = make_server(app, "127.0.0.1", 0, threads=64)
+    thread = threading.Thread(target=server.serve_forever, name="mokku-server", daemon=True)
+    thread.start()
+    try:
+        yield MokkuHandle(f"http://127.0.0.1:{server.server_address[1]}", app)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.fixture(scope="session")
+def mokku_server(mokku_session: MokkuHandle) -> str:
+    return mokku_session.url
+
+
+@pytest.fixture
+def mokku(mokku_session: MokkuHandle) -> MokkuHandle:
+    mokku_session.clear()
+    return mokku_session
+
+
+@pytest.fixture
+def openai_client(mokku: MokkuHandle) -> Iterator[Any]:
+    openai = pytest.importorskip("openai")
+    with openai.OpenAI(base_url=mokku.base_url, api_key="sk-mokku-test", max_retries=0) as client:
+        yield client

@@ -1,0 +1,35 @@
+"""The pytest plugin, used from a test session of its own (pytester)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["pytester"]
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+MORE_TESTS = """
+def test_each_test_starts_clean(mokku, openai_client):
+    assert mokku.requests() == []
+    reply = openai_client.chat.completions.create(model="m", messages=[{"role": "user", "content": "echo"}])
+    assert reply.choices[0].message.content == "echo"
+
+
+def test_server_url(mokku_server):
+    import urllib.request, json
+    with urllib.request.urlopen(mokku_server + "/health") as response:
+        assert json.load(response)["status"] == "ok"
+"""
+
+
+def test_plugin_fixtures_and_the_readme_test(pytester: pytest.Pytester) -> None:
+    """The README's ten-line test, run as written, plus two more, in a pytest session of their own."""
+    readme = README.read_text(encoding="utf-8")
+    block = re.search(r"```python\n(def test_my_code_asks_for_the_weather.*?)```", readme, re.S)
+    assert block, "the README's plugin example is missing"
+    pytester.makepyfile(block.group(1) + "\n" + MORE_TESTS)
+    result = pytester.runpytest_subprocess("-q")
+    result.assert_outcomes(passed=3)
