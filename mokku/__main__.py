@@ -45,7 +45,39 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def verdict_main(argv: List[str]) -> int:
+    """``python -m mokku verdict --url URL``: print the verdict; exit 1 when a client misbehaved."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    parser = argparse.ArgumentParser(
+        prog="mokku verdict", description="Judge the clients of a running mokku."
+    )
+    parser.add_argument("--url", default="http://127.0.0.1:8080", help="the server's base URL")
+    parser.add_argument("--token", default=os.environ.get("MOKKU_ADMIN_TOKEN", ""), help="MOKKU_ADMIN_TOKEN")
+    args = parser.parse_args(argv)
+    request = urllib.request.Request(args.url.rstrip("/") + "/mokku/verdict")
+    if args.token:
+        request.add_header("Authorization", f"Bearer {args.token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            report = json.load(response)
+    except (urllib.error.URLError, ValueError) as exc:
+        print(f"mokku verdict: cannot read {request.full_url}: {exc}", file=sys.stderr)
+        return 2
+    for client in report["clients"]:
+        print(f"{client['client']}: {client['requests']} requests, {len(client['findings'])} findings")
+        for finding in client["findings"]:
+            print(f"  [{finding['severity']}] {finding['kind']}: {finding['message']}")
+    print("passed" if report["passed"] else "failed: a client misbehaved")
+    return 0 if report["passed"] else 1
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["verdict"]:
+        return verdict_main(argv[1:])
     args = parse_args(argv)
     for flag, env_name in _FLAG_ENV.items():
         value = getattr(args, flag)

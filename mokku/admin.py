@@ -14,6 +14,7 @@ from . import errors, validate
 from .http import Request, Response, json_response
 from .journal import Journal
 from .scenarios import Scenarios, check_rule
+from .verdict import judge
 
 PREFIX = "/mokku/"
 
@@ -78,6 +79,10 @@ class Admin:
             raise errors.invalid_request("'limit' must be a whole number from 1.", "limit")
         entries = journal.entries(one("path"), one("model"), since, int(limit) if limit else 100)
         return json_response({"object": "list", "data": entries})
+
+    def verdict(self, request: Request) -> Response:
+        journal = self._check(request)
+        return json_response(judge(journal.entries(limit=journal.size)))
 
     def clear_requests(self, request: Request) -> Response:
         self._check(request).clear()

@@ -68,20 +68,23 @@ class App:
         if self.journal is None or not environ.get("mokku.route", "/").startswith("/v1/"):
             return response.body
         if isinstance(response.body, list):
-            self._record(request, response.status, started)
+            self._record(request, response, started)
             return response.body
-        return self._journaled(response.body, request, response.status, started)
+        return self._journaled(response.body, request, response, started)
 
-    def _record(self, request: Request, status: int, started: float) -> None:
+    def _record(self, request: Request, response: Response, started: float) -> None:
         """One journal write per request, after its response is made; never fails the request."""
         try:
-            entry = journal.entry_for(request.environ, status, started, request.parsed)
+            entry = journal.entry_for(request.environ, response.status, started, request.parsed)
+            for name, value in response.headers:
+                if name == "retry-after-ms":
+                    entry["retry_after_ms"] = int(value)
             self.journal.record(entry)  # type: ignore[union-attr]
         except Exception:
             log.exception("could not write the request journal")
 
     def _journaled(
-        self, body: Iterable[bytes], request: Request, status: int, started: float
+        self, body: Iterable[bytes], request: Request, response: Response, started: float
     ) -> Iterator[bytes]:
         """A stream is journaled when it ends, with how it ended (the stream's own wrapper says)."""
         try:
@@ -90,7 +93,7 @@ class App:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
-            self._record(request, status, started)
+            self._record(request, response, started)
 
     def handle(self, request: Request) -> Response:
         try:

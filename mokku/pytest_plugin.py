@@ -5,8 +5,8 @@ Fixtures:
 - ``mokku_server``: the real app, served in-process on a free port by the threaded server
   (session scope); its value is the base URL, e.g. ``http://127.0.0.1:54321``.
 - ``mokku``: per test, with the journal and the scripted replies emptied first; offers
-  ``url``, ``base_url`` (``.../v1``), ``requests(path=, model=, since=, limit=)`` and
-  ``script(rule)`` / ``script(reply_content, **match)``.
+  ``url``, ``base_url`` (``.../v1``), ``requests(path=, model=, since=, limit=)``,
+  ``script(rule)`` / ``script(reply_content, **match)`` and ``verdict()``.
 - ``openai_client``: an ``openai.OpenAI`` pointed at it (when ``openai`` is installed).
 
 The module imports only the standard library until a fixture is used.
@@ -45,6 +45,12 @@ class MokkuHandle:
             times = match.pop("times", None)
             rule = {"match": match, "reply": {"content": rule}, "times": times}
         return self._app.scenarios.add(check_rule(rule))
+
+    def verdict(self) -> Dict[str, Any]:
+        """How the clients behaved so far in this test (see ``mokku.verdict``)."""
+        from .verdict import judge
+
+        return judge(self.requests())
 
     def clear(self) -> None:
         self._app.journal.clear()

@@ -38,6 +38,7 @@ def build_routes(
         [
             Route("GET", "/mokku/requests", admin.list_requests),
             Route("DELETE", "/mokku/requests", admin.clear_requests),
+            Route("GET", "/mokku/verdict", admin.verdict),
             Route("POST", "/mokku/scenarios", admin.add_scenarios),
             Route("GET", "/mokku/scenarios", admin.list_scenarios),
             Route("DELETE", "/mokku/scenarios", admin.clear_scenarios),

@@ -18,6 +18,11 @@ def test_each_test_starts_clean(mokku, openai_client):
     assert reply.choices[0].message.content == "echo"
 
 
+def test_verdict_helper(mokku, openai_client):
+    openai_client.chat.completions.create(model="m", messages=[{"role": "user", "content": "fine"}])
+    assert mokku.verdict()["passed"] is True
+
+
 def test_server_url(mokku_server):
     import urllib.request, json
     with urllib.request.urlopen(mokku_server + "/health") as response:
@@ -32,4 +37,4 @@ def test_plugin_fixtures_and_the_readme_test(pytester: pytest.Pytester) -> None:
     assert block, "the README's plugin example is missing"
     pytester.makepyfile(block.group(1) + "\n" + MORE_TESTS)
     result = pytester.runpytest_subprocess("-q")
-    result.assert_outcomes(passed=3)
+    result.assert_outcomes(passed=4)

@@ -12,9 +12,10 @@ import pytest
 from ..servers import LiveServer, request_json
 
 
-@pytest.fixture(scope="module")
-def two_workers() -> Iterator[LiveServer]:
-    server = LiveServer("gunicorn", env={"MOKKU_THREADS": "16"}, workers=2)
+@pytest.fixture(scope="module", params=["gunicorn", "module"])
+def two_workers(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
+    """gunicorn with two workers (the rules must be shared), and python -m mokku."""
+    server = LiveServer(request.param, env={"MOKKU_THREADS": "16"}, workers=2)
     yield server
     server.close()
 

@@ -1,0 +1,108 @@
+"""The client verdict: how well each client behaved, judged from the journal.
+
+A retry is the same request again, recognised by its body (and path), not by SDK headers, so
+application-level retry loops count. Per client (its masked API key, else "anonymous"):
+
+- ``retried_too_soon`` (error): a retry came before the ``retry-after-ms`` it was sent;
+- ``retried_non_retryable`` (error): a 400, 401, 403 or 404 was tried again unchanged;
+- ``retry_storm`` (error): more than 10 attempts at one call;
+- ``no_backoff`` (warning): three or more attempts at a retryable error (sent with no ``retry-after``)
+  whose last wait is not clearly longer than the first;
+- ``accepted_broken_stream`` (warning): a stream ended without ``[DONE]`` and the client never asked again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Dict, List
+
+RETRYABLE = frozenset((408, 409, 429, 500, 502, 503, 504))
+NON_RETRYABLE = frozenset((400, 401, 403, 404))
+BROKEN_STREAM_FAULTS = frozenset(("stream_drop", "stream_error", "stream_truncated", "stream_malformed"))
+STORM = 10
+TOLERANCE_MS = 50  # clocks and scheduling: a retry this close to the deadline is on time
+
+
+def fingerprint(entry: Dict[str, Any]) -> str:
+    canonical = json.dumps([entry.get("path"), entry.get("body")], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def _start(entry: Dict[str, Any]) -> float:
+    return entry["time"] - entry.get("duration_ms", 0) / 1000
+
+
+def judge(entries: List[Dict[str, Any]]) -> Dict[str, Any]:
+    clients: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
+    for entry in sorted(entries, key=_start):
+        client = (entry.get("headers") or {}).get("authorization") or "anonymous"
+        clients.setdefault(client, {}).setdefault(fingerprint(entry), []).append(entry)
+    report = []
+    for client, calls in clients.items():
+        findings: List[Dict[str, Any]] = []
+        for attempts in calls.values():
+            findings += _judge_call(attempts)
+        report.append(
+            {"client": client, "requests": sum(len(a) for a in calls.values()), "findings": findings}
+        )
+    passed = not any(f["severity"] == "error" for c in report for f in c["findings"])
+    return {"object": "verdict", "passed": passed, "clients": report}
+
+
+def _finding(kind: str, severity: str, message: str, attempts: List[Dict[str, Any]]) -> Dict[str, Any]:
+    return {
+        "kind": kind,
+        "severity": severity,
+        "message": message,
+        "evidence": [
+            {"id": a.get("id"), "time": a["time"], "status": a["status"], "path": a.get("path")}
+            for a in attempts
+        ],
+    }
+
+
+def _judge_call(attempts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    findings = []
+    for before, after in zip(attempts, attempts[1:]):
+        waited_ms = (_start(after) - before["time"]) * 1000
+        asked_ms = before.get("retry_after_ms")
+        if before["status"] in RETRYABLE and asked_ms is not None and waited_ms + TOLERANCE_MS < asked_ms:
+            findings.append(
+                _finding(
+                    "retried_too_soon",
+                    "error",
+                    f"retried after {waited_ms:.0f} ms; the {before['status']} asked for {asked_ms} ms",
+                    [before, after],
+                )
+            )
+        if before["status"] in NON_RETRYABLE:
+            findings.append(
+                _finding(
+                    "retried_non_retryable",
+                    "error",
+                    f"sent the same request again after a {before['status']}, which will not change",
+                    [before, after],
+                )
+            )
+    if len(attempts) > STORM:
+        findings.append(_finding("retry_storm", "error", f"{len(attempts)} attempts at one call", attempts))
+    waits = [
+        _start(after) - before["time"]
+        for before, after in zip(attempts, attempts[1:])
+        if before.get("retry_after_ms") is None and before["status"] in RETRYABLE
+    ]
+    # Backing off means the waits grow: the last clearly longer than the first (jitter allowed).
+    if len(waits) >= 2 and waits[-1] < 1.5 * waits[0] + 0.05:
+        findings.append(_finding("no_backoff", "warning", "retries did not wait longer each time", attempts))
+    last = attempts[-1]
+    if last.get("fault") in BROKEN_STREAM_FAULTS and last.get("stream") is not None:
+        findings.append(
+            _finding(
+                "accepted_broken_stream",
+                "warning",
+                "a stream ended without [DONE] and the client did not ask again",
+                [last],
+            )
+        )
+    return findings
