@@ -1,0 +1,1 @@
+"""mokku's benchmarks: ``python -m bench`` (see bench/README.md)."""

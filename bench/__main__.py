@@ -1,0 +1,323 @@
+"""``python -m bench [--quick]``: mokku against fixed baselines, side by side, in one run.
+
+Every server is started here on 127.0.0.1 and stopped at the end; load comes from ``wrk``
+(Debian package ``wrk``: ``apt-get install wrk``). Each workload runs 3 times (once with
+``--quick``) and the median is reported, with ratios to the baseline measured in the same run,
+since only ratios mean anything on a shared machine. Prints a Markdown table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello there, how are you doing today?"}]}
+STREAM = dict(CHAT, stream=True)
+EMBED = {"model": "text-embedding-3-small", "input": "The food was delicious and the waiter friendly."}
+GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:mokku.gunicorn_conf"]
+RAW_RECEIVER = """
+import sys, time
+from concurrent import futures
+import grpc
+handler = grpc.method_handlers_generic_handler(
+    "opentelemetry.proto.collector.trace.v1.TraceService",
+    {"Export": grpc.unary_unary_rpc_method_handler(lambda request, context: b"")},
+)
+server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+server.add_generic_rpc_handlers((handler,))
+print(server.add_insecure_port("127.0.0.1:0"), flush=True)
+server.start()
+time.sleep(3600)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def get(port: int, path: str) -> int:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().status
+    finally:
+        connection.close()
+
+
+def post(port: int, path: str, payload: dict) -> Tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request("POST", path, json.dumps(payload), {"Content-Type": "application/json"})
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+class Server:
+    """A server process; ``startup`` is the seconds from launch to its first 200."""
+
+    def __init__(self, command: List[str], env: Optional[Dict[str, str]] = None) -> None:
+        self.port = free_port()
+        full_env = dict(os.environ, MOKKU_HOST="127.0.0.1", MOKKU_PORT=str(self.port), MOKKU_WORKERS="2")
+        full_env.setdefault("MOKKU_THREADS", "8")
+        full_env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        full_env.update(env or {})
+        started = time.perf_counter()
+        self.process = subprocess.Popen(
+            command, cwd=ROOT, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if get(self.port, "/health") == 200:
+                    break
+            except OSError:
+                time.sleep(0.01)
+        else:
+            self.stop()
+            raise RuntimeError(f"{command} did not start")
+        self.startup = time.perf_counter() - started
+
+    def rss_mb(self) -> float:
+        """Resident memory of the process and its children (gunicorn's workers)."""
+        pids, total = {self.process.pid}, 0
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.process.pid:
+                    pids.add(int(entry.name))
+        for pid in pids:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            match = re.search(r"VmRSS:\s+(\d+) kB", status)
+            total += int(match.group(1)) if match else 0
+        return total / 1024
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+
+
+def wrk_script(directory: Path, name: str, method: str, body: Optional[dict]) -> Path:
+    path = directory / f"{name}.lua"
+    lines = [f'wrk.method = "{method}"', 'wrk.headers["Content-Type"] = "application/json"']
+    if body is not None:
+        lines.append(f"wrk.body = {json.dumps(json.dumps(body))}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def wrk(port: int, path: str, script: Path, seconds: int) -> Dict[str, float]:
+    output = subprocess.run(
+        [
+            "wrk",
+            "-t2",
+            "-c64",
+            f"-d{seconds}s",
+            "--latency",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}{path}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+
+    def latency(label: str) -> float:
+        match = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", output)
+        if not match:
+            return float("nan")
+        scale = {"us": 0.001, "ms": 1.0, "s": 1000.0}[match.group(2)]
+        return float(match.group(1)) * scale
+
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    return {"rps": rps, "p50": latency("50%"), "p99": latency("99%")}
+
+
+def median_of(runs: List[Dict[str, float]]) -> Dict[str, float]:
+    return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+class Bench:
+    def __init__(self, quick: bool) -> None:
+        self.seconds = 1 if quick else 5
+        self.repeats = 1 if quick else 3
+        self.directory = Path(tempfile.mkdtemp(prefix="mokku-bench-"))
+        self.scripts = {
+            "chat": wrk_script(self.directory, "chat", "POST", CHAT),
+            "stream": wrk_script(self.directory, "stream", "POST", STREAM),
+            "embed": wrk_script(self.directory, "embed", "POST", EMBED),
+            "get": wrk_script(self.directory, "get", "GET", None),
+        }
+        self.rows: List[Tuple[str, str, str, str]] = []
+
+    def load(self, servers: Dict[str, Server], path: str, script: str) -> Dict[str, Dict[str, float]]:
+        """Each server under the same load, interleaved run by run; the median per server."""
+        for server in servers.values():
+            wrk(server.port, path, self.scripts[script], 1)  # warm up
+        runs: Dict[str, List[Dict[str, float]]] = {name: [] for name in servers}
+        for _ in range(self.repeats):
+            for name, server in servers.items():
+                runs[name].append(wrk(server.port, path, self.scripts[script], self.seconds))
+        return {name: median_of(found) for name, found in runs.items()}
+
+    def row(self, workload: str, figure: str, ratio: str, target: str) -> None:
+        self.rows.append((workload, figure, ratio, target))
+
+    def run(self) -> None:
+        mokku = Server([*GUNICORN, "mokku.wsgi:app"])
+        fixed = Server([*GUNICORN, "bench.baselines.fixed_json:app"])
+        echo = Server([*GUNICORN, "bench.baselines.echo:app"])
+        sse = Server([*GUNICORN, "bench.baselines.sse:app"])
+        servers = [mokku, fixed, echo, sse]
+        try:
+            idle_rss = mokku.rss_mb()
+            w1 = self.load({"mokku": mokku, "echo": echo, "fixed": fixed}, "/v1/chat/completions", "chat")
+            self.row(
+                "W1 chat, c=64",
+                f"{w1['mokku']['rps']:,.0f} req/s (p50 {w1['mokku']['p50']:.1f} ms, p99 {w1['mokku']['p99']:.1f} ms); "
+                f"echo baseline {w1['echo']['rps']:,.0f}; fixed JSON {w1['fixed']['rps']:,.0f}",
+                f"{w1['mokku']['rps'] / w1['echo']['rps']:.2f} x echo",
+                "≥ 0.8 x echo",
+            )
+            self.row(
+                "RSS",
+                f"{idle_rss:.0f} MB idle, {mokku.rss_mb():.0f} MB after W1 (arbiter + 2 workers)",
+                "",
+                "",
+            )
+            w2 = self.load({"mokku": mokku, "sse": sse}, "/v1/chat/completions", "stream")
+            self.row(
+                "W2 streamed chat, c=64",
+                f"{w2['mokku']['rps']:,.0f} streams/s (p50 {w2['mokku']['p50']:.1f} ms); SSE baseline {w2['sse']['rps']:,.0f}",
+                f"{w2['mokku']['rps'] / w2['sse']['rps']:.2f} x SSE",
+                "≥ 0.8 x SSE",
+            )
+            w3 = self.load({"mokku": mokku, "fixed": fixed}, "/v1/embeddings", "embed")
+            self.row(
+                "W3 embeddings, 1 input x 1536",
+                f"{w3['mokku']['rps']:,.0f} req/s; fixed JSON {w3['fixed']['rps']:,.0f}",
+                f"{w3['mokku']['rps'] / w3['fixed']['rps']:.2f} x fixed",
+                "",
+            )
+            batch = {"model": "text-embedding-3-small", "input": [f"short text {i}" for i in range(2048)]}
+            for encoding in ("base64", "float"):
+                times = []
+                for _ in range(self.repeats + 2):
+                    started = time.perf_counter()
+                    status, _ = post(mokku.port, "/v1/embeddings", dict(batch, encoding_format=encoding))
+                    assert status == 200
+                    times.append(time.perf_counter() - started)
+                self.row(
+                    f"W3 embeddings, 2048 inputs, {encoding}",
+                    f"{statistics.median(times):.2f} s",
+                    "",
+                    "well under 1 s",
+                )
+            w4 = self.load({"mokku": mokku, "fixed": fixed}, "/v1/models", "get")
+            self.row(
+                "W4 GET /v1/models",
+                f"{w4['mokku']['rps']:,.0f} req/s; fixed JSON {w4['fixed']['rps']:,.0f}",
+                f"{w4['mokku']['rps'] / w4['fixed']['rps']:.2f} x fixed",
+                "≥ 0.9 x fixed",
+            )
+        finally:
+            for server in servers:
+                server.stop()
+        self.tracing_and_journal()
+        self.startup()
+
+    def tracing_and_journal(self) -> None:
+        receiver = subprocess.Popen(
+            [sys.executable, "-c", RAW_RECEIVER], stdout=subprocess.PIPE, text=True, cwd=ROOT
+        )
+        try:
+            port = int(receiver.stdout.readline())  # type: ignore[union-attr]
+            off = Server([*GUNICORN, "mokku.wsgi:app"])
+            traced = Server(
+                [*GUNICORN, "mokku.wsgi:app"], {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"}
+            )
+            journaled = Server([*GUNICORN, "mokku.wsgi:app"], {"MOKKU_JOURNAL": "1"})
+            try:
+                result = self.load(
+                    {"off": off, "traced": traced, "journaled": journaled}, "/v1/chat/completions", "chat"
+                )
+            finally:
+                for server in (off, traced, journaled):
+                    server.stop()
+        finally:
+            receiver.kill()
+        base = result["off"]["rps"]
+        self.row(
+            "W6 tracing on (OTLP gRPC) vs off, W1",
+            f"{result['traced']['rps']:,.0f} vs {base:,.0f} req/s",
+            f"{result['traced']['rps'] / base:.2f}",
+            "≥ 0.65",
+        )
+        self.row(
+            "W7 journal on vs off, W1",
+            f"{result['journaled']['rps']:,.0f} vs {base:,.0f} req/s",
+            f"{result['journaled']['rps'] / base:.2f}",
+            "≥ 0.9 (else opt-in)",
+        )
+
+    def startup(self) -> None:
+        for label, command in (
+            ("python -m mokku", [sys.executable, "-m", "mokku"]),
+            ("gunicorn (shipped config)", [*GUNICORN, "mokku.wsgi:app"]),
+        ):
+            times = []
+            for _ in range(self.repeats):
+                server = Server(command)
+                times.append(server.startup)
+                server.stop()
+            self.row(f"startup to first 200, {label}", f"{statistics.median(times):.2f} s", "", "< 1 s")
+
+    def table(self) -> str:
+        lines = ["| workload | measured | ratio | target |", "|---|---|---|---|"]
+        lines += [f"| {w} | {m} | {r} | {t} |" for w, m, r, t in self.rows]
+        return "\n".join(lines)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="one short run per workload (a smoke test)")
+    args = parser.parse_args(argv)
+    if shutil.which("wrk") is None:
+        print("bench: wrk is not installed; on Debian or Ubuntu: apt-get install wrk", file=sys.stderr)
+        return 2
+    bench = Bench(args.quick)
+    bench.run()
+    print(bench.table())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Fixed baselines, served under exactly the gunicorn settings mokku uses."""
