@@ -177,24 +177,29 @@ def read_prompts(value: Any) -> List[Prompt]:
     validate.array(value, "prompt", 1)
     if all(isinstance(item, str) for item in value):
         return [Prompt(item, count(item)) for item in value]
-    if all(_is_token_id(item) for item in value):
+    if all(is_token_id(item) for item in value):
         return [token_prompt(value, "prompt")]
     if all(isinstance(item, list) for item in value):
         return [token_prompt(item, f"prompt[{i}]") for i, item in enumerate(value)]
     raise validate.wrong_type("prompt", PROMPT_TYPES, value)
 
 
-def _is_token_id(value: Any) -> bool:
+def is_token_id(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def token_prompt(ids: List[Any], param: str) -> Prompt:
+def token_ids(ids: List[Any], param: str) -> List[int]:
+    """A non-empty list of token ids (integers from 0), or a 400 naming the bad item."""
     validate.array(ids, param, 1)
     for index, token_id in enumerate(ids):
-        if not _is_token_id(token_id):
+        if not is_token_id(token_id):
             raise validate.wrong_type(f"{param}[{index}]", "an integer", token_id)
         validate.integer(token_id, f"{param}[{index}]", 0)
-    return Prompt(render_token_ids(ids), len(ids))
+    return ids
+
+
+def token_prompt(ids: List[Any], param: str) -> Prompt:
+    return Prompt(render_token_ids(token_ids(ids, param)), len(ids))
 
 
 def render_token_ids(ids: List[int]) -> str:

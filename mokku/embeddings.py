@@ -21,7 +21,7 @@ from array import array
 from typing import Any, List, Tuple
 
 from . import errors, generation, limits, telemetry, validate
-from .completions import render_token_ids
+from .completions import is_token_id, render_token_ids, token_ids
 from .http import Request, Response, json_response
 from .tokens import count
 
@@ -116,10 +116,10 @@ def read_inputs(value: Any) -> Tuple[List[str], int]:
         for index, item in enumerate(value):
             _non_empty(item, f"input[{index}]")
         return list(value), sum(map(count, value))
-    if all(isinstance(item, int) and not isinstance(item, bool) for item in value):
-        return [render_token_ids(_token_ids(value, "input"))], len(value)
+    if all(is_token_id(item) for item in value):
+        return [render_token_ids(token_ids(value, "input"))], len(value)
     if all(isinstance(item, list) for item in value):
-        lists = [_token_ids(item, f"input[{i}]") for i, item in enumerate(value)]
+        lists = [token_ids(item, f"input[{i}]") for i, item in enumerate(value)]
         return [render_token_ids(ids) for ids in lists], sum(map(len, lists))
     raise validate.wrong_type("input", INPUT_TYPES, value)
 
@@ -132,12 +132,3 @@ def _non_empty(text: str, param: str) -> None:
             param,
             "empty_string",
         )
-
-
-def _token_ids(ids: List[Any], param: str) -> List[int]:
-    validate.array(ids, param, 1)
-    for index, token_id in enumerate(ids):
-        if isinstance(token_id, bool) or not isinstance(token_id, int):
-            raise validate.wrong_type(f"{param}[{index}]", "an integer", token_id)
-        validate.integer(token_id, f"{param}[{index}]", 0)
-    return ids
