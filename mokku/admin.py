@@ -11,12 +11,11 @@ from typing import Any, Optional
 from urllib.parse import parse_qs
 
 from . import errors, validate
+from .faults import bearer_key
 from .http import Request, Response, json_response
 from .journal import Journal
 from .scenarios import Scenarios, check_rule
 from .verdict import judge
-
-PREFIX = "/mokku/"
 
 
 class Admin:
@@ -27,7 +26,7 @@ class Admin:
 
     def _authorize(self, request: Request) -> None:
         if self._token:
-            sent = request.header("Authorization").partition(" ")[2].strip().encode()
+            sent = bearer_key(request).encode()
             if not hmac.compare_digest(sent, self._token):
                 raise errors.APIError(
                     401, "The admin endpoints need Authorization: Bearer <MOKKU_ADMIN_TOKEN>."

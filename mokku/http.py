@@ -20,6 +20,10 @@ from .validate import json_type
 Headers = List[Tuple[str, str]]
 
 JSON_CONTENT_TYPE = "application/json"
+# Headers that carry credentials: masked in the journal, redacted in spans, never logged.
+SECRET_HEADERS = frozenset(
+    ("authorization", "api-key", "x-api-key", "openai-api-key", "openai-organization", "openai-project")
+)
 _READ_CHUNK = 64 * 1024
 
 STATUS_LINES: Dict[int, str] = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}

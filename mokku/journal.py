@@ -20,8 +20,8 @@ import time
 from typing import Any, Dict, List, Optional
 
 from . import config
+from .http import SECRET_HEADERS
 
-SECRET_HEADERS = frozenset(("authorization", "api-key", "x-api-key", "openai-api-key"))
 _PRUNE_EVERY = 100
 
 

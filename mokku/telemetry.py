@@ -22,13 +22,13 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
+from .http import SECRET_HEADERS
+
 log = logging.getLogger("mokku")
 
 DEFAULT_SERVICE_NAME = "mokku"
 # Health checks would drown the traces people look for.
 UNTRACED_PATHS = frozenset(("/health", "/healthz"))
-# Never record these headers, even when header capture is configured.
-_SECRET_HEADERS = ("authorization", "api-key", "x-api-key", "openai-organization", "openai-project")
 _SANITIZE_VAR = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
 
 _lock = threading.Lock()
@@ -64,7 +64,7 @@ def instrument(app: Callable[..., Any]) -> Callable[..., Any]:
     from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 
     sanitize = [field for field in os.environ.get(_SANITIZE_VAR, "").split(",") if field.strip()]
-    os.environ[_SANITIZE_VAR] = ",".join(sanitize + [h for h in _SECRET_HEADERS if h not in sanitize])
+    os.environ[_SANITIZE_VAR] = ",".join(sanitize + sorted(h for h in SECRET_HEADERS if h not in sanitize))
     traced = OpenTelemetryMiddleware(app)
 
     def traced_app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
