@@ -58,9 +58,7 @@ def create(request: Request) -> Response:
     limits.check_context(request, model, prompt_tokens, sampling.max_tokens, behaviour.is_("context_length"))
     reply = make_reply(request, body, messages, sampling, behaviour, script)
 
-    per_choice = len(reply.output.tokens) + sum(
-        tokens.count(c.name) + tokens.count(c.arguments) for c in reply.calls
-    )
+    per_choice = len(reply.output.tokens) + tools.output_tokens(reply.calls)
     usage = generation.usage(prompt_tokens, per_choice * sampling.n)
     completion_id = random_id("chatcmpl-")
     created = generation.now()

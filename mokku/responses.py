@@ -106,7 +106,7 @@ class Responses:
 
         response_id = random_id("resp_", 48)
         incomplete = output.finish_reason in ("length", "content_filter")
-        output_tokens = len(output.tokens) + sum(count(c.name) + count(c.arguments) for c in calls)
+        output_tokens = len(output.tokens) + tools.output_tokens(calls)
         usage = {
             "input_tokens": input_tokens,
             "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
@@ -266,12 +266,12 @@ def _response_shell(
         "reasoning": {"effort": None, "summary": None},
         "service_tier": "default",
         "store": store,
-        "temperature": body.get("temperature", 1.0) if body.get("temperature") is not None else 1.0,
+        "temperature": 1.0 if body.get("temperature") is None else body["temperature"],
         "text": {"format": text_format or {"type": "text"}},
         "tool_choice": body.get("tool_choice") or "auto",
         "tools": body.get("tools") or [],
         "top_logprobs": body.get("top_logprobs") or 0,
-        "top_p": body.get("top_p", 1.0) if body.get("top_p") is not None else 1.0,
+        "top_p": 1.0 if body.get("top_p") is None else body["top_p"],
         "truncation": "disabled",
         "metadata": body.get("metadata") or {},
     }

@@ -15,6 +15,7 @@ from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 
 from . import errors, schemagen, validate
 from .ids import random_id
+from .tokens import count
 
 EMPTY_PARAMETERS = {"type": "object", "properties": {}}
 
@@ -120,6 +121,11 @@ def make_calls(functions: List[Function], text: str) -> List[Call]:
             ) from None
         calls.append(Call(random_id("call_", 24), function.name, _compact(arguments)))
     return calls
+
+
+def output_tokens(calls: List[Call]) -> int:
+    """What calls cost as completion tokens: their names and arguments."""
+    return sum(count(call.name) + count(call.arguments) for call in calls)
 
 
 def scripted_call(spec: Mapping[str, Any]) -> Call:
