@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import random
 import threading
+import time
 from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple
 
 from . import config, errors, pacing, sse, telemetry
@@ -115,7 +116,7 @@ def split_model(model: str) -> Tuple[str, Optional[Tuple[str, Optional[int]]]]:
 class Behaviour:
     """What this request will do besides answering normally: its fault and its pace."""
 
-    __slots__ = ("environ", "fault", "jitter", "model", "random", "token_delay", "ttft")
+    __slots__ = ("environ", "fault", "jitter", "model", "next_token_at", "random", "token_delay", "ttft")
 
     def __init__(
         self,
@@ -131,6 +132,7 @@ class Behaviour:
         self.fault = fault
         self.ttft, self.token_delay, self.jitter = ttft, token_delay, jitter
         self.random = random.random
+        self.next_token_at = 0.0
 
     def is_(self, name: str) -> bool:
         return self.fault is not None and self.fault.name == name
@@ -153,7 +155,15 @@ class Behaviour:
         self.pause(self._jittered(self.ttft))
 
     def between_tokens(self) -> None:
-        self.pause(self._jittered(self.token_delay))
+        """Tokens keep to a schedule, one delay after the previous token was due, so the time spent
+        writing chunks does not add up over a long stream; after a longer hold-up (a stall) the
+        schedule starts again rather than bursting to catch up."""
+        if not self.token_delay:
+            return
+        now = time.monotonic()
+        due = self.next_token_at if now - self.next_token_at <= self.token_delay else now
+        self.next_token_at = due + self._jittered(self.token_delay)
+        self.pause(self.next_token_at - now)
 
     def shape_stream(self, events: Iterator[bytes]) -> Iterator[bytes]:
         """The stream as this request should see it: first token late, maybe broken on purpose."""

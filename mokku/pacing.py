@@ -41,15 +41,18 @@ def wait(seconds: float, environ: Dict[str, Any]) -> bool:
         time.sleep(seconds)
         return True
     deadline = time.monotonic() + seconds
+    # poll, not select: a worker holding many streams has descriptors above select's 1024 limit.
+    poller = select.poll()
+    try:
+        poller.register(sock, select.POLLIN)
+    except (OSError, ValueError):
+        return False
     while True:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return True
-        try:
-            readable, _, _ = select.select([sock], [], [], remaining)
-        except (OSError, ValueError):
-            return False
-        if not readable:
+        events = poller.poll(remaining * 1000)
+        if not events:
             return True
         try:
             peeked = sock.recv(1, socket.MSG_PEEK)

@@ -242,6 +242,25 @@ def test_latency_headers_pace_streams_and_whole_responses(app: webtest.TestApp) 
     assert time.monotonic() - started >= 9 * 0.05 - 0.01
 
 
+def test_tokens_keep_to_a_schedule_while_chunks_take_time_to_write() -> None:
+    behaviour = faults.Behaviour({}, "m", None, 0.0, 0.05, 0.0)
+    started = time.monotonic()
+    for _ in range(10):
+        time.sleep(0.03)  # writing a chunk to a slow client
+        behaviour.between_tokens()
+    # Ten tokens on a 50 ms schedule: 0.5 s, not 10 x (30 + 50) ms.
+    assert 0.5 - 0.01 <= time.monotonic() - started < 0.75
+
+
+def test_schedule_restarts_after_a_hold_up_instead_of_bursting() -> None:
+    behaviour = faults.Behaviour({}, "m", None, 0.0, 0.05, 0.0)
+    behaviour.between_tokens()
+    time.sleep(0.3)  # a stall: six tokens' worth
+    started = time.monotonic()
+    behaviour.between_tokens()
+    assert time.monotonic() - started >= 0.05 - 0.005
+
+
 def test_server_wide_latency_with_jitter() -> None:
     app = build({"MOKKU_TOKEN_MS": "20", "MOKKU_JITTER": "0.5"})
     started = time.monotonic()
