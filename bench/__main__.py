@@ -20,15 +20,19 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
+
+from bench import streams
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello there, how are you doing today?"}]}
 STREAM = dict(CHAT, stream=True)
 EMBED = {"model": "text-embedding-3-small", "input": "The food was delicious and the waiter friendly."}
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:mokku.gunicorn_conf"]
+STREAMS_PROFILE = [sys.executable, "-m", "gunicorn", "-c", "python:mokku.gunicorn_streams"]
 RAW_RECEIVER = """
 import sys, time
 from concurrent import futures
@@ -75,9 +79,13 @@ class Server:
 
     def __init__(self, command: List[str], env: Optional[Dict[str, str]] = None) -> None:
         self.port = free_port()
-        full_env = dict(os.environ, MOKKU_HOST="127.0.0.1", MOKKU_PORT=str(self.port), MOKKU_WORKERS="2")
-        full_env.setdefault("MOKKU_THREADS", "8")
-        full_env.pop("OTEL_EXPORTER_OTLP_ENDPOINT", None)
+        # Only the settings named here: none inherited from the shell running the bench.
+        full_env = {
+            name: value for name, value in os.environ.items() if not name.startswith(("OTEL_", "MOKKU_"))
+        }
+        full_env.update(
+            MOKKU_HOST="127.0.0.1", MOKKU_PORT=str(self.port), MOKKU_WORKERS="2", MOKKU_THREADS="8"
+        )
         full_env.update(env or {})
         started = time.perf_counter()
         self.process = subprocess.Popen(
@@ -161,12 +169,19 @@ def wrk(port: int, path: str, script: Path, seconds: int) -> Dict[str, float]:
     return {"rps": rps, "p50": latency("50%"), "p99": latency("99%")}
 
 
+def own_rss_mb() -> float:
+    """This process's resident memory: the bench's asyncio client."""
+    match = re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text())
+    return int(match.group(1)) / 1024 if match else 0.0
+
+
 def median_of(runs: List[Dict[str, float]]) -> Dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
 class Bench:
     def __init__(self, quick: bool) -> None:
+        self.quick = quick
         self.seconds = 1 if quick else 5
         self.repeats = 1 if quick else 3
         self.directory = Path(tempfile.mkdtemp(prefix="mokku-bench-"))
@@ -187,6 +202,11 @@ class Bench:
             for name, server in servers.items():
                 runs[name].append(wrk(server.port, path, self.scripts[script], self.seconds))
         return {name: median_of(found) for name, found in runs.items()}
+
+    def first_byte(self, port: int) -> Tuple[float, float]:
+        """Median p50 and p99 time to first byte of streamed chat at c=64."""
+        runs = [streams.time_to_first_byte(port, STREAM, 64, self.seconds) for _ in range(self.repeats)]
+        return statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
 
     def row(self, workload: str, figure: str, ratio: str, target: str) -> None:
         self.rows.append((workload, figure, ratio, target))
@@ -214,11 +234,19 @@ class Bench:
                 "",
             )
             w2 = self.load({"mokku": mokku, "sse": sse}, "/v1/chat/completions", "stream")
+            first = {name: self.first_byte(server.port) for name, server in (("mokku", mokku), ("sse", sse))}
             self.row(
                 "W2 streamed chat, c=64",
                 f"{w2['mokku']['rps']:,.0f} streams/s (p50 {w2['mokku']['p50']:.1f} ms); SSE baseline {w2['sse']['rps']:,.0f}",
                 f"{w2['mokku']['rps'] / w2['sse']['rps']:.2f} x SSE",
                 "≥ 0.8 x SSE",
+            )
+            self.row(
+                "W2 time to first byte, c=64 (new connection each)",
+                f"p50 {first['mokku'][0]:.1f} ms, p99 {first['mokku'][1]:.1f} ms; "
+                f"SSE baseline p50 {first['sse'][0]:.1f} ms, p99 {first['sse'][1]:.1f} ms",
+                "",
+                "",
             )
             w3 = self.load({"mokku": mokku, "fixed": fixed}, "/v1/embeddings", "embed")
             self.row(
@@ -252,7 +280,56 @@ class Bench:
             for server in servers:
                 server.stop()
         self.tracing_and_journal()
+        self.many_streams()
         self.startup()
+
+    def many_streams(self) -> None:
+        """W5 under the "many streams" profile; then faster tokens until p99 lateness passes 50 ms."""
+        server = Server([*STREAMS_PROFILE, "mokku.wsgi:app"], {"MOKKU_THREADS": "640"})
+        tokens = 50 if self.quick else 300  # 5 s or 30 s at 10 tokens/s
+        try:
+            for count in (250, 500, 1000):
+                outcomes: List[streams.Outcome] = []
+                rss: List[float] = []
+                for _ in range(self.repeats):
+                    # Memory sampled halfway through, when every stream is open.
+                    sampler = threading.Timer(2 + tokens * 0.05, self.sample_rss, (server, rss))
+                    sampler.start()
+                    outcomes.append(streams.run(server.port, count, tokens, 100))
+                    sampler.join()
+                middle = sorted(outcomes, key=lambda o: o.lateness_p99_ms)[len(outcomes) // 2]
+                self.row(
+                    f"W5 {count} streams x {tokens} tokens at 10/s",
+                    f"{middle.completed} of {count} complete; chunk lateness p50 {middle.lateness_p50_ms:.1f} ms, "
+                    f"p99 {middle.lateness_p99_ms:.1f} ms, max {middle.lateness_max_ms:.0f} ms; "
+                    f"RSS {statistics.median(rss):.0f} MB (server + client)",
+                    "",
+                    "all complete, p99 < 100 ms, RSS < 600 MB" if count == 1000 else "",
+                )
+            self.row("W5 capacity (1,000 streams, faster tokens)", self.capacity(server), "", "")
+        finally:
+            server.stop()
+
+    @staticmethod
+    def sample_rss(server: Server, into: List[float]) -> None:
+        into.append(server.rss_mb() + own_rss_mb())
+
+    def capacity(self, server: Server) -> str:
+        """The aggregate chunks/s at which p99 lateness passes 50 ms: 1,000 streams, 10 s each."""
+        seen = []
+        for token_ms in (50, 45, 40, 36, 33, 28):
+            outcome = streams.run(server.port, 1000, int(10_000 / token_ms), token_ms)
+            seen.append((1000 * 1000 / token_ms, outcome.lateness_p99_ms))
+            if outcome.lateness_p99_ms > 50:
+                break
+        points = "; ".join(f"{rate:,.0f}/s: p99 {p99:.0f} ms" for rate, p99 in seen)
+        if seen[-1][1] <= 50:
+            return f"over {seen[-1][0]:,.0f} chunks/s ({points})"
+        if len(seen) == 1:
+            return f"under {seen[0][0]:,.0f} chunks/s ({points})"
+        (low, low_p99), (high, high_p99) = seen[-2], seen[-1]
+        estimate = low + (high - low) * (50 - low_p99) / (high_p99 - low_p99)
+        return f"about {estimate:,.0f} chunks/s ({points})"
 
     def tracing_and_journal(self) -> None:
         receiver = subprocess.Popen(
