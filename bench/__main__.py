@@ -12,6 +12,7 @@ import argparse
 import http.client
 import json
 import os
+import platform
 import re
 import shutil
 import signal
@@ -25,14 +26,22 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from bench import streams
+from bench import peers, streams
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello there, how are you doing today?"}]}
 STREAM = dict(CHAT, stream=True)
 EMBED = {"model": "text-embedding-3-small", "input": "The food was delicious and the waiter friendly."}
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:mokku.gunicorn_conf"]
+PATHS = {
+    "chat": "/v1/chat/completions",
+    "stream": "/v1/chat/completions",
+    "embed": "/v1/embeddings",
+    "get": "/v1/models",
+}
 STREAMS_PROFILE = [sys.executable, "-m", "gunicorn", "-c", "python:mokku.gunicorn_streams"]
+# Every endpoint family with a different prompt each time, so that anything kept per request shows.
+SOAK_SCRIPT = Path(__file__).resolve().parent / "soak.lua"
 RAW_RECEIVER = """
 import sys, time
 from concurrent import futures
@@ -77,8 +86,11 @@ def post(port: int, path: str, payload: dict) -> Tuple[int, bytes]:
 class Server:
     """A server process; ``startup`` is the seconds from launch to its first 200."""
 
-    def __init__(self, command: List[str], env: Optional[Dict[str, str]] = None) -> None:
+    def __init__(
+        self, command: List[str], env: Optional[Dict[str, str]] = None, ready: str = "/health"
+    ) -> None:
         self.port = free_port()
+        command = [part.replace("{port}", str(self.port)) for part in command]
         # Only the settings named here: none inherited from the shell running the bench.
         full_env = {
             name: value for name, value in os.environ.items() if not name.startswith(("OTEL_", "MOKKU_"))
@@ -94,7 +106,7 @@ class Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if get(self.port, "/health") == 200:
+                if get(self.port, ready) == 200:
                     break
             except OSError:
                 time.sleep(0.01)
@@ -166,6 +178,10 @@ def wrk(port: int, path: str, script: Path, seconds: int) -> Dict[str, float]:
         return float(match.group(1)) * scale
 
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    total = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
+    failed = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    if failed and total:  # only successful answers count
+        rps *= 1 - int(failed.group(1)) / total
     return {"rps": rps, "p50": latency("50%"), "p99": latency("99%")}
 
 
@@ -180,8 +196,11 @@ def median_of(runs: List[Dict[str, float]]) -> Dict[str, float]:
 
 
 class Bench:
-    def __init__(self, quick: bool) -> None:
+    def __init__(self, quick: bool, with_peers: bool = True) -> None:
         self.quick = quick
+        self.with_peers = with_peers
+        self.versions: Dict[str, str] = {}
+        self.peer_results: Dict[str, Dict[str, str]] = {}
         self.seconds = 1 if quick else 5
         self.repeats = 1 if quick else 3
         self.directory = Path(tempfile.mkdtemp(prefix="mokku-bench-"))
@@ -216,10 +235,12 @@ class Bench:
         fixed = Server([*GUNICORN, "bench.baselines.fixed_json:app"])
         echo = Server([*GUNICORN, "bench.baselines.echo:app"])
         sse = Server([*GUNICORN, "bench.baselines.sse:app"])
-        servers = [mokku, fixed, echo, sse]
+        embed = Server([*GUNICORN, "bench.baselines.embed:app"])
+        others = self.start_peers()
+        servers = [mokku, fixed, echo, sse, embed, *others.values()]
         try:
             idle_rss = mokku.rss_mb()
-            w1 = self.load({"mokku": mokku, "echo": echo, "fixed": fixed}, "/v1/chat/completions", "chat")
+            w1 = self.compare("W1", {"mokku": mokku, "echo": echo, "fixed": fixed}, others, "chat")
             self.row(
                 "W1 chat, c=64",
                 f"{w1['mokku']['rps']:,.0f} req/s (p50 {w1['mokku']['p50']:.1f} ms, p99 {w1['mokku']['p99']:.1f} ms); "
@@ -233,7 +254,7 @@ class Bench:
                 "",
                 "",
             )
-            w2 = self.load({"mokku": mokku, "sse": sse}, "/v1/chat/completions", "stream")
+            w2 = self.compare("W2", {"mokku": mokku, "sse": sse}, others, "stream")
             first = {name: self.first_byte(server.port) for name, server in (("mokku", mokku), ("sse", sse))}
             self.row(
                 "W2 streamed chat, c=64",
@@ -245,15 +266,15 @@ class Bench:
                 "W2 time to first byte, c=64 (new connection each)",
                 f"p50 {first['mokku'][0]:.1f} ms, p99 {first['mokku'][1]:.1f} ms; "
                 f"SSE baseline p50 {first['sse'][0]:.1f} ms, p99 {first['sse'][1]:.1f} ms",
-                "",
+                f"{first['sse'][0] / first['mokku'][0]:.2f} x SSE (p50)",
                 "",
             )
-            w3 = self.load({"mokku": mokku, "fixed": fixed}, "/v1/embeddings", "embed")
+            w3 = self.compare("W3", {"mokku": mokku, "embed": embed}, others, "embed")
             self.row(
                 "W3 embeddings, 1 input x 1536",
-                f"{w3['mokku']['rps']:,.0f} req/s; fixed JSON {w3['fixed']['rps']:,.0f}",
-                f"{w3['mokku']['rps'] / w3['fixed']['rps']:.2f} x fixed",
-                "",
+                f"{w3['mokku']['rps']:,.0f} req/s; embeddings baseline {w3['embed']['rps']:,.0f}",
+                f"{w3['mokku']['rps'] / w3['embed']['rps']:.2f} x embed",
+                "≥ 0.8 x embed",
             )
             batch = {"model": "text-embedding-3-small", "input": [f"short text {i}" for i in range(2048)]}
             for encoding in ("base64", "float"):
@@ -269,7 +290,7 @@ class Bench:
                     "",
                     "well under 1 s",
                 )
-            w4 = self.load({"mokku": mokku, "fixed": fixed}, "/v1/models", "get")
+            w4 = self.compare("W4", {"mokku": mokku, "fixed": fixed}, others, "get")
             self.row(
                 "W4 GET /v1/models",
                 f"{w4['mokku']['rps']:,.0f} req/s; fixed JSON {w4['fixed']['rps']:,.0f}",
@@ -281,7 +302,82 @@ class Bench:
                 server.stop()
         self.tracing_and_journal()
         self.many_streams()
+        self.soak()
         self.startup()
+
+    def soak(self) -> None:
+        """Moderate mixed load for 5 minutes (20 s with --quick), RSS sampled every 10 s."""
+        seconds = 20 if self.quick else 300
+        server = Server([*GUNICORN, "mokku.wsgi:app"])
+        samples: List[Tuple[float, float]] = []
+        try:
+            load = subprocess.Popen(
+                [
+                    "wrk",
+                    "-t1",
+                    "-c8",
+                    f"-d{seconds}s",
+                    "-s",
+                    str(SOAK_SCRIPT),
+                    f"http://127.0.0.1:{server.port}",
+                ],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            started = time.monotonic()
+            while load.poll() is None:
+                samples.append((time.monotonic() - started, server.rss_mb()))
+                time.sleep(min(10, seconds / 10))
+            output = load.communicate()[0]
+        finally:
+            server.stop()
+        total = re.search(r"(\d+) requests in", output)
+        failed = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+        warm = next((rss for at, rss in samples if at >= seconds / 5), samples[0][1])
+        self.row(
+            f"soak, {seconds // 60 or seconds} {'min' if seconds >= 60 else 's'}, mixed load (c=8)",
+            f"{total.group(1) if total else '?'} requests, {failed.group(1) if failed else 0} failed; "
+            f"RSS {samples[0][1]:.0f} MB at start, {warm:.0f} MB after warm-up, {samples[-1][1]:.0f} MB at the end "
+            f"(samples: {', '.join(f'{rss:.0f}' for _, rss in samples)})",
+            f"{samples[-1][1] - warm:+.1f} MB after warm-up",
+            "flat after warm-up",
+        )
+
+    def start_peers(self) -> Dict[str, Server]:
+        """Each peer installed (first time only) and started; one that cannot is reported and left out."""
+        started: Dict[str, Server] = {}
+        if not self.with_peers:
+            return started
+        for peer in peers.PEERS:
+            try:
+                self.versions[peer.name] = peers.install(peer)
+                started[peer.name] = Server(peers.command(peer), peer.env, peer.ready)
+            except (subprocess.CalledProcessError, RuntimeError) as exc:
+                self.peer_results[peer.name] = {"all": f"not measured: {exc}"}
+        return started
+
+    def compare(
+        self, workload: str, servers: Dict[str, Server], others: Dict[str, Server], script: str
+    ) -> Dict[str, Dict[str, float]]:
+        """mokku, its baselines and the peers that can do ``workload``, side by side."""
+        able = {}
+        for name, server in others.items():
+            skip = next(peer.skips.get(workload) for peer in peers.PEERS if peer.name == name)
+            if skip:
+                self.peer_results.setdefault(name, {})[workload] = f"skipped: {skip}"
+            else:
+                able[name] = server
+        result = self.load({**servers, **able}, PATHS[script], script)
+        unit = "streams/s" if workload == "W2" else "req/s"
+        self.peer_results.setdefault("mokku", {})[workload] = f"{result['mokku']['rps']:,.0f} {unit}"
+        for name in able:
+            figure = result[name]
+            self.peer_results.setdefault(name, {})[workload] = (
+                f"{figure['rps']:,.0f} {unit} ({result['mokku']['rps'] / figure['rps']:.1f} x slower than mokku)"
+                if figure["rps"]
+                else "no successful requests"
+            )
+        return result
 
     def many_streams(self) -> None:
         """W5 under the "many streams" profile; then faster tokens until p99 lateness passes 50 ms."""
@@ -289,26 +385,47 @@ class Bench:
         tokens = 50 if self.quick else 300  # 5 s or 30 s at 10 tokens/s
         try:
             for count in (250, 500, 1000):
-                outcomes: List[streams.Outcome] = []
-                rss: List[float] = []
-                for _ in range(self.repeats):
-                    # Memory sampled halfway through, when every stream is open.
-                    sampler = threading.Timer(2 + tokens * 0.05, self.sample_rss, (server, rss))
-                    sampler.start()
-                    outcomes.append(streams.run(server.port, count, tokens, 100))
-                    sampler.join()
-                middle = sorted(outcomes, key=lambda o: o.lateness_p99_ms)[len(outcomes) // 2]
+                outcome, rss = self.hold(server, count, tokens, exact=True)
                 self.row(
                     f"W5 {count} streams x {tokens} tokens at 10/s",
-                    f"{middle.completed} of {count} complete; chunk lateness p50 {middle.lateness_p50_ms:.1f} ms, "
-                    f"p99 {middle.lateness_p99_ms:.1f} ms, max {middle.lateness_max_ms:.0f} ms; "
-                    f"RSS {statistics.median(rss):.0f} MB (server + client)",
+                    f"{outcome.completed} of {count} complete; chunk lateness p50 {outcome.lateness_p50_ms:.1f} ms, "
+                    f"p99 {outcome.lateness_p99_ms:.1f} ms, max {outcome.lateness_max_ms:.0f} ms; "
+                    f"RSS {rss:.0f} MB (server + client)",
                     "",
                     "all complete, p99 < 100 ms, RSS < 600 MB" if count == 1000 else "",
                 )
+            self.peer_results.setdefault("mokku", {})["W5"] = self.w5_figure(outcome, rss)
             self.row("W5 capacity (1,000 streams, faster tokens)", self.capacity(server), "", "")
         finally:
             server.stop()
+        for peer in peers.PEERS:
+            if not self.with_peers or peer.name not in self.versions or "W5" in peer.skips:
+                continue
+            slow = Server(peers.command(peer, slow=True), peer.env, peer.ready)
+            try:
+                outcome, rss = self.hold(slow, 1000, tokens, exact=False)
+            finally:
+                slow.stop()
+            self.peer_results.setdefault(peer.name, {})["W5"] = self.w5_figure(outcome, rss)
+
+    def hold(self, server: Server, count: int, tokens: int, exact: bool) -> Tuple[streams.Outcome, float]:
+        """``count`` slow streams, ``repeats`` times: the run with the median p99 lateness, median RSS."""
+        outcomes: List[streams.Outcome] = []
+        rss: List[float] = []
+        for _ in range(self.repeats):
+            # Memory sampled halfway through, when every stream is open.
+            sampler = threading.Timer(2 + tokens * 0.05, self.sample_rss, (server, rss))
+            sampler.start()
+            outcomes.append(streams.run(server.port, count, tokens, 100, exact=exact))
+            sampler.join()
+        return sorted(outcomes, key=lambda o: o.lateness_p99_ms)[len(outcomes) // 2], statistics.median(rss)
+
+    @staticmethod
+    def w5_figure(outcome: streams.Outcome, rss: float) -> str:
+        return (
+            f"{outcome.completed} of {outcome.streams} complete, p99 lateness {outcome.lateness_p99_ms:.0f} ms, "
+            f"RSS {rss:.0f} MB"
+        )
 
     @staticmethod
     def sample_rss(server: Server, into: List[float]) -> None:
@@ -378,19 +495,48 @@ class Bench:
             self.row(f"startup to first 200, {label}", f"{statistics.median(times):.2f} s", "", "< 1 s")
 
     def table(self) -> str:
-        lines = ["| workload | measured | ratio | target |", "|---|---|---|---|"]
+        lines = [describe_machine(self.versions), ""]
+        lines += ["| workload | measured | ratio | target |", "|---|---|---|---|"]
         lines += [f"| {w} | {m} | {r} | {t} |" for w, m, r, t in self.rows]
+        if self.peer_results:
+            names = ["mokku", *(name for name in self.peer_results if name != "mokku")]
+            lines += ["", "| workload | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+            for workload in ("W1", "W2", "W3", "W4", "W5"):
+                cells = [
+                    self.peer_results[name].get(workload) or self.peer_results[name].get("all", "")
+                    for name in names
+                ]
+                lines.append(f"| {workload} | " + " | ".join(cells) + " |")
         return "\n".join(lines)
+
+
+def describe_machine(versions: Dict[str, str]) -> str:
+    """Date, machine and the versions of everything measured: the figures mean little without them."""
+    from importlib.metadata import version
+
+    wrk_line = subprocess.run(["wrk", "--version"], capture_output=True, text=True).stdout.splitlines()
+    cpu = re.search(r"model name\s*:\s*(.+)", Path("/proc/cpuinfo").read_text())
+    parts = [
+        time.strftime("%Y-%m-%d"),
+        f"{os.cpu_count()} cores ({cpu.group(1) if cpu else platform.machine()})",
+        f"{platform.python_implementation()} {platform.python_version()}",
+        f"mokku {version('mokku')}",
+        f"gunicorn {version('gunicorn')}",
+        wrk_line[0].split(" [")[0] if wrk_line else "wrk",
+        *(f"{name} {found}" for name, found in versions.items()),
+    ]
+    return "Run on " + ", ".join(parts) + "."
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one short run per workload (a smoke test)")
+    parser.add_argument("--no-peers", action="store_true", help="leave out the PyPI peers (no installs)")
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed; on Debian or Ubuntu: apt-get install wrk", file=sys.stderr)
         return 2
-    bench = Bench(args.quick)
+    bench = Bench(args.quick, with_peers=not args.no_peers)
     bench.run()
     print(bench.table())
     return 0

@@ -135,7 +135,7 @@ def slow_request(port: int, tokens: int, token_ms: float) -> bytes:
     return chat_request(port, body, f"X-Mokku-Token-Ms: {token_ms:g}\r\n")
 
 
-async def _run(port: int, streams: int, tokens: int, token_ms: float, ramp: float) -> Outcome:
+async def _run(port: int, streams: int, tokens: int, token_ms: float, ramp: float, exact: bool) -> Outcome:
     request = slow_request(port, tokens, token_ms)
     started = asyncio.get_running_loop().time()
     results = await asyncio.gather(*(_one(port, request, random.uniform(0, ramp)) for _ in range(streams)))
@@ -144,29 +144,29 @@ async def _run(port: int, streams: int, tokens: int, token_ms: float, ramp: floa
     lateness: List[float] = []
     completed = chunks = 0
     for arrivals in results:
-        # Events: the role chunk, one per token, the finish chunk, [DONE].
-        if len(arrivals) != tokens + 3:
+        # Events: the role chunk, one per token, the finish chunk, [DONE]. A peer's stream counts
+        # when it ends with [DONE], whatever its length.
+        if len(arrivals) < 4 or (exact and len(arrivals) != tokens + 3):
             continue
         completed += 1
         chunks += len(arrivals)
         first = arrivals[1]
-        lateness.extend(arrivals[1 + k] - first - k * delay for k in range(1, tokens))
+        lateness.extend(arrivals[1 + k] - first - k * delay for k in range(1, len(arrivals) - 3))
     if not lateness:
         return Outcome(streams, completed, 0.0, float("nan"), float("nan"), float("nan"))
     cuts = statistics.quantiles(lateness, n=100)
     return Outcome(
-        streams,
-        completed,
-        chunks / elapsed,
-        cuts[49] * 1000,
-        cuts[98] * 1000,
-        max(lateness) * 1000,
+        streams, completed, chunks / elapsed, cuts[49] * 1000, cuts[98] * 1000, max(lateness) * 1000
     )
 
 
-def run(port: int, streams: int, tokens: int = 300, token_ms: float = 100, ramp: float = 2.0) -> Outcome:
-    """Hold ``streams`` streams of ``tokens`` tokens at one token per ``token_ms``; wait for them all."""
+def run(
+    port: int, streams: int, tokens: int = 300, token_ms: float = 100, ramp: float = 2.0, exact: bool = True
+) -> Outcome:
+    """Hold ``streams`` streams of ``tokens`` tokens at one token per ``token_ms``; wait for them all.
+
+    ``exact``: a stream counts as complete only with exactly ``tokens`` tokens (mokku's echo)."""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < streams + 100:
         resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, streams + 1000), hard))
-    return asyncio.run(_run(port, streams, tokens, token_ms, ramp))
+    return asyncio.run(_run(port, streams, tokens, token_ms, ramp, exact))

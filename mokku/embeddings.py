@@ -15,14 +15,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import math
-import operator
 import sys
 from array import array
 from typing import Any, List, Tuple
 
 from . import errors, generation, limits, telemetry, validate
 from .completions import is_token_id, render_token_ids, token_ids
-from .http import Request, Response, json_response
+from .http import JSON_CONTENT_TYPE, Request, Response, dumps
 from .tokens import count
 
 KNOWN_PARAMS = frozenset(("input", "model", "encoding_format", "dimensions", "user"))
@@ -37,6 +36,7 @@ MAX_INPUTS = 2048
 ENCODINGS = ("float", "base64")
 INPUT_TYPES = "a string, an array of strings, an array of integers, or an array of arrays of integers"
 _LITTLE_ENDIAN = sys.byteorder == "little"
+_FLOAT32 = "%.9g"
 
 
 def vector(model: str, text: str, dimensions: int) -> array:
@@ -45,18 +45,24 @@ def vector(model: str, text: str, dimensions: int) -> array:
     raw = array("h", hashlib.shake_256(key).digest(2 * dimensions))
     if not _LITTLE_ENDIAN:
         raw.byteswap()
-    # Integer sum of squares: exact, and done in C by map/sum.
-    scale = 1.0 / math.sqrt(sum(map(operator.mul, raw, raw)) or 1)
+    # hypot runs in C, twice as fast as an integer sum of squares.
+    scale = 1.0 / (math.hypot(*raw) or 1.0)
     return array("f", map(scale.__mul__, raw))
 
 
-def _encode(values: array, encoding: str) -> Any:
+def _encode(values: array, encoding: str) -> bytes:
+    """The ``embedding`` value as JSON text.
+
+    Floats are written with 9 significant digits, which name each float32 exactly (parse one and
+    round it to float32 to get the value back, bit for bit), as the real API's short numbers do;
+    ``json.dumps`` would spell out every float32 as a 17-digit double: 60% more bytes, 2.5x the time.
+    """
     if encoding == "float":
-        return values.tolist()
+        return b"[" + ",".join(map(_FLOAT32.__mod__, values)).encode("ascii") + b"]"
     if not _LITTLE_ENDIAN:
         values = array("f", values)
         values.byteswap()
-    return base64.b64encode(values.tobytes()).decode("ascii")
+    return b'"' + base64.b64encode(values.tobytes()) + b'"'
 
 
 def create(request: Request) -> Response:
@@ -72,27 +78,24 @@ def create(request: Request) -> Response:
         raise validate.invalid_value("encoding_format", encoding, ENCODINGS)
     validate.string(body.get("user"), "user")
     dimensions = read_dimensions(model, body.get("dimensions"))
-    data = [
-        {
-            "object": "embedding",
-            "index": index,
-            "embedding": _encode(vector(model, text, dimensions), encoding),
-        }
-        for index, text in enumerate(texts)
-    ]
+    # The body is written piece by piece, one piece per vector, so a 2048-input batch is never
+    # copied into one string (tens of MB) on its way out.
+    pieces = [b'{"object":"list","data":[']
+    for index, text in enumerate(texts):
+        pieces.append(b'%s{"object":"embedding","index":%d,"embedding":' % (b"," if index else b"", index))
+        pieces.append(_encode(vector(model, text, dimensions), encoding))
+        pieces.append(b"}")
     behaviour.before_whole_response(0)
     request.environ["mokku.result"] = {
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}
     }
     telemetry.record_response(request.span, None, model, prompt_tokens)
-    return json_response(
-        {
-            "object": "list",
-            "data": data,
-            "model": model,
-            "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens},
-        }
+    pieces.append(
+        b'],"model":%s,"usage":{"prompt_tokens":%d,"total_tokens":%d}}'
+        % (dumps(model), prompt_tokens, prompt_tokens)
     )
+    size = sum(map(len, pieces))
+    return Response(200, [("Content-Type", JSON_CONTENT_TYPE), ("Content-Length", str(size))], pieces)
 
 
 def read_dimensions(model: str, value: Any) -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os as _os
 
-from mokku.gunicorn_conf import *  # noqa: F401,F403 (the same settings and hooks)
+from mokku.gunicorn_conf import *  # noqa: F403 (the same settings and hooks)
 from mokku.gunicorn_conf import _settings
 
 threads = _settings.threads if _os.environ.get("MOKKU_THREADS", "").strip() else 640

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from array import array
 
 import openai
 import pytest
@@ -83,7 +84,8 @@ def test_embeddings_default_base64_equals_float(client: openai.OpenAI) -> None:
     texts = ["The food was delicious", "日本語", "🎉"]
     default = client.embeddings.create(model="text-embedding-3-small", input=texts)
     floats = client.embeddings.create(model="text-embedding-3-small", input=texts, encoding_format="float")
-    assert [d.embedding for d in default.data] == [d.embedding for d in floats.data]
+    # The same float32 numbers: base64 carries their bytes, JSON their 9-digit decimal names.
+    assert [array("f", d.embedding) for d in default.data] == [array("f", d.embedding) for d in floats.data]
     assert [d.index for d in default.data] == [0, 1, 2]
     for item in floats.data:
         assert len(item.embedding) == 1536
