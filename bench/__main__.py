@@ -73,6 +73,15 @@ def get(port: int, path: str) -> int:
         connection.close()
 
 
+def fetch(port: int, path: str) -> bytes:
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        connection.request("GET", path)
+        return connection.getresponse().read()
+    finally:
+        connection.close()
+
+
 def post(port: int, path: str, payload: dict) -> Tuple[int, bytes]:
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
     try:
@@ -234,7 +243,9 @@ class Bench:
 
     def run(self) -> None:
         mokku = Server([*GUNICORN, "mokku.wsgi:app"])
-        fixed = Server([*GUNICORN, "bench.baselines.fixed_json:app"])
+        models = self.directory / "models.json"
+        models.write_bytes(fetch(mokku.port, "/v1/models"))
+        fixed = Server([*GUNICORN, "bench.baselines.fixed_json:app"], {"BENCH_FIXED_BODY": str(models)})
         echo = Server([*GUNICORN, "bench.baselines.echo:app"])
         sse = Server([*GUNICORN, "bench.baselines.sse:app"])
         embed = Server([*GUNICORN, "bench.baselines.embed:app"])

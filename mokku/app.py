@@ -8,7 +8,7 @@ never kills a worker or shows a traceback to a client.
 from __future__ import annotations
 
 import logging
-import os
+import random
 import re
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional
@@ -41,7 +41,8 @@ class App:
         if self.settings.journal:
             self.journal = Journal(state, self.settings.journal_size)
         if self.settings.admin:
-            self.scenarios = Scenarios(state)
+            # A state file named in the settings may be shared by other processes; the default one is ours.
+            self.scenarios = Scenarios(state, shared=bool(self.settings.state_path))
         self.router = Router(
             build_routes(self.settings, self.journal, self.scenarios) if routes is None else routes
         )
@@ -131,4 +132,4 @@ def _request_id(environ: Dict[str, Any]) -> str:
     sent = environ.get("HTTP_X_REQUEST_ID")
     if sent and _CLIENT_REQUEST_ID.match(sent):
         return sent
-    return "req_" + os.urandom(16).hex()  # a third of uuid4().hex's cost, same 32 hex digits
+    return f"req_{random.getrandbits(128):032x}"  # no system call (see ids.random_id)

@@ -7,6 +7,7 @@ generator for streams). ``json_response`` is the one place JSON is encoded.
 
 from __future__ import annotations
 
+import functools
 import json
 from http import HTTPStatus
 from typing import Any, Dict, Iterable, List, Optional, Tuple
@@ -41,12 +42,17 @@ class Response:
         self.body = body
 
 
+# Made once: json.dumps and json.loads build a new encoder or decoder on every call given options.
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+_ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"))
+
+
 def dumps(obj: Any) -> bytes:
     """Compact UTF-8 JSON; falls back to ``\\u`` escapes for lone surrogates from the input."""
     try:
-        return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return _ENCODER.encode(obj).encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(obj, separators=(",", ":")).encode("ascii")
+        return _ASCII_ENCODER.encode(obj).encode("ascii")
 
 
 def json_response(obj: Any, status: int = 200, headers: Optional[Headers] = None) -> Response:
@@ -67,6 +73,16 @@ def error_response(error: errors.APIError) -> Response:
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+@functools.lru_cache(maxsize=256)
+def environ_key(header: str) -> str:
+    """The WSGI environ key of an HTTP header (``X-Mokku-Fault`` -> ``HTTP_X_MOKKU_FAULT``)."""
+    key = header.upper().replace("-", "_")
+    return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
 
 
 class Request:
@@ -101,10 +117,7 @@ class Request:
         self._json: Optional[Dict[str, Any]] = None
 
     def header(self, name: str, default: str = "") -> str:
-        key = name.upper().replace("-", "_")
-        if key not in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            key = "HTTP_" + key
-        return self.environ.get(key, default)
+        return self.environ.get(environ_key(name), default)
 
     def body(self) -> bytes:
         """The raw body, refusing (without reading) more than ``max_body_bytes``; read once."""
@@ -162,7 +175,7 @@ class Request:
                 "The OpenAI API expects a JSON payload."
             )
         try:
-            value = json.loads(raw, parse_constant=_reject_constant)
+            value = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
         except (ValueError, RecursionError) as exc:
             raise errors.invalid_request(
                 f"We could not parse the JSON body of your request ({exc}). "

@@ -47,7 +47,7 @@ def claim_state(settings: config.Settings) -> Optional[str]:
 
 
 def remove(path: Optional[str]) -> None:
-    for suffix in ("", "-wal", "-shm"):
+    for suffix in ("", "-wal", "-shm", "-rules"):
         try:
             if path:
                 os.unlink(path + suffix)

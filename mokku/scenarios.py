@@ -14,6 +14,7 @@ journal, so every worker of a server sees them; one transaction per matching dec
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import re
 import sqlite3
@@ -25,6 +26,7 @@ from . import errors, faults, validate
 ENDPOINTS = ("chat.completions", "completions", "responses", "embeddings")
 _MATCH_KEYS = ("model", "endpoint", "contains", "regex", "nth")
 _REPLY_KEYS = ("content", "tool_call", "fault", "latency")
+FLAG_SUFFIX = "-rules"
 
 
 def check_rule(rule: Any, param: str = "rule") -> Dict[str, Any]:
@@ -77,11 +79,18 @@ def check_rule(rule: Any, param: str = "rule") -> Dict[str, Any]:
 
 
 class Scenarios:
-    """The shared rule list. The file is created by the first rule, so an unused list costs a stat."""
+    """The shared rule list. The file is created by the first rule.
 
-    def __init__(self, path: str) -> None:
+    Whether any rule exists is also kept in one byte of shared memory (``shared``: a small file
+    beside the state file, mapped by every process that uses it; else this process's own), so
+    that a request finds "no rules" without touching the file system: a ``stat`` per request
+    cost about 5% of the chat throughput.
+    """
+
+    def __init__(self, path: str, shared: bool = True) -> None:
         self.path = path
         self._local = threading.local()
+        self._any = _flag(path + FLAG_SUFFIX if shared else None)
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -96,9 +105,15 @@ class Scenarios:
         return db
 
     def add(self, rule: Dict[str, Any]) -> Dict[str, Any]:
-        row = self._db().execute(
-            "INSERT INTO scenarios (rule, times_left) VALUES (?, ?)", (json.dumps(rule), rule["times"])
-        )
+        db = self._db()
+        db.execute("BEGIN IMMEDIATE")  # the flag changes under the file's write lock
+        try:
+            row = db.execute(
+                "INSERT INTO scenarios (rule, times_left) VALUES (?, ?)", (json.dumps(rule), rule["times"])
+            )
+            self._any[0] = 1
+        finally:
+            db.execute("COMMIT")
         return dict(rule, id=row.lastrowid)
 
     def rules(self) -> List[Dict[str, Any]]:
@@ -109,11 +124,17 @@ class Scenarios:
 
     def clear(self) -> None:
         if os.path.exists(self.path):
-            self._db().execute("DELETE FROM scenarios")
+            db = self._db()
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute("DELETE FROM scenarios")
+                self._any[0] = 0
+            finally:
+                db.execute("COMMIT")
 
     def match(self, endpoint: str, model: str, text: str) -> Optional[Dict[str, Any]]:
         """The reply of the first rule that matches this call (counting it), or None."""
-        if not os.path.exists(self.path):
+        if not self._any[0]:
             return None
         db = self._db()
         db.execute("BEGIN IMMEDIATE")
@@ -137,6 +158,19 @@ class Scenarios:
             return None
         finally:
             db.execute("COMMIT")
+
+
+def _flag(path: Optional[str]) -> mmap.mmap:
+    """One byte of memory, shared through ``path`` when given (several processes, one state file)."""
+    if path is None:
+        return mmap.mmap(-1, 1)
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        if os.fstat(descriptor).st_size < 1:
+            os.ftruncate(descriptor, 1)
+        return mmap.mmap(descriptor, 1)
+    finally:
+        os.close(descriptor)
 
 
 def _matches(match: Dict[str, Any], endpoint: str, model: str, text: str) -> bool:

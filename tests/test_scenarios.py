@@ -11,6 +11,7 @@ import webtest
 
 from mokku import config
 from mokku.app import App
+from mokku.journal import remove
 
 from . import sse
 from .spec import validate
@@ -126,6 +127,26 @@ def test_clear(tmp_path: Path) -> None:
     app.post_json("/mokku/scenarios", {"reply": {"content": "scripted"}})
     app.delete("/mokku/scenarios")
     assert content(say(app, "echo me")) == "echo me"
+
+
+def test_servers_sharing_a_state_file_see_each_others_rules_at_once(tmp_path: Path) -> None:
+    one, two = build(tmp_path), build(tmp_path)  # two processes' apps on one MOKKU_STATE
+    assert content(say(two, "hi")) == "hi"
+    one.post_json("/mokku/scenarios", {"reply": {"content": "from one"}})
+    assert content(say(two, "hi")) == "from one"
+    one.delete("/mokku/scenarios")
+    assert content(say(two, "hi")) == "hi"
+    two.post_json("/mokku/scenarios", {"reply": {"content": "from two"}})
+    assert content(say(one, "hi")) == "from two"
+
+
+def test_state_files_are_removed_together(tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite3"
+    app = build(tmp_path)
+    app.post_json("/mokku/scenarios", {"reply": {"content": "x"}})
+    assert (tmp_path / "state.sqlite3-rules").exists()
+    remove(str(state))
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
