@@ -6,7 +6,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Opt
 
 from . import errors, generation, limits, logprobs, sse, telemetry, tokens, tools, validate
 from .faults import Behaviour
-from .http import Request, Response
+from .http import JSONTemplate, Request, Response
 from .ids import random_id
 from .tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count
 
@@ -78,16 +78,24 @@ def create(request: Request) -> Response:
             usage if sampling.include_usage else None,
         )
         return generation.respond(request, behaviour, completion_id, usage, finish_reasons, events=events)
+    if sampling.n == 1 and not reply.calls and reply.top_logprobs is None:
+        # The common answer: one text choice, from a template encoded once.
+        counts = usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]
+        text = "".join(reply.output.tokens)
+        encoded = _TEXT_ANSWER.render(completion_id, created, model, text, finish, *counts)
+        return generation.respond(request, behaviour, completion_id, usage, finish_reasons, body=encoded)
     choices = [
-        {
-            "index": index,
-            "message": _message(reply, finish),
-            "logprobs": _logprobs(reply.output.tokens, reply.top_logprobs),
-            "finish_reason": finish,
-        }
+        _choice(index, _message(reply, finish), _logprobs(reply.output.tokens, reply.top_logprobs), finish)
         for index in range(sampling.n)
     ]
-    result = {
+    result = _completion(completion_id, created, model, choices, usage)
+    return generation.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
+
+
+def _completion(
+    completion_id: str, created: int, model: str, choices: List[Dict[str, Any]], usage: Dict[str, Any]
+) -> Dict[str, Any]:
+    return {
         "id": completion_id,
         "object": "chat.completion",
         "created": created,
@@ -97,7 +105,27 @@ def create(request: Request) -> Response:
         "service_tier": generation.SERVICE_TIER,
         "system_fingerprint": generation.SYSTEM_FINGERPRINT,
     }
-    return generation.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
+
+
+def _choice(index: int, message: Dict[str, Any], logprobs: Any, finish: str) -> Dict[str, Any]:
+    return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": finish}
+
+
+def _text_message(content: str) -> Dict[str, Any]:
+    return {"role": "assistant", "content": content, "refusal": None, "annotations": []}
+
+
+SLOT = JSONTemplate.SLOT
+# Slots: id, created, model, content, finish reason, prompt / completion / total tokens.
+_TEXT_ANSWER = JSONTemplate(
+    _completion(
+        SLOT,
+        SLOT,  # type: ignore[arg-type]
+        SLOT,
+        [_choice(0, _text_message(SLOT), None, SLOT)],
+        {**generation.usage(0, 0), "prompt_tokens": SLOT, "completion_tokens": SLOT, "total_tokens": SLOT},
+    )
+)
 
 
 def make_reply(
@@ -155,9 +183,8 @@ def make_reply(
 
 def _message(reply: Reply, finish: str) -> Dict[str, Any]:
     if not reply.calls:
-        content = "".join(reply.output.tokens)
-        return {"role": "assistant", "content": content, "refusal": None, "annotations": []}
-    message: Dict[str, Any] = {"role": "assistant", "content": None, "refusal": None, "annotations": []}
+        return _text_message("".join(reply.output.tokens))
+    message = _text_message(None)  # type: ignore[arg-type]
     if reply.legacy:
         call = reply.calls[0]
         message["function_call"] = {"name": call.name, "arguments": call.arguments}

@@ -26,7 +26,7 @@ from typing import (
 
 from . import errors, sse, validate
 from .faults import Behaviour
-from .http import Request, Response, json_response
+from .http import Request, Response, encoded_json_response, json_response
 from .telemetry import record_request, record_response
 from .tokens import tokenize
 
@@ -143,7 +143,7 @@ def respond(
     body: Any = None,
     events: Optional[Iterator[bytes]] = None,
 ) -> Response:
-    """The JSON ``body`` or the SSE ``events``, paced as the request asks, with the GenAI response
+    """The JSON ``body`` (a document, or its encoded bytes) or the SSE ``events``, paced as the request asks, with the GenAI response
     attributes on the span.
 
     A stream's output tokens and finish reasons are recorded only once its
@@ -159,7 +159,7 @@ def respond(
     if events is None:
         behaviour.before_whole_response(usage["completion_tokens"])
         record_response(span, response_id, model, prompt_tokens, usage["completion_tokens"], finish_reasons)
-        return json_response(body)
+        return encoded_json_response(body) if isinstance(body, bytes) else json_response(body)
     record_response(span, response_id, model, prompt_tokens)
     on_complete = functools.partial(
         record_response, span, response_id, model, prompt_tokens, usage["completion_tokens"], finish_reasons

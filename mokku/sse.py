@@ -13,14 +13,11 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 from opentelemetry.trace import Span
 
 from . import errors, telemetry
-from .http import Response, dumps
+from .http import JSONTemplate, Response, dumps
 
 log = logging.getLogger("mokku")
 
 DONE = b"data: [DONE]\n\n"
-
-_SENTINEL = "\x00mokku-slot\x00"
-_ENCODED_SENTINEL = dumps(_SENTINEL)
 
 
 def event(payload: Any) -> bytes:
@@ -32,25 +29,12 @@ def typed_event(kind: str, payload: Any) -> bytes:
     return b"event: " + kind.encode() + b"\ndata: " + dumps(payload) + b"\n\n"
 
 
-class EventTemplate:
-    """An event whose JSON is fixed but for one value, encoded once per stream.
-
-    ``template`` is the event's payload with ``SLOT`` where the varying value
-    goes (for example a chunk's delta content); ``render(value)`` splices the
-    encoded value in, so each token costs one small ``dumps`` instead of a
-    whole chunk's.
-    """
-
-    SLOT = _SENTINEL
+class EventTemplate(JSONTemplate):
+    """An event whose JSON is fixed but for one value (for example a chunk's delta content),
+    encoded once per stream, so each token costs one small ``dumps`` instead of a whole chunk's."""
 
     def __init__(self, template: Dict[str, Any]) -> None:
-        head, found, tail = (b"data: " + dumps(template) + b"\n\n").partition(_ENCODED_SENTINEL)
-        if not found:
-            raise ValueError("template has no SLOT")
-        self._head, self._tail = head, tail
-
-    def render(self, value: Any) -> bytes:
-        return self._head + dumps(value) + self._tail
+        super().__init__(template, b"data: ", b"\n\n")
 
 
 HEADERS = (

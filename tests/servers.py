@@ -27,6 +27,8 @@ def command(kind: str) -> List[str]:
         return [sys.executable, "-m", "mokku"]
     if kind == "gunicorn":
         return [sys.executable, "-m", "gunicorn", "-c", "python:mokku.gunicorn_conf", "mokku.wsgi:app"]
+    if kind == "gunicorn-streams":
+        return [sys.executable, "-m", "gunicorn", "-c", "python:mokku.gunicorn_streams", "mokku.wsgi:app"]
     if kind == "gunicorn-sync":
         return [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:{port}", "mokku.wsgi:app"]
     raise ValueError(kind)

@@ -14,6 +14,7 @@ import webtest
 from mokku import config
 from mokku import sse as mokku_sse
 from mokku.app import App
+from mokku.http import JSONTemplate, dumps
 from mokku.tokens import count, tokenize
 
 from . import sse
@@ -614,3 +615,42 @@ def test_failure_mid_stream_ends_with_error_event(caplog: pytest.LogCaptureFixtu
     validate(error, "ErrorResponse")
     assert error["error"]["type"] == "server_error"
     assert "RuntimeError: generator bug" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("model", "text"),
+    [
+        ("gpt-4o", "plain"),
+        ("模型-ü", "Hello, wörld! 日本語 🎉"),
+        ('a"b\\c', 'quote " backslash \\ newline \n tab \t'),
+        ("gpt-4o", JSONTemplate.SLOT.replace("\x00", "") + " \x00 control"),
+    ],
+)
+def test_text_answers_are_the_compact_json_of_their_document(
+    app: webtest.TestApp, model: str, text: str
+) -> None:
+    raw = app.post_json(URL, {"model": model, "messages": user(text), "max_tokens": 50}).body
+    document = json.loads(raw)
+    assert document["model"] == model
+    assert document["choices"][0]["message"]["content"] == text
+    assert raw == dumps(document)  # the same bytes as encoding the whole document at once
+    validate(document, "CreateChatCompletionResponse")
+
+
+def test_text_answer_with_a_lone_surrogate_stays_valid_json(app: webtest.TestApp) -> None:
+    raw = app.post(
+        URL,
+        b'{"model":"m","messages":[{"role":"user","content":"a\\ud800b"}]}',
+        content_type="application/json",
+    ).body
+    assert json.loads(raw)["choices"][0]["message"]["content"] == "a\ud800b"
+
+
+def test_json_template_checks_its_slots() -> None:
+    template = JSONTemplate({"a": JSONTemplate.SLOT, "b": [1, JSONTemplate.SLOT]})
+    assert template.render("x", True) == b'{"a":"x","b":[1,true]}'
+    assert template.render(5, None) == b'{"a":5,"b":[1,null]}'
+    with pytest.raises(ValueError):
+        template.render("only one")
+    with pytest.raises(ValueError):
+        JSONTemplate({"a": 1})

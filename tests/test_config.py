@@ -78,3 +78,22 @@ def test_gunicorn_config_reads_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert (conf.worker_class, conf.threads, conf.workers) == ("gthread", 16, 4)
     monkeypatch.setenv("MOKKU_HOST", "::")
     assert importlib.reload(conf).bind == ["[::]:9100"]
+
+
+def test_many_streams_profile(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    import mokku.gunicorn_conf as conf
+    import mokku.gunicorn_streams as streams
+
+    for name in ("MOKKU_THREADS", "MOKKU_HOST"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MOKKU_PORT", "9101")
+    importlib.reload(conf)  # a fresh process reads the environment once, for both modules
+    streams = importlib.reload(streams)
+    assert (streams.worker_class, streams.threads, streams.worker_connections) == ("gthread", 640, 672)
+    assert streams.bind == ["127.0.0.1:9101"]
+    assert callable(streams.on_starting) and callable(streams.post_fork)  # the same hooks
+    monkeypatch.setenv("MOKKU_THREADS", "100")
+    importlib.reload(conf)
+    assert importlib.reload(streams).threads == 100

@@ -110,3 +110,34 @@ def test_stream_records_tokens_only_at_the_end(traced: Tuple[webtest.TestApp, In
     assert span.attributes["gen_ai.operation.name"] == "text_completion"
     assert span.attributes["mokku.stream.outcome"] == "completed"
     assert span.attributes["gen_ai.usage.output_tokens"] == 3
+
+
+def test_shared_attribute_encoding_sends_the_same_bytes(
+    traced: Tuple[webtest.TestApp, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from opentelemetry.exporter.otlp.proto.common._internal import trace_encoder
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+    app, exporter = traced
+    for text in ("one", "two", "one"):
+        app.post_json(
+            "/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": text}]}
+        )
+    app.post_json(
+        "/v1/chat/completions",
+        {"model": "m@server_error", "messages": [{"role": "user", "content": "x"}]},
+        expect_errors=True,
+    )  # a span with an event
+    spans = exporter.get_finished_spans()
+    stock = trace_encoder._encode_attributes
+    monkeypatch.setattr(trace_encoder, "_encode_attributes", stock)  # restored after the test
+    expected = encode_spans(spans).SerializeToString()
+    telemetry.share_attribute_encoding()
+    shared = trace_encoder._encode_attributes
+    assert shared is not stock
+    assert encode_spans(spans).SerializeToString() == expected
+    assert encode_spans(spans).SerializeToString() == expected  # from the cache this time
+    telemetry.share_attribute_encoding()  # twice: no second layer
+    assert trace_encoder._encode_attributes is shared
+    # A value the cache cannot hold (unhashable) is encoded the stock way.
+    assert shared({"list": [1, 2]}) == stock({"list": [1, 2]})
