@@ -19,6 +19,10 @@ KNOWN_PARAMS = frozenset(
     "top_logprobs top_p user verbosity web_search_options".split()
 )
 
+# What make_reply reads: a request with none of them gets the plain echo.
+OUTPUT_OPTIONS = frozenset(
+    "logprobs top_logprobs response_format tools tool_choice parallel_tool_calls functions function_call".split()
+)
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 # Content part types each role may send in an array content.
 PART_TYPES: Dict[str, tuple] = {
@@ -137,6 +141,9 @@ def make_reply(
     script: Optional[Dict[str, Any]] = None,
 ) -> Reply:
     """Validate the output options and decide the reply: scripted, calls, structured JSON, or the echo."""
+    if script is None and body.keys().isdisjoint(OUTPUT_OPTIONS):
+        text = request.settings.echo_prefix + echo_text(messages)  # nothing asked but text: the echo
+        return Reply(generation.complete(text, sampling, behaviour), [], False, None)
     wants_logprobs = validate.boolean(body.get("logprobs"), "logprobs")
     top_logprobs = validate.integer(body.get("top_logprobs"), "top_logprobs", 0, 20)
     if top_logprobs is not None and not wants_logprobs:
@@ -238,24 +245,38 @@ def _stream(
         choice = {"index": index, "delta": delta, "logprobs": logprobs, "finish_reason": finish_reason}
         return {**base, "choices": [choice]}
 
+    # Events ready at the same moment (the role chunks and the first token; the finish chunks, usage
+    # and [DONE]) go out in one write: the same bytes, fewer system calls (a streamed echo's 12
+    # writes become 10). Paced tokens are never held back. A stream fault counts events, so a
+    # stream with one writes each event on its own.
+    together = behaviour.stream_fault is None
     choices = range(sampling.n)
     if reply.calls:
         for index in choices:
             yield from _call_chunks(chunk, index, reply, behaviour)
     else:
-        for index in choices:
-            yield sse.event(chunk(index, {"role": "assistant", "content": "", "refusal": None}))
+        openings = [
+            sse.event(chunk(i, {"role": "assistant", "content": "", "refusal": None})) for i in choices
+        ]
         renderers: List[generation.TokenEvents]
         if reply.top_logprobs is None:
             renderers = [sse.EventTemplate(chunk(i, {"content": sse.EventTemplate.SLOT})) for i in choices]
         else:
             renderers = [_LogprobChunks(chunk, i, reply.top_logprobs) for i in choices]
-        yield from generation.interleave(
+        tokens = generation.interleave(
             renderers, [reply.output.tokens] * sampling.n, behaviour.between_tokens
         )
-    for index in choices:
-        yield sse.event(chunk(index, {}, finish))
-    yield from generation.stream_end(base, usage)
+        if together:
+            yield b"".join(openings) + next(tokens, b"")
+        else:
+            yield from openings
+        yield from tokens
+    closing = [sse.event(chunk(index, {}, finish)) for index in choices]
+    closing.extend(generation.stream_end(base, usage))
+    if together:
+        yield b"".join(closing)
+    else:
+        yield from closing
 
 
 def _call_chunks(

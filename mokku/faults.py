@@ -167,6 +167,11 @@ class Behaviour:
 
     def shape_stream(self, events: Iterator[bytes]) -> Iterator[bytes]:
         """The stream as this request should see it: first token late, maybe broken on purpose."""
+        if self.stream_fault is None and not self.ttft:
+            return events  # nothing to change: one generator layer fewer per event
+        return self._shaped(events)
+
+    def _shaped(self, events: Iterator[bytes]) -> Iterator[bytes]:
         fault = self.stream_fault
         at = -1
         if fault is not None:

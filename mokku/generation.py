@@ -47,6 +47,11 @@ class Output(NamedTuple):
     finish_reason: str
 
 
+SAMPLING_PARAMS = frozenset(
+    "temperature top_p presence_penalty frequency_penalty seed user logit_bias n stream stream_options stop".split()
+)
+
+
 def read_sampling(
     body: Mapping[str, Any],
     token_limits: Tuple[str, ...],
@@ -54,6 +59,8 @@ def read_sampling(
     min_max_tokens: int = 1,
 ) -> Sampling:
     """Validate the generation parameters; ``token_limits`` lists the field names, first one wins."""
+    if body.keys().isdisjoint(SAMPLING_PARAMS) and body.keys().isdisjoint(token_limits):
+        return Sampling(1, default_max_tokens, (), False, False)  # nothing sent: nothing to check
     validate.number(body.get("temperature"), "temperature", 0, 2)
     validate.number(body.get("top_p"), "top_p", 0, 1)
     validate.number(body.get("presence_penalty"), "presence_penalty", -2, 2)

@@ -35,6 +35,12 @@ class EventTemplate(JSONTemplate):
 
     def __init__(self, template: Dict[str, Any]) -> None:
         super().__init__(template, b"data: ", b"\n\n")
+        if len(self._pieces) != 2:
+            raise ValueError("an event template has exactly one SLOT")
+        self._head, self._tail = self._pieces
+
+    def render(self, value: Any) -> bytes:  # type: ignore[override]
+        return self._head + dumps(value) + self._tail  # once per token: kept to one concatenation
 
 
 HEADERS = (
@@ -70,7 +76,7 @@ def _guarded(
     try:
         for chunk in iterator:
             yield chunk
-            sent += 1
+            sent += chunk.count(b"\n\n")  # events, several of which may share a write
         completed = True
         if on_complete is not None:
             on_complete()

@@ -589,15 +589,30 @@ def _wsgi_call(app: App, body: Dict[str, Any]) -> Any:
     return app(environ, lambda status, headers: None)
 
 
+def test_events_ready_together_share_a_write_unless_a_fault_counts_them() -> None:
+    app = App(config.load({}))
+    body = {
+        "model": "m",
+        "messages": user("one two three"),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    writes = list(_wsgi_call(app, body))
+    assert [w.count(b"\n\n") for w in writes] == [2, 1, 1, 3]  # role+first token, tokens, finish+usage+[DONE]
+    assert b'"role":"assistant"' in writes[0] and writes[-1].endswith(b"data: [DONE]\n\n")
+    faulty = list(_wsgi_call(app, dict(body, model="m@stream_truncated:9")))
+    assert [w.count(b"\n\n") for w in faulty] == [1] * len(faulty)
+
+
 def test_stream_is_produced_lazily_and_closes() -> None:
     app = App(config.load({}))
     text = "word " * 20000
     body = _wsgi_call(app, {"model": "m", "messages": user(text), "stream": True})
     assert not isinstance(body, (list, tuple, bytes))
     first = next(iter(body))
-    assert b'"role":"assistant"' in first
+    assert b'"role":"assistant"' in first and b'"content":"word"' in first  # written together
     second = next(body)
-    assert b'"content":"word"' in second
+    assert b'"content":" word"' in second
     body.close()
     with pytest.raises(StopIteration):
         next(body)
