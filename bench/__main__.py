@@ -353,7 +353,7 @@ class Bench:
         warm = next((rss for at, rss in samples if at >= seconds / 5), samples[0][1])
         self.row(
             f"soak, {seconds // 60 or seconds} {'min' if seconds >= 60 else 's'}, mixed load (c=8)",
-            f"{total.group(1) if total else '?'} requests, {failed.group(1) if failed else 0} failed; "
+            f"{int(total.group(1)) if total else 0:,} requests, {failed.group(1) if failed else 0} failed; "
             f"RSS {samples[0][1]:.0f} MB at start, {warm:.0f} MB after warm-up, {samples[-1][1]:.0f} MB at the end "
             f"(samples: {', '.join(f'{rss:.0f}' for _, rss in samples)})",
             f"{samples[-1][1] - warm:+.1f} MB after warm-up",

@@ -70,7 +70,8 @@ def create(request: Request) -> Response:
     if reply.calls:
         finish = "function_call" if reply.legacy else "tool_calls"
     finish_reasons = [finish] * sampling.n
-    telemetry.record_messages(request.span, messages, _message(reply, finish))
+    if request.span is not None:  # the reply's message is built only for a span that may record it
+        telemetry.record_messages(request.span, messages, _message(reply, finish))
     if sampling.stream:
         events = _stream(
             completion_id,
