@@ -116,19 +116,19 @@ def _choice(index: int, message: Dict[str, Any], logprobs: Any, finish: str) -> 
     return {"index": index, "message": message, "logprobs": logprobs, "finish_reason": finish}
 
 
-def _text_message(content: str) -> Dict[str, Any]:
+def _text_message(content: Optional[str]) -> Dict[str, Any]:
     return {"role": "assistant", "content": content, "refusal": None, "annotations": []}
 
 
-SLOT = JSONTemplate.SLOT
+_SLOT: Any = JSONTemplate.SLOT
 # Slots: id, created, model, content, finish reason, prompt / completion / total tokens.
 _TEXT_ANSWER = JSONTemplate(
     _completion(
-        SLOT,
-        SLOT,  # type: ignore[arg-type]
-        SLOT,
-        [_choice(0, _text_message(SLOT), None, SLOT)],
-        {**generation.usage(0, 0), "prompt_tokens": SLOT, "completion_tokens": SLOT, "total_tokens": SLOT},
+        _SLOT,
+        _SLOT,
+        _SLOT,
+        [_choice(0, _text_message(_SLOT), None, _SLOT)],
+        {**generation.usage(0, 0), "prompt_tokens": _SLOT, "completion_tokens": _SLOT, "total_tokens": _SLOT},
     )
 )
 
@@ -192,7 +192,7 @@ def make_reply(
 def _message(reply: Reply, finish: str) -> Dict[str, Any]:
     if not reply.calls:
         return _text_message("".join(reply.output.tokens))
-    message = _text_message(None)  # type: ignore[arg-type]
+    message = _text_message(None)
     if reply.legacy:
         call = reply.calls[0]
         message["function_call"] = {"name": call.name, "arguments": call.arguments}

@@ -37,6 +37,7 @@ ENCODINGS = ("float", "base64")
 INPUT_TYPES = "a string, an array of strings, an array of integers, or an array of arrays of integers"
 _LITTLE_ENDIAN = sys.byteorder == "little"
 _FLOAT32 = "%.9g"
+_ONE_WRITE_BYTES = 256 * 1024
 
 
 def vector(model: str, text: str, dimensions: int) -> array:
@@ -78,13 +79,12 @@ def create(request: Request) -> Response:
         raise validate.invalid_value("encoding_format", encoding, ENCODINGS)
     validate.string(body.get("user"), "user")
     dimensions = read_dimensions(model, body.get("dimensions"))
-    # The body is written piece by piece, one piece per vector, so a 2048-input batch is never
-    # copied into one string (tens of MB) on its way out.
+    # A large body is written piece by piece, one piece per vector, so a 2048-input batch is never
+    # copied into one string (tens of MB) on its way out; a small one goes out in one write.
     pieces = [b'{"object":"list","data":[']
     for index, text in enumerate(texts):
-        pieces.append(b'%s{"object":"embedding","index":%d,"embedding":' % (b"," if index else b"", index))
-        pieces.append(_encode(vector(model, text, dimensions), encoding))
-        pieces.append(b"}")
+        head = b'%s{"object":"embedding","index":%d,"embedding":' % (b"," if index else b"", index)
+        pieces.append(head + _encode(vector(model, text, dimensions), encoding) + b"}")
     behaviour.before_whole_response(0)
     request.environ["mokku.result"] = {
         "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}
@@ -95,6 +95,8 @@ def create(request: Request) -> Response:
         % (dumps(model), prompt_tokens, prompt_tokens)
     )
     size = sum(map(len, pieces))
+    if size <= _ONE_WRITE_BYTES:
+        pieces = [b"".join(pieces)]
     return Response(200, [("Content-Type", JSON_CONTENT_TYPE), ("Content-Length", str(size))], pieces)
 
 

@@ -150,8 +150,8 @@ def respond(
     body: Any = None,
     events: Optional[Iterator[bytes]] = None,
 ) -> Response:
-    """The JSON ``body`` (a document, or its encoded bytes) or the SSE ``events``, paced as the request asks, with the GenAI response
-    attributes on the span.
+    """The JSON ``body`` (a document, or its encoded bytes) or the SSE ``events``, paced as the
+    request asks, with the GenAI response attributes on the span.
 
     A stream's output tokens and finish reasons are recorded only once its
     last event is sent, so a client that disconnects early is not counted as
