@@ -129,7 +129,9 @@ def share_attribute_encoding() -> None:
         return
     cache: Dict[Any, Any] = {}
 
-    def encode_attributes(attributes: Any) -> Any:
+    def encode_attributes(attributes: Any, *more: Any, **options: Any) -> Any:
+        if more or options:  # a newer exporter asking for something this does not know: its own way
+            return stock(attributes, *more, **options)
         if not attributes:
             return []
         if len(cache) > _ATTRIBUTE_CACHE_SIZE:

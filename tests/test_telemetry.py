@@ -141,3 +141,20 @@ def test_shared_attribute_encoding_sends_the_same_bytes(
     assert trace_encoder._encode_attributes is shared
     # A value the cache cannot hold (unhashable) is encoded the stock way.
     assert shared({"list": [1, 2]}) == stock({"list": [1, 2]})
+
+
+def test_shared_attribute_encoding_passes_unknown_arguments_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    from opentelemetry.exporter.otlp.proto.common._internal import trace_encoder
+
+    calls = []
+
+    def newer_stock(attributes: Any, *more: Any, **options: Any) -> str:
+        calls.append((attributes, more, options))
+        return "stock"
+
+    monkeypatch.setattr(trace_encoder, "_encode_attributes", newer_stock)
+    telemetry.share_attribute_encoding()
+    shared = trace_encoder._encode_attributes
+    assert shared({"a": 1}, allow_null=True) == "stock"  # an argument it does not know: the stock way
+    assert calls == [({"a": 1}, (), {"allow_null": True})]
+    assert shared({"a": 1})[0].key == "a" and len(calls) == 1  # the usual call: from the cache
