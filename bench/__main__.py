@@ -1,9 +1,12 @@
-"""``python -m bench [--quick]``: mokku against fixed baselines, side by side, in one run.
+"""``python -m bench [--quick] [--no-peers]``: mokku against fixed baselines and its PyPI peers,
+side by side, in one run.
 
 Every server is started here on 127.0.0.1 and stopped at the end; load comes from ``wrk``
-(Debian package ``wrk``: ``apt-get install wrk``). Each workload runs 3 times (once with
+(Debian package ``wrk``: ``apt-get install wrk``) and, for time to first byte and many slow
+streams, from the asyncio client in ``bench/streams.py``. Each workload runs 3 times (once with
 ``--quick``) and the median is reported, with ratios to the baseline measured in the same run,
-since only ratios mean anything on a shared machine. Prints a Markdown table.
+since only ratios mean anything on a shared machine. Peers are installed on first use into their
+own venvs (``bench/peers.py``). Prints Markdown tables.
 """
 
 from __future__ import annotations
