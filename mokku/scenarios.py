@@ -13,13 +13,14 @@ journal, so every worker of a server sees them; one transaction per matching dec
 
 from __future__ import annotations
 
+import contextlib
 import json
 import mmap
 import os
 import re
 import sqlite3
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 from . import errors, faults, validate
 
@@ -104,16 +105,23 @@ class Scenarios:
             self._local.db = db
         return db
 
-    def add(self, rule: Dict[str, Any]) -> Dict[str, Any]:
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[sqlite3.Connection]:
+        """One transaction holding the file's write lock: decisions stay exact across workers, and
+        the shared flag only changes under the lock."""
         db = self._db()
-        db.execute("BEGIN IMMEDIATE")  # the flag changes under the file's write lock
+        db.execute("BEGIN IMMEDIATE")
         try:
+            yield db
+        finally:
+            db.execute("COMMIT")
+
+    def add(self, rule: Dict[str, Any]) -> Dict[str, Any]:
+        with self._writing() as db:
             row = db.execute(
                 "INSERT INTO scenarios (rule, times_left) VALUES (?, ?)", (json.dumps(rule), rule["times"])
             )
             self._any[0] = 1
-        finally:
-            db.execute("COMMIT")
         return dict(rule, id=row.lastrowid)
 
     def rules(self) -> List[Dict[str, Any]]:
@@ -124,21 +132,15 @@ class Scenarios:
 
     def clear(self) -> None:
         if os.path.exists(self.path):
-            db = self._db()
-            db.execute("BEGIN IMMEDIATE")
-            try:
+            with self._writing() as db:
                 db.execute("DELETE FROM scenarios")
                 self._any[0] = 0
-            finally:
-                db.execute("COMMIT")
 
     def match(self, endpoint: str, model: str, text: str) -> Optional[Dict[str, Any]]:
         """The reply of the first rule that matches this call (counting it), or None."""
         if not self._any[0]:
             return None
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing() as db:
             rows = db.execute(
                 "SELECT id, rule, times_left, seen FROM scenarios WHERE times_left IS NULL OR times_left > 0 ORDER BY id"
             ).fetchall()
@@ -156,8 +158,6 @@ class Scenarios:
                 )
                 return dict(rule["reply"], rule_id=rule_id)
             return None
-        finally:
-            db.execute("COMMIT")
 
 
 def _flag(path: Optional[str]) -> mmap.mmap:
