@@ -32,7 +32,7 @@ from typing import Dict, List, Optional, Tuple
 from bench import peers, streams
 
 ROOT = Path(__file__).resolve().parents[1]
-CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello there, how are you doing today?"}]}
+CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": peers.PROMPT}]}
 STREAM = dict(CHAT, stream=True)
 EMBED = {"model": "text-embedding-3-small", "input": "The food was delicious and the waiter friendly."}
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:mokku.gunicorn_conf"]
@@ -67,28 +67,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def get(port: int, path: str) -> int:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+def call(port: int, path: str, payload: Optional[dict] = None, timeout: float = 60) -> Tuple[int, bytes]:
+    """One request on its own connection: a GET, or a POST of ``payload`` as JSON."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        connection.request("GET", path)
-        return connection.getresponse().status
-    finally:
-        connection.close()
-
-
-def fetch(port: int, path: str) -> bytes:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-    try:
-        connection.request("GET", path)
-        return connection.getresponse().read()
-    finally:
-        connection.close()
-
-
-def post(port: int, path: str, payload: dict) -> Tuple[int, bytes]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    try:
-        connection.request("POST", path, json.dumps(payload), {"Content-Type": "application/json"})
+        if payload is None:
+            connection.request("GET", path)
+        else:
+            connection.request("POST", path, json.dumps(payload), {"Content-Type": "application/json"})
         response = connection.getresponse()
         return response.status, response.read()
     finally:
@@ -118,7 +104,7 @@ class Server:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if get(self.port, ready) == 200:
+                if call(self.port, ready, timeout=5)[0] == 200:
                     break
             except OSError:
                 time.sleep(0.01)
@@ -251,7 +237,7 @@ class Bench:
     def run(self) -> None:
         mokku = Server([*GUNICORN, "mokku.wsgi:app"])
         models = self.directory / "models.json"
-        models.write_bytes(fetch(mokku.port, "/v1/models"))
+        models.write_bytes(call(mokku.port, "/v1/models")[1])
         fixed = Server([*GUNICORN, "bench.baselines.fixed_json:app"], {"BENCH_FIXED_BODY": str(models)})
         echo = Server([*GUNICORN, "bench.baselines.echo:app"])
         sse = Server([*GUNICORN, "bench.baselines.sse:app"])
@@ -301,7 +287,7 @@ class Bench:
                 times = []
                 for _ in range(self.repeats + 2):
                     started = time.perf_counter()
-                    status, _ = post(mokku.port, "/v1/embeddings", dict(batch, encoding_format=encoding))
+                    status, _ = call(mokku.port, "/v1/embeddings", dict(batch, encoding_format=encoding))
                     assert status == 200
                     times.append(time.perf_counter() - started)
                 self.row(

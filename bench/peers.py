@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional
 
 HOME = Path(__file__).resolve().parent / ".peers"
+PROMPT = "Hello there, how are you doing today?"  # what every chat workload sends
 # mockllm answers from a file of canned replies: the bench's prompt, answered with itself.
-MOCKLLM_RESPONSES = """\
+MOCKLLM_RESPONSES = f"""\
 responses:
-  "Hello there, how are you doing today?": "Hello there, how are you doing today?"
+  "{PROMPT}": "{PROMPT}"
 defaults:
-  unknown_response: "Hello there, how are you doing today?"
+  unknown_response: "{PROMPT}"
 """
 
 
