@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, List
+from typing import Any, Callable, Dict, List
 
 
 def compact(payload: Any) -> bytes:
@@ -34,3 +34,16 @@ def content(chunks: List[Any], index: int = 0) -> str:
         for choice in chunk["choices"]
         if choice["index"] == index
     )
+
+
+def post_stream(app: Any, url: str, body: Dict[str, Any], check: Callable[[Any], None]) -> List[Any]:
+    """POST ``body`` with ``stream`` on (a WebTest app), assert the SSE headers and framing, and
+    ``check`` every chunk; the chunks."""
+    response = app.post_json(url, dict(body, stream=True))
+    assert response.headers["Content-Type"] == "text/event-stream; charset=utf-8"
+    assert response.headers["Cache-Control"] == "no-cache"
+    assert response.headers["X-Accel-Buffering"] == "no"
+    chunks = parse(response.body)
+    for chunk in chunks:
+        check(chunk)
+    return chunks

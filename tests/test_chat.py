@@ -41,15 +41,9 @@ def chat(app: webtest.TestApp, **body: Any) -> Dict[str, Any]:
 
 def stream(app: webtest.TestApp, **body: Any) -> List[Dict[str, Any]]:
     body.setdefault("model", "gpt-4o")
-    body["stream"] = True
-    response = app.post_json(URL, body)
-    assert response.headers["Content-Type"] == "text/event-stream; charset=utf-8"
-    assert response.headers["Cache-Control"] == "no-cache"
-    assert response.headers["X-Accel-Buffering"] == "no"
-    chunks = sse.parse(response.body)
-    for chunk in chunks:
-        validate(chunk, "CreateChatCompletionStreamResponse")
-    return chunks
+    return sse.post_stream(
+        app, URL, body, lambda chunk: validate(chunk, "CreateChatCompletionStreamResponse")
+    )
 
 
 def test_echoes_last_user_message(app: webtest.TestApp) -> None:

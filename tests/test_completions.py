@@ -29,13 +29,7 @@ def complete(app: webtest.TestApp, **body: Any) -> Dict[str, Any]:
 
 def stream(app: webtest.TestApp, **body: Any) -> List[Dict[str, Any]]:
     body.setdefault("model", "gpt-3.5-turbo-instruct")
-    body["stream"] = True
-    response = app.post_json(URL, body)
-    assert response.headers["Content-Type"] == "text/event-stream; charset=utf-8"
-    chunks = sse.parse(response.body)
-    for chunk in chunks:
-        validate_chunk(chunk)
-    return chunks
+    return sse.post_stream(app, URL, body, validate_chunk)
 
 
 def validate_chunk(chunk: Dict[str, Any]) -> None:
