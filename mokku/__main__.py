@@ -22,8 +22,12 @@ _FLAG_ENV = {
 }
 
 
-class _Stop(Exception):
-    """Raised in the main thread by SIGTERM/SIGINT to leave ``serve_forever``."""
+class _Stop(BaseException):
+    """Raised in the main thread by SIGTERM/SIGINT to leave ``serve_forever``.
+
+    A ``BaseException``, like ``KeyboardInterrupt``: socketserver handles an ``Exception`` raised
+    while it hands a connection to a thread as that connection's error and serves on, so a signal
+    arriving at that moment would otherwise not stop the server."""
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:

@@ -97,17 +97,37 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
             super().shutdown_request(request)
 
     def process_request(self, request: Any, client_address: Any) -> None:
+        """Serve the connection in a daemon thread once one of the ``threads`` slots is free."""
         self._slots.acquire()
+        slot = _Slot(self._slots)
+        thread = threading.Thread(target=self._serve, args=(request, client_address, slot), daemon=True)
         try:
-            super().process_request(request, client_address)
+            thread.start()
         except BaseException:
-            self._slots.release()
+            # The thread may not exist (it could not start) or may already run (a signal came while
+            # start() waited for it): the slot is given back once either way.
+            slot.free()
             raise
 
-    def process_request_thread(self, request: Any, client_address: Any) -> None:
+    def _serve(self, request: Any, client_address: Any, slot: _Slot) -> None:
         try:
-            super().process_request_thread(request, client_address)
+            self.process_request_thread(request, client_address)
         finally:
+            slot.free()
+
+
+class _Slot:
+    """One of the server's thread slots, given back at most once."""
+
+    def __init__(self, slots: threading.BoundedSemaphore) -> None:
+        self._slots = slots
+        self._lock = threading.Lock()
+        self._held = True
+
+    def free(self) -> None:
+        with self._lock:
+            held, self._held = self._held, False
+        if held:
             self._slots.release()
 
 

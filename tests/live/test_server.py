@@ -18,6 +18,7 @@ import openai
 import pytest
 
 from mokku import config
+from mokku.__main__ import _Stop
 from mokku.app import App
 from mokku.http import Request, Response, json_response
 from mokku.routes import build_routes
@@ -265,3 +266,38 @@ def test_live_declared_huge_body_is_refused_without_sending_it(threaded_server_w
         reply = sock.makefile("rb").read()
     assert reply.startswith(b"HTTP/1.0 413 ")
     assert b'"code":"request_too_large"' in reply
+
+
+def test_a_signal_while_a_connection_is_handed_to_a_thread_stops_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = make_server(App(config.load({})), "127.0.0.1", 0, threads=2)
+    failures: List[BaseException] = []
+    monkeypatch.setattr(threading, "excepthook", lambda hook: failures.append(hook.exc_value))
+    started = threading.Thread.start
+    threads: List[threading.Thread] = []
+
+    def start_then_signal(thread: threading.Thread) -> None:
+        started(thread)  # the thread runs...
+        threads.append(thread)
+        raise _Stop  # ...and SIGTERM's exception arrives while start() waits for it
+
+    monkeypatch.setattr(threading.Thread, "start", start_then_signal)
+    client = socket.create_connection(server.server_address[:2])
+    try:
+        client.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        with pytest.raises(_Stop):  # not swallowed as that connection's error
+            server.handle_request()
+        client.settimeout(5)
+        while client.recv(4096):
+            pass
+    finally:
+        client.close()
+        monkeypatch.undo()
+        server.server_close()
+    for thread in threads:
+        thread.join(5)
+    # The slot was given back once, not twice: both slots are free and a third is not.
+    slots = [server._slots.acquire(blocking=False) for _ in range(3)]
+    assert slots == [True, True, False]
+    assert failures == []
