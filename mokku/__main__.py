@@ -9,7 +9,7 @@ import signal
 import sys
 from typing import List, Optional
 
-from . import __version__, config
+from mokku import __version__, config
 
 log = logging.getLogger("mokku")
 
@@ -93,15 +93,16 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"mokku: {exc}", file=sys.stderr)
         return 2
 
-    from . import journal, telemetry
+    from mokku import telemetry
+    from mokku.control import journal
 
     try:
         own_state = journal.claim_state(settings)
     except config.ConfigError as exc:
         print(f"mokku: {exc}", file=sys.stderr)
         return 2
-    from .server import make_server
-    from .wsgi import app
+    from mokku.server.stdlib import make_server
+    from mokku.wsgi import app
 
     try:
         server = make_server(app, settings.host, settings.port, settings.threads)

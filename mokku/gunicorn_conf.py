@@ -8,8 +8,8 @@ streams at once; ``GUNICORN_CMD_ARGS`` and command-line flags still override.
 from __future__ import annotations
 
 from mokku import config as _config
-from mokku import journal as _journal
 from mokku import telemetry as _telemetry
+from mokku.control import journal as _journal
 
 # gunicorn reads every public name in this module as a setting: helpers stay private.
 

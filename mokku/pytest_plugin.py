@@ -39,7 +39,7 @@ class MokkuHandle:
 
         ``mokku.script("Sunny.", contains="weather", times=1)``
         """
-        from .scenarios import check_rule
+        from mokku.control.scenarios import check_rule
 
         if not isinstance(rule, dict):
             times = match.pop("times", None)
@@ -47,8 +47,8 @@ class MokkuHandle:
         return self._app.scenarios.add(check_rule(rule))
 
     def verdict(self) -> Dict[str, Any]:
-        """How the clients behaved so far in this test (see ``mokku.verdict``)."""
-        from .verdict import judge
+        """How the clients behaved so far in this test (see ``mokku.control.verdict``)."""
+        from mokku.control.verdict import judge
 
         return judge(self.requests())
 
@@ -60,9 +60,9 @@ class MokkuHandle:
 @pytest.fixture(scope="session")
 def mokku_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MokkuHandle]:
     """The server for the whole session (use ``mokku_server`` or ``mokku`` in tests)."""
-    from . import config
-    from .app import App
-    from .server import make_server
+    from mokku import config
+    from mokku.server.app import App
+    from mokku.server.stdlib import make_server
 
     state = tmp_path_factory.mktemp("mokku") / "state.sqlite3"
     env = {**os.environ, "MOKKU_JOURNAL": "1", "MOKKU_ADMIN": "1", "MOKKU_STATE": str(state)}

@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
-from .http import SECRET_HEADERS
+from mokku.server.http import SECRET_HEADERS
 
 log = logging.getLogger("mokku")
 

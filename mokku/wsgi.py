@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from . import config
-from .app import App
-from .telemetry import instrument
+from mokku import config
+from mokku.server.app import App
+from mokku.telemetry import instrument
 
 settings = config.load()
 config.setup_logging(settings.log_level)

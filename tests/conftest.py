@@ -7,7 +7,7 @@ import pytest
 import webtest
 
 from mokku import config
-from mokku.app import App
+from mokku.server.app import App
 
 from .servers import ENTRY_POINTS, LiveServer
 

@@ -12,10 +12,10 @@ import pytest
 import webtest
 
 from mokku import config
-from mokku.app import App
-from mokku.http import Request, Response, json_response
-from mokku.routes import build_routes
-from mokku.routing import Route
+from mokku.server.app import App
+from mokku.server.http import Request, Response, json_response
+from mokku.server.routes import build_routes
+from mokku.server.routing import Route
 
 from .spec import validate
 

@@ -12,10 +12,10 @@ import pytest
 import webtest
 
 from mokku import config
-from mokku import sse as mokku_sse
-from mokku.app import App
-from mokku.http import JSONTemplate, dumps
-from mokku.tokens import count, tokenize
+from mokku.api.tokens import count, tokenize
+from mokku.server import stream as mokku_sse
+from mokku.server.app import App
+from mokku.server.http import JSONTemplate, dumps
 
 from . import sse
 from .spec import assert_invalid_request, validate

@@ -8,7 +8,7 @@ from typing import Any, Dict, List
 import pytest
 import webtest
 
-from mokku.tokens import count, tokenize
+from mokku.api.tokens import count, tokenize
 
 from . import sse
 from .spec import assert_invalid_request, validate

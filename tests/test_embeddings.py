@@ -12,8 +12,8 @@ from typing import Any, Dict, List
 import pytest
 import webtest
 
-from mokku.embeddings import vector
-from mokku.tokens import count
+from mokku.api.embeddings import vector
+from mokku.api.tokens import count
 
 from .spec import assert_invalid_request, validate
 
@@ -141,9 +141,7 @@ def test_2048_inputs_accepted(app: webtest.TestApp) -> None:
 
 
 def test_stable_across_processes() -> None:
-    code = (
-        "from mokku.embeddings import vector; print(vector('text-embedding-3-small', 'stable?', 16).tolist())"
-    )
+    code = "from mokku.api.embeddings import vector; print(vector('text-embedding-3-small', 'stable?', 16).tolist())"
     outputs = {
         subprocess.run(
             [sys.executable, "-c", code],

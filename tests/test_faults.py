@@ -8,9 +8,10 @@ from typing import Any, Dict, List, Optional
 import pytest
 import webtest
 
-from mokku import config, faults
-from mokku.app import App
-from mokku.tokens import count
+from mokku import config
+from mokku.api.tokens import count
+from mokku.server.app import App
+from mokku.simulation import faults
 
 from . import sse
 from .spec import validate

@@ -11,7 +11,7 @@ import pytest
 import webtest
 
 from mokku import config
-from mokku.app import App
+from mokku.server.app import App
 
 CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "journal me"}]

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 import webtest
 
-from mokku.models import OPENAI_MODELS, SIMULATION_MODELS
+from mokku.api.models import OPENAI_MODELS, SIMULATION_MODELS
 
 from .spec import validate
 

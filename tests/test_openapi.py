@@ -12,8 +12,8 @@ import yaml
 from openapi_spec_validator import validate as validate_openapi
 
 from mokku import config, miniyaml
-from mokku.faults import SIMULATION_MODELS
-from mokku.routes import build_routes
+from mokku.server.routes import build_routes
+from mokku.simulation.faults import SIMULATION_MODELS
 
 from . import spec
 from .spec import validate

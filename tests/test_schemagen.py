@@ -9,7 +9,7 @@ import jsonschema
 import pydantic
 import pytest
 
-from mokku.schemagen import SchemaError, generate
+from mokku.api.schemagen import SchemaError, generate
 
 TEXT = "Hello from the echo"
 

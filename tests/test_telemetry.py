@@ -13,7 +13,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from mokku import config, telemetry
-from mokku.app import App
+from mokku.server.app import App
 
 
 @pytest.mark.parametrize(

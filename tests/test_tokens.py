@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mokku.tokens import count, tokenize
+from mokku.api.tokens import count, tokenize
 
 SAMPLES = [
     "",

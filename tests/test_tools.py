@@ -10,7 +10,7 @@ import pytest
 import webtest
 
 from mokku import config
-from mokku.app import App
+from mokku.server.app import App
 
 from . import sse
 from .spec import validate

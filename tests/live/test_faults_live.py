@@ -11,7 +11,8 @@ from typing import Any, Dict, List, Optional
 import openai
 import pytest
 
-from mokku import config, faults
+from mokku import config
+from mokku.simulation import faults
 
 from ..servers import LiveServer
 from ..spec import validate

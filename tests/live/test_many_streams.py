@@ -9,7 +9,7 @@ import socket
 from typing import List
 
 from bench import streams
-from mokku import pacing
+from mokku.server import connection
 
 from ..servers import LiveServer
 
@@ -39,9 +39,9 @@ def test_waiting_watches_sockets_numbered_above_select_limit() -> None:
         assert high.fileno() > 1024
         with high:
             # select() refuses this descriptor (ValueError); the wait must still work.
-            assert pacing.wait(0.05, {"mokku.socket": high}) is True  # waited, client still there
+            assert connection.wait(0.05, {"mokku.socket": high}) is True  # waited, client still there
             right.close()
-            assert pacing.wait(5, {"mokku.socket": high}) is False  # the hang-up ends the wait
+            assert connection.wait(5, {"mokku.socket": high}) is False  # the hang-up ends the wait
     finally:
         for descriptor in spare:
             os.close(descriptor)

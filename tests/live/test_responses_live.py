@@ -9,7 +9,7 @@ import openai
 import pydantic
 import pytest
 
-from mokku.tokens import tokenize
+from mokku.api.tokens import tokenize
 
 from ..spec import validate
 

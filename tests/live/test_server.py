@@ -19,11 +19,11 @@ import pytest
 
 from mokku import config
 from mokku.__main__ import _Stop
-from mokku.app import App
-from mokku.http import Request, Response, json_response
-from mokku.routes import build_routes
-from mokku.routing import Route
-from mokku.server import make_server
+from mokku.server.app import App
+from mokku.server.http import Request, Response, json_response
+from mokku.server.routes import build_routes
+from mokku.server.routing import Route
+from mokku.server.stdlib import make_server
 
 from ..servers import LiveServer, request, request_json
 from ..spec import validate

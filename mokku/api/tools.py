@@ -13,9 +13,10 @@ from __future__ import annotations
 import json
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional
 
-from . import errors, schemagen, validate
-from .ids import random_id
-from .tokens import count
+from mokku import errors
+from mokku.api import schemagen, validate
+from mokku.api.ids import random_id
+from mokku.api.tokens import count
 
 EMPTY_PARAMETERS = {"type": "object", "properties": {}}
 

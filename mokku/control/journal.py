@@ -19,8 +19,8 @@ import threading
 import time
 from typing import Any, Dict, List, Optional
 
-from . import config
-from .http import SECRET_HEADERS
+from mokku import config
+from mokku.server.http import SECRET_HEADERS
 
 _PRUNE_EVERY = 100
 
@@ -37,7 +37,7 @@ def claim_state(settings: config.Settings) -> Optional[str]:
         owned = default_path()
         os.environ["MOKKU_STATE"] = owned
     if settings.scenarios_file:
-        from .scenarios import load_file
+        from mokku.control.scenarios import load_file
 
         try:
             load_file(settings.scenarios_file, settings.state_path or owned or default_path())

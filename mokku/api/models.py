@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from typing import Dict, Iterable, List, Tuple
 
-from . import errors
-from .faults import SIMULATION_MODELS
-from .http import Request, Response, dumps, encoded_json_response
+from mokku import errors
+from mokku.server.http import Request, Response, dumps, encoded_json_response
+from mokku.simulation.faults import SIMULATION_MODELS
 
 # (id, created, owned_by), in the order the list returns them.
 OPENAI_MODELS: Tuple[Tuple[str, int, str], ...] = (

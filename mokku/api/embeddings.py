@@ -19,10 +19,12 @@ import sys
 from array import array
 from typing import Any, List, Tuple
 
-from . import errors, generation, limits, telemetry, validate
-from .completions import is_token_id, render_token_ids, token_ids
-from .http import JSON_CONTENT_TYPE, Request, Response, dumps
-from .tokens import count
+from mokku import errors, telemetry
+from mokku.api import generation, validate
+from mokku.api.completions import is_token_id, render_token_ids, token_ids
+from mokku.api.tokens import count
+from mokku.server.http import JSON_CONTENT_TYPE, Request, Response, dumps
+from mokku.simulation import limits
 
 KNOWN_PARAMS = frozenset(("input", "model", "encoding_format", "dimensions", "user"))
 MODEL_DIMENSIONS = {

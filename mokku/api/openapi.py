@@ -9,8 +9,8 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-from . import miniyaml
-from .http import Request, Response, dumps, encoded_json_response
+from mokku import miniyaml
+from mokku.server.http import Request, Response, dumps, encoded_json_response
 
 
 @functools.cache

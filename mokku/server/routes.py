@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-from . import chat, completions, embeddings, openapi
-from .admin import Admin
-from .config import Settings
-from .health import health
-from .journal import Journal
-from .models import Catalogue
-from .responses import Responses
-from .routing import Route
-from .scenarios import Scenarios
+from mokku.api import chat, completions, embeddings, openapi
+from mokku.api.health import health
+from mokku.api.models import Catalogue
+from mokku.api.responses import Responses
+from mokku.config import Settings
+from mokku.control.admin import Admin
+from mokku.control.journal import Journal
+from mokku.control.scenarios import Scenarios
+from mokku.server.routing import Route
 
 
 def build_routes(

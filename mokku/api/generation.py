@@ -24,11 +24,13 @@ from typing import (
     Tuple,
 )
 
-from . import errors, sse, validate
-from .faults import Behaviour
-from .http import Request, Response, encoded_json_response, json_response
-from .telemetry import record_request, record_response
-from .tokens import tokenize
+from mokku import errors
+from mokku.api import validate
+from mokku.api.tokens import tokenize
+from mokku.server import stream
+from mokku.server.http import Request, Response, encoded_json_response, json_response
+from mokku.simulation.faults import Behaviour
+from mokku.telemetry import record_request, record_response
 
 SYSTEM_FINGERPRINT = "fp_6d0c3f2a1b"
 SERVICE_TIER = "default"
@@ -171,7 +173,7 @@ def respond(
     on_complete = functools.partial(
         record_response, span, response_id, model, prompt_tokens, usage["completion_tokens"], finish_reasons
     )
-    return sse.response(
+    return stream.response(
         behaviour.shape_stream(events), span, on_complete if span is not None else None, request.environ
     )
 
@@ -197,8 +199,8 @@ def chunk_base(
 def stream_end(base: Dict[str, Any], usage: Optional[Dict[str, Any]]) -> Iterator[bytes]:
     """The usage chunk (when asked for: no choices, the usage) and ``[DONE]``."""
     if usage is not None:
-        yield sse.event({**base, "choices": [], "usage": usage})
-    yield sse.DONE
+        yield stream.event({**base, "choices": [], "usage": usage})
+    yield stream.DONE
 
 
 class TokenEvents(Protocol):

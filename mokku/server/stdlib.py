@@ -16,7 +16,7 @@ import threading
 from typing import Any, Callable, Dict, Set, Tuple
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
-from . import __version__
+from mokku import __version__
 
 log = logging.getLogger("mokku")
 access_log = logging.getLogger("mokku.access")

@@ -12,8 +12,8 @@ from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 
 from opentelemetry.trace import Span
 
-from . import errors, telemetry
-from .http import JSONTemplate, Response, dumps
+from mokku import errors, telemetry
+from mokku.server.http import JSONTemplate, Response, dumps
 
 log = logging.getLogger("mokku")
 

@@ -13,12 +13,14 @@ import re
 import time
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional
 
-from . import config, errors, faults, journal, limits, telemetry
-from .http import STATUS_LINES, Request, Response, error_response
-from .journal import Journal
-from .routes import build_routes
-from .routing import Route, Router
-from .scenarios import Scenarios
+from mokku import config, errors, telemetry
+from mokku.control import journal
+from mokku.control.journal import Journal
+from mokku.control.scenarios import Scenarios
+from mokku.server.http import STATUS_LINES, Request, Response, error_response
+from mokku.server.routes import build_routes
+from mokku.server.routing import Route, Router
+from mokku.simulation import faults, limits
 
 log = logging.getLogger("mokku")
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any, Callable, Dict, Iterator, List, Mapping, NamedTuple, Optional
 
-from . import errors, generation, limits, logprobs, sse, telemetry, tokens, tools, validate
-from .faults import Behaviour
-from .http import JSONTemplate, Request, Response
-from .ids import random_id
-from .tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count
+from mokku import errors, telemetry
+from mokku.api import generation, logprobs, tokens, tools, validate
+from mokku.api.ids import random_id
+from mokku.api.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count
+from mokku.server import stream
+from mokku.server.http import JSONTemplate, Request, Response
+from mokku.simulation import limits
+from mokku.simulation.faults import Behaviour
 
 # Top-level parameters of CreateChatCompletionRequest; others are refused only with MOKKU_STRICT.
 KNOWN_PARAMS = frozenset(
@@ -217,7 +220,7 @@ class _LogprobChunks:
         self.chunk, self.index, self.top = chunk, index, top
 
     def render(self, token: str) -> bytes:
-        return sse.event(self.chunk(self.index, {"content": token}, logprobs=_logprobs([token], self.top)))
+        return stream.event(self.chunk(self.index, {"content": token}, logprobs=_logprobs([token], self.top)))
 
 
 def _stream(
@@ -257,11 +260,13 @@ def _stream(
             yield from _call_chunks(chunk, index, reply, behaviour)
     else:
         openings = [
-            sse.event(chunk(i, {"role": "assistant", "content": "", "refusal": None})) for i in choices
+            stream.event(chunk(i, {"role": "assistant", "content": "", "refusal": None})) for i in choices
         ]
         renderers: List[generation.TokenEvents]
         if reply.top_logprobs is None:
-            renderers = [sse.EventTemplate(chunk(i, {"content": sse.EventTemplate.SLOT})) for i in choices]
+            renderers = [
+                stream.EventTemplate(chunk(i, {"content": stream.EventTemplate.SLOT})) for i in choices
+            ]
         else:
             renderers = [_LogprobChunks(chunk, i, reply.top_logprobs) for i in choices]
         tokens = generation.interleave(
@@ -272,7 +277,7 @@ def _stream(
         else:
             yield from openings
         yield from tokens
-    closing = [sse.event(chunk(index, {}, finish)) for index in choices]
+    closing = [stream.event(chunk(index, {}, finish)) for index in choices]
     closing.extend(generation.stream_end(base, usage))
     if together:
         yield b"".join(closing)
@@ -300,14 +305,14 @@ def _call_chunks(
             }
         if position == 0:
             head = {"role": "assistant", "content": None, **head, "refusal": None}
-        yield sse.event(chunk(index, head))
+        yield stream.event(chunk(index, head))
         for fragment in tokens.tokenize(call.arguments):
             behaviour.between_tokens()
             if reply.legacy:
                 delta: Dict[str, Any] = {"function_call": {"arguments": fragment}}
             else:
                 delta = {"tool_calls": [{"index": position, "function": {"arguments": fragment}}]}
-            yield sse.event(chunk(index, delta))
+            yield stream.event(chunk(index, delta))
 
 
 def read_messages(body: Mapping[str, Any]) -> List[Dict[str, Any]]:

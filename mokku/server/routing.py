@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from typing import Callable, Dict, Iterable, List, Pattern, Tuple
 
-from . import errors
-from .http import Request, Response
+from mokku import errors
+from mokku.server.http import Request, Response
 
 Handler = Callable[..., Response]
 

@@ -15,9 +15,9 @@ from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 from opentelemetry.trace import Span
 
-from . import errors
-from .config import Settings
-from .validate import json_type
+from mokku import errors
+from mokku.api.validate import json_type
+from mokku.config import Settings
 
 Headers = List[Tuple[str, str]]
 

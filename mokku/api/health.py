@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from . import __version__
-from .http import Request, Response, dumps, encoded_json_response
+from mokku import __version__
+from mokku.server.http import Request, Response, dumps, encoded_json_response
 
 _BODY = dumps({"status": "ok", "version": __version__})
 

@@ -21,8 +21,9 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, NamedTuple, Optional, Tuple
 
-from . import config, errors, pacing, sse, telemetry
-from .http import Request
+from mokku import config, errors, telemetry
+from mokku.server import connection, stream
+from mokku.server.http import Request
 
 # Header names, lower-cased as WSGI environ keys expect them.
 FAULT_HEADER = "X-Mokku-Fault"
@@ -148,8 +149,8 @@ class Behaviour:
 
     def pause(self, seconds: float) -> None:
         """Wait inside a stream; a client that hangs up meanwhile ends the stream."""
-        if seconds > 0 and not pacing.wait(seconds, self.environ):
-            raise pacing.ConnectionClosed("client disconnected while the stream waited")
+        if seconds > 0 and not connection.wait(seconds, self.environ):
+            raise connection.ConnectionClosed("client disconnected while the stream waited")
 
     def before_first_token(self) -> None:
         self.pause(self._jittered(self.ttft))
@@ -180,12 +181,12 @@ class Behaviour:
             for index, chunk in enumerate(events):
                 if index == 0:
                     self.before_first_token()
-                if fault is not None and (index == at or (index < at and chunk == sse.DONE)):
+                if fault is not None and (index == at or (index < at and chunk == stream.DONE)):
                     at = -1  # once
                     if fault.name == "stream_drop":
-                        pacing.drop_connection(self.environ)
+                        connection.drop_connection(self.environ)
                     elif fault.name == "stream_error":
-                        yield sse.event(simulated_server_error().to_dict())
+                        yield stream.event(simulated_server_error().to_dict())
                         return
                     elif fault.name == "stream_truncated":
                         return
@@ -201,7 +202,7 @@ class Behaviour:
 
     def before_whole_response(self, tokens: int) -> None:
         """A non-streamed answer arrives when a stream of it would have ended."""
-        pacing.wait(self._jittered(self.ttft) + tokens * self._jittered(self.token_delay), self.environ)
+        connection.wait(self._jittered(self.ttft) + tokens * self._jittered(self.token_delay), self.environ)
 
 
 class Simulator:
@@ -281,7 +282,7 @@ def _fire(request: Request, behaviour: Behaviour, chosen: Chosen) -> None:
     if make_error is not None:
         raise make_error(request, behaviour.model, chosen.arg)
     if chosen.name == "timeout":
-        pacing.wait(float(chosen.arg or 0), request.environ)
+        connection.wait(float(chosen.arg or 0), request.environ)
 
 
 def _header_number(request: Request, name: str, default: float, maximum: float) -> float:

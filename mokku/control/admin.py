@@ -10,12 +10,13 @@ import hmac
 from typing import Any, Optional
 from urllib.parse import parse_qs
 
-from . import errors, validate
-from .faults import bearer_key
-from .http import Request, Response, json_response
-from .journal import Journal
-from .scenarios import Scenarios, check_rule
-from .verdict import judge
+from mokku import errors
+from mokku.api import validate
+from mokku.control.journal import Journal
+from mokku.control.scenarios import Scenarios, check_rule
+from mokku.control.verdict import judge
+from mokku.server.http import Request, Response, json_response
+from mokku.simulation.faults import bearer_key
 
 
 class Admin:

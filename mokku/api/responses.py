@@ -14,11 +14,14 @@ import threading
 from collections import OrderedDict
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from . import errors, generation, limits, sse, tools, validate
-from .faults import Behaviour
-from .http import Request, Response, json_response
-from .ids import random_id
-from .tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count, tokenize
+from mokku import errors
+from mokku.api import generation, tools, validate
+from mokku.api.ids import random_id
+from mokku.api.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count, tokenize
+from mokku.server import stream
+from mokku.server.http import Request, Response, json_response
+from mokku.simulation import limits
+from mokku.simulation.faults import Behaviour
 
 STORE_SIZE = 1000
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
@@ -318,7 +321,7 @@ def _stream(
     sequence = iter(range(1 << 62))
 
     def emit(kind: str, **fields: Any) -> bytes:
-        return sse.typed_event(kind, {"type": kind, "sequence_number": next(sequence), **fields})
+        return stream.typed_event(kind, {"type": kind, "sequence_number": next(sequence), **fields})
 
     yield emit("response.created", response=shell)
     yield emit("response.in_progress", response=shell)

@@ -16,9 +16,9 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Tuple
 
-from . import config, errors
-from .faults import bearer_key, format_duration, invalid_api_key, rate_limited
-from .http import Request
+from mokku import config, errors
+from mokku.server.http import Request
+from mokku.simulation.faults import bearer_key, format_duration, invalid_api_key, rate_limited
 
 # (context window, most output tokens) of the catalogue's models; others get DEFAULT_WINDOW.
 MODEL_WINDOWS: Dict[str, Tuple[int, int]] = {

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from . import errors
-from .errors import APIError
+from mokku import errors
+from mokku.errors import APIError
 
 
 def json_type(value: Any) -> str:

@@ -22,7 +22,9 @@ import sqlite3
 import threading
 from typing import Any, Dict, Iterator, List, Optional
 
-from . import errors, faults, validate
+from mokku import errors
+from mokku.api import validate
+from mokku.simulation import faults
 
 ENDPOINTS = ("chat.completions", "completions", "responses", "embeddings")
 _MATCH_KEYS = ("model", "endpoint", "contains", "regex", "nth")

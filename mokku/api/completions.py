@@ -11,11 +11,14 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 
-from . import errors, generation, limits, logprobs, sse, validate
-from .faults import Behaviour
-from .http import Request, Response
-from .ids import random_id
-from .tokens import count, tokenize
+from mokku import errors
+from mokku.api import generation, logprobs, validate
+from mokku.api.ids import random_id
+from mokku.api.tokens import count, tokenize
+from mokku.server import stream
+from mokku.server.http import Request, Response
+from mokku.simulation import limits
+from mokku.simulation.faults import Behaviour
 
 KNOWN_PARAMS = frozenset(
     "best_of echo frequency_penalty logit_bias logprobs max_tokens model n presence_penalty prompt seed "
@@ -133,7 +136,7 @@ class _LogprobChunks:
         }
         self.offset += len(token)
         choice = {"text": token, "index": self.index, "logprobs": entry, "finish_reason": None}
-        return sse.event({**self.base, "choices": [choice]})
+        return stream.event({**self.base, "choices": [choice]})
 
 
 def _stream(
@@ -155,14 +158,14 @@ def _stream(
 
     renderers: List[generation.TokenEvents]
     if top is None:
-        renderers = [sse.EventTemplate(choice_chunk(c.index, sse.EventTemplate.SLOT)) for c in choices]
+        renderers = [stream.EventTemplate(choice_chunk(c.index, stream.EventTemplate.SLOT)) for c in choices]
     else:
         renderers = [_LogprobChunks(base, c.index, top) for c in choices]
     yield from generation.interleave(
         renderers, [_tokens(choice) for choice in choices], behaviour.between_tokens
     )
     for choice in choices:
-        yield sse.event(choice_chunk(choice.index, "", choice.output.finish_reason))
+        yield stream.event(choice_chunk(choice.index, "", choice.output.finish_reason))
     yield from generation.stream_end(base, usage)
 
 

@@ -1,0 +1,1 @@
+"""The server layer: the WSGI app, routing, HTTP objects, the stream pipeline, the stdlib server."""

@@ -1,0 +1,1 @@
+"""The simulation layer: faults, latency and real limits, decided once per request."""
