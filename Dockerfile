@@ -15,7 +15,7 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /app
 
 # Dependencies first, from the package metadata alone: this layer survives code edits.
-COPY setup.cfg setup.py README.md openapi.yml ./
+COPY pyproject.toml setup.cfg setup.py README.md openapi.yml openapi.json ./
 COPY mokku/__init__.py mokku/
 RUN pip install --no-cache-dir .
 

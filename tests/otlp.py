@@ -1,8 +1,10 @@
-"""In-process OTLP receivers (gRPC and HTTP/protobuf) that collect the spans they are sent."""
+"""In-process OTLP receivers (gRPC and HTTP/protobuf) that collect the spans they are sent, and a
+collector that never answers."""
 
 from __future__ import annotations
 
 import gzip
+import socket
 import threading
 import time
 from concurrent import futures
@@ -134,3 +136,17 @@ class HttpReceiver(Collector):
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+class SilentPort:
+    """A collector that takes connections (the kernel completes them) but never answers a byte."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.sock.close()

@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 import webtest
 
-from mokku.api.models import OPENAI_MODELS, SIMULATION_MODELS
+from mokku.api.models import ECHO_MODEL, OPENAI_MODELS, SIMULATION_MODELS
 
 from .spec import validate
 
@@ -25,6 +25,7 @@ def test_list_models_shape(app: webtest.TestApp) -> None:
         "gpt-4o-mini",
         "gpt-3.5-turbo-instruct",
         "text-embedding-3-small",
+        "mokku-echo-1",
         "credit-error",
     ):
         assert wanted in ids
@@ -34,12 +35,12 @@ def test_list_models_shape(app: webtest.TestApp) -> None:
         assert isinstance(model["created"], int) and model["created"] > 1_600_000_000
 
 
-def test_list_covers_catalogue_and_simulations(app: webtest.TestApp) -> None:
+def test_list_covers_catalogue_echo_and_simulations(app: webtest.TestApp) -> None:
     ids = [model["id"] for model in app.get("/v1/models").json["data"]]
-    assert ids == [entry[0] for entry in OPENAI_MODELS] + list(SIMULATION_MODELS)
+    assert ids == [entry[0] for entry in OPENAI_MODELS] + [ECHO_MODEL, *SIMULATION_MODELS]
 
 
-@pytest.mark.parametrize("model", ["gpt-4o", "text-embedding-3-large", "credit-error"])
+@pytest.mark.parametrize("model", ["gpt-4o", "text-embedding-3-large", "mokku-echo-1", "credit-error"])
 def test_retrieve_model(app: webtest.TestApp, model: str) -> None:
     body = app.get(f"/v1/models/{model}").json
     validate(body, "Model")
@@ -47,8 +48,18 @@ def test_retrieve_model(app: webtest.TestApp, model: str) -> None:
     assert body["object"] == "model"
 
 
-def test_simulation_models_are_owned_by_mokku(app: webtest.TestApp) -> None:
-    assert app.get("/v1/models/credit-error").json["owned_by"] == "mokku"
+@pytest.mark.parametrize("model", ["mokku-echo-1", "credit-error"])
+def test_own_models_are_owned_by_mokku(app: webtest.TestApp, model: str) -> None:
+    assert app.get(f"/v1/models/{model}").json["owned_by"] == "mokku"
+
+
+def test_echo_model_echoes(app: webtest.TestApp) -> None:
+    body = app.post_json(
+        "/v1/chat/completions",
+        {"model": "mokku-echo-1", "messages": [{"role": "user", "content": "said back"}]},
+    ).json
+    assert body["model"] == "mokku-echo-1"
+    assert body["choices"][0]["message"]["content"] == "said back"
 
 
 @pytest.mark.parametrize("model", ["gpt-nope", "ft:gpt-4o-mini:my-org:custom:abc123", "org/model:v1"])

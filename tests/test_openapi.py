@@ -1,7 +1,10 @@
-"""openapi.yml: a valid document, true to the routes, to the official schemas, and served as YAML and JSON."""
+"""openapi.yml: a valid document, true to the routes, to the official schemas, served as YAML and as its
+JSON twin openapi.json."""
 
 from __future__ import annotations
 
+import importlib.util
+import json
 from pathlib import Path
 from typing import Any, Dict, Iterator, Tuple
 
@@ -11,7 +14,7 @@ import webtest
 import yaml
 from openapi_spec_validator import validate as validate_openapi
 
-from mokku import config, miniyaml
+from mokku import config
 from mokku.server.routes import build_routes
 from mokku.simulation.faults import SIMULATION_MODELS
 
@@ -21,6 +24,7 @@ from .spec import validate
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENT_TEXT = (ROOT / "openapi.yml").read_text(encoding="utf-8")
 DOCUMENT = yaml.safe_load(DOCUMENT_TEXT)
+TWIN_TEXT = (ROOT / "openapi.json").read_text(encoding="utf-8")
 
 METHODS = ("get", "post", "put", "patch", "delete")
 
@@ -122,9 +126,7 @@ def _json_types(schema: Dict[str, Any], official: Dict[str, Any]) -> set:
 
 @pytest.fixture(scope="module")
 def official() -> Dict[str, Any]:
-    if not spec.SPEC_PATH.exists():
-        pytest.skip("official OpenAPI document not available")
-    with spec.SPEC_PATH.open(encoding="utf-8") as handle:
+    with spec.require_document().open(encoding="utf-8") as handle:
         return yaml.load(handle, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
@@ -165,8 +167,21 @@ def test_schemas_agree_with_the_official_ones(official: Dict[str, Any]) -> None:
                 assert our_types <= their_types, f"{name}.{prop}: {our_types} vs {their_types}"
 
 
-def test_miniyaml_reads_the_document_as_pyyaml_does() -> None:
-    assert miniyaml.load(DOCUMENT_TEXT) == DOCUMENT
+def _twin_writer() -> Any:
+    path = ROOT / ".ci" / "openapi_json.py"
+    module_spec = importlib.util.spec_from_file_location("openapi_json", path)
+    assert module_spec and module_spec.loader
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+    return module
+
+
+REGENERATE = "openapi.json differs from openapi.yml: run `python .ci/openapi_json.py` to regenerate it"
+
+
+def test_json_twin_is_the_yaml_document() -> None:
+    assert json.loads(TWIN_TEXT) == DOCUMENT, REGENERATE
+    assert TWIN_TEXT == _twin_writer().render(DOCUMENT_TEXT), REGENERATE  # and laid out as written
 
 
 def test_served_yaml_and_json(app: webtest.TestApp) -> None:
@@ -175,4 +190,5 @@ def test_served_yaml_and_json(app: webtest.TestApp) -> None:
     assert response.body.decode("utf-8") == DOCUMENT_TEXT
     response = app.get("/openapi.json")
     assert response.content_type == "application/json"
+    assert response.body.decode("utf-8") == TWIN_TEXT
     assert response.json == DOCUMENT

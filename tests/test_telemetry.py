@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, Tuple
+import os
+import time
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 import webtest
 from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, StatusCode
 
 from mokku import config, telemetry
 from mokku.server.app import App
+
+from .otlp import GrpcReceiver, SilentPort
+from .servers import free_port
 
 
 @pytest.mark.parametrize(
@@ -112,49 +117,49 @@ def test_stream_records_tokens_only_at_the_end(traced: Tuple[webtest.TestApp, In
     assert span.attributes["gen_ai.usage.output_tokens"] == 3
 
 
-def test_shared_attribute_encoding_sends_the_same_bytes(
-    traced: Tuple[webtest.TestApp, InMemorySpanExporter], monkeypatch: pytest.MonkeyPatch
+def _queued_spans(monkeypatch: pytest.MonkeyPatch, endpoint: str, count: int) -> List[str]:
+    """Install, as ``setup`` does, a provider with the stock OTLP gRPC exporter (its default 10 s
+    export timeout and retries), and end ``count`` spans that stay queued until shutdown."""
+    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TIMEOUT", raising=False)
+    exporter = OTLPSpanExporter(endpoint=endpoint, insecure=True)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=600_000))
+    monkeypatch.setattr(telemetry, "_provider", provider)
+    monkeypatch.setattr(telemetry, "_provider_pid", os.getpid())
+    monkeypatch.setattr(telemetry, "_span_exporter", exporter)
+    names = [f"queued-{i}" for i in range(count)]
+    tracer = provider.get_tracer("test")
+    for name in names:
+        tracer.start_span(name).end()
+    return names
+
+
+def test_shutdown_sends_every_queued_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    receiver = GrpcReceiver()
+    try:
+        names = _queued_spans(monkeypatch, receiver.endpoint, 100)
+        assert not receiver.spans
+        telemetry.shutdown()
+        assert sorted(span.name for span in receiver.spans) == sorted(names)
+    finally:
+        receiver.stop()
+
+
+@pytest.mark.parametrize("collector", ["refusing", "silent"])
+def test_shutdown_is_bounded_when_the_collector_does_not_answer(
+    collector: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from opentelemetry.exporter.otlp.proto.common._internal import trace_encoder
-    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
-
-    app, exporter = traced
-    for text in ("one", "two", "one"):
-        app.post_json(
-            "/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": text}]}
-        )
-    app.post_json(
-        "/v1/chat/completions",
-        {"model": "m@server_error", "messages": [{"role": "user", "content": "x"}]},
-        expect_errors=True,
-    )  # a span with an event
-    spans = exporter.get_finished_spans()
-    stock = trace_encoder._encode_attributes
-    monkeypatch.setattr(trace_encoder, "_encode_attributes", stock)  # restored after the test
-    expected = encode_spans(spans).SerializeToString()
-    telemetry.share_attribute_encoding()
-    shared = trace_encoder._encode_attributes
-    assert shared is not stock
-    assert encode_spans(spans).SerializeToString() == expected
-    assert encode_spans(spans).SerializeToString() == expected  # from the cache this time
-    telemetry.share_attribute_encoding()  # twice: no second layer
-    assert trace_encoder._encode_attributes is shared
-    # A value the cache cannot hold (unhashable) is encoded the stock way.
-    assert shared({"list": [1, 2]}) == stock({"list": [1, 2]})
-
-
-def test_shared_attribute_encoding_passes_unknown_arguments_on(monkeypatch: pytest.MonkeyPatch) -> None:
-    from opentelemetry.exporter.otlp.proto.common._internal import trace_encoder
-
-    calls = []
-
-    def newer_stock(attributes: Any, *more: Any, **options: Any) -> str:
-        calls.append((attributes, more, options))
-        return "stock"
-
-    monkeypatch.setattr(trace_encoder, "_encode_attributes", newer_stock)
-    telemetry.share_attribute_encoding()
-    shared = trace_encoder._encode_attributes
-    assert shared({"a": 1}, allow_null=True) == "stock"  # an argument it does not know: the stock way
-    assert calls == [({"a": 1}, (), {"allow_null": True})]
-    assert shared({"a": 1})[0].key == "a" and len(calls) == 1  # the usual call: from the cache
+    port = SilentPort() if collector == "silent" else None
+    endpoint = port.endpoint if port else f"http://127.0.0.1:{free_port()}"
+    try:
+        _queued_spans(monkeypatch, endpoint, 100)
+        started = time.monotonic()
+        telemetry.shutdown(timeout_millis=300)
+        # Unbounded, the exporter would retry for its 10 s export timeout.
+        assert time.monotonic() - started < 2.0
+        assert "queued spans dropped" in caplog.text
+    finally:
+        if port:
+            port.close()

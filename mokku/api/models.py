@@ -1,7 +1,8 @@
 """``GET /v1/models`` and ``GET /v1/models/{model}``: a built-in catalogue.
 
-The catalogue lists current OpenAI model ids, the simulation models, and any
-ids added by ``MOKKU_MODELS`` / ``MOKKU_MODELS_FILE``. It only feeds these two
+The catalogue lists current OpenAI model ids, mokku's own models (the echo
+model ``mokku-echo-1``, then the simulation models), and any ids added by
+``MOKKU_MODELS`` / ``MOKKU_MODELS_FILE``. It only feeds these two
 endpoints: the generation endpoints accept any model id, since mocks are used
 with arbitrary names. Bodies are encoded once, when the app is built.
 """
@@ -46,8 +47,11 @@ OPENAI_MODELS: Tuple[Tuple[str, int, str], ...] = (
     ("text-embedding-ada-002", 1671217299, "openai-internal"),
 )
 
-SIMULATION_CREATED = 1735689600
-SIMULATION_OWNER = "mokku"
+# mokku's own models: the plain echo under a name of mokku's, then the fault simulations.
+ECHO_MODEL = "mokku-echo-1"
+OWN_MODELS: Tuple[str, ...] = (ECHO_MODEL, *SIMULATION_MODELS)
+OWN_CREATED = 1735689600
+OWN_OWNER = "mokku"
 
 
 def model_object(model_id: str, created: int, owned_by: str) -> Dict[str, object]:
@@ -55,9 +59,9 @@ def model_object(model_id: str, created: int, owned_by: str) -> Dict[str, object
 
 
 def build_catalogue(extra_ids: Iterable[str]) -> List[Dict[str, object]]:
-    """Built-in models, then simulation models, then configured ones; ids are unique."""
+    """Built-in models, then mokku's own, then configured ones; ids are unique."""
     entries = [model_object(*entry) for entry in OPENAI_MODELS]
-    entries += [model_object(m, SIMULATION_CREATED, SIMULATION_OWNER) for m in SIMULATION_MODELS]
+    entries += [model_object(m, OWN_CREATED, OWN_OWNER) for m in OWN_MODELS]
     known = {entry["id"] for entry in entries}
     configured_at = int(time.time())
     entries += [model_object(m, configured_at, "user") for m in extra_ids if m not in known]
@@ -71,9 +75,6 @@ class Catalogue:
         entries = build_catalogue(extra_ids)
         self._list_body = dumps({"object": "list", "data": entries})
         self._model_bodies = {entry["id"]: dumps(entry) for entry in entries}
-
-    def __contains__(self, model_id: str) -> bool:
-        return model_id in self._model_bodies
 
     def list_models(self, request: Request) -> Response:
         return encoded_json_response(self._list_body)

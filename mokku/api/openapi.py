@@ -1,7 +1,8 @@
 """``GET /openapi.yml`` and ``GET /openapi.json``: the document describing what mokku serves.
 
-The YAML is read from the package once, at first use; the JSON form is
-converted from it once too (by ``miniyaml``, so no YAML dependency).
+Both files ship in the package and are served as they are, each read once at first use.
+``openapi.yml`` is the source; ``openapi.json`` is generated from it (``python .ci/openapi_json.py``)
+and a test keeps the two the same.
 """
 
 from __future__ import annotations
@@ -9,24 +10,19 @@ from __future__ import annotations
 import functools
 from importlib import resources
 
-from mokku import miniyaml
-from mokku.server.http import Request, Response, dumps, encoded_json_response
+from mokku.server.http import Request, Response, encoded_json_response
 
 
 @functools.cache
-def document_text() -> bytes:
-    return resources.files("mokku").joinpath("openapi.yml").read_bytes()
-
-
-@functools.cache
-def _json_body() -> bytes:
-    return dumps(miniyaml.load(document_text().decode("utf-8")))
+def document_bytes(name: str) -> bytes:
+    """``openapi.yml`` or ``openapi.json`` from the package."""
+    return resources.files("mokku").joinpath(name).read_bytes()
 
 
 def openapi_yaml(request: Request) -> Response:
-    body = document_text()
+    body = document_bytes("openapi.yml")
     return Response(200, [("Content-Type", "application/yaml"), ("Content-Length", str(len(body)))], [body])
 
 
 def openapi_json(request: Request) -> Response:
-    return encoded_json_response(_json_body())
+    return encoded_json_response(document_bytes("openapi.json"))
