@@ -94,10 +94,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
 
     from mokku import telemetry
-    from mokku.control import journal
+    from mokku.control import state
 
     try:
-        own_state = journal.claim_state(settings)
+        own_state = state.claim_state(settings)
     except config.ConfigError as exc:
         print(f"mokku: {exc}", file=sys.stderr)
         return 2
@@ -115,7 +115,7 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    host, port = server.server_address[:2]
+    host, port = str(server.server_address[0]), int(server.server_address[1])
     shown = f"[{host}]" if ":" in host else host
     telemetry.setup()
     log.info("mokku %s listening on http://%s:%d (threads=%d)", __version__, shown, port, settings.threads)
@@ -127,7 +127,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         server.server_close()
         telemetry.shutdown()
-        journal.remove(own_state)
+        state.remove(own_state)
     log.info("mokku stopped")
     return 0
 

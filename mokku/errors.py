@@ -9,7 +9,27 @@ production.
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Sequence, Tuple
+import math
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from mokku.credentials import mask_key
+
+
+def json_type(value: Any) -> str:
+    """The JSON type of ``value`` with its article, as error messages name it."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"
 
 
 class APIError(Exception):
@@ -100,4 +120,78 @@ def insufficient_quota(status: int = 429) -> APIError:
         "You exceeded your current quota, please check your plan and billing details.",
         "insufficient_quota",
         code="insufficient_quota",
+    )
+
+
+# What the simulated faults raise, worded as the real API words it.
+
+
+def simulated_server_error() -> APIError:
+    """500 as the real API sends it (the ``server_error`` fault, and a stream's ``error`` event)."""
+    return APIError(
+        500,
+        "The server had an error processing your request. Sorry about that! You can retry your request, "
+        "or contact us through our help center at help.openai.com if you keep seeing this error.",
+        "server_error",
+    )
+
+
+def overloaded() -> APIError:
+    return APIError(503, "The engine is currently overloaded, please try again later.", "server_error")
+
+
+def unsupported_region() -> APIError:
+    return APIError(
+        403,
+        "Country, region, or territory not supported",
+        "request_forbidden",
+        code="unsupported_country_region_territory",
+    )
+
+
+def format_duration(seconds: float) -> str:
+    """Durations as the real API's rate-limit headers write them: ``120ms``, ``20s``, ``6m0s``."""
+    if seconds < 1:
+        return f"{max(0, round(seconds * 1000))}ms"
+    minutes, rest = divmod(seconds, 60)
+    rest_text = f"{rest:.3f}".rstrip("0").rstrip(".")
+    return f"{int(minutes)}m{rest_text}s" if minutes else f"{rest_text}s"
+
+
+def rate_limited(model: str, kind: str, limit: int, requested: int, retry_ms: int) -> APIError:
+    """429 ``rate_limit_exceeded`` on requests (RPM) or tokens (TPM), with the retry headers."""
+    unit = "requests per min (RPM)" if kind == "requests" else "tokens per min (TPM)"
+    wait = format_duration(retry_ms / 1000)
+    return APIError(
+        429,
+        f"Rate limit reached for {model} in organization org-mokku on {unit}: Limit {limit}, "
+        f"Used {limit}, Requested {requested}. Please try again in {wait}. "
+        "Visit https://platform.openai.com/account/rate-limits to learn more.",
+        kind,
+        code="rate_limit_exceeded",
+        headers=(
+            ("retry-after", str(max(1, math.ceil(retry_ms / 1000)))),
+            ("retry-after-ms", str(retry_ms)),
+            (f"x-ratelimit-limit-{kind}", str(limit)),
+            (f"x-ratelimit-remaining-{kind}", "0"),
+            (f"x-ratelimit-reset-{kind}", wait),
+        ),
+    )
+
+
+def invalid_api_key(key: str) -> APIError:
+    """401: no key, or a wrong one (shown masked, as the real API shows it)."""
+    if not key:
+        return APIError(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an Authorization header "
+            "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank "
+            "username) if you're accessing the API from your browser and are prompted for a username. "
+            "You can obtain an API key from https://platform.openai.com/account/api-keys.",
+        )
+    return APIError(
+        401,
+        f"Incorrect API key provided: {mask_key(key)}. "
+        "You can find your API key at https://platform.openai.com/account/api-keys.",
+        code="invalid_api_key",
     )

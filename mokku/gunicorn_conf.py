@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from mokku import config as _config
 from mokku import telemetry as _telemetry
-from mokku.control import journal as _journal
+from mokku.control import state as _state
 
 # gunicorn reads every public name in this module as a setting: helpers stay private.
 
@@ -35,17 +35,17 @@ loglevel = _settings.log_level.lower()
 control_socket_disable = True
 
 
-_own_state = []
+_own_state: list = []
 
 
 def on_starting(server):
     """Choose the journal file in the arbiter, so that every worker shares it."""
-    _own_state.append(_journal.claim_state(_settings))
+    _own_state.append(_state.claim_state(_settings))
 
 
 def on_exit(server):
     for path in _own_state:
-        _journal.remove(path)
+        _state.remove(path)
 
 
 def when_ready(server):

@@ -72,10 +72,11 @@ def test_root_is_404(app: webtest.TestApp) -> None:
 @pytest.mark.parametrize(
     ("method", "path", "allow"),
     [
-        ("POST", "/v1/models", "GET"),
-        ("DELETE", "/v1/models", "GET"),
-        ("PUT", "/v1/models/gpt-4o", "GET"),
-        ("POST", "/health", "GET"),
+        ("POST", "/v1/models", "GET, HEAD"),
+        ("DELETE", "/v1/models", "GET, HEAD"),
+        ("PUT", "/v1/models/gpt-4o", "GET, HEAD"),
+        ("POST", "/health", "GET, HEAD"),
+        ("GET", "/v1/chat/completions", "POST"),
     ],
 )
 def test_wrong_method_is_405_with_allow(app: webtest.TestApp, method: str, path: str, allow: str) -> None:
@@ -278,3 +279,12 @@ def test_threaded_server_does_not_warn(caplog: pytest.LogCaptureFixture) -> None
     with caplog.at_level(logging.WARNING, logger="mokku"):
         app.get("/health", extra_environ={"wsgi.multithread": True})
     assert not [r for r in caplog.records if "threaded workers" in r.getMessage()]
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/models/gpt-4o", "/health", "/openapi.yml"])
+def test_head_answers_as_get_without_a_body(app: webtest.TestApp, path: str) -> None:
+    got = app.get(path)
+    head = app.head(path)
+    assert head.status_int == 200 and head.body == b""
+    assert head.headers["Content-Length"] == got.headers["Content-Length"] == str(len(got.body))
+    assert head.headers["Content-Type"] == got.headers["Content-Type"]

@@ -212,3 +212,16 @@ def test_validation(app: webtest.TestApp, body: Dict[str, Any], param: str) -> N
     response = app.post_json(URL, body, status=400)
     validate(response.json, "ErrorResponse")
     assert response.json["error"]["param"] == param
+
+
+def test_strict_mode_rejects_unknown_params(make_app: Any) -> None:
+    app = make_app({"MOKKU_STRICT": "1"})
+    response = app.post_json(URL, {"model": "m", "input": "hi", "brand_new": 1}, status=400)
+    assert response.json["error"] == {
+        "message": "Unrecognized request argument supplied: brand_new",
+        "type": "invalid_request_error",
+        "param": "brand_new",
+        "code": None,
+    }
+    known = {"instructions": "Be brief.", "temperature": 1, "store": False, "reasoning": {"effort": "low"}}
+    assert app.post_json(URL, {"model": "m", "input": "hi", **known}).status_int == 200

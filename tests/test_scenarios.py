@@ -10,7 +10,7 @@ import pytest
 import webtest
 
 from mokku import config
-from mokku.control.journal import remove
+from mokku.control.state import remove
 from mokku.server.app import App
 
 from . import sse
@@ -175,7 +175,7 @@ def test_bad_rules_are_400(tmp_path: Path, rule: Dict[str, Any], param: str) -> 
 
 
 def test_rules_file_at_startup(tmp_path: Path) -> None:
-    from mokku.control.journal import claim_state
+    from mokku.control.state import claim_state
 
     rules = tmp_path / "rules.json"
     rules.write_text(json.dumps([{"match": {"contains": "hi"}, "reply": {"content": "loaded"}}]))

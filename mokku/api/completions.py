@@ -12,13 +12,14 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, List, NamedTuple, Optional
 
 from mokku import errors
-from mokku.api import generation, logprobs, validate
+from mokku.api import logprobs, render, validate
+from mokku.api.decide import Generation, Replies
 from mokku.api.ids import random_id
+from mokku.api.sampling import Output, read_sampling
 from mokku.api.tokens import count, tokenize
 from mokku.server import stream
 from mokku.server.http import Request, Response
-from mokku.simulation import limits
-from mokku.simulation.faults import Behaviour
+from mokku.server.stream import Event
 
 KNOWN_PARAMS = frozenset(
     "best_of echo frequency_penalty logit_bias logprobs max_tokens model n presence_penalty prompt seed "
@@ -34,16 +35,16 @@ class Prompt(NamedTuple):
 
 
 class Choice(NamedTuple):
-    index: int
+    number: int  # its ``index`` in the answer
     prefix: str  # the echoed prompt when ``echo`` is true
-    output: generation.Output
+    output: Output
 
 
-def create(request: Request) -> Response:
-    body, behaviour = generation.begin(request, "text_completion", KNOWN_PARAMS)
+def create(request: Request, replies: Replies) -> Response:
+    body, behaviour = replies.begin(request, "text_completion", KNOWN_PARAMS)
     model = behaviour.model
     prompts = read_prompts(body.get("prompt"))
-    sampling = generation.read_sampling(body, ("max_tokens",), DEFAULT_MAX_TOKENS, min_max_tokens=0)
+    sampling = read_sampling(body, ("max_tokens",), DEFAULT_MAX_TOKENS, min_max_tokens=0)
     echo = bool(validate.boolean(body.get("echo"), "echo"))
     validate.string(body.get("suffix"), "suffix")
     top = validate.integer(body.get("logprobs"), "logprobs", 0, 5)
@@ -52,41 +53,41 @@ def create(request: Request) -> Response:
         raise errors.invalid_request("best_of must be greater than or equal to n.", "best_of")
     if best_of is not None and best_of > 1 and sampling.stream:
         raise errors.invalid_request("Cannot stream results when best_of is greater than 1.", "best_of")
-
-    script = generation.scripted(request, behaviour, "completions", prompts[0].text)
-    content = script.get("content") if script is not None else None
-    forced = behaviour.is_("context_length")
-    for prompt in prompts:
-        limits.check_context(request, model, prompt.tokens, sampling.max_tokens, forced, legacy=True)
+    generation = Generation(
+        "completions",
+        [prompt.text for prompt in prompts],
+        [prompt.tokens for prompt in prompts],
+        sampling,
+        legacy=True,
+    )
+    reply = replies.decide(request, behaviour, generation)
 
     choices = []
-    for number, prompt in enumerate(prompts):
-        text = content if content is not None else request.settings.echo_prefix + prompt.text
-        output = generation.complete(text, sampling, behaviour)
+    for number, (prompt, output) in enumerate(zip(prompts, reply.outputs)):
         prefix = prompt.text if echo else ""
         choices += [Choice(number * sampling.n + i, prefix, output) for i in range(sampling.n)]
     generated = (
         sum(len(choice.output.tokens) for choice in choices) * max(best_of or 1, sampling.n) // sampling.n
     )
-    usage = generation.usage(sum(p.tokens for p in prompts), generated, details=False)
+    usage = render.usage(sum(p.tokens for p in prompts), generated, details=False)
     completion_id = random_id("cmpl-")
-    created = generation.now()
+    created = render.now()
     finish_reasons = [choice.output.finish_reason for choice in choices]
     if sampling.stream:
         events = _stream(
-            completion_id, created, behaviour, choices, top, usage if sampling.include_usage else None
+            completion_id, created, model, choices, top, usage if sampling.include_usage else None
         )
-        return generation.respond(request, behaviour, completion_id, usage, finish_reasons, events=events)
+        return render.respond(request, behaviour, completion_id, usage, finish_reasons, events=events)
     result = {
         "id": completion_id,
         "object": "text_completion",
         "created": created,
         "model": model,
-        "system_fingerprint": generation.SYSTEM_FINGERPRINT,
+        "system_fingerprint": render.SYSTEM_FINGERPRINT,
         "choices": [
             {
                 "text": choice.prefix + "".join(choice.output.tokens),
-                "index": choice.index,
+                "index": choice.number,
                 "logprobs": None if top is None else _logprobs(choice, top),
                 "finish_reason": choice.output.finish_reason,
             }
@@ -94,7 +95,7 @@ def create(request: Request) -> Response:
         ],
         "usage": usage,
     }
-    return generation.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
+    return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
 
 
 def _tokens(choice: Choice) -> List[str]:
@@ -142,31 +143,27 @@ class _LogprobChunks:
 def _stream(
     completion_id: str,
     created: int,
-    behaviour: Behaviour,
+    model: str,
     choices: List[Choice],
     top: Optional[int],
     usage: Optional[Dict[str, Any]],
-) -> Iterator[bytes]:
+) -> Iterator[Event]:
     """One chunk per token (the echoed prompt's first), a finish chunk per choice, usage, [DONE]."""
-    base = generation.chunk_base(
-        "text_completion", completion_id, created, behaviour.model, usage is not None
-    )
+    base = render.chunk_base("text_completion", completion_id, created, model, usage is not None)
 
     def choice_chunk(index: int, text: Any, finish_reason: Optional[str] = None) -> Dict[str, Any]:
         choice = {"text": text, "index": index, "logprobs": None, "finish_reason": finish_reason}
         return {**base, "choices": [choice]}
 
-    renderers: List[generation.TokenEvents]
+    renderers: List[render.TokenEvents]
     if top is None:
-        renderers = [stream.EventTemplate(choice_chunk(c.index, stream.EventTemplate.SLOT)) for c in choices]
+        renderers = [stream.EventTemplate(choice_chunk(c.number, stream.EventTemplate.SLOT)) for c in choices]
     else:
-        renderers = [_LogprobChunks(base, c.index, top) for c in choices]
-    yield from generation.interleave(
-        renderers, [_tokens(choice) for choice in choices], behaviour.between_tokens
-    )
+        renderers = [_LogprobChunks(base, c.number, top) for c in choices]
+    yield from render.interleave(renderers, [_tokens(choice) for choice in choices])
     for choice in choices:
-        yield stream.event(choice_chunk(choice.index, "", choice.output.finish_reason))
-    yield from generation.stream_end(base, usage)
+        yield stream.event(choice_chunk(choice.number, "", choice.output.finish_reason))
+    yield from render.stream_end(base, usage)
 
 
 def read_prompts(value: Any) -> List[Prompt]:

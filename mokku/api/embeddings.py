@@ -20,10 +20,12 @@ from array import array
 from typing import Any, List, Tuple
 
 from mokku import errors, telemetry
-from mokku.api import generation, validate
+from mokku.api import validate
 from mokku.api.completions import is_token_id, render_token_ids, token_ids
+from mokku.api.decide import Replies
 from mokku.api.tokens import count
-from mokku.server.http import JSON_CONTENT_TYPE, Request, Response, dumps
+from mokku.server import connection
+from mokku.server.http import JSON_CONTENT_TYPE, Request, Response, Result, dumps
 from mokku.simulation import limits
 
 KNOWN_PARAMS = frozenset(("input", "model", "encoding_format", "dimensions", "user"))
@@ -68,11 +70,11 @@ def _encode(values: array, encoding: str) -> bytes:
     return b'"' + base64.b64encode(values.tobytes()) + b'"'
 
 
-def create(request: Request) -> Response:
-    body, behaviour = generation.begin(request, "embeddings", KNOWN_PARAMS)
+def create(request: Request, replies: Replies) -> Response:
+    body, behaviour = replies.begin(request, "embeddings", KNOWN_PARAMS)
     model = behaviour.model
     texts, prompt_tokens = read_inputs(validate.required(body, "input"))
-    generation.scripted(request, behaviour, "embeddings", texts[0])
+    replies.script(request, behaviour, "embeddings", texts[0])  # only its fault and latency apply
     forced = behaviour.is_("context_length")
     if forced or request.settings.context_window:
         limits.check_context(request, model, max(map(count, texts)), 0, forced, legacy=True)
@@ -87,10 +89,8 @@ def create(request: Request) -> Response:
     for index, text in enumerate(texts):
         head = b'%s{"object":"embedding","index":%d,"embedding":' % (b"," if index else b"", index)
         pieces.append(head + _encode(vector(model, text, dimensions), encoding) + b"}")
-    behaviour.before_whole_response(0)
-    request.environ["mokku.result"] = {
-        "usage": {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens}
-    }
+    connection.wait(behaviour.pace.whole_response(0), request.environ)
+    request.result = Result(None, None, {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens})
     telemetry.record_response(request.span, None, model, prompt_tokens)
     pieces.append(
         b'],"model":%s,"usage":{"prompt_tokens":%d,"total_tokens":%d}}'

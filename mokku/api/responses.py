@@ -12,17 +12,33 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional
 
 from mokku import errors
-from mokku.api import generation, tools, validate
+from mokku.api import render, tools, validate
+from mokku.api.decide import (
+    TOOL_RESULT,
+    Generation,
+    Message,
+    OutputFormat,
+    Replies,
+    conversation_tokens,
+    echo_text,
+)
 from mokku.api.ids import random_id
-from mokku.api.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count, tokenize
+from mokku.api.sampling import Output, Sampling
+from mokku.api.tokens import tokenize
 from mokku.server import stream
 from mokku.server.http import Request, Response, json_response
-from mokku.simulation import limits
-from mokku.simulation.faults import Behaviour
+from mokku.server.stream import Event, Token
 
+# Top-level parameters of CreateResponse; others are refused only with MOKKU_STRICT.
+KNOWN_PARAMS = frozenset(
+    "background context_management conversation include input instructions max_output_tokens max_tool_calls "
+    "metadata model moderation parallel_tool_calls previous_response_id prompt prompt_cache_key "
+    "prompt_cache_options prompt_cache_retention reasoning safety_identifier service_tier store stream "
+    "stream_options temperature text tool_choice tools top_logprobs top_p truncation user".split()
+)
 STORE_SIZE = 1000
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 FORMATS = ("text", "json_schema", "json_object")
@@ -35,7 +51,8 @@ def not_found(response_id: str) -> errors.APIError:
 class Responses:
     """The endpoint family, with its store of created responses."""
 
-    def __init__(self, size: int = STORE_SIZE) -> None:
+    def __init__(self, replies: Replies, size: int = STORE_SIZE) -> None:
+        self.replies = replies
         self._store: OrderedDict[str, Dict[str, Any]] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
@@ -62,7 +79,7 @@ class Responses:
         return json_response({"id": response_id, "object": "response", "deleted": True})
 
     def create(self, request: Request) -> Response:
-        body, behaviour = generation.begin(request, "chat")
+        body, behaviour = self.replies.begin(request, "chat", KNOWN_PARAMS)
         model = behaviour.model
         items = read_input(body)
         instructions = validate.string(body.get("instructions"), "instructions")
@@ -77,39 +94,31 @@ class Responses:
         validate.boolean(body.get("parallel_tool_calls"), "parallel_tool_calls")
         text_format = read_text_format(body)
         functions = tools.read_functions(body, flat=True)
-
-        input_tokens = TOKENS_PER_REPLY + sum(TOKENS_PER_MESSAGE + count(text) for _, text in items)
-        if instructions:
-            input_tokens += TOKENS_PER_MESSAGE + count(instructions)
-        script = generation.scripted(request, behaviour, "responses", _echo(items))
-        limits.check_context(request, model, input_tokens, max_output, behaviour.is_("context_length"))
-        last_type, echo = items[-1][0], _echo(items)
         chosen = tools.choose(
             functions,
             _chat_choice(body.get("tool_choice")),
             body.get("parallel_tool_calls"),
-            last_type,
+            items[-1].role,
             "tool_choice",
         )
-        sampling = generation.Sampling(1, max_output, (), stream, False)
-        if script is not None and "tool_call" in script:
-            calls = [tools.scripted_call(script["tool_call"])]
-            output = generation.Output([], "stop")
-        elif script is not None and "content" in script:
-            calls = []
-            output = generation.complete(script["content"], sampling, behaviour)
-        elif chosen and not behaviour.is_("content_filter"):
-            calls = tools.make_calls(chosen, echo)
-            output = generation.Output([], "stop")
-        else:
-            calls = []
-            structured = tools.structured_content(text_format, echo, "text.format.schema")
-            reply = structured if structured is not None else request.settings.echo_prefix + echo
-            output = generation.complete(reply, sampling, behaviour)
+        framing = [Message("developer", instructions)] if instructions else []
+        output_format = None
+        if text_format is not None and text_format["type"] != "text":
+            output_format = OutputFormat(text_format["type"], text_format.get("schema"), "text.format.schema")
+        generation = Generation(
+            "responses",
+            [echo_text(items)],
+            [conversation_tokens(framing + items)],
+            Sampling(max_tokens=max_output, stream=stream),
+            chosen,
+            output_format,
+        )
+        reply = self.replies.decide(request, behaviour, generation)
+        output, calls = reply.outputs[0], reply.calls
 
         response_id = random_id("resp_", 48)
         incomplete = output.finish_reason in ("length", "content_filter")
-        output_tokens = len(output.tokens) + tools.output_tokens(calls)
+        input_tokens, output_tokens = generation.prompt_tokens[0], reply.completion_tokens()
         usage = {
             "input_tokens": input_tokens,
             "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
@@ -136,11 +145,9 @@ class Responses:
         finish_reasons = ["tool_calls" if calls else output.finish_reason]
         chat_usage = {"prompt_tokens": input_tokens, "completion_tokens": output_tokens}
         if stream:
-            events = _stream(shell, final, output, calls, behaviour)
-            return generation.respond(
-                request, behaviour, response_id, chat_usage, finish_reasons, events=events
-            )
-        return generation.respond(request, behaviour, response_id, chat_usage, finish_reasons, body=final)
+            events = _stream(shell, final, output)
+            return render.respond(request, behaviour, response_id, chat_usage, finish_reasons, events=events)
+        return render.respond(request, behaviour, response_id, chat_usage, finish_reasons, body=final)
 
 
 def _chat_choice(choice: Any) -> Any:
@@ -150,11 +157,12 @@ def _chat_choice(choice: Any) -> Any:
     return choice
 
 
-def read_input(body: Mapping[str, Any]) -> List[Tuple[str, str]]:
-    """(item type or role, its text) for each input item; a string input is one user message."""
+def read_input(body: Mapping[str, Any]) -> List[Message]:
+    """Each input item as a message: a role's message, a function's output as a tool result,
+    other items (calls, reasoning, references...) as context without text."""
     value = validate.required(body, "input")
     if isinstance(value, str):
-        return [("user", value)]
+        return [Message("user", value)]
     items = validate.array(value, "input", 1)
     if items is None:
         raise validate.wrong_type("input", "a string or an array of input items", value)
@@ -165,30 +173,24 @@ def read_input(body: Mapping[str, Any]) -> List[Tuple[str, str]]:
             raise validate.wrong_type(param, "an object", item)
         kind = validate.string(item.get("type"), f"{param}.type") or "message"
         if kind == "message":
-            role = validate.string(validate.required(item, "role", f"{param}.role"), f"{param}.role")
+            role = validate.required_string(item, "role", f"{param}.role")
             if role not in MESSAGE_ROLES:
                 raise validate.invalid_value(f"{param}.role", role, MESSAGE_ROLES)
-            out.append(
-                (
-                    role,
-                    _content_text(validate.required(item, "content", f"{param}.content"), f"{param}.content"),
-                )
-            )
+            content = validate.required(item, "content", f"{param}.content")
+            out.append(Message(role, _content_text(content, f"{param}.content")))
         elif kind == "function_call_output":
-            validate.string(validate.required(item, "call_id", f"{param}.call_id"), f"{param}.call_id")
+            validate.required_string(item, "call_id", f"{param}.call_id")
             output = validate.required(item, "output", f"{param}.output")
-            out.append(
-                (
-                    "function_call_output",
-                    output if isinstance(output, str) else _content_text(output, f"{param}.output"),
-                )
-            )
+            text = output if isinstance(output, str) else _content_text(output, f"{param}.output")
+            out.append(Message(TOOL_RESULT, text))
         elif kind == "function_call":
             for field in ("call_id", "name", "arguments"):
-                validate.string(validate.required(item, field, f"{param}.{field}"), f"{param}.{field}")
-            out.append(("function_call", ""))
+                validate.required_string(item, field, f"{param}.{field}")
+            out.append(Message("function_call", ""))
         else:
-            out.append((kind, ""))  # other item types (reasoning, references, ...) are accepted as context
+            out.append(
+                Message(kind, "")
+            )  # other item types (reasoning, references, ...) are accepted as context
     return out
 
 
@@ -201,26 +203,10 @@ def _content_text(content: Any, param: str) -> str:
     for index, part in enumerate(content):
         if not isinstance(part, dict):
             raise validate.wrong_type(f"{param}[{index}]", "an object", part)
-        kind = validate.string(
-            validate.required(part, "type", f"{param}[{index}].type"), f"{param}[{index}].type"
-        )
+        kind = validate.required_string(part, "type", f"{param}[{index}].type")
         if kind in ("input_text", "output_text", "text"):
-            texts.append(
-                validate.string(
-                    validate.required(part, "text", f"{param}[{index}].text"), f"{param}[{index}].text"
-                )
-                or ""
-            )
+            texts.append(validate.required_string(part, "text", f"{param}[{index}].text") or "")
     return "\n".join(texts)
-
-
-def _echo(items: List[Tuple[str, str]]) -> str:
-    if items[-1][0] == "function_call_output":
-        return items[-1][1]
-    for kind, text in reversed(items):
-        if kind == "user":
-            return text
-    return items[-1][1]
 
 
 def read_text_format(body: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
@@ -234,7 +220,7 @@ def read_text_format(body: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
     if kind not in FORMATS:
         raise validate.invalid_value("text.format.type", kind, FORMATS)
     if kind == "json_schema":
-        validate.string(validate.required(fmt, "name", "text.format.name"), "text.format.name")
+        validate.required_string(fmt, "name", "text.format.name")
         validate.obj(validate.required(fmt, "schema", "text.format.schema"), "text.format.schema")
     return fmt
 
@@ -249,7 +235,7 @@ def _response_shell(
     store: bool,
 ) -> Dict[str, Any]:
     """The response object as it stands before any output."""
-    created = generation.now()
+    created = render.now()
     return {
         "id": response_id,
         "object": "response",
@@ -280,9 +266,7 @@ def _response_shell(
     }
 
 
-def _output_items(
-    output: generation.Output, calls: List[tools.Call], incomplete: bool
-) -> List[Dict[str, Any]]:
+def _output_items(output: Output, calls: List[tools.Call], incomplete: bool) -> List[Dict[str, Any]]:
     if calls:
         return [
             {
@@ -313,10 +297,8 @@ def _text_part(text: str) -> Dict[str, Any]:
 def _stream(
     shell: Dict[str, Any],
     final: Dict[str, Any],
-    output: generation.Output,
-    calls: List[tools.Call],
-    behaviour: Behaviour,
-) -> Iterator[bytes]:
+    output: Output,
+) -> Iterator[Event]:
     """The typed events, in the real API's order, numbered from 0."""
     sequence = iter(range(1 << 62))
 
@@ -333,14 +315,14 @@ def _stream(
                 output_index=output_index,
                 item=dict(item, status="in_progress", arguments=""),
             )
-            for number, fragment in enumerate(tokenize(item["arguments"])):
-                if number:
-                    behaviour.between_tokens()
-                yield emit(
-                    "response.function_call_arguments.delta",
-                    item_id=item_id,
-                    output_index=output_index,
-                    delta=fragment,
+            for fragment in tokenize(item["arguments"]):
+                yield Token(
+                    emit(
+                        "response.function_call_arguments.delta",
+                        item_id=item_id,
+                        output_index=output_index,
+                        delta=fragment,
+                    )
                 )
             yield emit(
                 "response.function_call_arguments.done",
@@ -357,10 +339,8 @@ def _stream(
             )
             where = {"item_id": item_id, "output_index": output_index, "content_index": 0}
             yield emit("response.content_part.added", **where, part=_text_part(""))
-            for number, token in enumerate(output.tokens):
-                if number:
-                    behaviour.between_tokens()
-                yield emit("response.output_text.delta", **where, delta=token, logprobs=[])
+            for token in output.tokens:
+                yield Token(emit("response.output_text.delta", **where, delta=token, logprobs=[]))
             text = "".join(output.tokens)
             yield emit("response.output_text.done", **where, text=text, logprobs=[])
             yield emit("response.content_part.done", **where, part=_text_part(text))

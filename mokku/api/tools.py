@@ -11,7 +11,7 @@ the function's ``parameters`` schema (see ``schemagen``), strings filled with th
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
 
 from mokku import errors
 from mokku.api import schemagen, validate
@@ -44,7 +44,7 @@ def read_functions(body: Mapping[str, Any], flat: bool = False) -> List[Function
         param = f"tools[{index}]"
         if not isinstance(tool, dict):
             raise validate.wrong_type(param, "an object", tool)
-        kind = validate.string(validate.required(tool, "type", f"{param}.type"), f"{param}.type")
+        kind = validate.required_string(tool, "type", f"{param}.type")
         if flat:
             if kind != "function":
                 continue
@@ -54,7 +54,7 @@ def read_functions(body: Mapping[str, Any], flat: bool = False) -> List[Function
                 raise validate.invalid_value(f"{param}.type", kind, ("function", "custom"))
             where = f"{param}.{kind}"
             definition = validate.obj(validate.required(tool, kind, where), where) or {}
-        name = validate.string(validate.required(definition, "name", f"{where}.name"), f"{where}.name")
+        name = validate.required_string(definition, "name", f"{where}.name")
         if kind == "function":
             parameters = validate.obj(definition.get("parameters"), f"{where}.parameters")
             functions.append(Function(name or "", parameters or EMPTY_PARAMETERS, f"{where}.parameters"))
@@ -67,7 +67,7 @@ def read_legacy_functions(body: Mapping[str, Any]) -> List[Function]:
         param = f"functions[{index}]"
         if not isinstance(definition, dict):
             raise validate.wrong_type(param, "an object", definition)
-        name = validate.string(validate.required(definition, "name", f"{param}.name"), f"{param}.name")
+        name = validate.required_string(definition, "name", f"{param}.name")
         parameters = validate.obj(definition.get("parameters"), f"{param}.parameters")
         functions.append(Function(name or "", parameters or EMPTY_PARAMETERS, f"{param}.parameters"))
     return functions
@@ -110,7 +110,7 @@ def choose(
     raise validate.invalid_value(choice_param, choice, ("none", "auto", "required"))
 
 
-def make_calls(functions: List[Function], text: str) -> List[Call]:
+def make_calls(functions: Sequence[Function], text: str) -> List[Call]:
     calls = []
     for function in functions:
         try:
@@ -134,15 +134,12 @@ def scripted_call(spec: Mapping[str, Any]) -> Call:
     return Call(random_id("call_", 24), str(spec["name"]), _compact(spec.get("arguments") or {}))
 
 
-def structured_content(response_format: Optional[Mapping[str, Any]], text: str, param: str) -> Optional[str]:
-    """The reply for ``json_schema`` / ``json_object`` output, or None for plain text."""
-    if not response_format or response_format.get("type") in (None, "text"):
-        return None
-    if response_format.get("type") == "json_object":
+def structured_content(kind: str, schema: Optional[Mapping[str, Any]], text: str, param: str) -> str:
+    """The reply for ``json_schema`` / ``json_object`` output."""
+    if kind == "json_object":
         return _compact({"echo": text})
-    schema = (response_format.get("json_schema") or response_format).get("schema") or {"type": "object"}
     try:
-        return _compact(schemagen.generate(schema, text))
+        return _compact(schemagen.generate(schema or {"type": "object"}, text))
     except schemagen.SchemaError as exc:
         raise errors.invalid_request(f"Invalid schema for response_format: {exc}.", param) from None
 

@@ -10,24 +10,7 @@ from __future__ import annotations
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from mokku import errors
-from mokku.errors import APIError
-
-
-def json_type(value: Any) -> str:
-    """The JSON type of ``value`` with its article, as error messages name it."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int):
-        return "an integer"
-    if isinstance(value, float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
+from mokku.errors import APIError, json_type
 
 
 def missing(param: str) -> APIError:
@@ -59,6 +42,13 @@ def required(body: Mapping[str, Any], name: str, param: Optional[str] = None) ->
     value = body.get(name)
     if value is None:
         raise missing(param or name)
+    return value
+
+
+def required_string(body: Mapping[str, Any], name: str, param: Optional[str] = None) -> str:
+    value = required(body, name, param)
+    if not isinstance(value, str):
+        raise wrong_type(param or name, "a string", value)
     return value
 
 

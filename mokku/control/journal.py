@@ -2,9 +2,7 @@
 
 Entries live in SQLite (standard library) in WAL mode, one connection per thread, one short
 insert per request, written after the response is produced (for a stream, when it ends). The
-file is ``MOKKU_STATE``, or by default a new one under the system temp directory named after the
-server's process (gunicorn's arbiter, whose workers inherit the name), so the workers of one server
-share it and two servers do not; a server removes its default file when it stops. Only the newest
+file is the server's state file (see ``mokku.control.state``). Only the newest
 ``MOKKU_JOURNAL_SIZE`` entries are kept.
 Authorization and API-key headers are masked before they are stored.
 """
@@ -12,56 +10,15 @@ Authorization and API-key headers are masked before they are stored.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 import threading
 import time
 from typing import Any, Dict, List, Optional
 
-from mokku import config
-from mokku.server.http import SECRET_HEADERS
+from mokku.credentials import mask_header
+from mokku.server.http import Request
 
 _PRUNE_EVERY = 100
-
-
-def default_path() -> str:
-    return os.path.join(tempfile.gettempdir(), f"mokku-state-{os.getpid()}.sqlite3")
-
-
-def claim_state(settings: config.Settings) -> Optional[str]:
-    """Choose this server's state file before workers start, and load ``MOKKU_SCENARIOS`` into it;
-    returns the file to remove at exit (None when the user chose it with MOKKU_STATE)."""
-    owned = None
-    if not settings.state_path and (settings.journal or settings.admin):
-        owned = default_path()
-        os.environ["MOKKU_STATE"] = owned
-    if settings.scenarios_file:
-        from mokku.control.scenarios import load_file
-
-        try:
-            load_file(settings.scenarios_file, settings.state_path or owned or default_path())
-        except (OSError, ValueError) as exc:
-            raise config.ConfigError(f"MOKKU_SCENARIOS: {exc}") from None
-    return owned
-
-
-def remove(path: Optional[str]) -> None:
-    for suffix in ("", "-wal", "-shm", "-rules"):
-        try:
-            if path:
-                os.unlink(path + suffix)
-        except FileNotFoundError:
-            pass
-
-
-def mask(name: str, value: str) -> str:
-    if name.lower() not in SECRET_HEADERS:
-        return value
-    scheme, _, key = value.partition(" ")
-    shown = key if key else scheme
-    masked = shown[:3] + "..." + shown[-4:] if len(shown) > 10 else "***"
-    return f"{scheme} {masked}" if key else masked
 
 
 class Journal:
@@ -121,31 +78,31 @@ class Journal:
         self._db().execute("DELETE FROM requests")
 
 
-def entry_for(environ: Dict[str, Any], status: int, started: float, request_body: Any) -> Dict[str, Any]:
-    """A journal entry from what the request handling left in the environ."""
+def entry_for(request: Request, status: int, started: float) -> Dict[str, Any]:
+    """A journal entry from the request and what it met on its way."""
     headers = {
-        key[5:].replace("_", "-").lower(): mask(key[5:].replace("_", "-"), value)
-        for key, value in environ.items()
+        key[5:].replace("_", "-").lower(): mask_header(key[5:].replace("_", "-"), value)
+        for key, value in request.environ.items()
         if key.startswith("HTTP_")
     }
-    result = environ.get("mokku.result", {})
+    body = request.parsed
+    result = request.result
     entry: Dict[str, Any] = {
         "time": time.time(),
-        "method": environ.get("REQUEST_METHOD", ""),
-        "path": environ.get("PATH_INFO", ""),
-        "route": environ.get("mokku.route"),
+        "method": request.method,
+        "path": request.environ.get("PATH_INFO", ""),
+        "route": request.route,
         "headers": headers,
-        "body": request_body,
-        "model": request_body.get("model") if isinstance(request_body, dict) else None,
+        "body": body,
+        "model": body.get("model") if body is not None else None,
         "status": status,
         "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-        "response_id": result.get("id"),
-        "finish_reasons": result.get("finish_reasons"),
-        "usage": result.get("usage"),
-        "fault": environ.get("mokku.fault"),
-        "scenario": environ.get("mokku.scenario"),
+        "response_id": result.id if result else None,
+        "finish_reasons": result.finish_reasons if result else None,
+        "usage": result.usage if result else None,
+        "fault": request.fault,
+        "scenario": request.scenario,
     }
-    stream = environ.get("mokku.stream")
-    if stream is not None:
-        entry["stream"] = stream
+    if request.stream_outcome is not None:
+        entry["stream"] = {"outcome": request.stream_outcome, "events": request.stream_events}
     return entry

@@ -64,9 +64,7 @@ def check_rule(rule: Any, param: str = "rule") -> Dict[str, Any]:
     validate.string(reply.get("content"), f"{param}.reply.content")
     if "tool_call" in reply:
         call = validate.obj(reply["tool_call"], f"{param}.reply.tool_call") or {}
-        validate.string(
-            validate.required(call, "name", f"{param}.reply.tool_call.name"), f"{param}.reply.tool_call.name"
-        )
+        validate.required_string(call, "name", f"{param}.reply.tool_call.name")
         validate.obj(call.get("arguments"), f"{param}.reply.tool_call.arguments")
     if "fault" in reply:
         spec = validate.string(reply["fault"], f"{param}.reply.fault") or ""

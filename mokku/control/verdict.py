@@ -38,7 +38,7 @@ def judge(entries: List[Dict[str, Any]]) -> Dict[str, Any]:
     for entry in sorted(entries, key=_start):
         client = (entry.get("headers") or {}).get("authorization") or "anonymous"
         clients.setdefault(client, {}).setdefault(fingerprint(entry), []).append(entry)
-    report = []
+    report: List[Dict[str, Any]] = []
     for client, calls in clients.items():
         findings: List[Dict[str, Any]] = []
         for attempts in calls.values():

@@ -11,16 +11,17 @@ import logging
 import random
 import re
 import time
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional
+from typing import Any, Callable, Dict, Iterable, Optional
 
 from mokku import config, errors, telemetry
-from mokku.control import journal
-from mokku.control.journal import Journal
+from mokku.control.journal import Journal, entry_for
 from mokku.control.scenarios import Scenarios
+from mokku.control.state import default_path
 from mokku.server.http import STATUS_LINES, Request, Response, error_response
 from mokku.server.routes import build_routes
 from mokku.server.routing import Route, Router
-from mokku.simulation import faults, limits
+from mokku.server.stream import EventStream
+from mokku.simulation import limits
 
 log = logging.getLogger("mokku")
 
@@ -39,7 +40,7 @@ class App:
         self.settings = settings or config.load()
         self.journal: Optional[Journal] = None
         self.scenarios: Optional[Scenarios] = None
-        state = self.settings.state_path or journal.default_path()
+        state = self.settings.state_path or default_path()
         if self.settings.journal:
             self.journal = Journal(state, self.settings.journal_size)
         if self.settings.admin:
@@ -48,7 +49,6 @@ class App:
         self.router = Router(
             build_routes(self.settings, self.journal, self.scenarios) if routes is None else routes
         )
-        self.simulator = faults.Simulator(self.settings)
         self.access = limits.Access(self.settings)
         self._checked_threading = False
 
@@ -56,10 +56,7 @@ class App:
         started = time.perf_counter()
         if not self._checked_threading:
             self._check_threading(environ)
-        request = Request(environ, self.settings)
-        request.span = telemetry.current_span()
-        request.simulator = self.simulator
-        request.scenarios = self.scenarios
+        request = Request(environ, self.settings, telemetry.current_span())
         response = self.handle(request)
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         headers = response.headers
@@ -68,35 +65,30 @@ class App:
         headers.append(("openai-version", OPENAI_VERSION))
         headers.append(("openai-processing-ms", str(elapsed_ms)))
         start_response(STATUS_LINES[response.status], headers)
-        if self.journal is None or not environ.get("mokku.route", "/").startswith("/v1/"):
-            return response.body
-        if isinstance(response.body, list):
+        body = response.body
+        if request.method == "HEAD":
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+            return []
+        if self.journal is None or request.route is None or not request.route.startswith("/v1/"):
+            return body
+        if isinstance(body, EventStream):  # journaled when it ends, with how it ended
+            body.on_close(lambda stream: self._record(request, response, started))
+        else:
             self._record(request, response, started)
-            return response.body
-        return self._journaled(response.body, request, response, started)
+        return body
 
     def _record(self, request: Request, response: Response, started: float) -> None:
         """One journal write per request, after its response is made; never fails the request."""
         try:
-            entry = journal.entry_for(request.environ, response.status, started, request.parsed)
+            entry = entry_for(request, response.status, started)
             for name, value in response.headers:
                 if name == "retry-after-ms":
                     entry["retry_after_ms"] = int(value)
             self.journal.record(entry)  # type: ignore[union-attr]
         except Exception:
             log.exception("could not write the request journal")
-
-    def _journaled(
-        self, body: Iterable[bytes], request: Request, response: Response, started: float
-    ) -> Iterator[bytes]:
-        """A stream is journaled when it ends, with how it ended (the stream's own wrapper says)."""
-        try:
-            yield from body
-        finally:
-            close = getattr(body, "close", None)
-            if close is not None:
-                close()
-            self._record(request, response, started)
 
     def handle(self, request: Request) -> Response:
         try:
@@ -105,7 +97,7 @@ class App:
             except errors.APIError:
                 telemetry.record_route(request.span, request.method, None)
                 raise
-            request.environ["mokku.route"] = route.name
+            request.route = route.name
             telemetry.record_route(request.span, request.method, route.name)
             if self.access.active and route.name.startswith("/v1/"):
                 request.headers_out.extend(self.access.check(request))

@@ -4,7 +4,8 @@ A delay (latency, a simulated timeout or stall) waits on the client's socket
 rather than in ``time.sleep``: when the client hangs up, the wait ends at
 once and the stream stops, so a waiting request costs a thread and nothing
 else. The socket comes from the server: gunicorn puts it in
-``environ["gunicorn.socket"]``, mokku's own server in ``environ["mokku.socket"]``.
+``environ["gunicorn.socket"]``, mokku's own server in ``environ["mokku.socket"]``
+(the one ``mokku.`` key in the environ: the server's extension, like gunicorn's).
 """
 
 from __future__ import annotations
@@ -67,13 +68,26 @@ def wait(seconds: float, environ: Dict[str, Any]) -> bool:
         return True
 
 
+_NO_LINGER = struct.pack("ii", 1, 0)
+
+
 def drop_connection(environ: Dict[str, Any]) -> None:
-    """Abort the connection with a TCP reset, as a provider's failing load balancer would."""
+    """Abort the connection with a TCP reset, as a provider's failing load balancer would.
+
+    The socket is set to linger 0, so that closing it sends a reset; the server then closes it
+    without a polite shutdown first (see ``is_dropped``)."""
     sock = client_socket(environ)
     if sock is not None:
         try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
         except OSError:
             pass
-    environ["mokku.drop"] = True
     raise ConnectionClosed("connection dropped on purpose (simulated fault)")
+
+
+def is_dropped(sock: socket.socket) -> bool:
+    """Whether ``drop_connection`` marked this socket: closing it must not send a FIN first."""
+    try:
+        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, len(_NO_LINGER)) == _NO_LINGER
+    except OSError:
+        return False

@@ -11,21 +11,17 @@ import functools
 import json
 import os
 from http import HTTPStatus
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from opentelemetry.trace import Span
 
 from mokku import errors
-from mokku.api.validate import json_type
 from mokku.config import Settings
+from mokku.errors import json_type
 
 Headers = List[Tuple[str, str]]
 
 JSON_CONTENT_TYPE = "application/json"
-# Headers that carry credentials: masked in the journal, redacted in spans, never logged.
-SECRET_HEADERS = frozenset(
-    ("authorization", "api-key", "x-api-key", "openai-api-key", "openai-organization", "openai-project")
-)
 _READ_CHUNK = 64 * 1024
 
 STATUS_LINES: Dict[int, str] = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
@@ -113,35 +109,55 @@ def environ_key(header: str) -> str:
     return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
 
 
+class Result(NamedTuple):
+    """What a generation answered, as the journal keeps it."""
+
+    id: Optional[str]
+    finish_reasons: Optional[List[str]]
+    usage: Dict[str, Any]
+
+
 class Request:
-    """A view of the WSGI environ with a size-capped, lazily parsed JSON body."""
+    """A view of the WSGI environ with a size-capped, lazily parsed JSON body, and what the
+    request met on its way (its route, fault, scripted reply, result and how its stream ended),
+    which the journal and the span read."""
 
     __slots__ = (
         "_json",
         "_raw",
         "environ",
+        "fault",
         "headers_out",
         "method",
         "path",
-        "scenarios",
+        "result",
+        "route",
+        "scenario",
         "settings",
-        "simulator",
         "span",
+        "stream_events",
+        "stream_outcome",
     )
 
-    def __init__(self, environ: Dict[str, Any], settings: Settings) -> None:
+    def __init__(self, environ: Dict[str, Any], settings: Settings, span: Optional[Span] = None) -> None:
         self.environ = environ
         self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
         raw_path = environ.get("PATH_INFO", "") or "/"
         # PEP 3333 hands the path over as latin-1 text; model ids may be UTF-8.
         self.path: str = raw_path.encode("latin-1", "replace").decode("utf-8", "replace")
         self.settings = settings
-        self.simulator: Any = None  # the app's faults.Simulator
-        self.scenarios: Any = None  # the app's scenarios.Scenarios, when the admin surface is on
-        self.headers_out: Headers = []  # added to whatever response this request gets
-        self._raw: Optional[bytes] = None
         # The request's recording span, or None when tracing is off (see telemetry).
-        self.span: Optional[Span] = None
+        self.span = span
+        self.headers_out: Headers = []  # added to whatever response this request gets
+        self.route: Optional[str] = None  # the route template, once matched
+        self.fault: Optional[str] = None  # the simulated fault it met
+        self.scenario: Optional[int] = None  # the scripted-reply rule that answered it
+        self.result: Optional[Result] = None  # what a generation answered
+        self.stream_outcome: Optional[str] = (
+            None  # how its stream ended: completed, client_disconnected, failed
+        )
+        self.stream_events = 0  # events its stream sent
+        self._raw: Optional[bytes] = None
         self._json: Optional[Dict[str, Any]] = None
 
     def header(self, name: str, default: str = "") -> str:

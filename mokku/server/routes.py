@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import List, Optional
 
 from mokku.api import chat, completions, embeddings, openapi
+from mokku.api.decide import Replies
 from mokku.api.health import health
 from mokku.api.models import Catalogue
 from mokku.api.responses import Responses
@@ -13,13 +15,15 @@ from mokku.control.admin import Admin
 from mokku.control.journal import Journal
 from mokku.control.scenarios import Scenarios
 from mokku.server.routing import Route
+from mokku.simulation.faults import Simulator
 
 
 def build_routes(
     settings: Settings, journal: Optional[Journal] = None, scenarios: Optional[Scenarios] = None
 ) -> List[Route]:
+    replies = Replies(settings, Simulator(settings), scenarios)
     catalogue = Catalogue(settings.extra_models)
-    stored = Responses()
+    stored = Responses(replies)
     admin = Admin(journal, scenarios, settings.admin_token) if settings.admin else None
     return [
         Route("GET", "/health", health),
@@ -28,9 +32,9 @@ def build_routes(
         Route("GET", "/openapi.json", openapi.openapi_json),
         Route("GET", "/v1/models", catalogue.list_models),
         Route("GET", "/v1/models/{model:path}", catalogue.retrieve_model),
-        Route("POST", "/v1/chat/completions", chat.create),
-        Route("POST", "/v1/completions", completions.create),
-        Route("POST", "/v1/embeddings", embeddings.create),
+        Route("POST", "/v1/chat/completions", partial(chat.create, replies=replies)),
+        Route("POST", "/v1/completions", partial(completions.create, replies=replies)),
+        Route("POST", "/v1/embeddings", partial(embeddings.create, replies=replies)),
         Route("POST", "/v1/responses", stored.create),
         Route("GET", "/v1/responses/{response_id}", stored.retrieve),
         Route("DELETE", "/v1/responses/{response_id}", stored.delete),

@@ -69,6 +69,9 @@ class Router:
             else:
                 raise errors.invalid_url(request.method, path)
         route = by_method.get(request.method)
+        if route is None and request.method == "HEAD":
+            route = by_method.get("GET")  # answered as GET, without the body (see the app)
         if route is None:
-            raise errors.method_not_allowed(request.method, path, sorted(by_method))
+            allowed = {*by_method, "HEAD"} if "GET" in by_method else set(by_method)
+            raise errors.method_not_allowed(request.method, path, sorted(allowed))
         return route, params

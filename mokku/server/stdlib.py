@@ -13,10 +13,14 @@ import logging
 import socket
 import socketserver
 import threading
-from typing import Any, Callable, Dict, Set, Tuple
+from typing import IO, TYPE_CHECKING, Any, Dict, Tuple, cast
 from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
 
+if TYPE_CHECKING:
+    from wsgiref.types import WSGIApplication
+
 from mokku import __version__
+from mokku.server.connection import is_dropped
 
 log = logging.getLogger("mokku")
 access_log = logging.getLogger("mokku.access")
@@ -24,6 +28,7 @@ access_log = logging.getLogger("mokku.access")
 
 class _ServerHandler(ServerHandler):
     server_software = f"mokku/{__version__}"
+    request_handler: WSGIRequestHandler  # a back-pointer for logging, as wsgiref's own server sets
 
     def log_exception(self, exc_info: Any) -> None:
         log.error("error while serving a response", exc_info=exc_info)
@@ -50,13 +55,10 @@ class _RequestHandler(WSGIRequestHandler):
         if not self.parse_request():
             return
         handler = _ServerHandler(
-            self.rfile, self.wfile, self.get_stderr(), self.get_environ(), multithread=True
+            self.rfile, cast(IO[bytes], self.wfile), self.get_stderr(), self.get_environ(), multithread=True
         )
         handler.request_handler = self
-        handler.run(self.server.get_app())
-        # The app saw the handler's copy of the environ; it is still there after a reset.
-        if (getattr(handler, "environ", None) or {}).get("mokku.drop"):
-            self.server.abort_on_close(self.connection)
+        handler.run(cast(ThreadingWSGIServer, self.server).app)
 
     def log_message(self, format: str, *args: Any) -> None:
         access_log.debug("%s %s", self.address_string(), format % args)
@@ -67,10 +69,9 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     allow_reuse_address = True
     request_queue_size = 1024
 
-    def __init__(self, address: Tuple[str, int], threads: int) -> None:
+    def __init__(self, address: Tuple[str, int], threads: int, app: WSGIApplication) -> None:
+        self.app = app
         self._slots = threading.BoundedSemaphore(threads)
-        self._aborting: Set[Any] = set()
-        self._aborting_lock = threading.Lock()
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _RequestHandler)
@@ -78,20 +79,11 @@ class ThreadingWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     def server_bind(self) -> None:
         # HTTPServer.server_bind would resolve the host name (a DNS round trip at start-up).
         socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name, self.server_port = host, port
+        self.server_name, self.server_port = str(self.server_address[0]), int(self.server_address[1])
         self.setup_environ()
 
-    def abort_on_close(self, connection: Any) -> None:
-        """Close this connection without the polite FIN first (a simulated drop: the client sees a reset)."""
-        with self._aborting_lock:
-            self._aborting.add(connection)
-
     def shutdown_request(self, request: Any) -> None:
-        with self._aborting_lock:
-            abort = request in self._aborting
-            self._aborting.discard(request)
-        if abort:
+        if is_dropped(request):  # a simulated drop: close without the polite FIN, the client sees a reset
             self.close_request(request)
         else:
             super().shutdown_request(request)
@@ -131,8 +123,6 @@ class _Slot:
             self._slots.release()
 
 
-def make_server(app: Callable[..., Any], host: str, port: int, threads: int) -> ThreadingWSGIServer:
+def make_server(app: WSGIApplication, host: str, port: int, threads: int) -> ThreadingWSGIServer:
     """Bind (``port`` 0 picks a free one) and attach the app; call ``serve_forever`` to run."""
-    server = ThreadingWSGIServer((host, port), threads)
-    server.set_app(app)
-    return server
+    return ThreadingWSGIServer((host, port), threads, app)

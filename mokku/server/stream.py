@@ -1,26 +1,44 @@
-"""Server-sent events, as the OpenAI API frames them: ``data: <compact json>\\n\\n``.
+"""The one stream pipeline: every streamed response's body, from an endpoint's events to the client.
 
-Streams are generators: each event is encoded and handed to the server as it
-is produced, never collected. When the client hangs up, the server closes the
-generator (``GeneratorExit`` at its ``yield``), which ends the stream quietly.
+An endpoint produces events, framed here as server-sent events (``event``, ``typed_event``,
+``EventTemplate``); ``EventStream`` owns everything between them and the socket:
+
+- pacing: the time to first token before the first event, the token delay before each token after
+  the first (both waited on the client's socket, so a hang-up ends the wait);
+- write batching: events ready together share one write. A ``Token`` event ends a write (it is
+  sent as soon as it is ready); other events join the write of the next token, or the last write;
+- stream faults, counted in events, whatever the batching: drop (a TCP reset), error (an error
+  event, then the end), truncated (the end, without ``[DONE]``), stall (a long pause), malformed
+  (half an event);
+- the error event when the producer fails after the stream has started;
+- close callbacks, run once when the server closes the body, however the stream ended (even
+  before its first byte): the span's stream attributes, the request's outcome, the journal entry.
+
+It is one closeable iterator, as bottle's ``_closeiter``: no generator stacked on another.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Dict, Iterable, Iterator, Optional
-
-from opentelemetry.trace import Span
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from mokku import errors, telemetry
-from mokku.server.http import JSONTemplate, Response, dumps
+from mokku.server import connection
+from mokku.server.http import JSONTemplate, Request, Response, dumps
+from mokku.simulation.latency import Pace
 
 log = logging.getLogger("mokku")
 
 DONE = b"data: [DONE]\n\n"
+HEADERS = (
+    ("Content-Type", "text/event-stream; charset=utf-8"),
+    ("Cache-Control", "no-cache"),
+    ("X-Accel-Buffering", "no"),
+)
 
 
 def event(payload: Any) -> bytes:
+    """An unnamed event, as chat and completions stream them: ``data: <compact json>``."""
     return b"data: " + dumps(payload) + b"\n\n"
 
 
@@ -39,59 +57,166 @@ class EventTemplate(JSONTemplate):
             raise ValueError("an event template has exactly one SLOT")
         self._head, self._tail = self._pieces
 
-    def render(self, value: Any) -> bytes:  # type: ignore[override]
+    def render(self, value: Any) -> bytes:
         return self._head + dumps(value) + self._tail  # once per token: kept to one concatenation
 
 
-HEADERS = (
-    ("Content-Type", "text/event-stream; charset=utf-8"),
-    ("Cache-Control", "no-cache"),
-    ("X-Accel-Buffering", "no"),
-)
+class Token:
+    """An event that carries a token: paced, and written as soon as it is ready."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
 
 
-def response(
-    events: Iterable[bytes],
-    span: Optional[Span] = None,
-    on_complete: Optional[Callable[[], None]] = None,
-    environ: Optional[Dict[str, Any]] = None,
-) -> Response:
-    """A 200 streaming response; a failure mid-stream ends it with an error event.
-
-    ``on_complete`` runs once the last event has been handed to the server
-    (not when the client disconnects first); the span learns how it ended.
-    """
-    return Response(200, list(HEADERS), _guarded(events, span, on_complete, environ))
+Event = Union[bytes, Token]
 
 
-def _guarded(
-    events: Iterable[bytes],
-    span: Optional[Span],
-    on_complete: Optional[Callable[[], None]],
-    environ: Optional[Dict[str, Any]],
-) -> Iterator[bytes]:
-    iterator = iter(events)
-    sent = 0
-    completed = False
-    try:
-        for chunk in iterator:
-            yield chunk
-            sent += chunk.count(b"\n\n")  # events, several of which may share a write
-        completed = True
-        if on_complete is not None:
-            on_complete()
-    except ConnectionResetError:
-        raise  # the client is gone, or the connection is dropped on purpose: not an error
-    except Exception:
-        log.exception("stream failed after it started")
-        error = errors.server_error()
-        telemetry.record_error(span, 500, error.type, error.code, "stream failed after it started")
-        yield event(error.to_dict())
-    finally:
-        close = getattr(iterator, "close", None)
-        if close is not None:
-            close()
-        telemetry.record_stream_end(span, completed, sent)
-        if environ is not None:  # for the journal
-            outcome = "completed" if completed else "client_disconnected"
-            environ["mokku.stream"] = {"outcome": outcome, "events": sent}
+def error_event(error: errors.APIError) -> bytes:
+    """The mid-stream error as chat and completions send it: the error envelope as an event."""
+    return event(error.to_dict())
+
+
+class EventStream:
+    """A streamed response's body: iterate it for the writes, close it when done (see the module)."""
+
+    def __init__(
+        self,
+        request: Request,
+        events: Iterable[Event],
+        pace: Pace,
+        fault: Optional[Tuple[str, int, int]] = None,
+        render_error: Callable[[errors.APIError], bytes] = error_event,
+    ) -> None:
+        self.request = request
+        self._events = iter(events)
+        self._pace = pace
+        self._fault = fault  # (stream fault, the event it strikes at, its argument), once
+        self._render_error = render_error
+        self._held: Optional[Event] = None  # an event put back while the events before it go out
+        self._tokens = 0
+        self._callbacks: List[Callable[[EventStream], None]] = []
+        self.events = 0  # events handed to the server
+        self.outcome: Optional[str] = None  # completed, failed; client_disconnected if it never ends
+        self._closed = False
+
+    def on_close(self, callback: Callable[[EventStream], None]) -> None:
+        self._callbacks.append(callback)
+
+    @property
+    def completed(self) -> bool:
+        return self.outcome == "completed"
+
+    def response(self) -> Response:
+        return Response(200, list(HEADERS), self)
+
+    def __iter__(self) -> EventStream:
+        return self
+
+    def __next__(self) -> bytes:
+        if self.outcome is not None:
+            raise StopIteration
+        batch: List[bytes] = []
+        try:
+            while self.outcome is None:
+                item = self._next_event()
+                if item is None:
+                    self.outcome = "completed"
+                elif not self._ready(item, batch):
+                    break  # what is batched goes out first; the event is held for the next write
+                elif self._fault is not None and self._strikes(item):
+                    if batch:
+                        self._held = item  # the events before the fault go out first
+                        break
+                    self._strike(item, batch)
+                    if isinstance(item, Token):
+                        break
+                elif isinstance(item, Token):
+                    self._add(item.data, batch)
+                    break
+                else:
+                    self._add(item, batch)
+        except ConnectionResetError:
+            raise  # the client is gone, or the connection is dropped on purpose: not an error
+        except Exception:
+            log.exception("stream failed after it started")
+            error = errors.server_error()
+            telemetry.record_error(
+                self.request.span, 500, error.type, error.code, "stream failed after it started"
+            )
+            self._add(self._render_error(error), batch)
+            self.outcome = "failed"
+        if not batch:
+            raise StopIteration
+        return batch[0] if len(batch) == 1 else b"".join(batch)
+
+    def _add(self, data: bytes, batch: List[bytes]) -> None:
+        batch.append(data)
+        self.events += 1
+
+    def _next_event(self) -> Optional[Event]:
+        held, self._held = self._held, None
+        if held is not None:
+            return held
+        return next(self._events, None)
+
+    def _ready(self, item: Event, batch: List[bytes]) -> bool:
+        """Wait until ``item`` is due; False (holding it) when the batch must go out before the wait."""
+        if self.events == 0:
+            self._wait(self._pace.first_token())
+        if isinstance(item, Token):
+            if self._tokens and self._pace.token_delay:
+                if batch:
+                    self._held = item
+                    return False
+                self._wait(self._pace.next_token())
+            self._tokens += 1
+        return True
+
+    def _strikes(self, item: Event) -> bool:
+        _, at, _ = self._fault  # type: ignore[misc]
+        # A stream shorter than the fault's count meets it at its end.
+        return self.events == at or (self.events < at and item == DONE)
+
+    def _strike(self, item: Event, batch: List[bytes]) -> None:
+        """Break the stream at ``item`` (nothing else is batched yet)."""
+        name, _, arg = self._fault  # type: ignore[misc]
+        self._fault = None  # once
+        data = item.data if isinstance(item, Token) else item
+        if name == "stream_drop":
+            connection.drop_connection(self.request.environ)
+        elif name == "stream_error":
+            self._add(self._render_error(errors.simulated_server_error()), batch)
+            self.outcome = "completed"
+        elif name == "stream_truncated":
+            self.outcome = "completed"
+        elif name == "stream_stall":
+            self._wait(float(arg))
+            self._add(data, batch)
+        else:  # stream_malformed
+            self._add(data[: len(data) // 2] + b"\n\n", batch)
+
+    def _wait(self, seconds: float) -> None:
+        if seconds > 0 and not connection.wait(seconds, self.request.environ):
+            raise connection.ConnectionClosed("client disconnected while the stream waited")
+
+    def close(self) -> None:
+        """Close the producer and run the callbacks, once."""
+        if self._closed:
+            return
+        self._closed = True
+        request = self.request
+        try:
+            close = getattr(self._events, "close", None)
+            if close is not None:
+                close()
+        finally:
+            request.stream_outcome = self.outcome or "client_disconnected"
+            request.stream_events = self.events
+            telemetry.record_stream_end(request.span, request.stream_outcome, self.events)
+            for callback in self._callbacks:
+                try:
+                    callback(self)
+                except Exception:
+                    log.exception("a stream's close callback failed")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+import socket
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import openai
+import pytest
 
 from ..servers import LiveServer, request_json
 
@@ -63,3 +67,27 @@ def test_servers_do_not_share_and_clean_up(tmp_path: Path) -> None:
     assert not default_file.exists()
     assert chosen.exists()
     assert os.path.getsize(chosen) > 0
+
+
+@pytest.mark.parametrize("kind", ["module", "gunicorn"])
+def test_a_stream_closed_before_its_first_byte_is_journaled(kind: str) -> None:
+    """The client hangs up while the stream waits for its first token: the entry says so."""
+    server = LiveServer(kind, env={"MOKKU_JOURNAL": "1"})
+    try:
+        body = json.dumps({"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+        head = (
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"X-Mokku-Latency-Ms: 60000\r\nContent-Length: {len(body)}\r\n\r\n"
+        )
+        with socket.create_connection(("127.0.0.1", server.port)) as sock:
+            sock.sendall(head.encode() + body.encode())
+            time.sleep(0.3)  # the request is being served, its first token not yet due
+        deadline = time.monotonic() + 30
+        entries: list = []
+        while not entries and time.monotonic() < deadline:
+            time.sleep(0.05)
+            entries = request_json("GET", server.url + "/mokku/requests")[2]["data"]  # type: ignore[index]
+        assert [e["stream"] for e in entries] == [{"outcome": "client_disconnected", "events": 0}]
+        assert entries[0]["status"] == 200 and entries[0]["route"] == "/v1/chat/completions"
+    finally:
+        server.close()

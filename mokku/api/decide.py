@@ -1,0 +1,162 @@
+"""The one reply decision: what the "model" answers, whatever dialect asked.
+
+Every generation endpoint takes the same three steps:
+
+1. ``Replies.begin``: read the body and the model, and decide the simulated fault (an error fault
+   answers here, before the rest of the body is validated, as a provider's gateway would);
+2. parse the rest of its dialect's body into a ``Generation``, the neutral request;
+3. ``Replies.decide``: a scripted reply, the context window, tool calls, structured output or the
+   echo; each prompt's text cut at its stop sequences and token limit. The ``Reply`` is rendered
+   by the endpoint in its dialect.
+
+The echo: the last user message's text (with no user message, the last message's); after a tool
+(or function) result, that result's text, so that agent loops end.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+
+from mokku import config, telemetry
+from mokku.api import tools, validate
+from mokku.api.sampling import Output, Sampling, complete
+from mokku.api.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count
+from mokku.control.scenarios import Scenarios
+from mokku.server.http import Request
+from mokku.simulation import limits
+from mokku.simulation.faults import Behaviour, Simulator
+
+TOOL_RESULT = "tool"
+
+
+class Message(NamedTuple):
+    """A message of the conversation, in any dialect: its role and its text."""
+
+    role: str  # system, developer, user, assistant, tool (a tool or function result), or another item type
+    text: str
+    named: bool = False  # it carries a ``name`` (one more prompt token)
+
+
+class OutputFormat(NamedTuple):
+    """Structured output: ``json_object`` or ``json_schema`` (with its schema)."""
+
+    kind: str
+    schema: Optional[Dict[str, Any]]
+    param: str  # where the schema was given, for errors
+
+
+class Generation(NamedTuple):
+    """The neutral request: what any dialect's body asks of the reply."""
+
+    endpoint: str  # the name scripted replies match: chat.completions, responses, completions
+    prompts: List[str]  # the text each prompt echoes (chat and Responses: one, the conversation's)
+    prompt_tokens: List[int]  # each prompt's size, for the context window
+    sampling: Sampling = Sampling()
+    functions: Sequence[tools.Function] = ()  # the functions the reply calls instead of answering text
+    output_format: Optional[OutputFormat] = None
+    top_logprobs: Optional[int] = None  # logprobs asked for: how many alternatives per token
+    legacy: bool = False  # completions: the context error speaks of a prompt
+
+
+class Reply(NamedTuple):
+    """What every choice answers: text per prompt (``outputs``), or calls to functions (``calls``)."""
+
+    outputs: List[Output]
+    calls: List[tools.Call]
+    top_logprobs: Optional[int]
+
+    def completion_tokens(self, prompt: int = 0) -> int:
+        """What one choice costs as completion tokens: its text, or its calls."""
+        return len(self.outputs[prompt].tokens) + tools.output_tokens(self.calls)
+
+
+def message_text(content: Any) -> str:
+    """A message's text: its string content, or its text parts joined by newlines."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(part["text"] for part in content if part.get("type") in TEXT_PARTS)
+    return ""
+
+
+TEXT_PARTS = ("text", "input_text", "output_text")
+
+
+def echo_text(messages: Sequence[Message]) -> str:
+    """The text the reply echoes (see the module's docstring)."""
+    if messages[-1].role == TOOL_RESULT:
+        return messages[-1].text
+    for message in reversed(messages):
+        if message.role == "user":
+            return message.text
+    return messages[-1].text
+
+
+def conversation_tokens(messages: Sequence[Message]) -> int:
+    """The prompt tokens of a conversation: each message's text, plus its framing."""
+    total = TOKENS_PER_REPLY
+    for message in messages:
+        total += TOKENS_PER_MESSAGE + count(message.text) + message.named
+    return total
+
+
+class Replies:
+    """Decides every reply: the simulated fault, a scripted reply, or the reply the rules give."""
+
+    def __init__(
+        self, settings: config.Settings, simulator: Simulator, scenarios: Optional[Scenarios] = None
+    ) -> None:
+        self.settings = settings
+        self.simulator = simulator
+        self.scenarios = scenarios
+
+    def begin(
+        self, request: Request, operation: str, known_params: Optional[frozenset] = None
+    ) -> Tuple[Dict[str, Any], Behaviour]:
+        """The body and the model, with the fault and pace decided; raises an error fault."""
+        body = request.json()
+        if known_params is not None and self.settings.strict:
+            validate.reject_unknown(body, known_params)
+        model = validate.required_string(body, "model")
+        telemetry.record_request(request.span, operation, model, body)
+        return body, self.simulator.decide(request, model)
+
+    def script(
+        self, request: Request, behaviour: Behaviour, endpoint: str, text: str
+    ) -> Optional[Dict[str, Any]]:
+        """The scripted reply for this call, if a rule matches; its latency and fault take effect here."""
+        if self.scenarios is None:
+            return None
+        reply = self.scenarios.match(endpoint, behaviour.model, text)
+        if reply is not None:
+            request.scenario = reply["rule_id"]
+            self.simulator.apply_script(request, behaviour, reply)
+        return reply
+
+    def decide(self, request: Request, behaviour: Behaviour, generation: Generation) -> Reply:
+        script = self.script(request, behaviour, generation.endpoint, generation.prompts[0])
+        sampling, top = generation.sampling, generation.top_logprobs
+        forced = behaviour.is_("context_length")
+        for prompt_tokens in generation.prompt_tokens:
+            limits.check_context(
+                request, behaviour.model, prompt_tokens, sampling.max_tokens, forced, generation.legacy
+            )
+        filtered = behaviour.is_("content_filter")
+        if script is not None and "tool_call" in script:
+            return Reply([Output([], "stop")], [tools.scripted_call(script["tool_call"])], top)
+        if script is not None and "content" in script:
+            texts = [script["content"]] * len(generation.prompts)
+        elif generation.functions and not filtered:
+            calls = tools.make_calls(generation.functions, generation.prompts[0])
+            return Reply([Output([], "stop")], calls, top)
+        else:
+            structured = _structured(generation.output_format, generation.prompts[0])
+            prefix = self.settings.echo_prefix
+            texts = [structured] if structured is not None else [prefix + text for text in generation.prompts]
+        return Reply([complete(text, sampling, filtered) for text in texts], [], top)
+
+
+def _structured(output_format: Optional[OutputFormat], text: str) -> Optional[str]:
+    if output_format is None:
+        return None
+    return tools.structured_content(output_format.kind, output_format.schema, text, output_format.param)

@@ -1,0 +1,98 @@
+"""Sampling parameters as the OpenAI chat and completions endpoints take them, and the echo's cut.
+
+Both endpoints "generate" by echoing text back; the parameters that change that output (``n``,
+the token limit, ``stop``, ``stream``) and the ones merely range-checked (``temperature``,
+``top_p``, penalties) mean the same on both, so they are read here once.
+"""
+
+from __future__ import annotations
+
+from typing import Any, List, Mapping, NamedTuple, Optional, Tuple
+
+from mokku import errors
+from mokku.api import validate
+from mokku.api.tokens import tokenize
+
+
+class Sampling(NamedTuple):
+    n: int = 1
+    max_tokens: Optional[int] = None
+    stop: Tuple[str, ...] = ()
+    stream: bool = False
+    include_usage: bool = False
+
+
+class Output(NamedTuple):
+    tokens: List[str]
+    finish_reason: str
+
+
+SAMPLING_PARAMS = frozenset(
+    "temperature top_p presence_penalty frequency_penalty seed user logit_bias n stream stream_options stop".split()
+)
+
+
+def read_sampling(
+    body: Mapping[str, Any],
+    token_limits: Tuple[str, ...],
+    default_max_tokens: Optional[int] = None,
+    min_max_tokens: int = 1,
+) -> Sampling:
+    """Validate the generation parameters; ``token_limits`` lists the field names, first one wins."""
+    if body.keys().isdisjoint(SAMPLING_PARAMS) and body.keys().isdisjoint(token_limits):
+        return Sampling(max_tokens=default_max_tokens)  # nothing sent: nothing to check
+    validate.number(body.get("temperature"), "temperature", 0, 2)
+    validate.number(body.get("top_p"), "top_p", 0, 1)
+    validate.number(body.get("presence_penalty"), "presence_penalty", -2, 2)
+    validate.number(body.get("frequency_penalty"), "frequency_penalty", -2, 2)
+    validate.integer(body.get("seed"), "seed")
+    validate.string(body.get("user"), "user")
+    logit_bias = validate.obj(body.get("logit_bias"), "logit_bias") or {}
+    for token, bias in logit_bias.items():
+        validate.number(bias, f"logit_bias.{token}", -100, 100)
+    n = validate.integer(body.get("n"), "n", 1, 128)
+    max_tokens = default_max_tokens
+    for name in reversed(token_limits):
+        value = validate.integer(body.get(name), name, min_max_tokens)
+        if value is not None:
+            max_tokens = value
+    stream = bool(validate.boolean(body.get("stream"), "stream"))
+    options = validate.obj(body.get("stream_options"), "stream_options")
+    if options is not None and not stream:
+        raise errors.invalid_request(
+            "The 'stream_options' parameter is only allowed when 'stream' is enabled.", "stream_options"
+        )
+    include_usage = bool(
+        options and validate.boolean(options.get("include_usage"), "stream_options.include_usage")
+    )
+    if options:
+        validate.boolean(options.get("include_obfuscation"), "stream_options.include_obfuscation")
+    return Sampling(1 if n is None else n, max_tokens, read_stop(body.get("stop")), stream, include_usage)
+
+
+def read_stop(value: Any) -> Tuple[str, ...]:
+    if value is None:
+        return ()
+    if isinstance(value, str):
+        return (value,) if value else ()
+    stops = validate.array(value, "stop", 1, 4)
+    for index, item in enumerate(stops or ()):
+        if not isinstance(item, str):
+            raise validate.wrong_type(f"stop[{index}]", "a string", item)
+    return tuple(item for item in stops or () if item)
+
+
+def complete(text: str, sampling: Sampling, filtered: bool = False) -> Output:
+    """Echo ``text`` cut before the first stop sequence and at the token limit.
+
+    A ``filtered`` reply (the ``content_filter`` fault) is empty, with that finish reason.
+    """
+    if filtered:
+        return Output([], "content_filter")
+    cut = min((i for i in (text.find(s) for s in sampling.stop) if i >= 0), default=-1)
+    if cut >= 0:
+        text = text[:cut]
+    tokens = tokenize(text)
+    if sampling.max_tokens is not None and len(tokens) > sampling.max_tokens:
+        return Output(tokens[: sampling.max_tokens], "length")
+    return Output(tokens, "stop")

@@ -1,0 +1,95 @@
+"""Latency: when a reply's first token and each next token are due.
+
+A ``Pace`` says how long to wait; the stream pipeline (``mokku.server.stream``) does the waiting,
+on the client's socket, so a client that hangs up ends the wait at once. Server-wide values come
+from ``MOKKU_TTFT_MS``, ``MOKKU_TOKEN_MS`` (or ``MOKKU_TOKENS_PER_SECOND``) and ``MOKKU_JITTER``;
+a request may set its own with the ``X-Mokku-*`` headers below.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+
+from mokku import config, errors
+from mokku.server.http import Request
+
+LATENCY_HEADER = "X-Mokku-Latency-Ms"
+TOKEN_HEADER = "X-Mokku-Token-Ms"
+RATE_HEADER = "X-Mokku-Tokens-Per-Second"
+JITTER_HEADER = "X-Mokku-Jitter"
+
+
+class Pace:
+    """A reply's timing: time to first token, the delay between tokens, and their jitter.
+
+    Tokens keep to a schedule, one delay after the previous token was due, so the time spent
+    writing chunks does not add up over a long stream; after a longer hold-up (a stall) the
+    schedule starts again rather than bursting to catch up.
+    """
+
+    __slots__ = ("jitter", "next_token_at", "token_delay", "ttft")
+
+    def __init__(self, ttft: float = 0.0, token_delay: float = 0.0, jitter: float = 0.0) -> None:
+        self.ttft, self.token_delay, self.jitter = ttft, token_delay, jitter
+        self.next_token_at = 0.0
+
+    def _jittered(self, seconds: float) -> float:
+        if not self.jitter or not seconds:
+            return seconds
+        return seconds * (1 + self.jitter * (2 * random.random() - 1))
+
+    def first_token(self) -> float:
+        """Seconds to wait before a reply's first byte."""
+        return self._jittered(self.ttft)
+
+    def next_token(self) -> float:
+        """Seconds to wait before the next token (0 when tokens are not paced)."""
+        if not self.token_delay:
+            return 0.0
+        now = time.monotonic()
+        due = self.next_token_at if now - self.next_token_at <= self.token_delay else now
+        self.next_token_at = due + self._jittered(self.token_delay)
+        return self.next_token_at - now
+
+    def whole_response(self, tokens: int) -> float:
+        """A non-streamed answer arrives when a stream of it would have ended."""
+        return self._jittered(self.ttft) + tokens * self._jittered(self.token_delay)
+
+
+def read_pace(request: Request, settings: config.Settings) -> Pace:
+    """The request's pace: its ``X-Mokku-*`` headers, else the server's settings."""
+    return Pace(
+        _header_ms(request, LATENCY_HEADER, settings.ttft_ms / 1000),
+        _token_delay(request, settings.token_ms / 1000),
+        _header_number(request, JITTER_HEADER, settings.jitter, 1.0),
+    )
+
+
+def _header_number(request: Request, name: str, default: float, maximum: float) -> float:
+    raw = request.header(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= maximum or math.isnan(value):
+        raise errors.invalid_request(
+            f"The {name} header must be a number from 0 to {maximum:g}, got {raw!r}.", name
+        )
+    return value
+
+
+def _header_ms(request: Request, name: str, default: float) -> float:
+    return _header_number(request, name, default * 1000, 600_000) / 1000
+
+
+def _token_delay(request: Request, default: float) -> float:
+    if request.header(RATE_HEADER):
+        rate = _header_number(request, RATE_HEADER, 0, 1_000_000)
+        if rate <= 0:
+            raise errors.invalid_request(f"The {RATE_HEADER} header must be above 0.", RATE_HEADER)
+        return 1 / rate
+    return _header_ms(request, TOKEN_HEADER, default)
