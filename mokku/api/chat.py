@@ -10,7 +10,6 @@ from mokku.api.decide import (
     TOOL_RESULT,
     Generation,
     Message,
-    OutputFormat,
     Replies,
     Reply,
     conversation_tokens,
@@ -53,7 +52,6 @@ _PART_FIELDS = {
     "input_audio": ("input_audio", dict, "an object"),
     "file": ("file", dict, "an object"),
 }
-RESPONSE_FORMATS = ("text", "json_object", "json_schema")
 
 
 def create(request: Request, replies: Replies) -> Response:
@@ -118,7 +116,7 @@ def create(request: Request, replies: Replies) -> Response:
 
 def read_reply_options(
     body: Mapping[str, Any], last_role: str
-) -> Tuple[List[tools.Function], Optional[OutputFormat], Optional[int], bool]:
+) -> Tuple[List[tools.Function], Optional[tools.OutputFormat], Optional[int], bool]:
     """The functions to call, the output format, the logprobs asked for, and whether the calls
     take the legacy ``function_call`` form; a 400 naming the field that is wrong."""
     if body.keys().isdisjoint(OUTPUT_OPTIONS):
@@ -130,7 +128,7 @@ def read_reply_options(
             "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used.",
             "top_logprobs",
         )
-    output_format = read_response_format(body)
+    output_format = tools.read_output_format(body.get("response_format"), "response_format", nested=True)
     functions = tools.read_functions(body)
     validate.boolean(body.get("parallel_tool_calls"), "parallel_tool_calls")
     chosen = tools.choose(
@@ -142,22 +140,6 @@ def read_reply_options(
         chosen = tools.choose(legacy_functions, body.get("function_call"), None, last_role, "function_call")
         legacy = True
     return chosen, output_format, (top_logprobs or 0) if wants_logprobs else None, legacy
-
-
-def read_response_format(body: Mapping[str, Any]) -> Optional[OutputFormat]:
-    response_format = validate.obj(body.get("response_format"), "response_format")
-    if response_format is None:
-        return None
-    kind = validate.required(response_format, "type", "response_format.type")
-    if kind not in RESPONSE_FORMATS:
-        raise validate.invalid_value("response_format.type", kind, RESPONSE_FORMATS)
-    if kind != "json_schema":
-        return OutputFormat(kind, None, "response_format") if kind == "json_object" else None
-    schema = validate.required(response_format, "json_schema", "response_format.json_schema")
-    schema = validate.obj(schema, "response_format.json_schema") or {}
-    validate.required_string(schema, "name", "response_format.json_schema.name")
-    inner = validate.obj(schema.get("schema"), "response_format.json_schema.schema")
-    return OutputFormat(kind, inner, "response_format.json_schema.schema")
 
 
 def _completion(

@@ -37,14 +37,6 @@ class Message(NamedTuple):
     named: bool = False  # it carries a ``name`` (one more prompt token)
 
 
-class OutputFormat(NamedTuple):
-    """Structured output: ``json_object`` or ``json_schema`` (with its schema)."""
-
-    kind: str
-    schema: Optional[Dict[str, Any]]
-    param: str  # where the schema was given, for errors
-
-
 class Generation(NamedTuple):
     """The neutral request: what any dialect's body asks of the reply."""
 
@@ -53,7 +45,7 @@ class Generation(NamedTuple):
     prompt_tokens: List[int]  # each prompt's size, for the context window
     sampling: Sampling = Sampling()
     functions: Sequence[tools.Function] = ()  # the functions the reply calls instead of answering text
-    output_format: Optional[OutputFormat] = None
+    output_format: Optional[tools.OutputFormat] = None
     top_logprobs: Optional[int] = None  # logprobs asked for: how many alternatives per token
     legacy: bool = False  # completions: the context error speaks of a prompt
 
@@ -156,7 +148,7 @@ class Replies:
         return Reply([complete(text, sampling, filtered) for text in texts], [], top)
 
 
-def _structured(output_format: Optional[OutputFormat], text: str) -> Optional[str]:
+def _structured(output_format: Optional[tools.OutputFormat], text: str) -> Optional[str]:
     if output_format is None:
         return None
     return tools.structured_content(output_format.kind, output_format.schema, text, output_format.param)

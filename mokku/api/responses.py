@@ -20,7 +20,6 @@ from mokku.api.decide import (
     TOOL_RESULT,
     Generation,
     Message,
-    OutputFormat,
     Replies,
     conversation_tokens,
     echo_text,
@@ -41,7 +40,6 @@ KNOWN_PARAMS = frozenset(
 )
 STORE_SIZE = 1000
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
-FORMATS = ("text", "json_schema", "json_object")
 
 
 def not_found(response_id: str) -> errors.APIError:
@@ -102,9 +100,7 @@ class Responses:
             "tool_choice",
         )
         framing = [Message("developer", instructions)] if instructions else []
-        output_format = None
-        if text_format is not None and text_format["type"] != "text":
-            output_format = OutputFormat(text_format["type"], text_format.get("schema"), "text.format.schema")
+        output_format = tools.read_output_format(text_format, "text.format", nested=False)
         generation = Generation(
             "responses",
             [echo_text(items)],
@@ -210,18 +206,10 @@ def _content_text(content: Any, param: str) -> str:
 
 
 def read_text_format(body: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """``text.format`` as sent (for the response object), checked."""
     text = validate.obj(body.get("text"), "text")
-    if not text:
-        return None
-    fmt = validate.obj(text.get("format"), "text.format")
-    if fmt is None:
-        return None
-    kind = validate.required(fmt, "type", "text.format.type")
-    if kind not in FORMATS:
-        raise validate.invalid_value("text.format.type", kind, FORMATS)
-    if kind == "json_schema":
-        validate.required_string(fmt, "name", "text.format.name")
-        validate.obj(validate.required(fmt, "schema", "text.format.schema"), "text.format.schema")
+    fmt = text.get("format") if text else None
+    tools.read_output_format(fmt, "text.format", nested=False)
     return fmt
 
 

@@ -27,6 +27,17 @@ class Function(NamedTuple):
     param: str  # where it was declared, for error messages
 
 
+class OutputFormat(NamedTuple):
+    """Structured output: ``json_object`` or ``json_schema`` (with its schema)."""
+
+    kind: str
+    schema: Optional[Dict[str, Any]]
+    param: str  # where the schema was given, for errors
+
+
+FORMATS = ("text", "json_object", "json_schema")
+
+
 class Call(NamedTuple):
     id: str
     name: str
@@ -132,6 +143,28 @@ def output_tokens(calls: List[Call]) -> int:
 def scripted_call(spec: Mapping[str, Any]) -> Call:
     """A call a scenario scripted: its function name and arguments as given."""
     return Call(random_id("call_", 24), str(spec["name"]), _compact(spec.get("arguments") or {}))
+
+
+def read_output_format(value: Any, param: str, nested: bool) -> Optional[OutputFormat]:
+    """The structured output asked for (None: plain text), from chat's ``response_format`` (the
+    schema ``nested`` under ``json_schema``, where it is optional) or the Responses API's
+    ``text.format`` (flat, the schema required)."""
+    fmt = validate.obj(value, param)
+    if fmt is None:
+        return None
+    kind = validate.required(fmt, "type", f"{param}.type")
+    if kind not in FORMATS:
+        raise validate.invalid_value(f"{param}.type", kind, FORMATS)
+    if kind == "text":
+        return None
+    if kind == "json_object":
+        return OutputFormat(kind, None, param)
+    if nested:
+        param = f"{param}.json_schema"
+        fmt = validate.obj(validate.required(fmt, "json_schema", param), param) or {}
+    validate.required_string(fmt, "name", f"{param}.name")
+    schema = fmt.get("schema") if nested else validate.required(fmt, "schema", f"{param}.schema")
+    return OutputFormat(kind, validate.obj(schema, f"{param}.schema"), f"{param}.schema")
 
 
 def structured_content(kind: str, schema: Optional[Mapping[str, Any]], text: str, param: str) -> str:
