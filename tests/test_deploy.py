@@ -200,7 +200,7 @@ def test_kubernetes_deployment_service_and_autoscaler() -> None:
     assert hpa["spec"]["minReplicas"] >= 2
 
 
-def test_readme_documents_container_usage() -> None:
-    readme = (ROOT / "README.md").read_text()
+def test_docs_document_container_usage() -> None:
+    deployment = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
     for needle in ("docker compose up --build", "docker build", "kubectl apply -f deploy/kubernetes/"):
-        assert needle in readme
+        assert needle in deployment
