@@ -78,6 +78,12 @@ def error_event(error: errors.APIError) -> bytes:
     return event(error.to_dict())
 
 
+def _strikes(fault: Tuple[str, int, int], sent: int, item: Event) -> bool:
+    """Whether a stream fault strikes at this event: its count, or the end of a shorter stream."""
+    at = fault[1]
+    return sent == at or (sent < at and item == DONE)
+
+
 class EventStream:
     """A streamed response's body: iterate it for the writes, close it when done (see the module)."""
 
@@ -125,15 +131,17 @@ class EventStream:
                     self.outcome = "completed"
                 elif not self._ready(item, batch):
                     break  # what is batched goes out first; the event is held for the next write
-                elif self._fault is not None and self._strikes(item):
+                elif self._fault is not None and _strikes(self._fault, self.events, item):
                     if batch:
                         self._held = item  # the events before the fault go out first
                         break
-                    self._strike(item, batch)
+                    self._strike(self._fault, item, batch)
                     if isinstance(item, Token):
+                        self._tokens += 1
                         break
                 elif isinstance(item, Token):
                     self._add(item.data, batch)
+                    self._tokens += 1
                     break
                 else:
                     self._add(item, batch)
@@ -171,17 +179,11 @@ class EventStream:
                     self._held = item
                     return False
                 self._wait(self._pace.next_token())
-            self._tokens += 1
         return True
 
-    def _strikes(self, item: Event) -> bool:
-        _, at, _ = self._fault  # type: ignore[misc]
-        # A stream shorter than the fault's count meets it at its end.
-        return self.events == at or (self.events < at and item == DONE)
-
-    def _strike(self, item: Event, batch: List[bytes]) -> None:
+    def _strike(self, fault: Tuple[str, int, int], item: Event, batch: List[bytes]) -> None:
         """Break the stream at ``item`` (nothing else is batched yet)."""
-        name, _, arg = self._fault  # type: ignore[misc]
+        name, _, arg = fault
         self._fault = None  # once
         data = item.data if isinstance(item, Token) else item
         if name == "stream_drop":
