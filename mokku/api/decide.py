@@ -126,6 +126,9 @@ class Replies:
         return reply
 
     def decide(self, request: Request, behaviour: Behaviour, generation: Generation) -> Reply:
+        """The reply, in the order a test expects: a scripted reply wins (with its fault and latency),
+        then the context window is checked, then functions are called, or structured output or the
+        echo is answered. A scripted call answers even under ``content_filter``; a generated one does not."""
         script = self.script(request, behaviour, generation.endpoint, generation.prompts[0])
         sampling, top = generation.sampling, generation.top_logprobs
         forced = behaviour.is_("context_length")
