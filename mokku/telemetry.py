@@ -5,10 +5,18 @@ OTLP endpoint is set (``OTEL_EXPORTER_OTLP_ENDPOINT`` or
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) and ``OTEL_SDK_DISABLED`` is not
 ``true``; otherwise the middleware is not even installed, so tracing off costs
 nothing. The SDK is set up once per process, after gunicorn forks (a worker
-must not inherit the exporter thread of its parent), and flushed on shutdown.
+must not inherit the exporter thread of its parent).
 Export runs in the SDK's background thread with a bounded queue: a slow or
-missing collector never delays a response. Message contents and API keys are
-never recorded.
+missing collector never delays a response. On shutdown (SIGTERM to
+``python -m mokku``, or a gunicorn worker's exit) the queued spans are
+flushed, for 2 s at most (``SHUTDOWN_TIMEOUT_MILLIS``): a collector that does
+not answer holds the exit up by about 2 s (2.5 s at the very most), whatever
+the exporter's own timeout and retries, and the spans not sent are dropped.
+
+API keys and other secret headers are never recorded. Message contents (the
+request's messages and the reply) are recorded only when
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``, as the GenAI
+semantic conventions ask; by default they are left out.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
-from mokku.server.http import SECRET_HEADERS
+from mokku.credentials import SECRET_HEADERS
 
 log = logging.getLogger("mokku")
 
@@ -34,6 +42,7 @@ _SANITIZE_VAR = "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS"
 _lock = threading.Lock()
 _provider: Any = None
 _provider_pid: Optional[int] = None
+_span_exporter: Any = None
 
 
 def enabled(env: Mapping[str, str] = os.environ) -> bool:
@@ -80,7 +89,7 @@ def instrument(app: Callable[..., Any]) -> Callable[..., Any]:
 
 def setup() -> None:
     """Install the SDK's tracer provider and OTLP exporter in this process, once."""
-    global _provider, _provider_pid
+    global _provider, _provider_pid, _span_exporter
     if not enabled() or _provider_pid == os.getpid():
         return
     with _lock:
@@ -93,75 +102,56 @@ def setup() -> None:
         resource = Resource.create()
         if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
             resource = resource.merge(Resource({SERVICE_NAME: DEFAULT_SERVICE_NAME}))
+        exporter = _exporter()
         provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-        provider.add_span_processor(BatchSpanProcessor(_exporter()))
+        provider.add_span_processor(BatchSpanProcessor(exporter))
         trace.set_tracer_provider(provider)
-        _provider, _provider_pid = provider, os.getpid()
+        _provider, _provider_pid, _span_exporter = provider, os.getpid(), exporter
 
 
 def _exporter() -> Any:
-    share_attribute_encoding()
     if _protocol(os.environ) == "grpc":
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-    else:
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    return OTLPSpanExporter()
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter as GrpcExporter
+
+        return GrpcExporter()
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter as HttpExporter
+
+    return HttpExporter()
 
 
-_ATTRIBUTE_CACHE_SIZE = 4096
+# How long stopping waits for queued spans to reach the collector.
+SHUTDOWN_TIMEOUT_MILLIS = 2000
+# Once told to stop, the exporter ends its retries and gRPC calls at once; an HTTP request in
+# flight runs on, and is left behind (in a daemon thread) after this long.
+_STOP_GRACE_SECONDS = 0.5
 
 
-def share_attribute_encoding() -> None:
-    """Encode each distinct attribute (key, value) to protobuf once per process, not once per span.
+def shutdown(timeout_millis: int = SHUTDOWN_TIMEOUT_MILLIS) -> None:
+    """Export every queued span, then stop the exporter: within about ``timeout_millis`` in all.
 
-    Most attributes repeat from request to request (method, host, route, model, provider...), and
-    the OTLP exporters build a protobuf ``KeyValue`` for every one of them in Python: a quarter of
-    a loaded worker's time with tracing on. Reusing encoded pairs halves the cost of encoding a
-    span (measured: 50 us to 25 us; the bytes sent are the same). The helper replaced is internal
-    to the exporter package: where it is not found as expected, spans are encoded the stock way.
+    ``provider.shutdown()`` exports what is queued, but the OTLP exporters retry a collector that
+    does not answer with backoff for up to their export timeout (``OTEL_EXPORTER_OTLP_TIMEOUT``,
+    10 s by default), and the SDK's flush timeouts do not interrupt them. So the flush runs in a
+    daemon thread, and at the deadline the exporter is shut down: that ends its retries and a gRPC
+    call in flight (an HTTP request in flight is left to that thread), and the spans not yet sent
+    are dropped.
     """
-    try:
-        from opentelemetry.exporter.otlp.proto.common._internal import _encode_key_value, trace_encoder
-    except ImportError:
-        return
-    stock = getattr(trace_encoder, "_encode_attributes", None)
-    if stock is None or getattr(stock, "shared", False):
-        return
-    cache: Dict[Any, Any] = {}
-
-    def encode_attributes(attributes: Any, *more: Any, **options: Any) -> Any:
-        if more or options:  # a newer exporter asking for something this does not know: its own way
-            return stock(attributes, *more, **options)
-        if not attributes:
-            return []
-        if len(cache) > _ATTRIBUTE_CACHE_SIZE:
-            cache.clear()  # unique values (ids, ports) would otherwise pile up
-        encoded = []
-        try:
-            for item in attributes.items():
-                pair = cache.get(item)
-                if pair is None:
-                    pair = cache[item] = _encode_key_value(*item)
-                encoded.append(pair)
-        except Exception:  # an unhashable or odd value: the stock way, which logs what is wrong
-            return stock(attributes)
-        return encoded
-
-    encode_attributes.shared = True  # type: ignore[attr-defined]
-    trace_encoder._encode_attributes = encode_attributes
-
-
-def shutdown(timeout_millis: int = 5000) -> None:
-    """Export what is queued (bounded in time), then stop the exporter."""
-    global _provider, _provider_pid
-    provider = _provider
+    global _provider, _provider_pid, _span_exporter
+    provider, exporter = _provider, _span_exporter
     if provider is None or _provider_pid != os.getpid():
         return
-    _provider = _provider_pid = None
-    try:
-        provider.force_flush(timeout_millis)
-    finally:
-        provider.shutdown()
+    _provider = _provider_pid = _span_exporter = None
+    flushing = threading.Thread(target=provider.shutdown, name="mokku-tracing-shutdown", daemon=True)
+    flushing.start()
+    flushing.join(timeout_millis / 1000)
+    if flushing.is_alive():
+        log.warning(
+            "tracing: spans still unsent %.1f s after stopping began (is the collector answering?); "
+            "queued spans dropped",
+            timeout_millis / 1000,
+        )
+        exporter.shutdown()
+        flushing.join(_STOP_GRACE_SECONDS)
 
 
 def current_span() -> Optional[Span]:
@@ -271,7 +261,6 @@ def record_messages(span: Optional[Span], messages: Any, reply: Any) -> None:
     )
 
 
-def record_stream_end(span: Optional[Span], completed: bool, events: int) -> None:
+def record_stream_end(span: Optional[Span], outcome: str, events: int) -> None:
     if span is not None:
-        outcome = "completed" if completed else "client_disconnected"
         span.set_attributes({"mokku.stream.events": events, "mokku.stream.outcome": outcome})

@@ -11,7 +11,7 @@ from typing import Dict, Iterator, List
 import openai
 import pytest
 
-from ..otlp import GrpcReceiver, HttpReceiver, ReceivedSpan
+from ..otlp import GrpcReceiver, HttpReceiver, ReceivedSpan, SilentPort
 from ..servers import LiveServer, free_port, request, request_json
 
 SPAN_KIND_SERVER = 2
@@ -198,36 +198,85 @@ def test_http_protobuf_protocol() -> None:
         receiver.stop()
 
 
+# Requests traced before SIGTERM: a few export batches' worth of spans for the shutdown to flush.
+QUEUED_REQUESTS = 100
+# How long SIGTERM may take to stop a server whose collector does not answer. Stopping bounds its
+# span flush to about 2 s; unbounded, with the export timeout these tests set (EXPORT_TIMEOUT), the
+# exporter's retries (1, 2, 4, 8 and 16 s of backoff) would hold the exit up for 25 s at the very
+# least, and a silent collector for ten minutes: the bound holds however slow the machine.
+QUICK_EXIT_SECONDS = 20.0
+EXPORT_TIMEOUT = "600"
+
+
+def traced_requests(server: LiveServer, model: str) -> None:
+    for i in range(QUEUED_REQUESTS):
+        status, _, _ = request_json(
+            "POST",
+            server.url + "/v1/chat/completions",
+            {"model": model, "messages": [{"role": "user", "content": f"n{i}"}]},
+        )
+        assert status == 200
+
+
+def timed_stop(server: LiveServer) -> float:
+    started = time.monotonic()
+    assert server.stop(signal.SIGTERM) == 0
+    return time.monotonic() - started
+
+
 @pytest.mark.parametrize("kind", ["module", "gunicorn"])
 def test_spans_are_flushed_on_sigterm(kind: str, receiver: GrpcReceiver) -> None:
     env = tracing_env(receiver.endpoint, OTEL_BSP_SCHEDULE_DELAY="600000")
     server = LiveServer(kind, env=env)
     try:
         model = f"trace-flush-{kind}"
-        with sdk(server) as client:
-            client.chat.completions.create(model=model, messages=[{"role": "user", "content": "x"}])
+        traced_requests(server, model)
         time.sleep(0.3)
         assert not [s for s in receiver.spans if s.attributes.get("gen_ai.request.model") == model]
-        assert server.stop(signal.SIGTERM) == 0
-        assert spans_for(receiver, model, 1)
+        assert timed_stop(server) < QUICK_EXIT_SECONDS
+        # The server has exited: whatever it sent, the receiver has taken.
+        flushed = [s for s in receiver.spans if s.attributes.get("gen_ai.request.model") == model]
+        assert len(flushed) == QUEUED_REQUESTS
+        assert "queued spans dropped" not in server.output()
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("collector", ["refusing", "silent"])
+@pytest.mark.parametrize("kind", ["module", "gunicorn"])
+def test_sigterm_is_quick_when_the_collector_does_not_answer(kind: str, collector: str) -> None:
+    """Whether the exporter is between retries or waiting on a call when SIGTERM comes."""
+    silent = SilentPort() if collector == "silent" else None
+    endpoint = silent.endpoint if silent else f"http://127.0.0.1:{free_port()}"
+    server = LiveServer(kind, env=tracing_env(endpoint, OTEL_EXPORTER_OTLP_TIMEOUT=EXPORT_TIMEOUT))
+    try:
+        traced_requests(server, "gpt-4o")
+        time.sleep(0.3)  # the exporter has started on them
+        assert timed_stop(server) < QUICK_EXIT_SECONDS
+        assert "queued spans dropped" in server.output()
+        assert "Traceback" not in server.output()
+    finally:
+        server.close()
+        if silent:
+            silent.close()
 
 
 @pytest.mark.parametrize("kind", ["module", "gunicorn"])
 def test_unreachable_collector_does_not_hurt_clients(kind: str) -> None:
     closed = f"http://127.0.0.1:{free_port()}"
-    server = LiveServer(kind, env=tracing_env(closed, OTEL_EXPORTER_OTLP_TIMEOUT="2"))
+    # The exporter retries a collector that refuses with backoff (1, 2, 4, 8 and 16 s, 20% jitter)
+    # within its timeout, here ten minutes: an export on the request path would hold a request for
+    # 25 s at the very least, and the client gives up after 15.
+    server = LiveServer(kind, env=tracing_env(closed, OTEL_EXPORTER_OTLP_TIMEOUT="600"))
     try:
-        with sdk(server) as client:
+        with openai.OpenAI(
+            base_url=server.url + "/v1", api_key=SECRET_KEY, max_retries=0, timeout=15
+        ) as client:
             for i in range(200):
-                started = time.monotonic()
                 completion = client.chat.completions.create(
                     model="gpt-4o", messages=[{"role": "user", "content": f"n{i}"}]
                 )
                 assert completion.choices[0].message.content == f"n{i}"
-                # An export on the request path would wait for the 2 s export timeout.
-                assert time.monotonic() - started < 1.5
         assert server.stop() == 0
     finally:
         server.close()
