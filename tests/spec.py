@@ -1,7 +1,7 @@
 """Validate mokku's responses against the official OpenAI OpenAPI document.
 
-The document lives beside the project in ``shared/reference``; when it is
-absent only these checks are skipped. OpenAPI 3.0's ``nullable: true`` (still
+The document lives beside the project in ``shared/reference``; a test that
+checks against it fails when it is missing. OpenAPI 3.0's ``nullable: true`` (still
 used by some schemas) is rewritten into JSON Schema's ``anyOf [..., null]``.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import re
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +50,21 @@ def _validator(schema_name: str) -> Any:
     return Draft202012Validator(schema, registry=_registry())
 
 
-def validate(instance: Any, schema_name: str) -> None:
-    """Fail the test when ``instance`` does not match the official schema ``schema_name``."""
-    if not SPEC_PATH.exists():
-        warnings.warn(
-            f"official OpenAPI document not found at {SPEC_PATH}: schema check skipped", stacklevel=2
+def require_document() -> Path:
+    """The official document's path; fails the test when the document is missing."""
+    if not SPEC_PATH.is_file():
+        pytest.fail(
+            f"the official OpenAI OpenAPI document is missing: expected {SPEC_PATH} "
+            "(shared/reference/openai-openapi.yaml beside the project), which the schema checks need",
+            pytrace=False,
         )
-        return
+    return SPEC_PATH
+
+
+def validate(instance: Any, schema_name: str) -> None:
+    """Fail the test when ``instance`` does not match the official schema ``schema_name`` (or when
+    the official document is missing)."""
+    require_document()
     errors = sorted(_validator(schema_name).iter_errors(instance), key=lambda e: list(e.path))
     if errors:
         details = "\n".join(f"- {list(e.path)}: {e.message}" for e in errors[:10])

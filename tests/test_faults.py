@@ -8,10 +8,10 @@ from typing import Any, Dict, List, Optional
 import pytest
 import webtest
 
-from mokku import config
+from mokku import config, errors
 from mokku.api.tokens import count
 from mokku.server.app import App
-from mokku.simulation import faults
+from mokku.simulation import faults, latency, limits
 
 from . import sse
 from .spec import validate
@@ -243,23 +243,30 @@ def test_latency_headers_pace_streams_and_whole_responses(app: webtest.TestApp) 
     assert time.monotonic() - started >= 9 * 0.05 - 0.01
 
 
-def test_tokens_keep_to_a_schedule_while_chunks_take_time_to_write() -> None:
-    behaviour = faults.Behaviour({}, "m", None, 0.0, 0.05, 0.0)
-    started = time.monotonic()
-    for _ in range(10):
-        time.sleep(0.03)  # writing a chunk to a slow client
-        behaviour.between_tokens()
-    # Ten tokens on a 50 ms schedule: 0.5 s, not 10 x (30 + 50) ms.
-    assert 0.5 - 0.01 <= time.monotonic() - started < 0.75
+def _paced(monkeypatch: pytest.MonkeyPatch, spent: List[float]) -> List[float]:
+    """The waits a 50 ms token pace asks for, on a clock that advances by ``spent`` before each token."""
+    clock = [100.0]
+    monkeypatch.setattr(latency.time, "monotonic", lambda: clock[0])
+    pace = latency.Pace(token_delay=0.05)
+    waits = []
+    for seconds in spent:
+        clock[0] += seconds
+        waits.append(pace.next_token())
+        clock[0] += waits[-1]
+    return waits
 
 
-def test_schedule_restarts_after_a_hold_up_instead_of_bursting() -> None:
-    behaviour = faults.Behaviour({}, "m", None, 0.0, 0.05, 0.0)
-    behaviour.between_tokens()
-    time.sleep(0.3)  # a stall: six tokens' worth
-    started = time.monotonic()
-    behaviour.between_tokens()
-    assert time.monotonic() - started >= 0.05 - 0.005
+def test_tokens_keep_to_a_schedule_while_chunks_take_time_to_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 30 ms writing each chunk to a slow client: the next token waits only the 20 ms left.
+    waits = _paced(monkeypatch, [0.03] * 10)
+    assert waits[0] == pytest.approx(0.05)
+    assert waits[1:] == pytest.approx([0.02] * 9)
+
+
+def test_schedule_restarts_after_a_hold_up_instead_of_bursting(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stall of six tokens' worth: the next token still waits a whole delay, and the schedule goes on.
+    waits = _paced(monkeypatch, [0.0, 0.3, 0.0])
+    assert waits == pytest.approx([0.05, 0.05, 0.05])
 
 
 def test_server_wide_latency_with_jitter() -> None:
@@ -402,8 +409,15 @@ def test_settings_repr_hides_keys() -> None:
 # Rate limits (opt-in).
 
 
+def build_limited(env: Dict[str, str]) -> webtest.TestApp:
+    """An app whose rate-limit buckets do not refill: their clock stands still (see test_limits)."""
+    app = build(env)
+    app.app.access = limits.Access(app.app.settings, clock=lambda: 0.0)
+    return app
+
+
 def test_requests_per_minute() -> None:
-    app = build({"MOKKU_RPM": "3"})
+    app = build_limited({"MOKKU_RPM": "3"})
     statuses: List[int] = []
     for _ in range(5):
         response = app.post_json(CHAT, {"model": "m", "messages": HI}, expect_errors=True)
@@ -418,7 +432,7 @@ def test_requests_per_minute() -> None:
 
 
 def test_rate_limits_are_per_key() -> None:
-    app = build({"MOKKU_RPM": "1"})
+    app = build_limited({"MOKKU_RPM": "1"})
     for key in ("sk-a", "sk-b"):
         headers = {"Authorization": f"Bearer {key}"}
         assert app.post_json(CHAT, {"model": "m", "messages": HI}, headers=headers).status_int == 200
@@ -426,7 +440,7 @@ def test_rate_limits_are_per_key() -> None:
 
 
 def test_remaining_counts_down() -> None:
-    app = build({"MOKKU_RPM": "10", "MOKKU_TPM": "100000"})
+    app = build_limited({"MOKKU_RPM": "10", "MOKKU_TPM": "100000"})
     remaining = [
         int(
             app.post_json(CHAT, {"model": "m", "messages": HI, "max_tokens": 100}).headers[
@@ -441,7 +455,7 @@ def test_remaining_counts_down() -> None:
 
 
 def test_tokens_per_minute() -> None:
-    app = build({"MOKKU_TPM": "1000"})
+    app = build_limited({"MOKKU_TPM": "1000"})
     app.post_json(CHAT, {"model": "m", "messages": HI, "max_tokens": 900})
     response = app.post_json(CHAT, {"model": "m", "messages": HI, "max_tokens": 900}, status=429)
     assert response.json["error"]["type"] == "tokens"
@@ -449,7 +463,7 @@ def test_tokens_per_minute() -> None:
 
 
 def test_format_duration() -> None:
-    assert [faults.format_duration(s) for s in (0.12, 1, 20, 90, 360, 2.5)] == [
+    assert [errors.format_duration(s) for s in (0.12, 1, 20, 90, 360, 2.5)] == [
         "120ms",
         "1s",
         "20s",

@@ -14,11 +14,12 @@ import hmac
 import math
 import threading
 import time
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mokku import config, errors
+from mokku.credentials import bearer_key
+from mokku.errors import format_duration, invalid_api_key, rate_limited
 from mokku.server.http import Request
-from mokku.simulation.faults import bearer_key, format_duration, invalid_api_key, rate_limited
 
 # (context window, most output tokens) of the catalogue's models; others get DEFAULT_WINDOW.
 MODEL_WINDOWS: Dict[str, Tuple[int, int]] = {
@@ -134,11 +135,13 @@ class _Bucket:
 
 
 class Access:
-    """API-key checks and per-key rate limits for the ``/v1`` endpoints."""
+    """API-key checks and per-key rate limits for the ``/v1`` endpoints; ``clock`` gives the
+    buckets' time in seconds."""
 
-    def __init__(self, settings: config.Settings) -> None:
+    def __init__(self, settings: config.Settings, clock: Callable[[], float] = time.monotonic) -> None:
         self._keys = [key.encode() for key in settings.api_keys]
         self._rpm, self._tpm = settings.rpm, settings.tpm
+        self._clock = clock
         self._buckets: Dict[Tuple[str, str], _Bucket] = {}
         self._lock = threading.Lock()
 
@@ -148,7 +151,7 @@ class Access:
 
     def check(self, request: Request) -> List[Tuple[str, str]]:
         """Raise 401 or 429, or return the ``x-ratelimit-*`` headers for this response."""
-        key = bearer_key(request)
+        key = bearer_key(request.header("Authorization"))
         if self._keys:
             sent = key.encode()
             # Compare against every key, in constant time, so timing reveals nothing.
@@ -164,7 +167,7 @@ class Access:
 
     def _take(self, request: Request, who: str) -> List[Tuple[str, str]]:
         tokens = _estimated_tokens(request) if self._tpm else 0
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             buckets = []
             for kind, capacity, amount in (("requests", self._rpm, 1), ("tokens", self._tpm, tokens)):

@@ -181,7 +181,10 @@ def test_random_trigger_covers_every_fault_reproducibly(kind: str) -> None:
 
 
 @pytest.mark.parametrize("kind", ["module", "gunicorn"])
-def test_rate_limiter_exact_under_20_threads(kind: str) -> None:
+def test_rate_limiter_under_20_threads(kind: str) -> None:
+    """60 requests from 20 threads against 20 requests per minute: the full bucket's 20 pass, and
+    at most what the bucket refilled (continuously, 20 a minute) while they ran. The exact
+    arithmetic is in test_limits."""
     server = LiveServer(kind, env={"MOKKU_RPM": "20", "MOKKU_THREADS": "32"})
     try:
 
@@ -195,10 +198,13 @@ def test_rate_limiter_exact_under_20_threads(kind: str) -> None:
                     assert int(error.response.headers["retry-after-ms"]) > 0
                     return 429
 
+        started = time.monotonic()
         with ThreadPoolExecutor(max_workers=20) as pool:
             statuses = list(pool.map(call, range(60)))
-        assert statuses.count(200) == 20
-        assert statuses.count(429) == 40
+        elapsed = time.monotonic() - started
+        passed = statuses.count(200)
+        assert 20 <= passed <= 20 + elapsed * 20 / 60, (passed, elapsed)
+        assert statuses.count(429) == 60 - passed
     finally:
         server.close()
 
@@ -239,9 +245,9 @@ def test_inter_token_delay_paces_the_stream(client: openai.OpenAI) -> None:
 
 @pytest.mark.parametrize("kind", ["module", "gunicorn"])
 def test_hung_up_clients_free_their_threads_at_once(kind: str) -> None:
-    """Two threads, two slow streams whose clients leave: a third request is served well before the
-    10 s the streams would still have waited."""
-    server = LiveServer(kind, env={"MOKKU_THREADS": "2", "MOKKU_TOKEN_MS": "10000"})
+    """Two threads, two slow streams whose clients leave: a third request is served, rather than
+    waiting for the ten minutes the streams would still have waited (the client gives up after one)."""
+    server = LiveServer(kind, env={"MOKKU_THREADS": "2", "MOKKU_TOKEN_MS": "600000"})
     try:
         host_port = ("127.0.0.1", server.port)
         body = json.dumps({"model": "m", "messages": HI, "stream": True}).encode()
@@ -259,13 +265,11 @@ def test_hung_up_clients_free_their_threads_at_once(kind: str) -> None:
                     chunk = sock.recv(65536)
                     assert chunk, received
                     received += chunk
-        started = time.monotonic()
-        with openai.OpenAI(base_url=server.url + "/v1", api_key="sk-x", max_retries=0, timeout=8) as client:
+        with openai.OpenAI(base_url=server.url + "/v1", api_key="sk-x", max_retries=0, timeout=60) as client:
             completion = client.chat.completions.create(
                 model="m", messages=HI, extra_headers={"X-Mokku-Token-Ms": "0"}
             )
         assert completion.choices[0].message.content
-        assert time.monotonic() - started < 8
         assert "Traceback" not in server.output()
     finally:
         server.close()

@@ -74,7 +74,9 @@ def test_a_stream_closed_before_its_first_byte_is_journaled(kind: str) -> None:
     """The client hangs up while the stream waits for its first token: the entry says so."""
     server = LiveServer(kind, env={"MOKKU_JOURNAL": "1"})
     try:
-        body = json.dumps({"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+        body = json.dumps(
+            {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+        )
         head = (
             "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             f"X-Mokku-Latency-Ms: 60000\r\nContent-Length: {len(body)}\r\n\r\n"

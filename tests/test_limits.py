@@ -1,0 +1,210 @@
+"""Rate limits, exactly: the token buckets' arithmetic on a clock that moves only when told.
+
+Sixty requests per minute refill one request a second, and 600 tokens per minute ten tokens a
+second, so every expected number below is exact.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, Optional
+
+import pytest
+
+from mokku import config, errors
+from mokku.server.http import Request
+from mokku.simulation import limits
+
+from .clock import FakeClock
+
+SETTINGS = config.load({})
+
+
+def access(clock: FakeClock, **env: str) -> limits.Access:
+    return limits.Access(config.load({f"MOKKU_{name.upper()}": value for name, value in env.items()}), clock)
+
+
+def get(key: Optional[str] = "sk-a", address: str = "127.0.0.1") -> Request:
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "PATH_INFO": "/v1/models",
+        "REMOTE_ADDR": address,
+        "wsgi.input": io.BytesIO(b""),
+    }
+    if key:
+        environ["HTTP_AUTHORIZATION"] = f"Bearer {key}"
+    return Request(environ, SETTINGS)
+
+
+def chat(prompt_tokens: int, max_tokens: int, key: str = "sk-a") -> Request:
+    """A chat request whose estimate is ``prompt_tokens + max_tokens``: its body is exactly
+    ``4 * prompt_tokens`` bytes long (JSON padded with spaces)."""
+    body = json.dumps(
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens}
+    ).encode()
+    assert len(body) <= 4 * prompt_tokens
+    body += b" " * (4 * prompt_tokens - len(body))
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": "/v1/chat/completions",
+        "REMOTE_ADDR": "127.0.0.1",
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(body)),
+        "HTTP_AUTHORIZATION": f"Bearer {key}",
+        "wsgi.input": io.BytesIO(body),
+    }
+    return Request(environ, SETTINGS)
+
+
+def served(limiter: limits.Access, request: Request) -> Dict[str, str]:
+    return dict(limiter.check(request))
+
+
+def refused(limiter: limits.Access, request: Request) -> errors.APIError:
+    with pytest.raises(errors.APIError) as caught:
+        limiter.check(request)
+    assert caught.value.status == 429 and caught.value.code == "rate_limit_exceeded"
+    return caught.value
+
+
+def test_a_full_bucket_serves_its_capacity_at_once_then_refuses() -> None:
+    limiter = access(FakeClock(), rpm="60")
+    first = served(limiter, get())
+    assert first == {
+        "x-ratelimit-limit-requests": "60",
+        "x-ratelimit-remaining-requests": "59",
+        "x-ratelimit-reset-requests": "1s",
+    }
+    remaining = [served(limiter, get())["x-ratelimit-remaining-requests"] for _ in range(59)]
+    assert remaining == [str(n) for n in range(58, -1, -1)]
+    error = refused(limiter, get())
+    assert error.type == "requests"
+    assert dict(error.headers) == {
+        "retry-after": "1",
+        "retry-after-ms": "1000",
+        "x-ratelimit-limit-requests": "60",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "1s",
+    }
+    assert error.message.startswith("Rate limit reached for this model in organization org-mokku on requests")
+    assert "Limit 60, Used 60, Requested 1. Please try again in 1s." in error.message
+
+
+def test_the_bucket_refills_continuously() -> None:
+    clock = FakeClock()
+    limiter = access(clock, rpm="60")
+    for _ in range(60):
+        served(limiter, get())
+    clock.advance(0.25)
+    error = refused(limiter, get())
+    assert dict(error.headers)["retry-after-ms"] == "750"
+    assert dict(error.headers)["retry-after"] == "1"  # whole seconds, rounded up
+    assert dict(error.headers)["x-ratelimit-reset-requests"] == "750ms"
+    assert "Please try again in 750ms." in error.message
+    clock.advance(0.5)
+    assert dict(refused(limiter, get()).headers)["retry-after-ms"] == "250"
+    clock.advance(0.25)
+    assert served(limiter, get()) == {
+        "x-ratelimit-limit-requests": "60",
+        "x-ratelimit-remaining-requests": "0",
+        "x-ratelimit-reset-requests": "1m0s",
+    }
+    assert dict(refused(limiter, get()).headers)["retry-after-ms"] == "1000"
+    clock.advance(2.5)  # two and a half requests' worth
+    assert served(limiter, get())["x-ratelimit-remaining-requests"] == "1"  # 1.5 left, shown whole
+    last = served(limiter, get())
+    assert last["x-ratelimit-remaining-requests"] == "0"
+    assert last["x-ratelimit-reset-requests"] == "59.5s"
+    assert dict(refused(limiter, get()).headers)["retry-after-ms"] == "500"
+
+
+def test_an_idle_bucket_fills_up_to_its_capacity_and_no_further() -> None:
+    clock = FakeClock()
+    limiter = access(clock, rpm="60")
+    served(limiter, get())
+    clock.advance(3600)
+    assert served(limiter, get())["x-ratelimit-remaining-requests"] == "59"
+
+
+def test_retry_after_for_a_slower_bucket() -> None:
+    clock = FakeClock()
+    limiter = access(clock, rpm="3")  # one request every 20 s
+    assert [served(limiter, get())["x-ratelimit-reset-requests"] for _ in range(3)] == ["20s", "40s", "1m0s"]
+    headers = dict(refused(limiter, get()).headers)
+    assert (headers["retry-after"], headers["retry-after-ms"]) == ("20", "20000")
+    clock.advance(10)
+    headers = dict(refused(limiter, get()).headers)
+    assert (headers["retry-after"], headers["retry-after-ms"]) == ("10", "10000")
+    clock.advance(10)
+    assert served(limiter, get())["x-ratelimit-remaining-requests"] == "0"
+
+
+def test_tokens_per_minute_take_the_estimate() -> None:
+    clock = FakeClock()
+    limiter = access(clock, tpm="600")
+    assert served(limiter, chat(100, 200)) == {
+        "x-ratelimit-limit-tokens": "600",
+        "x-ratelimit-remaining-tokens": "300",
+        "x-ratelimit-reset-tokens": "30s",
+    }
+    assert served(limiter, chat(100, 200))["x-ratelimit-reset-tokens"] == "1m0s"
+    error = refused(limiter, chat(100, 200))
+    assert error.type == "tokens"
+    assert dict(error.headers) == {
+        "retry-after": "30",
+        "retry-after-ms": "30000",
+        "x-ratelimit-limit-tokens": "600",
+        "x-ratelimit-remaining-tokens": "0",
+        "x-ratelimit-reset-tokens": "30s",
+    }
+    assert error.message.startswith(
+        "Rate limit reached for gpt-4o in organization org-mokku on tokens per min"
+    )
+    assert "Limit 600, Used 600, Requested 300. Please try again in 30s." in error.message
+    clock.advance(15)
+    assert dict(refused(limiter, chat(100, 200)).headers)["retry-after-ms"] == "15000"
+    assert served(limiter, chat(100, 50))["x-ratelimit-remaining-tokens"] == "0"  # 150 was there
+    clock.advance(30)
+    assert served(limiter, chat(100, 200))["x-ratelimit-remaining-tokens"] == "0"
+
+
+def test_a_refused_request_takes_nothing_from_either_bucket() -> None:
+    limiter = access(FakeClock(), rpm="60", tpm="600")
+    served(limiter, chat(100, 200))
+    assert served(limiter, chat(100, 200))["x-ratelimit-remaining-requests"] == "58"
+    assert refused(limiter, chat(25, 0)).type == "tokens"
+    headers = served(limiter, get())  # no body: no tokens
+    assert headers["x-ratelimit-remaining-requests"] == "57"
+    assert headers["x-ratelimit-remaining-tokens"] == "0"
+
+
+def test_buckets_are_per_key_else_per_client_address() -> None:
+    limiter = access(FakeClock(), rpm="1")
+    served(limiter, get("sk-a"))
+    refused(limiter, get("sk-a"))
+    served(limiter, get("sk-b"))
+    served(limiter, get(None, "10.0.0.1"))
+    refused(limiter, get(None, "10.0.0.1"))
+    served(limiter, get(None, "10.0.0.2"))
+
+
+def test_twenty_threads_take_exactly_the_capacity() -> None:
+    limiter = access(FakeClock(), rpm="20")
+
+    def call(_: int) -> int:
+        try:
+            limiter.check(get("sk-shared"))
+            return 200
+        except errors.APIError as error:
+            return error.status
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        statuses = list(pool.map(call, range(60)))
+    assert (statuses.count(200), statuses.count(429)) == (20, 40)
+
+
+def test_no_limits_no_headers() -> None:
+    limiter = access(FakeClock())
+    assert not limiter.active
