@@ -16,23 +16,27 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Dict, Iterator, List
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List
 
 import pytest
+
+if TYPE_CHECKING:
+    from mokku.server.app import App
 
 
 class MokkuHandle:
     """What a test uses: the server's URLs, its journal and its scripted replies."""
 
-    def __init__(self, url: str, app: Any) -> None:
+    def __init__(self, url: str, app: App) -> None:
         self.url = url
         self.base_url = url + "/v1"
-        self._app = app
+        assert app.journal is not None and app.scenarios is not None  # the plugin turns both on
+        self._journal, self._scenarios = app.journal, app.scenarios
 
     def requests(self, **filters: Any) -> List[Dict[str, Any]]:
         """Journal entries, oldest first (filters: ``path``, ``model``, ``since``, ``limit``)."""
         filters.setdefault("limit", 10_000)
-        return self._app.journal.entries(**filters)
+        return self._journal.entries(**filters)
 
     def script(self, rule: Any = None, **match: Any) -> Dict[str, Any]:
         """Add a rule: a whole rule dict, or the reply content plus match fields.
@@ -44,7 +48,7 @@ class MokkuHandle:
         if not isinstance(rule, dict):
             times = match.pop("times", None)
             rule = {"match": match, "reply": {"content": rule}, "times": times}
-        return self._app.scenarios.add(check_rule(rule))
+        return self._scenarios.add(check_rule(rule))
 
     def verdict(self) -> Dict[str, Any]:
         """How the clients behaved so far in this test (see ``mokku.control.verdict``)."""
@@ -53,8 +57,8 @@ class MokkuHandle:
         return judge(self.requests())
 
     def clear(self) -> None:
-        self._app.journal.clear()
-        self._app.scenarios.clear()
+        self._journal.clear()
+        self._scenarios.clear()
 
 
 @pytest.fixture(scope="session")
