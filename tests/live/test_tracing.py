@@ -124,6 +124,22 @@ def test_disconnected_stream_span(traced_server: LiveServer, receiver: GrpcRecei
     assert "gen_ai.usage.output_tokens" not in span.attributes
 
 
+def test_a_stream_closed_before_its_first_byte_ends_its_span(
+    traced_server: LiveServer, receiver: GrpcReceiver
+) -> None:
+    model = f"trace-early-close-{traced_server.kind}"
+    body = json.dumps({"model": model, "messages": [{"role": "user", "content": "x"}], "stream": True})
+    with socket.create_connection(("127.0.0.1", traced_server.port)) as sock:
+        sock.sendall(
+            f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"X-Mokku-Latency-Ms: 60000\r\nContent-Length: {len(body)}\r\n\r\n{body}".encode()
+        )
+        time.sleep(0.3)  # served, and waiting a minute for its first token
+    (span,) = spans_for(receiver, model)
+    assert span.attributes["mokku.stream.outcome"] == "client_disconnected"
+    assert span.attributes["mokku.stream.events"] == 0
+
+
 def test_embeddings_and_completions_spans(traced_server: LiveServer, receiver: GrpcReceiver) -> None:
     model = f"trace-embed-{traced_server.kind}"
     with sdk(traced_server) as client:
