@@ -1,16 +1,30 @@
-"""Credentials in requests: which headers carry them, reading a bearer key, and masking them.
+"""Credentials in requests: which headers and query parameters carry them, bearer keys, masking.
 
-Keys are never logged, traced or journaled in clear: the journal stores headers masked with
-``mask_header``, errors show keys as the real API does (``mask_key``), and spans redact
-``SECRET_HEADERS``.
+Keys are never logged, traced or journaled in clear. A header or query parameter is taken for a
+credential by its name: any name holding one of ``SECRET_WORDS`` (``Authorization``,
+``Proxy-Authorization``, ``Cookie``, ``X-Api-Key``, ``X-Goog-Api-Key``, ``Ocp-Apim-Subscription-Key``,
+``X-Auth-Token``, ``?api-key=``, ``?key=`` ...), so that a provider's new header is masked too. The
+journal stores such values masked (``mask_header``), errors show keys as the real API does
+(``mask_key``), and spans redact them (``SECRET_WORDS`` for headers, ``redact_query`` for URLs).
 """
 
 from __future__ import annotations
 
-# Headers that carry credentials: masked in the journal, redacted in spans, never logged.
-SECRET_HEADERS = frozenset(
-    ("authorization", "api-key", "x-api-key", "openai-api-key", "openai-organization", "openai-project")
-)
+import functools
+import re
+from urllib.parse import parse_qsl, urlencode
+
+# Words that make a header or query parameter a credential, wherever they stand in its name.
+SECRET_WORDS = ("auth", "key", "token", "secret", "cookie", "password", "passwd", "session", "credential",
+                "signature", "organization", "project")  # fmt: skip
+_SECRET_NAME = re.compile("|".join(SECRET_WORDS), re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)
+def is_secret(name: str) -> bool:
+    """Whether a header or query parameter named ``name`` carries a credential (mokku's own
+    ``X-Mokku-*`` headers, such as ``X-Mokku-Token-Ms``, do not)."""
+    return _SECRET_NAME.search(name) is not None and not name.lower().startswith("x-mokku-")
 
 
 def bearer_key(authorization: str) -> str:
@@ -28,9 +42,17 @@ def mask_key(key: str) -> str:
 
 def mask_header(name: str, value: str) -> str:
     """A header's value as the journal keeps it: credentials cut to a recognisable stub."""
-    if name.lower() not in SECRET_HEADERS:
+    if not is_secret(name):
         return value
     scheme, _, key = value.partition(" ")
     shown = key if key else scheme
     masked = shown[:3] + "..." + shown[-4:] if len(shown) > 10 else "***"
     return f"{scheme} {masked}" if key else masked
+
+
+def redact_query(query: str) -> str:
+    """A query string with the values of its credential parameters replaced by ``REDACTED``."""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(is_secret(name) for name, _ in pairs):
+        return query
+    return urlencode([(name, "REDACTED" if is_secret(name) else value) for name, value in pairs])

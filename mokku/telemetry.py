@@ -30,7 +30,7 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
-from mokku.credentials import SECRET_HEADERS
+from mokku.credentials import SECRET_WORDS, redact_query
 
 log = logging.getLogger("mokku")
 
@@ -73,7 +73,8 @@ def instrument(app: Callable[..., Any]) -> Callable[..., Any]:
     from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
 
     sanitize = [field for field in os.environ.get(_SANITIZE_VAR, "").split(",") if field.strip()]
-    os.environ[_SANITIZE_VAR] = ",".join(sanitize + sorted(h for h in SECRET_HEADERS if h not in sanitize))
+    # The sanitizer searches each header name for these, as regular expressions.
+    os.environ[_SANITIZE_VAR] = ",".join(sanitize + [word for word in SECRET_WORDS if word not in sanitize])
     traced = OpenTelemetryMiddleware(app)
 
     def traced_app(environ: Dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -158,6 +159,24 @@ def current_span() -> Optional[Span]:
     """The request's span when it is recording, else ``None`` (so callers skip attribute work)."""
     span = trace.get_current_span()
     return span if span.is_recording() else None
+
+
+_URL_ATTRIBUTES = ("http.url", "http.target", "url.query", "url.full")
+
+
+def redact_url(span: Optional[Span], query: str) -> None:
+    """Mask credentials sent in the query string (``?api-key=``, ``?key=``) where the middleware
+    recorded the URL."""
+    if span is None or not query:
+        return
+    redacted = redact_query(query)
+    if redacted == query:
+        return
+    recorded = getattr(span, "attributes", None) or {}
+    for name in _URL_ATTRIBUTES:
+        value = recorded.get(name)
+        if isinstance(value, str) and query in value:
+            span.set_attribute(name, value.replace(query, redacted))
 
 
 def record_route(span: Optional[Span], method: str, template: Optional[str]) -> None:

@@ -57,6 +57,8 @@ class App:
         if not self._checked_threading:
             self._check_threading(environ)
         request = Request(environ, self.settings, telemetry.current_span())
+        if request.span is not None:
+            telemetry.redact_url(request.span, environ.get("QUERY_STRING", ""))
         response = self.handle(request)
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         headers = response.headers

@@ -195,6 +195,23 @@ def test_route_templates_health_and_secrets(traced_server: LiveServer, receiver:
     assert not by_request_id(receiver.spans, marker + "-health")
 
 
+def test_credentials_in_the_query_string_are_redacted(
+    traced_server: LiveServer, receiver: GrpcReceiver
+) -> None:
+    model = f"trace-query-key-{traced_server.kind}"
+    status, _, _ = request_json(
+        "POST",
+        traced_server.url
+        + f"/v1/chat/completions?api-version=2024-10-21&api-key={SECRET_KEY}&key={SECRET_KEY}",
+        {"model": model, "messages": [{"role": "user", "content": "x"}]},
+    )
+    assert status == 200
+    (span,) = spans_for(receiver, model)
+    recorded = json.dumps(span.attributes)
+    assert SECRET_KEY not in recorded
+    assert "api-key=REDACTED" in recorded and "api-version=2024-10-21" in recorded
+
+
 def test_http_protobuf_protocol() -> None:
     receiver = HttpReceiver()
     env = tracing_env(
