@@ -54,6 +54,9 @@ class Settings:
     admin: bool = True
     admin_token: str = field(default="", repr=False)  # never shown in logs
     scenarios_file: str = ""
+    # What one request may produce: completion tokens across choices and prompts, each logprob
+    # alternative counted as a token (see docs/limits.md).
+    max_output_tokens: int = 262_144
 
 
 def _int(env: Mapping[str, str], name: str, default: Any, minimum: int) -> Any:
@@ -179,6 +182,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         admin=_flag(env, "MOKKU_ADMIN", True),
         admin_token=env.get("MOKKU_ADMIN_TOKEN", "").strip(),
         scenarios_file=env.get("MOKKU_SCENARIOS", "").strip(),
+        max_output_tokens=_int(env, "MOKKU_MAX_OUTPUT_TOKENS", 262_144, 1),
     )
 
 

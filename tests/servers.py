@@ -119,3 +119,25 @@ def request_json(
     headers = {"Content-Type": "application/json"} if body is not None else {}
     status, response_headers, data = request(method, url, body, headers, **kwargs)  # type: ignore[arg-type]
     return status, response_headers, json.loads(data)
+
+
+def server_rss_kb(server: LiveServer) -> int:
+    """Resident memory of the server's process and its children (gunicorn's workers), in KiB."""
+    pids = [server.process.pid]
+    try:
+        with open(
+            f"/proc/{server.process.pid}/task/{server.process.pid}/children", encoding="ascii"
+        ) as handle:
+            pids += [int(pid) for pid in handle.read().split()]
+    except OSError:
+        pass
+    total = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/status", encoding="ascii") as handle:
+                for line in handle:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        except OSError:
+            pass
+    return total

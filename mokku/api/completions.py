@@ -58,7 +58,10 @@ def create(request: Request, replies: Replies) -> Response:
         [prompt.text for prompt in prompts],
         [prompt.tokens for prompt in prompts],
         sampling,
+        top_logprobs=top,
         legacy=True,
+        input_param="prompt",
+        logprobs_param="logprobs",
     )
     reply = replies.decide(request, behaviour, generation)
 

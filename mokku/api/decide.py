@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
-from mokku import config, telemetry
+from mokku import config, errors, telemetry
 from mokku.api import tools, validate
 from mokku.api.sampling import Output, Sampling, complete
 from mokku.api.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count
@@ -27,6 +27,8 @@ from mokku.simulation import limits
 from mokku.simulation.faults import Behaviour, Simulator
 
 TOOL_RESULT = "tool"
+# Model ids are short; a long one would be repeated in every chunk of a stream.
+MAX_MODEL_LENGTH = 256
 
 
 class Message(NamedTuple):
@@ -48,6 +50,8 @@ class Generation(NamedTuple):
     output_format: Optional[tools.OutputFormat] = None
     top_logprobs: Optional[int] = None  # logprobs asked for: how many alternatives per token
     legacy: bool = False  # completions: the context error speaks of a prompt
+    input_param: str = "messages"  # the field that holds the prompts, for errors
+    logprobs_param: str = "top_logprobs"
 
 
 class Reply(NamedTuple):
@@ -110,6 +114,13 @@ class Replies:
         if known_params is not None and self.settings.strict:
             validate.reject_unknown(body, known_params)
         model = validate.required_string(body, "model")
+        if len(model) > MAX_MODEL_LENGTH:
+            raise errors.invalid_request(
+                f"Invalid 'model': string too long. Expected a string with maximum length {MAX_MODEL_LENGTH}, "
+                f"but got a string with length {len(model)} instead.",
+                "model",
+                "string_above_max_length",
+            )
         telemetry.record_request(request.span, operation, model, body)
         return body, self.simulator.decide(request, model)
 
@@ -126,6 +137,12 @@ class Replies:
         return reply
 
     def decide(self, request: Request, behaviour: Behaviour, generation: Generation) -> Reply:
+        """The reply, checked against what one request may produce before anything is rendered."""
+        reply = self._choose(request, behaviour, generation)
+        self._check_output(generation, reply)
+        return reply
+
+    def _choose(self, request: Request, behaviour: Behaviour, generation: Generation) -> Reply:
         """The reply, in the order a test expects: a scripted reply wins (with its fault and latency),
         then the context window is checked, then functions are called, or structured output or the
         echo is answered. A scripted call answers even under ``content_filter``; a generated one does not."""
@@ -142,13 +159,44 @@ class Replies:
         if script is not None and "content" in script:
             texts = [script["content"]] * len(generation.prompts)
         elif generation.functions and not filtered:
-            calls = tools.make_calls(generation.functions, generation.prompts[0])
-            return Reply([Output([], "stop")], calls, top)
+            return Reply(
+                [Output([], "stop")], tools.make_calls(generation.functions, generation.prompts[0]), top
+            )
         else:
             structured = _structured(generation.output_format, generation.prompts[0])
             prefix = self.settings.echo_prefix
             texts = [structured] if structured is not None else [prefix + text for text in generation.prompts]
         return Reply([complete(text, sampling, filtered) for text in texts], [], top)
+
+    def _check_output(self, generation: Generation, reply: Reply) -> None:
+        """400 before any rendering when the reply would be larger than one request may produce:
+        ``n`` choices of every prompt, each token with its logprob alternatives."""
+        per_choice = sum(reply.completion_tokens(i) for i in range(len(reply.outputs)))
+        weight = 1 + (generation.top_logprobs or 0)
+        n = generation.sampling.n
+        total = per_choice * n * weight
+        limit = self.settings.max_output_tokens
+        if total <= limit:
+            return
+        if n > 1:
+            param = "n"
+        elif weight > 1:
+            param = generation.logprobs_param
+        else:
+            param = generation.input_param
+        prompts = len(reply.outputs)
+        parts = [
+            f"{n} choice(s)",
+            f"{per_choice:,} tokens" + (f" over {prompts} prompts" if prompts > 1 else ""),
+        ]
+        if weight > 1:
+            parts.append(f"{weight} with logprob alternatives")
+        raise errors.invalid_request(
+            f"Invalid '{param}': this request would produce {total:,} output tokens ({' x '.join(parts)}), "
+            f"more than the {limit:,} this server allows (MOKKU_MAX_OUTPUT_TOKENS).",
+            param,
+            "invalid_value",
+        )
 
 
 def _structured(output_format: Optional[tools.OutputFormat], text: str) -> Optional[str]:

@@ -108,6 +108,7 @@ class Responses:
             Sampling(max_tokens=max_output, stream=stream),
             chosen,
             output_format,
+            input_param="input",
         )
         reply = self.replies.decide(request, behaviour, generation)
         output, calls = reply.outputs[0], reply.calls
