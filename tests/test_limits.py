@@ -208,3 +208,21 @@ def test_twenty_threads_take_exactly_the_capacity() -> None:
 def test_no_limits_no_headers() -> None:
     limiter = access(FakeClock())
     assert not limiter.active
+
+
+def test_the_bucket_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ever new keys cannot grow the table without end: refilled buckets go first, then the oldest."""
+    monkeypatch.setattr(limits, "MAX_BUCKETS", 100)
+    clock = FakeClock()
+    limiter = access(clock, rpm="60")
+    for number in range(100):
+        limiter.check(get(f"sk-{number}"))
+    assert limiter.buckets == 100
+    clock.advance(1.5)  # each bucket has refilled the one request it gave
+    limiter.check(get("sk-new"))
+    assert limiter.buckets == 1
+    for number in range(250):
+        limiter.check(get(f"sk-busy-{number}"))  # none refills: the older half is dropped
+    assert limiter.buckets <= 100
+    # The newest keys keep their bucket, and so their limit: one request taken before, one now.
+    assert dict(limiter.check(get("sk-busy-249")))["x-ratelimit-remaining-requests"] == "58"

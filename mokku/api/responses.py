@@ -4,15 +4,16 @@ The reply follows the chat rules: it echoes the last user message (or, after a
 ``function_call_output``, that output, so agent loops end), calls a function when function
 tools are sent (see ``tools``), or answers JSON for ``text.format`` json_schema / json_object.
 Streams send the real typed events, each ``event: <type>`` plus ``data: <json>`` with a
-``sequence_number``. Responses created with ``store`` (the default) are kept, newest first, in a
-bounded in-memory store of ``STORE_SIZE`` per worker process.
+``sequence_number``. Responses created with ``store`` (the default) are kept, encoded, in an
+in-memory store per worker process, bounded in count, bytes and age (``STORE_*``).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from mokku import errors
 from mokku.api import render, tools, validate
@@ -28,7 +29,7 @@ from mokku.api.ids import random_id
 from mokku.api.sampling import Output, Sampling
 from mokku.api.tokens import tokenize
 from mokku.server import stream
-from mokku.server.http import Request, Response, json_response
+from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
 from mokku.server.stream import Event, Token
 
 # Top-level parameters of CreateResponse; others are refused only with MOKKU_STRICT.
@@ -38,7 +39,10 @@ KNOWN_PARAMS = frozenset(
     "prompt_cache_options prompt_cache_retention reasoning safety_identifier service_tier store stream "
     "stream_options temperature text tool_choice tools top_logprobs top_p truncation user".split()
 )
+# The store of each worker process: at most this many responses, bytes (encoded) and seconds.
 STORE_SIZE = 1000
+STORE_BYTES = 64 * 1024 * 1024
+STORE_SECONDS = 24 * 3600
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
 
 
@@ -46,33 +50,65 @@ def not_found(response_id: str) -> errors.APIError:
     return errors.APIError(404, f"Response with id '{response_id}' not found.", "invalid_request_error")
 
 
+class Store:
+    """Created responses, encoded, newest last: bounded in count, bytes and age, oldest out first."""
+
+    def __init__(
+        self, size: int = STORE_SIZE, max_bytes: int = STORE_BYTES, max_age: float = STORE_SECONDS
+    ) -> None:
+        self._items: OrderedDict[str, Tuple[float, bytes]] = OrderedDict()
+        self._size, self._max_bytes, self._max_age = size, max_bytes, max_age
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def keep(self, response_id: str, encoded: bytes) -> None:
+        if len(encoded) > self._max_bytes:
+            return  # larger than the whole store: not kept (a later retrieve answers 404)
+        with self._lock:
+            self._drop(response_id)
+            self._items[response_id] = (time.monotonic(), encoded)
+            self._bytes += len(encoded)
+            while len(self._items) > self._size or self._bytes > self._max_bytes:
+                self._drop(next(iter(self._items)))
+
+    def get(self, response_id: str) -> Optional[bytes]:
+        with self._lock:
+            found = self._items.get(response_id)
+            if found is not None and time.monotonic() - found[0] > self._max_age:
+                self._drop(response_id)
+                found = None
+        return found[1] if found else None
+
+    def pop(self, response_id: str) -> bool:
+        with self._lock:
+            return self._drop(response_id)
+
+    def _drop(self, response_id: str) -> bool:
+        found = self._items.pop(response_id, None)
+        if found is not None:
+            self._bytes -= len(found[1])
+        return found is not None
+
+    @property
+    def bytes(self) -> int:
+        return self._bytes
+
+
 class Responses:
     """The endpoint family, with its store of created responses."""
 
-    def __init__(self, replies: Replies, size: int = STORE_SIZE) -> None:
+    def __init__(self, replies: Replies, store: Optional[Store] = None) -> None:
         self.replies = replies
-        self._store: OrderedDict[str, Dict[str, Any]] = OrderedDict()
-        self._size = size
-        self._lock = threading.Lock()
-
-    def _keep(self, response: Dict[str, Any]) -> None:
-        with self._lock:
-            self._store[response["id"]] = response
-            self._store.move_to_end(response["id"])
-            while len(self._store) > self._size:
-                self._store.popitem(last=False)
+        self._store = store or Store()
 
     def retrieve(self, request: Request, response_id: str) -> Response:
-        with self._lock:
-            stored = self._store.get(response_id)
+        stored = self._store.get(response_id)
         if stored is None:
             raise not_found(response_id)
-        return json_response(stored)
+        return encoded_json_response(stored)
 
     def delete(self, request: Request, response_id: str) -> Response:
-        with self._lock:
-            found = self._store.pop(response_id, None)
-        if found is None:
+        if not self._store.pop(response_id):
             raise not_found(response_id)
         return json_response({"id": response_id, "object": "response", "deleted": True})
 
@@ -137,14 +173,15 @@ class Responses:
             output=items_out,
             usage=usage,
         )
+        encoded = dumps(final) if store or not stream else b""
         if store:
-            self._keep(final)
+            self._store.keep(response_id, encoded)
         finish_reasons = ["tool_calls" if calls else output.finish_reason]
         chat_usage = {"prompt_tokens": input_tokens, "completion_tokens": output_tokens}
         if stream:
             events = _stream(shell, final, output)
             return render.respond(request, behaviour, response_id, chat_usage, finish_reasons, events=events)
-        return render.respond(request, behaviour, response_id, chat_usage, finish_reasons, body=final)
+        return render.respond(request, behaviour, response_id, chat_usage, finish_reasons, body=encoded)
 
 
 def _chat_choice(choice: Any) -> Any:

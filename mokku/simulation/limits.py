@@ -133,6 +133,15 @@ class _Bucket:
         """Seconds until the bucket is full again."""
         return (self.capacity - self.level) * 60 / self.capacity
 
+    def full_at(self, now: float) -> bool:
+        """Whether the bucket has refilled by ``now``: then it is the same as a new one."""
+        return now - self.updated >= self.reset_in()
+
+
+# Buckets kept at most (a key has one per limit): past it, full buckets are dropped, then the ones
+# used longest ago, so that clients sending ever new keys cannot grow the table without end.
+MAX_BUCKETS = 10_000
+
 
 class Access:
     """API-key checks and per-key rate limits for the ``/v1`` endpoints; ``clock`` gives the
@@ -174,6 +183,8 @@ class Access:
                 if capacity:
                     bucket = self._buckets.get((who, kind))
                     if bucket is None:
+                        if len(self._buckets) >= MAX_BUCKETS:
+                            self._prune(now)
                         bucket = self._buckets[(who, kind)] = _Bucket(capacity, now)
                     bucket.refill(now)
                     buckets.append((kind, bucket, amount))
@@ -191,6 +202,18 @@ class Access:
                     (f"x-ratelimit-reset-{kind}", format_duration(bucket.reset_in())),
                 ]
             return headers
+
+    def _prune(self, now: float) -> None:
+        """Drop the buckets that have refilled; if that is not enough, the older half."""
+        self._buckets = {key: b for key, b in self._buckets.items() if not b.full_at(now)}
+        if len(self._buckets) >= MAX_BUCKETS:
+            newest = sorted(self._buckets.items(), key=lambda item: item[1].updated)[MAX_BUCKETS // 2 :]
+            self._buckets = dict(newest)
+
+    @property
+    def buckets(self) -> int:
+        """How many buckets are kept."""
+        return len(self._buckets)
 
 
 def _body(request: Request) -> Dict[str, Any]:
