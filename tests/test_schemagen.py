@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import enum
+import json
+import math
+import time
 from typing import Any, Dict, List, Literal, Optional
 
 import jsonschema
 import pydantic
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from mokku.api import schemagen
 from mokku.api.schemagen import SchemaError, generate
 
 TEXT = "Hello from the echo"
@@ -175,3 +181,218 @@ def test_pydantic_models_parse() -> None:
     person = Person.model_validate(generate(schema, TEXT))
     assert person.name == TEXT
     assert person.addresses and person.addresses[0].city == TEXT
+
+
+# Whatever the schema, the document validates (Draft 2020-12, as jsonschema checks it) or
+# generate() raises SchemaError; and it does so quickly.
+
+NUMBERS = st.sampled_from([0, 1, -1, 2, 3, 7, 10, 0.5, 0.1, 0.25, 1.5, -2.5, 100, 1e-308, 1e308, 1e20])
+STEPS = st.sampled_from([1, 2, 3, 7, 10, 0.1, 0.25, 0.5, 1.5, 1e-308, 1e300])
+VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.sampled_from([0.5, 1.0, "a", "x", "", "Hello"]),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from("abc"), inner, max_size=2),
+    max_leaves=5,
+)
+PATTERNS = st.sampled_from(
+    ["^a", "^[0-9]+$", "^[A-Z]{2}-[0-9]{3}$", "x", "^$", "(foo|bar)baz", "^.{3}$", "^(a+)+$"]
+)
+KINDS = st.sampled_from(["string", "integer", "number", "boolean", "null", "object", "array"])
+NAMES = st.sampled_from(["a", "b", "c"])
+
+
+def _leaves() -> st.SearchStrategy[Any]:
+    keywords = {
+        "minimum": NUMBERS,
+        "maximum": NUMBERS,
+        "exclusiveMinimum": NUMBERS,
+        "exclusiveMaximum": NUMBERS,
+        "multipleOf": STEPS,
+        "minLength": st.integers(0, 6),
+        "maxLength": st.integers(0, 8),
+        "pattern": PATTERNS,
+        "minItems": st.integers(0, 3),
+        "maxItems": st.integers(0, 4),
+        "uniqueItems": st.booleans(),
+        "minProperties": st.integers(0, 3),
+        "maxProperties": st.integers(0, 3),
+    }
+    return st.one_of(
+        st.booleans(),
+        st.builds(dict),
+        st.fixed_dictionaries(
+            {"type": KINDS | st.lists(KINDS, min_size=1, max_size=3, unique=True)}, optional=keywords
+        ),
+        st.fixed_dictionaries({"enum": st.lists(VALUES, min_size=1, max_size=4)}),
+        st.fixed_dictionaries({"const": VALUES}),
+    )
+
+
+def _containers(inner: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
+    some = st.lists(inner, min_size=1, max_size=3)
+    return st.one_of(
+        st.fixed_dictionaries({"allOf": some}),
+        st.fixed_dictionaries({"anyOf": some}),
+        st.fixed_dictionaries({"oneOf": some}),
+        st.fixed_dictionaries({"not": inner}),
+        st.fixed_dictionaries({"if": inner, "then": inner}, optional={"else": inner}),
+        st.fixed_dictionaries(
+            {"type": st.just("object")},
+            optional={
+                "properties": st.dictionaries(NAMES, inner, max_size=3),
+                "required": st.lists(NAMES, max_size=3, unique=True),
+                "additionalProperties": inner,
+                "patternProperties": st.dictionaries(st.sampled_from(["^a", "b", "^key"]), inner, max_size=2),
+                "propertyNames": inner,
+                "minProperties": st.integers(0, 3),
+                "maxProperties": st.integers(0, 3),
+                "dependentRequired": st.dictionaries(
+                    NAMES, st.lists(NAMES, max_size=2, unique=True), max_size=2
+                ),
+            },
+        ),
+        st.fixed_dictionaries(
+            {"type": st.just("array")},
+            optional={
+                "items": inner,
+                "prefixItems": st.lists(inner, max_size=3),
+                "minItems": st.integers(0, 4),
+                "maxItems": st.integers(0, 4),
+                "uniqueItems": st.booleans(),
+                "contains": inner,
+                "minContains": st.integers(0, 2),
+                "maxContains": st.integers(0, 3),
+            },
+        ),
+        st.tuples(_leaves(), st.sampled_from(["allOf", "anyOf", "oneOf"]), inner, inner).map(
+            lambda t: {**t[0], t[1]: [t[2], t[3]]} if isinstance(t[0], dict) else t[0]
+        ),
+    )
+
+
+ANY_SCHEMA = st.recursive(_leaves(), _containers, max_leaves=8)
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(ANY_SCHEMA, st.sampled_from(["Hello", "a", "", "42"]))
+def test_a_document_validates_or_the_schema_is_refused(schema: Any, text: str) -> None:
+    started = time.monotonic()
+    try:
+        value = generate(schema, text)
+    except SchemaError:
+        return
+    finally:
+        assert time.monotonic() - started < 5
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(value))
+    assert not errors, (value, errors[0].message)
+
+
+@pytest.mark.parametrize(
+    "schema, reason",
+    [
+        ({"type": "integer", "multipleOf": math.inf}, "multipleOf must be a finite number"),
+        ({"allOf": [{"type": "string"}, {"type": "integer"}]}, "types that exclude each other"),
+        ({"type": "integer", "enum": ["x"]}, "no enum value satisfies"),
+        ({"const": "x", "type": "integer"}, "the const value does not satisfy"),
+        ({"type": "string", "not": {"type": "string"}}, "excluded by not"),
+        ({"oneOf": [{"type": "string"}, {"type": "string"}]}, "more than one oneOf option"),
+        ({"type": "array", "contains": {"type": "integer"}, "maxItems": 0}, "wrong number of items"),
+        ({"type": "number", "minimum": math.inf}, "minimum must be a finite number"),
+        ({"type": "number", "maximum": math.nan}, "maximum must be a finite number"),
+        ({"type": "integer", "minimum": 10**400}, "minimum must be a finite number"),
+    ],
+)
+def test_no_invalid_document(schema: Any, reason: str) -> None:
+    with pytest.raises(SchemaError, match=reason):
+        generate(schema, TEXT)
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"oneOf": [{"type": "integer"}, {"type": "number"}]},
+        {"type": ["string", "integer"], "not": {"type": "string"}},
+        {"not": {"type": "string"}},
+        {"type": "array", "contains": {"type": "integer"}},
+        {"type": "array", "items": {"type": "integer"}, "contains": {"const": 3}, "minContains": 2},
+        {"if": {"type": "string"}, "then": {"minLength": 30}, "else": {"type": "integer"}},
+        {"type": "object", "properties": {"a": {"type": "string"}}, "dependentRequired": {"a": ["b"]}},
+        {"allOf": [{"type": "number"}, {"type": ["integer", "string"]}], "multipleOf": 0.5},
+        {"type": "number", "multipleOf": 0.1, "minimum": 0.25},
+        {"type": "integer", "multipleOf": 1e300},
+        {"type": "number", "minimum": -1e308, "maximum": 1.7e308},
+        {"type": "number", "exclusiveMinimum": 1e308},
+        {"type": "integer", "minimum": 0, "exclusiveMinimum": True},
+    ],
+)
+def test_satisfiable_schemas_get_a_valid_document(schema: Any) -> None:
+    value = generate(schema, TEXT)
+    if schema.get("exclusiveMinimum") is not True:  # Draft 4's boolean form: jsonschema reads it as 1
+        jsonschema.Draft202012Validator(schema).validate(value)
+    assert generate(schema, TEXT) == value
+
+
+def _self_referencing(count: int) -> Dict[str, Any]:
+    return {"type": "object", "properties": {f"p{i}": {"$ref": "#"} for i in range(count)}}
+
+
+def _nested_arrays(count: int) -> Dict[str, Any]:
+    schema: Dict[str, Any] = {"type": "string"}
+    for _ in range(3):
+        schema = {"type": "array", "minItems": count, "items": schema}
+    return schema
+
+
+@pytest.mark.parametrize(
+    "schema, reason",
+    [
+        # Unbounded, each of these took from seconds to forever, or hundreds of MB.
+        ({"anyOf": [{"$ref": "#"}] * 8}, "more than 10,000 schema nodes"),
+        ({"anyOf": [{"$ref": "#"}] * 20}, "more than 10,000 schema nodes"),
+        (
+            {"anyOf": [{"type": "object", "properties": {"x": {"$ref": "#"}}, "required": ["x"]}] * 20},
+            "more than 10,000 schema nodes",
+        ),
+        (_nested_arrays(100), "more than 10,000 schema nodes"),
+        ({"type": "array", "minItems": 10**30}, "minItems 1e\\+30 is above mokku's bound of 10,000"),
+        ({"type": "array", "minItems": 1e30}, "minItems 1e\\+30 is above"),
+        ({"type": "string", "minLength": 20_000_000}, "minLength 20,000,000 is above mokku's bound"),
+        ({"type": "string", "minLength": 1e30}, "minLength 1e\\+30 is above"),
+        ({"type": "number", "multipleOf": 1e-308, "minimum": 1e308}, "no number satisfies"),
+        ({"type": "object", "minProperties": 10**9}, "minProperties 1,000,000,000 is above"),
+        ({"type": "array", "minItems": 3000, "items": {"const": list(range(1000))}}, "longer than"),
+        ({"type": "string", "pattern": "(a)\\1"}, "backreferences are not supported"),
+        ({"type": "string", "pattern": "(?=a)"}, "lookahead"),
+        ({"type": "string", "pattern": "a{5000}"}, "too large"),
+        ({"type": "string", "pattern": "a", "minLength": 20_000}, "at most 10,000 characters"),
+        ({"type": "object", "patternProperties": {"(x)\\1": {}}, "required": ["y"]}, "backreferences"),
+    ],
+)
+def test_bounded_work(schema: Any, reason: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(SchemaError, match=reason):
+        generate(schema, TEXT)
+    assert time.monotonic() - started < 5
+
+
+def test_optional_content_stops_at_half_the_bounds() -> None:
+    """60 optional self-referencing properties: 2.3 MB in 3 s unbounded; now a small document."""
+    started = time.monotonic()
+    value = generate(_self_referencing(60), TEXT)
+    assert time.monotonic() - started < 5
+    assert len(json.dumps(value)) < schemagen.MAX_CHARS // 2
+    jsonschema.Draft202012Validator(_self_referencing(60)).validate(value)
+
+
+def test_a_long_text_is_cut_to_the_output_bound() -> None:
+    value = generate(
+        {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}}, "x" * 3_000_000
+    )
+    assert len(json.dumps(value)) <= schemagen.MAX_CHARS
+    assert value["a"].startswith("xxx")
+
+
+def test_patterns_are_matched_in_linear_time() -> None:
+    started = time.monotonic()
+    value = generate({"type": "string", "pattern": "^(a+)+$"}, "a" * 9_000 + "!")
+    assert value == "a"
+    assert time.monotonic() - started < 5  # re.search: 2 s at 24 characters, doubling with each

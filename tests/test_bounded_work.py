@@ -1,0 +1,179 @@
+"""Bounded work per request, in-process: schemas and regular expressions from clients are refused
+with a 400 naming the parameter, or answered, in well under a second, never a 500."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, Tuple
+
+import pytest
+import webtest
+
+from mokku import config
+from mokku.api import schemagen
+from mokku.server.app import App
+
+from .spec import assert_invalid_request
+
+INF = "__inf__"  # replaced by 1e400 in the raw body: Python's json reads it as inf
+TEXT = "a" * 24 + "!"
+
+
+def _nested_arrays(count: int) -> Dict[str, Any]:
+    schema: Dict[str, Any] = {"type": "string"}
+    for _ in range(3):
+        schema = {"type": "array", "minItems": count, "items": schema}
+    return schema
+
+
+# (schema, what the message says); before the bounds, from seconds to forever, hundreds of MB, or a 500.
+ATTACKS = [
+    ({"anyOf": [{"$ref": "#"}] * 8}, "more than 10,000 schema nodes"),  # 1.6 s
+    ({"anyOf": [{"$ref": "#"}] * 20}, "more than 10,000 schema nodes"),  # about 30 minutes
+    (_nested_arrays(100), "more than 10,000 schema nodes"),  # 3.7 MB
+    ({"type": "array", "minItems": 10**30}, "minItems 1e\\+30 is above"),  # never ends
+    ({"type": "string", "minLength": 20_000_000}, "minLength 20,000,000 is above"),  # +400 MB
+    ({"type": "string", "minLength": 1e30}, "minLength 1e\\+30 is above"),  # 500
+    ({"type": "number", "multipleOf": 1e-308, "minimum": 1e308}, "no number satisfies"),  # 500
+    ({"type": "number", "minimum": INF}, "minimum must be a finite number"),  # 500
+    ({"type": "integer", "multipleOf": INF}, "multipleOf must be a finite number"),  # 9, invalid
+    ({"allOf": [{"type": "string"}, {"type": "integer"}]}, "types that exclude each other"),  # 9, invalid
+    ({"type": "integer", "enum": ["x"]}, "no enum value satisfies"),  # "x", invalid
+    ({"type": "string", "not": {"type": "string"}}, "excluded by not"),  # a string, invalid
+    ({"type": "string", "pattern": "(a)\\1"}, "backreferences are not supported"),
+    ({"type": "string", "pattern": "(?<=a)b"}, "lookahead and lookbehind are not supported"),
+]
+
+
+def _chat_tools(schema: Any) -> Tuple[str, Dict[str, Any], str]:
+    body = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": TEXT}],
+        "tools": [{"type": "function", "function": {"name": "f", "parameters": schema}}],
+    }
+    return "/v1/chat/completions", body, "tools[0].function.parameters"
+
+
+def _chat_format(schema: Any) -> Tuple[str, Dict[str, Any], str]:
+    body = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": TEXT}],
+        "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": schema}},
+    }
+    return "/v1/chat/completions", body, "response_format.json_schema.schema"
+
+
+def _responses_format(schema: Any) -> Tuple[str, Dict[str, Any], str]:
+    body = {
+        "model": "gpt-4o",
+        "input": TEXT,
+        "text": {"format": {"type": "json_schema", "name": "x", "schema": schema}},
+    }
+    return "/v1/responses", body, "text.format.schema"
+
+
+def _responses_tools(schema: Any) -> Tuple[str, Dict[str, Any], str]:
+    body = {
+        "model": "gpt-4o",
+        "input": TEXT,
+        "tools": [{"type": "function", "name": "f", "parameters": schema}],
+    }
+    return "/v1/responses", body, "tools[0].parameters"
+
+
+ENTRIES = [_chat_tools, _chat_format, _responses_format, _responses_tools]
+
+
+def _post(app: webtest.TestApp, url: str, body: Dict[str, Any]) -> Any:
+    raw = json.dumps(body).replace(json.dumps(INF), "1e400")
+    return app.post(url, raw, content_type="application/json", expect_errors=True)
+
+
+@pytest.fixture(scope="module")
+def app() -> webtest.TestApp:
+    return webtest.TestApp(App(config.load({})))
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.__name__.strip("_"))
+@pytest.mark.parametrize("schema, message", ATTACKS, ids=range(len(ATTACKS)))
+def test_schema_attacks_are_refused_quickly(
+    app: webtest.TestApp, entry: Callable[[Any], Tuple[str, Dict[str, Any], str]], schema: Any, message: str
+) -> None:
+    url, body, param = entry(schema)
+    started = time.monotonic()
+    response = _post(app, url, body)
+    assert time.monotonic() - started < 5
+    assert response.status_int == 400, response.body[:300]
+    assert_invalid_request(response.json, param, None, message)
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=lambda e: e.__name__.strip("_"))
+@pytest.mark.parametrize(
+    "schema",
+    [
+        # 60 and 80 optional self-referencing properties: 2.3 MB in 3 s and 5.6 MB in 13 s before.
+        {"type": "object", "properties": {f"p{i}": {"$ref": "#"} for i in range(60)}},
+        {"type": "object", "properties": {f"p{i}": {"$ref": "#"} for i in range(80)}},
+        # Exponential in re: 2 s for this text, doubling with each "a".
+        {"type": "object", "properties": {"s": {"type": "string", "pattern": "^(a+)+$"}}, "required": ["s"]},
+        {"oneOf": [{"type": "integer"}, {"type": "number"}]},
+    ],
+    ids=range(4),
+)
+def test_satisfiable_schemas_are_answered_quickly(
+    app: webtest.TestApp, entry: Callable[[Any], Tuple[str, Dict[str, Any], str]], schema: Any
+) -> None:
+    url, body, _ = entry(schema)
+    started = time.monotonic()
+    response = _post(app, url, body)
+    assert time.monotonic() - started < 5
+    assert response.status_int == 200, response.body[:300]
+    assert len(response.body) < 2 * schemagen.MAX_CHARS
+
+
+def _scenarios(tmp_path: Path) -> webtest.TestApp:
+    settings = config.load({"MOKKU_STATE": str(tmp_path / "state.sqlite3")})
+    return webtest.TestApp(App(settings), extra_environ={"wsgi.multithread": True})
+
+
+@pytest.mark.parametrize(
+    "regex, reason",
+    [
+        ("(a)\\1", "backreferences are not supported"),
+        ("(?=a)a", "lookahead and lookbehind are not supported"),
+        ("(?:a{1,1000}){5}", "too large"),
+        ("(", "not a valid regular expression"),
+    ],
+)
+def test_unsafe_rule_regexes_are_refused(tmp_path: Path, regex: str, reason: str) -> None:
+    app = _scenarios(tmp_path)
+    rule = {"match": {"regex": regex}, "reply": {"content": "x"}}
+    one = app.post_json("/mokku/scenarios", rule, expect_errors=True)
+    assert one.status_int == 400
+    assert_invalid_request(one.json, "rule.match.regex", None, reason)
+    many = app.post_json("/mokku/scenarios", {"rules": [rule]}, expect_errors=True)
+    assert many.status_int == 400
+    assert_invalid_request(many.json, "rules[0].match.regex", None, reason)
+
+
+def test_rule_regexes_match_in_linear_time(tmp_path: Path) -> None:
+    """^(a+)+$ against 24 "a" and a "!" took 2 s per match before, doubling with each "a"."""
+    app = _scenarios(tmp_path)
+    rules = [
+        {"match": {"regex": "^(a+)+$"}, "reply": {"content": "all a"}},
+        {"match": {"regex": ".*a.*a.*a$"}, "reply": {"content": "three a"}},
+    ]
+    app.post_json("/mokku/scenarios", {"rules": rules})
+    for text, expected in [
+        ("a" * 9_000 + "!", "a" * 9_000 + "!"),
+        ("a" * 30, "all a"),
+        ("xaxaxa", "three a"),
+    ]:
+        started = time.monotonic()
+        reply = app.post_json(
+            "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": text}]}
+        )
+        assert time.monotonic() - started < 5
+        assert reply.json["choices"][0]["message"]["content"] == expected

@@ -1,0 +1,129 @@
+"""Client regular expressions: the same answers as ``re.search``, in time linear in the text."""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mokku import saferegex
+
+ATOMS = st.sampled_from(
+    ["a", "b", "A", " ", "\\n", ".", "[ab]", "[^a]", "[a-c1]", "\\d", "\\w", "\\W", "\\s", "é", "_", ""]
+)
+ASSERTIONS = st.sampled_from(["^", "$", "\\A", "\\Z", "\\b", "\\B"])
+QUANTIFIERS = st.sampled_from(["", "", "*", "+", "?", "*?", "+?", "{2}", "{0,2}", "{1,3}?", "{2,}"])
+FLAGS = st.sampled_from(["", "", "(?i)", "(?m)", "(?s)", "(?a)", "(?im)"])
+
+
+def _pieces(children: st.SearchStrategy[str]) -> st.SearchStrategy[str]:
+    return st.one_of(
+        st.tuples(children, children).map("".join),
+        st.tuples(children, children).map("|".join),
+        st.tuples(st.sampled_from(["(", "(?:", "(?i:", "(?-i:", "(?s:"]), children, QUANTIFIERS).map(
+            lambda t: f"{t[0]}{t[1]}){t[2]}"
+        ),
+    )
+
+
+ATOMS_REPEATED = st.tuples(ATOMS, QUANTIFIERS).map(
+    lambda t: t[0] + t[1] if t[0] not in ("", " ") or not t[1] else t[0]
+)
+PATTERNS = st.tuples(FLAGS, st.recursive(ATOMS_REPEATED | ASSERTIONS, _pieces, max_leaves=8)).map("".join)
+TEXTS = st.text(alphabet="aAbB 1_\né!", max_size=12)
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(PATTERNS, TEXTS)
+def test_the_same_answer_as_re(pattern: str, text: str) -> None:
+    try:
+        expected = re.search(pattern, text) is not None
+    except re.error:
+        with pytest.raises(saferegex.UnsafePattern):
+            saferegex.compile(pattern)
+        return
+    assert saferegex.compile(pattern).search(text) is expected
+
+
+@pytest.mark.parametrize(
+    "pattern, text, expected",
+    [
+        ("^[a-z]+$", "hello", True),
+        ("^[a-z]+$", "Hello", False),
+        (r"\d{3}-\d{4}", "call 555-1234 today", True),
+        ("(foo|bar)baz", "a barbaz", True),
+        ("(foo|bar)baz", "a quxbaz", False),
+        ("^[A-Z][a-z]*( [A-Z][a-z]*)*$", "New York City", True),
+        ("^[A-Z][a-z]*( [A-Z][a-z]*)*$", "New york", False),
+        (r"^order #\d+$", "order #42", True),
+        ("(?i)refund", "I want a REFUND", True),
+        (r"^[^@\s]+@[^@\s]+\.[a-z]{2,}$", "a@example.com", True),
+        (
+            "^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$",
+            "0" * 8 + "-0000" * 3 + "-" + "0" * 12,
+            True,
+        ),
+    ],
+)
+def test_ordinary_patterns(pattern: str, text: str, expected: bool) -> None:
+    assert saferegex.compile(pattern).search(text) is expected
+
+
+@pytest.mark.parametrize(
+    "pattern, text",
+    [
+        ("^(a+)+$", "a" * 9_999 + "!"),  # exponential in re: 2 s at 24 characters, doubling per character
+        ("^(a|aa)+$", "a" * 9_999 + "!"),
+        ("(x+x+)+y", "x" * 10_000),
+        (".*a.*a.*a$", "a" * 9_999 + "!"),  # cubic in re: minutes at 1,000 characters
+        ("[a-z]*[a-z]*[a-z]*!$", "a" * 10_000),
+        ("(?:[ab]*a[ab]{9}){60}c", "ab" * 5_000),  # a new set of states at almost every character
+    ],
+)
+def test_attacks_run_in_linear_time(pattern: str, text: str) -> None:
+    regex = saferegex.compile(pattern)
+    started = time.monotonic()
+    regex.search(text)
+    regex.search(text + "x" * 50_000)  # past MAX_TEXT: not read
+    assert time.monotonic() - started < 10  # re: hours to years
+
+
+@pytest.mark.parametrize(
+    "pattern, reason",
+    [
+        (r"(a)\1", "backreferences"),
+        ("(?=a)b", "lookahead and lookbehind"),
+        ("(?<!a)b", "lookahead and lookbehind"),
+        ("(a)?(?(1)b|c)", "conditional groups"),
+        ("a{2000}", "too large"),
+        ("(?:[a-z]{0,100}){20}", "too large"),
+        ("x" * 1_001, "longer than 1,000"),
+        ("(unclosed", "not a valid regular expression"),
+    ],
+)
+def test_refused_with_a_reason(pattern: str, reason: str) -> None:
+    started = time.monotonic()
+    with pytest.raises(saferegex.UnsafePattern, match=re.escape(reason)):
+        saferegex.compile(pattern)
+    assert time.monotonic() - started < 5
+
+
+def test_the_text_is_read_up_to_max_text() -> None:
+    regex = saferegex.compile("needle")
+    assert regex.search("x" * (saferegex.MAX_TEXT - 6) + "needle")
+    assert not regex.search("x" * saferegex.MAX_TEXT + "needle")
+
+
+def test_work_is_reported_and_can_be_stopped() -> None:
+    spent = []
+    assert saferegex.compile("b+$").search("a" * 100 + "b", spent.append)
+    assert 101 <= sum(spent) < 1_000
+
+    def stop(count: int) -> None:
+        raise OverflowError
+
+    with pytest.raises(OverflowError):
+        saferegex.compile("b+$").search("a" * 100, stop)
