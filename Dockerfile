@@ -1,6 +1,8 @@
 # mokku: an OpenAI-API mock server, served by gunicorn with threaded workers.
 FROM python:3.12-slim
 
+# On 0.0.0.0 the admin endpoints (/mokku/*) answer 403 until MOKKU_ADMIN_TOKEN is set:
+#   docker run -e MOKKU_ADMIN_TOKEN="$(openssl rand -hex 16)" ...
 ENV PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \

@@ -17,6 +17,8 @@ DEFAULT_PORT = 8080
 DEFAULT_THREADS = 64
 DEFAULT_WORKERS = 2
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
+DEFAULT_JOURNAL_BYTES = 64 * 1024 * 1024
+DEFAULT_JOURNAL_BODY_BYTES = 64 * 1024
 
 
 class ConfigError(ValueError):
@@ -50,8 +52,12 @@ class Settings:
     # non-streaming chat under load (measured with wrk, 2 workers x 8 threads, 2 cores).
     journal: bool = False
     journal_size: int = 10_000
+    journal_bytes: int = DEFAULT_JOURNAL_BYTES  # the journal's entries, in all
+    journal_body_bytes: int = DEFAULT_JOURNAL_BODY_BYTES  # a body stored whole up to this size
     state_path: str = ""
     admin: bool = True
+    # MOKKU_ADMIN=open: serve the admin surface without a token on an address others reach.
+    admin_open: bool = False
     admin_token: str = field(default="", repr=False)  # never shown in logs
     scenarios_file: str = ""
     # What one request may produce: completion tokens across choices and prompts, each logprob
@@ -133,6 +139,11 @@ def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
     raise ConfigError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
 
 
+def _admin_open(env: Mapping[str, str]) -> bool:
+    """``MOKKU_ADMIN=open``: on, and without a token even where other machines reach it."""
+    return env.get("MOKKU_ADMIN", "").strip().lower() == "open"
+
+
 def _log_level(env: Mapping[str, str]) -> str:
     level = env.get("MOKKU_LOG_LEVEL", "").strip().upper() or "INFO"
     if not isinstance(logging.getLevelName(level), int):
@@ -178,8 +189,11 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         echo_prefix=env.get("MOKKU_ECHO_PREFIX", ""),
         journal=_flag(env, "MOKKU_JOURNAL", False),
         journal_size=_int(env, "MOKKU_JOURNAL_SIZE", 10_000, 1),
+        journal_bytes=_int(env, "MOKKU_JOURNAL_BYTES", DEFAULT_JOURNAL_BYTES, 1),
+        journal_body_bytes=_int(env, "MOKKU_JOURNAL_BODY_BYTES", DEFAULT_JOURNAL_BODY_BYTES, 0),
         state_path=env.get("MOKKU_STATE", "").strip(),
-        admin=_flag(env, "MOKKU_ADMIN", True),
+        admin=_admin_open(env) or _flag(env, "MOKKU_ADMIN", True),
+        admin_open=_admin_open(env),
         admin_token=env.get("MOKKU_ADMIN_TOKEN", "").strip(),
         scenarios_file=env.get("MOKKU_SCENARIOS", "").strip(),
         max_output_tokens=_int(env, "MOKKU_MAX_OUTPUT_TOKENS", 262_144, 1),

@@ -7,8 +7,11 @@ streams at once; ``GUNICORN_CMD_ARGS`` and command-line flags still override.
 
 from __future__ import annotations
 
+import os as _os
+
 from mokku import config as _config
 from mokku import telemetry as _telemetry
+from mokku.control import admin as _admin
 from mokku.control import state as _state
 
 # gunicorn reads every public name in this module as a setting: helpers stay private.
@@ -39,8 +42,16 @@ _own_state: list = []
 
 
 def on_starting(server):
-    """Choose the journal file in the arbiter, so that every worker shares it."""
+    """Choose the state file in the arbiter, so that every worker shares it; warn when the admin
+    surface is on an address other machines reach (gunicorn's own ``--bind`` included)."""
     _own_state.append(_state.claim_state(_settings))
+    _state.remove_at_exit(_own_state[-1])  # also when gunicorn stops before on_exit (a bind error)
+    if _os.environ.get("MOKKU_STATE"):
+        server.log.info("state file: %s", _os.environ["MOKKU_STATE"])
+    hosts = [str(address[0]) for address in server.cfg.address if isinstance(address, tuple)]
+    warning = _admin.exposure_warning(_settings, hosts)
+    if warning:
+        server.log.warning(warning)
 
 
 def on_exit(server):

@@ -105,3 +105,97 @@ def test_admin_off_and_journal_off(tmp_path: Path) -> None:
 def test_bad_flags(value: str) -> None:
     with pytest.raises(config.ConfigError):
         config.load({"MOKKU_JOURNAL": value})
+
+
+def test_large_bodies_are_kept_as_a_marker(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    app = build(tmp_path, MOKKU_JOURNAL_BODY_BYTES="1000")
+    small = {"model": "gpt-4o", "messages": HI}
+    large = {"model": "gpt-4o", "messages": [{"role": "user", "content": "é" * 2000}]}
+    app.post_json(CHAT, small)
+    raw = json.dumps(large).encode()
+    app.post(CHAT, raw, headers={"Content-Type": "application/json"})
+    kept, cut = entries(app)
+    assert kept["body"] == small
+    assert cut["body"] == {
+        "truncated": True,
+        "bytes": len(raw),
+        "sha256": hashlib.sha256(raw).hexdigest(),
+        "prefix": raw[:1024].decode("utf-8", "replace"),
+    }
+    assert cut["model"] == "gpt-4o"
+
+
+def test_bounded_in_bytes(tmp_path: Path) -> None:
+    app = build(tmp_path, MOKKU_JOURNAL_BYTES="200000")
+    for index in range(60):
+        app.post_json(CHAT, {"model": f"m{index}", "messages": [{"role": "user", "content": "x" * 20_000}]})
+    with sqlite3.connect(tmp_path / "state.sqlite3") as db:
+        held, count = db.execute("SELECT SUM(bytes), COUNT(*) FROM requests").fetchone()
+    assert held <= 200_000 + 2 * 21_000 and count >= 5
+    assert [e["model"] for e in entries(app, "?limit=1000")][-1] == "m59"
+
+
+def test_paging_and_its_bounds(tmp_path: Path) -> None:
+    app = build(tmp_path)
+    for index in range(7):
+        app.post_json(CHAT, {"model": f"m{index}", "messages": HI})
+    page = app.get("/mokku/requests?limit=3").json
+    assert [e["model"] for e in page["data"]] == ["m4", "m5", "m6"] and page["has_more"] is True
+    assert page["first_id"] == page["data"][0]["id"] and page["last_id"] == page["data"][-1]["id"]
+    back = app.get(f"/mokku/requests?limit=3&before={page['first_id']}").json
+    assert [e["model"] for e in back["data"]] == ["m1", "m2", "m3"] and back["has_more"] is True
+    first = app.get("/mokku/requests?limit=2&after=0").json
+    assert [e["model"] for e in first["data"]] == ["m0", "m1"] and first["has_more"] is True
+    rest = app.get(f"/mokku/requests?after={first['last_id']}&limit=1000").json
+    assert [e["model"] for e in rest["data"]] == [f"m{i}" for i in range(2, 7)] and rest["has_more"] is False
+    assert len(app.get("/mokku/requests?limit=5000").json["data"]) == 7
+    for query in ("after=-1", "before=1.5", "after=x", "limit=nan"):
+        app.get("/mokku/requests?" + query, status=400)
+
+
+def test_odd_bodies_are_journaled(tmp_path: Path) -> None:
+    """A lone surrogate (valid JSON, not UTF-8) and a model that is not a string: answered, and kept."""
+    app = build(tmp_path)
+    app.post(
+        CHAT,
+        b'{"model": "m\\ud800", "messages": [{"role": "user", "content": "\\udfff"}]}',
+        headers={"Content-Type": "application/json"},
+    )
+    app.post_json(CHAT, {"model": ["not", "a", "string"], "messages": HI}, status=400)
+    lone, listed = entries(app)
+    assert lone["body"]["messages"][0]["content"] == "\udfff" and lone["model"] == "m\ud800"
+    assert listed["status"] == 400 and listed["model"] == ["not", "a", "string"]
+
+
+def test_a_broken_state_file_costs_the_entry_not_the_request(tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite3"
+    app = build(tmp_path)
+    app.post_json(CHAT, {"model": "gpt-4o", "messages": HI})
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{state}{suffix}").unlink()
+    state.write_bytes(b"not a database" * 1000)
+    assert build(tmp_path).get("/health").status_int == 200  # an app boots over it: nothing reads it yet
+    assert app.post_json(CHAT, {"model": "gpt-4o", "messages": HI}).json["choices"][0]["message"]["content"]
+    for method in (app.get, app.delete):
+        error = method("/mokku/requests", status=503).json["error"]
+        assert error["code"] == "state_unavailable" and str(state) in error["message"]
+    assert app.get("/mokku/verdict", status=503).json["error"]["type"] == "server_error"
+    state.unlink()  # mended: a new journal
+    app.post_json(CHAT, {"model": "gpt-4o", "messages": HI})
+    assert len(entries(app)) == 1
+
+
+def test_the_verdict_reads_the_journal_a_few_entries_at_a_time(tmp_path: Path) -> None:
+    from mokku.control.journal import Journal
+
+    journal = Journal(str(tmp_path / "state.sqlite3"), 10_000)
+    for index in range(600):
+        journal.record(
+            {"time": float(index), "path": CHAT, "model": "m", "status": 200, "body": {"i": index}}
+        )
+    scanned = journal.scan()
+    assert next(scanned)["body"] == {"i": 0}
+    assert [entry["body"]["i"] for entry in scanned] == list(range(1, 600))

@@ -188,3 +188,83 @@ def test_rules_file_at_startup(tmp_path: Path) -> None:
     bad.write_text(json.dumps([{"reply": {"fault": "meteor"}}]))
     with pytest.raises(config.ConfigError, match="MOKKU_SCENARIOS"):
         claim_state(config.load({"MOKKU_STATE": str(state), "MOKKU_SCENARIOS": str(bad)}))
+
+
+@pytest.mark.parametrize(
+    ("rule", "param", "code"),
+    [
+        ({"reply": {"content": "a"}, "times": 1e30}, "rule.times", "integer_above_max_value"),
+        ({"reply": {"content": "a"}, "match": {"nth": 10**12}}, "rule.match.nth", "integer_above_max_value"),
+        ({"reply": {"content": "a" * 70_000}}, "rule", "rule_too_large"),
+    ],
+)
+def test_rule_bounds(tmp_path: Path, rule: Dict[str, Any], param: str, code: str) -> None:
+    app = build(tmp_path)
+    error = app.post_json("/mokku/scenarios", rule, status=400).json["error"]
+    assert (error["param"], error["code"]) == (param, code)
+
+
+def test_at_most_so_many_rules(tmp_path: Path) -> None:
+    from mokku.control.scenarios import MAX_RULES
+
+    app = build(tmp_path)
+    rule = {"reply": {"content": "a"}}
+    app.post_json("/mokku/scenarios", {"rules": [rule] * (MAX_RULES - 1)})
+    error = app.post_json("/mokku/scenarios", {"rules": [rule, rule]}, status=400).json["error"]
+    assert error["code"] == "too_many_rules"
+    assert len(app.get("/mokku/scenarios").json["data"]) == MAX_RULES - 1  # all or none
+    app.post_json("/mokku/scenarios", rule)
+    too_long = app.post_json("/mokku/scenarios", {"rules": [rule] * (MAX_RULES + 1)}, status=400)
+    assert too_long.json["error"]["code"] == "array_above_max_length"
+
+
+def test_matching_takes_no_lock(tmp_path: Path) -> None:
+    """Another process holds the state file's write lock: calls that match no rule are answered at
+    once; a call that matches waits only to count its hit."""
+    import sqlite3
+    import threading
+    import time
+
+    app = build(tmp_path)
+    app.post_json("/mokku/scenarios", {"match": {"contains": "weather"}, "reply": {"content": "Sunny."}})
+    holder = sqlite3.connect(tmp_path / "state.sqlite3", isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    threading.Timer(1.0, lambda: holder.execute("COMMIT")).start()
+    started = time.monotonic()
+    assert content(say(app, "unrelated")) == "unrelated"
+    assert time.monotonic() - started < 0.9
+    assert content(say(app, "weather?")) == "Sunny."  # after the holder lets go
+    holder.close()
+
+
+def test_a_symlinked_flag_file_is_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"\x00keep")
+    (tmp_path / "state.sqlite3-rules").symlink_to(victim)
+    app = build(tmp_path)
+    app.post_json("/mokku/scenarios", {"reply": {"content": "scripted"}})
+    assert content(say(app, "x")) == "scripted"
+    app.delete("/mokku/scenarios")
+    assert content(say(app, "x")) == "x"
+    assert victim.read_bytes() == b"\x00keep"
+
+
+def test_unreadable_rules_are_a_503(tmp_path: Path) -> None:
+    state = tmp_path / "state.sqlite3"
+    app = build(tmp_path)
+    app.post_json("/mokku/scenarios", {"reply": {"content": "scripted"}})
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{state}{suffix}").unlink(missing_ok=True)
+    state.write_bytes(b"garbage" * 1000)
+    response = say(app, "x")
+    assert response.status_int == 503
+    validate(response.json, "ErrorResponse")
+    error = response.json["error"]
+    assert error["code"] == "state_unavailable" and error["type"] == "server_error"
+    assert str(state) in error["message"]
+    assert app.get("/mokku/scenarios", status=503).json["error"]["code"] == "state_unavailable"
+    state.unlink()
+    error = say(app, "x").json["error"]  # deleted: the rules are gone, and that says so too
+    assert error["code"] == "state_unavailable"
+    app.delete("/mokku/scenarios")
+    assert content(say(app, "x")) == "x"

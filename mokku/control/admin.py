@@ -1,29 +1,88 @@
-"""The admin surface, outside ``/v1``: ``/mokku/requests`` (the journal).
+"""The admin surface, outside ``/v1``: ``/mokku/requests`` (the journal), ``/mokku/scenarios``
+(scripted replies) and ``/mokku/verdict``.
 
 Admin requests are never journaled or traced. ``MOKKU_ADMIN=0`` removes the surface;
-``MOKKU_ADMIN_TOKEN`` makes it ask for ``Authorization: Bearer <token>``.
+``MOKKU_ADMIN_TOKEN`` makes it ask for ``Authorization: Bearer <token>``. Whoever reaches the
+surface can read every prompt and script every reply, so on an address other machines reach (not
+loopback) it stays off without a token, unless ``MOKKU_ADMIN=open`` says to open it anyway; a
+warning at start-up says which. A state file that cannot be used answers a 503 naming it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
-from typing import Any, Optional
+import ipaddress
+from typing import Any, Dict, Iterable, Iterator, Optional
 from urllib.parse import parse_qs
 
-from mokku import errors
+from mokku import config, errors
 from mokku.api import validate
-from mokku.control.journal import Journal
-from mokku.control.scenarios import Scenarios, check_rule
+from mokku.control import statedb
+from mokku.control.journal import MAX_PAGE, PAGE_BYTES, Journal
+from mokku.control.scenarios import MAX_RULES, Scenarios, check_rule
 from mokku.control.verdict import judge
 from mokku.credentials import bearer_key
 from mokku.server.http import Request, Response, json_response
 
 
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` (an address or name) is reachable from this machine only."""
+    name = host.strip().strip("[]").split("%", 1)[0]
+    if name.lower() == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(name)
+    except ValueError:
+        return False  # another name: it may resolve to anything
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped.is_loopback
+    return address.is_loopback
+
+
+def _is_address(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.strip("[]").split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def locked_message(host: str) -> str:
+    return (
+        f"The admin endpoints are off: this server listens on {host}, where anyone who reaches it "
+        "could read the journal and script every reply. Set MOKKU_ADMIN_TOKEN to require "
+        "Authorization: Bearer <token>, or MOKKU_ADMIN=open to serve them without one."
+    )
+
+
+def exposure_warning(settings: config.Settings, hosts: Iterable[str]) -> Optional[str]:
+    """The start-up warning for an admin surface on an address other machines reach, if any."""
+    exposed = [host for host in hosts if not is_loopback(host)]
+    if not settings.admin or settings.admin_token or not exposed:
+        return None
+    if settings.admin_open:
+        return (
+            f"MOKKU_ADMIN=open: the admin endpoints (/mokku/*) answer anyone who reaches {exposed[0]}, "
+            "with no token: they can read every prompt and script every reply"
+        )
+    return locked_message(exposed[0]) + " They answer 403 until then."
+
+
 class Admin:
-    def __init__(self, journal: Optional[Journal], scenarios: Optional[Scenarios], token: str) -> None:
+    def __init__(
+        self,
+        journal: Optional[Journal],
+        scenarios: Optional[Scenarios],
+        token: str,
+        open_: bool = False,
+        host: str = config.DEFAULT_HOST,
+    ) -> None:
         self.journal = journal
         self.scenarios = scenarios
         self._token = token.encode()
+        self._open = open_
+        self._host = host
 
     def _authorize(self, request: Request) -> None:
         if self._token:
@@ -32,6 +91,15 @@ class Admin:
                 raise errors.APIError(
                     401, "The admin endpoints need Authorization: Bearer <MOKKU_ADMIN_TOKEN>."
                 )
+            return
+        if self._open:
+            return
+        # The address the request came in on (gunicorn and the stdlib server give the listening
+        # socket's), else the configured one.
+        listening = str(request.environ.get("SERVER_NAME", ""))
+        host = listening if _is_address(listening) else self._host
+        if not is_loopback(host):
+            raise errors.APIError(403, locked_message(host), code="admin_disabled")
 
     def _scripts(self, request: Request) -> Scenarios:
         self._authorize(request)
@@ -46,11 +114,11 @@ class Admin:
         scripts = self._scripts(request)
         body = request.json()
         if "rules" in body:
-            raw = validate.array(body["rules"], "rules", 1) or []
+            raw = validate.array(body["rules"], "rules", 1, MAX_RULES) or []
             rules = [check_rule(rule, f"rules[{index}]") for index, rule in enumerate(raw)]
         else:
             rules = [check_rule(body)]
-        return json_response({"object": "list", "data": [scripts.add(rule) for rule in rules]})
+        return json_response({"object": "list", "data": scripts.add_all(rules)})
 
     def list_scenarios(self, request: Request) -> Response:
         return json_response({"object": "list", "data": self._scripts(request).rules()})
@@ -65,7 +133,17 @@ class Admin:
             raise errors.APIError(404, "The request journal is off (MOKKU_JOURNAL=0).", code="journal_off")
         return self.journal
 
+    @contextlib.contextmanager
+    def _state(self, journal: Journal) -> Iterator[None]:
+        """A full disk or a broken state file: a 503 that says which file, never a 500."""
+        try:
+            yield
+        except statedb.STATE_ERRORS as exc:
+            raise statedb.unavailable(journal.path, exc) from None
+
     def list_requests(self, request: Request) -> Response:
+        """A page of the journal: the newest ``limit`` entries (at most ``MAX_PAGE``, and about
+        ``PAGE_BYTES``), oldest first; ``before=<id>`` pages back, ``after=<id>`` forward."""
         journal = self._check(request)
         query = parse_qs(request.environ.get("QUERY_STRING", ""))
 
@@ -74,18 +152,36 @@ class Admin:
             return values[-1] if values else None
 
         since = _number(one("since"), "since")
-        limit = _number(one("limit"), "limit")
-        if limit is not None and (limit < 1 or not float(limit).is_integer()):
-            raise errors.invalid_request("'limit' must be a whole number from 1.", "limit")
-        entries = journal.entries(one("path"), one("model"), since, int(limit) if limit else 100)
-        return json_response({"object": "list", "data": entries})
+        limit = _whole(one("limit"), "limit")
+        after, before = _whole(one("after"), "after", 0), _whole(one("before"), "before", 0)
+        with self._state(journal):
+            page = journal.page(
+                one("path"),
+                one("model"),
+                since,
+                min(limit or 100, MAX_PAGE, journal.size),
+                after,
+                before,
+                PAGE_BYTES,
+            )
+        body: Dict[str, Any] = {
+            "object": "list",
+            "data": page.entries,
+            "first_id": page.entries[0]["id"] if page.entries else None,
+            "last_id": page.entries[-1]["id"] if page.entries else None,
+            "has_more": page.has_more,
+        }
+        return json_response(body)
 
     def verdict(self, request: Request) -> Response:
         journal = self._check(request)
-        return json_response(judge(journal.entries(limit=journal.size)))
+        with self._state(journal):
+            return json_response(judge(journal.scan()))
 
     def clear_requests(self, request: Request) -> Response:
-        self._check(request).clear()
+        journal = self._check(request)
+        with self._state(journal):
+            journal.clear()
         return json_response({"object": "list", "deleted": True})
 
 
@@ -96,3 +192,12 @@ def _number(raw: Optional[str], name: str) -> Any:
         return float(raw)
     except ValueError:
         raise validate.wrong_type(name, "a number", raw) from None
+
+
+def _whole(raw: Optional[str], name: str, minimum: int = 1) -> Optional[int]:
+    value = _number(raw, name)
+    if value is None:
+        return None
+    if value != value or value < minimum or not float(value).is_integer() or value > 2**62:
+        raise errors.invalid_request(f"'{name}' must be a whole number from {minimum}.", name)
+    return int(value)

@@ -7,35 +7,51 @@ A rule matches on any of ``model``, ``endpoint`` (``chat.completions``, ``comple
 ``arguments``), or a ``fault`` from the fault table, optionally with ``latency``
 (``ttft_ms``, ``token_ms``); ``times`` is how often it may fire (absent: without limit). The
 first matching rule wins; with none, the echo. Rules live in the same SQLite file as the
-journal, so every worker of a server sees them; one transaction per matching decision keeps
-``times`` and ``nth`` exact under concurrency.
+journal, so every worker of a server sees them. A call reads the rules and matches them without any
+lock; only counting a hit takes the file's write lock, for one short transaction that checks the rule
+is not used up and keeps ``times`` and ``nth`` exact under concurrency: a slow match never holds up
+another worker. At most ``MAX_RULES`` rules of ``MAX_RULE_BYTES`` each (docs/limits.md). Rules that
+cannot be read answer a 503 naming the state file, never an echo the test did not ask for.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import mmap
 import os
-import re
 import sqlite3
-import threading
-from typing import Any, Dict, Iterator, List, Optional
+import stat
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from mokku import errors
+from mokku import errors, saferegex
 from mokku.api import validate
+from mokku.control import statedb
 from mokku.simulation import faults
+
+log = logging.getLogger("mokku")
 
 ENDPOINTS = ("chat.completions", "completions", "responses", "embeddings")
 _MATCH_KEYS = ("model", "endpoint", "contains", "regex", "nth")
 _REPLY_KEYS = ("content", "tool_call", "fault", "latency")
 FLAG_SUFFIX = "-rules"
+MAX_RULES = 1000  # rules held at once
+MAX_RULE_BYTES = 64 * 1024  # one rule, as JSON
+MAX_TIMES = 1_000_000_000  # the largest ``times`` and ``nth``
 
 
 def check_rule(rule: Any, param: str = "rule") -> Dict[str, Any]:
     """A rule in its stored form, or a 400 naming the field that is wrong."""
     if not isinstance(rule, dict):
         raise validate.wrong_type(param, "an object", rule)
+    size = len(json.dumps(rule, ensure_ascii=False, default=str).encode("utf-8", "surrogatepass"))
+    if size > MAX_RULE_BYTES:
+        raise errors.invalid_request(
+            f"A rule holds at most {MAX_RULE_BYTES} bytes of JSON; this one has {size}.",
+            param,
+            "rule_too_large",
+        )
     match = validate.obj(rule.get("match"), f"{param}.match") or {}
     for key in match:
         if key not in _MATCH_KEYS:
@@ -46,10 +62,10 @@ def check_rule(rule: Any, param: str = "rule") -> Dict[str, Any]:
         raise validate.invalid_value(f"{param}.match.endpoint", match["endpoint"], ENDPOINTS)
     if match.get("regex") is not None:
         try:
-            re.compile(match["regex"])
-        except re.error as exc:
+            saferegex.compile(match["regex"])
+        except saferegex.UnsafePattern as exc:
             raise errors.invalid_request(f"Invalid regex: {exc}.", f"{param}.match.regex") from None
-    validate.integer(match.get("nth"), f"{param}.match.nth", 1)
+    validate.integer(match.get("nth"), f"{param}.match.nth", 1, MAX_TIMES)
     reply = validate.obj(validate.required(rule, "reply", f"{param}.reply"), f"{param}.reply") or {}
     for key in reply:
         if key not in _REPLY_KEYS:
@@ -75,7 +91,7 @@ def check_rule(rule: Any, param: str = "rule") -> Dict[str, Any]:
     latency = validate.obj(reply.get("latency"), f"{param}.reply.latency") or {}
     for key in ("ttft_ms", "token_ms"):
         validate.number(latency.get(key), f"{param}.reply.latency.{key}", 0, 600_000)
-    times = validate.integer(rule.get("times"), f"{param}.times", 1)
+    times = validate.integer(rule.get("times"), f"{param}.times", 1, MAX_TIMES)
     return {"match": match, "reply": reply, "times": times}
 
 
@@ -85,90 +101,177 @@ class Scenarios:
     Whether any rule exists is also kept in one byte of shared memory (``shared``: a small file
     beside the state file, mapped by every process that uses it; else this process's own), so
     that a request finds "no rules" without touching the file system: a ``stat`` per request
-    cost about 5% of the chat throughput.
+    cost about 5% of the chat throughput. The flag file is never followed through a symlink; when
+    it cannot be used, this process reads the state file at every call instead.
     """
 
     def __init__(self, path: str, shared: bool = True) -> None:
         self.path = path
-        self._local = threading.local()
-        self._any = _flag(path + FLAG_SUFFIX if shared else None)
-
-    def _db(self) -> sqlite3.Connection:
-        db = getattr(self._local, "db", None)
-        if db is None:
-            db = sqlite3.connect(self.path, timeout=10, isolation_level=None, check_same_thread=False)
-            db.execute("PRAGMA busy_timeout=10000")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS scenarios (id INTEGER PRIMARY KEY AUTOINCREMENT, "
-                "rule TEXT NOT NULL, times_left INTEGER, seen INTEGER NOT NULL DEFAULT 0)"
+        # Nothing here may fail: a worker boots whatever state the file is in.
+        self._connections = statedb.Connections(path, create=False)
+        # Parsed rules by (file, id): a rule never changes once added, only its counters do.
+        self._cache: Dict[Tuple[statedb.Identity, int], Dict[str, Any]] = {}
+        self._any = mmap.mmap(-1, 1)
+        self._known = True  # the flag tells whether rules exist (else: ask the file each time)
+        if not shared:
+            return
+        try:
+            self._any, created = _shared_flag(path + FLAG_SUFFIX)
+        except OSError as exc:
+            log.warning(
+                "scripted replies: cannot use %s (%s); every call reads the state file instead",
+                path + FLAG_SUFFIX,
+                exc,
             )
-            self._local.db = db
-        return db
+            self._any[0], self._known = 1, False
+            return
+        if created:  # a new flag: say what the file holds (a file that cannot be read: ask it each time)
+            self._any[0] = self._stored_any()
+
+    def _stored_any(self) -> int:
+        try:
+            with self._connections.using() as db:
+                return 1 if db.execute("SELECT 1 FROM scenarios LIMIT 1").fetchone() else 0
+        except statedb.Missing:
+            return 0
+        except statedb.STATE_ERRORS:
+            return 1
+
+    def _set_flag(self, value: int) -> None:
+        if self._known:
+            self._any[0] = value
 
     @contextlib.contextmanager
-    def _writing(self) -> Iterator[sqlite3.Connection]:
-        """One transaction holding the file's write lock: decisions stay exact across workers, and
-        the shared flag only changes under the lock."""
-        db = self._db()
-        db.execute("BEGIN IMMEDIATE")
-        try:
-            yield db
-        finally:
+    def _writing(self, create: bool = False) -> Iterator[sqlite3.Connection]:
+        """One short transaction holding the file's write lock: decisions stay exact across workers,
+        and the shared flag only changes under the lock. Never held while a rule is matched."""
+        with self._connections.using(create) as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("ROLLBACK")
+                raise
             db.execute("COMMIT")
 
     def add(self, rule: Dict[str, Any]) -> Dict[str, Any]:
-        with self._writing() as db:
-            row = db.execute(
-                "INSERT INTO scenarios (rule, times_left) VALUES (?, ?)", (json.dumps(rule), rule["times"])
-            )
-            self._any[0] = 1
-        return dict(rule, id=row.lastrowid)
+        return self.add_all([rule])[0]
+
+    def add_all(self, rules: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+        """Add checked rules, all or none; a 400 past ``MAX_RULES``, a 503 when the file fails."""
+        try:
+            with self._writing(create=True) as db:
+                held = db.execute("SELECT COUNT(*) FROM scenarios").fetchone()[0]
+                if held + len(rules) > MAX_RULES:
+                    raise errors.invalid_request(
+                        f"At most {MAX_RULES} rules are held at once; {held} are, and {len(rules)} more "
+                        "were sent. DELETE /mokku/scenarios removes them all.",
+                        "rules",
+                        "too_many_rules",
+                    )
+                ids = [
+                    db.execute(
+                        "INSERT INTO scenarios (rule, times_left) VALUES (?, ?)",
+                        (json.dumps(rule), rule["times"]),
+                    ).lastrowid
+                    for rule in rules
+                ]
+                self._set_flag(1)
+        except statedb.STATE_ERRORS as exc:
+            raise statedb.unavailable(self.path, exc) from None
+        return [dict(rule, id=rule_id) for rule, rule_id in zip(rules, ids)]
 
     def rules(self) -> List[Dict[str, Any]]:
-        if not os.path.exists(self.path):
+        try:
+            with self._connections.using() as db:
+                rows = db.execute("SELECT id, rule, times_left, seen FROM scenarios ORDER BY id").fetchall()
+        except statedb.Missing:
             return []
-        rows = self._db().execute("SELECT id, rule, times_left, seen FROM scenarios ORDER BY id").fetchall()
+        except statedb.STATE_ERRORS as exc:
+            raise statedb.unavailable(self.path, exc) from None
         return [dict(json.loads(rule), id=i, times_left=left, calls=seen) for i, rule, left, seen in rows]
 
     def clear(self) -> None:
-        if os.path.exists(self.path):
+        try:
             with self._writing() as db:
                 db.execute("DELETE FROM scenarios")
-                self._any[0] = 0
+                self._set_flag(0)
+        except statedb.Missing:
+            self._set_flag(0)
+        except statedb.STATE_ERRORS as exc:
+            raise statedb.unavailable(self.path, exc) from None
 
     def match(self, endpoint: str, model: str, text: str) -> Optional[Dict[str, Any]]:
-        """The reply of the first rule that matches this call (counting it), or None."""
+        """The reply of the first rule that matches this call (counting it), or None; a 503 when
+        the rules cannot be read."""
         if not self._any[0]:
             return None
-        with self._writing() as db:
-            rows = db.execute(
-                "SELECT id, rule, times_left, seen FROM scenarios WHERE times_left IS NULL OR times_left > 0 ORDER BY id"
-            ).fetchall()
-            for rule_id, raw, _left, seen in rows:
-                rule = json.loads(raw)
-                if not _matches(rule["match"], endpoint, model, text):
-                    continue
-                nth = rule["match"].get("nth")
-                if nth is not None and seen + 1 != nth:
+        for rule_id, rule in self._candidates():
+            match = rule["match"]
+            if _matches(match, endpoint, model, text) and self._count(rule_id, match.get("nth")):
+                return dict(rule["reply"], rule_id=rule_id)
+        return None
+
+    def _candidates(self) -> List[Tuple[int, Dict[str, Any]]]:
+        """The rules not used up, in order, read without taking the write lock."""
+        try:
+            with self._connections.using() as db:
+                file = self._connections.identity() or (-1, -1)
+                ids = db.execute(
+                    "SELECT id FROM scenarios WHERE times_left IS NULL OR times_left > 0 ORDER BY id"
+                ).fetchall()
+                found = []
+                for (rule_id,) in ids:
+                    rule = self._cache.get((file, rule_id))
+                    if rule is None:
+                        row = db.execute("SELECT rule FROM scenarios WHERE id = ?", (rule_id,)).fetchone()
+                        if row is None:  # removed meanwhile
+                            continue
+                        if len(self._cache) >= 2 * MAX_RULES:
+                            self._cache.clear()
+                        rule = self._cache[(file, rule_id)] = json.loads(row[0])
+                    found.append((rule_id, rule))
+                return found
+        except statedb.Missing as exc:
+            if not self._known:
+                return []
+            raise statedb.unavailable(self.path, exc) from None  # rules were added, and the file is gone
+        except statedb.STATE_ERRORS as exc:
+            raise statedb.unavailable(self.path, exc) from None
+
+    def _count(self, rule_id: int, nth: Optional[int]) -> bool:
+        """Count a call that matched the rule; True when the rule answers it. Under the write lock:
+        the rule may have been used up by another worker since it was read."""
+        try:
+            with self._writing() as db:
+                row = db.execute("SELECT times_left, seen FROM scenarios WHERE id = ?", (rule_id,)).fetchone()
+                if row is None or (row[0] is not None and row[0] <= 0):
+                    return False
+                if nth is not None and row[1] + 1 != nth:
                     db.execute("UPDATE scenarios SET seen = seen + 1 WHERE id = ?", (rule_id,))
-                    continue
+                    return False
                 db.execute(
                     "UPDATE scenarios SET seen = seen + 1, times_left = times_left - 1 WHERE id = ?",
                     (rule_id,),
                 )
-                return dict(rule["reply"], rule_id=rule_id)
-            return None
+                return True
+        except statedb.STATE_ERRORS as exc:
+            raise statedb.unavailable(self.path, exc) from None
 
 
-def _flag(path: Optional[str]) -> mmap.mmap:
-    """One byte of memory, shared through ``path`` when given (several processes, one state file)."""
-    if path is None:
-        return mmap.mmap(-1, 1)
-    descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+def _shared_flag(path: str) -> Tuple[mmap.mmap, bool]:
+    """One byte of memory shared through the file at ``path`` (several processes, one state file),
+    and whether this call made the file. A symlink or anything but a regular file is refused."""
+    descriptor = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, 0o600)
     try:
-        if os.fstat(descriptor).st_size < 1:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(f"{path} is not a regular file")
+        created = info.st_size < 1
+        if created:
             os.ftruncate(descriptor, 1)
-        return mmap.mmap(descriptor, 1)
+        return mmap.mmap(descriptor, 1), created
     finally:
         os.close(descriptor)
 
@@ -180,7 +283,12 @@ def _matches(match: Dict[str, Any], endpoint: str, model: str, text: str) -> boo
         return False
     if match.get("contains") is not None and match["contains"] not in text:
         return False
-    return match.get("regex") is None or re.search(match["regex"], text) is not None
+    if match.get("regex") is None:
+        return True
+    try:  # linear in the text, whatever the pattern (rules stored before the check may be unsafe)
+        return saferegex.compile(match["regex"]).search(text)
+    except saferegex.UnsafePattern:
+        return False
 
 
 def load_file(rules_path: str, state: str) -> int:
@@ -200,9 +308,8 @@ def load_file(rules_path: str, state: str) -> int:
         raise ValueError('MOKKU_SCENARIOS must hold a list of rules, or {"rules": [...]}')
     try:
         rules = [check_rule(rule, f"rules[{index}]") for index, rule in enumerate(raw)]
+        if rules:
+            Scenarios(state).add_all(rules)
     except errors.APIError as exc:
         raise ValueError(f"MOKKU_SCENARIOS: {exc.message}") from None
-    store = Scenarios(state)
-    for rule in rules:
-        store.add(rule)
     return len(rules)

@@ -1,43 +1,98 @@
 """The state file: one SQLite file per server, shared by its workers (the journal and scripted replies).
 
-It is ``MOKKU_STATE``, or by default a new one under the system temp directory named after the
-server's process (gunicorn's arbiter, whose workers inherit the name), so the workers of one
-server share it and two servers do not; a server removes its default file when it stops.
+It is ``MOKKU_STATE``, or by default ``state.sqlite3`` in a private directory the server makes at
+start (mode 0700, an unpredictable name under the system temp directory): other local users can
+neither read the prompts in it nor plant a file or a symlink where it will be, and two servers never
+share one, even in separate PID namespaces over one ``/tmp``. gunicorn's arbiter (or
+``python -m mokku``) makes it and hands it to the workers through ``MOKKU_STATE``; the server removes
+that directory, and only it, when it stops. A file named by ``MOKKU_STATE`` is the user's: created
+(0600) when missing, never removed.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import tempfile
-from typing import Optional
+from typing import Dict, Optional
 
 from mokku import config
-from mokku.control.scenarios import load_file
+from mokku.control import statedb
+from mokku.control.scenarios import FLAG_SUFFIX, load_file
+
+STATE_NAME = "state.sqlite3"
+_DIRECTORY_PREFIX = "mokku-"
+
+_made: Dict[int, str] = {}  # this process's default state file, by pid (a fork makes its own)
+
+
+def private_directory() -> str:
+    """A new directory only this user can enter, with an unpredictable name."""
+    return tempfile.mkdtemp(prefix=_DIRECTORY_PREFIX)
 
 
 def default_path() -> str:
-    return os.path.join(tempfile.gettempdir(), f"mokku-state-{os.getpid()}.sqlite3")
+    """This process's own state file, when no server chose one (an app built in-process, or plain
+    ``gunicorn mokku.wsgi:app``): made on first use, removed when the process that made it exits."""
+    pid = os.getpid()
+    path = _made.get(pid)
+    if path is None:
+        directory = private_directory()
+        path = _made[pid] = os.path.join(directory, STATE_NAME)
+        remove_at_exit(directory)
+    return path
+
+
+def remove_at_exit(path: Optional[str]) -> None:
+    """Remove ``path`` when this process exits, however it exits normally (not when a child
+    forked from it, a gunicorn worker say, exits)."""
+    if path:
+        atexit.register(_remove_if_mine, path, os.getpid())
+
+
+def _remove_if_mine(path: str, pid: int) -> None:
+    if os.getpid() == pid:
+        remove(path)
 
 
 def claim_state(settings: config.Settings) -> Optional[str]:
     """Choose this server's state file before workers start, and load ``MOKKU_SCENARIOS`` into it;
-    returns the file to remove at exit (None when the user chose it with MOKKU_STATE)."""
+    returns the private directory to remove at exit (None when the user chose the file with
+    MOKKU_STATE)."""
     owned = None
-    if not settings.state_path and (settings.journal or settings.admin):
-        owned = default_path()
-        os.environ["MOKKU_STATE"] = owned
+    path = settings.state_path
+    if path:
+        try:
+            statedb.create_private(path)  # theirs: made (private) only when it is missing
+        except OSError as exc:
+            raise config.ConfigError(f"MOKKU_STATE: cannot create {path}: {exc}") from None
+    elif settings.journal or settings.admin or settings.scenarios_file:
+        try:
+            owned = private_directory()
+        except OSError as exc:
+            raise config.ConfigError(f"cannot make a private directory for the state file: {exc}") from None
+        path = os.path.join(owned, STATE_NAME)
+        statedb.create_private(path)
+        os.environ["MOKKU_STATE"] = path
     if settings.scenarios_file:
         try:
-            load_file(settings.scenarios_file, settings.state_path or owned or default_path())
+            load_file(settings.scenarios_file, path)
         except (OSError, ValueError) as exc:
+            remove(owned)
             raise config.ConfigError(f"MOKKU_SCENARIOS: {exc}") from None
     return owned
 
 
 def remove(path: Optional[str]) -> None:
-    for suffix in ("", "-wal", "-shm", "-rules"):
+    """Remove what a server made: its private directory, or a state file with its companions."""
+    if not path:
+        return
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    for suffix in ("", "-wal", "-shm", FLAG_SUFFIX):
         try:
-            if path:
-                os.unlink(path + suffix)
+            os.unlink(path + suffix)
         except FileNotFoundError:
             pass

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterable, List
 
 RETRYABLE = frozenset((408, 409, 429, 500, 502, 503, 504))
 NON_RETRYABLE = frozenset((400, 401, 403, 404))
@@ -33,15 +33,36 @@ def _start(entry: Dict[str, Any]) -> float:
     return entry["time"] - entry.get("duration_ms", 0) / 1000
 
 
-def judge(entries: List[Dict[str, Any]]) -> Dict[str, Any]:
+def _summary(entry: Dict[str, Any]) -> Dict[str, Any]:
+    """What judging an attempt needs of its entry: a few numbers, not its body or headers."""
+    return {
+        "id": entry.get("id"),
+        "time": entry["time"],
+        "start": _start(entry),
+        "status": entry["status"],
+        "path": entry.get("path"),
+        "retry_after_ms": entry.get("retry_after_ms"),
+        "fault": entry.get("fault"),
+        "stream": entry.get("stream") is not None,
+    }
+
+
+def judge(entries: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
+    """The verdict on journal entries, read one at a time (``Journal.scan``): memory holds a short
+    summary per entry, never the entries themselves."""
     clients: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
-    for entry in sorted(entries, key=_start):
+    first_seen: Dict[str, float] = {}
+    for entry in entries:
         client = (entry.get("headers") or {}).get("authorization") or "anonymous"
-        clients.setdefault(client, {}).setdefault(fingerprint(entry), []).append(entry)
+        summary = _summary(entry)
+        clients.setdefault(client, {}).setdefault(fingerprint(entry), []).append(summary)
+        first_seen[client] = min(first_seen.get(client, summary["start"]), summary["start"])
     report: List[Dict[str, Any]] = []
-    for client, calls in clients.items():
+    for client in sorted(clients, key=first_seen.__getitem__):
+        calls = clients[client]
         findings: List[Dict[str, Any]] = []
         for attempts in calls.values():
+            attempts.sort(key=lambda summary: summary["start"])
             findings += _judge_call(attempts)
         report.append(
             {"client": client, "requests": sum(len(a) for a in calls.values()), "findings": findings}
@@ -65,7 +86,7 @@ def _finding(kind: str, severity: str, message: str, attempts: List[Dict[str, An
 def _judge_call(attempts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     findings = []
     for before, after in zip(attempts, attempts[1:]):
-        waited_ms = (_start(after) - before["time"]) * 1000
+        waited_ms = (after["start"] - before["time"]) * 1000
         asked_ms = before.get("retry_after_ms")
         if before["status"] in RETRYABLE and asked_ms is not None and waited_ms + TOLERANCE_MS < asked_ms:
             findings.append(
@@ -88,7 +109,7 @@ def _judge_call(attempts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     if len(attempts) > STORM:
         findings.append(_finding("retry_storm", "error", f"{len(attempts)} attempts at one call", attempts))
     waits = [
-        _start(after) - before["time"]
+        after["start"] - before["time"]
         for before, after in zip(attempts, attempts[1:])
         if before.get("retry_after_ms") is None and before["status"] in RETRYABLE
     ]
@@ -96,7 +117,7 @@ def _judge_call(attempts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     if len(waits) >= 2 and waits[-1] < 1.5 * waits[0] + 0.05:
         findings.append(_finding("no_backoff", "warning", "retries did not wait longer each time", attempts))
     last = attempts[-1]
-    if last.get("fault") in BROKEN_STREAM_FAULTS and last.get("stream") is not None:
+    if last.get("fault") in BROKEN_STREAM_FAULTS and last["stream"]:
         findings.append(
             _finding(
                 "accepted_broken_stream",

@@ -24,7 +24,11 @@ def build_routes(
     replies = Replies(settings, Simulator(settings), scenarios)
     catalogue = Catalogue(settings.extra_models)
     stored = Responses(replies)
-    admin = Admin(journal, scenarios, settings.admin_token) if settings.admin else None
+    admin = (
+        Admin(journal, scenarios, settings.admin_token, settings.admin_open, settings.host)
+        if settings.admin
+        else None
+    )
     return [
         Route("GET", "/health", health),
         Route("GET", "/healthz", health),

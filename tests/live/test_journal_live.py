@@ -14,7 +14,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from ..servers import LiveServer, request_json
+from ..servers import LiveServer, request_json, state_file
 
 
 def test_two_workers_share_one_journal() -> None:
@@ -58,13 +58,14 @@ def test_servers_do_not_share_and_clean_up(tmp_path: Path) -> None:
         assert [e["model"] for e in request_json("GET", second.url + "/mokku/requests")[2]["data"]] == [
             "second-model"
         ]
-        default_file = Path(tempfile.gettempdir()) / f"mokku-state-{first.process.pid}.sqlite3"
-        assert default_file.exists()
+        default_file = Path(state_file(first))
+        assert default_file.exists() and default_file.parent.parent == Path(tempfile.gettempdir())
+        assert state_file(second) == str(chosen)
     finally:
         assert first.stop() == 0 and second.stop() == 0
         first.close()
         second.close()
-    assert not default_file.exists()
+    assert not default_file.parent.exists()  # the private directory, made and removed by the server
     assert chosen.exists()
     assert os.path.getsize(chosen) > 0
 
