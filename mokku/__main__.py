@@ -25,9 +25,9 @@ _FLAG_ENV = {
 class _Stop(BaseException):
     """Raised in the main thread by SIGTERM/SIGINT to leave ``serve_forever``.
 
-    A ``BaseException``, like ``KeyboardInterrupt``: socketserver handles an ``Exception`` raised
-    while it hands a connection to a thread as that connection's error and serves on, so a signal
-    arriving at that moment would otherwise not stop the server."""
+    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` on its way
+    out of the server's loop (say, while it hands a request to a thread) takes it for an error
+    and serves on."""
 
 
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
@@ -67,6 +67,13 @@ def verdict_main(argv: List[str]) -> int:
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             report = json.load(response)
+    except urllib.error.HTTPError as exc:  # the server's own words: a token to set, a file that failed
+        try:
+            reason = json.load(exc)["error"]["message"]
+        except (ValueError, KeyError, TypeError):
+            reason = str(exc)
+        print(f"mokku verdict: cannot read {request.full_url}: {exc.code}: {reason}", file=sys.stderr)
+        return 2
     except (urllib.error.URLError, ValueError) as exc:
         print(f"mokku verdict: cannot read {request.full_url}: {exc}", file=sys.stderr)
         return 2
@@ -101,6 +108,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     except config.ConfigError as exc:
         print(f"mokku: {exc}", file=sys.stderr)
         return 2
+    from mokku.control.admin import exposure_warning
     from mokku.server.stdlib import make_server
     from mokku.wsgi import app
 
@@ -108,9 +116,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         server = make_server(app, settings.host, settings.port, settings.threads)
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
+        state.remove(own_state)
         return 1
 
     def stop(signum: int, frame: object) -> None:
+        # Once: a second signal must not cut short the drain that stopping gives streams (2 s).
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         raise _Stop
 
     signal.signal(signal.SIGTERM, stop)
@@ -120,6 +132,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     telemetry.setup()
     log.info("mokku %s listening on http://%s:%d (threads=%d)", __version__, shown, port, settings.threads)
     log.info(telemetry.describe())
+    if os.environ.get("MOKKU_STATE"):
+        log.info("state file: %s", os.environ["MOKKU_STATE"])
+    warning = exposure_warning(settings, [host])
+    if warning:
+        log.warning(warning)
     try:
         server.serve_forever()
     except _Stop:

@@ -141,3 +141,15 @@ def server_rss_kb(server: LiveServer) -> int:
         except OSError:
             pass
     return total
+
+
+def state_file(server: LiveServer, timeout: float = 10.0) -> str:
+    """The state file the server chose, from its start-up line ``state file: <path>``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        for line in server.output().splitlines():
+            if "state file: " in line:
+                return line.split("state file: ", 1)[1].strip()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no 'state file:' line in the output:\n{server.output()}")
+        time.sleep(0.05)

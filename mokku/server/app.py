@@ -26,6 +26,8 @@ from mokku.simulation import limits
 log = logging.getLogger("mokku")
 
 OPENAI_VERSION = "2020-10-01"
+# The journal's status for a request whose client left before any response (nginx's code for it).
+CLIENT_CLOSED_REQUEST = 499
 _CLIENT_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}\Z")
 
 StartResponse = Callable[..., Any]
@@ -40,9 +42,17 @@ class App:
         self.settings = settings or config.load()
         self.journal: Optional[Journal] = None
         self.scenarios: Optional[Scenarios] = None
-        state = self.settings.state_path or default_path()
+        state = self.settings.state_path
+        if not state and (self.settings.journal or self.settings.admin):
+            state = default_path()
+        # Neither touches the file here: a worker boots whatever state the file is in.
         if self.settings.journal:
-            self.journal = Journal(state, self.settings.journal_size)
+            self.journal = Journal(
+                state,
+                self.settings.journal_size,
+                self.settings.journal_bytes,
+                self.settings.journal_body_bytes,
+            )
         if self.settings.admin:
             # A state file named in the settings may be shared by other processes; the default one is ours.
             self.scenarios = Scenarios(state, shared=bool(self.settings.state_path))
@@ -59,7 +69,14 @@ class App:
         request = Request(environ, self.settings, telemetry.current_span())
         if request.span is not None:
             telemetry.redact_url(request.span, environ.get("QUERY_STRING", ""))
-        response = self.handle(request)
+        try:
+            response = self.handle(request)
+        except ConnectionResetError:
+            # The client left before any response (during a simulated timeout, say): nothing is sent;
+            # the journal notes the request with nginx's status for it, 499.
+            if self.journal is not None and request.route is not None and request.route.startswith("/v1/"):
+                self._record(request, Response(CLIENT_CLOSED_REQUEST, [], []), started)
+            raise
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         headers = response.headers
         headers.extend(request.headers_out)
@@ -104,6 +121,8 @@ class App:
             if self.access.active and route.name.startswith("/v1/"):
                 request.headers_out.extend(self.access.check(request))
             return route.handler(request, **params)
+        except ConnectionResetError:
+            raise  # the client is gone, or dropped on purpose: no response to make, no error to log
         except errors.APIError as exc:
             telemetry.record_error(request.span, exc.status, exc.type, exc.code, exc.message)
             return error_response(exc)

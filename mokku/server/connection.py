@@ -5,7 +5,7 @@ rather than in ``time.sleep``: when the client hangs up, the wait ends at
 once and the stream stops, so a waiting request costs a thread and nothing
 else. The socket comes from the server: gunicorn puts it in
 ``environ["gunicorn.socket"]``, mokku's own server in ``environ["mokku.socket"]``
-(the one ``mokku.`` key in the environ: the server's extension, like gunicorn's).
+(its ``mokku.`` keys in the environ are the server's extensions, like gunicorn's).
 """
 
 from __future__ import annotations
@@ -33,8 +33,19 @@ def client_socket(environ: Dict[str, Any]) -> Optional[socket.socket]:
     return environ.get("gunicorn.socket") or environ.get("mokku.socket")
 
 
+# The peer's close (its FIN), reported even while bytes it sent before wait unread: Linux only.
+_RDHUP = getattr(select, "POLLRDHUP", 0)
+_GONE = select.POLLHUP | select.POLLERR | select.POLLNVAL | _RDHUP
+
+
 def wait(seconds: float, environ: Dict[str, Any]) -> bool:
-    """Wait ``seconds``; False (early) when the client has closed its connection meanwhile."""
+    """Wait ``seconds``; False (early) when the client has closed its connection meanwhile.
+
+    Bytes the client sends meanwhile (the next request on a kept-alive connection, or junk) are
+    left where they are, and the wait still ends when the client goes: on Linux, ``POLLRDHUP``
+    reports its close behind unread bytes; elsewhere mokku's own server moves them into the
+    connection's buffer (``environ["mokku.read_ahead"]``) so that its close shows; only under
+    another server on another system does the wait then sleep to its end without watching."""
     if seconds <= 0:
         return True
     sock = client_socket(environ)
@@ -45,7 +56,7 @@ def wait(seconds: float, environ: Dict[str, Any]) -> bool:
     # poll, not select: a worker holding many streams has descriptors above select's 1024 limit.
     poller = select.poll()
     try:
-        poller.register(sock, select.POLLIN)
+        poller.register(sock, select.POLLIN | _RDHUP)
     except (OSError, ValueError):
         return False
     while True:
@@ -54,16 +65,26 @@ def wait(seconds: float, environ: Dict[str, Any]) -> bool:
             return True
         events = poller.poll(remaining * 1000)
         if not events:
-            return True
+            continue
+        if events[0][1] & _GONE:
+            return False
         try:
             peeked = sock.recv(1, socket.MSG_PEEK)
-        except BlockingIOError:
+        except (BlockingIOError, InterruptedError):
             continue
         except OSError:
             return False
         if not peeked:
             return False
-        # The client sent more (a pipelined request): it is still there; wait without watching.
+        # The client sent more and is still there: from now on, watch for its close only.
+        if _RDHUP:
+            poller.modify(sock, _RDHUP)
+            continue
+        read_ahead = environ.get("mokku.read_ahead")
+        if read_ahead is not None:
+            if not read_ahead():
+                return False
+            continue
         time.sleep(max(0.0, deadline - time.monotonic()))
         return True
 
@@ -74,8 +95,8 @@ _NO_LINGER = struct.pack("ii", 1, 0)
 def drop_connection(environ: Dict[str, Any]) -> None:
     """Abort the connection with a TCP reset, as a provider's failing load balancer would.
 
-    The socket is set to linger 0, so that closing it sends a reset; the server then closes it
-    without a polite shutdown first (see ``is_dropped``)."""
+    The socket is set to linger 0, so that closing it sends a reset; mokku's own server closes a
+    connection whose response ends in an exception at once, without a polite shutdown first."""
     sock = client_socket(environ)
     if sock is not None:
         try:
@@ -83,11 +104,3 @@ def drop_connection(environ: Dict[str, Any]) -> None:
         except OSError:
             pass
     raise ConnectionClosed("connection dropped on purpose (simulated fault)")
-
-
-def is_dropped(sock: socket.socket) -> bool:
-    """Whether ``drop_connection`` marked this socket: closing it must not send a FIN first."""
-    try:
-        return sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, len(_NO_LINGER)) == _NO_LINGER
-    except OSError:
-        return False

@@ -10,8 +10,9 @@ from __future__ import annotations
 import functools
 import json
 import os
+import sys
 from http import HTTPStatus
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple, Type
 
 from opentelemetry.trace import Span
 
@@ -109,6 +110,25 @@ def environ_key(header: str) -> str:
     return key if key in ("CONTENT_TYPE", "CONTENT_LENGTH") else "HTTP_" + key
 
 
+class BodyError(ValueError):
+    """A request body that breaks its own framing: a bad chunk, or an end before the announced one (400)."""
+
+
+class BodyTimeout(TimeoutError):
+    """A request body that did not arrive within the server's timeouts (408)."""
+
+
+def _malformed_body_errors() -> Tuple[Type[BaseException], ...]:
+    """What ``wsgi.input.read`` raises on a malformed body: ours, and gunicorn's when it serves.
+
+    gunicorn raises its parse errors (a bad chunk size, a missing chunk terminator, an early end)
+    from inside ``read``; they are looked up only once gunicorn is loaded, as then only they occur."""
+    gunicorn_errors = sys.modules.get("gunicorn.http.errors")
+    if gunicorn_errors is None:
+        return (BodyError,)
+    return (BodyError, gunicorn_errors.ParseException, gunicorn_errors.NoMoreData)
+
+
 class Result(NamedTuple):
     """What a generation answered, as the journal keeps it."""
 
@@ -171,17 +191,31 @@ class Request:
 
     def _read_body(self) -> bytes:
         stream = self.environ["wsgi.input"]
+        try:
+            return self._read_from(stream)
+        except BodyTimeout as exc:
+            raise errors.APIError(408, f"The request body did not arrive in time: {exc}") from None
+        except ConnectionError:
+            raise  # the client is gone: nothing to answer
+        except _malformed_body_errors() as exc:
+            reason = str(exc).rstrip(".") or type(exc).__name__
+            raise errors.invalid_request(f"The request body could not be read: {reason}.") from None
+
+    def _read_from(self, stream: Any) -> bytes:
         raw_length = self.environ.get("CONTENT_LENGTH", "").strip()
         if raw_length:
-            try:
-                length = int(raw_length)
-            except ValueError:
-                raise errors.invalid_request(f"Invalid Content-Length header: {raw_length!r}") from None
-            if length < 0:
+            # Digits only: int() would also take "+62", " 6_2" or "٦٢", which HTTP does not.
+            if not (raw_length.isascii() and raw_length.isdigit()):
                 raise errors.invalid_request(f"Invalid Content-Length header: {raw_length!r}")
+            length = int(raw_length)
             if length > self.settings.max_body_bytes:
                 raise errors.body_too_large(self.settings.max_body_bytes)
-            return stream.read(length) if length else b""
+            data = stream.read(length) if length else b""
+            if len(data) < length:
+                raise errors.invalid_request(
+                    f"The request body is shorter than its Content-Length: {len(data)} of {length} bytes arrived."
+                )
+            return data
         if not self.environ.get("wsgi.input_terminated"):
             return b""
         # Chunked upload: read until EOF, but never past the cap.
