@@ -89,7 +89,7 @@ def create(request: Request, replies: Replies) -> Response:
     for index, text in enumerate(texts):
         head = b'%s{"object":"embedding","index":%d,"embedding":' % (b"," if index else b"", index)
         pieces.append(head + _encode(vector(model, text, dimensions), encoding) + b"}")
-    connection.wait(behaviour.pace.whole_response(0), request.environ)
+    connection.hold(behaviour.pace.whole_response(0), request.environ, "the answer waited")
     request.result = Result(None, None, {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens})
     telemetry.record_response(request.span, None, model, prompt_tokens)
     pieces.append(

@@ -42,7 +42,9 @@ def respond(
     completion_tokens = usage.get("completion_tokens", 0)
     request.result = Result(response_id, list(finish_reasons), usage)
     if events is None:
-        connection.wait(behaviour.pace.whole_response(completion_tokens), request.environ)
+        connection.hold(
+            behaviour.pace.whole_response(completion_tokens), request.environ, "the answer waited"
+        )
         record_response(span, response_id, model, prompt_tokens, completion_tokens, finish_reasons)
         return encoded_json_response(body) if isinstance(body, bytes) else json_response(body)
     record_response(span, response_id, model, prompt_tokens)

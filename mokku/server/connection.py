@@ -92,6 +92,13 @@ def wait(seconds: float, environ: Dict[str, Any]) -> bool:
 _NO_LINGER = struct.pack("ii", 1, 0)
 
 
+def hold(seconds: float, environ: Dict[str, Any], what: str) -> None:
+    """Wait ``seconds`` inside a request; a client that hangs up meanwhile ends the request there,
+    so no work goes on for nobody (``ConnectionClosed``: both servers close quietly)."""
+    if seconds > 0 and not wait(seconds, environ):
+        raise ConnectionClosed(f"client disconnected while {what}")
+
+
 def drop_connection(environ: Dict[str, Any]) -> None:
     """Abort the connection with a TCP reset, as a provider's failing load balancer would.
 

@@ -200,8 +200,7 @@ class EventStream:
             self._add(data[: len(data) // 2] + b"\n\n", batch)
 
     def _wait(self, seconds: float) -> None:
-        if seconds > 0 and not connection.wait(seconds, self.request.environ):
-            raise connection.ConnectionClosed("client disconnected while the stream waited")
+        connection.hold(seconds, self.request.environ, "the stream waited")
 
     def close(self) -> None:
         """Close the producer and run the callbacks, once."""

@@ -202,6 +202,5 @@ def _fire(request: Request, model: str, chosen: Chosen) -> None:
     make_error = FAULTS[chosen.name].error
     if make_error is not None:
         raise make_error(model, bearer_key(request.header("Authorization")), chosen.arg)
-    if chosen.name == "timeout" and not connection.wait(float(chosen.arg), request.environ):
-        # Nobody is left to answer: the request stops here (the servers close the connection quietly).
-        raise connection.ConnectionClosed("client disconnected during a simulated timeout")
+    if chosen.name == "timeout":
+        connection.hold(float(chosen.arg), request.environ, "a simulated timeout")

@@ -208,16 +208,22 @@ def test_health_has_threads_of_its_own(module_server: LiveServer) -> None:
 # A client that leaves during a simulated timeout, having sent more bytes than its request.
 
 
+@pytest.mark.parametrize(
+    ("header", "fault"), [("X-Mokku-Fault: timeout:60", "timeout"), ("X-Mokku-Latency-Ms: 60000", None)]
+)
 @pytest.mark.parametrize("kind", ["module", "gunicorn"])
-def test_a_client_leaving_a_timeout_fault_frees_its_thread_whatever_it_sent(kind: str) -> None:
-    """4 threads, 8 requests with a 60 s timeout fault, each followed by more bytes (a pipelined
-    request) and a hang-up: the waits end with the hang-ups, /health is answered at once, and
-    the journal notes each request as 499, the client having left before any response."""
+def test_a_client_leaving_a_wait_frees_its_thread_whatever_it_sent(
+    kind: str, header: str, fault: str
+) -> None:
+    """4 threads, 8 requests waiting a minute (a timeout fault, or a JSON answer's latency), each
+    followed by more bytes (a pipelined request) and a hang-up: the waits end with the hang-ups,
+    /health is answered at once, and the journal notes each request as 499, the client having
+    left before any response."""
     server = LiveServer(kind, env={"MOKKU_THREADS": "4", "MOKKU_JOURNAL": "1"})
     try:
         clients = [_connect(server.port) for _ in range(8)]
         for sock in clients:
-            sock.sendall(_chat(CHAT, "X-Mokku-Fault: timeout:60"))
+            sock.sendall(_chat(CHAT, header))
         time.sleep(1)  # the first four wait in the fault, their request read
         for sock in clients:
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
@@ -232,7 +238,7 @@ def test_a_client_leaving_a_timeout_fault_frees_its_thread_whatever_it_sent(kind
             if len(entries) == 8 or time.monotonic() > deadline:
                 break
             time.sleep(0.1)
-        assert [(e["status"], e["fault"]) for e in entries] == [(499, "timeout")] * 8
+        assert [(e["status"], e["fault"]) for e in entries] == [(499, fault)] * 8
         assert "Traceback" not in server.output()
     finally:
         server.close()
