@@ -7,22 +7,16 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Tuple
+from typing import Any, Callable, List, Tuple
 
 import openai
 import pytest
 
 from ..servers import LiveServer, request, request_json, server_rss_kb
 from ..spec import assert_invalid_request
+from ..test_bounded_work import _nested_arrays
 
 TEXT = "a" * 24 + "!"
-
-
-def _nested_arrays(count: int) -> Dict[str, Any]:
-    schema: Dict[str, Any] = {"type": "string"}
-    for _ in range(3):
-        schema = {"type": "array", "minItems": count, "items": schema}
-    return schema
 
 
 # The worst of the attacks measured before the bounds: about 30 minutes, never ending, +400 MB, 3.7 MB.
