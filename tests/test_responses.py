@@ -248,3 +248,24 @@ def test_the_store_is_bounded_in_count_bytes_and_age(monkeypatch: pytest.MonkeyP
 def test_a_stored_response_is_served_as_it_was_answered(app: webtest.TestApp) -> None:
     created = app.post_json(URL, {"model": "gpt-4o", "input": "keep me"})
     assert app.get(f"{URL}/{created.json['id']}").body == created.body
+
+
+def test_tool_choice_with_hosted_tools_only_and_none_without_tools(app: webtest.TestApp) -> None:
+    hosted = [{"type": "web_search_preview"}, {"type": "file_search", "vector_store_ids": ["vs_1"]}]
+    for choice in ("auto", "required"):
+        result = create(app, input="find it", tools=hosted, tool_choice=choice)
+        assert result["output"][0]["type"] == "message"
+    assert create(app, input="plain", tool_choice="none")["output"][0]["content"][0]["text"] == "plain"
+
+
+def test_required_after_a_function_output_calls_a_function_not_called_yet(app: webtest.TestApp) -> None:
+    final = {"type": "function", "name": "final_result", "parameters": {"type": "object"}, "strict": True}
+    loop = [
+        {"role": "user", "content": "look it up"},
+        {"type": "function_call", "call_id": "c1", "name": "lookup", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "found"},
+    ]
+    result = create(app, input=loop, tools=[TOOL, final], tool_choice="required")
+    assert [item["name"] for item in result["output"]] == ["final_result"]
+    text = create(app, input=loop, tools=[TOOL, final], tool_choice="auto")
+    assert text["output"][0]["content"][0]["text"] == "found"

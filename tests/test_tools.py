@@ -265,3 +265,56 @@ def test_echo_prefix() -> None:
 
 def test_healthz(app: webtest.TestApp) -> None:
     assert app.get("/healthz").json["status"] == "ok"
+
+
+def _after_weather_call(*more: Dict[str, Any]) -> List[Dict[str, Any]]:
+    return [
+        *ASK,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": "22 degrees and sunny"},
+        *more,
+    ]
+
+
+def _called(body: Dict[str, Any]) -> List[str]:
+    message = body["choices"][0]["message"]
+    return [call["function"]["name"] for call in message.get("tool_calls") or []]
+
+
+def test_required_calls_after_a_tool_result_preferring_a_function_not_called_yet(
+    app: webtest.TestApp,
+) -> None:
+    """An agent that needs a call (an output tool, say) gets one after a tool result, and moves on."""
+    body = chat(app, tools=[WEATHER, TIME], tool_choice="required", messages=_after_weather_call())
+    assert body["choices"][0]["finish_reason"] == "tool_calls"
+    assert _called(body) == ["get_time"]
+    # Every function called already: the first one again.
+    assert _called(chat(app, tools=[WEATHER], tool_choice="required", messages=_after_weather_call())) == [
+        "get_weather"
+    ]
+
+
+def test_a_named_function_is_called_after_a_tool_result(app: webtest.TestApp) -> None:
+    named = {"type": "function", "function": {"name": "get_weather"}}
+    assert _called(chat(app, tools=[WEATHER, TIME], tool_choice=named, messages=_after_weather_call())) == [
+        "get_weather"
+    ]
+
+
+def test_auto_after_a_tool_result_answers_with_text(app: webtest.TestApp) -> None:
+    body = chat(app, tools=[WEATHER, TIME], tool_choice="auto", messages=_after_weather_call())
+    assert _called(body) == [] and body["choices"][0]["message"]["content"] == "22 degrees and sunny"
+
+
+def test_custom_tools_count_as_tools(app: webtest.TestApp) -> None:
+    custom = {"type": "custom", "custom": {"name": "grammar"}}
+    for choice in ("auto", "required", "none"):
+        assert chat(app, tools=[custom], tool_choice=choice)["choices"][0]["message"]["content"] == "Paris"
+    response = app.post_json(URL, {"model": "m", "messages": ASK, "tool_choice": "none"}, status=400)
+    assert response.json["error"]["param"] == "tool_choice"  # chat keeps the real API's 400

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from mokku import errors, telemetry
 from mokku.api import logprobs, render, tokens, tools, validate
@@ -67,7 +67,9 @@ def create(request: Request, replies: Replies) -> Response:
         for m in messages
     ]
     sampling = read_sampling(body, ("max_completion_tokens", "max_tokens"))
-    functions, output_format, top, legacy = read_reply_options(body, conversation[-1].role)
+    functions, output_format, top, legacy = read_reply_options(
+        body, messages, conversation[-1].role == TOOL_RESULT
+    )
     generation = Generation(
         "chat.completions",
         [echo_text(conversation)],
@@ -115,7 +117,7 @@ def create(request: Request, replies: Replies) -> Response:
 
 
 def read_reply_options(
-    body: Mapping[str, Any], last_role: str
+    body: Mapping[str, Any], messages: List[Dict[str, Any]], after_result: bool
 ) -> Tuple[List[tools.Function], Optional[tools.OutputFormat], Optional[int], bool]:
     """The functions to call, the output format, the logprobs asked for, and whether the calls
     take the legacy ``function_call`` form; a 400 naming the field that is wrong."""
@@ -129,17 +131,34 @@ def read_reply_options(
             "top_logprobs",
         )
     output_format = tools.read_output_format(body.get("response_format"), "response_format", nested=True)
-    functions = tools.read_functions(body)
+    functions, count = tools.read_functions(body)
     validate.boolean(body.get("parallel_tool_calls"), "parallel_tool_calls")
-    chosen = tools.choose(
-        functions, body.get("tool_choice"), body.get("parallel_tool_calls"), last_role, "tool_choice"
-    )
+    called = _called(messages)
+    given = tools.Choice(functions, count, after_result, called)
+    chosen = tools.choose(body.get("tool_choice"), given, body.get("parallel_tool_calls"), "tool_choice")
     legacy = False
     if not chosen and "functions" in body:
         legacy_functions = tools.read_legacy_functions(body)
-        chosen = tools.choose(legacy_functions, body.get("function_call"), None, last_role, "function_call")
+        given = tools.Choice(legacy_functions, len(legacy_functions), after_result, called)
+        chosen = tools.choose(body.get("function_call"), given, None, "function_call")
         legacy = True
     return chosen, output_format, (top_logprobs or 0) if wants_logprobs else None, legacy
+
+
+def _called(messages: List[Dict[str, Any]]) -> Set[str]:
+    """The functions the assistant has called in the conversation."""
+    names = set()
+    for message in messages:
+        if message["role"] != "assistant":
+            continue
+        for call in message.get("tool_calls") or ():
+            function = call.get("function") if isinstance(call, dict) else None
+            if isinstance(function, dict) and isinstance(function.get("name"), str):
+                names.add(function["name"])
+        legacy = message.get("function_call")
+        if isinstance(legacy, dict) and isinstance(legacy.get("name"), str):
+            names.add(legacy["name"])
+    return names
 
 
 def _completion(

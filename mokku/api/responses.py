@@ -13,7 +13,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 from mokku import errors
 from mokku.api import render, tools, validate
@@ -127,14 +127,10 @@ class Responses:
         store = validate.boolean(body.get("store"), "store") is not False
         validate.boolean(body.get("parallel_tool_calls"), "parallel_tool_calls")
         text_format = read_text_format(body)
-        functions = tools.read_functions(body, flat=True)
-        chosen = tools.choose(
-            functions,
-            _chat_choice(body.get("tool_choice")),
-            body.get("parallel_tool_calls"),
-            items[-1].role,
-            "tool_choice",
-        )
+        functions, count = tools.read_functions(body, flat=True)
+        given = tools.Choice(functions, count, items[-1].role == TOOL_RESULT, _called(body["input"]))
+        choice = _chat_choice(body.get("tool_choice"))
+        chosen = tools.choose(choice, given, body.get("parallel_tool_calls"), "tool_choice", none_alone=True)
         framing = [Message("developer", instructions)] if instructions else []
         output_format = tools.read_output_format(text_format, "text.format", nested=False)
         generation = Generation(
@@ -182,6 +178,19 @@ class Responses:
             events = _stream(shell, final, output)
             return render.respond(request, behaviour, response_id, chat_usage, finish_reasons, events=events)
         return render.respond(request, behaviour, response_id, chat_usage, finish_reasons, body=encoded)
+
+
+def _called(items: Any) -> Set[str]:
+    """The functions the input shows called already (its ``function_call`` items)."""
+    if not isinstance(items, list):
+        return set()
+    return {
+        item["name"]
+        for item in items
+        if isinstance(item, dict)
+        and item.get("type") == "function_call"
+        and isinstance(item.get("name"), str)
+    }
 
 
 def _chat_choice(choice: Any) -> Any:

@@ -11,7 +11,7 @@ the function's ``parameters`` schema (see ``schemagen``), strings filled with th
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence
+from typing import AbstractSet, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from mokku import errors
 from mokku.api import schemagen, validate
@@ -44,14 +44,16 @@ class Call(NamedTuple):
     arguments: str  # a JSON document, as the API sends it
 
 
-def read_functions(body: Mapping[str, Any], flat: bool = False) -> List[Function]:
-    """The function tools of ``tools``; other tool types are accepted but never called.
+def read_functions(body: Mapping[str, Any], flat: bool = False) -> Tuple[List[Function], int]:
+    """The function tools of ``tools``, and how many tools there are in all; other tool types are
+    accepted but never called.
 
     Chat nests a function under ``function`` (``{"type": "function", "function": {"name": ...}}``);
     the Responses API puts it at the top level (``flat``).
     """
     functions = []
-    for index, tool in enumerate(validate.array(body.get("tools"), "tools") or []):
+    tools = validate.array(body.get("tools"), "tools") or []
+    for index, tool in enumerate(tools):
         param = f"tools[{index}]"
         if not isinstance(tool, dict):
             raise validate.wrong_type(param, "an object", tool)
@@ -69,7 +71,7 @@ def read_functions(body: Mapping[str, Any], flat: bool = False) -> List[Function
         if kind == "function":
             parameters = validate.obj(definition.get("parameters"), f"{where}.parameters")
             functions.append(Function(name or "", parameters or EMPTY_PARAMETERS, f"{where}.parameters"))
-    return functions
+    return functions, len(tools)
 
 
 def read_legacy_functions(body: Mapping[str, Any]) -> List[Function]:
@@ -84,41 +86,61 @@ def read_legacy_functions(body: Mapping[str, Any]) -> List[Function]:
     return functions
 
 
+class Choice(NamedTuple):
+    """What a reply's ``tool_choice`` (or legacy ``function_call``) decides among, besides the value."""
+
+    functions: List[Function]  # the tools a reply can call
+    tools: int  # every tool given, hosted and custom ones too
+    after_result: bool  # the conversation ends with a tool's (or function's) result
+    called: AbstractSet[str]  # the functions the conversation has called already
+
+
 def choose(
-    functions: List[Function], choice: Any, parallel: Any, last_role: str, choice_param: str
+    choice: Any, given: Choice, parallel: Any, choice_param: str, none_alone: bool = False
 ) -> List[Function]:
-    """The functions this reply calls (none: answer with text)."""
-    if choice is not None and not functions:
+    """The functions this reply calls (none: answer with text), as the real API obeys ``tool_choice``.
+
+    ``auto`` (or nothing) calls the first function (each, with ``parallel_tool_calls: true``), and
+    answers with text after a tool result, so that agent loops end. ``required`` and a named function
+    always call, after a result too: ``required`` then prefers a function not called yet (an agent's
+    final-output tool, say), so that a loop that needs a call still moves on. ``none`` answers text;
+    without any tools it is refused, unless ``none_alone`` (the Responses API takes it).
+    """
+    if choice is not None and not given.tools and not (choice == "none" and none_alone):
         raise errors.invalid_request(
             f"Invalid value for '{choice_param}': '{choice_param}' is only allowed when "
             f"'{'tools' if choice_param == 'tool_choice' else 'functions'}' are specified.",
             choice_param,
         )
-    if not functions or last_role in ("tool", "function", "function_call_output"):
-        return []
-    if choice is None or choice in ("auto", "required"):
-        return functions if parallel is True and len(functions) > 1 else functions[:1]
-    if choice == "none":
-        return []
+    functions = given.functions
     if isinstance(choice, dict):
-        name = (
-            choice.get("name")
-            if choice_param == "function_call"
-            else (choice.get("function") or {}).get("name")
+        return _named(choice, functions, choice_param)
+    if choice not in (None, "none", "auto", "required"):
+        raise validate.invalid_value(choice_param, choice, ("none", "auto", "required"))
+    if choice == "none" or not functions or (given.after_result and choice != "required"):
+        return []
+    if given.after_result:
+        fresh = [function for function in functions if function.name not in given.called]
+        return (fresh or functions)[:1]
+    return functions if parallel is True and len(functions) > 1 else functions[:1]
+
+
+def _named(choice: Dict[str, Any], functions: List[Function], choice_param: str) -> List[Function]:
+    name = (
+        choice.get("name") if choice_param == "function_call" else (choice.get("function") or {}).get("name")
+    )
+    if choice_param == "tool_choice" and choice.get("type") not in ("function", None):
+        return functions[:1]  # allowed_tools and other forms: call the first function
+    if not isinstance(name, str):
+        raise validate.missing(
+            f"{choice_param}.function.name" if choice_param == "tool_choice" else f"{choice_param}.name"
         )
-        if choice_param == "tool_choice" and choice.get("type") not in ("function", None):
-            return functions[:1]  # allowed_tools and other forms: call the first function
-        if not isinstance(name, str):
-            raise validate.missing(
-                f"{choice_param}.function.name" if choice_param == "tool_choice" else f"{choice_param}.name"
-            )
-        for function in functions:
-            if function.name == name:
-                return [function]
-        raise errors.invalid_request(
-            f"Invalid value for '{choice_param}': no function named '{name}' was specified.", choice_param
-        )
-    raise validate.invalid_value(choice_param, choice, ("none", "auto", "required"))
+    for function in functions:
+        if function.name == name:
+            return [function]
+    raise errors.invalid_request(
+        f"Invalid value for '{choice_param}': no function named '{name}' was specified.", choice_param
+    )
 
 
 def make_calls(functions: Sequence[Function], text: str) -> List[Call]:

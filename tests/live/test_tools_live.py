@@ -118,3 +118,41 @@ def test_logprobs_through_the_sdk(client: openai.OpenAI) -> None:
     content = completion.choices[0].logprobs.content  # type: ignore[union-attr]
     assert [entry.token for entry in content or []] == ["a", " b"]
     assert all(len(entry.top_logprobs) == 2 for entry in content or [])
+
+
+def test_a_loop_that_requires_a_tool_call_ends_on_its_output_tool(client: openai.OpenAI) -> None:
+    """As pydantic-ai drives it: ``tool_choice: required`` on every turn, the answer comes as a call
+    to its output tool, which the model calls once the other tool has given its result."""
+    tools: List[openai.types.chat.ChatCompletionToolParam] = [
+        {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}},
+        {
+            "type": "function",
+            "function": {
+                "name": "final_result",
+                "parameters": {
+                    "type": "object",
+                    "properties": {"answer": {"type": "string"}},
+                    "required": ["answer"],
+                },
+            },
+        },
+    ]
+    messages: List[openai.types.chat.ChatCompletionMessageParam] = [
+        {"role": "user", "content": "capital of France"}
+    ]
+    for _ in range(5):
+        reply = client.chat.completions.create(
+            model="gpt-4o", messages=messages, tools=tools, tool_choice="required"
+        )
+        (call,) = reply.choices[0].message.tool_calls or []
+        assert call.type == "function"
+        if call.function.name == "final_result":
+            assert json.loads(call.function.arguments)["answer"]
+            break
+        messages += [
+            reply.choices[0].message.model_dump(exclude_none=True),  # type: ignore[list-item]
+            {"role": "tool", "tool_call_id": call.id, "content": "Paris"},
+        ]
+    else:
+        raise AssertionError("the loop did not end")
+    assert len(messages) == 3  # one lookup, then the output tool
