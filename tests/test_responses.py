@@ -269,3 +269,21 @@ def test_required_after_a_function_output_calls_a_function_not_called_yet(app: w
     assert [item["name"] for item in result["output"]] == ["final_result"]
     text = create(app, input=loop, tools=[TOOL, final], tool_choice="auto")
     assert text["output"][0]["content"][0]["text"] == "found"
+
+
+def test_a_stream_error_fault_sends_the_typed_error_event(app: webtest.TestApp) -> None:
+    out = events(app, model="gpt-4o@stream_error:4", input="one two three")
+    assert [e["type"] for e in out[:4]] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.content_part.added",
+    ]
+    assert out[4] == {
+        "type": "error",
+        "sequence_number": 4,
+        "code": "server_error",
+        "message": out[4]["message"],
+        "param": None,
+    }
+    assert len(out) == 5 and "help.openai.com" in out[4]["message"]

@@ -10,6 +10,7 @@ in-memory store per worker process, bounded in count, bytes and age (``STORE_*``
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections import OrderedDict
@@ -175,8 +176,17 @@ class Responses:
         finish_reasons = ["tool_calls" if calls else output.finish_reason]
         chat_usage = {"prompt_tokens": input_tokens, "completion_tokens": output_tokens}
         if stream:
-            events = _stream(shell, final, output)
-            return render.respond(request, behaviour, response_id, chat_usage, finish_reasons, events=events)
+            emit = _Numbered()
+            events = _stream(emit, shell, final, output)
+            return render.respond(
+                request,
+                behaviour,
+                response_id,
+                chat_usage,
+                finish_reasons,
+                events=events,
+                render_error=emit.error,
+            )
         return render.respond(request, behaviour, response_id, chat_usage, finish_reasons, body=encoded)
 
 
@@ -329,16 +339,22 @@ def _text_part(text: str) -> Dict[str, Any]:
     return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
 
 
-def _stream(
-    shell: Dict[str, Any],
-    final: Dict[str, Any],
-    output: Output,
-) -> Iterator[Event]:
-    """The typed events, in the real API's order, numbered from 0."""
-    sequence = iter(range(1 << 62))
+class _Numbered:
+    """Typed events numbered from 0, an error event (a fault's, a failure's) included."""
 
-    def emit(kind: str, **fields: Any) -> bytes:
-        return stream.typed_event(kind, {"type": kind, "sequence_number": next(sequence), **fields})
+    def __init__(self) -> None:
+        self._sequence = itertools.count()
+
+    def __call__(self, kind: str, **fields: Any) -> bytes:
+        return stream.typed_event(kind, {"type": kind, "sequence_number": next(self._sequence), **fields})
+
+    def error(self, error: errors.APIError) -> bytes:
+        """The ``error`` event the Responses API sends when a stream fails."""
+        return self("error", code=error.code or error.type, message=error.message, param=error.param)
+
+
+def _stream(emit: _Numbered, shell: Dict[str, Any], final: Dict[str, Any], output: Output) -> Iterator[Event]:
+    """The typed events, in the real API's order."""
 
     yield emit("response.created", response=shell)
     yield emit("response.in_progress", response=shell)

@@ -78,6 +78,10 @@ def error_event(error: errors.APIError) -> bytes:
     return event(error.to_dict())
 
 
+# Faults that end the stream where they strike.
+_ENDINGS = frozenset(("stream_drop", "stream_error", "stream_truncated"))
+
+
 def _strikes(fault: Tuple[str, int, int], sent: int, item: Event) -> bool:
     """Whether a stream fault strikes at this event: its count, or the end of a shorter stream."""
     at = fault[1]
@@ -126,6 +130,21 @@ class EventStream:
         batch: List[bytes] = []
         try:
             while self.outcome is None:
+                fault = self._fault
+                if (
+                    fault is not None
+                    and fault[0] in _ENDINGS
+                    and self.events == fault[1]
+                    and self._held is None
+                ):
+                    # An ending strikes before the next event is made, so the event it replaces is
+                    # never produced (the Responses API's numbering stays unbroken).
+                    if batch:
+                        break  # the events before the fault go out first
+                    if self.events == 0:
+                        self._wait(self._pace.first_token())
+                    self._end(fault[0], batch)
+                    continue
                 item = self._next_event()
                 if item is None:
                     self.outcome = "completed"
@@ -184,20 +203,26 @@ class EventStream:
     def _strike(self, fault: Tuple[str, int, int], item: Event, batch: List[bytes]) -> None:
         """Break the stream at ``item`` (nothing else is batched yet)."""
         name, _, arg = fault
-        self._fault = None  # once
         data = item.data if isinstance(item, Token) else item
-        if name == "stream_drop":
-            connection.drop_connection(self.request.environ)
-        elif name == "stream_error":
-            self._add(self._render_error(errors.simulated_server_error()), batch)
-            self.outcome = "completed"
-        elif name == "stream_truncated":
-            self.outcome = "completed"
+        if name in _ENDINGS:
+            self._end(name, batch)
         elif name == "stream_stall":
+            self._fault = None  # once
+
             self._wait(float(arg))
             self._add(data, batch)
         else:  # stream_malformed
+            self._fault = None
             self._add(data[: len(data) // 2] + b"\n\n", batch)
+
+    def _end(self, name: str, batch: List[bytes]) -> None:
+        """End the stream as the fault says: a reset, an error event, or no ``[DONE]``."""
+        self._fault = None
+        if name == "stream_drop":
+            connection.drop_connection(self.request.environ)
+        if name == "stream_error":
+            self._add(self._render_error(errors.simulated_server_error()), batch)
+        self.outcome = "completed"
 
     def _wait(self, seconds: float) -> None:
         connection.hold(seconds, self.request.environ, "the stream waited")
