@@ -287,3 +287,14 @@ def test_a_stream_error_fault_sends_the_typed_error_event(app: webtest.TestApp) 
         "param": None,
     }
     assert len(out) == 5 and "help.openai.com" in out[4]["message"]
+
+
+def test_json_mode_follows_a_schema_in_the_instructions(app: webtest.TestApp) -> None:
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    result = create(
+        app,
+        input="Paris",
+        instructions=f"Reply with JSON matching this schema: {json.dumps(schema)}",
+        text={"format": {"type": "json_object"}},
+    )
+    assert json.loads(result["output"][0]["content"][0]["text"]) == {"city": "Paris"}

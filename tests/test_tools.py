@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import jsonschema
+import pydantic
 import pytest
 import webtest
 
@@ -318,3 +319,50 @@ def test_custom_tools_count_as_tools(app: webtest.TestApp) -> None:
         assert chat(app, tools=[custom], tool_choice=choice)["choices"][0]["message"]["content"] == "Paris"
     response = app.post_json(URL, {"model": "m", "messages": ASK, "tool_choice": "none"}, status=400)
     assert response.json["error"]["param"] == "tool_choice"  # chat keeps the real API's 400
+
+
+class _City(pydantic.BaseModel):
+    name: str
+    population: int
+
+
+class _Trip(pydantic.BaseModel):
+    traveller: str
+    cities: List[_City]
+    budget: Optional[float] = None
+
+
+# How instructor's Mode.JSON asks for a model: the schema inline in the system message.
+INSTRUCTOR_PROMPT = (
+    "As a genius expert, your task is to understand the content and provide the parsed objects in json "
+    "that match the following json_schema:\n\n{schema}\n\nMake sure to return an instance of the JSON, not "
+    "the schema itself"
+)
+
+
+@pytest.mark.parametrize("fenced", [False, True])
+def test_json_mode_follows_a_schema_in_the_system_message(app: webtest.TestApp, fenced: bool) -> None:
+    schema = json.dumps(_Trip.model_json_schema(), indent=2)
+    system = INSTRUCTOR_PROMPT.format(schema=f"```json\n{schema}\n```" if fenced else schema)
+    body = chat(
+        app,
+        response_format={"type": "json_object"},
+        messages=[{"role": "system", "content": system}, {"role": "user", "content": "Ada visits Paris"}],
+    )
+    content = body["choices"][0]["message"]["content"]
+    jsonschema.validate(json.loads(content), _Trip.model_json_schema())
+    trip = _Trip.model_validate_json(content)
+    assert trip.traveller == "Ada visits Paris" and trip.cities
+
+
+def test_json_mode_without_a_schema_or_with_one_it_cannot_fill_answers_the_echo(app: webtest.TestApp) -> None:
+    for system in (
+        "Answer in JSON.",
+        'Use {"type": "object", "properties": {"x": {"enum": []}}, "required": ["x"]}',
+    ):
+        body = chat(
+            app,
+            response_format={"type": "json_object"},
+            messages=[{"role": "system", "content": system}, *ASK],
+        )
+        assert json.loads(body["choices"][0]["message"]["content"]) == {"echo": "Paris"}

@@ -36,6 +36,7 @@ OUTPUT_OPTIONS = frozenset(
     "logprobs top_logprobs response_format tools tool_choice parallel_tool_calls functions function_call".split()
 )
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+INSTRUCTING = ("system", "developer")  # where a prompt-instructed client puts its JSON Schema
 # Content part types each role may send in an array content.
 PART_TYPES: Dict[str, tuple] = {
     "system": ("text",),
@@ -70,6 +71,10 @@ def create(request: Request, replies: Replies) -> Response:
     functions, output_format, top, legacy = read_reply_options(
         body, messages, conversation[-1].role == TOOL_RESULT
     )
+    if output_format is not None:
+        output_format = tools.instructed(
+            output_format, [m.text for m in conversation if m.role in INSTRUCTING]
+        )
     generation = Generation(
         "chat.completions",
         [echo_text(conversation)],

@@ -134,6 +134,9 @@ class Responses:
         chosen = tools.choose(choice, given, body.get("parallel_tool_calls"), "tool_choice", none_alone=True)
         framing = [Message("developer", instructions)] if instructions else []
         output_format = tools.read_output_format(text_format, "text.format", nested=False)
+        if output_format is not None:
+            instructing = [m.text for m in framing + items if m.role in ("system", "developer")]
+            output_format = tools.instructed(output_format, instructing)
         generation = Generation(
             "responses",
             [echo_text(items)],

@@ -11,6 +11,7 @@ the function's ``parameters`` schema (see ``schemagen``), strings filled with th
 from __future__ import annotations
 
 import json
+import re
 from typing import AbstractSet, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from mokku import errors
@@ -189,9 +190,52 @@ def read_output_format(value: Any, param: str, nested: bool) -> Optional[OutputF
     return OutputFormat(kind, validate.obj(schema, f"{param}.schema"), f"{param}.schema")
 
 
+# JSON Schema found in a prompt: where to look, and how far.
+_FENCED = re.compile(r"```(?:json)?\s*\n(.*?)\n\s*```", re.DOTALL)
+_SCHEMA_KEYS = ("properties", "$defs", "definitions", "anyOf", "oneOf", "allOf", "$schema")
+MAX_INSTRUCTION_CHARS = 64 * 1024
+MAX_SCHEMA_CANDIDATES = 50
+
+
+def instructed(output_format: Optional[OutputFormat], instructions: Sequence[str]) -> Optional[OutputFormat]:
+    """JSON mode as prompt-instructed clients use it (instructor's JSON modes, DSPy's JSON adapter):
+    ``json_object`` with a JSON Schema in a system or developer message, inline or in a fenced block,
+    answers a document valid against that schema."""
+    if output_format is None or output_format.kind != "json_object" or output_format.schema is not None:
+        return output_format
+    for text in instructions:
+        schema = _schema_in(text[:MAX_INSTRUCTION_CHARS])
+        if schema is not None:
+            return OutputFormat("json_object", schema, output_format.param)
+    return output_format
+
+
+def _schema_in(text: str) -> Optional[Dict[str, Any]]:
+    """The first JSON object in ``text`` that reads as a JSON Schema (a fenced block first)."""
+    decoder = json.JSONDecoder()
+    candidates = [match.group(1) for match in _FENCED.finditer(text)]
+    starts = [index for index, char in enumerate(text) if char == "{"][:MAX_SCHEMA_CANDIDATES]
+    for chunk in [*candidates, *(text[start:] for start in starts)]:
+        try:
+            value, _ = decoder.raw_decode(chunk.strip())
+        except ValueError:
+            continue
+        if isinstance(value, dict) and (
+            any(key in value for key in _SCHEMA_KEYS) or value.get("type") == "object"
+        ):
+            return value
+    return None
+
+
 def structured_content(kind: str, schema: Optional[Mapping[str, Any]], text: str, param: str) -> str:
-    """The reply for ``json_schema`` / ``json_object`` output."""
+    """The reply for ``json_schema`` / ``json_object`` output (a schema found in the prompt guides
+    ``json_object``; when no document fits it, the plain ``{"echo": ...}``)."""
     if kind == "json_object":
+        if schema is not None:
+            try:
+                return _compact(schemagen.generate(schema, text))
+            except schemagen.SchemaError:
+                pass  # the prompt's schema is only a hint: JSON mode still answers JSON
         return _compact({"echo": text})
     try:
         return _compact(schemagen.generate(schema or {"type": "object"}, text))

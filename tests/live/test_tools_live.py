@@ -156,3 +156,33 @@ def test_a_loop_that_requires_a_tool_call_ends_on_its_output_tool(client: openai
     else:
         raise AssertionError("the loop did not end")
     assert len(messages) == 3  # one lookup, then the output tool
+
+
+class Stop(pydantic.BaseModel):
+    city: str
+    nights: int
+
+
+class Itinerary(pydantic.BaseModel):
+    traveller: str
+    stops: List[Stop]
+
+
+def test_json_mode_parses_into_a_nested_model_as_instructor_asks(client: openai.OpenAI) -> None:
+    """instructor's Mode.JSON: the model's schema in the system message, ``json_object`` output."""
+    schema = json.dumps(Itinerary.model_json_schema(), indent=2)
+    system = (
+        "As a genius expert, your task is to understand the content and provide the parsed objects in json "
+        f"that match the following json_schema:\n\n{schema}\n\nMake sure to return an instance of the JSON, "
+        "not the schema itself"
+    )
+    reply = client.chat.completions.create(
+        model="gpt-4o",
+        response_format={"type": "json_object"},
+        messages=[
+            {"role": "system", "content": system},
+            {"role": "user", "content": "Ada: Paris, then Rome"},
+        ],
+    )
+    itinerary = Itinerary.model_validate_json(reply.choices[0].message.content or "")
+    assert itinerary.traveller == "Ada: Paris, then Rome" and itinerary.stops
