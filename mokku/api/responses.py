@@ -127,13 +127,12 @@ class Responses:
         stream = bool(validate.boolean(body.get("stream"), "stream"))
         store = validate.boolean(body.get("store"), "store") is not False
         validate.boolean(body.get("parallel_tool_calls"), "parallel_tool_calls")
-        text_format = read_text_format(body)
+        text_format, output_format = read_text_format(body)
         functions, count = tools.read_functions(body, flat=True)
         given = tools.Choice(functions, count, items[-1].role == TOOL_RESULT, _called(body["input"]))
         choice = _chat_choice(body.get("tool_choice"))
         chosen = tools.choose(choice, given, body.get("parallel_tool_calls"), "tool_choice", none_alone=True)
         framing = [Message("developer", instructions)] if instructions else []
-        output_format = tools.read_output_format(text_format, "text.format", nested=False)
         if output_format is not None:
             instructing = [m.text for m in framing + items if m.role in ("system", "developer")]
             output_format = tools.instructed(output_format, instructing)
@@ -265,12 +264,13 @@ def _content_text(content: Any, param: str) -> str:
     return "\n".join(texts)
 
 
-def read_text_format(body: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
-    """``text.format`` as sent (for the response object), checked."""
+def read_text_format(
+    body: Mapping[str, Any],
+) -> Tuple[Optional[Dict[str, Any]], Optional[tools.OutputFormat]]:
+    """``text.format`` as sent (for the response object), and the structured output it asks for."""
     text = validate.obj(body.get("text"), "text")
     fmt = text.get("format") if text else None
-    tools.read_output_format(fmt, "text.format", nested=False)
-    return fmt
+    return fmt, tools.read_output_format(fmt, "text.format", nested=False)
 
 
 def _response_shell(
