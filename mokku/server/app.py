@@ -74,7 +74,7 @@ class App:
         except ConnectionResetError:
             # The client left before any response (during a simulated timeout, say): nothing is sent;
             # the journal notes the request with nginx's status for it, 499.
-            if self.journal is not None and request.route is not None and request.route.startswith("/v1/"):
+            if self._journaled(request):
                 self._record(request, Response(CLIENT_CLOSED_REQUEST, [], []), started)
             raise
         elapsed_ms = int((time.perf_counter() - started) * 1000)
@@ -90,13 +90,17 @@ class App:
             if close is not None:
                 close()
             return []
-        if self.journal is None or request.route is None or not request.route.startswith("/v1/"):
+        if not self._journaled(request):
             return body
         if isinstance(body, EventStream):  # journaled when it ends, with how it ended
             body.on_close(lambda stream: self._record(request, response, started))
         else:
             self._record(request, response, started)
         return body
+
+    def _journaled(self, request: Request) -> bool:
+        """The journal keeps the API's requests (``/v1``), not health checks or admin calls."""
+        return self.journal is not None and request.route is not None and request.route.startswith("/v1/")
 
     def _record(self, request: Request, response: Response, started: float) -> None:
         """One journal write per request, after its response is made; never fails the request."""
