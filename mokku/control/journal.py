@@ -3,7 +3,7 @@
 Entries live in SQLite (standard library) in WAL mode, one connection per thread, one short
 insert per request, written after the response is produced (for a stream, when it ends). The
 file is the server's state file (see ``mokku.control.state``).
-Authorization and API-key headers are masked before they are stored.
+Headers that carry credentials (``mokku.credentials.is_secret``) are masked before they are stored.
 
 Everything it holds is bounded (docs/limits.md): a body is stored whole only up to
 ``MOKKU_JOURNAL_BODY_BYTES`` of JSON, else as a marker (``truncated``, its size, its SHA-256 and
@@ -254,11 +254,8 @@ def truncated(raw: bytes) -> Dict[str, Any]:
 
 def entry_for(request: Request, status: int, started: float) -> Dict[str, Any]:
     """A journal entry from the request and what it met on its way."""
-    headers = {
-        key[5:].replace("_", "-").lower(): mask_header(key[5:].replace("_", "-"), value)
-        for key, value in request.environ.items()
-        if key.startswith("HTTP_")
-    }
+    names = {key: key[5:].replace("_", "-").lower() for key in request.environ if key.startswith("HTTP_")}
+    headers = {name: mask_header(name, request.environ[key]) for key, name in names.items()}
     body = request.parsed
     stored: Any = body
     if body is not None:
