@@ -227,24 +227,6 @@ def test_strict_mode_rejects_unknown_params(make_app: Any) -> None:
     assert app.post_json(URL, {"model": "m", "input": "hi", **known}).status_int == 200
 
 
-def test_the_store_is_bounded_in_count_bytes_and_age(monkeypatch: pytest.MonkeyPatch) -> None:
-    from mokku.api import responses
-
-    now = [1000.0]
-    monkeypatch.setattr(responses.time, "monotonic", lambda: now[0])
-    store = responses.Store(size=3, max_bytes=100, max_age=60)
-    for number in range(4):
-        store.keep(f"r{number}", b"x" * 10)
-    assert store.get("r0") is None and store.get("r3") == b"x" * 10  # the oldest out by count
-    store.keep("big", b"y" * 90)
-    assert store.bytes <= 100 and store.get("big") == b"y" * 90 and store.get("r1") is None
-    store.keep("huge", b"z" * 101)
-    assert store.get("huge") is None and store.get("big") is not None  # larger than the store: not kept
-    now[0] += 61
-    assert store.get("big") is None  # too old
-    assert store.pop("r3") and not store.pop("r3")
-
-
 def test_a_stored_response_is_served_as_it_was_answered(app: webtest.TestApp) -> None:
     created = app.post_json(URL, {"model": "gpt-4o", "input": "keep me"})
     assert app.get(f"{URL}/{created.json['id']}").body == created.body

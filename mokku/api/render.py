@@ -30,9 +30,11 @@ def respond(
     body: Any = None,
     events: Optional[Iterable[Event]] = None,
     render_error: Callable[[errors.APIError], bytes] = error_event,
+    wait: bool = True,
 ) -> Response:
-    """The JSON ``body`` (a document, or its encoded bytes) or the stream of ``events``, paced as
-    the request asks, with the GenAI response attributes on the span.
+    """The JSON ``body`` (a document, or its encoded bytes; after the whole answer's time unless not
+    ``wait``) or the stream of ``events``, paced as the request asks, with the GenAI response
+    attributes on the span.
 
     A stream's output tokens and finish reasons are recorded only once its last event is sent,
     so a client that disconnects early is not counted as having received the whole output.
@@ -42,9 +44,10 @@ def respond(
     completion_tokens = usage.get("completion_tokens", 0)
     request.result = Result(response_id, list(finish_reasons), usage)
     if events is None:
-        connection.hold(
-            behaviour.pace.whole_response(completion_tokens), request.environ, "the answer waited"
-        )
+        if wait:
+            connection.hold(
+                behaviour.pace.whole_response(completion_tokens), request.environ, "the answer waited"
+            )
         record_response(span, response_id, model, prompt_tokens, completion_tokens, finish_reasons)
         return encoded_json_response(body) if isinstance(body, bytes) else json_response(body)
     record_response(span, response_id, model, prompt_tokens)

@@ -1,37 +1,41 @@
-"""The Responses API: ``POST /v1/responses``, ``GET`` and ``DELETE /v1/responses/{id}``.
+"""The Responses API: ``POST /v1/responses``; ``GET``, ``DELETE``, ``POST .../cancel`` and
+``GET .../input_items`` of a stored response.
 
-The reply follows the chat rules: it echoes the last user message (or, after a
-``function_call_output``, that output, so agent loops end), calls a function when function
+The reply follows the chat rules: it echoes the last user message of the whole conversation (or,
+after a ``function_call_output``, that output, so agent loops end), calls a function when function
 tools are sent (see ``tools``), or answers JSON for ``text.format`` json_schema / json_object.
-Streams send the real typed events, each ``event: <type>`` plus ``data: <json>`` with a
-``sequence_number``. Responses created with ``store`` (the default) are kept, encoded, in an
-in-memory store per worker process, bounded in count, bytes and age (``STORE_*``).
+Streams send the real typed events (``response_events``).
+
+A response continues a stored one (``previous_response_id``: its input items and output come
+first) or a conversation (``conversation``: its items come first, and the new input and output are
+appended to it). Responses created with ``store`` (the default) are kept in the server's state file
+(``mokku.control.objects``), so every worker retrieves them. A ``background`` response answers
+``queued`` at once, and is then ``queued`` for the time to first token, ``in_progress`` while its
+tokens would be produced, then ``completed``: worked out from the clock when it is read, so no
+worker runs a job and every worker answers the same.
 """
 
 from __future__ import annotations
 
-import itertools
-import threading
+import contextlib
+import json
+import logging
 import time
-from collections import OrderedDict
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from urllib.parse import parse_qs
 
 from mokku import errors
-from mokku.api import render, tools, validate
-from mokku.api.decide import (
-    TOOL_RESULT,
-    Generation,
-    Message,
-    Replies,
-    conversation_tokens,
-    echo_text,
-)
+from mokku.api import items, render, tools, validate
+from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversation_tokens, echo_text
 from mokku.api.ids import random_id
+from mokku.api.response_events import Numbered, events, part_logprobs, text_part, unfinished
 from mokku.api.sampling import Output, Sampling
-from mokku.api.tokens import tokenize
-from mokku.server import stream
+from mokku.control import objects, statedb
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
-from mokku.server.stream import Event, Token
+from mokku.simulation.faults import Behaviour
+from mokku.simulation.latency import Pace
+
+log = logging.getLogger("mokku")
 
 # Top-level parameters of CreateResponse; others are refused only with MOKKU_STRICT.
 KNOWN_PARAMS = frozenset(
@@ -40,109 +44,187 @@ KNOWN_PARAMS = frozenset(
     "prompt_cache_options prompt_cache_retention reasoning safety_identifier service_tier store stream "
     "stream_options temperature text tool_choice tools top_logprobs top_p truncation user".split()
 )
-# The store of each worker process: at most this many responses, bytes (encoded) and seconds.
-STORE_SIZE = 1000
-STORE_BYTES = 64 * 1024 * 1024
-STORE_SECONDS = 24 * 3600
-MESSAGE_ROLES = ("user", "assistant", "system", "developer")
+INCLUDABLE = (
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+)
+LOGPROBS = "message.output_text.logprobs"
 
 
 def not_found(response_id: str) -> errors.APIError:
     return errors.APIError(404, f"Response with id '{response_id}' not found.", "invalid_request_error")
 
 
-class Store:
-    """Created responses, encoded, newest last: bounded in count, bytes and age, oldest out first."""
+def previous_not_found(response_id: str) -> errors.APIError:
+    return errors.invalid_request(
+        f"Previous response with id '{response_id}' not found.",
+        "previous_response_id",
+        "previous_response_not_found",
+    )
 
-    def __init__(
-        self, size: int = STORE_SIZE, max_bytes: int = STORE_BYTES, max_age: float = STORE_SECONDS
-    ) -> None:
-        self._items: OrderedDict[str, Tuple[float, bytes]] = OrderedDict()
-        self._size, self._max_bytes, self._max_age = size, max_bytes, max_age
-        self._bytes = 0
-        self._lock = threading.Lock()
 
-    def keep(self, response_id: str, encoded: bytes) -> None:
-        if len(encoded) > self._max_bytes:
-            return  # larger than the whole store: not kept (a later retrieve answers 404)
-        with self._lock:
-            self._drop(response_id)
-            self._items[response_id] = (time.monotonic(), encoded)
-            self._bytes += len(encoded)
-            while len(self._items) > self._size or self._bytes > self._max_bytes:
-                self._drop(next(iter(self._items)))
-
-    def get(self, response_id: str) -> Optional[bytes]:
-        with self._lock:
-            found = self._items.get(response_id)
-            if found is not None and time.monotonic() - found[0] > self._max_age:
-                self._drop(response_id)
-                found = None
-        return found[1] if found else None
-
-    def pop(self, response_id: str) -> bool:
-        with self._lock:
-            return self._drop(response_id)
-
-    def _drop(self, response_id: str) -> bool:
-        found = self._items.pop(response_id, None)
-        if found is not None:
-            self._bytes -= len(found[1])
-        return found is not None
-
-    @property
-    def bytes(self) -> int:
-        return self._bytes
+def conversation_not_found(conversation_id: str) -> errors.APIError:
+    return errors.APIError(
+        404, f"Conversation with id '{conversation_id}' not found.", "invalid_request_error", "conversation"
+    )
 
 
 class Responses:
-    """The endpoint family, with its store of created responses."""
+    """The endpoint family, over the server's stored objects."""
 
-    def __init__(self, replies: Replies, store: Optional[Store] = None) -> None:
+    def __init__(
+        self, replies: Replies, stored: objects.Objects, clock: Callable[[], float] = time.time
+    ) -> None:
         self.replies = replies
-        self._store = store or Store()
+        self.stored = stored
+        self.clock = clock  # wall-clock seconds: a background response's times are shared by workers
+
+    @contextlib.contextmanager
+    def _state(self) -> Iterator[None]:
+        """A state file that cannot be used answers 503 ``state_unavailable``."""
+        try:
+            yield
+        except statedb.STATE_ERRORS as exc:
+            raise statedb.unavailable(self.stored.path, exc) from None
+
+    # Reading back
 
     def retrieve(self, request: Request, response_id: str) -> Response:
-        stored = self._store.get(response_id)
-        if stored is None:
-            raise not_found(response_id)
-        return encoded_json_response(stored)
+        """The stored response as it stands now; ``?stream=true`` replays a background response's
+        events after ``starting_after``."""
+        query = {
+            name: values[-1] for name, values in parse_qs(request.environ.get("QUERY_STRING", "")).items()
+        }
+        stream = _flag(query.get("stream"), "stream")
+        stored = self._find(response_id)
+        if stream:
+            return self._replay(request, response_id, stored, query.get("starting_after"))
+        return encoded_json_response(_current(stored, self.clock())[0])
 
     def delete(self, request: Request, response_id: str) -> Response:
-        if not self._store.pop(response_id):
+        with self._state():
+            deleted = self.stored.delete_response(response_id)
+        if not deleted:
             raise not_found(response_id)
         return json_response({"id": response_id, "object": "response", "deleted": True})
+
+    def cancel(self, request: Request, response_id: str) -> Response:
+        """A queued or running background response becomes ``cancelled``; a finished one is answered
+        as it is; one not made in the background cannot be cancelled."""
+        stored = self._find(response_id)
+        if stored.job is None:
+            raise errors.invalid_request("Cannot cancel a synchronous response.", None)
+        body, status = _current(stored, self.clock())
+        if status not in ("queued", "in_progress"):
+            return encoded_json_response(body)
+        cancelled = dumps(unfinished(json.loads(stored.body), "cancelled"))
+        job = json.dumps(dict(json.loads(stored.job), cancelled=True))
+        with self._state():
+            if not self.stored.replace_response(response_id, cancelled, job):
+                raise not_found(response_id)
+        return encoded_json_response(cancelled)
+
+    def input_items(self, request: Request, response_id: str) -> Response:
+        """The items the response saw (the earlier turns' included), in pages."""
+        query = items.ListQuery(request)
+        stored = self._find(response_id)
+        page, has_more = query.page(json.loads(stored.items))
+        return json_response(items.list_body(page, has_more))
+
+    def _find(self, response_id: str) -> objects.StoredResponse:
+        with self._state():
+            stored = self.stored.response(response_id)
+        if stored is None:
+            raise not_found(response_id)
+        return stored
+
+    def _replay(
+        self, request: Request, response_id: str, stored: objects.StoredResponse, after: Optional[str]
+    ) -> Response:
+        """A background response's events after ``after`` (a sequence number), paced as what is left
+        of its job."""
+        if stored.job is None:
+            raise errors.invalid_request(
+                "This response cannot be streamed: only a response created with background=true can be.",
+                "stream",
+            )
+        starting_after = -1
+        if after is not None:
+            try:
+                starting_after = int(after)
+            except ValueError:
+                raise validate.wrong_type("starting_after", "an integer", after) from None
+        final, job = json.loads(stored.body), json.loads(stored.job)
+        if job.get("cancelled"):
+            final = dict(final, status="cancelled")
+        now = self.clock()
+        pace = Pace() if now >= job["ends"] else Pace(max(0.0, job["starts"] - now), job["delay"])
+        emit = Numbered()
+        every = events(emit, final, job["tokens"], job.get("top"), bool(job.get("cancelled")))
+        usage = final.get("usage") or {}
+        chat_usage = {
+            "prompt_tokens": usage.get("input_tokens", 0),
+            "completion_tokens": usage.get("output_tokens", 0),
+        }
+        return render.respond(
+            request,
+            Behaviour(final["model"], None, pace),
+            response_id,
+            chat_usage,
+            [final["status"]],
+            events=emit.after(starting_after, every),
+            render_error=emit.error,
+        )
+
+    # Creating
 
     def create(self, request: Request) -> Response:
         body, behaviour = self.replies.begin(request, "chat", KNOWN_PARAMS)
         model = behaviour.model
-        items = read_input(body)
+        new_items = items.read(validate.required(body, "input"), "input")
         instructions = validate.string(body.get("instructions"), "instructions")
         max_output = validate.integer(body.get("max_output_tokens"), "max_output_tokens", 16)
         validate.number(body.get("temperature"), "temperature", 0, 2)
         validate.number(body.get("top_p"), "top_p", 0, 1)
-        validate.integer(body.get("top_logprobs"), "top_logprobs", 0, 20)
-        validate.obj(body.get("metadata"), "metadata")
-        validate.string(body.get("previous_response_id"), "previous_response_id")
+        top_logprobs = validate.integer(body.get("top_logprobs"), "top_logprobs", 0, 20)
+        items.metadata(body)
         stream = bool(validate.boolean(body.get("stream"), "stream"))
         store = validate.boolean(body.get("store"), "store") is not False
+        background = bool(validate.boolean(body.get("background"), "background"))
+        if background and not store:
+            raise errors.invalid_request(
+                "Background responses must be stored: leave 'store' out or set it to true.", "store"
+            )
         validate.boolean(body.get("parallel_tool_calls"), "parallel_tool_calls")
+        include = _include(body)
         text_format, output_format = read_text_format(body)
         functions, count = tools.read_functions(body, flat=True)
-        given = tools.Choice(functions, count, items[-1].role == TOOL_RESULT, _called(body["input"]))
+        previous = validate.string(body.get("previous_response_id"), "previous_response_id")
+        conversation = _conversation(body)
+        context = self._earlier(previous, conversation) + new_items
+        messages = items.messages(context)
+        given = tools.Choice(functions, count, messages[-1].role == TOOL_RESULT, items.called(context))
         choice = _chat_choice(body.get("tool_choice"))
         chosen = tools.choose(choice, given, body.get("parallel_tool_calls"), "tool_choice", none_alone=True)
         framing = [Message("developer", instructions)] if instructions else []
         if output_format is not None:
-            instructing = [m.text for m in framing + items if m.role in ("system", "developer")]
+            instructing = [m.text for m in framing + messages if m.role in ("system", "developer")]
             output_format = tools.instructed(output_format, instructing)
+        logprobs_top = (top_logprobs or 0) if LOGPROBS in include else None
         generation = Generation(
             "responses",
-            [echo_text(items)],
-            [conversation_tokens(framing + items)],
+            [echo_text(messages)],
+            [conversation_tokens(framing + messages)],
             Sampling(max_tokens=max_output, stream=stream),
             chosen,
             output_format,
+            top_logprobs=logprobs_top,
             input_param="input",
         )
         reply = self.replies.decide(request, behaviour, generation)
@@ -159,7 +241,9 @@ class Responses:
             "total_tokens": input_tokens + output_tokens,
         }
         shell = _response_shell(response_id, model, body, instructions, max_output, text_format, store)
-        items_out = _output_items(output, calls, incomplete)
+        shell["background"] = background
+        if conversation is not None:
+            shell["conversation"] = {"id": conversation}
         final = dict(
             shell,
             status="incomplete" if incomplete else "completed",
@@ -169,40 +253,143 @@ class Responses:
             }
             if incomplete
             else None,
-            output=items_out,
+            output=_output_items(output, calls, incomplete, logprobs_top),
             usage=usage,
         )
-        encoded = dumps(final) if store or not stream else b""
+        if conversation is not None:
+            self._append(conversation, new_items + final["output"])
+        encoded = dumps(final)
+        job = None
+        if background:
+            starts = self.clock() + behaviour.pace.ttft
+            job = {
+                "starts": starts,
+                "ends": starts + len(output.tokens) * behaviour.pace.token_delay,
+                "delay": behaviour.pace.token_delay,
+                "tokens": output.tokens,
+                "top": logprobs_top,
+            }
         if store:
-            self._store.keep(response_id, encoded)
+            self._keep(response_id, encoded, items.listed(context), job)
         finish_reasons = ["tool_calls" if calls else output.finish_reason]
         chat_usage = {"prompt_tokens": input_tokens, "completion_tokens": output_tokens}
         if stream:
-            emit = _Numbered()
-            events = _stream(emit, shell, final, output)
+            emit = Numbered()
             return render.respond(
                 request,
                 behaviour,
                 response_id,
                 chat_usage,
                 finish_reasons,
-                events=events,
+                events=events(emit, final, output.tokens, logprobs_top),
                 render_error=emit.error,
+            )
+        if background:  # answered at once; the response moves on as it is read back
+            queued = dumps(unfinished(final, "queued"))
+            return render.respond(
+                request, behaviour, response_id, chat_usage, finish_reasons, body=queued, wait=False
             )
         return render.respond(request, behaviour, response_id, chat_usage, finish_reasons, body=encoded)
 
+    def _earlier(self, previous: Optional[str], conversation: Optional[str]) -> List[items.Item]:
+        """The items a new response continues: a stored response's (its input items, then its
+        output), or a conversation's."""
+        if previous is not None and conversation is not None:
+            raise errors.invalid_request(
+                "Mutually exclusive parameters: Ensure you are only providing one of: "
+                "'previous_response_id' or 'conversation'.",
+                None,
+                "mutually_exclusive_parameters",
+            )
+        if previous is not None:
+            with self._state():
+                stored = self.stored.response(previous)
+            if stored is None:
+                raise previous_not_found(previous)
+            return json.loads(stored.items) + json.loads(stored.body)["output"]
+        if conversation is not None:
+            with self._state():
+                found = self.stored.items(conversation)
+            if found is None:
+                raise conversation_not_found(conversation)
+            return items.decoded(found)
+        return []
 
-def _called(items: Any) -> Set[str]:
-    """The functions the input shows called already (its ``function_call`` items)."""
-    if not isinstance(items, list):
-        return set()
-    return {
-        item["name"]
-        for item in items
-        if isinstance(item, dict)
-        and item.get("type") == "function_call"
-        and isinstance(item.get("name"), str)
-    }
+    def _append(self, conversation: str, added: List[items.Item]) -> None:
+        try:
+            with self._state():
+                appended = self.stored.add_items(conversation, items.encoded(added))
+        except objects.TooLarge as exc:
+            raise items.too_large(str(exc), "conversation") from None
+        except objects.Duplicate as exc:
+            raise items.duplicate(exc.item_id, "input") from None
+        if not appended:  # deleted since it was read
+            raise conversation_not_found(conversation)
+
+    def _keep(
+        self, response_id: str, encoded: bytes, context: List[items.Item], job: Optional[Dict[str, Any]]
+    ) -> None:
+        """Store the response. A plain one that cannot be stored is still answered (a warning says
+        why; retrieving it answers 404); a background one, which is only ever read back, is not."""
+        try:
+            self.stored.keep_response(response_id, encoded, dumps(context), json.dumps(job) if job else None)
+        except objects.TooLarge:
+            if job is not None:
+                raise items.too_large("the response is larger than the store holds", "background") from None
+        except statedb.STATE_ERRORS as exc:
+            if job is not None:
+                raise statedb.unavailable(self.stored.path, exc) from None
+            log.warning("response %s could not be stored in %s: %s", response_id, self.stored.path, exc)
+
+
+def _current(stored: objects.StoredResponse, now: float) -> Tuple[bytes, str]:
+    """The stored response as it stands at ``now`` and its status: a background one is queued,
+    then in progress, then finished, as its job's times say."""
+    if stored.job is None:
+        return stored.body, "stored"
+    job = json.loads(stored.job)
+    if job.get("cancelled"):
+        return stored.body, "cancelled"
+    if now >= job["ends"]:
+        return stored.body, "finished"
+    status = "queued" if now < job["starts"] else "in_progress"
+    return dumps(unfinished(json.loads(stored.body), status)), status
+
+
+def _flag(raw: Optional[str], param: str) -> bool:
+    """A boolean query parameter."""
+    if raw is None or raw.lower() in ("false", "0"):
+        return False
+    if raw.lower() in ("true", "1"):
+        return True
+    raise validate.wrong_type(param, "a boolean", raw)
+
+
+def _include(body: Mapping[str, Any]) -> List[str]:
+    values = validate.array(body.get("include"), "include") or []
+    for index, value in enumerate(values):
+        if not isinstance(value, str):
+            raise validate.wrong_type(f"include[{index}]", "a string", value)
+        if value not in INCLUDABLE:
+            raise validate.invalid_value(f"include[{index}]", value, INCLUDABLE)
+    return values
+
+
+def _conversation(body: Mapping[str, Any]) -> Optional[str]:
+    """``conversation``: its id, or an object with its id."""
+    value = body.get("conversation")
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return validate.required_string(value, "id", "conversation.id")
+    raise validate.wrong_type("conversation", "a string or an object", value)
+
+
+def _as_answered(tool: Any) -> Any:
+    """A tool as the response lists it: a function tool's ``strict`` defaults to true."""
+    if isinstance(tool, dict) and tool.get("type") == "function" and tool.get("strict") is None:
+        return dict(tool, strict=True)
+    return tool
 
 
 def _chat_choice(choice: Any) -> Any:
@@ -210,58 +397,6 @@ def _chat_choice(choice: Any) -> Any:
     if isinstance(choice, dict) and choice.get("type") == "function" and "name" in choice:
         return {"type": "function", "function": {"name": choice["name"]}}
     return choice
-
-
-def read_input(body: Mapping[str, Any]) -> List[Message]:
-    """Each input item as a message: a role's message, a function's output as a tool result,
-    other items (calls, reasoning, references...) as context without text."""
-    value = validate.required(body, "input")
-    if isinstance(value, str):
-        return [Message("user", value)]
-    items = validate.array(value, "input", 1)
-    if items is None:
-        raise validate.wrong_type("input", "a string or an array of input items", value)
-    out = []
-    for index, item in enumerate(items):
-        param = f"input[{index}]"
-        if not isinstance(item, dict):
-            raise validate.wrong_type(param, "an object", item)
-        kind = validate.string(item.get("type"), f"{param}.type") or "message"
-        if kind == "message":
-            role = validate.required_string(item, "role", f"{param}.role")
-            if role not in MESSAGE_ROLES:
-                raise validate.invalid_value(f"{param}.role", role, MESSAGE_ROLES)
-            content = validate.required(item, "content", f"{param}.content")
-            out.append(Message(role, _content_text(content, f"{param}.content")))
-        elif kind == "function_call_output":
-            validate.required_string(item, "call_id", f"{param}.call_id")
-            output = validate.required(item, "output", f"{param}.output")
-            text = output if isinstance(output, str) else _content_text(output, f"{param}.output")
-            out.append(Message(TOOL_RESULT, text))
-        elif kind == "function_call":
-            for field in ("call_id", "name", "arguments"):
-                validate.required_string(item, field, f"{param}.{field}")
-            out.append(Message("function_call", ""))
-        else:
-            out.append(
-                Message(kind, "")
-            )  # other item types (reasoning, references, ...) are accepted as context
-    return out
-
-
-def _content_text(content: Any, param: str) -> str:
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise validate.wrong_type(param, "a string or an array of content parts", content)
-    texts = []
-    for index, part in enumerate(content):
-        if not isinstance(part, dict):
-            raise validate.wrong_type(f"{param}[{index}]", "an object", part)
-        kind = validate.required_string(part, "type", f"{param}[{index}].type")
-        if kind in ("input_text", "output_text", "text"):
-            texts.append(validate.required_string(part, "text", f"{param}[{index}].text") or "")
-    return "\n".join(texts)
 
 
 def read_text_format(
@@ -306,7 +441,7 @@ def _response_shell(
         "temperature": 1.0 if body.get("temperature") is None else body["temperature"],
         "text": {"format": text_format or {"type": "text"}},
         "tool_choice": body.get("tool_choice") or "auto",
-        "tools": body.get("tools") or [],
+        "tools": [_as_answered(tool) for tool in body.get("tools") or []],
         "top_logprobs": body.get("top_logprobs") or 0,
         "top_p": 1.0 if body.get("top_p") is None else body["top_p"],
         "truncation": "disabled",
@@ -314,7 +449,9 @@ def _response_shell(
     }
 
 
-def _output_items(output: Output, calls: List[tools.Call], incomplete: bool) -> List[Dict[str, Any]]:
+def _output_items(
+    output: Output, calls: List[tools.Call], incomplete: bool, top_logprobs: Optional[int]
+) -> List[Dict[str, Any]]:
     if calls:
         return [
             {
@@ -333,72 +470,6 @@ def _output_items(output: Output, calls: List[tools.Call], incomplete: bool) -> 
             "type": "message",
             "status": "incomplete" if incomplete else "completed",
             "role": "assistant",
-            "content": [_text_part("".join(output.tokens))],
+            "content": [text_part("".join(output.tokens), part_logprobs(output.tokens, top_logprobs))],
         }
     ]
-
-
-def _text_part(text: str) -> Dict[str, Any]:
-    return {"type": "output_text", "text": text, "annotations": [], "logprobs": []}
-
-
-class _Numbered:
-    """Typed events numbered from 0, an error event (a fault's, a failure's) included."""
-
-    def __init__(self) -> None:
-        self._sequence = itertools.count()
-
-    def __call__(self, kind: str, **fields: Any) -> bytes:
-        return stream.typed_event(kind, {"type": kind, "sequence_number": next(self._sequence), **fields})
-
-    def error(self, error: errors.APIError) -> bytes:
-        """The ``error`` event the Responses API sends when a stream fails."""
-        return self("error", code=error.code or error.type, message=error.message, param=error.param)
-
-
-def _stream(emit: _Numbered, shell: Dict[str, Any], final: Dict[str, Any], output: Output) -> Iterator[Event]:
-    """The typed events, in the real API's order."""
-
-    yield emit("response.created", response=shell)
-    yield emit("response.in_progress", response=shell)
-    for output_index, item in enumerate(final["output"]):
-        item_id = item["id"]
-        if item["type"] == "function_call":
-            yield emit(
-                "response.output_item.added",
-                output_index=output_index,
-                item=dict(item, status="in_progress", arguments=""),
-            )
-            for fragment in tokenize(item["arguments"]):
-                yield Token(
-                    emit(
-                        "response.function_call_arguments.delta",
-                        item_id=item_id,
-                        output_index=output_index,
-                        delta=fragment,
-                    )
-                )
-            yield emit(
-                "response.function_call_arguments.done",
-                item_id=item_id,
-                output_index=output_index,
-                name=item["name"],
-                arguments=item["arguments"],
-            )
-        else:
-            yield emit(
-                "response.output_item.added",
-                output_index=output_index,
-                item=dict(item, status="in_progress", content=[]),
-            )
-            where = {"item_id": item_id, "output_index": output_index, "content_index": 0}
-            yield emit("response.content_part.added", **where, part=_text_part(""))
-            for token in output.tokens:
-                yield Token(emit("response.output_text.delta", **where, delta=token, logprobs=[]))
-            text = "".join(output.tokens)
-            yield emit("response.output_text.done", **where, text=text, logprobs=[])
-            yield emit("response.content_part.done", **where, part=_text_part(text))
-        yield emit("response.output_item.done", output_index=output_index, item=item)
-    yield emit(
-        "response.incomplete" if final["status"] == "incomplete" else "response.completed", response=final
-    )

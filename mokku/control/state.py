@@ -1,4 +1,5 @@
-"""The state file: one SQLite file per server, shared by its workers (the journal and scripted replies).
+"""The state file: one SQLite file per server, shared by its workers (the journal, scripted replies,
+stored responses and conversations).
 
 It is ``MOKKU_STATE``, or by default ``state.sqlite3`` in a private directory the server makes at
 start (mode 0700, an unpredictable name under the system temp directory): other local users can
@@ -67,7 +68,7 @@ def claim_state(settings: config.Settings) -> Optional[str]:
             statedb.create_private(path)  # theirs: made (private) only when it is missing
         except OSError as exc:
             raise config.ConfigError(f"MOKKU_STATE: cannot create {path}: {exc}") from None
-    elif settings.journal or settings.admin or settings.scenarios_file:
+    else:
         try:
             owned = private_directory()
         except OSError as exc:

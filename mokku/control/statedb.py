@@ -1,4 +1,4 @@
-"""Connections to the state file, shared by the journal and the scripted replies.
+"""Connections to the state file, shared by the journal, the scripted replies and stored objects.
 
 Files mokku creates are private: made with ``O_EXCL | O_NOFOLLOW`` at mode 0600 (SQLite gives its
 ``-wal`` and ``-shm`` files the mode of the database file). A thread's connection is reopened when
@@ -29,6 +29,18 @@ _SCHEMA = (
     "path TEXT NOT NULL, model TEXT, bytes INTEGER NOT NULL DEFAULT 0, entry TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS scenarios (id INTEGER PRIMARY KEY AUTOINCREMENT, "
     "rule TEXT NOT NULL, times_left INTEGER, seen INTEGER NOT NULL DEFAULT 0)",
+    # What the API stores for later requests (mokku.control.objects).
+    "CREATE TABLE IF NOT EXISTS responses (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "id TEXT NOT NULL UNIQUE, created REAL NOT NULL, bytes INTEGER NOT NULL, body BLOB NOT NULL, "
+    "items BLOB NOT NULL, job TEXT)",
+    "CREATE TABLE IF NOT EXISTS conversations (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "id TEXT NOT NULL UNIQUE, bytes INTEGER NOT NULL, body BLOB NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS conversation_items (seq INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "conversation INTEGER NOT NULL, id TEXT NOT NULL, bytes INTEGER NOT NULL, body BLOB NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS conversation_items_order ON conversation_items (conversation, seq)",
+    "CREATE UNIQUE INDEX IF NOT EXISTS conversation_items_id ON conversation_items (conversation, id)",
+    "CREATE TABLE IF NOT EXISTS totals (kind TEXT PRIMARY KEY, count INTEGER NOT NULL, "
+    "bytes INTEGER NOT NULL)",
 )
 
 Identity = Tuple[int, int]
@@ -59,7 +71,7 @@ def identity(path: str) -> Optional[Identity]:
 
 
 def connect(path: str) -> sqlite3.Connection:
-    """A connection to an existing state file, in WAL mode, with both tables present."""
+    """A connection to an existing state file, in WAL mode, with every table present."""
     db = sqlite3.connect(
         f"file:{quote(path)}?mode=rw",
         uri=True,
@@ -146,8 +158,8 @@ def unavailable(path: str, exc: BaseException) -> errors.APIError:
     reason = str(exc) or type(exc).__name__
     return errors.APIError(
         503,
-        f"The state file {path} cannot be used ({reason}); scripted replies and the journal are "
-        "unavailable until it can.",
+        f"The state file {path} cannot be used ({reason}); scripted replies, the journal and "
+        "stored responses and conversations are unavailable until it can.",
         "server_error",
         code="state_unavailable",
     )

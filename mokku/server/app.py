@@ -15,6 +15,7 @@ from typing import Any, Callable, Dict, Iterable, Optional
 
 from mokku import config, errors, telemetry
 from mokku.control.journal import Journal, entry_for
+from mokku.control.objects import Objects
 from mokku.control.scenarios import Scenarios
 from mokku.control.state import default_path
 from mokku.server.http import STATUS_LINES, Request, Response, error_response
@@ -42,10 +43,9 @@ class App:
         self.settings = settings or config.load()
         self.journal: Optional[Journal] = None
         self.scenarios: Optional[Scenarios] = None
-        state = self.settings.state_path
-        if not state and (self.settings.journal or self.settings.admin):
-            state = default_path()
-        # Neither touches the file here: a worker boots whatever state the file is in.
+        state = self.settings.state_path or default_path()
+        # None touches the file here: a worker boots whatever state the file is in.
+        self.stored = Objects(state)
         if self.settings.journal:
             self.journal = Journal(
                 state,
@@ -57,7 +57,9 @@ class App:
             # A state file named in the settings may be shared by other processes; the default one is ours.
             self.scenarios = Scenarios(state, shared=bool(self.settings.state_path))
         self.router = Router(
-            build_routes(self.settings, self.journal, self.scenarios) if routes is None else routes
+            build_routes(self.settings, self.journal, self.scenarios, self.stored)
+            if routes is None
+            else routes
         )
         self.access = limits.Access(self.settings)
         self._checked_threading = False

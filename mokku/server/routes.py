@@ -6,6 +6,7 @@ from functools import partial
 from typing import List, Optional
 
 from mokku.api import chat, completions, embeddings, openapi
+from mokku.api.conversations import Conversations
 from mokku.api.decide import Replies
 from mokku.api.health import health
 from mokku.api.models import Catalogue
@@ -13,17 +14,24 @@ from mokku.api.responses import Responses
 from mokku.config import Settings
 from mokku.control.admin import Admin
 from mokku.control.journal import Journal
+from mokku.control.objects import Objects
 from mokku.control.scenarios import Scenarios
+from mokku.control.state import default_path
 from mokku.server.routing import Route
 from mokku.simulation.faults import Simulator
 
 
 def build_routes(
-    settings: Settings, journal: Optional[Journal] = None, scenarios: Optional[Scenarios] = None
+    settings: Settings,
+    journal: Optional[Journal] = None,
+    scenarios: Optional[Scenarios] = None,
+    stored: Optional[Objects] = None,
 ) -> List[Route]:
+    stored = stored or Objects(settings.state_path or default_path())
     replies = Replies(settings, Simulator(settings), scenarios)
     catalogue = Catalogue(settings.extra_models)
-    stored = Responses(replies)
+    responses = Responses(replies, stored)
+    conversations = Conversations(stored)
     admin = (
         Admin(journal, scenarios, settings.admin_token, settings.admin_open, settings.host)
         if settings.admin
@@ -39,9 +47,19 @@ def build_routes(
         Route("POST", "/v1/chat/completions", partial(chat.create, replies=replies)),
         Route("POST", "/v1/completions", partial(completions.create, replies=replies)),
         Route("POST", "/v1/embeddings", partial(embeddings.create, replies=replies)),
-        Route("POST", "/v1/responses", stored.create),
-        Route("GET", "/v1/responses/{response_id}", stored.retrieve),
-        Route("DELETE", "/v1/responses/{response_id}", stored.delete),
+        Route("POST", "/v1/responses", responses.create),
+        Route("GET", "/v1/responses/{response_id}", responses.retrieve),
+        Route("DELETE", "/v1/responses/{response_id}", responses.delete),
+        Route("POST", "/v1/responses/{response_id}/cancel", responses.cancel),
+        Route("GET", "/v1/responses/{response_id}/input_items", responses.input_items),
+        Route("POST", "/v1/conversations", conversations.create),
+        Route("GET", "/v1/conversations/{conversation_id}", conversations.retrieve),
+        Route("POST", "/v1/conversations/{conversation_id}", conversations.update),
+        Route("DELETE", "/v1/conversations/{conversation_id}", conversations.delete),
+        Route("GET", "/v1/conversations/{conversation_id}/items", conversations.list_items),
+        Route("POST", "/v1/conversations/{conversation_id}/items", conversations.add_items),
+        Route("GET", "/v1/conversations/{conversation_id}/items/{item_id}", conversations.item),
+        Route("DELETE", "/v1/conversations/{conversation_id}/items/{item_id}", conversations.delete_item),
     ] + (
         [
             Route("GET", "/mokku/requests", admin.list_requests),

@@ -1,0 +1,139 @@
+"""The Conversations API: ``/v1/conversations`` and its items.
+
+A conversation is a stored list of items (``items``); ``responses.create`` with ``conversation``
+reads them as the earlier turns and appends its input and output. Kept in the server's state file
+(``mokku.control.objects``), bounded, oldest conversation out first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any, Iterator, List
+
+from mokku import errors
+from mokku.api import items, render, validate
+from mokku.api.ids import random_id
+from mokku.api.responses import conversation_not_found
+from mokku.control import objects, statedb
+from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
+
+MAX_ADDED = 20  # items one call adds
+
+
+def item_not_found(item_id: str) -> errors.APIError:
+    return errors.APIError(404, f"Item with id '{item_id}' not found.", "invalid_request_error")
+
+
+class Conversations:
+    """The endpoint family, over the server's stored objects."""
+
+    def __init__(self, stored: objects.Objects) -> None:
+        self.stored = stored
+
+    @contextlib.contextmanager
+    def _state(self) -> Iterator[None]:
+        """A state file that cannot be used answers 503; a conversation too large for the store, 400."""
+        try:
+            yield
+        except statedb.STATE_ERRORS as exc:
+            raise statedb.unavailable(self.stored.path, exc) from None
+        except objects.TooLarge as exc:
+            raise items.too_large(str(exc), "items") from None
+        except objects.Duplicate as exc:
+            raise items.duplicate(exc.item_id, "items") from None
+
+    def create(self, request: Request) -> Response:
+        body = request.json()
+        metadata = items.metadata(body)
+        added = _items(body.get("items"), required=False)
+        conversation_id = random_id("conv_", 48)
+        conversation = {
+            "id": conversation_id,
+            "object": "conversation",
+            "created_at": render.now(),
+            "metadata": metadata or {},
+        }
+        encoded = dumps(conversation)
+        with self._state():
+            self.stored.create_conversation(conversation_id, encoded, items.encoded(added))
+        return encoded_json_response(encoded)
+
+    def retrieve(self, request: Request, conversation_id: str) -> Response:
+        return encoded_json_response(self._find(conversation_id))
+
+    def update(self, request: Request, conversation_id: str) -> Response:
+        body = request.json()
+        validate.required(body, "metadata")
+        metadata = items.metadata(body)
+        conversation = dict(json.loads(self._find(conversation_id)), metadata=metadata or {})
+        encoded = dumps(conversation)
+        with self._state():
+            if not self.stored.replace_conversation(conversation_id, encoded):
+                raise conversation_not_found(conversation_id)
+        return encoded_json_response(encoded)
+
+    def delete(self, request: Request, conversation_id: str) -> Response:
+        with self._state():
+            deleted = self.stored.delete_conversation(conversation_id)
+        if not deleted:
+            raise conversation_not_found(conversation_id)
+        return json_response({"id": conversation_id, "object": "conversation.deleted", "deleted": True})
+
+    def list_items(self, request: Request, conversation_id: str) -> Response:
+        query = items.ListQuery(request)
+        with self._state():
+            page = self.stored.page_items(conversation_id, query.after, query.limit, query.newest_first)
+        if page is None:
+            raise conversation_not_found(conversation_id)
+        return json_response(items.list_body(items.decoded(page.items), page.has_more))
+
+    def add_items(self, request: Request, conversation_id: str) -> Response:
+        body = request.json()
+        added = items.listed(_items(validate.required(body, "items"), required=True))
+        with self._state():
+            if not self.stored.add_items(conversation_id, items.encoded(added)):
+                raise conversation_not_found(conversation_id)
+        return json_response(items.list_body(added, False))
+
+    def item(self, request: Request, conversation_id: str, item_id: str) -> Response:
+        with self._state():
+            found = self.stored.item(conversation_id, item_id)
+        if found is None:
+            self._find(conversation_id)
+            raise item_not_found(item_id)
+        return encoded_json_response(found)
+
+    def delete_item(self, request: Request, conversation_id: str, item_id: str) -> Response:
+        """Remove one item; answers the conversation, as the real API does."""
+        with self._state():
+            deleted = self.stored.delete_item(conversation_id, item_id)
+        conversation = self._find(conversation_id)
+        if not deleted:
+            raise item_not_found(item_id)
+        return encoded_json_response(conversation)
+
+    def _find(self, conversation_id: str) -> bytes:
+        with self._state():
+            found = self.stored.conversation(conversation_id)
+        if found is None:
+            raise conversation_not_found(conversation_id)
+        return found
+
+
+def _items(value: Any, required: bool) -> List[items.Item]:
+    """Up to 20 input items (``items``), as stored."""
+    if value is None and not required:
+        return []
+    if not isinstance(value, list):
+        raise validate.wrong_type("items", "an array of input items", value)
+    if not value and not required:
+        return []
+    if len(value) > MAX_ADDED:
+        raise errors.invalid_request(
+            f"Invalid 'items': array too long. Expected an array with maximum length {MAX_ADDED}, "
+            f"but got an array with length {len(value)} instead.",
+            "items",
+            "array_above_max_length",
+        )
+    return items.read(value, "items")

@@ -1,0 +1,235 @@
+"""Items: what Responses and Conversations keep of a conversation, as the real API lists them.
+
+An input item is checked and stored as its listed form (``ItemResource``, ``ConversationItem``):
+with an ``id`` and a ``status``, a message's string content as one text part. A response's output
+items are already in that form, so a conversation (a stored response's items and output, or a
+conversation's items) reads back into the neutral messages the reply is decided from. Lists are
+answered in the real list shape, in pages (``limit`` 1 to 100, ``order`` newest first by default).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from urllib.parse import parse_qs
+
+from mokku import errors
+from mokku.api import validate
+from mokku.api.decide import TOOL_RESULT, Message, message_text
+from mokku.api.ids import random_id
+from mokku.server.http import Request, dumps
+
+MESSAGE_ROLES = ("user", "assistant", "system", "developer")
+ORDERS = ("asc", "desc")
+MAX_PAGE = 100
+# Items that point at other items: they add nothing a listing shows.
+REFERENCES = ("item_reference",)
+_ID_PREFIXES = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_"}
+
+Item = Dict[str, Any]
+
+
+def read(value: Any, param: str) -> List[Item]:
+    """Input items as stored and listed (a string is one user message); 400 naming the field that
+    is wrong. ``item_reference`` items are kept (they point at context), never listed."""
+    if isinstance(value, str):
+        return [_message("user", value)]
+    items = validate.array(value, param, 1)
+    if items is None:
+        raise validate.wrong_type(param, "a string or an array of input items", value)
+    out = []
+    for index, item in enumerate(items):
+        where = f"{param}[{index}]"
+        if not isinstance(item, dict):
+            raise validate.wrong_type(where, "an object", item)
+        kind = validate.string(item.get("type"), f"{where}.type") or "message"
+        validate.string(item.get("id"), f"{where}.id")
+        if kind == "message":
+            role = validate.required_string(item, "role", f"{where}.role")
+            if role not in MESSAGE_ROLES:
+                raise validate.invalid_value(f"{where}.role", role, MESSAGE_ROLES)
+            content = validate.required(item, "content", f"{where}.content")
+            _check_content(content, f"{where}.content")
+            stored = dict(item, type="message", content=_parts(role, content))
+        elif kind == "function_call_output":
+            validate.required_string(item, "call_id", f"{where}.call_id")
+            output = validate.required(item, "output", f"{where}.output")
+            if not isinstance(output, str):
+                _check_content(output, f"{where}.output")
+            stored = dict(item)
+        elif kind == "function_call":
+            for field in ("call_id", "name", "arguments"):
+                validate.required_string(item, field, f"{where}.{field}")
+            stored = dict(item)
+        elif kind == "item_reference":
+            validate.required_string(item, "id", f"{where}.id")
+            stored = dict(item)
+        else:
+            stored = dict(item)  # other item types (reasoning, hosted tool calls...) are kept as context
+        if kind not in REFERENCES:
+            stored.setdefault("id", random_id(_ID_PREFIXES.get(kind, "item_"), 48))
+            stored.setdefault("status", "completed")
+        out.append(stored)
+    return out
+
+
+def _message(role: str, text: str) -> Item:
+    return {
+        "id": random_id("msg_", 48),
+        "type": "message",
+        "status": "completed",
+        "role": role,
+        "content": _parts(role, text),
+    }
+
+
+def _parts(role: str, content: Any) -> List[Dict[str, Any]]:
+    """A message's content as parts: a string is one text part, as the API lists it."""
+    if not isinstance(content, str):
+        return content
+    if role == "assistant":
+        return [{"type": "output_text", "text": content, "annotations": [], "logprobs": []}]
+    return [{"type": "input_text", "text": content}]
+
+
+def _check_content(content: Any, param: str) -> None:
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise validate.wrong_type(param, "a string or an array of content parts", content)
+    for index, part in enumerate(content):
+        if not isinstance(part, dict):
+            raise validate.wrong_type(f"{param}[{index}]", "an object", part)
+        kind = validate.required_string(part, "type", f"{param}[{index}].type")
+        if kind in ("input_text", "output_text", "text"):
+            validate.required_string(part, "text", f"{param}[{index}].text")
+
+
+def messages(items: Sequence[Item]) -> List[Message]:
+    """The neutral messages of a conversation: a message's text, a function's output as a tool
+    result, other items (calls, reasoning, references...) as context without text."""
+    out = []
+    for item in items:
+        kind = item.get("type", "message")
+        if kind == "message":
+            out.append(Message(item["role"], message_text(item["content"])))
+        elif kind == "function_call_output":
+            output = item["output"]
+            out.append(Message(TOOL_RESULT, output if isinstance(output, str) else message_text(output)))
+        else:
+            out.append(Message(kind, ""))
+    return out
+
+
+def called(items: Sequence[Item]) -> Set[str]:
+    """The functions the conversation shows called already (its ``function_call`` items)."""
+    return {
+        item["name"]
+        for item in items
+        if item.get("type") == "function_call" and isinstance(item.get("name"), str)
+    }
+
+
+def listed(items: Sequence[Item]) -> List[Item]:
+    """The items a listing shows (references left out)."""
+    return [item for item in items if item.get("type") not in REFERENCES]
+
+
+def encoded(items: Sequence[Item]) -> List[Tuple[str, bytes]]:
+    """Listed items as (id, encoded) pairs, for storing one by one."""
+    return [(item["id"], dumps(item)) for item in listed(items)]
+
+
+class ListQuery:
+    """A list endpoint's query: ``after`` (and ``before``), ``limit``, ``order`` (newest first by default)."""
+
+    __slots__ = ("after", "before", "limit", "newest_first")
+
+    def __init__(self, request: Request) -> None:
+        query = parse_qs(request.environ.get("QUERY_STRING", ""), keep_blank_values=True)
+
+        def one(name: str) -> Optional[str]:
+            values = query.get(name)
+            return values[-1] if values else None
+
+        self.after, self.before = one("after"), one("before")
+        raw = one("limit")
+        limit = 20
+        if raw is not None:
+            try:
+                limit = int(raw)
+            except ValueError:
+                raise validate.wrong_type("limit", "an integer", raw) from None
+            validate.integer(limit, "limit", 1, MAX_PAGE)
+        self.limit = limit
+        order = one("order") or "desc"
+        if order not in ORDERS:
+            raise validate.invalid_value("order", order, ORDERS)
+        self.newest_first = order == "desc"
+
+    def page(self, items: Sequence[Item]) -> Tuple[List[Item], bool]:
+        """A page of ``items`` (oldest first as given), in the order asked, after ``after`` and
+        before ``before`` (ids; an unknown id is no bound)."""
+        ordered = list(reversed(items)) if self.newest_first else list(items)
+        ids = [item.get("id") for item in ordered]
+        start = ids.index(self.after) + 1 if self.after in ids else 0
+        end = ids.index(self.before) if self.before in ids else len(ordered)
+        chosen = ordered[start:end]
+        return chosen[: self.limit], len(chosen) > self.limit
+
+
+def list_body(data: Sequence[Any], has_more: bool) -> Dict[str, Any]:
+    """The list shape of ``ResponseItemList`` and ``ConversationItemList``."""
+    first = data[0].get("id") if data else None
+    last = data[-1].get("id") if data else None
+    return {"object": "list", "data": list(data), "first_id": first, "last_id": last, "has_more": has_more}
+
+
+def decoded(stored: Sequence[bytes]) -> List[Item]:
+    return [json.loads(item) for item in stored]
+
+
+def duplicate(item_id: str, param: str) -> errors.APIError:
+    """400: a conversation holds each item id once."""
+    return errors.invalid_request(
+        f"Duplicate item found with id {item_id}. Remove duplicate items from your input and try again.",
+        param,
+        "duplicate_item",
+    )
+
+
+def too_large(reason: str, param: str) -> errors.APIError:
+    """400: storing this would pass a bound of the store (docs/limits.md)."""
+    return errors.invalid_request(f"Invalid '{param}': {reason}.", param, "invalid_value")
+
+
+def metadata(body: Mapping[str, Any], param: str = "metadata") -> Optional[Dict[str, Any]]:
+    """``metadata``: at most 16 string values, keys up to 64 characters, values up to 512."""
+    value = validate.obj(body.get(param), param)
+    if value is None:
+        return None
+    if len(value) > 16:
+        raise errors.invalid_request(
+            f"Invalid '{param}': too many properties. Expected an object with at most 16 properties, "
+            f"but got an object with {len(value)} properties instead.",
+            param,
+            "object_above_max_properties",
+        )
+    for key, item in value.items():
+        if len(key) > 64:
+            raise errors.invalid_request(
+                f"Invalid '{param}': key too long. Expected a key with maximum length 64, but got a key "
+                f"with length {len(key)} instead.",
+                param,
+                "string_above_max_length",
+            )
+        if not isinstance(item, str):
+            raise validate.wrong_type(f"{param}.{key}", "a string", item)
+        if len(item) > 512:
+            raise errors.invalid_request(
+                f"Invalid '{param}.{key}': string too long. Expected a string with maximum length 512, "
+                f"but got a string with length {len(item)} instead.",
+                f"{param}.{key}",
+                "string_above_max_length",
+            )
+    return value

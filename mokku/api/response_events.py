@@ -1,0 +1,130 @@
+"""The Responses API's stream: typed events, ``event: <type>`` plus ``data: <json>``, numbered.
+
+The same events are made for a stream as it is created and for a background response's stream
+resumed later (``GET /v1/responses/{id}?stream=true&starting_after=N``): they follow from the
+finished response and its output tokens, so a resumed stream repeats the numbers of the first.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+
+from mokku import errors
+from mokku.api import logprobs as token_logprobs
+from mokku.api.tokens import tokenize
+from mokku.server import stream
+from mokku.server.stream import Event, Token
+
+
+class Numbered:
+    """Typed events numbered from 0, an error event (a fault's, a failure's) included."""
+
+    def __init__(self) -> None:
+        self._sequence = itertools.count()
+        self.last = -1  # the number of the event made last
+
+    def __call__(self, kind: str, **fields: Any) -> bytes:
+        self.last = next(self._sequence)
+        return stream.typed_event(kind, {"type": kind, "sequence_number": self.last, **fields})
+
+    def after(self, number: int, made: Iterable[Event]) -> Iterator[Event]:
+        """The events of ``made`` (numbered by this) past ``number``: a resumed stream."""
+        for event in made:
+            if self.last > number:
+                yield event
+
+    def error(self, error: errors.APIError) -> bytes:
+        """The ``error`` event the Responses API sends when a stream fails."""
+        return self("error", code=error.code or error.type, message=error.message, param=error.param)
+
+
+def text_part(text: str, logprobs: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": [], "logprobs": logprobs or []}
+
+
+def part_logprobs(tokens: Sequence[str], top: Optional[int]) -> Optional[List[Dict[str, Any]]]:
+    """An output text's ``logprobs`` (``LogProb``): each token's, with ``top`` alternatives; None
+    when they were not asked for (``include``)."""
+    if top is None:
+        return None
+    return [token_logprobs.token_entry(token, top) for token in tokens]
+
+
+def _delta_logprobs(entry: Dict[str, Any]) -> Dict[str, Any]:
+    """A delta event's ``logprobs`` entry (``ResponseLogProb``): no bytes."""
+    return {
+        "token": entry["token"],
+        "logprob": entry["logprob"],
+        "top_logprobs": [{"token": t["token"], "logprob": t["logprob"]} for t in entry["top_logprobs"]],
+    }
+
+
+def unfinished(final: Dict[str, Any], status: str) -> Dict[str, Any]:
+    """The response as it stood before its output: queued or in progress."""
+    shell = dict(final, status=status, output=[], completed_at=None, incomplete_details=None)
+    shell.pop("usage", None)
+    return shell
+
+
+def events(
+    emit: Numbered,
+    final: Dict[str, Any],
+    tokens: Sequence[str],
+    top_logprobs: Optional[int] = None,
+    cancelled: bool = False,
+) -> Iterator[Event]:
+    """The typed events of ``final``, in the real API's order (a background response is first
+    queued); a cancelled one stops before its output."""
+    background = final.get("background", False)
+    first = unfinished(final, "queued" if background else "in_progress")
+    yield emit("response.created", response=first)
+    if background:
+        yield emit("response.queued", response=first)
+    if cancelled:
+        return
+    yield emit("response.in_progress", response=unfinished(final, "in_progress"))
+    for output_index, item in enumerate(final["output"]):
+        item_id = item["id"]
+        if item["type"] == "function_call":
+            yield emit(
+                "response.output_item.added",
+                output_index=output_index,
+                item=dict(item, status="in_progress", arguments=""),
+            )
+            for fragment in tokenize(item["arguments"]):
+                yield Token(
+                    emit(
+                        "response.function_call_arguments.delta",
+                        item_id=item_id,
+                        output_index=output_index,
+                        delta=fragment,
+                    )
+                )
+            yield emit(
+                "response.function_call_arguments.done",
+                item_id=item_id,
+                output_index=output_index,
+                name=item["name"],
+                arguments=item["arguments"],
+            )
+        else:
+            yield emit(
+                "response.output_item.added",
+                output_index=output_index,
+                item=dict(item, status="in_progress", content=[]),
+            )
+            where = {"item_id": item_id, "output_index": output_index, "content_index": 0}
+            yield emit("response.content_part.added", **where, part=text_part(""))
+            entries = part_logprobs(tokens, top_logprobs) or []
+            deltas = [_delta_logprobs(entry) for entry in entries]
+            for index, token in enumerate(tokens):
+                logprobs = [deltas[index]] if deltas else []
+                yield Token(emit("response.output_text.delta", **where, delta=token, logprobs=logprobs))
+            part = item["content"][0]
+            yield emit("response.output_text.done", **where, text=part["text"], logprobs=deltas)
+            yield emit("response.content_part.done", **where, part=part)
+        yield emit("response.output_item.done", output_index=output_index, item=item)
+    yield emit(
+        "response.incomplete" if final["status"] == "incomplete" else "response.completed", response=final
+    )
