@@ -379,3 +379,15 @@ def test_a_conversation_holds_each_item_id_once(app: webtest.TestApp) -> None:
     assert len(app.get(url).json["data"]) == 1
     other = app.post_json("/v1/conversations", {"items": [item]}).json  # another conversation may hold it
     assert app.get(f"/v1/conversations/{other['id']}/items/msg_mine").json["content"][0]["text"] == "hi"
+
+
+def test_a_chain_is_bounded_as_one_conversation(tmp_path: Path) -> None:
+    settings = config.load({})
+    stored = Objects(str(tmp_path / "state"), Bounds(one_conversation_bytes=4000))
+    responses = Responses(Replies(settings, Simulator(settings)), stored)
+    app = webtest.TestApp(App(settings, [Route("POST", URL, responses.create)]))
+    first = create(app, input="x" * 1000)
+    turn = {"model": "m", "input": "x" * 1000}
+    second = app.post_json(URL, dict(turn, previous_response_id=first["id"])).json  # three items: 3.3 kB
+    error = app.post_json(URL, dict(turn, previous_response_id=second["id"]), status=400).json["error"]
+    assert error["param"] == "previous_response_id" and "4000 bytes" in error["message"]

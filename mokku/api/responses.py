@@ -208,6 +208,12 @@ class Responses:
         previous = validate.string(body.get("previous_response_id"), "previous_response_id")
         conversation = _conversation(body)
         context = self._earlier(previous, conversation) + new_items
+        seen = dumps(items.listed(context))  # what input_items lists: bounded as one conversation is
+        if len(seen) > self.stored.bounds.one_conversation_bytes:
+            raise items.too_large(
+                f"the conversation would hold more than {self.stored.bounds.one_conversation_bytes} bytes",
+                "previous_response_id" if previous else "input",
+            )
         messages = items.messages(context)
         given = tools.Choice(functions, count, messages[-1].role == TOOL_RESULT, items.called(context))
         choice = _chat_choice(body.get("tool_choice"))
@@ -270,7 +276,7 @@ class Responses:
                 "top": logprobs_top,
             }
         if store:
-            self._keep(response_id, encoded, items.listed(context), job)
+            self._keep(response_id, encoded, seen, job)
         finish_reasons = ["tool_calls" if calls else output.finish_reason]
         chat_usage = {"prompt_tokens": input_tokens, "completion_tokens": output_tokens}
         if stream:
@@ -326,13 +332,11 @@ class Responses:
         if not appended:  # deleted since it was read
             raise conversation_not_found(conversation)
 
-    def _keep(
-        self, response_id: str, encoded: bytes, context: List[items.Item], job: Optional[Dict[str, Any]]
-    ) -> None:
+    def _keep(self, response_id: str, encoded: bytes, seen: bytes, job: Optional[Dict[str, Any]]) -> None:
         """Store the response. A plain one that cannot be stored is still answered (a warning says
         why; retrieving it answers 404); a background one, which is only ever read back, is not."""
         try:
-            self.stored.keep_response(response_id, encoded, dumps(context), json.dumps(job) if job else None)
+            self.stored.keep_response(response_id, encoded, seen, json.dumps(job) if job else None)
         except objects.TooLarge:
             if job is not None:
                 raise items.too_large("the response is larger than the store holds", "background") from None
