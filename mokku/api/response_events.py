@@ -14,7 +14,7 @@ from mokku import errors
 from mokku.api import logprobs as token_logprobs
 from mokku.api.tokens import tokenize
 from mokku.server import stream
-from mokku.server.stream import Event, Token
+from mokku.server.stream import Event, Last, Token
 
 
 class Numbered:
@@ -125,6 +125,8 @@ def events(
             yield emit("response.output_text.done", **where, text=part["text"], logprobs=deltas)
             yield emit("response.content_part.done", **where, part=part)
         yield emit("response.output_item.done", output_index=output_index, item=item)
-    yield emit(
-        "response.incomplete" if final["status"] == "incomplete" else "response.completed", response=final
+    yield Last(
+        emit(
+            "response.incomplete" if final["status"] == "incomplete" else "response.completed", response=final
+        )
     )

@@ -25,6 +25,7 @@ class Sampling(NamedTuple):
 class Output(NamedTuple):
     tokens: List[str]
     finish_reason: str
+    stop_sequence: Optional[str] = None  # the stop sequence the text was cut at
 
 
 SAMPLING_PARAMS = frozenset(
@@ -89,10 +90,10 @@ def complete(text: str, sampling: Sampling, filtered: bool = False) -> Output:
     """
     if filtered:
         return Output([], "content_filter")
-    cut = min((i for i in (text.find(s) for s in sampling.stop) if i >= 0), default=-1)
-    if cut >= 0:
-        text = text[:cut]
+    found = min(((text.find(s), s) for s in sampling.stop if s in text), default=None)
+    if found is not None:
+        text = text[: found[0]]
     tokens = tokenize(text)
     if sampling.max_tokens is not None and len(tokens) > sampling.max_tokens:
         return Output(tokens[: sampling.max_tokens], "length")
-    return Output(tokens, "stop")
+    return Output(tokens, "stop", found[1] if found else None)

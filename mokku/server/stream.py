@@ -70,6 +70,11 @@ class Token:
         self.data = data
 
 
+class Last(bytes):
+    """A stream's final event, for streams that end without ``[DONE]``: a stream fault set past the
+    stream's end strikes there."""
+
+
 Event = Union[bytes, Token]
 
 
@@ -85,7 +90,7 @@ _ENDINGS = frozenset(("stream_drop", "stream_error", "stream_truncated"))
 def _strikes(fault: Tuple[str, int, int], sent: int, item: Event) -> bool:
     """Whether a stream fault strikes at this event: its count, or the end of a shorter stream."""
     at = fault[1]
-    return sent == at or (sent < at and item == DONE)
+    return sent == at or (sent < at and (isinstance(item, Last) or item == DONE))
 
 
 class EventStream:
