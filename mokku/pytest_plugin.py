@@ -8,6 +8,7 @@ Fixtures:
   ``url``, ``base_url`` (``.../v1``), ``requests(path=, model=, since=, limit=)``,
   ``script(rule)`` / ``script(reply_content, **match)`` and ``verdict()``.
 - ``openai_client``: an ``openai.OpenAI`` pointed at it (when ``openai`` is installed).
+- ``anthropic_client``: an ``anthropic.Anthropic`` pointed at it (when ``anthropic`` is installed).
 
 The module imports only the standard library until a fixture is used.
 """
@@ -96,4 +97,11 @@ def mokku(mokku_session: MokkuHandle) -> MokkuHandle:
 def openai_client(mokku: MokkuHandle) -> Iterator[Any]:
     openai = pytest.importorskip("openai")
     with openai.OpenAI(base_url=mokku.base_url, api_key="sk-mokku-test", max_retries=0) as client:
+        yield client
+
+
+@pytest.fixture
+def anthropic_client(mokku: MokkuHandle) -> Iterator[Any]:
+    anthropic = pytest.importorskip("anthropic")
+    with anthropic.Anthropic(base_url=mokku.url, api_key="sk-ant-mokku-test", max_retries=0) as client:
         yield client

@@ -217,21 +217,25 @@ _REQUEST_PARAMS = (
 )
 
 
-def record_request(span: Optional[Span], operation: str, model: str, body: Mapping[str, Any]) -> None:
-    """GenAI request attributes: the operation, the model, and the sampling parameters that were sent."""
+def record_request(
+    span: Optional[Span], operation: str, model: str, body: Mapping[str, Any], provider: str = "openai"
+) -> None:
+    """GenAI request attributes: the provider whose API was called, the operation, the model, and the
+    sampling parameters that were sent."""
     if span is None:
         return
     # One set_attributes call: each attribute call takes the span's lock and validates anew.
     attributes: Dict[str, Any] = {
         "gen_ai.operation.name": operation,
-        "gen_ai.provider.name": "openai",
+        "gen_ai.provider.name": provider,
+        "gen_ai.system": provider,  # the attribute's older name, which some backends still read
         "gen_ai.request.model": model,
     }
     for field, attribute in _REQUEST_PARAMS:
         value = body.get(field)
         if attribute not in attributes and isinstance(value, (int, float)) and not isinstance(value, bool):
             attributes[attribute] = value
-    stop = body.get("stop")
+    stop = body.get("stop", body.get("stop_sequences"))  # OpenAI's name, Anthropic's
     if isinstance(stop, str):
         attributes["gen_ai.request.stop_sequences"] = [stop]
     elif isinstance(stop, list) and all(isinstance(s, str) for s in stop):

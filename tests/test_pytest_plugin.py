@@ -23,6 +23,15 @@ def test_verdict_helper(mokku, openai_client):
     assert mokku.verdict()["passed"] is True
 
 
+def test_anthropic_client(mokku, anthropic_client):
+    mokku.script("Scripted for Claude.", endpoint="messages")
+    reply = anthropic_client.messages.create(
+        model="claude-sonnet-4-5", max_tokens=20, messages=[{"role": "user", "content": "hi"}]
+    )
+    assert reply.content[0].text == "Scripted for Claude."
+    assert [entry["path"] for entry in mokku.requests()] == ["/v1/messages"]
+
+
 def test_server_url(mokku_server):
     import urllib.request, json
     with urllib.request.urlopen(mokku_server + "/health") as response:
@@ -31,10 +40,10 @@ def test_server_url(mokku_server):
 
 
 def test_plugin_fixtures_and_the_readme_test(pytester: pytest.Pytester) -> None:
-    """The README's ten-line test, run as written, plus two more, in a pytest session of their own."""
+    """The README's ten-line test, run as written, plus three more, in a pytest session of their own."""
     readme = README.read_text(encoding="utf-8")
     block = re.search(r"```python\n(def test_my_code_asks_for_the_weather.*?)```", readme, re.S)
     assert block, "the README's plugin example is missing"
     pytester.makepyfile(block.group(1) + "\n" + MORE_TESTS)
     result = pytester.runpytest_subprocess("-q")
-    result.assert_outcomes(passed=4)
+    result.assert_outcomes(passed=5)

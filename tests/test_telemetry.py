@@ -88,6 +88,7 @@ def test_chat_span_attributes(traced: Tuple[webtest.TestApp, InMemorySpanExporte
     assert span.kind == SpanKind.SERVER
     attributes = dict(span.attributes)
     assert attributes["gen_ai.operation.name"] == "chat"
+    assert attributes["gen_ai.provider.name"] == "openai"
     assert attributes["gen_ai.request.model"] == "gpt-4o"
     assert attributes["gen_ai.response.id"] == body["id"]
     assert attributes["gen_ai.request.choice.count"] == 2
@@ -95,6 +96,23 @@ def test_chat_span_attributes(traced: Tuple[webtest.TestApp, InMemorySpanExporte
     assert attributes["gen_ai.response.finish_reasons"] == ("stop", "stop")
     assert attributes["gen_ai.usage.output_tokens"] == body["usage"]["completion_tokens"]
     assert "secret words" not in repr(attributes)
+
+
+def test_messages_span_names_anthropic(traced: Tuple[webtest.TestApp, InMemorySpanExporter]) -> None:
+    app, exporter = traced
+    body = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 50,
+        "stop_sequences": ["x"],
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    reply = app.post_json("/v1/messages", body).json
+    attributes = dict(only_span(exporter).attributes)
+    assert attributes["gen_ai.provider.name"] == attributes["gen_ai.system"] == "anthropic"
+    assert attributes["gen_ai.request.max_tokens"] == 50
+    assert attributes["gen_ai.request.stop_sequences"] == ("x",)
+    assert attributes["gen_ai.response.id"] == reply["id"]
+    assert attributes["gen_ai.response.finish_reasons"] == ("end_turn",)
 
 
 def test_validation_error_sets_status(traced: Tuple[webtest.TestApp, InMemorySpanExporter]) -> None:

@@ -17,7 +17,7 @@ import hashlib
 import json
 from typing import Any, Dict, Iterable, List
 
-RETRYABLE = frozenset((408, 409, 429, 500, 502, 503, 504))
+RETRYABLE = frozenset((408, 409, 429, 500, 502, 503, 504, 529))  # 529: Anthropic's overloaded
 NON_RETRYABLE = frozenset((400, 401, 403, 404))
 BROKEN_STREAM_FAULTS = frozenset(("stream_drop", "stream_error", "stream_truncated", "stream_malformed"))
 STORM = 10

@@ -11,22 +11,22 @@ import logging
 import random
 import re
 import time
-from typing import Any, Callable, Dict, Iterable, Optional
+from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
 
 from mokku import config, errors, telemetry
 from mokku.control.journal import Journal, entry_for
 from mokku.control.objects import Objects
 from mokku.control.scenarios import Scenarios
 from mokku.control.state import default_path
-from mokku.server.http import STATUS_LINES, Request, Response, error_response
-from mokku.server.routes import build_routes
+from mokku.server.dialect import OPENAI, Dialect
+from mokku.server.http import STATUS_LINES, Request, Response
+from mokku.server.routes import DIALECT_HEADERS, build_routes
 from mokku.server.routing import Route, Router
 from mokku.server.stream import EventStream
 from mokku.simulation import limits
 
 log = logging.getLogger("mokku")
 
-OPENAI_VERSION = "2020-10-01"
 # The journal's status for a request whose client left before any response (nginx's code for it).
 CLIENT_CLOSED_REQUEST = 499
 _CLIENT_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}\Z")
@@ -38,7 +38,10 @@ class App:
     """A WSGI application serving the OpenAI API surface from one route table."""
 
     def __init__(
-        self, settings: Optional[config.Settings] = None, routes: Optional[Iterable[Route]] = None
+        self,
+        settings: Optional[config.Settings] = None,
+        routes: Optional[Iterable[Route]] = None,
+        by_header: Sequence[Tuple[str, Dialect]] = (),
     ) -> None:
         self.settings = settings or config.load()
         self.journal: Optional[Journal] = None
@@ -61,6 +64,8 @@ class App:
             if routes is None
             else routes
         )
+        # Routes every dialect shares (the model list) speak the one whose header the request carries.
+        self.by_header = list(DIALECT_HEADERS if routes is None else by_header)
         self.access = limits.Access(self.settings)
         self._checked_threading = False
 
@@ -69,6 +74,7 @@ class App:
         if not self._checked_threading:
             self._check_threading(environ)
         request = Request(environ, self.settings, telemetry.current_span())
+        request.id = _request_id(environ)
         if request.span is not None:
             telemetry.redact_url(request.span, environ.get("QUERY_STRING", ""))
         try:
@@ -82,9 +88,7 @@ class App:
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         headers = response.headers
         headers.extend(request.headers_out)
-        headers.append(("x-request-id", _request_id(environ)))
-        headers.append(("openai-version", OPENAI_VERSION))
-        headers.append(("openai-processing-ms", str(elapsed_ms)))
+        headers.extend(request.dialect.response_headers(request.id, elapsed_ms))
         start_response(STATUS_LINES[response.status], headers)
         body = response.body
         if request.method == "HEAD":
@@ -121,8 +125,10 @@ class App:
                 route, params = self.router.match(request)
             except errors.APIError:
                 telemetry.record_route(request.span, request.method, None)
+                request.dialect = self._dialect_of(request)  # no route: the headers say whose API
                 raise
             request.route = route.name
+            request.dialect = route.dialect or self._dialect_of(request)
             telemetry.record_route(request.span, request.method, route.name)
             if self.access.active and route.name.startswith("/v1/"):
                 request.headers_out.extend(self.access.check(request))
@@ -131,12 +137,18 @@ class App:
             raise  # the client is gone, or dropped on purpose: no response to make, no error to log
         except errors.APIError as exc:
             telemetry.record_error(request.span, exc.status, exc.type, exc.code, exc.message)
-            return error_response(exc)
+            return request.dialect.error_response(exc, request.id)
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.path)
             error = errors.server_error()
             telemetry.record_error(request.span, error.status, error.type, error.code, error.message)
-            return error_response(error)
+            return request.dialect.error_response(error, request.id)
+
+    def _dialect_of(self, request: Request) -> Dialect:
+        for header, dialect in self.by_header:
+            if request.header(header):
+                return dialect
+        return OPENAI
 
     def _check_threading(self, environ: Dict[str, Any]) -> None:
         self._checked_threading = True

@@ -27,6 +27,8 @@ _READ_CHUNK = 64 * 1024
 
 STATUS_LINES: Dict[int, str] = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 STATUS_LINES[402] = "402 Payment Required"
+STATUS_LINES[499] = "499 Client Closed Request"  # nginx's
+STATUS_LINES[529] = "529 Overloaded"  # Anthropic's
 
 
 class Response:
@@ -145,9 +147,11 @@ class Request:
     __slots__ = (
         "_json",
         "_raw",
+        "dialect",
         "environ",
         "fault",
         "headers_out",
+        "id",
         "method",
         "path",
         "result",
@@ -169,6 +173,8 @@ class Request:
         # The request's recording span, or None when tracing is off (see telemetry).
         self.span = span
         self.headers_out: Headers = []  # added to whatever response this request gets
+        self.id = ""  # the request id every answer carries
+        self.dialect: dialects.Dialect = dialects.OPENAI  # whose API the route speaks, once matched
         self.route: Optional[str] = None  # the route template, once matched
         self.fault: Optional[str] = None  # the simulated fault it met
         self.scenario: Optional[int] = None  # the scripted-reply rule that answered it
@@ -265,3 +271,7 @@ class Request:
             )
         self._json = value
         return value
+
+
+# Last: the dialect module renders errors with this one's responses.
+from mokku.server import dialect as dialects  # noqa: E402

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
+from mokku.anthropic.dialect import ANTHROPIC
+from mokku.anthropic.messages import Messages
+from mokku.anthropic.models import Models
 from mokku.api import chat, completions, embeddings, openapi
 from mokku.api.conversations import Conversations
 from mokku.api.decide import Replies
@@ -17,8 +20,23 @@ from mokku.control.journal import Journal
 from mokku.control.objects import Objects
 from mokku.control.scenarios import Scenarios
 from mokku.control.state import default_path
-from mokku.server.routing import Route
+from mokku.server.dialect import Dialect
+from mokku.server.http import Request, Response
+from mokku.server.routing import Handler, Route
 from mokku.simulation.faults import Simulator
+
+# Headers that make a shared route (the model list) speak another dialect than OpenAI's.
+DIALECT_HEADERS: List[Tuple[str, Dialect]] = [("anthropic-version", ANTHROPIC)]
+
+
+def by_dialect(**handlers: Handler) -> Handler:
+    """One route's handler per dialect (the model list): the request's dialect picks."""
+    openai = handlers["openai"]
+
+    def handle(request: Request, **params: str) -> Response:
+        return handlers.get(request.dialect.name, openai)(request, **params)
+
+    return handle
 
 
 def build_routes(
@@ -30,6 +48,8 @@ def build_routes(
     stored = stored or Objects(settings.state_path or default_path())
     replies = Replies(settings, Simulator(settings), scenarios)
     catalogue = Catalogue(settings.extra_models)
+    claude = Models(settings.extra_models)
+    messages = Messages(replies)
     responses = Responses(replies, stored)
     conversations = Conversations(stored)
     admin = (
@@ -42,8 +62,12 @@ def build_routes(
         Route("GET", "/healthz", health),
         Route("GET", "/openapi.yml", openapi.openapi_yaml),
         Route("GET", "/openapi.json", openapi.openapi_json),
-        Route("GET", "/v1/models", catalogue.list_models),
-        Route("GET", "/v1/models/{model:path}", catalogue.retrieve_model),
+        Route("GET", "/v1/models", by_dialect(openai=catalogue.list_models, anthropic=claude.list_models)),
+        Route(
+            "GET",
+            "/v1/models/{model:path}",
+            by_dialect(openai=catalogue.retrieve_model, anthropic=claude.retrieve_model),
+        ),
         Route("POST", "/v1/chat/completions", partial(chat.create, replies=replies)),
         Route("POST", "/v1/completions", partial(completions.create, replies=replies)),
         Route("POST", "/v1/embeddings", partial(embeddings.create, replies=replies)),
@@ -52,6 +76,8 @@ def build_routes(
         Route("DELETE", "/v1/responses/{response_id}", responses.delete),
         Route("POST", "/v1/responses/{response_id}/cancel", responses.cancel),
         Route("GET", "/v1/responses/{response_id}/input_items", responses.input_items),
+        Route("POST", "/v1/messages", messages.create, ANTHROPIC),
+        Route("POST", "/v1/messages/count_tokens", messages.count_tokens, ANTHROPIC),
         Route("POST", "/v1/conversations", conversations.create),
         Route("GET", "/v1/conversations/{conversation_id}", conversations.retrieve),
         Route("POST", "/v1/conversations/{conversation_id}", conversations.update),

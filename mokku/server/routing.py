@@ -9,9 +9,10 @@ of the path including ``/`` (fine-tuned model ids such as
 from __future__ import annotations
 
 import re
-from typing import Callable, Dict, Iterable, List, Pattern, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Pattern, Tuple
 
 from mokku import errors
+from mokku.server.dialect import Dialect
 from mokku.server.http import Request, Response
 
 Handler = Callable[..., Response]
@@ -24,13 +25,16 @@ class Route:
     """One endpoint: ``name`` is the template without converters (``/v1/models/{model}``),
     the form span names and ``http.route`` use."""
 
-    __slots__ = ("handler", "method", "name", "template")
+    __slots__ = ("dialect", "handler", "method", "name", "template")
 
-    def __init__(self, method: str, template: str, handler: Handler) -> None:
+    def __init__(
+        self, method: str, template: str, handler: Handler, dialect: Optional[Dialect] = None
+    ) -> None:
         self.method = method
         self.template = template
         self.handler = handler
         self.name = _PARAM.sub(r"{\1}", template)
+        self.dialect = dialect  # None: the request's headers choose (OpenAI's by default)
 
 
 def _compile(template: str) -> Pattern[str]:

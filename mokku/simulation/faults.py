@@ -63,6 +63,7 @@ FAULTS: Dict[str, Fault] = {
 
 STREAM_FAULTS = frozenset(name for name in FAULTS if name.startswith("stream_"))
 _BY_STATUS = {fault.status_alias: fault.name for fault in FAULTS.values() if fault.status_alias}
+_BY_STATUS["529"] = "overloaded"  # Anthropic's status for it
 STALL_AFTER_EVENTS = 3
 
 

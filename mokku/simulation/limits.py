@@ -17,8 +17,8 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mokku import config, errors
-from mokku.credentials import bearer_key
-from mokku.errors import format_duration, invalid_api_key, rate_limited
+from mokku.errors import invalid_api_key, rate_limited
+from mokku.server.dialect import Limit
 from mokku.server.http import Request
 
 # (context window, most output tokens) of the catalogue's models; others get DEFAULT_WINDOW.
@@ -52,6 +52,14 @@ MODEL_WINDOWS: Dict[str, Tuple[int, int]] = {
     "text-embedding-ada-002": (8_192, 0),
 }
 DEFAULT_WINDOW = (128_000, 16_384)
+CLAUDE_WINDOW = (200_000, 64_000)  # any ``claude-*`` model
+
+
+def known_window(model: str) -> Tuple[int, int]:
+    found = MODEL_WINDOWS.get(model)
+    if found is not None:
+        return found
+    return CLAUDE_WINDOW if model.startswith("claude-") else DEFAULT_WINDOW
 
 
 def window(settings: config.Settings, model: str) -> Optional[Tuple[int, int]]:
@@ -59,7 +67,7 @@ def window(settings: config.Settings, model: str) -> Optional[Tuple[int, int]]:
     if not settings.context_window:
         return None
     if settings.context_window == "real":
-        return MODEL_WINDOWS.get(model, DEFAULT_WINDOW)
+        return known_window(model)
     size = int(settings.context_window)
     return size, size
 
@@ -77,7 +85,7 @@ def check_context(
     ``forced`` (the ``context_length`` fault) answers it whatever the sizes, with numbers that
     overflow the window just as a real oversized request would.
     """
-    limits = window(request.settings, model) or (MODEL_WINDOWS.get(model, DEFAULT_WINDOW) if forced else None)
+    limits = window(request.settings, model) or (known_window(model) if forced else None)
     if limits is None:
         return
     size, most_output = limits
@@ -159,8 +167,8 @@ class Access:
         return bool(self._keys or self._rpm or self._tpm)
 
     def check(self, request: Request) -> List[Tuple[str, str]]:
-        """Raise 401 or 429, or return the ``x-ratelimit-*`` headers for this response."""
-        key = bearer_key(request.header("Authorization"))
+        """Raise 401 or 429, or return the rate-limit headers for this response (in the request's dialect)."""
+        key = request.dialect.api_key(request)
         if self._keys:
             sent = key.encode()
             # Compare against every key, in constant time, so timing reveals nothing.
@@ -193,15 +201,11 @@ class Access:
                     wait_ms = max(1, math.ceil(bucket.wait_for(amount) * 1000))
                     model = str(_body(request).get("model", "this model"))
                     raise rate_limited(model, kind, bucket.capacity, amount, wait_ms)
-            headers: List[Tuple[str, str]] = []
+            left = []
             for kind, bucket, amount in buckets:
                 bucket.level -= amount
-                headers += [
-                    (f"x-ratelimit-limit-{kind}", str(bucket.capacity)),
-                    (f"x-ratelimit-remaining-{kind}", str(max(0, math.floor(bucket.level)))),
-                    (f"x-ratelimit-reset-{kind}", format_duration(bucket.reset_in())),
-                ]
-            return headers
+                left.append(Limit(kind, bucket.capacity, max(0, math.floor(bucket.level)), bucket.reset_in()))
+        return request.dialect.rate_limit_headers(left)
 
     def _prune(self, now: float) -> None:
         """Drop the buckets that have refilled; if that is not enough, the older half."""

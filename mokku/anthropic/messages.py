@@ -1,0 +1,346 @@
+"""Anthropic's Messages API: ``POST /v1/messages`` and ``POST /v1/messages/count_tokens``.
+
+The request is read into the neutral ``Generation`` and decided by the same ``Replies`` as
+OpenAI's endpoints: the echo of the last user turn (after a ``tool_result``, that result, so agent
+loops end under ``auto``), ``tool_use`` blocks whose ``input`` fits the tool's ``input_schema``,
+scripted replies (endpoint ``messages``), faults and pacing. With ``thinking`` enabled a
+``thinking`` block, signed, comes before the answer. Errors take Anthropic's envelope (``dialect``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
+
+from mokku import errors
+from mokku.anthropic import events
+from mokku.anthropic import validate as check
+from mokku.api import render, tools
+from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversation_tokens, echo_text
+from mokku.api.ids import random_id
+from mokku.api.sampling import Sampling
+from mokku.api.tokens import count, tokenize
+from mokku.server.http import Request, Response, dumps, json_response
+
+KNOWN_PARAMS = frozenset(
+    "model messages max_tokens system stop_sequences stream temperature top_p top_k metadata tools tool_choice "
+    "thinking service_tier container mcp_servers context_management output_config output_format speed "
+    "inference_geo diagnostics cache_control".split()
+)
+ROLES = ("user", "assistant")
+TEXT_BLOCKS = ("text",)
+MIN_THINKING_BUDGET = 1024
+THINKING = "The user wrote a message; the answer repeats it."
+STOP_REASONS = {"length": "max_tokens", "content_filter": "refusal"}
+
+
+class Conversation:
+    """A request's messages as neutral messages, with what the replies depend on."""
+
+    def __init__(self) -> None:
+        self.messages: List[Message] = []
+        self.called: Set[str] = set()
+
+
+class Messages:
+    """The endpoint family."""
+
+    def __init__(self, replies: Replies) -> None:
+        self.replies = replies
+
+    def create(self, request: Request) -> Response:
+        _model(request.json())
+        body, behaviour = self.replies.begin(request, "chat", KNOWN_PARAMS)
+        max_tokens = check.whole(check.required(body, "max_tokens"), "max_tokens", 1)
+        framing = _system(body.get("system"))
+        conversation = read_messages(check.required(body, "messages"))
+        stops = _stops(body.get("stop_sequences"))
+        check.number(body.get("temperature"), "temperature", 0, 1)
+        check.number(body.get("top_p"), "top_p", 0, 1)
+        check.whole(body.get("top_k"), "top_k", 0)
+        check.mapping(body.get("metadata"), "metadata")
+        stream = bool(check.of_type(body.get("stream"), bool, "stream"))
+        thinking = _thinking(body.get("thinking"), max_tokens or 1)
+        chosen = _tools(body, conversation)
+        output_format = _output_format(body)
+        messages = conversation.messages
+        echoed = echo_text(messages)
+        generation = Generation(
+            "messages",
+            [echoed],
+            [conversation_tokens(framing + messages)],
+            Sampling(max_tokens=max_tokens, stop=stops, stream=stream),
+            chosen,
+            output_format,
+            input_param="messages",
+        )
+        reply = self.replies.decide(request, behaviour, generation)
+        output, calls = reply.outputs[0], reply.calls
+
+        blocks: List[Dict[str, Any]] = []
+        if thinking:
+            blocks.append({"type": "thinking", "thinking": THINKING, "signature": _signature()})
+        text = "".join(output.tokens)
+        if calls:
+            for call in calls:
+                call_input = json.loads(call.arguments)
+                blocks.append(
+                    {
+                        "type": "tool_use",
+                        "id": random_id("toolu_", 24),
+                        "name": call.name,
+                        "input": call_input,
+                    }
+                )
+        else:
+            blocks.append({"type": "text", "text": text})
+        stop_reason, stop_sequence = _stop(output.finish_reason, bool(calls), output.stop_sequence)
+        input_tokens = generation.prompt_tokens[0]
+        output_tokens = reply.completion_tokens() + (count(THINKING) if thinking else 0)
+        message_id = random_id("msg_", 24)
+        message = {
+            "id": message_id,
+            "type": "message",
+            "role": "assistant",
+            "model": behaviour.model,
+            "content": blocks,
+            "stop_reason": stop_reason,
+            "stop_sequence": stop_sequence,
+            "usage": _usage(input_tokens, output_tokens),
+        }
+        usage = {"prompt_tokens": input_tokens, "completion_tokens": output_tokens}
+        if stream:
+            return render.respond(
+                request,
+                behaviour,
+                message_id,
+                usage,
+                [stop_reason],
+                events=events.stream(message, output.tokens),
+                render_error=lambda error: events.error(error, request.id),
+            )
+        return render.respond(request, behaviour, message_id, usage, [stop_reason], body=dumps(message))
+
+    def count_tokens(self, request: Request) -> Response:
+        """``{"input_tokens": N}``: what the same request's ``usage.input_tokens`` would be."""
+        body = request.json()
+        _model(body)
+        framing = _system(body.get("system"))
+        conversation = read_messages(check.required(body, "messages"))
+        _tools(body, conversation)
+        return json_response({"input_tokens": conversation_tokens(framing + conversation.messages)})
+
+
+def _model(body: Mapping[str, Any]) -> str:
+    model = check.text(check.required(body, "model"), "model")
+    return model or ""
+
+
+def _system(value: Any) -> List[Message]:
+    """``system``: a string, or text blocks."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [Message("system", value)] if value else []
+    blocks = check.listing(value, "system") or []
+    texts = []
+    for index, block in enumerate(blocks):
+        where = f"system.{index}"
+        block = check.mapping(block, where) or {}
+        check.one_of(check.required(block, "type", f"{where}.type"), TEXT_BLOCKS, f"{where}.type")
+        texts.append(check.text(check.required(block, "text", f"{where}.text"), f"{where}.text") or "")
+    return [Message("system", "\n".join(texts))]
+
+
+def read_messages(value: Any) -> Conversation:
+    """``messages``: each turn's text, a ``tool_result`` as a tool's result, a ``tool_use`` as a call."""
+    turns = check.listing(value, "messages") or []
+    if not turns:
+        raise check.invalid("messages", "at least one message is required")
+    conversation = Conversation()
+    last = len(turns) - 1
+    for index, turn in enumerate(turns):
+        where = f"messages.{index}"
+        turn = check.mapping(turn, where) or {}
+        role = check.required(turn, "role", f"{where}.role")
+        if role == "system":
+            raise check.invalid(
+                "messages",
+                'Unexpected role "system". The Messages API accepts a top-level `system` parameter, '
+                'not "system" as an input message role.',
+            )
+        check.one_of(role, ROLES, f"{where}.role")
+        content = check.required(turn, "content", f"{where}.content")
+        if isinstance(content, str):
+            if not content and not (index == last and role == "assistant"):
+                raise check.invalid(
+                    where,
+                    "all messages must have non-empty content except for the optional final assistant message",
+                )
+            conversation.messages.append(Message(role, content))
+            continue
+        blocks = check.listing(content, f"{where}.content") or []
+        _read_blocks(role, blocks, f"{where}.content", conversation)
+    return conversation
+
+
+def _read_blocks(role: str, blocks: List[Any], where: str, conversation: Conversation) -> None:
+    texts: List[str] = []
+    out = conversation.messages
+    before = len(out)
+
+    def flush() -> None:
+        if texts:
+            out.append(Message(role, "\n".join(texts)))
+            texts.clear()
+
+    for index, block in enumerate(blocks):
+        at = f"{where}.{index}"
+        block = check.mapping(block, at) or {}
+        kind = check.text(check.required(block, "type", f"{at}.type"), f"{at}.type")
+        if kind == "text":
+            text = check.text(check.required(block, "text", f"{at}.text"), f"{at}.text")
+            if not text:
+                raise check.invalid(f"{at}.text", "text content blocks must be non-empty")
+            texts.append(text)
+        elif kind == "tool_use":
+            check.text(check.required(block, "id", f"{at}.id"), f"{at}.id")
+            name = check.text(check.required(block, "name", f"{at}.name"), f"{at}.name")
+            check.mapping(check.required(block, "input", f"{at}.input"), f"{at}.input")
+            flush()
+            conversation.called.add(name or "")
+            out.append(Message("function_call", ""))
+        elif kind == "tool_result":
+            check.text(check.required(block, "tool_use_id", f"{at}.tool_use_id"), f"{at}.tool_use_id")
+            flush()
+            out.append(Message(TOOL_RESULT, _result_text(block.get("content"), f"{at}.content")))
+        elif kind in ("image", "document"):
+            check.mapping(check.required(block, "source", f"{at}.source"), f"{at}.source")
+        # thinking, redacted_thinking, server tool blocks, search results...: context without text
+    flush()
+    if len(out) == before:  # only images, documents, thinking...: the turn is there, without text
+        out.append(Message(role, ""))
+
+
+def _result_text(content: Any, where: str) -> str:
+    if content is None or isinstance(content, str):
+        return content or ""
+    parts = check.listing(content, where) or []
+    texts = []
+    for index, part in enumerate(parts):
+        part = check.mapping(part, f"{where}.{index}") or {}
+        if part.get("type") == "text":
+            texts.append(check.text(part.get("text"), f"{where}.{index}.text") or "")
+    return "\n".join(texts)
+
+
+def _output_format(body: Mapping[str, Any]) -> Optional[tools.OutputFormat]:
+    """Structured output: ``output_config.format`` (or the earlier ``output_format``),
+    ``{"type": "json_schema", "schema": {...}}``: the text is a JSON document valid against it."""
+    config = check.mapping(body.get("output_config"), "output_config") or {}
+    where = "output_config.format" if config.get("format") is not None else "output_format"
+    value = config.get("format") if config.get("format") is not None else body.get("output_format")
+    fmt = check.mapping(value, where)
+    if fmt is None:
+        return None
+    check.one_of(check.required(fmt, "type", f"{where}.type"), ("json_schema",), f"{where}.type")
+    schema = check.mapping(check.required(fmt, "schema", f"{where}.schema"), f"{where}.schema")
+    return tools.OutputFormat("json_schema", schema, f"{where}.schema")
+
+
+def _stops(value: Any) -> Tuple[str, ...]:
+    stops = check.listing(value, "stop_sequences") or []
+    for index, stop in enumerate(stops):
+        check.text(stop, f"stop_sequences.{index}")
+    return tuple(stop for stop in stops if stop)
+
+
+def _thinking(value: Any, max_tokens: int) -> bool:
+    """Whether the reply thinks first: ``{"type": "enabled", "budget_tokens": N}`` or ``adaptive``."""
+    config = check.mapping(value, "thinking")
+    if config is None:
+        return False
+    kind = check.one_of(
+        check.required(config, "type", "thinking.type"), ("enabled", "disabled", "adaptive"), "thinking.type"
+    )
+    if kind != "enabled":
+        return kind == "adaptive"
+    where = "thinking.enabled.budget_tokens"
+    budget = check.whole(check.required(config, "budget_tokens", where), where, MIN_THINKING_BUDGET) or 0
+    if budget >= max_tokens:
+        raise errors.invalid_request(
+            "`max_tokens` must be greater than `thinking.budget_tokens`.", "max_tokens"
+        )
+    return True
+
+
+def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Function]:
+    """The client tools this reply calls (server tools count as tools, and are never called here)."""
+    given = check.listing(body.get("tools"), "tools") or []
+    functions = []
+    for index, tool in enumerate(given):
+        where = f"tools.{index}"
+        tool = check.mapping(tool, where) or {}
+        kind = check.text(tool.get("type"), f"{where}.type")
+        name = check.text(check.required(tool, "name", f"{where}.name"), f"{where}.name") or ""
+        if kind in (None, "custom"):
+            at = f"{where}.custom.input_schema"
+            schema = check.mapping(check.required(tool, "input_schema", at), at) or {}
+            check.one_of(check.required(schema, "type", f"{at}.type"), ("object",), f"{at}.type")
+            functions.append(tools.Function(name, schema, at))
+    choice, parallel = _tool_choice(body.get("tool_choice"))
+    after_result = bool(conversation.messages) and conversation.messages[-1].role == TOOL_RESULT
+    state = tools.Choice(functions, len(given), after_result, conversation.called)
+    return tools.choose(choice, state, parallel, "tool_choice", none_alone=True)
+
+
+def _tool_choice(value: Any) -> Tuple[Any, Any]:
+    """Anthropic's ``tool_choice`` as chat's, and whether calls may come in parallel."""
+    choice = check.mapping(value, "tool_choice")
+    if choice is None:
+        return None, True
+    kind = check.one_of(
+        check.required(choice, "type", "tool_choice.type"),
+        ("auto", "any", "tool", "none"),
+        "tool_choice.type",
+    )
+    parallel = not check.of_type(
+        choice.get("disable_parallel_tool_use"), bool, "tool_choice.disable_parallel_tool_use"
+    )
+    if kind == "tool":
+        name = check.text(check.required(choice, "name", "tool_choice.name"), "tool_choice.name")
+        return {"type": "function", "function": {"name": name}}, parallel
+    return {"auto": "auto", "any": "required", "none": "none"}[kind], parallel
+
+
+def _stop(finish_reason: str, called: bool, stop_sequence: Optional[str]) -> Tuple[str, Optional[str]]:
+    """``stop_reason`` and ``stop_sequence``: a tool call, the token limit, a refusal, a stop sequence met."""
+    if called:
+        return "tool_use", None
+    if finish_reason in STOP_REASONS:
+        return STOP_REASONS[finish_reason], None
+    if stop_sequence is not None:
+        return "stop_sequence", stop_sequence
+    return "end_turn", None
+
+
+def _usage(input_tokens: int, output_tokens: int) -> Dict[str, Any]:
+    return {
+        "input_tokens": input_tokens,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
+        "output_tokens": output_tokens,
+        "service_tier": "standard",
+    }
+
+
+def _signature() -> str:
+    """An opaque signature, as a thinking block carries one (no system call: see ``ids``)."""
+    return base64.b64encode(random.getrandbits(8 * 96).to_bytes(96, "big")).decode()
+
+
+def thinking_tokens() -> List[str]:
+    return tokenize(THINKING)

@@ -1,0 +1,60 @@
+"""A dialect: how one provider's API speaks besides its bodies.
+
+Every route belongs to a dialect (OpenAI's unless it says otherwise). The dialect renders the
+errors of its routes in its provider's envelope, finds the API key where its clients send it,
+and names the headers its provider adds to every answer (request id, rate limits). The bodies
+themselves are the endpoints' business; the errors are raised once, as ``APIError``, and only
+rendered here.
+"""
+
+from __future__ import annotations
+
+from typing import List, NamedTuple, Tuple
+
+from mokku import errors
+from mokku.credentials import bearer_key
+from mokku.server.http import Headers, Request, Response, error_response
+
+OPENAI_VERSION = "2020-10-01"
+
+
+class Limit(NamedTuple):
+    """One rate limit's state, for the headers: its kind (requests, tokens), capacity, what is left,
+    and the seconds until it is full again."""
+
+    kind: str
+    limit: int
+    remaining: int
+    reset_seconds: float
+
+
+class Dialect:
+    """OpenAI's: its error envelope, ``Authorization: Bearer``, ``x-request-id`` and ``x-ratelimit-*``."""
+
+    name = "openai"
+
+    def error_response(self, error: errors.APIError, request_id: str) -> Response:
+        return error_response(error)
+
+    def api_key(self, request: Request) -> str:
+        return bearer_key(request.header("Authorization"))
+
+    def response_headers(self, request_id: str, elapsed_ms: int) -> Headers:
+        return [
+            ("x-request-id", request_id),
+            ("openai-version", OPENAI_VERSION),
+            ("openai-processing-ms", str(elapsed_ms)),
+        ]
+
+    def rate_limit_headers(self, limits: List[Limit]) -> List[Tuple[str, str]]:
+        headers = []
+        for limit in limits:
+            headers += [
+                (f"x-ratelimit-limit-{limit.kind}", str(limit.limit)),
+                (f"x-ratelimit-remaining-{limit.kind}", str(limit.remaining)),
+                (f"x-ratelimit-reset-{limit.kind}", errors.format_duration(limit.reset_seconds)),
+            ]
+        return headers
+
+
+OPENAI = Dialect()

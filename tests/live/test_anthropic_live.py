@@ -1,0 +1,150 @@
+"""Anthropic's Messages API through the official ``anthropic`` SDK against the real servers
+(``python -m mokku`` and gunicorn): plain, streamed, tools, structured output, token counting,
+every fault as the SDK's own exception class."""
+
+from __future__ import annotations
+
+import json
+from typing import Iterator
+
+import anthropic
+import anthropic.types as types
+import pytest
+
+from ..sdk_types import strict
+from ..servers import LiveServer
+
+MODEL = "claude-sonnet-4-5"
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather in a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+@pytest.fixture
+def claude(live_server: LiveServer) -> Iterator[anthropic.Anthropic]:
+    with anthropic.Anthropic(base_url=live_server.url, api_key="sk-ant-test", max_retries=0) as client:
+        yield client
+
+
+def test_create(claude: anthropic.Anthropic) -> None:
+    raw = claude.messages.with_raw_response.create(
+        model=MODEL, max_tokens=100, system="Be brief.", messages=[{"role": "user", "content": "Hello ✓"}]
+    )
+    message = strict(types.Message, json.loads(raw.http_response.content))
+    assert message.content[0].text == "Hello ✓" and message.stop_reason == "end_turn"
+    assert raw.parse()._request_id == raw.headers["request-id"]
+
+
+def test_stream_helper_reassembles_the_message(claude: anthropic.Anthropic) -> None:
+    with claude.messages.stream(
+        model=MODEL, max_tokens=100, messages=[{"role": "user", "content": "one two three"}]
+    ) as stream:
+        text = "".join(stream.text_stream)
+        final = stream.get_final_message()
+    assert text == "one two three" == final.content[0].text
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens == 3
+    strict(types.Message, final.model_dump(mode="json", exclude_unset=True))
+
+
+def test_a_tool_loop_ends(claude: anthropic.Anthropic) -> None:
+    messages: list = [{"role": "user", "content": "Oslo"}]
+    for _ in range(3):
+        reply = claude.messages.create(model=MODEL, max_tokens=200, tools=[WEATHER], messages=messages)  # type: ignore[list-item]
+        if reply.stop_reason != "tool_use":
+            break
+        calls = [block for block in reply.content if block.type == "tool_use"]
+        messages += [
+            {"role": "assistant", "content": reply.content},
+            {
+                "role": "user",
+                "content": [
+                    {
+                        "type": "tool_result",
+                        "tool_use_id": call.id,
+                        "content": f"Sunny in {call.input['city']}",
+                    }  # type: ignore[index]
+                    for call in calls
+                ],
+            },
+        ]
+    assert reply.content[0].text == "Sunny in Oslo" and len(messages) == 3  # type: ignore[union-attr]
+
+
+def test_a_streamed_tool_call_and_thinking(claude: anthropic.Anthropic) -> None:
+    with claude.messages.stream(
+        model=MODEL,
+        max_tokens=4096,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        tools=[WEATHER],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": "Bergen"}],
+    ) as stream:
+        final = stream.get_final_message()
+    assert [block.type for block in final.content] == ["thinking", "tool_use"]
+    assert final.content[1].input == {"city": "Bergen"} and final.stop_reason == "tool_use"  # type: ignore[union-attr]
+
+
+def test_structured_output(claude: anthropic.Anthropic) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"title": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}},
+        "required": ["title", "tags"],
+        "additionalProperties": False,
+    }
+    reply = claude.messages.create(
+        model=MODEL,
+        max_tokens=300,
+        messages=[{"role": "user", "content": "A note"}],
+        output_config={"format": {"type": "json_schema", "schema": schema}},
+    )
+    document = json.loads(reply.content[0].text)  # type: ignore[union-attr]
+    assert isinstance(document["title"], str) and isinstance(document["tags"], list)
+
+
+def test_count_tokens_and_models(claude: anthropic.Anthropic) -> None:
+    counted = claude.messages.count_tokens(model=MODEL, messages=[{"role": "user", "content": "count me"}])
+    made = claude.messages.create(
+        model=MODEL, max_tokens=10, messages=[{"role": "user", "content": "count me"}]
+    )
+    assert counted.input_tokens == made.usage.input_tokens
+    models = list(claude.models.list(limit=2))
+    assert len(models) > 2 and models[0].type == "model"  # the SDK pages through them
+    assert claude.models.retrieve(models[0].id).id == models[0].id
+
+
+@pytest.mark.parametrize(
+    "fault, exception",
+    [
+        ("overloaded", anthropic.OverloadedError),
+        ("rate_limit", anthropic.RateLimitError),
+        ("invalid_api_key", anthropic.AuthenticationError),
+        ("permission", anthropic.PermissionDeniedError),
+        ("server_error", anthropic.InternalServerError),
+        ("credit", anthropic.BadRequestError),
+    ],
+)
+def test_faults_raise_the_sdk_exceptions(claude: anthropic.Anthropic, fault: str, exception: type) -> None:
+    with pytest.raises(exception) as caught:
+        claude.messages.create(
+            model=f"{MODEL}@{fault}", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+        )
+    assert caught.value.request_id and caught.value.body["type"] == "error"  # type: ignore[attr-defined, index]
+
+
+def test_validation_errors(claude: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        claude.messages.create(model=MODEL, max_tokens=10, messages=[])
+    assert caught.value.body["error"]["message"] == "messages: at least one message is required"  # type: ignore[index]
+
+
+def test_a_broken_stream_raises(claude: anthropic.Anthropic) -> None:
+    with pytest.raises(anthropic.APIStatusError) as caught:
+        with claude.messages.stream(
+            model=f"{MODEL}@stream_error:3",
+            max_tokens=100,
+            messages=[{"role": "user", "content": "one two three four"}],
+        ) as stream:
+            for _ in stream:
+                pass
+    assert "api_error" in str(caught.value)

@@ -1,0 +1,413 @@
+"""Anthropic's Messages API in-process: every answer parsed strictly as the ``anthropic`` SDK's own
+types, errors in Anthropic's envelope with its statuses and wording, the stream's event order."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List
+
+import anthropic.types as types
+import pytest
+import webtest
+
+from mokku import config
+from mokku.server.app import App
+
+from .sdk_types import strict
+
+URL = "/v1/messages"
+HEADERS = {"anthropic-version": "2023-06-01", "x-api-key": "sk-ant-test"}
+WEATHER = {
+    "name": "get_weather",
+    "description": "Weather in a city",
+    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+}
+
+
+def body(text: str = "Hello, Claude", **extra: Any) -> Dict[str, Any]:
+    return {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 256,
+        "messages": [{"role": "user", "content": text}],
+        **extra,
+    }
+
+
+def create(app: webtest.TestApp, **payload: Any) -> Any:
+    answer = app.post_json(URL, payload, headers=HEADERS)
+    assert answer.headers["request-id"].startswith("req_")
+    return strict(types.Message, answer.json)
+
+
+def error(app: webtest.TestApp, payload: Any, status: int, headers: Any = None) -> Dict[str, Any]:
+    answer = app.post_json(URL, payload, headers=headers or HEADERS, status=status)
+    envelope = answer.json
+    assert envelope["type"] == "error" and envelope["request_id"] == answer.headers["request-id"]
+    assert set(envelope) == {"type", "error", "request_id"} and set(envelope["error"]) == {"type", "message"}
+    return envelope["error"]
+
+
+def events(app: webtest.TestApp, **payload: Any) -> List[Dict[str, Any]]:
+    raw = app.post_json(URL, dict(payload, stream=True), headers=HEADERS).body
+    out = []
+    for frame in raw.split(b"\n\n")[:-1]:
+        kind, data = frame.split(b"\n")
+        event = json.loads(data[len(b"data: ") :])
+        assert kind == b"event: " + event["type"].encode()
+        if event["type"] not in ("ping", "error"):
+            strict(types.RawMessageStreamEvent, event)
+        out.append(event)
+    return out
+
+
+def test_a_message_echoes_the_last_user_turn(app: webtest.TestApp) -> None:
+    turns = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": [{"type": "text", "text": "second"}, {"type": "text", "text": "part"}]},
+    ]
+    message = create(app, **body(system=[{"type": "text", "text": "Be brief."}], messages=turns))
+    assert (
+        message.id.startswith("msg_") and message.role == "assistant" and message.model == "claude-sonnet-4-5"
+    )
+    assert [block.type for block in message.content] == ["text"]
+    assert message.content[0].text == "second\npart"
+    assert message.stop_reason == "end_turn" and message.stop_sequence is None
+    assert message.usage.output_tokens == 3 and message.usage.input_tokens > 0
+
+
+def test_count_tokens_matches_the_usage(app: webtest.TestApp) -> None:
+    payload = body("count these words", system="You count.")
+    counted = app.post_json(
+        URL + "/count_tokens", {k: v for k, v in payload.items() if k != "max_tokens"}, headers=HEADERS
+    )
+    strict(types.MessageTokensCount, counted.json)
+    assert counted.json["input_tokens"] == create(app, **payload).usage.input_tokens
+
+
+def test_stop_sequences_max_tokens_and_refusal(app: webtest.TestApp) -> None:
+    stopped = create(app, **body("one two STOP three", stop_sequences=["STOP"]))
+    assert stopped.content[0].text == "one two " and stopped.stop_reason == "stop_sequence"
+    assert stopped.stop_sequence == "STOP"
+    cut = create(app, **body("one two three four", max_tokens=2))
+    assert cut.stop_reason == "max_tokens" and cut.usage.output_tokens == 2
+    refused = create(app, **body("anything", model="claude@content_filter"))
+    assert refused.stop_reason == "refusal" and refused.model == "claude"
+
+
+def test_tools_are_called_and_the_loop_ends_after_a_result(app: webtest.TestApp) -> None:
+    first = create(app, **body("Oslo", tools=[WEATHER]))
+    assert first.stop_reason == "tool_use"
+    (call,) = first.content
+    assert call.type == "tool_use" and call.id.startswith("toolu_") and call.input == {"city": "Oslo"}
+    turns = [
+        {"role": "user", "content": "Oslo"},
+        {"role": "assistant", "content": [call.model_dump()]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "Sunny in Oslo"}],
+        },
+    ]
+    final = create(app, **body(messages=turns, tools=[WEATHER]))
+    assert final.stop_reason == "end_turn" and final.content[0].text == "Sunny in Oslo"
+    other = dict(WEATHER, name="final_answer")
+    forced = create(app, **body(messages=turns, tools=[WEATHER, other], tool_choice={"type": "any"}))
+    assert [block.name for block in forced.content] == ["final_answer"]  # a tool not called yet
+    named = create(
+        app, **body("x", tools=[WEATHER, other], tool_choice={"type": "tool", "name": "final_answer"})
+    )
+    assert named.content[0].name == "final_answer"
+    none = create(app, **body("plain", tools=[WEATHER], tool_choice={"type": "none"}))
+    assert none.content[0].text == "plain"
+    server_only = create(app, **body("search", tools=[{"type": "web_search_20250305", "name": "web_search"}]))
+    assert server_only.content[0].text == "search"
+
+
+def test_thinking_comes_first_and_is_signed(app: webtest.TestApp) -> None:
+    message = create(
+        app, **body("think", max_tokens=2048, thinking={"type": "enabled", "budget_tokens": 1024})
+    )
+    assert [block.type for block in message.content] == ["thinking", "text"]
+    assert message.content[0].signature and message.content[0].thinking
+
+
+def test_structured_output_follows_the_schema(app: webtest.TestApp) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+        "required": ["name", "age"],
+        "additionalProperties": False,
+    }
+    for field in (
+        {"output_config": {"format": {"type": "json_schema", "schema": schema}}},
+        {"output_format": {"type": "json_schema", "schema": schema}},
+    ):
+        document = json.loads(create(app, **body("Ada is 36", **field)).content[0].text)
+        assert set(document) == {"name", "age"} and isinstance(document["age"], int)
+
+
+def test_the_stream_sends_the_real_event_sequence(app: webtest.TestApp) -> None:
+    sequence = events(app, **body("one two three"))
+    assert [event["type"] for event in sequence] == [
+        "message_start",
+        "content_block_start",
+        "ping",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert (
+        "".join(e["delta"]["text"] for e in sequence if e["type"] == "content_block_delta") == "one two three"
+    )
+    assert sequence[0]["message"]["content"] == [] and sequence[0]["message"]["stop_reason"] is None
+    assert sequence[-2]["delta"]["stop_reason"] == "end_turn" and sequence[-2]["usage"]["output_tokens"] == 3
+
+
+def test_the_stream_carries_thinking_and_tool_input(app: webtest.TestApp) -> None:
+    sequence = events(
+        app,
+        **body("Oslo", max_tokens=4096, tools=[WEATHER], thinking={"type": "enabled", "budget_tokens": 2048}),
+    )
+    deltas = [e["delta"] for e in sequence if e["type"] == "content_block_delta"]
+    kinds = [d["type"] for d in deltas]
+    assert kinds[0] == "thinking_delta" and "signature_delta" in kinds and kinds[-1] == "input_json_delta"
+    partial = "".join(d["partial_json"] for d in deltas if d["type"] == "input_json_delta")
+    assert json.loads(partial) == {"city": "Oslo"}
+    starts = [e["content_block"]["type"] for e in sequence if e["type"] == "content_block_start"]
+    assert starts == ["thinking", "tool_use"] and sequence[-2]["delta"]["stop_reason"] == "tool_use"
+
+
+def test_a_stream_error_fault_ends_with_an_error_event(app: webtest.TestApp) -> None:
+    sequence = events(app, **body("one two three four five", model="claude@stream_error:3"))
+    last = sequence[-1]
+    assert (
+        last["type"] == "error"
+        and last["error"]["type"] == "api_error"
+        and last["request_id"].startswith("req_")
+    )
+    assert "message_stop" not in [event["type"] for event in sequence]
+
+
+@pytest.mark.parametrize(
+    "fault, status, kind, words",
+    [
+        ("overloaded", 529, "overloaded_error", "Overloaded"),
+        ("credit", 400, "invalid_request_error", "Your credit balance is too low"),
+        ("rate_limit", 429, "rate_limit_error", "would exceed the rate limit"),
+        ("invalid_api_key", 401, "authentication_error", "invalid x-api-key"),
+        ("permission", 403, "permission_error", "does not have permission"),
+        ("server_error", 500, "api_error", "Internal server error"),
+    ],
+)
+def test_faults_answer_as_anthropic_does(
+    app: webtest.TestApp, fault: str, status: int, kind: str, words: str
+) -> None:
+    for payload, headers in (
+        (body(model=f"claude@{fault}"), HEADERS),
+        (body(), dict(HEADERS, **{"X-Mokku-Fault": fault})),
+    ):
+        found = error(app, payload, status, headers)
+        assert found["type"] == kind and words in found["message"]
+
+
+def test_a_rate_limit_carries_retry_after(app: webtest.TestApp) -> None:
+    answer = app.post_json(URL, body(model="claude@rate_limit:2000"), headers=HEADERS, status=429)
+    assert answer.headers["retry-after"] == "2" and "x-ratelimit-limit-requests" not in answer.headers
+
+
+@pytest.mark.parametrize(
+    "payload, message",
+    [
+        ({"model": "c", "messages": [{"role": "user", "content": "x"}]}, "max_tokens: Field required"),
+        ({"max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}, "model: Field required"),
+        (
+            {"model": "c", "max_tokens": "5", "messages": [{"role": "user", "content": "x"}]},
+            "max_tokens: Input should be a valid integer",
+        ),
+        ({"model": "c", "max_tokens": 5}, "messages: Field required"),
+        ({"model": "c", "max_tokens": 5, "messages": []}, "messages: at least one message is required"),
+        (
+            {"model": "c", "max_tokens": 5, "messages": [{"role": "robot", "content": "x"}]},
+            "messages.0.role: Input should be 'user' or 'assistant'",
+        ),
+        (
+            {"model": "c", "max_tokens": 5, "messages": [{"role": "system", "content": "x"}]},
+            'Unexpected role "system"',
+        ),
+        (
+            {
+                "model": "c",
+                "max_tokens": 5,
+                "messages": [{"role": "user", "content": [{"type": "text", "text": ""}]}],
+            },
+            "messages.0.content.0.text: text content blocks must be non-empty",
+        ),
+        (
+            {
+                "model": "c",
+                "max_tokens": 5,
+                "temperature": 1.5,
+                "messages": [{"role": "user", "content": "x"}],
+            },
+            "temperature: Input should be less than or equal to 1",
+        ),
+        (
+            {
+                "model": "c",
+                "max_tokens": 5000,
+                "thinking": {"type": "enabled", "budget_tokens": 100},
+                "messages": [{"role": "user", "content": "x"}],
+            },
+            "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024",
+        ),
+        (
+            {
+                "model": "c",
+                "max_tokens": 1024,
+                "thinking": {"type": "enabled", "budget_tokens": 1024},
+                "messages": [{"role": "user", "content": "x"}],
+            },
+            "`max_tokens` must be greater than `thinking.budget_tokens`.",
+        ),
+        (
+            {
+                "model": "c",
+                "max_tokens": 5,
+                "tools": [{"name": "t"}],
+                "messages": [{"role": "user", "content": "x"}],
+            },
+            "tools.0.custom.input_schema: Field required",
+        ),
+        (
+            {
+                "model": "c",
+                "max_tokens": 5,
+                "tool_choice": {"type": "sometimes"},
+                "messages": [{"role": "user", "content": "x"}],
+            },
+            "tool_choice.type: Input should be 'auto', 'any', 'tool' or 'none'",
+        ),
+    ],
+)
+def test_validation_is_worded_as_anthropic_words_it(
+    app: webtest.TestApp, payload: Dict[str, Any], message: str
+) -> None:
+    found = error(app, payload, 400)
+    assert found["type"] == "invalid_request_error" and message in found["message"]
+
+
+def test_malformed_json_and_unknown_paths_answer_in_the_envelope(app: webtest.TestApp) -> None:
+    answer = app.post(
+        URL, b"{not json", headers=dict(HEADERS, **{"Content-Type": "application/json"}), status=400
+    )
+    assert answer.json["type"] == "error" and answer.json["error"]["type"] == "invalid_request_error"
+
+
+def test_models_answer_in_anthropic_shape_with_its_header(app: webtest.TestApp) -> None:
+    page = app.get("/v1/models?limit=3", headers=HEADERS).json
+    assert page["has_more"] is True and len(page["data"]) == 3
+    for info in page["data"]:
+        strict(types.ModelInfo, info)
+    following = app.get(f"/v1/models?limit=3&after_id={page['last_id']}", headers=HEADERS).json
+    assert following["data"][0]["id"] != page["data"][-1]["id"]
+    back = app.get(f"/v1/models?limit=3&before_id={following['first_id']}", headers=HEADERS).json
+    assert back["data"] == page["data"]
+    one = app.get("/v1/models/claude-sonnet-4-5-20250929", headers=HEADERS).json
+    assert strict(types.ModelInfo, one).display_name == "Claude Sonnet 4.5"
+    missing = app.get("/v1/models/claude-none", headers=HEADERS, status=404).json
+    assert missing["error"] == {"type": "not_found_error", "message": "model: claude-none"}
+    assert app.get("/v1/models").json["object"] == "list"  # without the header: OpenAI's shape
+
+
+def test_api_keys_and_rate_limit_headers(tmp_path: Path) -> None:
+    settings = config.load(
+        {"MOKKU_API_KEY": "sk-ant-right", "MOKKU_RPM": "60", "MOKKU_STATE": str(tmp_path / "s")}
+    )
+    app = webtest.TestApp(App(settings))
+    for sent in ({"x-api-key": "sk-ant-right"}, {"Authorization": "Bearer sk-ant-right"}):
+        answer = app.post_json(URL, body(), headers=dict(sent, **{"anthropic-version": "2023-06-01"}))
+        assert answer.headers["anthropic-ratelimit-requests-limit"] == "60"
+        assert answer.headers["anthropic-ratelimit-requests-reset"].endswith("Z")
+    wrong = app.post_json(URL, body(), headers={"x-api-key": "sk-ant-wrong"}, status=401).json
+    assert wrong["error"] == {"type": "authentication_error", "message": "invalid x-api-key"}
+
+
+def test_a_scripted_reply_targets_messages(tmp_path: Path) -> None:
+    settings = config.load({"MOKKU_ADMIN": "1", "MOKKU_STATE": str(tmp_path / "s")})
+    app = webtest.TestApp(App(settings))
+    rule = {"match": {"endpoint": "messages"}, "reply": {"content": "scripted for Claude"}}
+    app.post_json("/mokku/scenarios", rule)
+    assert create(app, **body("anything")).content[0].text == "scripted for Claude"
+    chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "anything"}]}
+    assert app.post_json("/v1/chat/completions", chat).json["choices"][0]["message"]["content"] == "anything"
+
+
+def test_turns_without_text_and_tool_schemas(app: webtest.TestApp) -> None:
+    image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
+    only_image = create(app, **body(messages=[{"role": "user", "content": [image]}]))
+    assert only_image.content[0].text == ""
+    odd = create(app, **body(messages=[{"role": "user", "content": [{"type": "mystery"}]}]))
+    assert odd.stop_reason == "end_turn"
+    not_object = dict(WEATHER, input_schema={"type": "string"})
+    found = error(app, body("x", tools=[not_object]), 400)
+    assert found["message"] == "tools.0.custom.input_schema.type: Input should be 'object'"
+
+
+def test_a_stop_sequence_is_the_replys_own(tmp_path: Path) -> None:
+    """A scripted reply without the stop sequence ends its turn, whatever the prompt holds."""
+    settings = config.load({"MOKKU_ADMIN": "1", "MOKKU_STATE": str(tmp_path / "s")})
+    app = webtest.TestApp(App(settings))
+    app.post_json("/mokku/scenarios", {"match": {"endpoint": "messages"}, "reply": {"content": "Scripted."}})
+    message = create(app, **body("prompt with STOP in it", stop_sequences=["STOP"]))
+    assert message.content[0].text == "Scripted." and message.stop_reason == "end_turn"
+
+
+def test_a_stream_fault_past_the_end_strikes_at_the_end(app: webtest.TestApp) -> None:
+    sequence = events(app, **body("short", model="claude@stream_error:1000"))
+    assert sequence[-1]["type"] == "error" and "message_stop" not in [e["type"] for e in sequence]
+
+
+def test_rate_limited_answers_carry_anthropic_headers(tmp_path: Path) -> None:
+    settings = config.load({"MOKKU_RPM": "1", "MOKKU_STATE": str(tmp_path / "s")})
+    app = webtest.TestApp(App(settings))
+    app.post_json(URL, body(), headers=HEADERS)
+    limited = app.post_json(URL, body(), headers=HEADERS, status=429)
+    assert (
+        limited.json["error"]["type"] == "rate_limit_error"
+        and "of 1 requests per minute" in limited.json["error"]["message"]
+    )
+    assert limited.headers["anthropic-ratelimit-requests-remaining"] == "0"
+    assert (
+        limited.headers["anthropic-ratelimit-requests-reset"].endswith("Z")
+        and int(limited.headers["retry-after"]) >= 1
+    )
+
+
+def test_context_window_errors_are_worded_as_anthropic_words_them(make_app: Any) -> None:
+    app = make_app({"MOKKU_CONTEXT_WINDOW": "real"})
+    long = "word " * 210_000
+    found = error(app, body(long), 400)
+    assert found["message"].startswith("prompt is too long: ") and found["message"].endswith(
+        " > 200000 maximum"
+    )
+    near = error(app, body("word " * 190_000, max_tokens=60_000), 400)
+    assert near["message"].startswith("input length and `max_tokens` exceed context limit: ")
+
+
+def test_unknown_paths_answer_in_the_envelope_of_the_header(app: webtest.TestApp) -> None:
+    missing = app.get("/v1/messages/nothing", headers=HEADERS, status=404).json
+    assert missing["type"] == "error" and missing["error"]["type"] == "not_found_error"
+    assert (
+        "error" in app.get("/v1/nothing", status=404).json
+        and "type" not in app.get("/v1/nothing", status=404).json
+    )
+    wrong = app.get(URL, headers=HEADERS, status=405).json
+    assert wrong["type"] == "error"
+
+
+def test_529_names_the_overloaded_fault(app: webtest.TestApp) -> None:
+    assert error(app, body(model="claude@529"), 529)["type"] == "overloaded_error"
