@@ -34,6 +34,8 @@ from bench import peers, streams
 ROOT = Path(__file__).resolve().parents[1]
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": peers.PROMPT}]}
 STREAM = dict(CHAT, stream=True)
+# The same prompt as an Anthropic Messages stream (the same core, another dialect's events).
+MESSAGES = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "stream": True, "messages": CHAT["messages"]}
 EMBED = {"model": "text-embedding-3-small", "input": "The food was delicious and the waiter friendly."}
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:mokku.gunicorn_conf"]
 PATHS = {
@@ -211,6 +213,7 @@ class Bench:
         self.scripts = {
             "chat": wrk_script(self.directory, "chat", "POST", CHAT),
             "stream": wrk_script(self.directory, "stream", "POST", STREAM),
+            "messages": wrk_script(self.directory, "messages", "POST", MESSAGES),
             "embed": wrk_script(self.directory, "embed", "POST", EMBED),
             "get": wrk_script(self.directory, "get", "GET", None),
         }
@@ -273,6 +276,13 @@ class Bench:
                 f"p50 {first['mokku'][0]:.1f} ms, p99 {first['mokku'][1]:.1f} ms; "
                 f"SSE baseline p50 {first['sse'][0]:.1f} ms, p99 {first['sse'][1]:.1f} ms",
                 f"{first['sse'][0] / first['mokku'][0]:.2f} x SSE (p50)",
+                "",
+            )
+            messages = self.load({"mokku": mokku}, "/v1/messages", "messages")["mokku"]
+            self.row(
+                "W2 streamed Anthropic Messages, c=64",
+                f"{messages['rps']:,.0f} streams/s (p50 {messages['p50']:.1f} ms)",
+                f"{messages['rps'] / w2['mokku']['rps']:.2f} x chat stream",
                 "",
             )
             w3 = self.compare("W3", {"mokku": mokku, "embed": embed}, others, "embed")
