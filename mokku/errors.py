@@ -140,6 +140,17 @@ def overloaded() -> APIError:
     return APIError(503, "The engine is currently overloaded, please try again later.", "server_error")
 
 
+def invalid_prompt() -> APIError:
+    """400: the prompt was flagged (the ``prompt_filter`` fault; Azure answers its content filter's 400)."""
+    return APIError(
+        400,
+        "Invalid prompt: your prompt was flagged as potentially violating our usage policy. Please try again "
+        "with a different prompt: https://platform.openai.com/docs/guides/reasoning#advice-on-prompting",
+        "invalid_request_error",
+        code="invalid_prompt",
+    )
+
+
 def unsupported_region() -> APIError:
     return APIError(
         403,

@@ -99,10 +99,11 @@ def envelope(error_type: str, message: str, request_id: Optional[str]) -> Dict[s
 
 class Anthropic(Dialect):
     name = "anthropic"
+    provider = "anthropic"
 
-    def error_response(self, error: errors.APIError, request_id: str) -> Response:
+    def error_response(self, error: errors.APIError, request: Request) -> Response:
         status, error_type, message = translate(error)
-        return json_response(envelope(error_type, message, request_id), status, _headers(error.headers))
+        return json_response(envelope(error_type, message, request.id), status, _headers(error.headers))
 
     def api_key(self, request: Request) -> str:
         """``x-api-key``, as the SDK sends it (or a bearer token, as ``auth_token`` sends it)."""

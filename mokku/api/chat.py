@@ -107,8 +107,17 @@ def create(request: Request, replies: Replies) -> Response:
             sampling.n,
             usage if sampling.include_usage else None,
         )
+        if request.dialect.decorates:
+            return render.respond(
+                request,
+                behaviour,
+                completion_id,
+                usage,
+                finish_reasons,
+                events=request.dialect.completion_events(events, request),
+            )
         return render.respond(request, behaviour, completion_id, usage, finish_reasons, events=events)
-    if sampling.n == 1 and not reply.calls and reply.top_logprobs is None:
+    if sampling.n == 1 and not reply.calls and reply.top_logprobs is None and not request.dialect.decorates:
         # The common answer: one text choice, from a template encoded once.
         counts = usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]
         text = "".join(reply.outputs[0].tokens)
@@ -117,7 +126,7 @@ def create(request: Request, replies: Replies) -> Response:
     message = _message(reply, legacy)
     choice_logprobs = _logprobs(reply.outputs[0].tokens, reply.top_logprobs)
     choices = [_choice(index, message, choice_logprobs, finish) for index in range(sampling.n)]
-    result = _completion(completion_id, created, model, choices, usage)
+    result = request.dialect.completion(_completion(completion_id, created, model, choices, usage), request)
     return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
 
 

@@ -80,6 +80,15 @@ def create(request: Request, replies: Replies) -> Response:
         events = _stream(
             completion_id, created, model, choices, top, usage if sampling.include_usage else None
         )
+        if request.dialect.decorates:
+            return render.respond(
+                request,
+                behaviour,
+                completion_id,
+                usage,
+                finish_reasons,
+                events=request.dialect.completion_events(events, request),
+            )
         return render.respond(request, behaviour, completion_id, usage, finish_reasons, events=events)
     result = {
         "id": completion_id,
@@ -98,6 +107,7 @@ def create(request: Request, replies: Replies) -> Response:
         ],
         "usage": usage,
     }
+    result = request.dialect.completion(result, request)
     return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
 
 

@@ -121,7 +121,7 @@ class Replies:
                 "model",
                 "string_above_max_length",
             )
-        telemetry.record_request(request.span, operation, model, body, request.dialect.name)
+        telemetry.record_request(request.span, operation, model, body, request.dialect.provider)
         return body, self.simulator.decide(request, model)
 
     def script(

@@ -11,16 +11,16 @@ import logging
 import random
 import re
 import time
-from typing import Any, Callable, Dict, Iterable, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Optional
 
 from mokku import config, errors, telemetry
 from mokku.control.journal import Journal, entry_for
 from mokku.control.objects import Objects
 from mokku.control.scenarios import Scenarios
 from mokku.control.state import default_path
-from mokku.server.dialect import OPENAI, Dialect
+from mokku.server.dialect import Dialect
 from mokku.server.http import STATUS_LINES, Request, Response
-from mokku.server.routes import DIALECT_HEADERS, build_routes
+from mokku.server.routes import build_routes, dialect_of
 from mokku.server.routing import Route, Router
 from mokku.server.stream import EventStream
 from mokku.simulation import limits
@@ -29,6 +29,8 @@ log = logging.getLogger("mokku")
 
 # The journal's status for a request whose client left before any response (nginx's code for it).
 CLIENT_CLOSED_REQUEST = 499
+# The providers' APIs (OpenAI's and Anthropic's under /v1, Azure's under /openai): journaled, keyed and limited.
+API_PREFIXES = ("/v1/", "/openai/")
 _CLIENT_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}\Z")
 
 StartResponse = Callable[..., Any]
@@ -41,7 +43,7 @@ class App:
         self,
         settings: Optional[config.Settings] = None,
         routes: Optional[Iterable[Route]] = None,
-        by_header: Sequence[Tuple[str, Dialect]] = (),
+        choose_dialect: Callable[[Request], Dialect] = dialect_of,
     ) -> None:
         self.settings = settings or config.load()
         self.journal: Optional[Journal] = None
@@ -64,8 +66,8 @@ class App:
             if routes is None
             else routes
         )
-        # Routes every dialect shares (the model list) speak the one whose header the request carries.
-        self.by_header = list(DIALECT_HEADERS if routes is None else by_header)
+        # The dialect of a request no route decides (the shared model list, an unknown path).
+        self._dialect_of = choose_dialect
         self.access = limits.Access(self.settings)
         self._checked_threading = False
 
@@ -105,8 +107,10 @@ class App:
         return body
 
     def _journaled(self, request: Request) -> bool:
-        """The journal keeps the API's requests (``/v1``), not health checks or admin calls."""
-        return self.journal is not None and request.route is not None and request.route.startswith("/v1/")
+        """The journal keeps the API's requests (``/v1``, ``/openai``), not health checks or admin calls."""
+        return (
+            self.journal is not None and request.route is not None and request.route.startswith(API_PREFIXES)
+        )
 
     def _record(self, request: Request, response: Response, started: float) -> None:
         """One journal write per request, after its response is made; never fails the request."""
@@ -130,25 +134,19 @@ class App:
             request.route = route.name
             request.dialect = route.dialect or self._dialect_of(request)
             telemetry.record_route(request.span, request.method, route.name)
-            if self.access.active and route.name.startswith("/v1/"):
+            if self.access.active and route.name.startswith(API_PREFIXES):
                 request.headers_out.extend(self.access.check(request))
             return route.handler(request, **params)
         except ConnectionResetError:
             raise  # the client is gone, or dropped on purpose: no response to make, no error to log
         except errors.APIError as exc:
             telemetry.record_error(request.span, exc.status, exc.type, exc.code, exc.message)
-            return request.dialect.error_response(exc, request.id)
+            return request.dialect.error_response(exc, request)
         except Exception:
             log.exception("unhandled error in %s %s", request.method, request.path)
             error = errors.server_error()
             telemetry.record_error(request.span, error.status, error.type, error.code, error.message)
-            return request.dialect.error_response(error, request.id)
-
-    def _dialect_of(self, request: Request) -> Dialect:
-        for header, dialect in self.by_header:
-            if request.header(header):
-                return dialect
-        return OPENAI
+            return request.dialect.error_response(error, request)
 
     def _check_threading(self, environ: Dict[str, Any]) -> None:
         self._checked_threading = True

@@ -9,11 +9,14 @@ rendered here.
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, List, NamedTuple, Tuple
 
 from mokku import errors
 from mokku.credentials import bearer_key
 from mokku.server.http import Headers, Request, Response, error_response
+
+if TYPE_CHECKING:
+    from mokku.server.stream import Event
 
 OPENAI_VERSION = "2020-10-01"
 
@@ -32,9 +35,21 @@ class Dialect:
     """OpenAI's: its error envelope, ``Authorization: Bearer``, ``x-request-id`` and ``x-ratelimit-*``."""
 
     name = "openai"
+    provider = "openai"  # gen_ai.provider.name
 
-    def error_response(self, error: errors.APIError, request_id: str) -> Response:
+    def error_response(self, error: errors.APIError, request: Request) -> Response:
         return error_response(error)
+
+    # What a dialect adds to chat and completions answers (Azure: its content-filter results).
+    decorates = False
+
+    def completion(self, answer: Dict[str, Any], request: Request) -> Dict[str, Any]:
+        """A JSON completion as this dialect sends it."""
+        return answer
+
+    def completion_events(self, events: Iterable[Event], request: Request) -> Iterable[Event]:
+        """A completion's stream as this dialect sends it."""
+        return events
 
     def api_key(self, request: Request) -> str:
         return bearer_key(request.header("Authorization"))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import List, Optional, Tuple
+from typing import List, Optional
 
 from mokku.anthropic.dialect import ANTHROPIC
 from mokku.anthropic.messages import Messages
@@ -14,19 +14,28 @@ from mokku.api.decide import Replies
 from mokku.api.health import health
 from mokku.api.models import Catalogue
 from mokku.api.responses import Responses
+from mokku.azure.dialect import AZURE
+from mokku.azure.routes import azure_routes
 from mokku.config import Settings
 from mokku.control.admin import Admin
 from mokku.control.journal import Journal
 from mokku.control.objects import Objects
 from mokku.control.scenarios import Scenarios
 from mokku.control.state import default_path
-from mokku.server.dialect import Dialect
+from mokku.server.dialect import OPENAI, Dialect
 from mokku.server.http import Request, Response
 from mokku.server.routing import Handler, Route
 from mokku.simulation.faults import Simulator
 
-# Headers that make a shared route (the model list) speak another dialect than OpenAI's.
-DIALECT_HEADERS: List[Tuple[str, Dialect]] = [("anthropic-version", ANTHROPIC)]
+
+def dialect_of(request: Request) -> Dialect:
+    """Whose API a request speaks when no route says (the shared model list, an unknown path):
+    Anthropic's when it sends ``anthropic-version``, Azure's under ``/openai/``, else OpenAI's."""
+    if request.header("anthropic-version"):
+        return ANTHROPIC
+    if request.path.startswith("/openai/"):
+        return AZURE
+    return OPENAI
 
 
 def by_dialect(**handlers: Handler) -> Handler:
@@ -57,7 +66,7 @@ def build_routes(
         if settings.admin
         else None
     )
-    return [
+    api = [
         Route("GET", "/health", health),
         Route("GET", "/healthz", health),
         Route("GET", "/openapi.yml", openapi.openapi_yaml),
@@ -86,15 +95,20 @@ def build_routes(
         Route("POST", "/v1/conversations/{conversation_id}/items", conversations.add_items),
         Route("GET", "/v1/conversations/{conversation_id}/items/{item_id}", conversations.item),
         Route("DELETE", "/v1/conversations/{conversation_id}/items/{item_id}", conversations.delete_item),
-    ] + (
-        [
-            Route("GET", "/mokku/requests", admin.list_requests),
-            Route("DELETE", "/mokku/requests", admin.clear_requests),
-            Route("GET", "/mokku/verdict", admin.verdict),
-            Route("POST", "/mokku/scenarios", admin.add_scenarios),
-            Route("GET", "/mokku/scenarios", admin.list_scenarios),
-            Route("DELETE", "/mokku/scenarios", admin.clear_scenarios),
-        ]
-        if admin
-        else []
+    ]
+    return (
+        api
+        + azure_routes(api)
+        + (
+            [
+                Route("GET", "/mokku/requests", admin.list_requests),
+                Route("DELETE", "/mokku/requests", admin.clear_requests),
+                Route("GET", "/mokku/verdict", admin.verdict),
+                Route("POST", "/mokku/scenarios", admin.add_scenarios),
+                Route("GET", "/mokku/scenarios", admin.list_scenarios),
+                Route("DELETE", "/mokku/scenarios", admin.clear_scenarios),
+            ]
+            if admin
+            else []
+        )
     )

@@ -53,6 +53,7 @@ FAULTS: Dict[str, Fault] = {
         Fault("overloaded", "503", error=lambda model, key, arg: errors.overloaded()),
         Fault("timeout", None, ("seconds", 30, 600)),
         Fault("content_filter"),
+        Fault("prompt_filter", error=lambda model, key, arg: errors.invalid_prompt()),
         Fault("stream_drop", None, ("chunks", 3, 1_000_000)),
         Fault("stream_error", None, ("chunks", 3, 1_000_000)),
         Fault("stream_truncated", None, ("chunks", 3, 1_000_000)),
