@@ -9,6 +9,7 @@ Fixtures:
   ``script(rule)`` / ``script(reply_content, **match)`` and ``verdict()``.
 - ``openai_client``: an ``openai.OpenAI`` pointed at it (when ``openai`` is installed).
 - ``anthropic_client``: an ``anthropic.Anthropic`` pointed at it (when ``anthropic`` is installed).
+- ``genai_client``: a ``google.genai.Client`` pointed at it (when ``google-genai`` is installed).
 
 The module imports only the standard library until a fixture is used.
 """
@@ -105,3 +106,13 @@ def anthropic_client(mokku: MokkuHandle) -> Iterator[Any]:
     anthropic = pytest.importorskip("anthropic")
     with anthropic.Anthropic(base_url=mokku.url, api_key="sk-ant-mokku-test", max_retries=0) as client:
         yield client
+
+
+@pytest.fixture
+def genai_client(mokku: MokkuHandle) -> Iterator[Any]:
+    genai = pytest.importorskip("google.genai")
+    client = genai.Client(api_key="mokku-test", http_options={"base_url": mokku.url, "api_version": "v1beta"})
+    try:
+        yield client
+    finally:
+        client.close()

@@ -32,6 +32,12 @@ def test_anthropic_client(mokku, anthropic_client):
     assert [entry["path"] for entry in mokku.requests()] == ["/v1/messages"]
 
 
+def test_genai_client(mokku, genai_client):
+    mokku.script("Scripted for Gemini.", endpoint="generate_content")
+    reply = genai_client.models.generate_content(model="gemini-2.5-flash", contents="hi")
+    assert reply.text == "Scripted for Gemini."
+
+
 def test_server_url(mokku_server):
     import urllib.request, json
     with urllib.request.urlopen(mokku_server + "/health") as response:
@@ -40,10 +46,10 @@ def test_server_url(mokku_server):
 
 
 def test_plugin_fixtures_and_the_readme_test(pytester: pytest.Pytester) -> None:
-    """The README's ten-line test, run as written, plus three more, in a pytest session of their own."""
+    """The README's ten-line test, run as written, plus four more, in a pytest session of their own."""
     readme = README.read_text(encoding="utf-8")
     block = re.search(r"```python\n(def test_my_code_asks_for_the_weather.*?)```", readme, re.S)
     assert block, "the README's plugin example is missing"
     pytester.makepyfile(block.group(1) + "\n" + MORE_TESTS)
     result = pytester.runpytest_subprocess("-q")
-    result.assert_outcomes(passed=5)
+    result.assert_outcomes(passed=6)

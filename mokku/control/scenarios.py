@@ -1,7 +1,7 @@
 """Scripted replies: rules that tell the "model" what to answer in a test.
 
 A rule matches on any of ``model``, ``endpoint`` (``chat.completions``, ``completions``,
-``responses``, ``embeddings``, and Anthropic's ``messages``), a ``contains`` substring or ``regex`` of the last user message
+``responses``, ``embeddings``, Anthropic's ``messages``, Gemini's ``generate_content``), a ``contains`` substring or ``regex`` of the last user message
 (prompt, input), and ``nth`` (only the nth call that matches the rest); it replies with
 ``content`` (streamed token by token like the echo), a ``tool_call`` (``name`` and
 ``arguments``), or a ``fault`` from the fault table, optionally with ``latency``
@@ -32,7 +32,7 @@ from mokku.simulation import faults
 
 log = logging.getLogger("mokku")
 
-ENDPOINTS = ("chat.completions", "completions", "responses", "embeddings", "messages")
+ENDPOINTS = ("chat.completions", "completions", "responses", "embeddings", "messages", "generate_content")
 _MATCH_KEYS = ("model", "endpoint", "contains", "regex", "nth")
 _REPLY_KEYS = ("content", "tool_call", "fault", "latency")
 FLAG_SUFFIX = "-rules"

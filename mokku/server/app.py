@@ -29,8 +29,9 @@ log = logging.getLogger("mokku")
 
 # The journal's status for a request whose client left before any response (nginx's code for it).
 CLIENT_CLOSED_REQUEST = 499
-# The providers' APIs (OpenAI's and Anthropic's under /v1, Azure's under /openai): journaled, keyed and limited.
-API_PREFIXES = ("/v1/", "/openai/")
+# The providers' APIs (OpenAI's, Anthropic's and Gemini's under /v1, Gemini's under /v1beta, Azure's under /openai):
+# journaled, keyed and limited.
+API_PREFIXES = ("/v1/", "/v1beta/", "/openai/")
 _CLIENT_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}\Z")
 
 StartResponse = Callable[..., Any]

@@ -22,6 +22,9 @@ from mokku.control.journal import Journal
 from mokku.control.objects import Objects
 from mokku.control.scenarios import Scenarios
 from mokku.control.state import default_path
+from mokku.gemini.dialect import GEMINI
+from mokku.gemini.generate import GenerateContent
+from mokku.gemini.models import Models as GeminiModels
 from mokku.server.dialect import OPENAI, Dialect
 from mokku.server.http import Request, Response
 from mokku.server.routing import Handler, Route
@@ -30,11 +33,18 @@ from mokku.simulation.faults import Simulator
 
 def dialect_of(request: Request) -> Dialect:
     """Whose API a request speaks when no route says (the shared model list, an unknown path):
-    Anthropic's when it sends ``anthropic-version``, Azure's under ``/openai/``, else OpenAI's."""
+    Anthropic's when it sends ``anthropic-version``, Azure's under ``/openai/``, Gemini's with a Google
+    key or under ``/v1beta/``, else OpenAI's."""
     if request.header("anthropic-version"):
         return ANTHROPIC
     if request.path.startswith("/openai/"):
         return AZURE
+    if (
+        request.header("x-goog-api-key")
+        or request.path.startswith("/v1beta/")
+        or "key=" in request.environ.get("QUERY_STRING", "")
+    ):
+        return GEMINI
     return OPENAI
 
 
@@ -48,6 +58,24 @@ def by_dialect(**handlers: Handler) -> Handler:
     return handle
 
 
+def gemini_routes(gemini: GenerateContent, models: GeminiModels) -> List[Route]:
+    """Gemini's methods under both API versions its SDK calls; its model list under ``/v1beta``
+    (under ``/v1`` the model list is shared, and a Gemini key picks Gemini's)."""
+    routes = []
+    for version in ("v1beta", "v1"):
+        for method, handler in (
+            ("generateContent", gemini.generate),
+            ("streamGenerateContent", gemini.stream),
+            ("countTokens", gemini.count_tokens),
+            ("embedContent", gemini.embed),
+            ("batchEmbedContents", gemini.batch_embed),
+        ):
+            routes.append(Route("POST", f"/{version}/models/{{model}}:{method}", handler, GEMINI))
+    routes.append(Route("GET", "/v1beta/models", models.list_models, GEMINI))
+    routes.append(Route("GET", "/v1beta/models/{model}", models.retrieve_model, GEMINI))
+    return routes
+
+
 def build_routes(
     settings: Settings,
     journal: Optional[Journal] = None,
@@ -58,6 +86,8 @@ def build_routes(
     replies = Replies(settings, Simulator(settings), scenarios)
     catalogue = Catalogue(settings.extra_models)
     claude = Models(settings.extra_models)
+    google = GeminiModels(settings.extra_models)
+    gemini = GenerateContent(replies)
     messages = Messages(replies)
     responses = Responses(replies, stored)
     conversations = Conversations(stored)
@@ -71,11 +101,18 @@ def build_routes(
         Route("GET", "/healthz", health),
         Route("GET", "/openapi.yml", openapi.openapi_yaml),
         Route("GET", "/openapi.json", openapi.openapi_json),
-        Route("GET", "/v1/models", by_dialect(openai=catalogue.list_models, anthropic=claude.list_models)),
+        *gemini_routes(gemini, google),  # before OpenAI's /v1/models/{model}: ``:generateContent`` is theirs
+        Route(
+            "GET",
+            "/v1/models",
+            by_dialect(openai=catalogue.list_models, anthropic=claude.list_models, gemini=google.list_models),
+        ),
         Route(
             "GET",
             "/v1/models/{model:path}",
-            by_dialect(openai=catalogue.retrieve_model, anthropic=claude.retrieve_model),
+            by_dialect(
+                openai=catalogue.retrieve_model, anthropic=claude.retrieve_model, gemini=google.retrieve_model
+            ),
         ),
         Route("POST", "/v1/chat/completions", partial(chat.create, replies=replies)),
         Route("POST", "/v1/completions", partial(completions.create, replies=replies)),

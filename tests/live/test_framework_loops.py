@@ -1,8 +1,9 @@
-"""LangChain's ChatAnthropic and LiteLLM run a tool-calling loop to its end against /v1/messages.
+"""LangChain's ChatAnthropic and LiteLLM (``anthropic/`` and ``gemini/`` models) run a tool-calling
+loop to its end against Anthropic's /v1/messages and Gemini's generateContent.
 
-mokku answers the user's "Oslo" with a ``tool_use`` of ``get_weather`` whose input is
-``{"city": "Oslo"}``; the framework runs the tool and sends its result back, and mokku's text
-answer echoes that result ("Sunny in Oslo"), which ends the loop.
+mokku answers the user's "Oslo" with a call of ``get_weather`` whose input is ``{"city": "Oslo"}``;
+the framework runs the tool and sends its result back, and mokku's text answer echoes that result
+("Sunny in Oslo"), which ends the loop.
 
 Each loop runs in a child interpreter (this file, run as a script): LiteLLM reads its settings
 from the environment at import and mutates logging and module state, both frameworks take a few
@@ -100,7 +101,7 @@ def run_langchain(url: str) -> List[Dict[str, Any]]:
     return turns
 
 
-def run_litellm(url: str) -> List[Dict[str, Any]]:
+def run_litellm(url: str, model: str = f"anthropic/{MODEL}") -> List[Dict[str, Any]]:
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before the import, which would fetch it
     import litellm
 
@@ -127,7 +128,7 @@ def run_litellm(url: str) -> List[Dict[str, Any]]:
     turns = []
     for _ in range(MAX_TURNS):
         response = litellm.completion(
-            model=f"anthropic/{MODEL}",
+            model=model,
             api_base=url,
             api_key=API_KEY,
             messages=messages,
@@ -168,7 +169,11 @@ def run_litellm(url: str) -> List[Dict[str, Any]]:
     return turns
 
 
-RUNNERS = {"langchain": run_langchain, "litellm": run_litellm}
+def run_litellm_gemini(url: str) -> List[Dict[str, Any]]:
+    return run_litellm(url + "/v1beta", "gemini/gemini-2.5-flash")
+
+
+RUNNERS = {"langchain": run_langchain, "litellm": run_litellm, "litellm-gemini": run_litellm_gemini}
 
 
 def main(framework: str, url: str) -> None:
@@ -207,7 +212,7 @@ def run_child(framework: str, url: str) -> Dict[str, Any]:
     return json.loads(lines[-1][len("RESULT ") :])
 
 
-def check_loop(result: Dict[str, Any], tool_stop: str, final_stop: str) -> None:
+def check_loop(result: Dict[str, Any], tool_stop: str, final_stop: str, id_prefix: str = "toolu_") -> None:
     assert result["outside"] == [], "the framework tried to reach beyond this machine"
     turns = result["turns"]
     assert len(turns) == 2, turns
@@ -217,7 +222,7 @@ def check_loop(result: Dict[str, Any], tool_stop: str, final_stop: str) -> None:
     call = first["tool_calls"][0]
     assert call["name"] == "get_weather", call
     assert call["args"] == {"city": "Oslo"}, call
-    assert call["id"].startswith("toolu_"), call
+    assert call["id"].startswith(id_prefix), call
     assert last["stop"] == final_stop, last
     assert last["tool_calls"] == [], last
     assert last["content"] == "Sunny in Oslo", last
@@ -229,6 +234,15 @@ def test_langchain_chat_anthropic_tool_loop(live_server: LiveServer) -> None:
 
 def test_litellm_anthropic_tool_loop(live_server: LiveServer) -> None:
     check_loop(run_child("litellm", live_server.url), tool_stop="tool_calls", final_stop="stop")
+
+
+def test_litellm_gemini_tool_loop(live_server: LiveServer) -> None:
+    check_loop(
+        run_child("litellm-gemini", live_server.url),
+        tool_stop="tool_calls",
+        final_stop="stop",
+        id_prefix="call_",
+    )
 
 
 if __name__ == "__main__":

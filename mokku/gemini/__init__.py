@@ -1,0 +1,1 @@
+"""The Gemini API (Google AI's ``generativelanguage``) on mokku's core."""

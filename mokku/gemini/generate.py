@@ -1,0 +1,418 @@
+"""The Gemini API: ``models/{model}:generateContent``, ``:streamGenerateContent``, ``:countTokens``,
+``:embedContent`` and ``:batchEmbedContents``, under ``/v1beta`` and ``/v1``.
+
+The request (``contents`` of ``parts``, ``systemInstruction``, ``generationConfig``, ``tools``'
+``functionDeclarations``, ``toolConfig``) is read into the neutral ``Generation`` and decided by
+the same ``Replies`` as OpenAI's endpoints: the echo of the last user turn (after a
+``functionResponse``, its response, so loops end), ``functionCall`` parts whose ``args`` fit the
+declaration, structured output for ``responseSchema`` / ``responseJsonSchema``. Field names are
+read in lowerCamelCase or snake_case, as Google's JSON parser reads them; an unknown top-level field
+is a 400, as it is there. Streams are ``data:`` chunks, each a whole ``GenerateContentResponse``
+(``?alt=sse``), or one JSON array written as it is produced.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple
+
+from mokku import errors
+from mokku.api import embeddings, render, tools
+from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversation_tokens, echo_text
+from mokku.api.ids import random_id
+from mokku.api.sampling import Sampling
+from mokku.api.tokens import count
+from mokku.gemini.dialect import envelope, ratings, translate
+from mokku.server.http import Request, Response, dumps, json_response
+from mokku.server.stream import Event, Last, Token
+
+TOP_LEVEL = frozenset(
+    "contents systemInstruction generationConfig tools toolConfig safetySettings cachedContent labels model "
+    "system_instruction generation_config tool_config safety_settings cached_content".split()
+)
+ROLES = ("user", "model", "function")
+MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto", "MODE_UNSPECIFIED": "auto"}
+FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
+JSON_TYPES = ("application/json",)
+THOUGHT = "The user wrote a message; the answer repeats it."
+EMBEDDING_DIMENSIONS = {"gemini-embedding-001": 3072, "text-embedding-004": 768, "embedding-001": 768}
+
+
+def field(body: Mapping[str, Any], camel: str) -> Any:
+    """A field by its lowerCamelCase name or its snake_case one."""
+    if camel in body:
+        return body[camel]
+    snake = "".join("_" + c.lower() if c.isupper() else c for c in camel)
+    return body.get(snake)
+
+
+def invalid(path: str, problem: str) -> errors.APIError:
+    """400 worded as Google words a request check: ``* <Request>.<path>: <problem>`` and a newline."""
+    return errors.invalid_request(f"* GenerateContentRequest.{path}: {problem}\n", path)
+
+
+def _object(value: Any, path: str) -> Dict[str, Any]:
+    if not isinstance(value, dict):
+        raise errors.invalid_request(
+            f'Invalid JSON payload received. Expected an object at "{path}", got {errors.json_type(value)}.',
+            path,
+        )
+    return value
+
+
+def _list(value: Any, path: str) -> List[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise errors.invalid_request(
+            f'Invalid JSON payload received. Expected a list at "{path}", got {errors.json_type(value)}.',
+            path,
+        )
+    return value
+
+
+class Conversation:
+    def __init__(self) -> None:
+        self.messages: List[Message] = []
+        self.called: Set[str] = set()
+
+
+def read_contents(body: Mapping[str, Any]) -> Conversation:
+    contents = _list(body.get("contents"), "contents")
+    if not contents:
+        raise invalid("contents", "contents is not specified")
+    conversation = Conversation()
+    for index, content in enumerate(contents):
+        where = f"contents[{index}]"
+        content = _object(content, where)
+        role = content.get("role") or "user"
+        if role not in ROLES:
+            raise invalid(f"{where}.role", f"Please use a valid role: {', '.join(ROLES[:2])}.")
+        parts = _list(content.get("parts"), f"{where}.parts")
+        if not parts:
+            raise invalid(f"{where}.parts", "contents.parts must not be empty.")
+        speaker = "assistant" if role == "model" else "user"
+        before, texts = len(conversation.messages), []
+        for number, part in enumerate(parts):
+            part = _object(part, f"{where}.parts[{number}]")
+            call, answer = field(part, "functionCall"), field(part, "functionResponse")
+            if isinstance(part.get("text"), str):
+                if not part.get("thought"):
+                    texts.append(part["text"])
+            elif isinstance(call, dict):
+                conversation.called.add(str(call.get("name")))
+                conversation.messages.append(Message("function_call", ""))
+            elif isinstance(answer, dict):
+                conversation.messages.append(Message(TOOL_RESULT, _response_text(answer.get("response"))))
+        if texts:
+            conversation.messages.append(Message(speaker, "\n".join(texts)))
+        if len(conversation.messages) == before:  # only images, files...: the turn is there, without text
+            conversation.messages.append(Message(speaker, ""))
+    return conversation
+
+
+def _response_text(response: Any) -> str:
+    """A function's response as text: its one string value (``{"result": "sunny"}``), else its JSON."""
+    if isinstance(response, dict) and len(response) == 1:
+        (value,) = response.values()
+        if isinstance(value, str):
+            return value
+    return json.dumps(response, ensure_ascii=False, separators=(",", ":"))
+
+
+def _system(body: Mapping[str, Any]) -> List[Message]:
+    value = field(body, "systemInstruction")
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [Message("system", value)]
+    parts = _list(_object(value, "system_instruction").get("parts"), "system_instruction.parts")
+    return [
+        Message(
+            "system",
+            "\n".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str)),
+        )
+    ]
+
+
+def openapi_to_json_schema(schema: Any) -> Any:
+    """Gemini's OpenAPI-style schema (``type: OBJECT``, ``nullable``) as JSON Schema."""
+    if isinstance(schema, list):
+        return [openapi_to_json_schema(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    out: Dict[str, Any] = {}
+    for key, value in schema.items():
+        if key in ("propertyOrdering", "property_ordering", "nullable", "title", "example"):
+            continue
+        if key == "type" and isinstance(value, str):
+            out["type"] = value.lower()
+        elif key in ("properties",) and isinstance(value, dict):
+            out[key] = {name: openapi_to_json_schema(item) for name, item in value.items()}
+        elif key in ("items", "anyOf", "any_of"):
+            out["anyOf" if key == "any_of" else key] = openapi_to_json_schema(value)
+        else:
+            out[key] = value
+    if schema.get("nullable") and isinstance(out.get("type"), str):
+        out["type"] = [out["type"], "null"]
+    return out
+
+
+def _config(body: Mapping[str, Any]) -> Tuple[Sampling, Optional[tools.OutputFormat], int, bool]:
+    """generationConfig: the sampling, structured output, candidate count, whether thoughts are shown."""
+    config = _object(field(body, "generationConfig") or {}, "generation_config")
+    max_tokens = field(config, "maxOutputTokens")
+    if max_tokens is not None and (
+        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+    ):
+        raise invalid("generation_config.max_output_tokens", "max_output_tokens must be positive.")
+    stops = _list(field(config, "stopSequences"), "generation_config.stop_sequences")
+    if len(stops) > 5 or not all(isinstance(s, str) for s in stops):
+        raise invalid("generation_config.stop_sequences", "at most 5 stop sequences, each a string.")
+    temperature = field(config, "temperature")
+    if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
+        raise invalid("generation_config.temperature", "temperature must be between 0 and 2.")
+    candidates = field(config, "candidateCount") or 1
+    if not isinstance(candidates, int) or not 1 <= candidates <= 8:
+        raise invalid("generation_config.candidate_count", "candidate_count must be between 1 and 8.")
+    mime = field(config, "responseMimeType")
+    schema = field(config, "responseJsonSchema")
+    if schema is None and field(config, "responseSchema") is not None:
+        schema = openapi_to_json_schema(field(config, "responseSchema"))
+    output_format = None
+    if schema is not None:
+        if mime not in JSON_TYPES and mime != "text/x.enum":
+            raise invalid(
+                "generation_config.response_mime_type",
+                "response_mime_type must be application/json when a response schema is set.",
+            )
+        output_format = tools.OutputFormat(
+            "json_schema",
+            _object(schema, "generation_config.response_schema"),
+            "generation_config.response_schema",
+        )
+    elif mime in JSON_TYPES:
+        output_format = tools.OutputFormat("json_object", None, "generation_config.response_mime_type")
+    thinking = _object(field(config, "thinkingConfig") or {}, "generation_config.thinking_config")
+    thoughts = bool(field(thinking, "includeThoughts"))
+    return (
+        Sampling(max_tokens=max_tokens, stop=tuple(s for s in stops if s)),
+        output_format,
+        candidates,
+        thoughts,
+    )
+
+
+def _functions(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Function]:
+    declared: List[tools.Function] = []
+    given = 0
+    for index, tool in enumerate(_list(body.get("tools"), "tools")):
+        tool = _object(tool, f"tools[{index}]")
+        declarations = _list(field(tool, "functionDeclarations"), f"tools[{index}].function_declarations")
+        given += len(declarations) or 1
+        for number, declaration in enumerate(declarations):
+            where = f"tools[{index}].function_declarations[{number}]"
+            declaration = _object(declaration, where)
+            name = declaration.get("name")
+            if not isinstance(name, str) or not name:
+                raise invalid(f"{where}.name", "Name cannot be empty.")
+            schema = field(declaration, "parametersJsonSchema")
+            if schema is None:
+                schema = openapi_to_json_schema(declaration.get("parameters") or {"type": "object"})
+            declared.append(
+                tools.Function(name, _object(schema, f"{where}.parameters"), f"{where}.parameters")
+            )
+    config = _object(field(body, "toolConfig") or {}, "tool_config")
+    calling = _object(field(config, "functionCallingConfig") or {}, "tool_config.function_calling_config")
+    mode = calling.get("mode") or "AUTO"
+    if mode not in MODES:
+        raise invalid("tool_config.function_calling_config.mode", f"Invalid value: {mode}")
+    allowed = _list(
+        field(calling, "allowedFunctionNames"), "tool_config.function_calling_config.allowed_function_names"
+    )
+    if allowed:
+        declared = [function for function in declared if function.name in allowed] or declared
+    after_result = bool(conversation.messages) and conversation.messages[-1].role == TOOL_RESULT
+    state = tools.Choice(declared, given, after_result, conversation.called)
+    return tools.choose(MODES[mode] if given else None, state, False, "tool_config", none_alone=True)
+
+
+class GenerateContent:
+    """The endpoint family."""
+
+    def __init__(self, replies: Replies) -> None:
+        self.replies = replies
+
+    def _begin(self, request: Request, model: str) -> Tuple[Dict[str, Any], Any]:
+        body = request.json()
+        for name in body:
+            if name not in TOP_LEVEL:
+                raise errors.invalid_request(
+                    f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.', name
+                )
+        body["model"] = model
+        return self.replies.begin(request, "chat")
+
+    def generate(self, request: Request, model: str) -> Response:
+        body, behaviour = self._begin(request, model)
+        answer, _, usage, finish = self._answer(request, body, behaviour)
+        return render.respond(request, behaviour, answer["responseId"], usage, [finish], body=dumps(answer))
+
+    def stream(self, request: Request, model: str) -> Response:
+        body, behaviour = self._begin(request, model)
+        answer, tokens, usage, finish = self._answer(request, body, behaviour)
+        sse = "alt=sse" in request.environ.get("QUERY_STRING", "")
+        events = _chunks(answer, tokens, sse)
+        response = render.respond(
+            request,
+            behaviour,
+            answer["responseId"],
+            usage,
+            [finish],
+            events=events,
+            render_error=lambda error: _frame(envelope(*translate(error)), sse, False),
+        )
+        if not sse:
+            response.headers = [("Content-Type", "application/json")] + [
+                (name, value) for name, value in response.headers if name.lower() != "content-type"
+            ]
+        return response
+
+    def _answer(
+        self, request: Request, body: Dict[str, Any], behaviour: Any
+    ) -> Tuple[Dict[str, Any], List[str], Dict[str, int], str]:
+        conversation = read_contents(body)
+        framing = _system(body)
+        sampling, output_format, candidates, thoughts = _config(body)
+        chosen = _functions(body, conversation)
+        messages = conversation.messages
+        generation = Generation(
+            "generate_content",
+            [echo_text(messages)],
+            [conversation_tokens(framing + messages)],
+            sampling,
+            chosen,
+            output_format,
+            input_param="contents",
+        )
+        reply = self.replies.decide(request, behaviour, generation)
+        output = reply.outputs[0]
+        parts: List[Dict[str, Any]] = []
+        if thoughts:
+            parts.append({"text": THOUGHT, "thought": True})
+        if reply.calls:
+            parts += [
+                {"functionCall": {"name": call.name, "args": json.loads(call.arguments)}}
+                for call in reply.calls
+            ]
+        else:
+            parts.append({"text": "".join(output.tokens)})
+        finish = FINISH.get(output.finish_reason, "STOP")
+        prompt = generation.prompt_tokens[0]
+        made = reply.completion_tokens()
+        thought_tokens = count(THOUGHT) if thoughts else 0
+        usage_metadata: Dict[str, Any] = {
+            "promptTokenCount": prompt,
+            "candidatesTokenCount": made,
+            "totalTokenCount": prompt + made + thought_tokens,
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
+        }
+        if thoughts:
+            usage_metadata["thoughtsTokenCount"] = thought_tokens
+        candidate: Dict[str, Any] = {
+            "content": {"parts": parts, "role": "model"},
+            "finishReason": finish,
+            "index": 0,
+        }
+        if finish == "SAFETY":
+            candidate = {"finishReason": finish, "index": 0, "safetyRatings": ratings(blocked=True)}
+        answer = {
+            "candidates": [dict(candidate, index=i) for i in range(candidates)],
+            "usageMetadata": usage_metadata,
+            "modelVersion": body["model"],
+            "responseId": random_id("", 23),
+        }
+        usage = {"prompt_tokens": prompt, "completion_tokens": made}
+        return answer, output.tokens if not reply.calls else [], usage, finish
+
+    def count_tokens(self, request: Request, model: str) -> Response:
+        body = request.json()
+        inner = field(body, "generateContentRequest")
+        source = _object(inner, "generate_content_request") if inner is not None else body
+        conversation = read_contents(source)
+        total = conversation_tokens(_system(source) + conversation.messages)
+        return json_response(
+            {"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}
+        )
+
+    def embed(self, request: Request, model: str) -> Response:
+        body = request.json()
+        return json_response({"embedding": _embedding(model, body, "")})
+
+    def batch_embed(self, request: Request, model: str) -> Response:
+        body = request.json()
+        requests = _list(body.get("requests"), "requests")
+        if not requests:
+            raise errors.invalid_request(
+                "* BatchEmbedContentsRequest.requests: requests is not specified\n", "requests"
+            )
+        if len(requests) > 100:
+            raise errors.invalid_request(
+                "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch\n", "requests"
+            )
+        return json_response(
+            {
+                "embeddings": [
+                    _embedding(model, _object(item, f"requests[{i}]"), f"requests[{i}].")
+                    for i, item in enumerate(requests)
+                ]
+            }
+        )
+
+
+def _embedding(model: str, body: Mapping[str, Any], where: str) -> Dict[str, Any]:
+    content = _object(body.get("content"), f"{where}content")
+    parts = _list(content.get("parts"), f"{where}content.parts")
+    text = "\n".join(p["text"] for p in parts if isinstance(p, dict) and isinstance(p.get("text"), str))
+    if not text:
+        raise errors.invalid_request(
+            f"* EmbedContentRequest.{where}content: content must not be empty\n", f"{where}content"
+        )
+    dimensions = field(body, "outputDimensionality") or EMBEDDING_DIMENSIONS.get(model, 768)
+    if not isinstance(dimensions, int) or not 1 <= dimensions <= 3072:
+        raise errors.invalid_request(
+            f"* EmbedContentRequest.{where}output_dimensionality: must be between 1 and 3072\n",
+            f"{where}output_dimensionality",
+        )
+    return {"values": list(embeddings.vector(model, text, dimensions))}
+
+
+def _frame(chunk: Any, sse: bool, first: bool) -> bytes:
+    data = dumps(chunk)
+    if sse:
+        return b"data: " + data + b"\r\n\r\n"
+    return (b"[" if first else b",\r\n") + data
+
+
+def _chunks(answer: Dict[str, Any], tokens: List[str], sse: bool) -> Iterator[Event]:
+    """The answer as chunks: one per token (the text so far split), the last with the finish reason
+    and the usage; or one chunk for calls."""
+    base = {key: answer[key] for key in ("usageMetadata", "modelVersion", "responseId")}
+    candidate = answer["candidates"][0]
+    finish = candidate.get("finishReason")
+    if "content" not in candidate or not tokens:
+        yield Last(_frame(dict(base, candidates=answer["candidates"]), sse, True) + (b"" if sse else b"]"))
+        return
+    parts = candidate["content"]["parts"]
+    lead = [part for part in parts if part.get("thought")]
+    last = len(tokens) - 1
+    for index, token in enumerate(tokens):
+        chunk_parts = (lead if index == 0 else []) + [{"text": token}]
+        chunk_candidate: Dict[str, Any] = {"content": {"parts": chunk_parts, "role": "model"}, "index": 0}
+        if index == last:
+            chunk_candidate["finishReason"] = finish
+        frame = _frame(dict(base, candidates=[chunk_candidate]), sse, index == 0)
+        if index == last:
+            yield Last(frame + (b"" if sse else b"]"))
+        else:
+            yield Token(frame)

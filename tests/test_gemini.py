@@ -1,0 +1,289 @@
+"""The Gemini API in-process: every answer parsed strictly as google-genai's own types (no unknown
+field at any depth, no snake_case), Google's error envelope, both API versions, streams."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Dict, List
+
+import pytest
+import webtest
+from google.genai import types
+
+from mokku import config
+from mokku.server.app import App
+
+KEY = {"x-goog-api-key": "gemini-key"}
+GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
+WEATHER = {
+    "functionDeclarations": [
+        {
+            "name": "get_weather",
+            "description": "Weather in a city",
+            "parameters": {
+                "type": "OBJECT",
+                "properties": {"city": {"type": "STRING"}},
+                "required": ["city"],
+            },
+        }
+    ]
+}
+
+
+def user(text: str) -> Dict[str, Any]:
+    return {"role": "user", "parts": [{"text": text}]}
+
+
+def strict(raw: Dict[str, Any]) -> types.GenerateContentResponse:
+    return types.GenerateContentResponse.model_validate(raw, by_alias=True, by_name=False)
+
+
+def generate(app: webtest.TestApp, url: str = GENERATE, **body: Any) -> Dict[str, Any]:
+    raw = app.post_json(url, body, headers=KEY).json
+    strict(raw)
+    return raw
+
+
+def sse(raw: bytes) -> List[Dict[str, Any]]:
+    frames = raw.split(b"\r\n\r\n")
+    assert frames[-1] == b""
+    out = []
+    for frame in frames[:-1]:
+        assert frame.startswith(b"data: ")
+        chunk = json.loads(frame[len(b"data: ") :])
+        if "error" not in chunk:
+            strict(chunk)
+        out.append(chunk)
+    return out
+
+
+def test_a_generation_echoes_the_last_user_turn(app: webtest.TestApp) -> None:
+    contents = [user("first"), {"role": "model", "parts": [{"text": "ok"}]}, user("second")]
+    for url in (GENERATE, "/v1/models/gemini-2.5-flash:generateContent"):
+        answer = generate(app, url, contents=contents, systemInstruction={"parts": [{"text": "Be brief."}]})
+        (candidate,) = answer["candidates"]
+        assert candidate["content"] == {"parts": [{"text": "second"}], "role": "model"}
+        assert candidate["finishReason"] == "STOP" and answer["modelVersion"] == "gemini-2.5-flash"
+        usage = answer["usageMetadata"]
+        assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"]
+
+
+def test_snake_case_and_camel_case_are_both_read(app: webtest.TestApp) -> None:
+    snake = generate(app, contents=[user("one two three")], generation_config={"max_output_tokens": 2})
+    camel = generate(app, contents=[user("one two three")], generationConfig={"maxOutputTokens": 2})
+    assert (
+        snake["candidates"] == camel["candidates"] and camel["candidates"][0]["finishReason"] == "MAX_TOKENS"
+    )
+
+
+def test_function_calls_and_the_loop_end(app: webtest.TestApp) -> None:
+    called = generate(app, contents=[user("Oslo")], tools=[WEATHER])
+    (part,) = called["candidates"][0]["content"]["parts"]
+    assert part == {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}}
+    contents = [
+        user("Oslo"),
+        {"role": "model", "parts": [part]},
+        {
+            "role": "user",
+            "parts": [{"functionResponse": {"name": "get_weather", "response": {"result": "Sunny in Oslo"}}}],
+        },
+    ]
+    final = generate(app, contents=contents, tools=[WEATHER])
+    assert final["candidates"][0]["content"]["parts"] == [{"text": "Sunny in Oslo"}]
+    forced = generate(
+        app, contents=contents, tools=[WEATHER], toolConfig={"functionCallingConfig": {"mode": "ANY"}}
+    )
+    assert "functionCall" in forced["candidates"][0]["content"]["parts"][0]
+    none = generate(
+        app, contents=[user("plain")], tools=[WEATHER], toolConfig={"functionCallingConfig": {"mode": "NONE"}}
+    )
+    assert none["candidates"][0]["content"]["parts"] == [{"text": "plain"}]
+
+
+def test_structured_output(app: webtest.TestApp) -> None:
+    schema = {
+        "type": "OBJECT",
+        "properties": {"name": {"type": "STRING"}, "minutes": {"type": "INTEGER", "nullable": True}},
+        "required": ["name", "minutes"],
+        "propertyOrdering": ["name", "minutes"],
+    }
+    answer = generate(
+        app,
+        contents=[user("Pancakes")],
+        generationConfig={"responseMimeType": "application/json", "responseSchema": schema},
+    )
+    document = json.loads(answer["candidates"][0]["content"]["parts"][0]["text"])
+    assert set(document) == {"name", "minutes"} and (
+        document["minutes"] is None or isinstance(document["minutes"], int)
+    )
+    json_schema = {
+        "type": "object",
+        "properties": {"tags": {"type": "array", "items": {"type": "string"}}},
+        "required": ["tags"],
+    }
+    tagged = generate(
+        app,
+        contents=[user("x")],
+        generationConfig={"responseMimeType": "application/json", "responseJsonSchema": json_schema},
+    )
+    assert isinstance(json.loads(tagged["candidates"][0]["content"]["parts"][0]["text"])["tags"], list)
+
+
+def test_thoughts_when_asked(app: webtest.TestApp) -> None:
+    answer = generate(
+        app, contents=[user("think")], generationConfig={"thinkingConfig": {"includeThoughts": True}}
+    )
+    parts = answer["candidates"][0]["content"]["parts"]
+    assert parts[0]["thought"] is True and parts[1] == {"text": "think"}
+    usage = answer["usageMetadata"]
+    assert (
+        usage["totalTokenCount"]
+        == usage["promptTokenCount"] + usage["candidatesTokenCount"] + usage["thoughtsTokenCount"]
+    )
+
+
+def test_streams_in_sse_and_as_a_json_array(app: webtest.TestApp) -> None:
+    url = "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    chunks = sse(app.post_json(url + "?alt=sse", {"contents": [user("one two three")]}, headers=KEY).body)
+    assert "".join(c["candidates"][0]["content"]["parts"][0]["text"] for c in chunks) == "one two three"
+    assert [c["candidates"][0].get("finishReason") for c in chunks] == [None, None, "STOP"]
+    assert len({c["responseId"] for c in chunks}) == 1
+    array = app.post_json(url, {"contents": [user("one two three")]}, headers=KEY)
+    assert array.content_type == "application/json"
+    assert [strict(c) and c["candidates"][0]["content"]["parts"][0]["text"] for c in array.json] == [
+        "one",
+        " two",
+        " three",
+    ]
+
+
+def test_count_tokens_matches_the_usage(app: webtest.TestApp) -> None:
+    contents = [user("count these words")]
+    counted = app.post_json(
+        "/v1beta/models/gemini-2.5-flash:countTokens", {"contents": contents}, headers=KEY
+    ).json
+    assert counted["totalTokens"] == generate(app, contents=contents)["usageMetadata"]["promptTokenCount"]
+    assert set(counted) == {"totalTokens", "promptTokensDetails"}
+
+
+def test_embeddings(app: webtest.TestApp) -> None:
+    one = app.post_json(
+        "/v1beta/models/text-embedding-004:embedContent", {"content": {"parts": [{"text": "a"}]}}, headers=KEY
+    ).json
+    assert len(one["embedding"]["values"]) == 768
+    batch = app.post_json(
+        "/v1beta/models/gemini-embedding-001:batchEmbedContents",
+        {
+            "requests": [
+                {
+                    "model": "models/gemini-embedding-001",
+                    "content": {"parts": [{"text": t}]},
+                    "outputDimensionality": 8,
+                }
+                for t in ("a", "b")
+            ]
+        },
+        headers=KEY,
+    ).json
+    strict_batch = types.EmbedContentResponse.model_validate(
+        {"embeddings": batch["embeddings"]}, by_alias=True, by_name=False
+    )
+    assert [len(e.values or []) for e in strict_batch.embeddings or []] == [8, 8]
+    assert batch["embeddings"][0] != batch["embeddings"][1]
+
+
+def test_models_list_pages_and_get(app: webtest.TestApp) -> None:
+    first = app.get("/v1beta/models?pageSize=2", headers=KEY).json
+    assert len(first["models"]) == 2 and first["nextPageToken"]
+    rest = app.get(f"/v1beta/models?pageSize=1000&pageToken={first['nextPageToken']}", headers=KEY).json
+    assert "nextPageToken" not in rest and rest["models"][0]["name"] not in {
+        m["name"] for m in first["models"]
+    }
+    one = app.get("/v1/models/gemini-2.5-flash", headers=KEY).json  # /v1 with a Gemini key: Gemini's shape
+    assert one["name"] == "models/gemini-2.5-flash" and "generateContent" in one["supportedGenerationMethods"]
+    assert app.get("/v1/models/gpt-4o").json["object"] == "model"  # without it: OpenAI's
+    missing = app.get("/v1beta/models/gemini-0", headers=KEY, status=404).json["error"]
+    assert missing["status"] == "NOT_FOUND" and missing["message"].startswith(
+        "models/gemini-0 is not found for API version v1beta"
+    )
+
+
+@pytest.mark.parametrize(
+    "fault, code, status, words",
+    [
+        ("rate_limit", 429, "RESOURCE_EXHAUSTED", "You exceeded your current quota"),
+        ("overloaded", 503, "UNAVAILABLE", "The model is overloaded"),
+        ("invalid_api_key", 400, "INVALID_ARGUMENT", "API key not valid"),
+        ("server_error", 500, "INTERNAL", "An internal error has occurred"),
+        ("permission", 403, "PERMISSION_DENIED", "does not have permission"),
+    ],
+)
+def test_faults_in_googles_envelope(
+    app: webtest.TestApp, fault: str, code: int, status: str, words: str
+) -> None:
+    url = f"/v1beta/models/gemini-2.5-flash@{fault}:generateContent"
+    error = app.post_json(url, {"contents": [user("x")]}, headers=KEY, status=code).json["error"]
+    assert error["code"] == code and error["status"] == status and words in error["message"]
+    if fault == "rate_limit":
+        retry = [d for d in error["details"] if d["@type"].endswith("RetryInfo")]
+        assert retry == [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1s"}]
+
+
+def test_filters(app: webtest.TestApp) -> None:
+    safety = generate(app, contents=[user("x")], **{})
+    assert safety["candidates"][0]["finishReason"] == "STOP"
+    filtered = app.post_json(
+        GENERATE, {"contents": [user("x")]}, headers=dict(KEY, **{"X-Mokku-Fault": "content_filter"})
+    ).json
+    strict(filtered)
+    assert (
+        filtered["candidates"][0]["finishReason"] == "SAFETY" and "content" not in filtered["candidates"][0]
+    )
+    blocked = app.post_json(
+        GENERATE, {"contents": [user("x")]}, headers=dict(KEY, **{"X-Mokku-Fault": "prompt_filter"})
+    ).json
+    assert strict(blocked).prompt_feedback.block_reason == "SAFETY" and "candidates" not in blocked  # type: ignore[union-attr]
+
+
+def test_a_stream_error_fault_ends_with_an_error_chunk(app: webtest.TestApp) -> None:
+    url = "/v1beta/models/gemini-2.5-flash@stream_error:2:streamGenerateContent?alt=sse"
+    chunks = sse(app.post_json(url, {"contents": [user("one two three four")]}, headers=KEY).body)
+    assert chunks[-1]["error"]["status"] == "INTERNAL" and len(chunks) == 3
+
+
+@pytest.mark.parametrize(
+    "body, words",
+    [
+        ({}, "* GenerateContentRequest.contents: contents is not specified\n"),
+        (
+            {"contents": [{"role": "user", "parts": []}]},
+            "* GenerateContentRequest.contents[0].parts: contents.parts must not be empty.\n",
+        ),
+        (
+            {"contents": [user("x")], "foo": 1},
+            'Invalid JSON payload received. Unknown name "foo": Cannot find field.',
+        ),
+        ({"contents": "x"}, 'Invalid JSON payload received. Expected a list at "contents"'),
+        (
+            {"contents": [user("x")], "generationConfig": {"temperature": 3}},
+            "temperature must be between 0 and 2",
+        ),
+    ],
+)
+def test_validation(app: webtest.TestApp, body: Dict[str, Any], words: str) -> None:
+    error = app.post_json(GENERATE, body, headers=KEY, status=400).json["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and error["code"] == 400 and words in error["message"]
+
+
+def test_keys_from_the_header_or_the_query(tmp_path: Path) -> None:
+    app = webtest.TestApp(
+        App(config.load({"MOKKU_API_KEY": "right", "MOKKU_JOURNAL": "1", "MOKKU_STATE": str(tmp_path / "s")}))
+    )
+    app.post_json(GENERATE, {"contents": [user("x")]}, headers={"x-goog-api-key": "right"})
+    app.post_json(GENERATE + "?key=right", {"contents": [user("x")]})
+    wrong = app.post_json(GENERATE + "?key=wrong", {"contents": [user("x")]}, status=400).json["error"]
+    assert wrong["details"][0]["reason"] == "API_KEY_INVALID"
+    entries = app.app.journal.entries()
+    assert [entry["path"] for entry in entries][:2] == [GENERATE, GENERATE]
+    assert "right" not in json.dumps(entries)
