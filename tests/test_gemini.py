@@ -287,3 +287,40 @@ def test_keys_from_the_header_or_the_query(tmp_path: Path) -> None:
     entries = app.app.journal.entries()
     assert [entry["path"] for entry in entries][:2] == [GENERATE, GENERATE]
     assert "right" not in json.dumps(entries)
+
+
+def test_deep_schemas_and_responses_are_bounded(app: webtest.TestApp) -> None:
+    deep = '{"type":"OBJECT"}'
+    response = '"x"'
+    for _ in range(450):
+        deep = '{"type":"OBJECT","properties":{"a":%s}}' % deep
+        response = '{"a":%s,"b":1}' % response
+    headers = dict(KEY, **{"Content-Type": "application/json"})
+    schema = '{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"responseMimeType":"application/json","responseSchema":%s}}'
+    refused = app.post(GENERATE, schema % deep, headers=headers, status=400).json["error"]
+    assert "nests deeper than 64 levels" in refused["message"]
+    echoed = '{"contents":[{"parts":[{"functionResponse":{"name":"f","response":%s}}]}]}'
+    assert (
+        app.post(GENERATE, echoed % response, headers=headers).json["candidates"][0]["finishReason"] == "STOP"
+    )
+
+
+def test_the_span_names_gemini() -> None:
+    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app = webtest.TestApp(OpenTelemetryMiddleware(App(config.load({})), tracer_provider=provider))
+    app.post_json(GENERATE + "?key=secret-key", {"contents": [user("x")]})
+    (span,) = exporter.get_finished_spans()
+    attributes = dict(span.attributes or {})
+    assert (
+        attributes["gen_ai.provider.name"] == "gcp.gemini"
+        and attributes["gen_ai.request.model"] == "gemini-2.5-flash"
+    )
+    assert "secret-key" not in repr(attributes)
+    provider.shutdown()

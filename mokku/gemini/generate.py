@@ -117,7 +117,10 @@ def _response_text(response: Any) -> str:
         (value,) = response.values()
         if isinstance(value, str):
             return value
-    return json.dumps(response, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return json.dumps(response, ensure_ascii=False, separators=(",", ":"))
+    except RecursionError:  # nested past what the encoder follows: echoed as Python shows it
+        return repr(response)
 
 
 def _system(body: Mapping[str, Any]) -> List[Message]:
@@ -135,10 +138,19 @@ def _system(body: Mapping[str, Any]) -> List[Message]:
     ]
 
 
-def openapi_to_json_schema(schema: Any) -> Any:
+MAX_SCHEMA_DEPTH = 64
+
+
+def openapi_to_json_schema(schema: Any, depth: int = 0) -> Any:
     """Gemini's OpenAPI-style schema (``type: OBJECT``, ``nullable``) as JSON Schema."""
+    if depth > MAX_SCHEMA_DEPTH:
+        raise errors.invalid_request(
+            f"* GenerateContentRequest.generation_config.response_schema: the schema nests deeper than "
+            f"{MAX_SCHEMA_DEPTH} levels\n",
+            "generation_config.response_schema",
+        )
     if isinstance(schema, list):
-        return [openapi_to_json_schema(item) for item in schema]
+        return [openapi_to_json_schema(item, depth + 1) for item in schema]
     if not isinstance(schema, dict):
         return schema
     out: Dict[str, Any] = {}
@@ -148,9 +160,9 @@ def openapi_to_json_schema(schema: Any) -> Any:
         if key == "type" and isinstance(value, str):
             out["type"] = value.lower()
         elif key in ("properties",) and isinstance(value, dict):
-            out[key] = {name: openapi_to_json_schema(item) for name, item in value.items()}
+            out[key] = {name: openapi_to_json_schema(item, depth + 1) for name, item in value.items()}
         elif key in ("items", "anyOf", "any_of"):
-            out["anyOf" if key == "any_of" else key] = openapi_to_json_schema(value)
+            out["anyOf" if key == "any_of" else key] = openapi_to_json_schema(value, depth + 1)
         else:
             out[key] = value
     if schema.get("nullable") and isinstance(out.get("type"), str):
