@@ -31,6 +31,8 @@ graceful_timeout = 10
 keepalive = 5
 # Enough pending connections for bursts of many streaming clients.
 backlog = 2048
+# The request line the stdlib server takes too (docs/limits.md): longer is a 414, in JSON there.
+limit_request_line = 8190
 loglevel = _settings.log_level.lower()
 # gunicorn 24+ opens a control socket at one fixed path per user, so two servers on a
 # machine (parallel test runs, several ports) would fight over it. Older versions
