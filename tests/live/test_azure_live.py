@@ -164,3 +164,18 @@ def test_langchain_azure_chat_openai_completes_a_tool_loop(live_server: LiveServ
     final, streamed = result.stdout.strip().splitlines()
     assert final == "Sunny in Oslo 4 0"  # human, call, tool result, answer; the prompt's filter results kept
     assert streamed == "stream me"
+
+
+def test_the_async_client(live_server: LiveServer) -> None:
+    import asyncio
+
+    async def run() -> str:
+        async with openai.AsyncAzureOpenAI(
+            azure_endpoint=live_server.url, api_key="azure-key", api_version=VERSION, max_retries=0
+        ) as client:
+            stream = await client.chat.completions.create(
+                model="gpt-4o-prod", messages=[{"role": "user", "content": "async works"}], stream=True
+            )
+            return "".join([chunk.choices[0].delta.content or "" async for chunk in stream if chunk.choices])
+
+    assert asyncio.run(run()) == "async works"
