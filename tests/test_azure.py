@@ -208,3 +208,12 @@ def test_the_span_names_azure(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     assert "azure-key" not in repr(attributes)
     provider.shutdown()
+
+
+def test_an_exhausted_quota_says_when_to_retry(app: webtest.TestApp) -> None:
+    url = f"/openai/deployments/quota-error/chat/completions?api-version={VERSION}"
+    answer = app.post_json(url, {"messages": MESSAGES}, headers=HEADERS, status=429)
+    assert (
+        answer.headers["retry-after"] == "60"
+        and "Please retry after 60 seconds" in answer.json["error"]["message"]
+    )

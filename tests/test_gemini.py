@@ -293,8 +293,8 @@ def test_deep_schemas_and_responses_are_bounded(app: webtest.TestApp) -> None:
     deep = '{"type":"OBJECT"}'
     response = '"x"'
     for _ in range(450):
-        deep = '{"type":"OBJECT","properties":{"a":%s}}' % deep
-        response = '{"a":%s,"b":1}' % response
+        deep = '{"type":"OBJECT","properties":{"a":' + deep + "}}"
+        response = '{"a":' + response + ',"b":1}'
     headers = dict(KEY, **{"Content-Type": "application/json"})
     schema = '{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"responseMimeType":"application/json","responseSchema":%s}}'
     refused = app.post(GENERATE, schema % deep, headers=headers, status=400).json["error"]

@@ -35,6 +35,7 @@ _RATE = (
     "rate limit of your current OpenAI S0 pricing tier. Please retry after {seconds} seconds. Please go "
     "here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit."
 )
+DEFAULT_RETRY_SECONDS = "60"
 OPERATIONS = {
     "chat/completions": "ChatCompletions_Create",
     "completions": "Completions_Create",
@@ -103,7 +104,10 @@ class Azure(Dialect):
         if error.status == 401:
             return _gateway(401, "401", ACCESS_DENIED)
         if error.status == 429:
-            return _gateway(429, "429", _rate_message(error, request), error.headers)
+            headers = error.headers or [
+                ("retry-after", DEFAULT_RETRY_SECONDS)
+            ]  # an exhausted quota names none
+            return _gateway(429, "429", _rate_message(error, request), headers)
         if error.code == "invalid_prompt":  # the prompt_filter fault: Azure's content filter blocks it
             body = {
                 "error": {
@@ -163,7 +167,7 @@ def _rate_message(error: errors.APIError, request: Request) -> str:
         (name for suffix, name in OPERATIONS.items() if route.endswith("/" + suffix)),
         "ChatCompletions_Create",
     )
-    seconds = next((value for name, value in error.headers if name == "retry-after"), "60")
+    seconds = next((value for name, value in error.headers if name == "retry-after"), DEFAULT_RETRY_SECONDS)
     return _RATE.format(operation=operation, version=api_version(request) or "v1", seconds=seconds)
 
 
