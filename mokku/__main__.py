@@ -19,6 +19,7 @@ _FLAG_ENV = {
     "port": "MOKKU_PORT",
     "threads": "MOKKU_THREADS",
     "log_level": "MOKKU_LOG_LEVEL",
+    "mode": "MOKKU_MODE",
 }
 
 
@@ -45,6 +46,9 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
         help=f"requests served at once (MOKKU_THREADS, default {config.DEFAULT_THREADS})",
     )
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING or ERROR (MOKKU_LOG_LEVEL, default INFO)")
+    parser.add_argument(
+        "--mode", help="record, replay, replay_or_record or passthrough (MOKKU_MODE; see docs/recording.md)"
+    )
     parser.add_argument("--version", action="version", version=f"mokku {__version__}")
     return parser.parse_args(argv)
 
@@ -89,6 +93,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["verdict"]:
         return verdict_main(argv[1:])
+    if argv[:2] == ["cassette", "why"]:
+        from mokku.record import why
+
+        return why.main(argv[2:])
     args = parse_args(argv)
     for flag, env_name in _FLAG_ENV.items():
         value = getattr(args, flag)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
@@ -63,6 +64,15 @@ class Settings:
     # What one request may produce: completion tokens across choices and prompts, each logprob
     # alternative counted as a token (see docs/limits.md).
     max_output_tokens: int = 262_144
+    # Record and replay (mokku.record): the mode, where to forward, where cassettes live.
+    mode: str = ""
+    upstream: str = ""
+    cassettes: str = ""
+    replay_speed: float = 1.0
+    replay_miss_status: int = 404
+    redact_fields: Tuple[str, ...] = ()
+    redact_patterns: Tuple[str, ...] = ()
+    match_ignore: Tuple[str, ...] = ("user", "metadata", "stream_options")
 
 
 def _int(env: Mapping[str, str], name: str, default: Any, minimum: int) -> Any:
@@ -197,7 +207,61 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         admin_token=env.get("MOKKU_ADMIN_TOKEN", "").strip(),
         scenarios_file=env.get("MOKKU_SCENARIOS", "").strip(),
         max_output_tokens=_int(env, "MOKKU_MAX_OUTPUT_TOKENS", 262_144, 1),
+        **_recording(env),
     )
+
+
+RECORD_MODES = ("record", "replay", "replay_or_record", "passthrough")
+
+
+def _listed(env: Mapping[str, str], name: str, separator: str = ",") -> Tuple[str, ...]:
+    return tuple(part.strip() for part in env.get(name, "").split(separator) if part.strip())
+
+
+def _recording(env: Mapping[str, str]) -> Dict[str, Any]:
+    """``MOKKU_MODE`` and what it needs: ``MOKKU_UPSTREAM`` to forward to, ``MOKKU_CASSETTES`` to
+    keep recordings in. Without a mode: replay_or_record with both, replay with cassettes alone,
+    passthrough with an upstream alone, off with neither."""
+    upstream = env.get("MOKKU_UPSTREAM", "").strip()
+    cassettes = env.get("MOKKU_CASSETTES", "").strip()
+    mode = env.get("MOKKU_MODE", "").strip().lower().replace("-", "_")
+    if not mode:
+        mode = (
+            "replay_or_record"
+            if upstream and cassettes
+            else "replay"
+            if cassettes
+            else "passthrough"
+            if upstream
+            else ""
+        )
+    if mode and mode not in RECORD_MODES:
+        raise ConfigError(f"MOKKU_MODE must be one of {', '.join(RECORD_MODES)}, got {mode!r}")
+    if mode in ("record", "replay_or_record", "passthrough") and not upstream:
+        raise ConfigError(f"MOKKU_MODE={mode} needs MOKKU_UPSTREAM (the provider to forward to)")
+    if mode in ("record", "replay", "replay_or_record") and not cassettes:
+        raise ConfigError(f"MOKKU_MODE={mode} needs MOKKU_CASSETTES (the directory of recordings)")
+    if upstream and not upstream.startswith(("http://", "https://")):
+        raise ConfigError(f"MOKKU_UPSTREAM must be an http:// or https:// URL, got {upstream!r}")
+    patterns = _listed(env, "MOKKU_REDACT_PATTERNS", "\n")
+    for pattern in patterns:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(
+                f"MOKKU_REDACT_PATTERNS: {pattern!r} is not a regular expression: {exc}"
+            ) from None
+    ignored = _listed(env, "MOKKU_MATCH_IGNORE")
+    return {
+        "mode": mode,
+        "upstream": upstream,
+        "cassettes": cassettes,
+        "replay_speed": _number(env, "MOKKU_REPLAY_SPEED", 1.0, 0.0, 1000.0),
+        "replay_miss_status": _int(env, "MOKKU_REPLAY_MISS_STATUS", 404, 400),
+        "redact_fields": _listed(env, "MOKKU_REDACT_FIELDS"),
+        "redact_patterns": patterns,
+        "match_ignore": ignored or ("user", "metadata", "stream_options"),
+    }
 
 
 def setup_logging(level: str) -> None:

@@ -41,6 +41,9 @@ _SCHEMA = (
     "CREATE UNIQUE INDEX IF NOT EXISTS conversation_items_id ON conversation_items (conversation, id)",
     "CREATE TABLE IF NOT EXISTS totals (kind TEXT PRIMARY KEY, count INTEGER NOT NULL, "
     "bytes INTEGER NOT NULL)",
+    # How often each recorded request was recorded and replayed (mokku.record).
+    "CREATE TABLE IF NOT EXISTS cassette_counters (key TEXT PRIMARY KEY, recorded INTEGER NOT NULL, "
+    "replayed INTEGER NOT NULL)",
 )
 
 Identity = Tuple[int, int]

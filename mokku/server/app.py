@@ -18,6 +18,7 @@ from mokku.control.journal import Journal, entry_for
 from mokku.control.objects import Objects
 from mokku.control.scenarios import Scenarios
 from mokku.control.state import default_path
+from mokku.record.setup import make_proxy
 from mokku.server.dialect import Dialect
 from mokku.server.http import STATUS_LINES, Request, Response
 from mokku.server.routes import build_routes, dialect_of
@@ -70,6 +71,7 @@ class App:
         # The dialect of a request no route decides (the shared model list, an unknown path).
         self._dialect_of = choose_dialect
         self.access = limits.Access(self.settings)
+        self.proxy = make_proxy(self.settings, state) if self.settings.mode else None
         self._checked_threading = False
 
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -132,11 +134,13 @@ class App:
                 telemetry.record_route(request.span, request.method, None)
                 request.dialect = self._dialect_of(request)  # no route: the headers say whose API
                 raise
-            request.route = route.name
+            request.route, request.params = route.name, params
             request.dialect = route.dialect or self._dialect_of(request)
             telemetry.record_route(request.span, request.method, route.name)
             if self.access.active and route.name.startswith(API_PREFIXES):
                 request.headers_out.extend(self.access.check(request))
+            if self.proxy is not None and route.method == "POST" and route.name.startswith(API_PREFIXES):
+                return self.proxy.handle(request)  # recorded, replayed or forwarded: not answered here
             return route.handler(request, **params)
         except ConnectionResetError:
             raise  # the client is gone, or dropped on purpose: no response to make, no error to log

@@ -153,6 +153,7 @@ class Request:
         "headers_out",
         "id",
         "method",
+        "params",
         "path",
         "result",
         "route",
@@ -176,6 +177,7 @@ class Request:
         self.id = ""  # the request id every answer carries
         self.dialect: dialects.Dialect = dialects.OPENAI  # whose API the route speaks, once matched
         self.route: Optional[str] = None  # the route template, once matched
+        self.params: Dict[str, str] = {}  # its parameters
         self.fault: Optional[str] = None  # the simulated fault it met
         self.scenario: Optional[int] = None  # the scripted-reply rule that answered it
         self.result: Optional[Result] = None  # what a generation answered

@@ -1,0 +1,1 @@
+"""Record and replay: real providers' answers recorded once into cassettes, replayed offline."""

@@ -1,0 +1,211 @@
+"""Cassettes: recorded interactions, one readable JSON file each, safe to commit.
+
+A request is matched by its method, path, dialect and normalised body (keys sorted, the ignored
+fields left out), hashed into a key; the n-th identical request gets the n-th recording (the last
+one past them), counted in the server's state file so every worker counts the same. A file is
+``<dir>/<path as a name>/<key>-<n>.json``, written whole to a temporary file and renamed into
+place: concurrent workers never tear one, a crash mid-write leaves none.
+
+Nothing secret is written: credentials' headers (``Authorization``, ``api-key``, ``x-api-key``,
+``x-goog-api-key``, cookies, organisation and project headers) never are, ``key=`` leaves the
+query, and configured body fields and patterns are replaced by ``[redacted]``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import re
+import tempfile
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Pattern, Sequence, Tuple
+from urllib.parse import parse_qsl, urlencode
+
+from mokku.control import statedb
+from mokku.credentials import is_secret
+
+REDACTED = "[redacted]"
+IGNORED_FIELDS = ("user", "metadata", "stream_options")
+# Response headers not worth keeping: the connection's, and what the replay makes anew.
+_DROPPED_HEADERS = frozenset(
+    "connection keep-alive transfer-encoding content-length date server set-cookie cookie "
+    "openai-organization openai-project anthropic-organization-id x-mokku-fault".split()
+)
+_NEVER_SENT_ON = frozenset("api-key x-api-key x-goog-api-key authorization cookie".split())
+MAX_DESCRIBED = 3
+
+
+def secret_header(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in _NEVER_SENT_ON or lowered in _DROPPED_HEADERS or is_secret(lowered)
+
+
+class Redaction:
+    """What is blanked in what a cassette keeps: body fields by name, text by pattern."""
+
+    def __init__(self, fields: Sequence[str] = (), patterns: Sequence[str] = ()) -> None:
+        self.fields = frozenset(fields)
+        self.patterns: List[Pattern[str]] = [re.compile(p) for p in patterns]
+
+    def value(self, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: REDACTED if k in self.fields else self.value(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [self.value(item) for item in value]
+        if isinstance(value, str):
+            return self.text(value)
+        return value
+
+    def text(self, text: str) -> str:
+        for pattern in self.patterns:
+            text = pattern.sub(REDACTED, text)
+        return text
+
+
+def normalise(body: Any, ignored: Sequence[str]) -> Any:
+    """The body as matching sees it: top-level ``ignored`` fields left out (key order is made
+    irrelevant when it is encoded)."""
+    if isinstance(body, dict):
+        return {k: v for k, v in body.items() if k not in ignored}
+    return body
+
+
+def query_without_key(query: str) -> str:
+    return urlencode([(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "key"])
+
+
+def matching_key(method: str, path: str, dialect: str, query: str, body: Any) -> str:
+    text = json.dumps([method, path, dialect, query, body], sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+
+
+def _slug(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", path.strip("/"))[:120] or "root"
+
+
+class Cassettes:
+    """A directory of recordings, with the sequence counters in the state file."""
+
+    def __init__(self, directory: str, state_path: Optional[str] = None) -> None:
+        self.directory = directory
+        # The counters' file (None: reading recordings only, as ``cassette why`` does).
+        self._connections = statedb.Connections(state_path, create=True) if state_path else None
+
+    def next(self, key: str, kind: str) -> int:
+        """The next number for ``key`` (``kind``: recorded or replayed), from 1, atomically."""
+        column = "recorded" if kind == "recorded" else "replayed"
+        assert self._connections is not None, "counting needs the state file"
+        with self._connections.using() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT OR IGNORE INTO cassette_counters (key, recorded, replayed) VALUES (?, 0, 0)",
+                    (key,),
+                )
+                db.execute(f"UPDATE cassette_counters SET {column} = {column} + 1 WHERE key = ?", (key,))
+                (number,) = db.execute(
+                    f"SELECT {column} FROM cassette_counters WHERE key = ?", (key,)
+                ).fetchone()
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return int(number)
+
+    def path(self, request_path: str, key: str, number: int) -> str:
+        return os.path.join(self.directory, _slug(request_path), f"{key}-{number}.json")
+
+    def find(self, request_path: str, key: str, number: int) -> Optional[Dict[str, Any]]:
+        """The n-th recording of ``key``, or the last one when there are fewer; None when none."""
+        path = self.path(request_path, key, number)
+        if not os.path.exists(path):
+            folder, prefix = os.path.dirname(path), key + "-"
+            try:
+                numbers = [
+                    int(name[len(prefix) : -len(".json")])
+                    for name in os.listdir(folder)
+                    if name.startswith(prefix) and name.endswith(".json") and name[len(prefix) : -5].isdigit()
+                ]
+            except FileNotFoundError:
+                return None
+            if not numbers:
+                return None
+            path = self.path(request_path, key, max(numbers))
+        with open(path, encoding="utf-8") as handle:
+            found: Dict[str, Any] = json.load(handle)
+        return found
+
+    def exists(self, request_path: str, key: str, number: int) -> bool:
+        return os.path.exists(self.path(request_path, key, number))
+
+    def save(self, request_path: str, key: str, number: int, entry: Mapping[str, Any]) -> str:
+        """Write one recording whole, atomically (a temporary file renamed into place)."""
+        target = self.path(request_path, key, number)
+        folder = os.path.dirname(target)
+        os.makedirs(folder, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(prefix=".recording-", suffix=".json", dir=folder)
+        try:
+            with os.fdopen(handle, "w", encoding="utf-8") as out:
+                json.dump(entry, out, indent=2, sort_keys=True, ensure_ascii=False)
+                out.write("\n")
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+        return target
+
+    def recordings(self, request_path: str) -> Iterator[Tuple[str, Dict[str, Any]]]:
+        folder = os.path.join(self.directory, _slug(request_path))
+        try:
+            names = sorted(
+                name for name in os.listdir(folder) if name.endswith(".json") and not name.startswith(".")
+            )
+        except FileNotFoundError:
+            return
+        for name in names:
+            try:
+                with open(os.path.join(folder, name), encoding="utf-8") as handle:
+                    yield os.path.join(folder, name), json.load(handle)
+            except (OSError, ValueError):
+                continue
+
+    def closest(self, request: Mapping[str, Any]) -> Tuple[Optional[str], List[str]]:
+        """The recording nearest ``request`` (method, path, dialect, query, body) and what differs."""
+        best: Tuple[Optional[str], List[str]] = (None, [])
+        for file, entry in self.recordings(str(request["path"])):
+            differences = describe(entry.get("request", {}), request)
+            if best[0] is None or len(differences) < len(best[1]):
+                best = (file, differences)
+        return best
+
+
+def describe(recorded: Mapping[str, Any], sent: Mapping[str, Any]) -> List[str]:
+    """What differs between two requests, field by field (dotted paths), at most a few."""
+    out: List[str] = []
+    for name in ("method", "dialect", "query"):
+        if recorded.get(name) != sent.get(name):
+            out.append(f"{name}: {recorded.get(name)!r} recorded, {sent.get(name)!r} sent")
+    _differences(recorded.get("body"), sent.get("body"), "body", out)
+    return out[:MAX_DESCRIBED] + (
+        [f"and {len(out) - MAX_DESCRIBED} more"] if len(out) > MAX_DESCRIBED else []
+    )
+
+
+def _differences(recorded: Any, sent: Any, path: str, out: List[str]) -> None:
+    if isinstance(recorded, dict) and isinstance(sent, dict):
+        for key in sorted(set(recorded) | set(sent)):
+            _differences(recorded.get(key, _MISSING), sent.get(key, _MISSING), f"{path}.{key}", out)
+    elif isinstance(recorded, list) and isinstance(sent, list) and len(recorded) == len(sent):
+        for index, (a, b) in enumerate(zip(recorded, sent)):
+            _differences(a, b, f"{path}[{index}]", out)
+    elif recorded != sent:
+        shown = [
+            ("(absent)" if v is _MISSING else json.dumps(v, ensure_ascii=False)[:60])
+            for v in (recorded, sent)
+        ]
+        out.append(f"{path}: {shown[0]} recorded, {shown[1]} sent")
+
+
+_MISSING = object()

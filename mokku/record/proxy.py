@@ -1,0 +1,234 @@
+"""Record and replay: mokku in front of a real provider (``MOKKU_UPSTREAM``), its answers kept in
+cassettes (``MOKKU_CASSETTES``) and played back offline.
+
+``MOKKU_MODE``: ``record`` forwards every API call and records it; ``replay`` answers from
+cassettes only (no match: an error in the dialect's envelope naming the closest recording and what
+differs); ``replay_or_record`` replays a match, else records; ``passthrough`` forwards without
+recording. Streams are passed on as they arrive, never buffered whole, each read noted with its
+offset from the request's start; a replay keeps that timing (``MOKKU_REPLAY_SPEED``: 0 as fast as
+possible, 1 real time, 2 twice as fast). Error faults (model suffix, header, chance) answer before
+anything is forwarded or replayed; stream faults apply to the recorded chunks.
+"""
+
+from __future__ import annotations
+
+import base64
+import http.client
+import json
+import time
+from typing import Any, Dict, Iterator, List, Optional, Tuple
+from urllib.parse import urlsplit
+
+from mokku import errors
+from mokku.record.cassettes import (
+    Cassettes,
+    Redaction,
+    matching_key,
+    normalise,
+    query_without_key,
+    secret_header,
+)
+from mokku.server import connection
+from mokku.server.http import Request, Response
+from mokku.server.stream import Event, EventStream, Token
+from mokku.simulation.faults import Simulator
+from mokku.simulation.latency import Pace
+
+MODES = ("record", "replay", "replay_or_record", "passthrough")
+_HOP_BY_HOP = frozenset(
+    "connection keep-alive transfer-encoding content-length host accept-encoding te upgrade".split()
+)
+READ_SIZE = 64 * 1024
+MAX_RECORDED_BYTES = 64 * 1024 * 1024  # one answer; past it the rest is passed on, not recorded
+UPSTREAM_TIMEOUT = 600.0
+
+
+def upstream_unreachable(url: str, exc: BaseException) -> errors.APIError:
+    return errors.APIError(
+        502, f"The upstream {url} could not be reached: {exc}", "server_error", code="upstream_unavailable"
+    )
+
+
+def no_recording(
+    method: str, path: str, closest: Optional[str], differences: List[str], status: int
+) -> errors.APIError:
+    """The replay miss: never a silent echo."""
+    message = f"No recording matches {method} {path}."
+    if closest:
+        message += f" The closest, {closest}, differs in: {'; '.join(differences) or 'its sequence (recorded fewer times)'}."
+    else:
+        message += " Nothing was recorded for this path."
+    return errors.APIError(status, message, "invalid_request_error", code="recording_not_found")
+
+
+class Proxy:
+    def __init__(
+        self,
+        mode: str,
+        upstream: str,
+        cassettes: Optional[Cassettes],
+        simulator: Simulator,
+        redaction: Redaction,
+        ignored: Tuple[str, ...],
+        speed: float,
+        miss_status: int,
+    ) -> None:
+        self.mode, self.upstream, self.cassettes = mode, upstream.rstrip("/"), cassettes
+        self.simulator, self.redaction, self.ignored = simulator, redaction, ignored
+        self.speed, self.miss_status = speed, miss_status
+
+    def handle(self, request: Request) -> Response:
+        raw = request.body()
+        try:
+            body: Any = json.loads(raw) if raw else None
+        except ValueError:
+            body = raw.decode("utf-8", "replace")
+        model = body.get("model") if isinstance(body, dict) else None
+        behaviour = self.simulator.decide(request, model if isinstance(model, str) else "")
+        query = request.environ.get("QUERY_STRING", "")
+        sent = {
+            "method": request.method,
+            "path": request.path,
+            "dialect": request.dialect.name,
+            "query": query_without_key(query),
+            "body": self.redaction.value(normalise(body, self.ignored)),
+        }
+        key = matching_key(sent["method"], sent["path"], sent["dialect"], sent["query"], sent["body"])
+        record: Optional[Tuple[str, int, Dict[str, Any]]] = None
+        cassettes = self.cassettes
+        if cassettes is not None and self.mode in ("replay", "replay_or_record"):
+            number = cassettes.next(key, "replayed")
+            entry = None
+            if self.mode == "replay" or cassettes.exists(request.path, key, number):
+                entry = cassettes.find(request.path, key, number)
+            if entry is not None:
+                return self._replay(request, entry, behaviour.stream_fault)
+            if self.mode == "replay":
+                closest, differences = cassettes.closest(sent)
+                raise no_recording(request.method, request.path, closest, differences, self.miss_status)
+            record = (key, number, sent)
+        elif cassettes is not None and self.mode == "record":
+            record = (key, cassettes.next(key, "recorded"), sent)
+        return self._forward(request, raw, record, behaviour.stream_fault)
+
+    # Forwarding
+
+    def _forward(
+        self, request: Request, raw: bytes, record: Optional[Tuple[str, int, Dict[str, Any]]], fault: Any
+    ) -> Response:
+        started = time.monotonic()
+        target = urlsplit(self.upstream)
+        kind = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
+        upstream = kind(target.netloc, timeout=UPSTREAM_TIMEOUT)
+        path = target.path.rstrip("/") + request.path
+        query = request.environ.get("QUERY_STRING", "")
+        headers = {
+            name: value
+            for name, value in _request_headers(request.environ)
+            if name.lower() not in _HOP_BY_HOP
+        }
+        try:
+            upstream.request(
+                request.method, path + ("?" + query if query else ""), body=raw or None, headers=headers
+            )
+            answer = upstream.getresponse()
+        except (OSError, http.client.HTTPException) as exc:
+            upstream.close()
+            raise upstream_unreachable(self.upstream, exc) from None
+        kept = [
+            (name.lower(), value) for name, value in answer.getheaders() if name.lower() not in _HOP_BY_HOP
+        ]
+        streamed = (
+            "text/event-stream" in answer.getheader("content-type", "")
+            or answer.getheader("transfer-encoding") == "chunked"
+        )
+        entry: Dict[str, Any] = {
+            "request": record[2] if record else None,
+            "response": {
+                "status": answer.status,
+                "headers": [[n, v] for n, v in kept if not secret_header(n)],
+            },
+        }
+        if not streamed:
+            data = answer.read()
+            upstream.close()
+            entry["response"].update(_body(data), elapsed=round(time.monotonic() - started, 4))
+            if record:
+                self._save(request.path, record, entry)
+            return Response(answer.status, kept, [data])
+        chunks: List[Dict[str, Any]] = []
+        entry["response"]["chunks"] = chunks
+
+        def produce() -> Iterator[Event]:
+            size = 0
+            try:
+                while True:
+                    data = answer.read1(READ_SIZE)
+                    if not data:
+                        break
+                    size += len(data)
+                    if size <= MAX_RECORDED_BYTES:
+                        chunks.append(dict(_body(data), at=round(time.monotonic() - started, 4)))
+                    yield Token(data)
+            except (OSError, http.client.HTTPException):
+                entry["response"]["dropped"] = True
+            finally:
+                upstream.close()
+                if record:
+                    self._save(request.path, record, entry)
+            if entry["response"].get("dropped"):
+                connection.drop_connection(request.environ)
+
+        return Response(answer.status, kept, EventStream(request, produce(), Pace(), fault))
+
+    def _save(self, path: str, record: Tuple[str, int, Dict[str, Any]], entry: Dict[str, Any]) -> None:
+        key, number, sent = record
+        entry = dict(entry, request=sent, key=key, sequence=number)
+        entry["response"] = self.redaction.value(entry["response"])
+        assert self.cassettes is not None
+        self.cassettes.save(path, key, number, entry)
+
+    # Replaying
+
+    def _replay(self, request: Request, entry: Dict[str, Any], fault: Any) -> Response:
+        answer = entry["response"]
+        headers = [(name, value) for name, value in answer.get("headers", [])]
+        if "chunks" not in answer:
+            if self.speed:
+                connection.hold(answer.get("elapsed", 0) / self.speed, request.environ, "the replay waited")
+            return Response(answer["status"], headers, [_bytes(answer)])
+        speed = self.speed
+
+        def produce() -> Iterator[Event]:
+            started = time.monotonic()
+            for chunk in answer["chunks"]:
+                if speed:
+                    due = started + chunk["at"] / speed
+                    connection.hold(due - time.monotonic(), request.environ, "the replay waited")
+                yield Token(_bytes(chunk))
+            if answer.get("dropped"):
+                connection.drop_connection(request.environ)
+
+        return Response(answer["status"], headers, EventStream(request, produce(), Pace(), fault))
+
+
+def _request_headers(environ: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
+    for name, value in environ.items():
+        if name.startswith("HTTP_"):
+            yield name[5:].replace("_", "-").title(), value
+    if environ.get("CONTENT_TYPE"):
+        yield "Content-Type", environ["CONTENT_TYPE"]
+
+
+def _body(data: bytes) -> Dict[str, Any]:
+    """Bytes as a cassette keeps them: text when they are UTF-8, else base64."""
+    try:
+        return {"text": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"base64": base64.b64encode(data).decode("ascii")}
+
+
+def _bytes(kept: Dict[str, Any]) -> bytes:
+    if "base64" in kept:
+        return base64.b64decode(kept["base64"])
+    return str(kept.get("text", "")).encode("utf-8")

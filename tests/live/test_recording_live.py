@@ -1,0 +1,257 @@
+"""Record and replay against real servers: a second mokku is the upstream (no test reaches the
+internet). Recorded under both entry points (gunicorn with 2 workers), replayed with the upstream
+stopped, compared byte for byte; secrets never written; misses, sequences, timing, concurrency and
+upstream errors."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Dict, List, Tuple
+
+import pytest
+
+from ..servers import LiveServer, request
+
+SECRET = "sk-live-secret-0123456789"
+HEADERS = {
+    "Content-Type": "application/json",
+    "Authorization": f"Bearer {SECRET}",
+    "x-api-key": SECRET,
+    "api-key": SECRET,
+    "x-goog-api-key": SECRET,
+    "OpenAI-Organization": "org-private",
+    "Cookie": "session=private",
+}
+SCHEMA = {
+    "type": "object",
+    "properties": {"city": {"type": "string"}},
+    "required": ["city"],
+    "additionalProperties": False,
+}
+CALLS: List[Tuple[str, dict]] = [
+    ("/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": "plain chat"}]}),
+    (
+        "/v1/chat/completions",
+        {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "a streamed chat"}]},
+    ),
+    (
+        "/v1/chat/completions",
+        {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "Oslo"}],
+            "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": SCHEMA}}],
+        },
+    ),
+    (
+        "/v1/chat/completions",
+        {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "Bergen"}],
+            "response_format": {
+                "type": "json_schema",
+                "json_schema": {"name": "city", "schema": SCHEMA, "strict": True},
+            },
+        },
+    ),
+    ("/v1/embeddings", {"model": "text-embedding-3-small", "input": "embed me"}),
+    ("/v1/responses", {"model": "gpt-4o", "input": "a streamed response", "stream": True}),
+    (
+        "/v1/messages",
+        {
+            "model": "claude-sonnet-4-5",
+            "max_tokens": 50,
+            "stream": True,
+            "messages": [{"role": "user", "content": "hi Claude"}],
+        },
+    ),
+    (
+        "/v1beta/models/gemini-2.5-flash:generateContent?key=" + SECRET,
+        {"contents": [{"parts": [{"text": "hi Gemini"}]}]},
+    ),
+]
+
+
+def call(server: LiveServer, path: str, body: dict, headers: Dict[str, str] = HEADERS) -> Tuple[int, bytes]:
+    status, _, data = request("POST", server.url + path, json.dumps(body).encode(), headers, timeout=60)
+    return status, data
+
+
+def recorder(
+    kind: str, upstream: LiveServer, cassettes: Path, mode: str = "record", **env: str
+) -> LiveServer:
+    settings = {"MOKKU_MODE": mode, "MOKKU_UPSTREAM": upstream.url, "MOKKU_CASSETTES": str(cassettes), **env}
+    return LiveServer(kind, env=settings, workers=2 if kind == "gunicorn" else 1)
+
+
+def replayer(kind: str, cassettes: Path, **env: str) -> LiveServer:
+    settings = {"MOKKU_MODE": "replay", "MOKKU_CASSETTES": str(cassettes), **env}
+    return LiveServer(kind, env=settings, workers=2 if kind == "gunicorn" else 1)
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "module"])
+def test_recorded_answers_replay_byte_for_byte_offline(kind: str, tmp_path: Path) -> None:
+    upstream = LiveServer("module")
+    server = recorder(kind, upstream, tmp_path)
+    try:
+        recorded = [call(server, path, body) for path, body in CALLS]
+    finally:
+        server.close()
+        upstream.close()  # replayed with nothing to forward to
+    assert all(status == 200 for status, _ in recorded), recorded
+    files = sorted(tmp_path.rglob("*.json"))
+    assert len(files) == len(CALLS) and not list(tmp_path.rglob(".recording-*"))
+    for file in files:
+        text = file.read_text(encoding="utf-8")
+        json.loads(text)
+        for secret in (SECRET, "org-private", "session=private"):
+            assert secret not in text, (file, secret)
+    server = replayer(kind, tmp_path, MOKKU_REPLAY_SPEED="0")
+    try:
+        replayed = [call(server, path, body) for path, body in CALLS]
+    finally:
+        server.close()
+    assert replayed == recorded  # ids, streams and all
+
+
+def test_a_miss_names_the_closest_recording_and_sequences_replay_in_order(tmp_path: Path) -> None:
+    upstream = LiveServer("module")
+    server = recorder("module", upstream, tmp_path)
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": "same question"}]}
+    try:
+        first, second = call(server, "/v1/chat/completions", body), call(server, "/v1/chat/completions", body)
+    finally:
+        server.close()
+        upstream.close()
+    assert first != second  # each answer has its own id
+    server = replayer("module", tmp_path, MOKKU_REPLAY_SPEED="0")
+    try:
+        answers = [call(server, "/v1/chat/completions", dict(body, user="ignored")) for _ in range(3)]
+        assert answers == [first, second, second]  # the n-th gets the n-th; past them, the last
+        status, missed = call(
+            server,
+            "/v1/chat/completions",
+            {"model": "gpt-4o", "messages": [{"role": "user", "content": "other question"}]},
+        )
+        error = json.loads(missed)["error"]
+        assert status == 404 and error["code"] == "recording_not_found"
+        assert 'body.messages[0].content: "same question" recorded, "other question" sent' in error["message"]
+        status, missed = call(
+            server,
+            "/v1/messages",
+            {"model": "c", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert status == 404 and json.loads(missed)["type"] == "error"  # in the dialect's envelope
+    finally:
+        server.close()
+    request_file = tmp_path / "request.json"
+    request_file.write_text(
+        json.dumps(
+            {
+                "path": "/v1/chat/completions",
+                "body": {"model": "gpt-4o", "messages": [{"role": "user", "content": "other question"}]},
+            }
+        )
+    )
+    why = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mokku",
+            "cassette",
+            "why",
+            "--dir",
+            str(tmp_path),
+            "--request",
+            str(request_file),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert why.returncode == 1 and "no match; the closest recording is" in why.stdout
+    assert '"same question" recorded, "other question" sent' in why.stdout
+
+
+def test_streams_replay_with_their_timing(tmp_path: Path) -> None:
+    upstream = LiveServer("module")
+    server = recorder("module", upstream, tmp_path)
+    body = {
+        "model": "gpt-4o",
+        "stream": True,
+        "messages": [{"role": "user", "content": "one two three four five"}],
+    }
+    paced = dict(HEADERS, **{"X-Mokku-Token-Ms": "150"})
+    try:
+        started = time.monotonic()
+        recorded = call(server, "/v1/chat/completions", body, paced)
+        took = time.monotonic() - started
+    finally:
+        server.close()
+        upstream.close()
+    assert took >= 0.5
+    server = replayer("module", tmp_path)  # real time by default
+    try:
+        started = time.monotonic()
+        assert call(server, "/v1/chat/completions", body, paced) == recorded
+        assert time.monotonic() - started >= 0.5  # the recorded pacing, kept (no upper bound: machines vary)
+    finally:
+        server.close()
+
+
+def test_fifty_clients_record_at_once(tmp_path: Path) -> None:
+    upstream = LiveServer("module")
+    server = recorder("gunicorn", upstream, tmp_path)
+    try:
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            results = list(
+                pool.map(
+                    lambda n: call(
+                        server,
+                        "/v1/chat/completions",
+                        {"model": "gpt-4o", "messages": [{"role": "user", "content": f"client {n}"}]},
+                    ),
+                    range(50),
+                )
+            )
+    finally:
+        server.close()
+        upstream.close()
+    assert all(status == 200 for status, _ in results)
+    files = list(tmp_path.rglob("*.json"))
+    assert len(files) == 50 and not list(tmp_path.rglob(".recording-*"))
+    assert sorted(
+        json.loads(f.read_text())["request"]["body"]["messages"][0]["content"] for f in files
+    ) == sorted(f"client {n}" for n in range(50))
+
+
+def test_upstream_errors_are_recorded_as_they_happened(tmp_path: Path) -> None:
+    upstream = LiveServer("module")
+    server = recorder("module", upstream, tmp_path)
+    limited = {"model": "gpt-4o@rate_limit", "messages": [{"role": "user", "content": "x"}]}
+    failed = {"model": "gpt-4o@server_error", "messages": [{"role": "user", "content": "x"}]}
+    dropped = {
+        "model": "gpt-4o@stream_drop:3",
+        "stream": True,
+        "messages": [{"role": "user", "content": "one two three four"}],
+    }
+    try:
+        first = [call(server, "/v1/chat/completions", body) for body in (limited, failed)]
+        with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+            call(server, "/v1/chat/completions", dropped)
+    finally:
+        server.close()
+        upstream.close()
+    assert [status for status, _ in first] == [429, 500]
+    server = replayer("module", tmp_path, MOKKU_REPLAY_SPEED="0")
+    try:
+        assert [call(server, "/v1/chat/completions", body) for body in (limited, failed)] == first
+        with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+            call(server, "/v1/chat/completions", dropped)
+    finally:
+        server.close()
