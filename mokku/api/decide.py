@@ -107,13 +107,19 @@ class Replies:
         self.scenarios = scenarios
 
     def begin(
-        self, request: Request, operation: str, known_params: Optional[frozenset] = None
+        self,
+        request: Request,
+        operation: str,
+        known_params: Optional[frozenset] = None,
+        model: Optional[str] = None,
     ) -> Tuple[Dict[str, Any], Behaviour]:
-        """The body and the model, with the fault and pace decided; raises an error fault."""
+        """The body and the model (the body's, or ``model`` when the path names it), with the fault
+        and pace decided; raises an error fault."""
         body = request.json()
         if known_params is not None and self.settings.strict:
             validate.reject_unknown(body, known_params)
-        model = validate.required_string(body, "model")
+        if model is None:
+            model = validate.required_string(body, "model")
         if len(model) > MAX_MODEL_LENGTH:
             raise errors.invalid_request(
                 f"Invalid 'model': string too long. Expected a string with maximum length {MAX_MODEL_LENGTH}, "

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import List
 
 from mokku.azure.dialect import AZURE, api_version, gateway_error
+from mokku.server.dialect import OPENAI
 from mokku.server.http import Request, Response
 from mokku.server.routing import Handler, Route
 
@@ -78,7 +79,7 @@ def azure_routes(routes: List[Route]) -> List[Route]:
     """Azure's twins of OpenAI's ``/v1`` routes."""
     out = []
     for route in routes:
-        if not route.name.startswith("/v1/") or route.dialect is not None:
+        if not route.name.startswith("/v1/") or route.dialect not in (None, OPENAI):
             continue
         out.append(Route(route.method, "/openai" + route.template, v1(route.handler), AZURE))
         operation = DEPLOYMENT_OPERATIONS.get(route.name)

@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 from mokku import errors
 from mokku.api.ids import random_id
 from mokku.server.dialect import Dialect
-from mokku.server.http import Headers, Request, Response, json_response
+from mokku.server.http import Headers, Request, Response, dumps, json_response
 
 STATUSES: Dict[int, str] = {
     400: "INVALID_ARGUMENT",
@@ -117,7 +117,7 @@ def translate(error: errors.APIError) -> Tuple[int, str, List[Dict[str, Any]]]:
             },
         ]
         return 400, KEY_INVALID, details
-    if status == 503 and error.type == "server_error":
+    if status == 503 and error.type == "server_error" and error.code is None:
         return 503, OVERLOADED, details
     if status == 500:
         return 500, INTERNAL, details
@@ -125,6 +125,12 @@ def translate(error: errors.APIError) -> Tuple[int, str, List[Dict[str, Any]]]:
         return 403, PERMISSION, details
     if status == 413:
         return 400, message, details
+    if status == 400 and message.endswith("The OpenAI API expects a JSON payload."):
+        return (
+            400,
+            "Invalid JSON payload received. " + message[: -len(" The OpenAI API expects a JSON payload.")],
+            details,
+        )
     return status, message, details
 
 
@@ -133,6 +139,15 @@ def envelope(status: int, message: str, details: List[Dict[str, Any]]) -> Dict[s
     if details:
         error["details"] = details
     return {"error": error}
+
+
+def stream_of(chunk: Dict[str, Any], request: Request) -> Response:
+    """One chunk as a whole stream: an SSE event (``?alt=sse``), else a one-element JSON array."""
+    if "alt=sse" in request.environ.get("QUERY_STRING", ""):
+        return Response(
+            200, [("Content-Type", "text/event-stream")], [b"data: " + dumps(chunk) + b"\r\n\r\n"]
+        )
+    return Response(200, [("Content-Type", "application/json")], [b"[" + dumps(chunk) + b"]"])
 
 
 class Gemini(Dialect):
@@ -152,7 +167,10 @@ class Gemini(Dialect):
 
     def error_response(self, error: errors.APIError, request: Request) -> Response:
         if error.code == "invalid_prompt":  # the prompt_filter fault: Gemini answers 200, blocked
-            return json_response(prompt_blocked(str((request.parsed or {}).get("model", ""))))
+            blocked = prompt_blocked(str(request.params.get("model", "")).partition("@")[0])
+            if request.route and request.route.endswith(":streamGenerateContent"):
+                return stream_of(blocked, request)
+            return json_response(blocked)
         status, message, details = translate(error)
         headers = [
             (name, value)

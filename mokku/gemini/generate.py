@@ -23,6 +23,7 @@ from mokku.api.ids import random_id
 from mokku.api.sampling import Sampling
 from mokku.api.tokens import count
 from mokku.gemini.dialect import envelope, ratings, translate
+from mokku.gemini.models import not_found
 from mokku.server.http import Request, Response, dumps, json_response
 from mokku.server.stream import Event, Last, Token
 
@@ -231,9 +232,10 @@ def _functions(body: Mapping[str, Any], conversation: Conversation) -> List[tool
             schema = field(declaration, "parametersJsonSchema")
             if schema is None:
                 schema = openapi_to_json_schema(declaration.get("parameters") or {"type": "object"})
-            declared.append(
-                tools.Function(name, _object(schema, f"{where}.parameters"), f"{where}.parameters")
-            )
+            schema = _object(schema, f"{where}.parameters")
+            if schema.get("type") != "object":
+                raise invalid(f"{where}.parameters.type", "parameters must be of type OBJECT.")
+            declared.append(tools.Function(name, schema, f"{where}.parameters"))
     config = _object(field(body, "toolConfig") or {}, "tool_config")
     calling = _object(field(config, "functionCallingConfig") or {}, "tool_config.function_calling_config")
     mode = calling.get("mode") or "AUTO"
@@ -256,14 +258,15 @@ class GenerateContent:
         self.replies = replies
 
     def _begin(self, request: Request, model: str) -> Tuple[Dict[str, Any], Any]:
+        if not model:
+            raise not_found(model, request.path.split("/")[1])
         body = request.json()
         for name in body:
             if name not in TOP_LEVEL:
                 raise errors.invalid_request(
                     f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.', name
                 )
-        body["model"] = model
-        return self.replies.begin(request, "chat")
+        return self.replies.begin(request, "chat", model=model)
 
     def generate(self, request: Request, model: str) -> Response:
         body, behaviour = self._begin(request, model)
@@ -274,7 +277,13 @@ class GenerateContent:
         body, behaviour = self._begin(request, model)
         answer, tokens, usage, finish = self._answer(request, body, behaviour)
         sse = "alt=sse" in request.environ.get("QUERY_STRING", "")
-        events = _chunks(answer, tokens, sse)
+        opened: List[bool] = []  # whether the JSON array's "[" went out
+        events = _chunks(answer, tokens, sse, opened)
+
+        def render_error(error: errors.APIError) -> bytes:
+            frame = _frame(envelope(*translate(error)), sse, not opened)
+            return frame if sse else frame + b"]"
+
         response = render.respond(
             request,
             behaviour,
@@ -282,7 +291,7 @@ class GenerateContent:
             usage,
             [finish],
             events=events,
-            render_error=lambda error: _frame(envelope(*translate(error)), sse, False),
+            render_error=render_error,
         )
         if not sse:
             response.headers = [("Content-Type", "application/json")] + [
@@ -341,7 +350,7 @@ class GenerateContent:
         answer = {
             "candidates": [dict(candidate, index=i) for i in range(candidates)],
             "usageMetadata": usage_metadata,
-            "modelVersion": body["model"],
+            "modelVersion": behaviour.model,
             "responseId": random_id("", 23),
         }
         usage = {"prompt_tokens": prompt, "completion_tokens": made}
@@ -406,12 +415,13 @@ def _frame(chunk: Any, sse: bool, first: bool) -> bytes:
     return (b"[" if first else b",\r\n") + data
 
 
-def _chunks(answer: Dict[str, Any], tokens: List[str], sse: bool) -> Iterator[Event]:
+def _chunks(answer: Dict[str, Any], tokens: List[str], sse: bool, opened: List[bool]) -> Iterator[Event]:
     """The answer as chunks: one per token (the text so far split), the last with the finish reason
     and the usage; or one chunk for calls."""
     base = {key: answer[key] for key in ("usageMetadata", "modelVersion", "responseId")}
     candidate = answer["candidates"][0]
     finish = candidate.get("finishReason")
+    opened.append(True)
     if "content" not in candidate or not tokens:
         yield Last(_frame(dict(base, candidates=answer["candidates"]), sse, True) + (b"" if sse else b"]"))
         return

@@ -30,6 +30,9 @@ from mokku.server.http import Request, Response
 from mokku.server.routing import Handler, Route
 from mokku.simulation.faults import Simulator
 
+# Routes more than one dialect serves: the request's headers choose (see ``dialect_of``).
+SHARED_ROUTES = frozenset(("/v1/models", "/v1/models/{model}"))
+
 
 def dialect_of(request: Request) -> Dialect:
     """Whose API a request speaks when no route says (the shared model list, an unknown path):
@@ -70,7 +73,7 @@ def gemini_routes(gemini: GenerateContent, models: GeminiModels) -> List[Route]:
             ("embedContent", gemini.embed),
             ("batchEmbedContents", gemini.batch_embed),
         ):
-            routes.append(Route("POST", f"/{version}/models/{{model}}:{method}", handler, GEMINI))
+            routes.append(Route("POST", f"/{version}/models/{{model:any}}:{method}", handler, GEMINI))
     routes.append(Route("GET", "/v1beta/models", models.list_models, GEMINI))
     routes.append(Route("GET", "/v1beta/models/{model}", models.retrieve_model, GEMINI))
     return routes
@@ -133,6 +136,9 @@ def build_routes(
         Route("GET", "/v1/conversations/{conversation_id}/items/{item_id}", conversations.item),
         Route("DELETE", "/v1/conversations/{conversation_id}/items/{item_id}", conversations.delete_item),
     ]
+    for route in api:  # OpenAI's routes speak OpenAI's dialect whatever the headers; only shared ones choose
+        if route.dialect is None and route.name not in SHARED_ROUTES:
+            route.dialect = OPENAI
     return (
         api
         + azure_routes(api)

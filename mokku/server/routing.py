@@ -18,7 +18,7 @@ from mokku.server.http import Request, Response
 Handler = Callable[..., Response]
 
 _PARAM = re.compile(r"\{(\w+)(?::(\w+))?\}")
-_CONVERTERS = {"segment": r"[^/]+", "path": r".+"}
+_CONVERTERS = {"segment": r"[^/]+", "path": r".+", "any": r"[^/]*"}  # any: a segment, maybe empty
 
 
 class Route:
