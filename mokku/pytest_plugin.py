@@ -7,6 +7,10 @@ Fixtures:
 - ``mokku``: per test, with the journal and the scripted replies emptied first; offers
   ``url``, ``base_url`` (``.../v1``), ``requests(path=, model=, since=, limit=)``,
   ``script(rule)`` / ``script(reply_content, **match)`` and ``verdict()``.
+- ``@pytest.mark.mokku_cassette("name")`` on a test that uses ``mokku``: its API calls are replayed
+  from the cassette directory ``cassettes/name`` beside the test file (``--mokku-cassettes DIR``
+  for another root); ``--mokku-record`` records them again from ``MOKKU_UPSTREAM``. A call that
+  matches no recording fails the test, naming the closest recording (docs/recording.md).
 - ``openai_client``: an ``openai.OpenAI`` pointed at it (when ``openai`` is installed).
 - ``anthropic_client``: an ``anthropic.Anthropic`` pointed at it (when ``anthropic`` is installed).
 - ``genai_client``: a ``google.genai.Client`` pointed at it (when ``google-genai`` is installed).
@@ -34,6 +38,7 @@ class MokkuHandle:
         self.base_url = url + "/v1"
         assert app.journal is not None and app.scenarios is not None  # the plugin turns both on
         self._journal, self._scenarios = app.journal, app.scenarios
+        self.app = app
 
     def requests(self, **filters: Any) -> List[Dict[str, Any]]:
         """Journal entries, oldest first (filters: ``path``, ``model``, ``since``, ``limit``)."""
@@ -62,6 +67,21 @@ class MokkuHandle:
         self._journal.clear()
         self._scenarios.clear()
 
+    def use_cassette(self, directory: str, mode: str, upstream: str) -> Any:
+        """Route the API calls through a cassette (replayed, or recorded from ``upstream``)."""
+        from mokku import config
+        from mokku.record.setup import make_proxy
+
+        state = self.app.settings.state_path
+        env = {**os.environ, "MOKKU_MODE": mode, "MOKKU_CASSETTES": directory, "MOKKU_UPSTREAM": upstream}
+        proxy = make_proxy(config.load(env), state)
+        assert proxy.cassettes is not None
+        if mode == "record":
+            proxy.cassettes.clear()
+        proxy.cassettes.reset()
+        self.app.proxy = proxy
+        return proxy
+
 
 @pytest.fixture(scope="session")
 def mokku_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MokkuHandle]:
@@ -88,10 +108,51 @@ def mokku_server(mokku_session: MokkuHandle) -> str:
     return mokku_session.url
 
 
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("mokku")
+    group.addoption(
+        "--mokku-record",
+        action="store_true",
+        help="record the cassettes of tests marked mokku_cassette again, from MOKKU_UPSTREAM",
+    )
+    group.addoption(
+        "--mokku-cassettes", help="the root of cassette directories (default: cassettes/ beside each test)"
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "mokku_cassette(name): replay the test's API calls from a cassette (record with --mokku-record)",
+    )
+
+
 @pytest.fixture
-def mokku(mokku_session: MokkuHandle) -> MokkuHandle:
+def mokku(mokku_session: MokkuHandle, request: pytest.FixtureRequest) -> Iterator[MokkuHandle]:
     mokku_session.clear()
-    return mokku_session
+    marker = request.node.get_closest_marker("mokku_cassette")
+    if marker is None:
+        yield mokku_session
+        return
+    name = str(marker.args[0]) if marker.args else request.node.name
+    root = request.config.getoption("mokku_cassettes") or os.path.join(
+        os.path.dirname(str(request.node.fspath)), "cassettes"
+    )
+    recording = bool(request.config.getoption("mokku_record"))
+    upstream = os.environ.get("MOKKU_UPSTREAM", "")
+    if recording and not upstream:
+        pytest.fail("--mokku-record needs MOKKU_UPSTREAM: the provider to record from", pytrace=False)
+    proxy = mokku_session.use_cassette(
+        os.path.join(root, name), "record" if recording else "replay", upstream
+    )
+    try:
+        yield mokku_session
+    finally:
+        mokku_session.app.proxy = None
+    if proxy.misses:
+        pytest.fail(
+            f"calls matched no recording in the cassette {name!r}:\n" + "\n".join(proxy.misses), pytrace=False
+        )
 
 
 @pytest.fixture

@@ -53,3 +53,54 @@ def test_plugin_fixtures_and_the_readme_test(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(block.group(1) + "\n" + MORE_TESTS)
     result = pytester.runpytest_subprocess("-q")
     result.assert_outcomes(passed=6)
+
+
+CASSETTE_TESTS = """
+import pathlib
+import pytest
+
+
+@pytest.mark.mokku_cassette("weather")
+def test_recorded_weather(mokku, openai_client):
+    reply = openai_client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "weather?"}])
+    pathlib.Path("ids.txt").open("a").write(reply.id + "\\n")
+    assert reply.choices[0].message.content == "weather?"
+"""
+
+UNMATCHED = """
+import pytest
+
+
+@pytest.mark.mokku_cassette("weather")
+def test_asks_something_else(mokku, openai_client):
+    try:
+        openai_client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "other"}])
+    except Exception:
+        pass  # a client that swallows the error: the plugin still fails the test
+"""
+
+
+def test_a_cassette_is_recorded_then_replayed_offline(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .servers import LiveServer
+
+    pytester.makepyfile(test_cassette=CASSETTE_TESTS)
+    upstream = LiveServer("module")
+    try:
+        monkeypatch.setenv("MOKKU_UPSTREAM", upstream.url)
+        pytester.runpytest_subprocess("-q", "--mokku-record").assert_outcomes(passed=1)
+    finally:
+        upstream.close()
+    monkeypatch.delenv("MOKKU_UPSTREAM")
+    recordings = list((pytester.path / "cassettes" / "weather").rglob("*.json"))
+    assert len(recordings) == 1
+    pytester.runpytest_subprocess("-q").assert_outcomes(passed=1)  # the upstream is gone: replayed
+    recorded_id, replayed_id = (pytester.path / "ids.txt").read_text().split()
+    assert recorded_id == replayed_id
+    pytester.makepyfile(test_cassette=UNMATCHED)
+    result = pytester.runpytest_subprocess("-q")
+    result.assert_outcomes(passed=1, errors=1)  # fails at its teardown, where the misses are read
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_asks_something_else*"])
+    result.stdout.fnmatch_lines(["*calls matched no recording in the cassette 'weather'*"])
+    result.stdout.fnmatch_lines(['*body.messages[[]0[]].content: "weather?" recorded, "other" sent*'])

@@ -92,10 +92,29 @@ class Cassettes:
         # The counters' file (None: reading recordings only, as ``cassette why`` does).
         self._connections = statedb.Connections(state_path, create=True) if state_path else None
 
+    def _counter(self, key: str) -> str:
+        """The counters are per directory: two cassette directories never share a count."""
+        return f"{os.path.abspath(self.directory)}\0{key}"
+
+    def reset(self) -> None:
+        """Count this directory's calls from 1 again (a test that uses it begins)."""
+        assert self._connections is not None, "counting needs the state file"
+        prefix = os.path.abspath(self.directory) + "\0"
+        with self._connections.using() as db:
+            db.execute("DELETE FROM cassette_counters WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+
+    def clear(self) -> None:
+        """Remove every recording of this directory (before it is recorded again)."""
+        for folder, _, names in os.walk(self.directory):
+            for name in names:
+                if name.endswith(".json"):
+                    os.unlink(os.path.join(folder, name))
+
     def next(self, key: str, kind: str) -> int:
         """The next number for ``key`` (``kind``: recorded or replayed), from 1, atomically."""
         column = "recorded" if kind == "recorded" else "replayed"
         assert self._connections is not None, "counting needs the state file"
+        key = self._counter(key)
         with self._connections.using() as db:
             db.execute("BEGIN IMMEDIATE")
             try:

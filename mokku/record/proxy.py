@@ -76,6 +76,7 @@ class Proxy:
         self.mode, self.upstream, self.cassettes = mode, upstream.rstrip("/"), cassettes
         self.simulator, self.redaction, self.ignored = simulator, redaction, ignored
         self.speed, self.miss_status = speed, miss_status
+        self.misses: List[str] = []  # what matched no recording (the pytest plugin fails the test on it)
 
     def handle(self, request: Request) -> Response:
         raw = request.body()
@@ -105,7 +106,9 @@ class Proxy:
                 return self._replay(request, entry, behaviour.stream_fault)
             if self.mode == "replay":
                 closest, differences = cassettes.closest(sent)
-                raise no_recording(request.method, request.path, closest, differences, self.miss_status)
+                miss = no_recording(request.method, request.path, closest, differences, self.miss_status)
+                self.misses.append(miss.message)
+                raise miss
             record = (key, number, sent)
         elif cassettes is not None and self.mode == "record":
             record = (key, cassettes.next(key, "recorded"), sent)
