@@ -313,6 +313,7 @@ class Bench:
                 f"{w4['mokku']['rps'] / w4['fixed']['rps']:.2f} x fixed",
                 "≥ 0.9 x fixed",
             )
+            self.replay(mokku, echo)
         finally:
             for server in servers:
                 server.stop()
@@ -320,6 +321,34 @@ class Bench:
         self.many_streams()
         self.soak()
         self.startup()
+
+    def replay(self, mokku: Server, echo: Server) -> None:
+        """W8: W1's request recorded once (mokku as the upstream), then replayed offline at full speed."""
+        cassettes = self.directory / "cassettes"
+        upstream = f"http://127.0.0.1:{mokku.port}"
+        recorder = Server(
+            [*GUNICORN, "mokku.wsgi:app"],
+            {"MOKKU_MODE": "record", "MOKKU_UPSTREAM": upstream, "MOKKU_CASSETTES": str(cassettes)},
+        )
+        try:
+            assert call(recorder.port, PATHS["chat"], CHAT)[0] == 200
+        finally:
+            recorder.stop()
+        replayer = Server(
+            [*GUNICORN, "mokku.wsgi:app"],
+            {"MOKKU_MODE": "replay", "MOKKU_CASSETTES": str(cassettes), "MOKKU_REPLAY_SPEED": "0"},
+        )
+        try:
+            w8 = self.load({"replay": replayer, "mokku": mokku, "echo": echo}, PATHS["chat"], "chat")
+        finally:
+            replayer.stop()
+        self.row(
+            "W8 replayed chat (recorded once), c=64",
+            f"{w8['replay']['rps']:,.0f} req/s (p50 {w8['replay']['p50']:.1f} ms); mokku's echo "
+            f"{w8['mokku']['rps']:,.0f}; echo baseline {w8['echo']['rps']:,.0f}",
+            f"{w8['replay']['rps'] / w8['echo']['rps']:.2f} x echo",
+            "≥ 0.8 x echo",
+        )
 
     def soak(self) -> None:
         """Moderate mixed load for 5 minutes (20 s with --quick), RSS sampled every 10 s."""

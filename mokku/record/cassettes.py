@@ -34,6 +34,7 @@ _DROPPED_HEADERS = frozenset(
 )
 _NEVER_SENT_ON = frozenset("api-key x-api-key x-goog-api-key authorization cookie".split())
 MAX_DESCRIBED = 3
+CACHED = 1024  # recordings kept in memory while replaying
 
 
 def secret_header(name: str) -> bool:
@@ -91,6 +92,8 @@ class Cassettes:
         self.directory = directory
         # The counters' file (None: reading recordings only, as ``cassette why`` does).
         self._connections = statedb.Connections(state_path, create=True) if state_path else None
+        self._numbers: Dict[str, List[int]] = {}
+        self._entries: Dict[str, Dict[str, Any]] = {}
 
     def _counter(self, key: str) -> str:
         """The counters are per directory: two cassette directories never share a count."""
@@ -154,6 +157,40 @@ class Cassettes:
         with open(path, encoding="utf-8") as handle:
             found: Dict[str, Any] = json.load(handle)
         return found
+
+    def numbers(self, request_path: str, key: str) -> List[int]:
+        """The numbers recorded for ``key``, ascending (cached: for replaying, where files are fixed)."""
+        found = self._numbers.get(key)
+        if found is None:
+            folder, prefix = os.path.dirname(self.path(request_path, key, 1)), key + "-"
+            try:
+                names = os.listdir(folder)
+            except FileNotFoundError:
+                names = []
+            found = sorted(
+                int(name[len(prefix) : -len(".json")])
+                for name in names
+                if name.startswith(prefix) and name.endswith(".json") and name[len(prefix) : -5].isdigit()
+            )
+            if found:  # a miss is looked up again (and never fills the cache)
+                self._remember(self._numbers, key, found)
+        return found
+
+    def cached(self, request_path: str, key: str, number: int) -> Dict[str, Any]:
+        """A recording read once, kept (a bounded number of them) for the replays that follow."""
+        path = self.path(request_path, key, number)
+        entry = self._entries.get(path)
+        if entry is None:
+            with open(path, encoding="utf-8") as handle:
+                entry = json.load(handle)
+            self._remember(self._entries, path, entry)
+        return entry
+
+    @staticmethod
+    def _remember(cache: Dict[str, Any], key: str, value: Any) -> None:
+        if len(cache) >= CACHED:
+            cache.clear()
+        cache[key] = value
 
     def exists(self, request_path: str, key: str, number: int) -> bool:
         return os.path.exists(self.path(request_path, key, number))

@@ -97,18 +97,28 @@ class Proxy:
         key = matching_key(sent["method"], sent["path"], sent["dialect"], sent["query"], sent["body"])
         record: Optional[Tuple[str, int, Dict[str, Any]]] = None
         cassettes = self.cassettes
-        if cassettes is not None and self.mode in ("replay", "replay_or_record"):
+        if cassettes is not None and self.mode == "replay":
+            # Recordings do not change while replaying: which exist, and what they hold, is read once.
+            numbers = cassettes.numbers(request.path, key)
+            if numbers:
+                number = cassettes.next(key, "replayed") if len(numbers) > 1 else 1
+                chosen = max((n for n in numbers if n <= number), default=numbers[0])
+                return self._replay(
+                    request, cassettes.cached(request.path, key, chosen), behaviour.stream_fault
+                )
+            closest, differences = cassettes.closest(sent)
+            miss = no_recording(request.method, request.path, closest, differences, self.miss_status)
+            self.misses.append(miss.message)
+            raise miss
+        if cassettes is not None and self.mode == "replay_or_record":
             number = cassettes.next(key, "replayed")
-            entry = None
-            if self.mode == "replay" or cassettes.exists(request.path, key, number):
-                entry = cassettes.find(request.path, key, number)
+            entry = (
+                cassettes.find(request.path, key, number)
+                if cassettes.exists(request.path, key, number)
+                else None
+            )
             if entry is not None:
                 return self._replay(request, entry, behaviour.stream_fault)
-            if self.mode == "replay":
-                closest, differences = cassettes.closest(sent)
-                miss = no_recording(request.method, request.path, closest, differences, self.miss_status)
-                self.misses.append(miss.message)
-                raise miss
             record = (key, number, sent)
         elif cassettes is not None and self.mode == "record":
             record = (key, cassettes.next(key, "recorded"), sent)
