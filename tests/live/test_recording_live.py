@@ -255,3 +255,73 @@ def test_upstream_errors_are_recorded_as_they_happened(tmp_path: Path) -> None:
             call(server, "/v1/chat/completions", dropped)
     finally:
         server.close()
+
+
+def sdk_calls(url: str) -> List[str]:
+    """The same calls through the official SDKs; what each answered, as text (ids included)."""
+    import anthropic
+    import openai
+    from google import genai
+
+    out: List[str] = []
+    with openai.OpenAI(base_url=url + "/v1", api_key=SECRET, max_retries=0) as client:
+        chat = client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "sdk chat"}]
+        )
+        out.append(chat.model_dump_json())
+        stream = client.chat.completions.create(
+            model="gpt-4o", messages=[{"role": "user", "content": "sdk stream"}], stream=True
+        )
+        out.append("".join(chunk.model_dump_json() for chunk in stream))
+        tools = [{"type": "function", "function": {"name": "get_weather", "parameters": SCHEMA}}]
+        out.append(
+            client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "Oslo"}], tools=tools
+            ).model_dump_json()
+        )  # type: ignore[arg-type]
+        fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA, "strict": True}}
+        out.append(
+            client.chat.completions.create(
+                model="gpt-4o", messages=[{"role": "user", "content": "Bergen"}], response_format=fmt
+            ).model_dump_json()
+        )  # type: ignore[arg-type]
+        out.append(
+            client.embeddings.create(model="text-embedding-3-small", input="sdk embed").model_dump_json()
+        )
+        out.append(
+            "".join(
+                event.model_dump_json()
+                for event in client.responses.create(model="gpt-4o", input="sdk responses", stream=True)
+            )
+        )
+    with anthropic.Anthropic(base_url=url, api_key=SECRET, max_retries=0) as claude:
+        out.append(
+            claude.messages.create(
+                model="claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "sdk claude"}]
+            ).model_dump_json()
+        )
+    gemini = genai.Client(api_key=SECRET, http_options={"base_url": url, "api_version": "v1beta"})
+    out.append(
+        gemini.models.generate_content(model="gemini-2.5-flash", contents="sdk gemini").model_dump_json(
+            exclude={"sdk_http_response"}
+        )
+    )
+    gemini.close()
+    return out
+
+
+def test_the_official_sdks_record_and_replay(tmp_path: Path) -> None:
+    upstream = LiveServer("module")
+    server = recorder("gunicorn", upstream, tmp_path)
+    try:
+        recorded = sdk_calls(server.url)
+    finally:
+        server.close()
+        upstream.close()
+    for file in tmp_path.rglob("*.json"):
+        assert SECRET not in file.read_text(encoding="utf-8"), file
+    server = replayer("gunicorn", tmp_path, MOKKU_REPLAY_SPEED="0")
+    try:
+        assert sdk_calls(server.url) == recorded
+    finally:
+        server.close()
