@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from typing import Dict
 
 import pytest
 
@@ -97,3 +99,31 @@ def test_many_streams_profile(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOKKU_THREADS", "100")
     importlib.reload(conf)
     assert importlib.reload(streams).threads == 100
+
+
+@pytest.mark.parametrize(
+    "env, words",
+    [
+        ({"MOKKU_MODE": "record"}, "MOKKU_MODE=record needs MOKKU_UPSTREAM"),
+        ({"MOKKU_MODE": "replay"}, "MOKKU_MODE=replay needs MOKKU_CASSETTES"),
+        ({"MOKKU_MODE": "bogus"}, "MOKKU_MODE must be one of"),
+        ({"MOKKU_UPSTREAM": "ftp://x"}, "MOKKU_UPSTREAM must be an http:// or https:// URL"),
+        ({"MOKKU_CASSETTES": "d", "MOKKU_REDACT_PATTERNS": "(unclosed"}, "is not a regular expression"),
+    ],
+)
+def test_recording_settings_are_checked(env: Dict[str, str], words: str) -> None:
+    with pytest.raises(config.ConfigError, match=re.escape(words)):
+        config.load(env)
+
+
+def test_the_recording_mode_follows_what_is_set() -> None:
+    assert config.load({}).mode == ""
+    assert config.load({"MOKKU_CASSETTES": "d"}).mode == "replay"
+    assert config.load({"MOKKU_UPSTREAM": "http://u"}).mode == "passthrough"
+    assert config.load({"MOKKU_CASSETTES": "d", "MOKKU_UPSTREAM": "http://u"}).mode == "replay_or_record"
+    assert (
+        config.load(
+            {"MOKKU_MODE": "replay-or-record", "MOKKU_CASSETTES": "d", "MOKKU_UPSTREAM": "http://u"}
+        ).mode
+        == "replay_or_record"
+    )
