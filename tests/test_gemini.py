@@ -324,3 +324,15 @@ def test_the_span_names_gemini() -> None:
     )
     assert "secret-key" not in repr(attributes)
     provider.shutdown()
+
+
+@pytest.mark.parametrize("mode", [["ANY"], {"a": 1}, 3, "SOMETIMES"])
+def test_an_unknown_calling_mode_is_a_400(app: webtest.TestApp, mode: Any) -> None:
+    body = {
+        "contents": [user("x")],
+        "tools": [WEATHER],
+        "toolConfig": {"functionCallingConfig": {"mode": mode}},
+    }
+    assert (
+        app.post_json(GENERATE, body, headers=KEY, status=400).json["error"]["status"] == "INVALID_ARGUMENT"
+    )

@@ -239,7 +239,7 @@ def _functions(body: Mapping[str, Any], conversation: Conversation) -> List[tool
     config = _object(field(body, "toolConfig") or {}, "tool_config")
     calling = _object(field(config, "functionCallingConfig") or {}, "tool_config.function_calling_config")
     mode = calling.get("mode") or "AUTO"
-    if mode not in MODES:
+    if not isinstance(mode, str) or mode not in MODES:
         raise invalid("tool_config.function_calling_config.mode", f"Invalid value: {mode}")
     allowed = _list(
         field(calling, "allowedFunctionNames"), "tool_config.function_calling_config.allowed_function_names"
