@@ -84,7 +84,10 @@ class Proxy:
             body: Any = json.loads(raw) if raw else None
         except ValueError:
             body = raw.decode("utf-8", "replace")
-        model = body.get("model") if isinstance(body, dict) else None
+        # The model a fault suffix rides on: the path's (Gemini, an Azure deployment) or the body's.
+        model = request.params.get("model") or request.params.get("deployment")
+        if model is None and isinstance(body, dict):
+            model = body.get("model")
         behaviour = self.simulator.decide(request, model if isinstance(model, str) else "")
         query = request.environ.get("QUERY_STRING", "")
         sent = {

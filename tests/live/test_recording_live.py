@@ -325,3 +325,28 @@ def test_the_official_sdks_record_and_replay(tmp_path: Path) -> None:
         assert sdk_calls(server.url) == recorded
     finally:
         server.close()
+
+
+def test_faults_apply_in_front_of_the_upstream(tmp_path: Path) -> None:
+    """passthrough: mokku as a chaos proxy; its own faults (here drawn always, the upstream has none)
+    answer before anything is forwarded, in the route's dialect."""
+    upstream = LiveServer("module")
+    plain = LiveServer("module", env={"MOKKU_MODE": "passthrough", "MOKKU_UPSTREAM": upstream.url})
+    chaos = LiveServer(
+        "module",
+        env={"MOKKU_MODE": "passthrough", "MOKKU_UPSTREAM": upstream.url, "MOKKU_FAULTS": "overloaded=1"},
+    )
+    chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "through"}]}
+    gemini = {"contents": [{"parts": [{"text": "x"}]}]}
+    try:
+        status, answer = call(plain, "/v1/chat/completions", chat)
+        assert status == 200 and json.loads(answer)["choices"][0]["message"]["content"] == "through"
+        status, answer = call(chaos, "/v1/chat/completions", chat)
+        assert status == 503 and json.loads(answer)["error"]["type"] == "server_error"
+        status, answer = call(chaos, "/v1beta/models/gemini-2.5-flash:generateContent", gemini)
+        assert status == 503 and json.loads(answer)["error"]["status"] == "UNAVAILABLE"
+        assert not list(tmp_path.iterdir())  # nothing recorded
+    finally:
+        chaos.close()
+        plain.close()
+        upstream.close()
