@@ -107,16 +107,8 @@ def create(request: Request, replies: Replies) -> Response:
             sampling.n,
             usage if sampling.include_usage else None,
         )
-        if request.dialect.decorates:
-            return render.respond(
-                request,
-                behaviour,
-                completion_id,
-                usage,
-                finish_reasons,
-                events=request.dialect.completion_events(events, request),
-            )
-        return render.respond(request, behaviour, completion_id, usage, finish_reasons, events=events)
+        sent = request.dialect.completion_events(events, request)  # Azure adds its filter results
+        return render.respond(request, behaviour, completion_id, usage, finish_reasons, events=sent)
     if sampling.n == 1 and not reply.calls and reply.top_logprobs is None and not request.dialect.decorates:
         # The common answer: one text choice, from a template encoded once.
         counts = usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]

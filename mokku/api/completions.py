@@ -80,16 +80,8 @@ def create(request: Request, replies: Replies) -> Response:
         events = _stream(
             completion_id, created, model, choices, top, usage if sampling.include_usage else None
         )
-        if request.dialect.decorates:
-            return render.respond(
-                request,
-                behaviour,
-                completion_id,
-                usage,
-                finish_reasons,
-                events=request.dialect.completion_events(events, request),
-            )
-        return render.respond(request, behaviour, completion_id, usage, finish_reasons, events=events)
+        sent = request.dialect.completion_events(events, request)  # Azure adds its filter results
+        return render.respond(request, behaviour, completion_id, usage, finish_reasons, events=sent)
     result = {
         "id": completion_id,
         "object": "text_completion",

@@ -35,9 +35,8 @@ class Conversations:
     def _state(self) -> Iterator[None]:
         """A state file that cannot be used answers 503; a conversation too large for the store, 400."""
         try:
-            yield
-        except statedb.STATE_ERRORS as exc:
-            raise statedb.unavailable(self.stored.path, exc) from None
+            with statedb.answered(self.stored.path):
+                yield
         except objects.TooLarge as exc:
             raise items.too_large(str(exc), "items") from None
         except objects.Duplicate as exc:

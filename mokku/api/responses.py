@@ -17,11 +17,10 @@ worker runs a job and every worker answers the same.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import logging
 import time
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 from urllib.parse import parse_qs
 
 from mokku import errors
@@ -85,14 +84,6 @@ class Responses:
         self.stored = stored
         self.clock = clock  # wall-clock seconds: a background response's times are shared by workers
 
-    @contextlib.contextmanager
-    def _state(self) -> Iterator[None]:
-        """A state file that cannot be used answers 503 ``state_unavailable``."""
-        try:
-            yield
-        except statedb.STATE_ERRORS as exc:
-            raise statedb.unavailable(self.stored.path, exc) from None
-
     # Reading back
 
     def retrieve(self, request: Request, response_id: str) -> Response:
@@ -108,7 +99,7 @@ class Responses:
         return encoded_json_response(_current(stored, self.clock())[0])
 
     def delete(self, request: Request, response_id: str) -> Response:
-        with self._state():
+        with statedb.answered(self.stored.path):
             deleted = self.stored.delete_response(response_id)
         if not deleted:
             raise not_found(response_id)
@@ -125,7 +116,7 @@ class Responses:
             return encoded_json_response(body)
         cancelled = dumps(unfinished(json.loads(stored.body), "cancelled"))
         job = json.dumps(dict(json.loads(stored.job), cancelled=True))
-        with self._state():
+        with statedb.answered(self.stored.path):
             if not self.stored.replace_response(response_id, cancelled, job):
                 raise not_found(response_id)
         return encoded_json_response(cancelled)
@@ -138,7 +129,7 @@ class Responses:
         return json_response(items.list_body(page, has_more))
 
     def _find(self, response_id: str) -> objects.StoredResponse:
-        with self._state():
+        with statedb.answered(self.stored.path):
             stored = self.stored.response(response_id)
         if stored is None:
             raise not_found(response_id)
@@ -308,13 +299,13 @@ class Responses:
                 "mutually_exclusive_parameters",
             )
         if previous is not None:
-            with self._state():
+            with statedb.answered(self.stored.path):
                 stored = self.stored.response(previous)
             if stored is None:
                 raise previous_not_found(previous)
             return json.loads(stored.items) + json.loads(stored.body)["output"]
         if conversation is not None:
-            with self._state():
+            with statedb.answered(self.stored.path):
                 found = self.stored.items(conversation)
             if found is None:
                 raise conversation_not_found(conversation)
@@ -323,7 +314,7 @@ class Responses:
 
     def _append(self, conversation: str, added: List[items.Item]) -> None:
         try:
-            with self._state():
+            with statedb.answered(self.stored.path):
                 appended = self.stored.add_items(conversation, items.encoded(added))
         except objects.TooLarge as exc:
             raise items.too_large(str(exc), "conversation") from None

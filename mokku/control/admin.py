@@ -10,10 +10,9 @@ warning at start-up says which. A state file that cannot be used answers a 503 n
 
 from __future__ import annotations
 
-import contextlib
 import hmac
 import ipaddress
-from typing import Any, Dict, Iterable, Iterator, Optional
+from typing import Any, Dict, Iterable, Optional
 from urllib.parse import parse_qs
 
 from mokku import config, errors
@@ -133,14 +132,6 @@ class Admin:
             raise errors.APIError(404, "The request journal is off (MOKKU_JOURNAL=0).", code="journal_off")
         return self.journal
 
-    @contextlib.contextmanager
-    def _state(self, journal: Journal) -> Iterator[None]:
-        """A full disk or a broken state file: a 503 that says which file, never a 500."""
-        try:
-            yield
-        except statedb.STATE_ERRORS as exc:
-            raise statedb.unavailable(journal.path, exc) from None
-
     def list_requests(self, request: Request) -> Response:
         """A page of the journal: the newest ``limit`` entries (at most ``MAX_PAGE``, and about
         ``PAGE_BYTES``), oldest first; ``before=<id>`` pages back, ``after=<id>`` forward."""
@@ -154,7 +145,7 @@ class Admin:
         since = _number(one("since"), "since")
         limit = _whole(one("limit"), "limit")
         after, before = _whole(one("after"), "after", 0), _whole(one("before"), "before", 0)
-        with self._state(journal):
+        with statedb.answered(journal.path):
             page = journal.page(
                 one("path"),
                 one("model"),
@@ -175,12 +166,12 @@ class Admin:
 
     def verdict(self, request: Request) -> Response:
         journal = self._check(request)
-        with self._state(journal):
+        with statedb.answered(journal.path):
             return json_response(judge(journal.scan()))
 
     def clear_requests(self, request: Request) -> Response:
         journal = self._check(request)
-        with self._state(journal):
+        with statedb.answered(journal.path):
             journal.clear()
         return json_response({"object": "list", "deleted": True})
 

@@ -156,6 +156,15 @@ class Connections:
 STATE_ERRORS = (sqlite3.Error, OSError)
 
 
+@contextlib.contextmanager
+def answered(path: str) -> Iterator[None]:
+    """A state file that cannot be used, met inside: the request answers 503 naming it, never 500."""
+    try:
+        yield
+    except STATE_ERRORS as exc:
+        raise unavailable(path, exc) from None
+
+
 def unavailable(path: str, exc: BaseException) -> errors.APIError:
     """503: the state file cannot be used; says which file and why."""
     reason = str(exc) or type(exc).__name__
