@@ -411,3 +411,11 @@ def test_unknown_paths_answer_in_the_envelope_of_the_header(app: webtest.TestApp
 
 def test_529_names_the_overloaded_fault(app: webtest.TestApp) -> None:
     assert error(app, body(model="claude@529"), 529)["type"] == "overloaded_error"
+
+
+def test_stop_sequences_are_bounded(app: webtest.TestApp) -> None:
+    many = error(app, body("x", stop_sequences=[f"s{n}" for n in range(65)]), 400)
+    assert many["message"] == "stop_sequences: List should have at most 64 items after validation, not 65"
+    long = error(app, body("x", stop_sequences=["a" * 1001]), 400)
+    assert long["message"] == "stop_sequences.0: String should have at most 1000 characters"
+    assert create(app, **body("x", stop_sequences=[f"s{n}" for n in range(64)])).stop_reason == "end_turn"

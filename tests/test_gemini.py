@@ -336,3 +336,8 @@ def test_an_unknown_calling_mode_is_a_400(app: webtest.TestApp, mode: Any) -> No
     assert (
         app.post_json(GENERATE, body, headers=KEY, status=400).json["error"]["status"] == "INVALID_ARGUMENT"
     )
+
+
+def test_a_page_token_too_long_to_be_a_position_is_a_400(app: webtest.TestApp) -> None:
+    error = app.get("/v1beta/models?pageToken=" + "9" * 5000, headers=KEY, status=400).json["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and error["message"] == "Invalid page token."

@@ -32,6 +32,8 @@ KNOWN_PARAMS = frozenset(
 ROLES = ("user", "assistant")
 TEXT_BLOCKS = ("text",)
 MIN_THINKING_BUDGET = 1024
+MAX_STOPS = 64
+MAX_STOP_CHARS = 1000
 THINKING = "The user wrote a message; the answer repeats it."
 STOP_REASONS = {"length": "max_tokens", "content_filter": "refusal"}
 
@@ -251,9 +253,18 @@ def _output_format(body: Mapping[str, Any]) -> Optional[tools.OutputFormat]:
 
 
 def _stops(value: Any) -> Tuple[str, ...]:
+    """At most ``MAX_STOPS`` sequences of ``MAX_STOP_CHARS`` each: the echo is searched for every one."""
     stops = check.listing(value, "stop_sequences") or []
+    if len(stops) > MAX_STOPS:
+        raise check.invalid(
+            "stop_sequences", f"List should have at most {MAX_STOPS} items after validation, not {len(stops)}"
+        )
     for index, stop in enumerate(stops):
-        check.text(stop, f"stop_sequences.{index}")
+        text = check.text(stop, f"stop_sequences.{index}") or ""
+        if len(text) > MAX_STOP_CHARS:
+            raise check.invalid(
+                f"stop_sequences.{index}", f"String should have at most {MAX_STOP_CHARS} characters"
+            )
     return tuple(stop for stop in stops if stop)
 
 

@@ -80,7 +80,7 @@ class Models:
         start = 0
         token = query.get("pageToken")
         if token:
-            if not (token.isascii() and token.isdigit()) or int(token) > len(self._entries):
+            if len(token) > 9 or not (token.isascii() and token.isdigit()) or int(token) > len(self._entries):
                 raise errors.invalid_request("Invalid page token.", "pageToken")
             start = int(token)
         page = self._entries[start : start + size]
