@@ -80,6 +80,7 @@ class MokkuHandle:
             proxy.cassettes.clear()
         proxy.cassettes.reset()
         self.app.proxy = proxy
+        self._scenarios.mode_unavailable = proxy.available
         return proxy
 
 
@@ -142,6 +143,7 @@ def mokku(mokku_session: MokkuHandle, request: pytest.FixtureRequest) -> Iterato
     upstream = os.environ.get("MOKKU_UPSTREAM", "")
     if recording and not upstream:
         pytest.fail("--mokku-record needs MOKKU_UPSTREAM: the provider to record from", pytrace=False)
+    before = mokku_session._scenarios.mode_unavailable
     proxy = mokku_session.use_cassette(
         os.path.join(root, name), "record" if recording else "replay", upstream
     )
@@ -149,6 +151,7 @@ def mokku(mokku_session: MokkuHandle, request: pytest.FixtureRequest) -> Iterato
         yield mokku_session
     finally:
         mokku_session.app.proxy = None
+        mokku_session._scenarios.mode_unavailable = before
     if proxy.misses:
         pytest.fail(
             f"calls matched no recording in the cassette {name!r}:\n" + "\n".join(proxy.misses), pytrace=False

@@ -67,6 +67,18 @@ def test_recorded_weather(mokku, openai_client):
     assert reply.choices[0].message.content == "weather?"
 """
 
+SWITCHED = """
+
+@pytest.mark.mokku_cassette("weather")
+def test_one_call_answered_by_mokku(mokku, openai_client):
+    mokku.script({"match": {"contains": "unrecorded"}, "reply": {"mode": "mock"}})
+    ask = lambda text: openai_client.chat.completions.create(
+        model="gpt-4o", messages=[{"role": "user", "content": text}]
+    )
+    assert ask("an unrecorded question").choices[0].message.content == "an unrecorded question"
+    assert ask("weather?").id == pathlib.Path("ids.txt").read_text().split()[0]  # replayed
+"""
+
 UNMATCHED = """
 import pytest
 
@@ -98,6 +110,8 @@ def test_a_cassette_is_recorded_then_replayed_offline(
     pytester.runpytest_subprocess("-q").assert_outcomes(passed=1)  # the upstream is gone: replayed
     recorded_id, replayed_id = (pytester.path / "ids.txt").read_text().split()
     assert recorded_id == replayed_id
+    pytester.makepyfile(test_cassette=CASSETTE_TESTS + SWITCHED)
+    pytester.runpytest_subprocess("-q").assert_outcomes(passed=2)  # one call of a replayed test: mokku's own
     pytester.makepyfile(test_cassette=UNMATCHED)
     result = pytester.runpytest_subprocess("-q")
     result.assert_outcomes(passed=1, errors=1)  # fails at its teardown, where the misses are read

@@ -23,7 +23,7 @@ import mmap
 import os
 import sqlite3
 import stat
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 from mokku import errors, saferegex
 from mokku.api import validate
@@ -34,7 +34,9 @@ log = logging.getLogger("mokku")
 
 ENDPOINTS = ("chat.completions", "completions", "responses", "embeddings", "messages", "generate_content")
 _MATCH_KEYS = ("model", "endpoint", "contains", "regex", "nth")
-_REPLY_KEYS = ("content", "tool_call", "fault", "latency")
+_REPLY_KEYS = ("content", "tool_call", "fault", "latency", "mode")
+PROXY_MODES = ("record", "replay", "replay_or_record", "passthrough", "mock")
+_REPLIES, _MODES = 1, 2  # bits of the shared flag: some rule replies, some rule switches the mode
 FLAG_SUFFIX = "-rules"
 MAX_RULES = 1000  # rules held at once
 MAX_RULE_BYTES = 64 * 1024  # one rule, as JSON
@@ -70,11 +72,15 @@ def check_rule(rule: Any, param: str = "rule") -> Dict[str, Any]:
     for key in reply:
         if key not in _REPLY_KEYS:
             raise validate.invalid_value(f"{param}.reply.{key}", key, _REPLY_KEYS)
-    kinds = [key for key in ("content", "tool_call", "fault") if key in reply]
+    kinds: List[str] = [key for key in ("content", "tool_call", "fault", "mode") if key in reply]
+    if "mode" in reply and "latency" in reply:
+        kinds.append("latency")  # a recording or the upstream sets the pace
     if len(kinds) > 1:
         raise errors.invalid_request(
-            f"A reply has one of content, tool_call or fault, not {kinds}.", f"{param}.reply"
+            f"A reply has one of content, tool_call, fault or mode, not {kinds}.", f"{param}.reply"
         )
+    if "mode" in reply and reply["mode"] not in PROXY_MODES:
+        raise validate.invalid_value(f"{param}.reply.mode", reply["mode"], PROXY_MODES)
     if not kinds and "latency" not in reply:
         raise validate.missing(f"{param}.reply.content")
     validate.string(reply.get("content"), f"{param}.reply.content")
@@ -111,6 +117,8 @@ class Scenarios:
         self._connections = statedb.Connections(path, create=False)
         # Parsed rules by (file, id): a rule never changes once added, only its counters do.
         self._cache: Dict[Tuple[statedb.Identity, int], Dict[str, Any]] = {}
+        # Why this server cannot handle a call in a rule's mode (set by the app when it records or replays).
+        self.mode_unavailable: Callable[[str], Optional[str]] = _no_proxy
         self._any = mmap.mmap(-1, 1)
         self._known = True  # the flag tells whether rules exist (else: ask the file each time)
         if not shared:
@@ -123,7 +131,7 @@ class Scenarios:
                 path + FLAG_SUFFIX,
                 exc,
             )
-            self._any[0], self._known = 1, False
+            self._any[0], self._known = _REPLIES | _MODES, False
             return
         if created:  # a new flag: say what the file holds (a file that cannot be read: ask it each time)
             self._any[0] = self._stored_any()
@@ -131,11 +139,11 @@ class Scenarios:
     def _stored_any(self) -> int:
         try:
             with self._connections.using() as db:
-                return 1 if db.execute("SELECT 1 FROM scenarios LIMIT 1").fetchone() else 0
+                return _REPLIES | _MODES if db.execute("SELECT 1 FROM scenarios LIMIT 1").fetchone() else 0
         except statedb.Missing:
             return 0
         except statedb.STATE_ERRORS:
-            return 1
+            return _REPLIES | _MODES
 
     def _set_flag(self, value: int) -> None:
         if self._known:
@@ -159,7 +167,13 @@ class Scenarios:
         return self.add_all([rule])[0]
 
     def add_all(self, rules: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
-        """Add checked rules, all or none; a 400 past ``MAX_RULES``, a 503 when the file fails."""
+        """Add checked rules, all or none; a 400 past ``MAX_RULES`` or for a mode this server cannot
+        use, a 503 when the file fails."""
+        for index, rule in enumerate(rules):
+            why = self.mode_unavailable(rule["reply"]["mode"]) if _switches(rule) else None
+            if why:
+                param = f"rules[{index}].reply.mode" if len(rules) > 1 else "reply.mode"
+                raise errors.invalid_request(f"This rule cannot apply: {why}.", param, "mode_unavailable")
         try:
             with self._writing(create=True) as db:
                 held = db.execute("SELECT COUNT(*) FROM scenarios").fetchone()[0]
@@ -177,7 +191,8 @@ class Scenarios:
                     ).lastrowid
                     for rule in rules
                 ]
-                self._set_flag(1)
+                for rule in rules:
+                    self._set_flag(self._any[0] | (_MODES if _switches(rule) else _REPLIES))
         except statedb.STATE_ERRORS as exc:
             raise statedb.unavailable(self.path, exc) from None
         return [dict(rule, id=rule_id) for rule, rule_id in zip(rules, ids)]
@@ -202,14 +217,18 @@ class Scenarios:
         except statedb.STATE_ERRORS as exc:
             raise statedb.unavailable(self.path, exc) from None
 
-    def match(self, endpoint: str, model: str, text: str) -> Optional[Dict[str, Any]]:
+    def match(self, endpoint: str, model: str, text: str, modes: bool = False) -> Optional[Dict[str, Any]]:
         """The reply of the first rule that matches this call (counting it), or None; a 503 when
-        the rules cannot be read."""
-        if not self._any[0]:
+        the rules cannot be read. ``modes``: the rules that switch the mode, else the others."""
+        if not self._any[0] & (_MODES if modes else _REPLIES):
             return None
         for rule_id, rule in self._candidates():
             match = rule["match"]
-            if _matches(match, endpoint, model, text) and self._count(rule_id, match.get("nth")):
+            if (
+                _switches(rule) == modes
+                and _matches(match, endpoint, model, text)
+                and self._count(rule_id, match.get("nth"))
+            ):
                 return dict(rule["reply"], rule_id=rule_id)
         return None
 
@@ -258,6 +277,16 @@ class Scenarios:
                 return True
         except statedb.STATE_ERRORS as exc:
             raise statedb.unavailable(self.path, exc) from None
+
+
+def _no_proxy(mode: str) -> Optional[str]:
+    if mode == "mock":
+        return None
+    return "this server neither records nor replays (MOKKU_MODE is not set)"
+
+
+def _switches(rule: Dict[str, Any]) -> bool:
+    return "mode" in rule["reply"]
 
 
 def _shared_flag(path: str) -> Tuple[mmap.mmap, bool]:

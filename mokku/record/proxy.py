@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from mokku import errors
+from mokku.control.scenarios import Scenarios
 from mokku.record.cassettes import (
     Cassettes,
     Redaction,
@@ -35,6 +36,18 @@ from mokku.simulation.faults import Simulator
 from mokku.simulation.latency import Pace
 
 MODES = ("record", "replay", "replay_or_record", "passthrough")
+_NEEDS_UPSTREAM = ("record", "replay_or_record", "passthrough")
+_NEEDS_CASSETTES = ("record", "replay", "replay_or_record")
+# A scripted mode rule's ``endpoint``, from the path's end (every dialect).
+_ENDPOINTS = (
+    ("/chat/completions", "chat.completions"),
+    ("/completions", "completions"),
+    ("/responses", "responses"),
+    ("/embeddings", "embeddings"),
+    ("/messages", "messages"),
+    (":generateContent", "generate_content"),
+    (":streamGenerateContent", "generate_content"),
+)
 _HOP_BY_HOP = frozenset(
     "connection keep-alive transfer-encoding content-length host accept-encoding te upgrade".split()
 )
@@ -78,7 +91,16 @@ class Proxy:
         self.speed, self.miss_status = speed, miss_status
         self.misses: List[str] = []  # what matched no recording (the pytest plugin fails the test on it)
 
-    def handle(self, request: Request) -> Response:
+    def available(self, mode: str) -> Optional[str]:
+        """Why this server cannot handle a call in ``mode`` (a scripted rule's), or None."""
+        if mode in _NEEDS_UPSTREAM and not self.upstream:
+            return f"mode {mode} needs MOKKU_UPSTREAM, which this server does not have"
+        if mode in _NEEDS_CASSETTES and self.cassettes is None:
+            return f"mode {mode} needs MOKKU_CASSETTES, which this server does not have"
+        return None
+
+    def handle(self, request: Request, scenarios: Optional[Scenarios] = None) -> Optional[Response]:
+        """The call recorded, replayed or forwarded; None when a scripted rule says mokku answers it."""
         raw = request.body()
         try:
             body: Any = json.loads(raw) if raw else None
@@ -88,7 +110,22 @@ class Proxy:
         model = request.params.get("model") or request.params.get("deployment")
         if model is None and isinstance(body, dict):
             model = body.get("model")
-        behaviour = self.simulator.decide(request, model if isinstance(model, str) else "")
+        model = model if isinstance(model, str) else ""
+        mode = self.mode
+        if scenarios is not None:
+            path = request.path
+            endpoint = next((name for end, name in _ENDPOINTS if path.endswith(end)), "")
+            rule = scenarios.match(endpoint, model, raw.decode("utf-8", "replace"), modes=True)
+            if rule is not None:
+                request.scenario, mode = rule["rule_id"], rule["mode"]
+                if mode == "mock":
+                    return None
+                why = self.available(mode)
+                if why:
+                    raise errors.invalid_request(
+                        f"Scripted rule {rule['rule_id']}: {why}.", code="mode_unavailable"
+                    )
+        behaviour = self.simulator.decide(request, model)
         query = request.environ.get("QUERY_STRING", "")
         sent = {
             "method": request.method,
@@ -100,7 +137,7 @@ class Proxy:
         key = matching_key(sent["method"], sent["path"], sent["dialect"], sent["query"], sent["body"])
         record: Optional[Tuple[str, int, Dict[str, Any]]] = None
         cassettes = self.cassettes
-        if cassettes is not None and self.mode == "replay":
+        if cassettes is not None and mode == "replay":
             # Recordings do not change while replaying: which exist, and what they hold, is read once.
             numbers = cassettes.numbers(request.path, key)
             if numbers:
@@ -113,7 +150,7 @@ class Proxy:
             miss = no_recording(request.method, request.path, closest, differences, self.miss_status)
             self.misses.append(miss.message)
             raise miss
-        if cassettes is not None and self.mode == "replay_or_record":
+        if cassettes is not None and mode == "replay_or_record":
             number = cassettes.next(key, "replayed")
             entry = (
                 cassettes.find(request.path, key, number)
@@ -123,7 +160,7 @@ class Proxy:
             if entry is not None:
                 return self._replay(request, entry, behaviour.stream_fault)
             record = (key, number, sent)
-        elif cassettes is not None and self.mode == "record":
+        elif cassettes is not None and mode == "record":
             record = (key, cassettes.next(key, "recorded"), sent)
         return self._forward(request, raw, record, behaviour.stream_fault)
 

@@ -72,6 +72,8 @@ class App:
         self._dialect_of = choose_dialect
         self.access = limits.Access(self.settings)
         self.proxy = make_proxy(self.settings, state) if self.settings.mode else None
+        if self.proxy is not None and self.scenarios is not None:
+            self.scenarios.mode_unavailable = self.proxy.available
         self._checked_threading = False
 
     def __call__(self, environ: Dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -133,14 +135,21 @@ class App:
             except errors.APIError:
                 telemetry.record_route(request.span, request.method, None)
                 request.dialect = self._dialect_of(request)  # no route: the headers say whose API
+                if self.proxy is not None and request.path.startswith(API_PREFIXES):
+                    request.route = request.path  # the upstream's own routes (a vLLM's /v1/tokenize)
+                    answer = self.proxy.handle(request, self.scenarios)
+                    if answer is not None:
+                        return answer
                 raise
             request.route, request.params = route.name, params
             request.dialect = route.dialect or self._dialect_of(request)
             telemetry.record_route(request.span, request.method, route.name)
             if self.access.active and route.name.startswith(API_PREFIXES):
                 request.headers_out.extend(self.access.check(request))
-            if self.proxy is not None and route.method == "POST" and route.name.startswith(API_PREFIXES):
-                return self.proxy.handle(request)  # recorded, replayed or forwarded: not answered here
+            if self.proxy is not None and route.name.startswith(API_PREFIXES):
+                answer = self.proxy.handle(request, self.scenarios)  # recorded, replayed or forwarded
+                if answer is not None:
+                    return answer
             return route.handler(request, **params)
         except ConnectionResetError:
             raise  # the client is gone, or dropped on purpose: no response to make, no error to log

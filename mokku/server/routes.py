@@ -139,19 +139,16 @@ def build_routes(
     for route in api:  # OpenAI's routes speak OpenAI's dialect whatever the headers; only shared ones choose
         if route.dialect is None and route.name not in SHARED_ROUTES:
             route.dialect = OPENAI
-    return (
-        api
-        + azure_routes(api)
-        + (
-            [
-                Route("GET", "/mokku/requests", admin.list_requests),
-                Route("DELETE", "/mokku/requests", admin.clear_requests),
-                Route("GET", "/mokku/verdict", admin.verdict),
-                Route("POST", "/mokku/scenarios", admin.add_scenarios),
-                Route("GET", "/mokku/scenarios", admin.list_scenarios),
-                Route("DELETE", "/mokku/scenarios", admin.clear_scenarios),
-            ]
-            if admin
-            else []
-        )
+    own = (  # mokku's own routes answer in one envelope, whatever a client's headers say
+        [
+            Route("GET", "/mokku/requests", admin.list_requests, OPENAI),
+            Route("DELETE", "/mokku/requests", admin.clear_requests, OPENAI),
+            Route("GET", "/mokku/verdict", admin.verdict, OPENAI),
+            Route("POST", "/mokku/scenarios", admin.add_scenarios, OPENAI),
+            Route("GET", "/mokku/scenarios", admin.list_scenarios, OPENAI),
+            Route("DELETE", "/mokku/scenarios", admin.clear_scenarios, OPENAI),
+        ]
+        if admin
+        else []
     )
+    return api + azure_routes(api) + own

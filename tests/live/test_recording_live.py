@@ -350,3 +350,98 @@ def test_faults_apply_in_front_of_the_upstream(tmp_path: Path) -> None:
         chaos.close()
         plain.close()
         upstream.close()
+
+
+def chat(text: str) -> dict:
+    return {"model": "gpt-4o", "messages": [{"role": "user", "content": text}]}
+
+
+def said(data: bytes) -> str:
+    return json.loads(data)["choices"][0]["message"]["content"]
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "module"])
+def test_a_scripted_rule_switches_the_mode_for_one_test(kind: str, tmp_path: Path) -> None:
+    upstream = LiveServer("module", env={"MOKKU_ECHO_PREFIX": "upstream: "})
+    server = recorder(kind, upstream, tmp_path, mode="replay_or_record", MOKKU_ADMIN="1")
+    rules = server.url + "/mokku/scenarios"
+    try:
+        assert said(call(server, "/v1/chat/completions", chat("recorded"))[1]) == "upstream: recorded"
+
+        def script(rule: dict) -> None:
+            status, _, data = request("POST", rules, json.dumps(rule).encode(), HEADERS)
+            assert status == 200, data
+
+        script({"match": {"contains": "own answer"}, "reply": {"mode": "mock"}, "times": 1})
+        script({"match": {"contains": "live"}, "reply": {"mode": "passthrough"}})
+        script({"match": {"model": "gpt-4o-mini"}, "reply": {"mode": "replay"}})
+        assert said(call(server, "/v1/chat/completions", chat("my own answer"))[1]) == "my own answer"
+        assert (
+            said(call(server, "/v1/chat/completions", chat("my own answer"))[1]) == "upstream: my own answer"
+        )
+        assert said(call(server, "/v1/chat/completions", chat("live, twice"))[1]) == "upstream: live, twice"
+        status, data = call(server, "/v1/chat/completions", dict(chat("never recorded"), model="gpt-4o-mini"))
+        assert status == 404 and json.loads(data)["error"]["code"] == "recording_not_found"
+        status, _, data = request("DELETE", rules, None, HEADERS)
+        assert status == 200
+    finally:
+        server.close()
+        upstream.close()
+    recorded = sorted(
+        json.loads(f.read_text())["request"]["body"]["messages"][0]["content"]
+        for f in tmp_path.rglob("*.json")
+    )
+    assert recorded == ["my own answer", "recorded"]  # the mock answer, the passthrough and the miss: none
+
+
+def test_a_mode_rule_this_server_cannot_use_is_refused(tmp_path: Path) -> None:
+    server = replayer("module", tmp_path, MOKKU_ADMIN="1")  # no upstream to record from
+    try:
+        rule = {"reply": {"mode": "record"}}
+        status, _, data = request("POST", server.url + "/mokku/scenarios", json.dumps(rule).encode(), HEADERS)
+        error = json.loads(data)["error"]
+        assert status == 400 and error["code"] == "mode_unavailable" and error["param"] == "reply.mode"
+        assert "MOKKU_UPSTREAM" in error["message"]
+    finally:
+        server.close()
+
+
+def test_every_api_route_is_forwarded_and_replayed(tmp_path: Path) -> None:
+    """GETs and DELETEs too (a stored response lives upstream), and paths only the upstream knows."""
+    upstream = LiveServer("module", env={"MOKKU_MODELS": "upstream-only-model"})
+    server = recorder("module", upstream, tmp_path)
+    try:
+        status, created = call(server, "/v1/responses", {"model": "gpt-4o", "input": "keep me"})
+        assert status == 200
+        answer = json.loads(created)["id"]
+        recorded = [
+            request(method, server.url + path, None, {"Authorization": f"Bearer {SECRET}"})
+            for method, path in [
+                ("GET", f"/v1/responses/{answer}"),
+                ("GET", "/v1/models"),
+                ("GET", "/v1/only-upstream-knows"),
+                ("DELETE", f"/v1/responses/{answer}"),
+            ]
+        ]
+    finally:
+        server.close()
+        upstream.close()
+    assert [status for status, _, _ in recorded] == [200, 200, 404, 200]
+    assert json.loads(recorded[0][2])["output"][0]["content"][0]["text"] == "keep me"
+    assert "upstream-only-model" in [m["id"] for m in json.loads(recorded[1][2])["data"]]
+    server = replayer("module", tmp_path, MOKKU_REPLAY_SPEED="0")
+    try:
+        replayed = [
+            request(method, server.url + path, None, {"Authorization": f"Bearer {SECRET}"})
+            for method, path in [
+                ("GET", f"/v1/responses/{answer}"),
+                ("GET", "/v1/models"),
+                ("GET", "/v1/only-upstream-knows"),
+                ("DELETE", f"/v1/responses/{answer}"),
+            ]
+        ]
+    finally:
+        server.close()
+    assert [(status, data) for status, _, data in replayed] == [
+        (status, data) for status, _, data in recorded
+    ]
