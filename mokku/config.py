@@ -47,6 +47,7 @@ class Settings:
     context_window: str = ""
     rpm: int = 0
     tpm: int = 0
+    rate_window: int = 60  # seconds the rate limits refill over
     api_keys: Tuple[str, ...] = field(default=(), repr=False)  # never shown in logs
     echo_prefix: str = ""
     # Off by default: one SQLite insert per request costs about 45% of the throughput of
@@ -56,6 +57,8 @@ class Settings:
     journal_bytes: int = DEFAULT_JOURNAL_BYTES  # the journal's entries, in all
     journal_body_bytes: int = DEFAULT_JOURNAL_BODY_BYTES  # a body stored whole up to this size
     state_path: str = ""
+    state_url: str = ""  # Redis (MOKKU_STATE=redis://...): what every replica shares
+    state_prefix: str = "mokku:"
     admin: bool = True
     # MOKKU_ADMIN=open: serve the admin surface without a token on an address others reach.
     admin_open: bool = False
@@ -195,13 +198,14 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         context_window=_context_window(env),
         rpm=_int(env, "MOKKU_RPM", 0, 0),
         tpm=_int(env, "MOKKU_TPM", 0, 0),
+        rate_window=_int(env, "MOKKU_RATE_WINDOW", 60, 1),
         api_keys=tuple(key.strip() for key in env.get("MOKKU_API_KEY", "").split(",") if key.strip()),
         echo_prefix=env.get("MOKKU_ECHO_PREFIX", ""),
         journal=_flag(env, "MOKKU_JOURNAL", False),
         journal_size=_int(env, "MOKKU_JOURNAL_SIZE", 10_000, 1),
         journal_bytes=_int(env, "MOKKU_JOURNAL_BYTES", DEFAULT_JOURNAL_BYTES, 1),
         journal_body_bytes=_int(env, "MOKKU_JOURNAL_BODY_BYTES", DEFAULT_JOURNAL_BODY_BYTES, 0),
-        state_path=env.get("MOKKU_STATE", "").strip(),
+        **_state(env),
         admin=_admin_open(env) or _flag(env, "MOKKU_ADMIN", True),
         admin_open=_admin_open(env),
         admin_token=env.get("MOKKU_ADMIN_TOKEN", "").strip(),
@@ -216,6 +220,18 @@ RECORD_MODES = ("record", "replay", "replay_or_record", "passthrough")
 
 def _listed(env: Mapping[str, str], name: str, separator: str = ",") -> Tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(separator) if part.strip())
+
+
+def _state(env: Mapping[str, str]) -> Dict[str, Any]:
+    """``MOKKU_STATE``: a state file's path, or a Redis URL (then the server's own file, for what
+    Redis does not hold, is ``MOKKU_STATE_FILE``, made at start when unset)."""
+    state = env.get("MOKKU_STATE", "").strip()
+    prefix = env.get("MOKKU_STATE_PREFIX", "mokku:")
+    if not state.startswith(("redis://", "rediss://", "unix://")):
+        return {"state_path": state, "state_prefix": prefix}
+    if len(prefix) > 200:
+        raise ConfigError("MOKKU_STATE_PREFIX is at most 200 characters")
+    return {"state_path": env.get("MOKKU_STATE_FILE", "").strip(), "state_url": state, "state_prefix": prefix}
 
 
 def _recording(env: Mapping[str, str]) -> Dict[str, Any]:

@@ -8,6 +8,7 @@ streams at once; ``GUNICORN_CMD_ARGS`` and command-line flags still override.
 from __future__ import annotations
 
 import os as _os
+import sys as _sys
 
 from mokku import config as _config
 from mokku import telemetry as _telemetry
@@ -46,7 +47,11 @@ _own_state: list = []
 def on_starting(server):
     """Choose the state file in the arbiter, so that every worker shares it; warn when the admin
     surface is on an address other machines reach (gunicorn's own ``--bind`` included)."""
-    _own_state.append(_state.claim_state(_settings))
+    try:
+        _own_state.append(_state.claim_state(_settings))
+    except _config.ConfigError as exc:  # as python -m mokku: the reason, and exit status 2
+        server.log.error("mokku: %s", exc)
+        _sys.exit(2)
     _state.remove_at_exit(_own_state[-1])  # also when gunicorn stops before on_exit (a bind error)
     if _os.environ.get("MOKKU_STATE"):
         server.log.info("state file: %s", _os.environ["MOKKU_STATE"])

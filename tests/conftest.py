@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Callable, Dict, Iterator
+from typing import TYPE_CHECKING, Callable, Dict, Iterator
 
 import openai
 import pytest
@@ -10,6 +10,9 @@ from mokku import config
 from mokku.server.app import App
 
 from .servers import ENTRY_POINTS, LiveServer
+
+if TYPE_CHECKING:
+    from .redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -42,3 +45,22 @@ def live_server(request: pytest.FixtureRequest) -> Iterator[LiveServer]:
 def client(live_server: LiveServer) -> Iterator[openai.OpenAI]:
     with openai.OpenAI(base_url=live_server.url + "/v1", api_key="sk-test-key", max_retries=0) as sdk:
         yield sdk
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    from .redis_server import RedisServer
+
+    server = RedisServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def store_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Dict[str, str]:
+    """Settings for each store: the embedded state file, and a real Redis (its own prefix per test)."""
+    state = str(tmp_path_factory.mktemp("state") / "state.sqlite3")
+    if request.param == "sqlite":
+        return {"MOKKU_STATE": state}
+    redis_server = request.getfixturevalue("redis_server")
+    return {**redis_server.env(), "MOKKU_STATE_FILE": state}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 import time
 from typing import Any, Dict, List, Optional
 
@@ -12,6 +14,7 @@ from mokku import config, errors
 from mokku.api.tokens import count
 from mokku.server.app import App
 from mokku.simulation import faults, latency, limits
+from mokku.store.sqlite import SqliteBuckets
 
 from . import sse
 from .spec import validate
@@ -412,7 +415,8 @@ def test_settings_repr_hides_keys() -> None:
 def build_limited(env: Dict[str, str]) -> webtest.TestApp:
     """An app whose rate-limit buckets do not refill: their clock stands still (see test_limits)."""
     app = build(env)
-    app.app.access = limits.Access(app.app.settings, clock=lambda: 0.0)
+    buckets = SqliteBuckets(os.path.join(tempfile.mkdtemp(), "state.sqlite3"))  # this test's alone
+    app.app.access = limits.Access(app.app.settings, clock=lambda: 0.0, buckets=buckets)
     return app
 
 

@@ -132,10 +132,10 @@ def test_bounded_in_bytes(tmp_path: Path) -> None:
     app = build(tmp_path, MOKKU_JOURNAL_BYTES="200000")
     for index in range(60):
         app.post_json(CHAT, {"model": f"m{index}", "messages": [{"role": "user", "content": "x" * 20_000}]})
+    assert [e["model"] for e in entries(app, "?limit=1000")][-1] == "m59"  # (a read waits for the writes)
     with sqlite3.connect(tmp_path / "state.sqlite3") as db:
         held, count = db.execute("SELECT SUM(bytes), COUNT(*) FROM requests").fetchone()
     assert held <= 200_000 + 2 * 21_000 and count >= 5
-    assert [e["model"] for e in entries(app, "?limit=1000")][-1] == "m59"
 
 
 def test_paging_and_its_bounds(tmp_path: Path) -> None:
@@ -174,6 +174,7 @@ def test_a_broken_state_file_costs_the_entry_not_the_request(tmp_path: Path) -> 
     state = tmp_path / "state.sqlite3"
     app = build(tmp_path)
     app.post_json(CHAT, {"model": "gpt-4o", "messages": HI})
+    assert len(entries(app)) == 1  # written (a read waits for that)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{state}{suffix}").unlink()
     state.write_bytes(b"not a database" * 1000)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import Dict, Optional
 
@@ -16,14 +18,19 @@ import pytest
 from mokku import config, errors
 from mokku.server.http import Request
 from mokku.simulation import limits
+from mokku.store.sqlite import MAX_BUCKETS, SqliteBuckets
 
 from .clock import FakeClock
 
 SETTINGS = config.load({})
 
 
-def access(clock: FakeClock, **env: str) -> limits.Access:
-    return limits.Access(config.load({f"MOKKU_{name.upper()}": value for name, value in env.items()}), clock)
+def access(clock: FakeClock, buckets: int = MAX_BUCKETS, **env: str) -> limits.Access:
+    """Buckets in a state file of their own (the embedded store), on the test's clock."""
+    store = SqliteBuckets(os.path.join(tempfile.mkdtemp(), "state.sqlite3"), buckets)
+    return limits.Access(
+        config.load({f"MOKKU_{name.upper()}": value for name, value in env.items()}), clock, store
+    )
 
 
 def get(key: Optional[str] = "sk-a", address: str = "127.0.0.1") -> Request:
@@ -210,11 +217,10 @@ def test_no_limits_no_headers() -> None:
     assert not limiter.active
 
 
-def test_the_bucket_table_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_bucket_table_is_bounded() -> None:
     """Ever new keys cannot grow the table without end: refilled buckets go first, then the oldest."""
-    monkeypatch.setattr(limits, "MAX_BUCKETS", 100)
     clock = FakeClock()
-    limiter = access(clock, rpm="60")
+    limiter = access(clock, buckets=100, rpm="60")
     for number in range(100):
         limiter.check(get(f"sk-{number}"))
     assert limiter.buckets == 100

@@ -1,16 +1,17 @@
 """The request journal: what each client sent and got, shared by every worker of one server.
 
-Entries live in SQLite (standard library) in WAL mode, one connection per thread, one short
-insert per request, written after the response is produced (for a stream, when it ends). The
-file is the server's state file (see ``mokku.control.state``).
+An entry is made after the response is produced (for a stream, when it ends) and handed to this
+process's writer thread, which writes what has gathered in one batch to the store
+(``mokku.store``): the server's state file, or Redis. Reads wait until every worker has written
+what it was handed before the read began, so a test sees every request it got an answer to.
 Headers that carry credentials (``mokku.credentials.is_secret``) are masked before they are stored.
 
 Everything it holds is bounded (docs/limits.md): a body is stored whole only up to
 ``MOKKU_JOURNAL_BODY_BYTES`` of JSON, else as a marker (``truncated``, its size, its SHA-256 and
 the start of its text), so the verdict still tells two large bodies apart; the journal keeps the
 newest ``MOKKU_JOURNAL_SIZE`` entries and at most ``MOKKU_JOURNAL_BYTES``; a page of
-``GET /mokku/requests`` holds at most ``MAX_PAGE`` entries and about ``PAGE_BYTES``. A state file
-that cannot be written costs the entry, never the request: a warning says so.
+``GET /mokku/requests`` holds at most ``MAX_PAGE`` entries and about ``PAGE_BYTES``. A store that
+cannot be written costs the entries, never a request: a warning says so.
 """
 
 from __future__ import annotations
@@ -18,13 +19,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import threading
 import time
-from typing import Any, Dict, Iterator, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from mokku.control import statedb
 from mokku.credentials import mask_header
 from mokku.server.http import Request
+from mokku.store.base import JournalStore, Page, Row
+from mokku.store.sqlite import SETTLE_TIMEOUT_S, SqliteJournal
+from mokku.store.writer import Writer
 
 log = logging.getLogger("mokku")
 
@@ -36,23 +38,14 @@ PREFIX_BYTES = 1024  # the start of a cut body kept in its marker
 _MARKER_BYTES = 8 * 1024  # larger than any marker (its prefix escaped at worst)
 MAX_PAGE = 1000  # entries in one page of GET /mokku/requests
 PAGE_BYTES = 8 * 1024 * 1024  # a page stops before it passes this (it holds at least one entry)
-_PRUNE_EVERY = 100  # entries between checks of the count bound
-_SCAN_CHUNK = 256
-_WARN_EVERY_S = 30.0
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"))
 
 
-class Page(NamedTuple):
-    """Some journal entries, oldest first, and whether more match past them."""
-
-    entries: List[Dict[str, Any]]
-    has_more: bool
-
-
 class Journal:
-    """Append-and-read access to the shared journal file."""
+    """The shared journal: entries handed to a writer thread (``mokku.store.writer``), read back
+    with every entry handed over before the read began, from every worker."""
 
     def __init__(
         self,
@@ -60,68 +53,43 @@ class Journal:
         size: int,
         max_bytes: int = DEFAULT_BYTES,
         body_bytes: int = DEFAULT_BODY_BYTES,
+        store: Optional[JournalStore] = None,
     ) -> None:
         self.path = path
         self.size = size
-        self.max_bytes = max_bytes
         self.body_bytes = body_bytes
-        # Nothing touches the file here: a worker boots whatever state the file is in.
-        self._connections = statedb.Connections(path, create=True)
-        self._lock = threading.Lock()
-        self._written = 0  # bytes this process wrote since it last checked the byte bound
-        self._warned = -_WARN_EVERY_S
+        self.store: JournalStore = store or SqliteJournal(path, size, max_bytes)
+        self._writer = Writer(self._write, "request journal", self.store.tally)
 
-    def record(self, entry: Dict[str, Any]) -> bool:
-        """Store one entry; False when the state file cannot take it (a warning, at most one every
-        30 s, says so): the request it describes was answered already."""
-        text, size = encode(entry, self.body_bytes + ENTRY_EXTRA_BYTES)
-        model = entry.get("model")
-        try:
-            with self._connections.using() as db:
-                row = db.execute(
-                    "INSERT INTO requests (time, path, model, bytes, entry) VALUES (?, ?, ?, ?, ?)",
-                    (
-                        entry["time"],
-                        _text(entry["path"]),
-                        _text(model) if isinstance(model, str) else None,
-                        size,
-                        text,
-                    ),
+    def record(self, entry: Dict[str, Any], at_once: bool = False) -> None:
+        """Hand the entry over; it is encoded and written off the request path. ``at_once``: written
+        now, by this thread (a stream's, when it ends: its client may have read the last byte and asked
+        the journal already, so the entry cannot wait for a reader to count it)."""
+        if at_once:
+            self._write([entry])
+        else:
+            self._writer.put(entry)
+
+    def _write(self, entries: List[Dict[str, Any]]) -> None:
+        rows: List[Row] = []
+        for entry in entries:
+            text, size = encode(entry, self.body_bytes + ENTRY_EXTRA_BYTES)
+            model = entry.get("model")
+            rows.append(
+                (
+                    entry["time"],
+                    _text(entry["path"]),
+                    _text(model) if isinstance(model, str) else None,
+                    size,
+                    text,
                 )
-                self._prune(db, row.lastrowid or 0, size)
-        except statedb.STATE_ERRORS as exc:
-            self._warn(exc)
-            return False
-        return True
-
-    def _prune(self, db: Any, row_id: int, size: int) -> None:
-        """Keep the newest ``size`` entries (checked every 100 entries) and at most ``max_bytes``
-        (checked after each tenth of it that this process wrote: summing the sizes reads the whole
-        table, so not at every entry; pruned down to nine tenths)."""
-        if row_id % _PRUNE_EVERY == 0:
-            db.execute("DELETE FROM requests WHERE id <= ?", (row_id - self.size,))
-        with self._lock:
-            self._written += size
-            if self._written < self.max_bytes // 10:
-                return
-            self._written = 0
-        total = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM requests").fetchone()[0]
-        if total > self.max_bytes:
-            db.execute(
-                "DELETE FROM requests WHERE id <= (SELECT id FROM (SELECT id, SUM(bytes) OVER "
-                "(ORDER BY id DESC) AS newer FROM requests) WHERE newer > ? ORDER BY id DESC LIMIT 1)",
-                (self.max_bytes * 9 // 10,),
             )
+        self.store.append(rows)
 
-    def _warn(self, exc: BaseException) -> None:
-        now = time.monotonic()
-        if now - self._warned >= _WARN_EVERY_S:
-            self._warned = now
-            log.warning(
-                "the request journal %s cannot be written (%s): entries are skipped until it can",
-                self.path,
-                exc,
-            )
+    def settle(self) -> None:
+        """Wait until every worker wrote the entries it was handed (this one's first)."""
+        self._writer.flush(SETTLE_TIMEOUT_S)
+        self.store.settled()
 
     def page(
         self,
@@ -135,40 +103,9 @@ class Journal:
     ) -> Page:
         """Matching entries, oldest first: the newest ``limit`` (before ``before`` when given), or with
         ``after`` the oldest ``limit`` after it; ``max_bytes`` ends the page early (never empty).
-        Raises the state file's error (``statedb.STATE_ERRORS``)."""
-        clauses, values = [], []
-        for clause, value in (
-            ("path = ?", path),
-            ("model = ?", model),
-            ("time >= ?", since),
-            ("id > ?", after),
-            ("id < ?", before),
-        ):
-            if value is not None:
-                clauses.append(clause)
-                values.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        forward = after is not None
-        found: List[Dict[str, Any]] = []
-        has_more = False
-        total = 0
-        with self._connections.using() as db:
-            cursor = db.execute(
-                f"SELECT id, bytes, entry FROM requests {where} ORDER BY id {'ASC' if forward else 'DESC'} LIMIT ?",
-                (*values, limit + 1),
-            )
-            try:
-                for row_id, size, text in cursor:  # one row at a time: stop as soon as the page is full
-                    if len(found) == limit or (max_bytes is not None and found and total + size > max_bytes):
-                        has_more = True
-                        break
-                    total += size
-                    found.append(dict(json.loads(text), id=row_id))
-            finally:
-                cursor.close()  # an unfinished statement would hold its snapshot (and the log) open
-        if not forward:
-            found.reverse()
-        return Page(found, has_more)
+        Raises the store's error (``STATE_ERRORS``)."""
+        self.settle()
+        return self.store.page(path, model, since, limit, after, before, max_bytes)
 
     def entries(
         self,
@@ -183,28 +120,13 @@ class Journal:
     def scan(self) -> Iterator[Dict[str, Any]]:
         """Every entry, oldest first, read a few at a time: a reader holds one entry in memory, not
         the journal."""
-        last = 0
-        while True:
-            count = 0
-            with self._connections.using() as db:
-                cursor = db.execute(
-                    "SELECT id, entry FROM requests WHERE id > ? ORDER BY id LIMIT ?", (last, _SCAN_CHUNK)
-                )
-                try:
-                    for row_id, text in cursor:
-                        count += 1
-                        last = row_id
-                        yield dict(json.loads(text), id=row_id)
-                finally:
-                    cursor.close()
-            if count < _SCAN_CHUNK:
-                return
+        self.settle()
+        return self.store.scan()
 
     def clear(self) -> None:
-        """Empty the journal, and give the space its write-ahead log took back to the disk."""
-        with self._connections.using() as db:
-            db.execute("DELETE FROM requests")
-            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        """Empty the journal, the entries of requests answered before this call included."""
+        self.settle()
+        self.store.clear()
 
 
 def encode(entry: Dict[str, Any], limit: int) -> Tuple[str, int]:

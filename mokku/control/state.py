@@ -18,9 +18,11 @@ import shutil
 import tempfile
 from typing import Dict, Optional
 
-from mokku import config
+from mokku import config, store
 from mokku.control import statedb
-from mokku.control.scenarios import FLAG_SUFFIX, load_file
+from mokku.control.scenarios import load_file
+from mokku.store import open_stores, tally
+from mokku.store.sqlite import FLAG_SUFFIX
 
 STATE_NAME = "state.sqlite3"
 _DIRECTORY_PREFIX = "mokku-"
@@ -61,6 +63,7 @@ def claim_state(settings: config.Settings) -> Optional[str]:
     """Choose this server's state file before workers start, and load ``MOKKU_SCENARIOS`` into it;
     returns the private directory to remove at exit (None when the user chose the file with
     MOKKU_STATE)."""
+    store.check(settings)  # Redis named and unreachable: exit 2 with why
     owned = None
     path = settings.state_path
     if path:
@@ -75,10 +78,16 @@ def claim_state(settings: config.Settings) -> Optional[str]:
             raise config.ConfigError(f"cannot make a private directory for the state file: {exc}") from None
         path = os.path.join(owned, STATE_NAME)
         statedb.create_private(path)
-        os.environ["MOKKU_STATE"] = path
+        # Handed to the workers; with Redis, the file keeps what Redis does not (stored objects).
+        os.environ["MOKKU_STATE_FILE" if settings.state_url else "MOKKU_STATE"] = path
+    try:
+        tally.reset(path)  # no writer of an earlier run holds a reader up
+    except OSError as exc:
+        remove(owned)
+        raise config.ConfigError(f"MOKKU_STATE: cannot use {path + tally.SUFFIX}: {exc}") from None
     if settings.scenarios_file:
         try:
-            load_file(settings.scenarios_file, path)
+            load_file(settings.scenarios_file, path, open_stores(settings, path).rules)
         except (OSError, ValueError) as exc:
             remove(owned)
             raise config.ConfigError(f"MOKKU_SCENARIOS: {exc}") from None
@@ -92,7 +101,7 @@ def remove(path: Optional[str]) -> None:
     if os.path.isdir(path) and not os.path.islink(path):
         shutil.rmtree(path, ignore_errors=True)
         return
-    for suffix in ("", "-wal", "-shm", FLAG_SUFFIX):
+    for suffix in ("", "-wal", "-shm", FLAG_SUFFIX, tally.SUFFIX):
         try:
             os.unlink(path + suffix)
         except FileNotFoundError:

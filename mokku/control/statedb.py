@@ -13,10 +13,11 @@ import contextlib
 import os
 import sqlite3
 import threading
-from typing import Iterator, Optional, Tuple
+from typing import Iterator, Optional, Tuple, Type
 from urllib.parse import quote
 
 from mokku import errors
+from mokku.store.redis import ERRORS as redis_errors
 
 # SQLite truncates the write-ahead log back to this size after a checkpoint (else it keeps its
 # largest size for good).
@@ -41,6 +42,9 @@ _SCHEMA = (
     "CREATE UNIQUE INDEX IF NOT EXISTS conversation_items_id ON conversation_items (conversation, id)",
     "CREATE TABLE IF NOT EXISTS totals (kind TEXT PRIMARY KEY, count INTEGER NOT NULL, "
     "bytes INTEGER NOT NULL)",
+    # Rate-limit token buckets (mokku.simulation.limits), one per client and kind.
+    "CREATE TABLE IF NOT EXISTS buckets (who TEXT NOT NULL, kind TEXT NOT NULL, capacity INTEGER NOT NULL, "
+    "level REAL NOT NULL, updated REAL NOT NULL, PRIMARY KEY (who, kind))",
     # How often each recorded request was recorded and replayed (mokku.record).
     "CREATE TABLE IF NOT EXISTS cassette_counters (key TEXT PRIMARY KEY, recorded INTEGER NOT NULL, "
     "replayed INTEGER NOT NULL)",
@@ -153,24 +157,25 @@ class Connections:
             raise
 
 
-STATE_ERRORS = (sqlite3.Error, OSError)
+STATE_ERRORS: Tuple[Type[BaseException], ...] = (sqlite3.Error, OSError, *redis_errors)
 
 
 @contextlib.contextmanager
-def answered(path: str) -> Iterator[None]:
-    """A state file that cannot be used, met inside: the request answers 503 naming it, never 500."""
+def answered(where: str) -> Iterator[None]:
+    """A store that cannot be used, met inside: the request answers 503 naming it, never 500."""
     try:
         yield
     except STATE_ERRORS as exc:
-        raise unavailable(path, exc) from None
+        raise unavailable(where, exc) from None
 
 
-def unavailable(path: str, exc: BaseException) -> errors.APIError:
-    """503: the state file cannot be used; says which file and why."""
+def unavailable(where: str, exc: BaseException) -> errors.APIError:
+    """503: the store (a state file's path, or a store's name) cannot be used; says which and why."""
     reason = str(exc) or type(exc).__name__
+    name = where if where.startswith(("the state file ", "Redis at ")) else f"the state file {where}"
     return errors.APIError(
         503,
-        f"The state file {path} cannot be used ({reason}); scripted replies, the journal and "
+        f"{name[0].upper()}{name[1:]} cannot be used ({reason}); scripted replies, the journal and "
         "stored responses and conversations are unavailable until it can.",
         "server_error",
         code="state_unavailable",

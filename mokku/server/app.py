@@ -25,6 +25,7 @@ from mokku.server.routes import build_routes, dialect_of
 from mokku.server.routing import Route, Router
 from mokku.server.stream import EventStream
 from mokku.simulation import limits
+from mokku.store import open_stores
 
 log = logging.getLogger("mokku")
 
@@ -53,16 +54,17 @@ class App:
         state = self.settings.state_path or default_path()
         # None touches the file here: a worker boots whatever state the file is in.
         self.stored = Objects(state)
+        stores = open_stores(self.settings, state)
         if self.settings.journal:
             self.journal = Journal(
                 state,
                 self.settings.journal_size,
                 self.settings.journal_bytes,
                 self.settings.journal_body_bytes,
+                stores.journal,
             )
         if self.settings.admin:
-            # A state file named in the settings may be shared by other processes; the default one is ours.
-            self.scenarios = Scenarios(state, shared=bool(self.settings.state_path))
+            self.scenarios = Scenarios(state, store=stores.rules)
         self.router = Router(
             build_routes(self.settings, self.journal, self.scenarios, self.stored)
             if routes is None
@@ -70,7 +72,7 @@ class App:
         )
         # The dialect of a request no route decides (the shared model list, an unknown path).
         self._dialect_of = choose_dialect
-        self.access = limits.Access(self.settings)
+        self.access = limits.Access(self.settings, buckets=stores.buckets)
         self.proxy = make_proxy(self.settings, state) if self.settings.mode else None
         if self.proxy is not None and self.scenarios is not None:
             self.scenarios.mode_unavailable = self.proxy.available
@@ -106,7 +108,7 @@ class App:
         if not self._journaled(request):
             return body
         if isinstance(body, EventStream):  # journaled when it ends, with how it ended
-            body.on_close(lambda stream: self._record(request, response, started))
+            body.on_close(lambda stream: self._record(request, response, started, at_once=True))
         else:
             self._record(request, response, started)
         return body
@@ -117,14 +119,14 @@ class App:
             self.journal is not None and request.route is not None and request.route.startswith(API_PREFIXES)
         )
 
-    def _record(self, request: Request, response: Response, started: float) -> None:
+    def _record(self, request: Request, response: Response, started: float, at_once: bool = False) -> None:
         """One journal write per request, after its response is made; never fails the request."""
         try:
             entry = entry_for(request, response.status, started)
             for name, value in response.headers:
                 if name == "retry-after-ms":
                     entry["retry_after_ms"] = int(value)
-            self.journal.record(entry)  # type: ignore[union-attr]
+            self.journal.record(entry, at_once)  # type: ignore[union-attr]
         except Exception:
             log.exception("could not write the request journal")
 

@@ -1,9 +1,9 @@
 """Real limits, opt-in: API keys (``MOKKU_API_KEY``), rate limits (``MOKKU_RPM``/``MOKKU_TPM``)
 and context windows (``MOKKU_CONTEXT_WINDOW``).
 
-Rate limits are token buckets per API key (per client address when there is no key), shared by
-the threads of one worker process; with several gunicorn workers each keeps its own buckets, so
-exact global limits need one worker with many threads. A request costs one request and, on the
+Rate limits are token buckets per API key (per client address when there is no key), refilled over
+``MOKKU_RATE_WINDOW`` seconds (60), kept in the server's store: every worker, and with Redis every
+replica, takes from the same bucket. A request costs one request and, on the
 token bucket, an estimate made before it runs as the real API makes it: the prompt (its body's
 length / 4) plus the completion tokens it asks for.
 """
@@ -12,14 +12,15 @@ from __future__ import annotations
 
 import hmac
 import math
-import threading
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mokku import config, errors
+from mokku.control import statedb
 from mokku.errors import invalid_api_key, rate_limited
 from mokku.server.dialect import Limit
 from mokku.server.http import Request
+from mokku.store.base import BucketStore
 
 # (context window, most output tokens) of the catalogue's models; others get DEFAULT_WINDOW.
 MODEL_WINDOWS: Dict[str, Tuple[int, int]] = {
@@ -119,48 +120,21 @@ def check_context(
     raise errors.invalid_request(message, "messages" if not legacy else "prompt", "context_length_exceeded")
 
 
-class _Bucket:
-    """A token bucket: ``capacity`` per minute, refilled continuously."""
-
-    __slots__ = ("capacity", "level", "updated")
-
-    def __init__(self, capacity: int, now: float) -> None:
-        self.capacity = capacity
-        self.level = float(capacity)
-        self.updated = now
-
-    def refill(self, now: float) -> None:
-        self.level = min(self.capacity, self.level + (now - self.updated) * self.capacity / 60)
-        self.updated = now
-
-    def wait_for(self, amount: float) -> float:
-        """Seconds until ``amount`` is available."""
-        return max(0.0, (amount - self.level) * 60 / self.capacity)
-
-    def reset_in(self) -> float:
-        """Seconds until the bucket is full again."""
-        return (self.capacity - self.level) * 60 / self.capacity
-
-    def full_at(self, now: float) -> bool:
-        """Whether the bucket has refilled by ``now``: then it is the same as a new one."""
-        return now - self.updated >= self.reset_in()
-
-
-# Buckets kept at most (a key has one per limit): past it, full buckets are dropped, then the ones
-# used longest ago, so that clients sending ever new keys cannot grow the table without end.
-MAX_BUCKETS = 10_000
-
-
 class Access:
-    """API-key checks and per-key rate limits for the ``/v1`` endpoints; ``clock`` gives the
-    buckets' time in seconds."""
+    """API-key checks and per-key rate limits for the API's routes; ``clock`` gives the buckets' time
+    in seconds (the same in every process that shares them), ``buckets`` where they live."""
 
-    def __init__(self, settings: config.Settings, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        settings: config.Settings,
+        clock: Callable[[], float] = time.time,
+        buckets: Optional[BucketStore] = None,
+    ) -> None:
         self._keys = [key.encode() for key in settings.api_keys]
         self._rpm, self._tpm = settings.rpm, settings.tpm
+        self._window = float(settings.rate_window)
         self._clock = clock
-        self._buckets: Dict[Tuple[str, str], _Bucket] = {}
-        self._lock = threading.Lock()
+        self._buckets = buckets
 
     @property
     def active(self) -> bool:
@@ -184,40 +158,28 @@ class Access:
 
     def _take(self, request: Request, who: str) -> List[Tuple[str, str]]:
         tokens = _estimated_tokens(request) if self._tpm else 0
-        now = self._clock()
-        with self._lock:
-            buckets = []
-            for kind, capacity, amount in (("requests", self._rpm, 1), ("tokens", self._tpm, tokens)):
-                if capacity:
-                    bucket = self._buckets.get((who, kind))
-                    if bucket is None:
-                        if len(self._buckets) >= MAX_BUCKETS:
-                            self._prune(now)
-                        bucket = self._buckets[(who, kind)] = _Bucket(capacity, now)
-                    bucket.refill(now)
-                    buckets.append((kind, bucket, amount))
-            for kind, bucket, amount in buckets:
-                if bucket.level < amount:
-                    wait_ms = max(1, math.ceil(bucket.wait_for(amount) * 1000))
-                    model = str(_body(request).get("model", "this model"))
-                    raise rate_limited(model, kind, bucket.capacity, amount, wait_ms)
-            left = []
-            for kind, bucket, amount in buckets:
-                bucket.level -= amount
-                left.append(Limit(kind, bucket.capacity, max(0, math.floor(bucket.level)), bucket.reset_in()))
-        return request.dialect.rate_limit_headers(left)
-
-    def _prune(self, now: float) -> None:
-        """Drop the buckets that have refilled; if that is not enough, the older half."""
-        self._buckets = {key: b for key, b in self._buckets.items() if not b.full_at(now)}
-        if len(self._buckets) >= MAX_BUCKETS:
-            newest = sorted(self._buckets.items(), key=lambda item: item[1].updated)[MAX_BUCKETS // 2 :]
-            self._buckets = dict(newest)
+        wants = [
+            (kind, capacity, float(amount))
+            for kind, capacity, amount in (("requests", self._rpm, 1), ("tokens", self._tpm, tokens))
+            if capacity
+        ]
+        assert self._buckets is not None, "rate limits need a bucket store"
+        try:
+            refused, left = self._buckets.take(who, wants, self._clock(), self._window)
+        except statedb.STATE_ERRORS as exc:
+            raise statedb.unavailable(self._buckets.name, exc) from None
+        if refused is not None:
+            kind, capacity, amount, wait = refused
+            model = str(_body(request).get("model", "this model"))
+            raise rate_limited(model, kind, capacity, int(amount), max(1, math.ceil(wait * 1000)))
+        return request.dialect.rate_limit_headers(
+            [Limit(kind, capacity, max(0, math.floor(level)), reset) for kind, capacity, level, reset in left]
+        )
 
     @property
     def buckets(self) -> int:
         """How many buckets are kept."""
-        return len(self._buckets)
+        return self._buckets.count() if self._buckets is not None else 0
 
 
 def _body(request: Request) -> Dict[str, Any]:

@@ -72,7 +72,13 @@ def test_private_directory_and_files(server: LiveServer) -> None:
     assert str(server.process.pid) not in state  # nothing another user could predict
     assert mode(directory) == 0o700 and os.stat(directory).st_uid == os.geteuid()
     files = sorted(os.listdir(directory))
-    assert files == ["state.sqlite3", "state.sqlite3-rules", "state.sqlite3-shm", "state.sqlite3-wal"]
+    assert files == [
+        "state.sqlite3",
+        "state.sqlite3-rules",
+        "state.sqlite3-shm",
+        "state.sqlite3-wal",
+        "state.sqlite3-writers",
+    ]
     for name in files:
         assert mode(os.path.join(directory, name)) == 0o600, name
     assert server.stop() == 0

@@ -1,0 +1,50 @@
+"""Where what every worker and replica must share lives (``mokku.store.base``): the embedded state
+file by default, Redis with ``MOKKU_STATE=redis://...``."""
+
+from __future__ import annotations
+
+from typing import NamedTuple, Tuple, Type
+
+from mokku import config
+from mokku.store.base import BucketStore, JournalStore, RulesStore
+from mokku.store.sqlite import SqliteBuckets, SqliteJournal, SqliteRules
+
+
+class Stores(NamedTuple):
+    journal: JournalStore
+    rules: RulesStore
+    buckets: BucketStore
+
+
+def open_stores(settings: config.Settings, state_path: str) -> Stores:
+    """The server's stores; nothing is touched until first use (a worker boots whatever state they are in)."""
+    if settings.state_url:
+        from mokku.store import redis
+
+        shared = redis.Redis(settings.state_url, settings.state_prefix)
+        return Stores(
+            redis.RedisJournal(shared, settings.journal_size, settings.journal_bytes),
+            redis.RedisRules(shared),
+            redis.RedisBuckets(shared),
+        )
+    return Stores(
+        SqliteJournal(state_path, settings.journal_size, settings.journal_bytes),
+        # A state file named in the settings may be shared by other processes; the default one is ours.
+        SqliteRules(state_path, shared=bool(settings.state_path)),
+        SqliteBuckets(state_path),
+    )
+
+
+def check(settings: config.Settings) -> None:
+    """Fail fast at start when the shared store cannot be reached (``config.ConfigError``)."""
+    if not settings.state_url:
+        return
+    from mokku.store import redis
+
+    failures: Tuple[Type[BaseException], ...] = (RuntimeError, *redis.ERRORS)
+    try:
+        redis.Redis(settings.state_url, settings.state_prefix).check()
+    except failures as exc:
+        raise config.ConfigError(
+            f"MOKKU_STATE: {redis.describe(settings.state_url)} cannot be used: {exc}"
+        ) from None

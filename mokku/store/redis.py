@@ -1,0 +1,438 @@
+"""The shared store past one machine: Redis or Valkey (``MOKKU_STATE=redis://host:6379/0``,
+``rediss://`` and a password in the URL; ``pip install 'mokku[redis]'``).
+
+Every key starts with ``MOKKU_STATE_PREFIX`` (``mokku:``), so test runs can share one Redis. A
+decision that must be exact across replicas (a rule's ``times`` and ``nth``, a rate-limit bucket,
+a journal entry's id) is one Lua script: atomic, one round trip. A Redis that is slow or gone
+raises within ``TIMEOUT_S`` (``STATE_ERRORS``); the outage is logged once, its end once, and the
+client reconnects by itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Type
+from urllib.parse import urlsplit
+
+from mokku.store.base import Left, Page, Refused, Row, TooMany, Want
+
+try:
+    import redis
+except ImportError:  # the optional extra
+    redis = None  # type: ignore[assignment]
+
+log = logging.getLogger("mokku")
+
+TIMEOUT_S = 2.0  # connect, read or write: past it, the store is down for this request
+SETTLE_TIMEOUT_S = 5.0
+_SCAN_CHUNK = 256
+_KEEP_ACKS_S = 30
+
+# The Redis URLs this process finds down: an outage is logged once per process, its end once.
+_DOWN: Set[str] = set()
+_OUTAGE_LOCK = threading.Lock()
+
+ERRORS: Tuple[Type[BaseException], ...] = (redis.RedisError,) if redis is not None else ()
+
+
+def describe(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    host = parts.hostname or "localhost"
+    port = f":{parts.port}" if parts.port else ""
+    return f"Redis at {parts.scheme}://{host}{port}{parts.path}"
+
+
+class Redis:
+    """One client per process (its pool serves every thread), the key prefix, and outage logging."""
+
+    def __init__(self, url: str, prefix: str) -> None:
+        if redis is None:
+            raise RuntimeError(
+                "MOKKU_STATE names Redis, but the redis package is missing: pip install 'mokku[redis]'"
+            )
+        self.url, self.prefix = url, prefix
+        self.name = describe(url)
+        self.client = redis.Redis.from_url(
+            url,
+            socket_timeout=TIMEOUT_S,
+            socket_connect_timeout=TIMEOUT_S,
+            health_check_interval=30,
+            retry_on_timeout=False,
+        )
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def check(self) -> None:
+        """Raise when Redis cannot be reached (at start: fail fast)."""
+        self.client.ping()
+
+    def failed(self, exc: BaseException) -> None:
+        with _OUTAGE_LOCK:
+            if self.url in _DOWN:
+                return
+            _DOWN.add(self.url)
+        log.error("%s cannot be used (%s): shared decisions answer 503 until it can", self.name, exc)
+
+    def worked(self) -> None:
+        if _DOWN:
+            with _OUTAGE_LOCK:
+                if self.url not in _DOWN:
+                    return
+                _DOWN.discard(self.url)
+            log.warning("%s can be used again", self.name)
+
+    def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run one command or script, noting an outage's start and end."""
+        try:
+            result = action(*args, **kwargs)
+        except ERRORS as exc:
+            self.failed(exc)
+            raise
+        self.worked()
+        return result
+
+
+# KEYS: seq, stream, bytes; ARGV: size bound, byte bound, then (time, path, model, bytes, text) per row.
+_APPEND = """
+local size, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
+local added = 0
+for i = 3, #ARGV, 5 do
+  local id = redis.call('INCR', KEYS[1])
+  redis.call('XADD', KEYS[2], id .. '-1', 't', ARGV[i], 'p', ARGV[i + 1], 'm', ARGV[i + 2],
+             'b', ARGV[i + 3], 'e', ARGV[i + 4])
+  added = added + tonumber(ARGV[i + 3])
+end
+local total = redis.call('INCRBY', KEYS[3], added)
+local over = redis.call('XLEN', KEYS[2]) - size
+local cut = total > limit  -- past the byte bound: down to nine tenths of it
+local function more() return over > 0 or (cut and total > limit * 0.9) end
+while more() do
+  local oldest = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', 64)
+  if #oldest == 0 then break end
+  for _, item in ipairs(oldest) do
+    if not more() then break end
+    local fields = item[2]
+    for j = 1, #fields, 2 do
+      if fields[j] == 'b' then total = total - tonumber(fields[j + 1]) end
+    end
+    redis.call('XDEL', KEYS[2], item[1])
+    over = over - 1
+  end
+end
+redis.call('SET', KEYS[3], math.max(total, 0))
+return total
+"""
+
+
+class RedisJournal:
+    """The journal as one Redis stream; entry ids ``<n>-1`` from one counter, so they stay whole
+    numbers that only grow, as the embedded store's do."""
+
+    def __init__(self, store: Redis, size: int, max_bytes: int) -> None:
+        self.store, self.size, self.max_bytes = store, size, max_bytes
+        self.name = store.name
+        self._seq, self._stream, self._bytes = (
+            store.key("journal", part) for part in ("seq", "entries", "bytes")
+        )
+        self._channel = store.key("journal", "settle")
+        self._append = store.client.register_script(_APPEND)
+
+    def append(self, rows: Sequence[Row]) -> None:
+        values: List[Any] = [self.size, self.max_bytes]
+        for when, path, model, size, text in rows:
+            values += [repr(when), path, model or "", size, text]
+        self.store.call(self._append, keys=[self._seq, self._stream, self._bytes], args=values)
+
+    # Read-your-writes: a reader asks every process that writes entries to write what it holds.
+
+    def tally(self, flush: Callable[[float], bool]) -> None:
+        """Answer readers' requests from this process: subscribed before the first entry is handed
+        over, or, with Redis down, from a thread that tries again every second."""
+        try:
+            self._subscribe(flush)
+        except ERRORS as exc:
+            self.store.failed(exc)
+            threading.Thread(target=self._resubscribe, args=(flush,), daemon=True).start()
+
+    def _resubscribe(self, flush: Callable[[float], bool]) -> None:
+        while True:
+            time.sleep(1.0)
+            try:
+                return self._subscribe(flush)
+            except ERRORS:
+                continue
+
+    def _subscribe(self, flush: Callable[[float], bool]) -> None:
+        client = self.store.client
+        subscriber = client.pubsub()
+        subscriber.subscribe(**{self._channel: lambda message: self._settle(message, flush)})
+        deadline = time.monotonic() + TIMEOUT_S
+        while time.monotonic() < deadline:  # confirmed: a reader from now on counts this process
+            message = subscriber.get_message(timeout=0.1)
+            if message is not None and message["type"] == "subscribe":
+                break
+        subscriber.run_in_thread(sleep_time=1.0, daemon=True, exception_handler=self._listen_failed)
+
+    def _settle(self, message: Dict[str, Any], flush: Callable[[float], bool]) -> None:
+        flush(SETTLE_TIMEOUT_S)
+        token = message["data"].decode() if isinstance(message["data"], bytes) else str(message["data"])
+        acks = self.store.key("journal", "settled", token)
+        client = self.store.client
+        try:
+            with client.pipeline() as pipe:
+                pipe.rpush(acks, 1)
+                pipe.expire(acks, _KEEP_ACKS_S)
+                pipe.execute()
+        except ERRORS:
+            pass
+
+    def _listen_failed(self, exc: BaseException, pubsub: Any, thread: Any) -> None:
+        self.store.failed(exc)
+        time.sleep(1.0)  # the thread goes on and resubscribes when Redis is back
+
+    def settled(self) -> bool:
+        token = uuid.uuid4().hex
+        acks = self.store.key("journal", "settled", token)
+        client = self.store.client
+        writers = self.store.call(client.publish, self._channel, token)
+        deadline = time.monotonic() + SETTLE_TIMEOUT_S
+        for _ in range(int(writers)):
+            left = deadline - time.monotonic()
+            if left <= 0 or self.store.call(client.blpop, [acks], timeout=min(left, TIMEOUT_S)) is None:
+                if time.monotonic() >= deadline:
+                    return False
+        client.delete(acks)
+        return True
+
+    # Reads
+
+    def _entry(self, item: Tuple[bytes, Dict[bytes, bytes]]) -> Tuple[int, int, Dict[bytes, bytes]]:
+        raw_id, fields = item
+        return int(raw_id.split(b"-")[0]), int(fields[b"b"]), fields
+
+    def page(
+        self,
+        path: Optional[str],
+        model: Optional[str],
+        since: Optional[float],
+        limit: int,
+        after: Optional[int],
+        before: Optional[int],
+        max_bytes: Optional[int],
+    ) -> Page:
+        forward = after is not None
+        client = self.store.client
+        low = f"({after}-1" if after is not None else "-"
+        high = f"({before}-1" if before is not None else "+"
+        found: List[Dict[str, Any]] = []
+        total = 0
+        while True:
+            if forward:
+                chunk = self.store.call(client.xrange, self._stream, low, high, count=_SCAN_CHUNK)
+            else:
+                chunk = self.store.call(client.xrevrange, self._stream, high, low, count=_SCAN_CHUNK)
+            for item in chunk:
+                entry_id, size, fields = self._entry(item)
+                if forward:
+                    low = f"({entry_id}-1"
+                else:
+                    high = f"({entry_id}-1"
+                if (
+                    (path is not None and fields[b"p"].decode() != path)
+                    or (model is not None and fields[b"m"].decode() != model)
+                    or (since is not None and float(fields[b"t"]) < since)
+                ):
+                    continue
+                if len(found) == limit or (max_bytes is not None and found and total + size > max_bytes):
+                    if not forward:
+                        found.reverse()
+                    return Page(found, True)
+                total += size
+                found.append(dict(json.loads(fields[b"e"]), id=entry_id))
+            if len(chunk) < _SCAN_CHUNK:
+                break
+        if not forward:
+            found.reverse()
+        return Page(found, False)
+
+    def scan(self) -> Iterator[Dict[str, Any]]:
+        client = self.store.client
+        low = "-"
+        while True:
+            chunk = self.store.call(client.xrange, self._stream, low, "+", count=_SCAN_CHUNK)
+            for item in chunk:
+                entry_id, _, fields = self._entry(item)
+                low = f"({entry_id}-1"
+                yield dict(json.loads(fields[b"e"]), id=entry_id)
+            if len(chunk) < _SCAN_CHUNK:
+                return
+
+    def clear(self) -> None:
+        self.store.call(self.store.client.delete, self._stream, self._bytes)
+
+
+# KEYS: seq, ids, live, text, left, epoch; ARGV: limit, a new epoch, then (text, times or "") per rule.
+_ADD_RULES = """
+local held = redis.call('ZCARD', KEYS[2])
+local count = (#ARGV - 2) / 2
+if held + count > tonumber(ARGV[1]) then return {-1, held} end
+redis.call('SET', KEYS[6], ARGV[2], 'NX')
+local ids = {}
+for i = 3, #ARGV, 2 do
+  local id = redis.call('INCR', KEYS[1])
+  redis.call('ZADD', KEYS[2], id, id)
+  redis.call('ZADD', KEYS[3], id, id)
+  redis.call('HSET', KEYS[4], id, ARGV[i])
+  if ARGV[i + 1] ~= '' then redis.call('HSET', KEYS[5], id, ARGV[i + 1]) end
+  ids[#ids + 1] = id
+end
+return {0, unpack(ids)}
+"""
+
+# KEYS: live, epoch. The cache scope (changes when the rules were wiped with Redis) and live ids.
+_LIVE_RULES = """
+local ids = redis.call('ZRANGE', KEYS[1], 0, -1)
+return {redis.call('GET', KEYS[2]) or '', unpack(ids)}
+"""
+
+# KEYS: ids, live, left, seen; ARGV: id, nth or "".
+_HIT_RULE = """
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+local left = redis.call('HGET', KEYS[3], ARGV[1])
+if left and tonumber(left) <= 0 then return 0 end
+local seen = redis.call('HINCRBY', KEYS[4], ARGV[1], 1)
+if ARGV[2] ~= '' and seen ~= tonumber(ARGV[2]) then return 0 end
+if left and redis.call('HINCRBY', KEYS[3], ARGV[1], -1) <= 0 then redis.call('ZREM', KEYS[2], ARGV[1]) end
+return 1
+"""
+
+
+class RedisRules:
+    """Scripted-reply rules in Redis: every call asks which rules are live (one round trip); a hit
+    is counted by one script, so ``times`` and ``nth`` are exact across every replica."""
+
+    def __init__(self, store: Redis) -> None:
+        self.store = store
+        self.name = store.name
+        names = ("seq", "ids", "live", "text", "left", "epoch", "seen")
+        self._keys = {name: store.key("rules", name) for name in names}
+        client = store.client
+        self._add, self._live, self._hit = (
+            client.register_script(s) for s in (_ADD_RULES, _LIVE_RULES, _HIT_RULE)
+        )
+
+    def may_hold(self, kind: int) -> bool:
+        return True  # only Redis knows
+
+    def add(self, rules: Sequence[Tuple[str, Optional[int], int]], limit: int) -> List[int]:
+        keys = self._keys
+        args: List[Any] = [limit, uuid.uuid4().hex]
+        for text, times, _ in rules:
+            args += [text, "" if times is None else times]
+        found = self.store.call(
+            self._add,
+            keys=[keys["seq"], keys["ids"], keys["live"], keys["text"], keys["left"], keys["epoch"]],
+            args=args,
+        )
+        if int(found[0]) < 0:
+            raise TooMany(int(found[1]))
+        return [int(rule_id) for rule_id in found[1:]]
+
+    def listed(self) -> List[Tuple[int, str, Optional[int], int]]:
+        client, keys = self.store.client, self._keys
+        ids = [int(i) for i in self.store.call(client.zrange, keys["ids"], 0, -1)]
+        if not ids:
+            return []
+        with client.pipeline(transaction=False) as pipe:
+            for name in ("text", "left", "seen"):
+                pipe.hmget(keys[name], ids)
+            texts, lefts, seens = self.store.call(pipe.execute)
+        return [
+            (rule_id, text.decode(), None if left is None else int(left), int(seen or 0))
+            for rule_id, text, left, seen in zip(ids, texts, lefts, seens)
+            if text is not None
+        ]
+
+    def clear(self) -> None:
+        keys = self._keys
+        self.store.call(
+            self.store.client.delete, *(keys[name] for name in ("ids", "live", "text", "left", "seen"))
+        )
+
+    def live(self) -> Tuple[Any, List[int]]:
+        found = self.store.call(self._live, keys=[self._keys["live"], self._keys["epoch"]])
+        return found[0], [int(rule_id) for rule_id in found[1:]]
+
+    def texts(self, ids: Sequence[int]) -> Dict[int, str]:
+        texts = self.store.call(self.store.client.hmget, self._keys["text"], list(ids))
+        return {rule_id: text.decode() for rule_id, text in zip(ids, texts) if text is not None}
+
+    def hit(self, rule_id: int, nth: Optional[int]) -> bool:
+        keys = self._keys
+        return bool(
+            self.store.call(
+                self._hit,
+                keys=[keys["ids"], keys["live"], keys["left"], keys["seen"]],
+                args=[rule_id, "" if nth is None else nth],
+            )
+        )
+
+
+# KEYS: one bucket per limit; ARGV: now, window, then (capacity, amount) per bucket. Returns
+# {0, level, ...} when taken, {i, seconds} when bucket i is short (as strings: Lua numbers would be cut).
+_TAKE = """
+local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local levels = {}
+for i, key in ipairs(KEYS) do
+  local capacity, amount = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+  local state = redis.call('HMGET', key, 'level', 'updated')
+  local level = tonumber(state[1]) or capacity
+  local updated = tonumber(state[2]) or now
+  level = math.min(capacity, level + math.max(0, now - updated) * capacity / window)
+  if level < amount then return {tostring(i), tostring((amount - level) * window / capacity)} end
+  levels[i] = level - amount
+end
+local out = {'0'}
+for i, key in ipairs(KEYS) do
+  redis.call('HSET', key, 'level', tostring(levels[i]), 'updated', tostring(now))
+  redis.call('PEXPIRE', key, math.ceil(window * 1000))
+  out[#out + 1] = tostring(levels[i])
+end
+return out
+"""
+
+
+class RedisBuckets:
+    """Rate-limit buckets in Redis, one hash per (client, kind), taken from by one script: one limit
+    across every replica. A bucket expires once it would have refilled: the store stays bounded."""
+
+    def __init__(self, store: Redis) -> None:
+        self.store = store
+        self.name = store.name
+        self._take = store.client.register_script(_TAKE)
+
+    def take(
+        self, who: str, wants: Sequence[Want], now: float, window: float
+    ) -> Tuple[Optional[Refused], List[Left]]:
+        keys = [self.store.key("bucket", kind, who) for kind, _, _ in wants]
+        args: List[Any] = [repr(now), repr(window)]
+        for _, capacity, amount in wants:
+            args += [capacity, repr(float(amount))]
+        found = [float(value) for value in self.store.call(self._take, keys=keys, args=args)]
+        if found[0]:
+            kind, capacity, amount = wants[int(found[0]) - 1]
+            return (kind, capacity, amount, found[1]), []
+        return None, [
+            (kind, capacity, level, (capacity - level) * window / capacity)
+            for (kind, capacity, _), level in zip(wants, found[1:])
+        ]
+
+    def count(self) -> int:
+        pattern = self.store.key("bucket", "*")
+        return sum(1 for _ in self.store.client.scan_iter(match=pattern, count=1000))

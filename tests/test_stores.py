@@ -1,0 +1,100 @@
+"""The shared state on each store (the embedded state file, a real Redis): several apps over one store
+act as the replicas of one deployment: scripted replies fire exactly ``times`` across them, one rate
+limit holds across them, the journal read from any one shows every request exactly once."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Dict, List
+
+import pytest
+import webtest
+
+from mokku import config
+from mokku.server.app import App
+
+CHAT = "/v1/chat/completions"
+
+
+def replicas(env: Dict[str, str], count: int = 3, **extra: str) -> List[webtest.TestApp]:
+    settings = config.load({**env, "MOKKU_ADMIN": "1", "MOKKU_JOURNAL": "1", **extra})
+    return [webtest.TestApp(App(settings), extra_environ={"wsgi.multithread": True}) for _ in range(count)]
+
+
+def say(app: webtest.TestApp, text: str, **headers: str) -> Any:
+    body = {"model": "gpt-4o", "messages": [{"role": "user", "content": text}]}
+    return app.post_json(CHAT, body, headers=headers, expect_errors=True)
+
+
+def spread(apps: List[webtest.TestApp], count: int, **headers: str) -> List[Any]:
+    with ThreadPoolExecutor(max_workers=30) as pool:
+        return list(pool.map(lambda n: say(apps[n % len(apps)], f"call {n}", **headers), range(count)))
+
+
+def test_a_rule_fires_exactly_times_across_replicas(store_env: Dict[str, str]) -> None:
+    apps = replicas(store_env)
+    rule = {"match": {"contains": "call"}, "reply": {"content": "scripted"}, "times": 3}
+    assert apps[0].post_json("/mokku/scenarios", rule).status_int == 200
+    answers = [r.json["choices"][0]["message"]["content"] for r in spread(apps, 90)]
+    assert answers.count("scripted") == 3
+    listed = apps[2].get("/mokku/scenarios").json["data"]
+    assert listed[0]["times_left"] == 0 and listed[0]["calls"] == 3
+    apps[1].post_json("/mokku/scenarios", {"match": {"nth": 2}, "reply": {"content": "second"}})
+    assert [say(app, "x").json["choices"][0]["message"]["content"] for app in apps] == ["x", "second", "x"]
+    apps[2].delete("/mokku/scenarios")
+    assert apps[0].get("/mokku/scenarios").json["data"] == []
+
+
+def test_one_rate_limit_across_replicas(store_env: Dict[str, str]) -> None:
+    # 30 a window of an hour: no refill while the test runs, so the count is exact.
+    apps = replicas(store_env, MOKKU_RPM="30", MOKKU_RATE_WINDOW="3600")
+    statuses = [r.status_int for r in spread(apps, 90, Authorization="Bearer sk-team")]
+    assert (statuses.count(200), statuses.count(429)) == (30, 60)
+    other = say(apps[1], "another key", Authorization="Bearer sk-other")
+    assert other.status_int == 200 and other.headers["x-ratelimit-remaining-requests"] == "29"
+
+
+def test_the_journal_shows_every_request_once_from_any_replica(store_env: Dict[str, str]) -> None:
+    apps = replicas(store_env)
+    spread(apps, 60)
+    for app in apps:  # read-your-writes: every request answered before the read, whichever took it
+        entries = app.get("/mokku/requests?limit=1000").json["data"]
+        texts = sorted(entry["body"]["messages"][0]["content"] for entry in entries)
+        assert texts == sorted(f"call {n}" for n in range(60))
+        assert len({entry["id"] for entry in entries}) == 60
+    apps[1].delete("/mokku/requests")
+    assert apps[2].get("/mokku/requests").json["data"] == []
+
+
+def test_the_journal_keeps_the_newest(store_env: Dict[str, str]) -> None:
+    (app,) = replicas(store_env, 1, MOKKU_JOURNAL_SIZE="5")
+    for n in range(30):
+        say(app, f"call {n}")
+    page = app.get("/mokku/requests?limit=100").json
+    assert [entry["body"]["messages"][0]["content"] for entry in page["data"]] == [
+        f"call {n}" for n in range(25, 30)
+    ]
+    older = app.get(f"/mokku/requests?limit=2&before={page['data'][2]['id']}").json["data"]
+    assert [entry["body"]["messages"][0]["content"] for entry in older] == ["call 25", "call 26"]
+
+
+def test_redis_gone_and_back(redis_server: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """Decisions that need Redis answer 503 naming it, logged once; the rest is answered; recovery by itself."""
+    apps = replicas(redis_server.env(), 1)
+    (app,) = apps
+    assert say(app, "before").status_int == 200
+    redis_server.stop()
+    try:
+        with caplog.at_level(logging.ERROR, logger="mokku"):
+            failed = [say(app, f"during {n}") for n in range(5)]
+            for response in failed:
+                error = response.json["error"]
+                assert response.status_int == 503 and error["code"] == "state_unavailable"
+                assert "Redis at redis://127.0.0.1" in error["message"] and error["type"] == "server_error"
+            assert app.get("/v1/models").status_int == 200  # no shared decision: answered
+        outages = [r for r in caplog.records if "cannot be used" in r.getMessage()]
+        assert len(outages) == 1
+    finally:
+        redis_server.start()
+    assert say(app, "after").status_int == 200
