@@ -98,3 +98,17 @@ def test_redis_gone_and_back(redis_server: Any, caplog: pytest.LogCaptureFixture
     finally:
         redis_server.start()
     assert say(app, "after").status_int == 200
+
+
+def test_a_rule_added_on_one_replica_applies_at_once_on_the_others(store_env: Dict[str, str]) -> None:
+    """Replicas that have learnt "no rules" (and so stop asking) hear of a new rule before its add answers."""
+    apps = replicas(store_env)
+    for _ in range(3):
+        assert [say(app, "x").json["choices"][0]["message"]["content"] for app in apps] == ["x"] * 3
+    for round_ in range(20):
+        rule = {"match": {"contains": f"round {round_}"}, "reply": {"content": "scripted"}}
+        apps[round_ % 3].post_json("/mokku/scenarios", rule)
+        target = apps[(round_ + 1) % 3]
+        assert say(target, f"round {round_}").json["choices"][0]["message"]["content"] == "scripted"
+        apps[0].delete("/mokku/scenarios")
+        assert say(target, "x").json["choices"][0]["message"]["content"] == "x"

@@ -22,7 +22,7 @@ import logging
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from mokku.credentials import mask_header
+from mokku.credentials import is_secret, mask_header
 from mokku.server.http import Request
 from mokku.store.base import JournalStore, Page, Row
 from mokku.store.sqlite import SETTLE_TIMEOUT_S, SqliteJournal
@@ -38,6 +38,9 @@ PREFIX_BYTES = 1024  # the start of a cut body kept in its marker
 _MARKER_BYTES = 8 * 1024  # larger than any marker (its prefix escaped at worst)
 MAX_PAGE = 1000  # entries in one page of GET /mokku/requests
 PAGE_BYTES = 8 * 1024 * 1024  # a page stops before it passes this (it holds at least one entry)
+
+# An entry's body as received (bytes), when it is kept whole: written as it is, not encoded again.
+RAW_BODY = "_raw_body"
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _ASCII_ENCODER = json.JSONEncoder(separators=(",", ":"))
@@ -72,16 +75,26 @@ class Journal:
 
     def _write(self, entries: List[Dict[str, Any]]) -> None:
         rows: List[Row] = []
+        limit = self.body_bytes + ENTRY_EXTRA_BYTES
         for entry in entries:
-            text, size = encode(entry, self.body_bytes + ENTRY_EXTRA_BYTES)
+            raw = entry.pop(RAW_BODY, None)
+            body = None
+            if raw is not None:
+                try:  # the body as it came (it parsed as JSON): kept as it is, never encoded again
+                    body = raw.decode("utf-8")
+                    entry = dict(entry, body=None)
+                except UnicodeDecodeError:
+                    pass
+            text, size = encode(entry, limit)
             model = entry.get("model")
             rows.append(
                 (
                     entry["time"],
                     _text(entry["path"]),
                     _text(model) if isinstance(model, str) else None,
-                    size,
+                    size + len(raw) if body is not None else size,
                     text,
+                    body,
                 )
             )
         self.store.append(rows)
@@ -174,16 +187,37 @@ def truncated(raw: bytes) -> Dict[str, Any]:
     }
 
 
+_HEADERS: Dict[str, Tuple[str, bool]] = {}  # CGI name -> (header name, carries a credential)
+_MAX_HEADER_NAMES = 1024
+
+
+def _header(key: str) -> Tuple[str, bool]:
+    """A header's name and whether it carries a credential, worked out once per name."""
+    name = key[5:].replace("_", "-").lower()
+    known = (name, is_secret(name))
+    if len(_HEADERS) < _MAX_HEADER_NAMES:
+        _HEADERS[key] = known
+    return known
+
+
 def entry_for(request: Request, status: int, started: float) -> Dict[str, Any]:
     """A journal entry from the request and what it met on its way."""
-    names = {key: key[5:].replace("_", "-").lower() for key in request.environ if key.startswith("HTTP_")}
-    headers = {name: mask_header(name, request.environ[key]) for key, name in names.items()}
+    environ = request.environ
+    headers = {}
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            known = _HEADERS.get(key)
+            if known is None:
+                known = _header(key)
+            name, secret = known
+            headers[name] = mask_header(name, value) if secret else value
     body = request.parsed
     stored: Any = body
+    raw = None
     if body is not None:
         raw = request.body()  # read already: the body was parsed
         if len(raw) > request.settings.journal_body_bytes:
-            stored = truncated(raw)  # cut from the bytes received, without encoding the whole body again
+            stored, raw = truncated(raw), None  # cut from the bytes received, never encoded whole
     result = request.result
     entry: Dict[str, Any] = {
         "time": time.time(),
@@ -203,4 +237,6 @@ def entry_for(request: Request, status: int, started: float) -> Dict[str, Any]:
     }
     if request.stream_outcome is not None:
         entry["stream"] = {"outcome": request.stream_outcome, "events": request.stream_events}
+    if raw is not None:
+        entry[RAW_BODY] = raw
     return entry

@@ -27,7 +27,7 @@ BUSY_TIMEOUT_MS = 10_000
 _SCHEMA = (
     # ``bytes`` comes before ``entry`` so that reading it never walks a large entry's overflow pages.
     "CREATE TABLE IF NOT EXISTS requests (id INTEGER PRIMARY KEY AUTOINCREMENT, time REAL NOT NULL, "
-    "path TEXT NOT NULL, model TEXT, bytes INTEGER NOT NULL DEFAULT 0, entry TEXT NOT NULL)",
+    "path TEXT NOT NULL, model TEXT, bytes INTEGER NOT NULL DEFAULT 0, entry TEXT NOT NULL, body TEXT)",
     "CREATE TABLE IF NOT EXISTS scenarios (id INTEGER PRIMARY KEY AUTOINCREMENT, "
     "rule TEXT NOT NULL, times_left INTEGER, seen INTEGER NOT NULL DEFAULT 0)",
     # What the API stores for later requests (mokku.control.objects).
@@ -99,6 +99,8 @@ def connect(path: str) -> sqlite3.Connection:
         columns = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
         if "bytes" not in columns:  # a state file from an earlier version
             db.execute("ALTER TABLE requests ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0")
+        if "body" not in columns:
+            db.execute("ALTER TABLE requests ADD COLUMN body TEXT")
     except BaseException:
         db.close()
         raise

@@ -8,10 +8,21 @@ Each part raises ``STATE_ERRORS`` (both backends' failures) when it cannot be us
 
 from __future__ import annotations
 
+import json
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Protocol, Sequence, Tuple
 
-# A journal row: time, path, model, size in bytes, the entry as JSON text.
-Row = Tuple[float, str, Optional[str], int, str]
+# A journal row: time, path, model, size in bytes, the entry as JSON text, and its body as JSON text
+# when that is kept apart (as it came; then the entry's ``body`` is null).
+Row = Tuple[float, str, Optional[str], int, str, Optional[str]]
+
+
+def entry_of(text: str, body: Optional[str], entry_id: int) -> Dict[str, Any]:
+    """A journal entry read back: its JSON, its body put back, its id."""
+    entry = json.loads(text)
+    if body is not None:
+        entry["body"] = json.loads(body)
+    entry["id"] = entry_id
+    return entry
 
 
 class Page(NamedTuple):

@@ -10,15 +10,16 @@ client reconnects by itself.
 
 from __future__ import annotations
 
-import json
+import contextlib
 import logging
+import os
 import threading
 import time
 import uuid
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Type
 from urllib.parse import urlsplit
 
-from mokku.store.base import Left, Page, Refused, Row, TooMany, Want
+from mokku.store.base import Left, Page, Refused, Row, TooMany, Want, entry_of
 
 try:
     import redis
@@ -57,6 +58,7 @@ class Redis:
             )
         self.url, self.prefix = url, prefix
         self.name = describe(url)
+        self.listener = Listener(self)
         self.client = redis.Redis.from_url(
             url,
             socket_timeout=TIMEOUT_S,
@@ -87,6 +89,28 @@ class Redis:
                 _DOWN.discard(self.url)
             log.warning("%s can be used again", self.name)
 
+    def broadcast(self, channel: str, timeout: float) -> bool:
+        """Publish on ``channel`` and wait until every process that heard it acknowledged (``ack``)."""
+        token = uuid.uuid4().hex
+        acks = self.key("acks", token)
+        client = self.client
+        heard = int(self.call(client.publish, channel, token))
+        deadline = time.monotonic() + timeout
+        for _ in range(heard):
+            left = deadline - time.monotonic()
+            if left <= 0 or self.call(client.blpop, [acks], timeout=min(left, TIMEOUT_S)) is None:
+                if time.monotonic() >= deadline:
+                    return False
+        self.call(client.delete, acks)
+        return True
+
+    def ack(self, token: str) -> None:
+        acks = self.key("acks", token)
+        with contextlib.suppress(*ERRORS), self.client.pipeline() as pipe:
+            pipe.rpush(acks, 1)
+            pipe.expire(acks, _KEEP_ACKS_S)
+            pipe.execute()
+
     def call(self, action: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         """Run one command or script, noting an outage's start and end."""
         try:
@@ -98,14 +122,86 @@ class Redis:
         return result
 
 
+class Listener:
+    """This process's one pub/sub connection to a store: readers asking writers to settle, rule
+    changes. A thread of its own reads it, subscribes to channels as they are asked for, and after a
+    lost connection subscribes again (each handler's ``lost`` is told, as notices may be missed)."""
+
+    def __init__(self, store: Redis) -> None:
+        self.store = store
+        self._handlers: Dict[str, Tuple[Callable[[str], None], Optional[Callable[[], None]]]] = {}
+        self._confirmed: Set[str] = set()
+        self._changed = threading.Condition()
+        self._pid = -1
+
+    def on(
+        self,
+        channel: str,
+        handler: Callable[[str], None],
+        lost: Optional[Callable[[], None]] = None,
+        wait: float = 0.0,
+    ) -> bool:
+        """Call ``handler`` with each message on ``channel``; True once subscribed (waiting up to ``wait``)."""
+        with self._changed:
+            self._handlers[channel] = (handler, lost)
+            if self._pid != os.getpid():  # first use in this process (a fork has no thread of its parent's)
+                self._pid, self._confirmed = os.getpid(), set()
+                threading.Thread(target=self._run, name="mokku-redis-listener", daemon=True).start()
+            deadline = time.monotonic() + wait
+            while channel not in self._confirmed and time.monotonic() < deadline:
+                self._changed.wait(deadline - time.monotonic())
+            return channel in self._confirmed
+
+    def subscribed(self, channel: str) -> bool:
+        return self._pid == os.getpid() and channel in self._confirmed
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self._listen()
+            except ERRORS as exc:
+                self.store.failed(exc)
+            with self._changed:
+                self._confirmed = set()
+                losers = [lost for _, lost in self._handlers.values() if lost is not None]
+            for lost in losers:
+                lost()
+            time.sleep(0.5)
+
+    def _listen(self) -> None:
+        pubsub = self.store.client.pubsub()
+        asked: Set[str] = set()
+        try:
+            while True:
+                with self._changed:
+                    wanted = set(self._handlers) - asked
+                if wanted:
+                    pubsub.subscribe(*wanted)
+                    asked |= wanted
+                message = pubsub.get_message(timeout=0.05)
+                if message is None:
+                    continue
+                channel = message["channel"].decode()
+                if message["type"] == "subscribe":
+                    with self._changed:
+                        self._confirmed.add(channel)
+                        self._changed.notify_all()
+                elif message["type"] == "message":
+                    data = message["data"]
+                    self._handlers[channel][0](data.decode() if isinstance(data, bytes) else str(data))
+        finally:
+            with contextlib.suppress(*ERRORS):
+                pubsub.close()
+
+
 # KEYS: seq, stream, bytes; ARGV: size bound, byte bound, then (time, path, model, bytes, text) per row.
 _APPEND = """
 local size, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local added = 0
-for i = 3, #ARGV, 5 do
+for i = 3, #ARGV, 6 do
   local id = redis.call('INCR', KEYS[1])
   redis.call('XADD', KEYS[2], id .. '-1', 't', ARGV[i], 'p', ARGV[i + 1], 'm', ARGV[i + 2],
-             'b', ARGV[i + 3], 'e', ARGV[i + 4])
+             'b', ARGV[i + 3], 'e', ARGV[i + 4], 'r', ARGV[i + 5])
   added = added + tonumber(ARGV[i + 3])
 end
 local total = redis.call('INCRBY', KEYS[3], added)
@@ -130,6 +226,11 @@ return total
 """
 
 
+def _entry_of(fields: Dict[bytes, bytes], entry_id: int) -> Dict[str, Any]:
+    body = fields.get(b"r")
+    return entry_of(fields[b"e"].decode(), body.decode() if body else None, entry_id)
+
+
 class RedisJournal:
     """The journal as one Redis stream; entry ids ``<n>-1`` from one counter, so they stay whole
     numbers that only grow, as the embedded store's do."""
@@ -145,70 +246,24 @@ class RedisJournal:
 
     def append(self, rows: Sequence[Row]) -> None:
         values: List[Any] = [self.size, self.max_bytes]
-        for when, path, model, size, text in rows:
-            values += [repr(when), path, model or "", size, text]
+        for when, path, model, size, text, body in rows:
+            values += [repr(when), path, model or "", size, text, body or ""]
         self.store.call(self._append, keys=[self._seq, self._stream, self._bytes], args=values)
 
     # Read-your-writes: a reader asks every process that writes entries to write what it holds.
 
     def tally(self, flush: Callable[[float], bool]) -> None:
-        """Answer readers' requests from this process: subscribed before the first entry is handed
-        over, or, with Redis down, from a thread that tries again every second."""
-        try:
-            self._subscribe(flush)
-        except ERRORS as exc:
-            self.store.failed(exc)
-            threading.Thread(target=self._resubscribe, args=(flush,), daemon=True).start()
+        """Answer readers from this process: subscribed before its first entry is handed over (with
+        Redis down, as soon as it is back)."""
 
-    def _resubscribe(self, flush: Callable[[float], bool]) -> None:
-        while True:
-            time.sleep(1.0)
-            try:
-                return self._subscribe(flush)
-            except ERRORS:
-                continue
+        def settle(token: str) -> None:
+            flush(SETTLE_TIMEOUT_S)
+            self.store.ack(token)
 
-    def _subscribe(self, flush: Callable[[float], bool]) -> None:
-        client = self.store.client
-        subscriber = client.pubsub()
-        subscriber.subscribe(**{self._channel: lambda message: self._settle(message, flush)})
-        deadline = time.monotonic() + TIMEOUT_S
-        while time.monotonic() < deadline:  # confirmed: a reader from now on counts this process
-            message = subscriber.get_message(timeout=0.1)
-            if message is not None and message["type"] == "subscribe":
-                break
-        subscriber.run_in_thread(sleep_time=1.0, daemon=True, exception_handler=self._listen_failed)
-
-    def _settle(self, message: Dict[str, Any], flush: Callable[[float], bool]) -> None:
-        flush(SETTLE_TIMEOUT_S)
-        token = message["data"].decode() if isinstance(message["data"], bytes) else str(message["data"])
-        acks = self.store.key("journal", "settled", token)
-        client = self.store.client
-        try:
-            with client.pipeline() as pipe:
-                pipe.rpush(acks, 1)
-                pipe.expire(acks, _KEEP_ACKS_S)
-                pipe.execute()
-        except ERRORS:
-            pass
-
-    def _listen_failed(self, exc: BaseException, pubsub: Any, thread: Any) -> None:
-        self.store.failed(exc)
-        time.sleep(1.0)  # the thread goes on and resubscribes when Redis is back
+        self.store.listener.on(self._channel, settle, wait=TIMEOUT_S)
 
     def settled(self) -> bool:
-        token = uuid.uuid4().hex
-        acks = self.store.key("journal", "settled", token)
-        client = self.store.client
-        writers = self.store.call(client.publish, self._channel, token)
-        deadline = time.monotonic() + SETTLE_TIMEOUT_S
-        for _ in range(int(writers)):
-            left = deadline - time.monotonic()
-            if left <= 0 or self.store.call(client.blpop, [acks], timeout=min(left, TIMEOUT_S)) is None:
-                if time.monotonic() >= deadline:
-                    return False
-        client.delete(acks)
-        return True
+        return self.store.broadcast(self._channel, SETTLE_TIMEOUT_S)
 
     # Reads
 
@@ -254,7 +309,7 @@ class RedisJournal:
                         found.reverse()
                     return Page(found, True)
                 total += size
-                found.append(dict(json.loads(fields[b"e"]), id=entry_id))
+                found.append(_entry_of(fields, entry_id))
             if len(chunk) < _SCAN_CHUNK:
                 break
         if not forward:
@@ -269,7 +324,7 @@ class RedisJournal:
             for item in chunk:
                 entry_id, _, fields = self._entry(item)
                 low = f"({entry_id}-1"
-                yield dict(json.loads(fields[b"e"]), id=entry_id)
+                yield _entry_of(fields, entry_id)
             if len(chunk) < _SCAN_CHUNK:
                 return
 
@@ -320,6 +375,9 @@ class RedisRules:
     def __init__(self, store: Redis) -> None:
         self.store = store
         self.name = store.name
+        self._channel = store.key("rules", "changed")
+        self._maybe = True  # rules may exist: ask Redis (False only after it said none, with no change since)
+        self._notices = 0
         names = ("seq", "ids", "live", "text", "left", "epoch", "seen")
         self._keys = {name: store.key("rules", name) for name in names}
         client = store.client
@@ -327,8 +385,23 @@ class RedisRules:
             client.register_script(s) for s in (_ADD_RULES, _LIVE_RULES, _HIT_RULE)
         )
 
+    # Whether any rule may exist is known here, without a round trip: adding rules tells every
+    # process (over pub/sub, waiting for each to acknowledge) before the add answers, so a call that
+    # starts after it asks Redis again; a lost connection counts as such a notice.
+
     def may_hold(self, kind: int) -> bool:
-        return True  # only Redis knows
+        if not self.store.listener.subscribed(self._channel):
+            self.store.listener.on(self._channel, self._changed, self._lost)
+            return True
+        return self._maybe
+
+    def _changed(self, token: str) -> None:
+        self._lost()
+        self.store.ack(token)
+
+    def _lost(self) -> None:
+        self._notices += 1
+        self._maybe = True
 
     def add(self, rules: Sequence[Tuple[str, Optional[int], int]], limit: int) -> List[int]:
         keys = self._keys
@@ -342,6 +415,7 @@ class RedisRules:
         )
         if int(found[0]) < 0:
             raise TooMany(int(found[1]))
+        self.store.broadcast(self._channel, TIMEOUT_S)
         return [int(rule_id) for rule_id in found[1:]]
 
     def listed(self) -> List[Tuple[int, str, Optional[int], int]]:
@@ -366,7 +440,10 @@ class RedisRules:
         )
 
     def live(self) -> Tuple[Any, List[int]]:
+        notices, listening = self._notices, self.store.listener.subscribed(self._channel)
         found = self.store.call(self._live, keys=[self._keys["live"], self._keys["epoch"]])
+        if len(found) == 1 and listening and notices == self._notices:
+            self._maybe = False  # none live, and none added since this read began
         return found[0], [int(rule_id) for rule_id in found[1:]]
 
     def texts(self, ids: Sequence[int]) -> Dict[int, str]:

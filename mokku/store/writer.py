@@ -22,6 +22,7 @@ log = logging.getLogger("mokku")
 
 MAX_PENDING = 20_000  # entries handed over but not written, per process
 MAX_BATCH = 512  # entries in one write
+GATHER_S = 0.01  # after the first entry, how long the thread lets more gather (a reader cuts it short)
 _WARN_EVERY_S = 30.0
 
 
@@ -55,6 +56,7 @@ class Writer:
             self._queue: queue.SimpleQueue = queue.SimpleQueue()
             self.handed = self.written = 0
             self._done = threading.Condition()
+            self._hurry = threading.Event()
             self._tally = self._make_tally(self.flush) if self._make_tally else None
             thread = threading.Thread(target=self._run, name=f"mokku-{self._what}-writer", daemon=True)
             thread.start()
@@ -76,6 +78,10 @@ class Writer:
         source = self._queue
         while True:
             batch = [source.get()]
+            # One write per gathering, not per request: each write wakes this thread and takes the
+            # GIL and the store's lock from the request threads.
+            if self._hurry.wait(GATHER_S):
+                self._hurry.clear()
             while len(batch) < MAX_BATCH:
                 try:
                     batch.append(source.get_nowait())
@@ -96,6 +102,8 @@ class Writer:
         if self._pid != os.getpid():
             return True
         wanted = self.handed
+        if self.written < wanted:
+            self._hurry.set()
         deadline = time.monotonic() + timeout
         with self._done:
             while self.written < wanted:
