@@ -112,3 +112,17 @@ def test_a_rule_added_on_one_replica_applies_at_once_on_the_others(store_env: Di
         assert say(target, f"round {round_}").json["choices"][0]["message"]["content"] == "scripted"
         apps[0].delete("/mokku/scenarios")
         assert say(target, "x").json["choices"][0]["message"]["content"] == "x"
+
+
+def test_readiness_follows_the_shared_store(redis_server: Any, tmp_path: Any) -> None:
+    (app,) = replicas(redis_server.env(), 1)
+    (embedded,) = replicas({"MOKKU_STATE": str(tmp_path / "state.sqlite3")}, 1)
+    assert app.get("/readyz").json["status"] == "ok" and embedded.get("/readyz").status_int == 200
+    redis_server.stop()
+    try:
+        error = app.get("/readyz", status=503).json["error"]
+        assert error["code"] == "state_unavailable" and "Redis at" in error["message"]
+        assert app.get("/health").status_int == 200 and embedded.get("/readyz").status_int == 200
+    finally:
+        redis_server.start()
+    assert app.get("/readyz").status_int == 200

@@ -14,6 +14,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, Optional
 
 from mokku import config, errors, telemetry
+from mokku.api.health import readiness
 from mokku.control.journal import Journal, entry_for
 from mokku.control.objects import Objects
 from mokku.control.scenarios import Scenarios
@@ -66,7 +67,13 @@ class App:
         if self.settings.admin:
             self.scenarios = Scenarios(state, store=stores.rules)
         self.router = Router(
-            build_routes(self.settings, self.journal, self.scenarios, self.stored)
+            build_routes(
+                self.settings,
+                self.journal,
+                self.scenarios,
+                self.stored,
+                readiness(stores.ready, stores.rules.name),
+            )
             if routes is None
             else routes
         )

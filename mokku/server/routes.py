@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from mokku.anthropic.dialect import ANTHROPIC
 from mokku.anthropic.messages import Messages
@@ -84,6 +84,7 @@ def build_routes(
     journal: Optional[Journal] = None,
     scenarios: Optional[Scenarios] = None,
     stored: Optional[Objects] = None,
+    ready: Optional[Callable[[Request], Response]] = None,
 ) -> List[Route]:
     stored = stored or Objects(settings.state_path or default_path())
     replies = Replies(settings, Simulator(settings), scenarios)
@@ -102,6 +103,7 @@ def build_routes(
     api = [
         Route("GET", "/health", health),
         Route("GET", "/healthz", health),
+        Route("GET", "/readyz", ready or health),
         Route("GET", "/openapi.yml", openapi.openapi_yaml),
         Route("GET", "/openapi.json", openapi.openapi_json),
         *gemini_routes(gemini, google),  # before OpenAI's /v1/models/{model}: ``:generateContent`` is theirs

@@ -3,7 +3,7 @@ file by default, Redis with ``MOKKU_STATE=redis://...``."""
 
 from __future__ import annotations
 
-from typing import NamedTuple, Tuple, Type
+from typing import Callable, NamedTuple, Tuple, Type
 
 from mokku import config
 from mokku.store.base import BucketStore, JournalStore, RulesStore
@@ -14,6 +14,7 @@ class Stores(NamedTuple):
     journal: JournalStore
     rules: RulesStore
     buckets: BucketStore
+    ready: Callable[[], None]  # raises when the shared store cannot be used (``GET /readyz``)
 
 
 def open_stores(settings: config.Settings, state_path: str) -> Stores:
@@ -26,12 +27,14 @@ def open_stores(settings: config.Settings, state_path: str) -> Stores:
             redis.RedisJournal(shared, settings.journal_size, settings.journal_bytes),
             redis.RedisRules(shared),
             redis.RedisBuckets(shared),
+            shared.check,
         )
     return Stores(
         SqliteJournal(state_path, settings.journal_size, settings.journal_bytes),
         # A state file named in the settings may be shared by other processes; the default one is ours.
         SqliteRules(state_path, shared=bool(settings.state_path)),
         SqliteBuckets(state_path),
+        lambda: None,  # the state file: a worker that can run can use it, or says so per request
     )
 
 
