@@ -223,15 +223,14 @@ def _listed(env: Mapping[str, str], name: str, separator: str = ",") -> Tuple[st
 
 
 def _state(env: Mapping[str, str]) -> Dict[str, Any]:
-    """``MOKKU_STATE``: a state file's path, or a Redis URL (then the server's own file, for what
-    Redis does not hold, is ``MOKKU_STATE_FILE``, made at start when unset)."""
+    """``MOKKU_STATE``: a state file's path, or a Redis URL."""
     state = env.get("MOKKU_STATE", "").strip()
     prefix = env.get("MOKKU_STATE_PREFIX", "mokku:")
     if not state.startswith(("redis://", "rediss://", "unix://")):
         return {"state_path": state, "state_prefix": prefix}
     if len(prefix) > 200:
         raise ConfigError("MOKKU_STATE_PREFIX is at most 200 characters")
-    return {"state_path": env.get("MOKKU_STATE_FILE", "").strip(), "state_url": state, "state_prefix": prefix}
+    return {"state_path": "", "state_url": state, "state_prefix": prefix}
 
 
 def _recording(env: Mapping[str, str]) -> Dict[str, Any]:

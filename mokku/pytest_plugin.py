@@ -72,9 +72,8 @@ class MokkuHandle:
         from mokku import config
         from mokku.record.setup import make_proxy
 
-        state = self.app.settings.state_path
         env = {**os.environ, "MOKKU_MODE": mode, "MOKKU_CASSETTES": directory, "MOKKU_UPSTREAM": upstream}
-        proxy = make_proxy(config.load(env), state)
+        proxy = make_proxy(config.load(env), self.app.counters)
         assert proxy.cassettes is not None
         if mode == "record":
             proxy.cassettes.clear()

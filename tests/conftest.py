@@ -63,4 +63,4 @@ def store_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     if request.param == "sqlite":
         return {"MOKKU_STATE": state}
     redis_server = request.getfixturevalue("redis_server")
-    return {**redis_server.env(), "MOKKU_STATE_FILE": state}
+    return redis_server.env()

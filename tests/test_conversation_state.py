@@ -4,8 +4,9 @@ responses, Conversations and Responses logprobs, every object checked against th
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 import webtest
@@ -13,7 +14,7 @@ import webtest
 from mokku import config
 from mokku.api.decide import Replies
 from mokku.api.responses import Responses
-from mokku.control.objects import Bounds, Objects, TooLarge
+from mokku.control.objects import DEFAULT_BOUNDS, Bounds, Duplicate, Objects, TooLarge
 from mokku.server.app import App
 from mokku.server.routing import Route
 from mokku.simulation.faults import Simulator
@@ -46,13 +47,28 @@ def sse(raw: bytes) -> List[Dict[str, Any]]:
     return out
 
 
-# The store
+# The store, embedded and in Redis
 
 
-def test_responses_are_bounded_in_count_bytes_and_age(tmp_path: Path) -> None:
+@pytest.fixture
+def objects(store_env: Dict[str, str]) -> Callable[..., Any]:
+    """The store each backend gives, with the test's bounds and clock."""
+
+    def make(bounds: Bounds = DEFAULT_BOUNDS, clock: Callable[[], float] = time.time) -> Any:
+        if not store_env["MOKKU_STATE"].startswith("redis://"):
+            return Objects(store_env["MOKKU_STATE"], bounds, clock)
+        from mokku.store.redis import Redis
+        from mokku.store.redis_objects import RedisObjects
+
+        return RedisObjects(Redis(store_env["MOKKU_STATE"], store_env["MOKKU_STATE_PREFIX"]), bounds, clock)
+
+    return make
+
+
+def test_responses_are_bounded_in_count_bytes_and_age(objects: Callable[..., Any]) -> None:
     clock = FakeClock(1_000_000.0)
     bounds = Bounds(responses=3, response_bytes=100, response_seconds=60)
-    store = Objects(str(tmp_path / "state"), bounds, clock)
+    store = objects(bounds, clock)
     for number in range(4):
         store.keep_response(f"r{number}", b"x" * 10, b"[]")
     assert store.response("r0") is None and store.response("r3") is not None  # the oldest out by count
@@ -66,10 +82,10 @@ def test_responses_are_bounded_in_count_bytes_and_age(tmp_path: Path) -> None:
     assert store.delete_response("new") and not store.delete_response("new")
 
 
-def test_conversations_are_bounded_oldest_out_and_one_conversation_in_bytes(tmp_path: Path) -> None:
-    store = Objects(
-        str(tmp_path / "state"), Bounds(conversations=2, conversation_bytes=300, one_conversation_bytes=200)
-    )
+def test_conversations_are_bounded_oldest_out_and_one_conversation_in_bytes(
+    objects: Callable[..., Any],
+) -> None:
+    store = objects(Bounds(conversations=2, conversation_bytes=300, one_conversation_bytes=200))
     for number in range(3):
         store.create_conversation(f"c{number}", b"{}", [(f"i{number}", b"x" * 10)])
     assert store.conversation("c0") is None and store.items("c2") == [b"x" * 10]
@@ -81,6 +97,18 @@ def test_conversations_are_bounded_oldest_out_and_one_conversation_in_bytes(tmp_
     assert store.items("c3") == [b"w" * 150]
     assert store.delete_item("c3", "big") and store.items("c3") == []
     assert not store.add_items("gone", [("a", b"a")])
+    with pytest.raises(Duplicate):
+        store.add_items("c3", [("twice", b"a"), ("twice", b"b")])
+    assert store.add_items("c3", [(f"n{n}", b"%d" % n) for n in range(5)])
+    page = store.page_items("c3", "n1", 2, False)
+    assert page.items == [b"2", b"3"] and page.has_more
+    assert store.page_items("c3", None, 10, True).items == [b"4", b"3", b"2", b"1", b"0"]
+    assert store.item("c3", "n4") == b"4" and store.item("c3", "nothing") is None
+    assert (
+        store.replace_conversation("c3", b'{"metadata":{}}')
+        and store.conversation("c3") == b'{"metadata":{}}'
+    )
+    assert store.delete_conversation("c3") and store.items("c3") is None
 
 
 # previous_response_id

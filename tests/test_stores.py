@@ -126,3 +126,52 @@ def test_readiness_follows_the_shared_store(redis_server: Any, tmp_path: Any) ->
     finally:
         redis_server.start()
     assert app.get("/readyz").status_int == 200
+
+
+def test_stored_responses_and_conversations_are_shared(store_env: Dict[str, str]) -> None:
+    apps = replicas(store_env)
+    first = apps[0].post_json("/v1/responses", {"model": "gpt-4o", "input": "remember me"}).json
+    assert apps[1].get(f"/v1/responses/{first['id']}").json["id"] == first["id"]
+    chained = (
+        apps[2]
+        .post_json(
+            "/v1/responses", {"model": "gpt-4o", "input": "and me", "previous_response_id": first["id"]}
+        )
+        .json
+    )
+    inputs = apps[0].get(f"/v1/responses/{chained['id']}/input_items?order=asc").json["data"]
+    assert [item["content"][0]["text"] for item in inputs if item["role"] == "user"] == [
+        "remember me",
+        "and me",
+    ]
+    conversation = apps[1].post_json("/v1/conversations", {}).json["id"]
+
+    def add(n: int) -> int:
+        item = {"type": "message", "role": "user", "content": f"item {n}"}
+        return apps[n % 3].post_json(f"/v1/conversations/{conversation}/items", {"items": [item]}).status_int
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        assert set(pool.map(add, range(60))) == {200}
+    listed = apps[2].get(f"/v1/conversations/{conversation}/items?limit=100&order=asc").json["data"]
+    assert sorted(item["content"][0]["text"] for item in listed) == sorted(f"item {n}" for n in range(60))
+    assert len({item["id"] for item in listed}) == 60
+    assert apps[0].delete(f"/v1/responses/{first['id']}").status_int == 200
+    apps[1].get(f"/v1/responses/{first['id']}", status=404)
+
+
+def test_cassette_sequences_count_across_replicas(store_env: Dict[str, str], tmp_path: Any) -> None:
+    from mokku.record.cassettes import Cassettes
+    from mokku.store import open_stores
+
+    settings = config.load(store_env)
+    replicas_ = [
+        Cassettes(str(tmp_path / "tapes"), open_stores(settings, settings.state_path).counters)
+        for _ in range(3)
+    ]
+    other = Cassettes(str(tmp_path / "other"), open_stores(settings, settings.state_path).counters)
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        numbers = list(pool.map(lambda n: replicas_[n % 3].next("key", "replayed"), range(30)))
+    assert sorted(numbers) == list(range(1, 31))
+    assert other.next("key", "replayed") == 1 and replicas_[0].next("key", "recorded") == 1
+    replicas_[1].reset()
+    assert replicas_[2].next("key", "replayed") == 1

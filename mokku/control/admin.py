@@ -145,7 +145,7 @@ class Admin:
         since = _number(one("since"), "since")
         limit = _whole(one("limit"), "limit")
         after, before = _whole(one("after"), "after", 0), _whole(one("before"), "before", 0)
-        with statedb.answered(journal.path):
+        with statedb.answered(journal.store.name):
             page = journal.page(
                 one("path"),
                 one("model"),
@@ -166,12 +166,12 @@ class Admin:
 
     def verdict(self, request: Request) -> Response:
         journal = self._check(request)
-        with statedb.answered(journal.path):
+        with statedb.answered(journal.store.name):
             return json_response(judge(journal.scan()))
 
     def clear_requests(self, request: Request) -> Response:
         journal = self._check(request)
-        with statedb.answered(journal.path):
+        with statedb.answered(journal.store.name):
             journal.clear()
         return json_response({"object": "list", "deleted": True})
 

@@ -16,7 +16,7 @@ import atexit
 import os
 import shutil
 import tempfile
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple, Type
 
 from mokku import config, store
 from mokku.control import statedb
@@ -63,7 +63,10 @@ def claim_state(settings: config.Settings) -> Optional[str]:
     """Choose this server's state file before workers start, and load ``MOKKU_SCENARIOS`` into it;
     returns the private directory to remove at exit (None when the user chose the file with
     MOKKU_STATE)."""
-    store.check(settings)  # Redis named and unreachable: exit 2 with why
+    if settings.state_url:  # everything shared is in Redis: no file to make
+        store.check(settings)  # unreachable: exit 2 with why
+        _load_scenarios(settings, "")
+        return None
     owned = None
     path = settings.state_path
     if path:
@@ -78,20 +81,29 @@ def claim_state(settings: config.Settings) -> Optional[str]:
             raise config.ConfigError(f"cannot make a private directory for the state file: {exc}") from None
         path = os.path.join(owned, STATE_NAME)
         statedb.create_private(path)
-        # Handed to the workers; with Redis, the file keeps what Redis does not (stored objects).
-        os.environ["MOKKU_STATE_FILE" if settings.state_url else "MOKKU_STATE"] = path
+        os.environ["MOKKU_STATE"] = path  # handed to the workers
     try:
         tally.reset(path)  # no writer of an earlier run holds a reader up
     except OSError as exc:
         remove(owned)
         raise config.ConfigError(f"MOKKU_STATE: cannot use {path + tally.SUFFIX}: {exc}") from None
+    try:
+        _load_scenarios(settings, path)
+    except config.ConfigError:
+        remove(owned)
+        raise
+    return owned
+
+
+_LOAD_ERRORS: Tuple[Type[BaseException], ...] = (OSError, ValueError, *statedb.STATE_ERRORS)
+
+
+def _load_scenarios(settings: config.Settings, path: str) -> None:
     if settings.scenarios_file:
         try:
             load_file(settings.scenarios_file, path, open_stores(settings, path).rules)
-        except (OSError, ValueError) as exc:
-            remove(owned)
+        except _LOAD_ERRORS as exc:
             raise config.ConfigError(f"MOKKU_SCENARIOS: {exc}") from None
-    return owned
 
 
 def remove(path: Optional[str]) -> None:

@@ -22,8 +22,8 @@ import tempfile
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Pattern, Sequence, Tuple
 from urllib.parse import parse_qsl, urlencode
 
-from mokku.control import statedb
 from mokku.credentials import is_secret
+from mokku.store.base import CounterStore
 
 REDACTED = "[redacted]"
 IGNORED_FIELDS = ("user", "metadata", "stream_options")
@@ -86,25 +86,19 @@ def _slug(path: str) -> str:
 
 
 class Cassettes:
-    """A directory of recordings, with the sequence counters in the state file."""
+    """A directory of recordings, with the sequence counters in the server's store."""
 
-    def __init__(self, directory: str, state_path: Optional[str] = None) -> None:
+    def __init__(self, directory: str, counters: Optional[CounterStore] = None) -> None:
         self.directory = directory
-        # The counters' file (None: reading recordings only, as ``cassette why`` does).
-        self._connections = statedb.Connections(state_path, create=True) if state_path else None
+        # Where calls are counted (None: reading recordings only, as ``cassette why`` does).
+        self._counters = counters
         self._numbers: Dict[str, List[int]] = {}
         self._entries: Dict[str, Dict[str, Any]] = {}
 
-    def _counter(self, key: str) -> str:
-        """The counters are per directory: two cassette directories never share a count."""
-        return f"{os.path.abspath(self.directory)}\0{key}"
-
     def reset(self) -> None:
         """Count this directory's calls from 1 again (a test that uses it begins)."""
-        assert self._connections is not None, "counting needs the state file"
-        prefix = os.path.abspath(self.directory) + "\0"
-        with self._connections.using() as db:
-            db.execute("DELETE FROM cassette_counters WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+        assert self._counters is not None, "counting needs the state store"
+        self._counters.reset(os.path.abspath(self.directory))
 
     def clear(self) -> None:
         """Remove every recording of this directory (before it is recorded again)."""
@@ -114,26 +108,10 @@ class Cassettes:
                     os.unlink(os.path.join(folder, name))
 
     def next(self, key: str, kind: str) -> int:
-        """The next number for ``key`` (``kind``: recorded or replayed), from 1, atomically."""
-        column = "recorded" if kind == "recorded" else "replayed"
-        assert self._connections is not None, "counting needs the state file"
-        key = self._counter(key)
-        with self._connections.using() as db:
-            db.execute("BEGIN IMMEDIATE")
-            try:
-                db.execute(
-                    "INSERT OR IGNORE INTO cassette_counters (key, recorded, replayed) VALUES (?, 0, 0)",
-                    (key,),
-                )
-                db.execute(f"UPDATE cassette_counters SET {column} = {column} + 1 WHERE key = ?", (key,))
-                (number,) = db.execute(
-                    f"SELECT {column} FROM cassette_counters WHERE key = ?", (key,)
-                ).fetchone()
-                db.execute("COMMIT")
-            except BaseException:
-                db.execute("ROLLBACK")
-                raise
-        return int(number)
+        """The next number for ``key`` (``kind``: recorded or replayed), from 1, atomically (the
+        counters are per directory: two cassette directories never share a count)."""
+        assert self._counters is not None, "counting needs the state store"
+        return self._counters.next(os.path.abspath(self.directory), key, kind)
 
     def path(self, request_path: str, key: str, number: int) -> str:
         return os.path.join(self.directory, _slug(request_path), f"{key}-{number}.json")

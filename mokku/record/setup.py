@@ -6,10 +6,11 @@ from mokku import config
 from mokku.record.cassettes import Cassettes, Redaction
 from mokku.record.proxy import Proxy
 from mokku.simulation.faults import Simulator
+from mokku.store.base import CounterStore
 
 
-def make_proxy(settings: config.Settings, state_path: str) -> Proxy:
-    cassettes = Cassettes(settings.cassettes, state_path) if settings.cassettes else None
+def make_proxy(settings: config.Settings, counters: CounterStore) -> Proxy:
+    cassettes = Cassettes(settings.cassettes, counters) if settings.cassettes else None
     return Proxy(
         settings.mode,
         settings.upstream,

@@ -16,7 +16,6 @@ from typing import Any, Callable, Dict, Iterable, Optional
 from mokku import config, errors, telemetry
 from mokku.api.health import readiness
 from mokku.control.journal import Journal, entry_for
-from mokku.control.objects import Objects
 from mokku.control.scenarios import Scenarios
 from mokku.control.state import default_path
 from mokku.record.setup import make_proxy
@@ -52,10 +51,11 @@ class App:
         self.settings = settings or config.load()
         self.journal: Optional[Journal] = None
         self.scenarios: Optional[Scenarios] = None
-        state = self.settings.state_path or default_path()
-        # None touches the file here: a worker boots whatever state the file is in.
-        self.stored = Objects(state)
+        # The state file (none with Redis: everything shared is there).
+        state = "" if self.settings.state_url else self.settings.state_path or default_path()
+        # Nothing touches the store here: a worker boots whatever state it is in.
         stores = open_stores(self.settings, state)
+        self.stored = stores.objects
         if self.settings.journal:
             self.journal = Journal(
                 state,
@@ -80,7 +80,8 @@ class App:
         # The dialect of a request no route decides (the shared model list, an unknown path).
         self._dialect_of = choose_dialect
         self.access = limits.Access(self.settings, buckets=stores.buckets)
-        self.proxy = make_proxy(self.settings, state) if self.settings.mode else None
+        self.counters = stores.counters
+        self.proxy = make_proxy(self.settings, stores.counters) if self.settings.mode else None
         if self.proxy is not None and self.scenarios is not None:
             self.scenarios.mode_unavailable = self.proxy.available
         self._checked_threading = False

@@ -3,11 +3,12 @@ file by default, Redis with ``MOKKU_STATE=redis://...``."""
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple, Tuple, Type
+from typing import Any, Callable, NamedTuple, Tuple, Type
 
 from mokku import config
-from mokku.store.base import BucketStore, JournalStore, RulesStore
-from mokku.store.sqlite import SqliteBuckets, SqliteJournal, SqliteRules
+from mokku.control.objects import Objects
+from mokku.store.base import BucketStore, CounterStore, JournalStore, RulesStore
+from mokku.store.sqlite import SqliteBuckets, SqliteCounters, SqliteJournal, SqliteRules
 
 
 class Stores(NamedTuple):
@@ -15,12 +16,15 @@ class Stores(NamedTuple):
     rules: RulesStore
     buckets: BucketStore
     ready: Callable[[], None]  # raises when the shared store cannot be used (``GET /readyz``)
+    objects: Any  # stored responses and conversations: ``Objects`` or ``RedisObjects``
+    counters: CounterStore  # cassette sequence counters
 
 
 def open_stores(settings: config.Settings, state_path: str) -> Stores:
     """The server's stores; nothing is touched until first use (a worker boots whatever state they are in)."""
     if settings.state_url:
         from mokku.store import redis
+        from mokku.store.redis_objects import RedisObjects
 
         shared = redis.Redis(settings.state_url, settings.state_prefix)
         return Stores(
@@ -28,6 +32,8 @@ def open_stores(settings: config.Settings, state_path: str) -> Stores:
             redis.RedisRules(shared),
             redis.RedisBuckets(shared),
             shared.check,
+            RedisObjects(shared),
+            redis.RedisCounters(shared),
         )
     return Stores(
         SqliteJournal(state_path, settings.journal_size, settings.journal_bytes),
@@ -35,6 +41,8 @@ def open_stores(settings: config.Settings, state_path: str) -> Stores:
         SqliteRules(state_path, shared=bool(settings.state_path)),
         SqliteBuckets(state_path),
         lambda: None,  # the state file: a worker that can run can use it, or says so per request
+        Objects(state_path),
+        SqliteCounters(state_path),
     )
 
 

@@ -128,3 +128,12 @@ class BucketStore(Protocol):
     ) -> Tuple[Optional[Refused], List[Left]]: ...
 
     def count(self) -> int: ...
+
+
+class CounterStore(Protocol):
+    """Sequence counters (how often a recorded request was recorded and replayed), per scope."""
+
+    def next(self, scope: str, key: str, kind: str) -> int:
+        """The next number for ``key`` of ``kind`` in ``scope``, from 1, atomically."""
+
+    def reset(self, scope: str) -> None: ...

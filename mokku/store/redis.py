@@ -11,6 +11,7 @@ client reconnects by itself.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import os
 import threading
@@ -513,3 +514,22 @@ class RedisBuckets:
     def count(self) -> int:
         pattern = self.store.key("bucket", "*")
         return sum(1 for _ in self.store.client.scan_iter(match=pattern, count=1000))
+
+
+class RedisCounters:
+    """Sequence counters in Redis: one hash per scope, one ``HINCRBY`` per call."""
+
+    def __init__(self, store: Redis) -> None:
+        self.store = store
+
+    def _hash(self, scope: str) -> str:
+        return self.store.key(
+            "counters", hashlib.sha256(scope.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+        )
+
+    def next(self, scope: str, key: str, kind: str) -> int:
+        field = f"{'recorded' if kind == 'recorded' else 'replayed'}:{key}"
+        return int(self.store.call(self.store.client.hincrby, self._hash(scope), field, 1))
+
+    def reset(self, scope: str) -> None:
+        self.store.call(self.store.client.delete, self._hash(scope))

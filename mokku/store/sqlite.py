@@ -4,6 +4,7 @@ worker of one server. The default; past one machine, ``mokku.store.redis``."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import mmap
 import os
@@ -365,3 +366,41 @@ class SqliteBuckets:
     def count(self) -> int:
         with self._connections.using() as db:
             return int(db.execute("SELECT COUNT(*) FROM buckets").fetchone()[0])
+
+
+class SqliteCounters:
+    """Sequence counters in the ``cassette_counters`` table, one row per scope and key."""
+
+    def __init__(self, path: str) -> None:
+        self._connections = statedb.Connections(path, create=True)
+
+    def next(self, scope: str, key: str, kind: str) -> int:
+        column = "recorded" if kind == "recorded" else "replayed"
+        name = f"{_scope(scope)}:{key}"
+        with self._connections.using() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.execute(
+                    "INSERT OR IGNORE INTO cassette_counters (key, recorded, replayed) VALUES (?, 0, 0)",
+                    (name,),
+                )
+                db.execute(f"UPDATE cassette_counters SET {column} = {column} + 1 WHERE key = ?", (name,))
+                (number,) = db.execute(
+                    f"SELECT {column} FROM cassette_counters WHERE key = ?", (name,)
+                ).fetchone()
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        return int(number)
+
+    def reset(self, scope: str) -> None:
+        prefix = _scope(scope) + ":"
+        with self._connections.using() as db:
+            db.execute("DELETE FROM cassette_counters WHERE substr(key, 1, ?) = ?", (len(prefix), prefix))
+
+
+def _scope(scope: str) -> str:
+    """A scope as a fixed-length hex prefix of its counters' keys (no character SQLite's text
+    functions stop at, none ``substr`` miscounts)."""
+    return hashlib.sha256(scope.encode("utf-8", "surrogatepass")).hexdigest()[:32]

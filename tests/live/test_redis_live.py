@@ -97,3 +97,24 @@ def test_an_unreachable_redis_at_start_exits_2(kind: str) -> None:
     out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
     assert "Redis at redis://127.0.0.1:1/0 cannot be used" in out.stderr
+
+
+def test_a_response_stored_through_one_replica_is_retrieved_through_every_other(
+    replicas: List[LiveServer],
+) -> None:
+    headers = {
+        "Content-Type": "application/json",
+        "Authorization": "Bearer sk-store",
+        "X-Mokku-Token-Ms": "2000",
+    }
+    body = json.dumps({"model": "gpt-4o", "input": "keep this for a while", "background": True}).encode()
+    status, _, data = request("POST", replicas[0].url + "/v1/responses", body, headers)
+    assert status == 200
+    stored = json.loads(data)["id"]
+    for server in replicas * 2:  # fresh connections: each worker of each replica
+        status, _, data = request("GET", f"{server.url}/v1/responses/{stored}", None, headers)
+        assert status == 200 and json.loads(data)["id"] == stored
+    status, _, data = request("POST", f"{replicas[2].url}/v1/responses/{stored}/cancel", b"", headers)
+    assert status == 200, data  # still running: its tokens come 2 s apart
+    status, _, data = request("GET", f"{replicas[1].url}/v1/responses/{stored}", None, headers)
+    assert json.loads(data)["status"] == "cancelled"

@@ -1,0 +1,366 @@
+"""Stored responses and conversations in Redis (``MOKKU_STATE=redis://...``): what one replica
+stores, every replica retrieves, continues, cancels or pages. The same operations and bounds as the
+embedded store (``mokku.control.objects``): each write is one Lua script, so concurrent replicas
+never lose or duplicate an object or an item; past a count or byte bound the oldest go first; a
+response also expires in Redis once past its age. Keys are built inside the scripts from the prefix
+(one Redis, not a cluster).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, List, Optional, Sequence, Tuple
+
+from mokku.control.objects import DEFAULT_BOUNDS, Bounds, Duplicate, Page, StoredResponse, TooLarge
+from mokku.store.redis import Redis
+
+_EVICT_RESPONSES = """
+local function evict(p, limit, limit_bytes, expired_before)
+  local count = tonumber(redis.call('HGET', p .. 'totals', 'responses') or '0')
+  local size = tonumber(redis.call('HGET', p .. 'totals', 'response_bytes') or '0')
+  while true do
+    local oldest = redis.call('ZRANGE', p .. 'responses', 0, 63)
+    if #oldest == 0 then break end
+    local stop = false
+    for _, id in ipairs(oldest) do
+      local created = tonumber(redis.call('HGET', p .. 'response:' .. id, 'created') or '0')
+      if count <= limit and size <= limit_bytes and created >= expired_before then stop = true; break end
+      local bytes = tonumber(redis.call('HGET', p .. 'response_bytes', id) or '0')
+      redis.call('DEL', p .. 'response:' .. id)
+      redis.call('ZREM', p .. 'responses', id)
+      redis.call('HDEL', p .. 'response_bytes', id)
+      count, size = count - 1, size - bytes
+    end
+    if stop then break end
+  end
+  redis.call('HSET', p .. 'totals', 'responses', count, 'response_bytes', size)
+end
+
+local function remove(p, id)
+  local bytes = redis.call('HGET', p .. 'response_bytes', id)
+  if not bytes then return 0 end
+  redis.call('DEL', p .. 'response:' .. id)
+  redis.call('ZREM', p .. 'responses', id)
+  redis.call('HDEL', p .. 'response_bytes', id)
+  redis.call('HINCRBY', p .. 'totals', 'responses', -1)
+  redis.call('HINCRBY', p .. 'totals', 'response_bytes', -tonumber(bytes))
+  return 1
+end
+"""
+
+# ARGV: prefix, id, body, items, job ('' for none), has job, created, size, limit, limit bytes,
+# expired before, seconds to keep.
+_KEEP_RESPONSE = (
+    _EVICT_RESPONSES
+    + """
+local p, id = ARGV[1], ARGV[2]
+remove(p, id)
+local key = p .. 'response:' .. id
+redis.call('HSET', key, 'body', ARGV[3], 'items', ARGV[4], 'created', ARGV[7])
+if ARGV[6] == '1' then redis.call('HSET', key, 'job', ARGV[5]) end
+redis.call('EXPIRE', key, math.ceil(tonumber(ARGV[12])))
+redis.call('ZADD', p .. 'responses', redis.call('INCR', p .. 'seq'), id)
+redis.call('HSET', p .. 'response_bytes', id, ARGV[8])
+redis.call('HINCRBY', p .. 'totals', 'responses', 1)
+redis.call('HINCRBY', p .. 'totals', 'response_bytes', tonumber(ARGV[8]))
+evict(p, tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11]))
+return 1
+"""
+)
+
+# ARGV: prefix, id, body, job, has job. 0 when it is gone.
+_REPLACE_RESPONSE = """
+local p, id = ARGV[1], ARGV[2]
+local key = p .. 'response:' .. id
+if redis.call('EXISTS', key) == 0 then return 0 end
+local old = string.len(redis.call('HGET', key, 'body') or '') + string.len(redis.call('HGET', key, 'job') or '')
+local new = string.len(ARGV[3]) + (ARGV[5] == '1' and string.len(ARGV[4]) or 0)
+redis.call('HSET', key, 'body', ARGV[3])
+if ARGV[5] == '1' then redis.call('HSET', key, 'job', ARGV[4]) else redis.call('HDEL', key, 'job') end
+redis.call('HINCRBY', p .. 'response_bytes', id, new - old)
+redis.call('HINCRBY', p .. 'totals', 'response_bytes', new - old)
+return 1
+"""
+
+_DELETE_RESPONSE = _EVICT_RESPONSES + "\nreturn remove(ARGV[1], ARGV[2])\n"
+
+_CONVERSATIONS = """
+local function remove_conversation(p, id)
+  local key = p .. 'conversation:' .. id
+  local bytes = redis.call('HGET', key, 'bytes')
+  if not bytes then return 0 end
+  redis.call('DEL', key, key .. ':order', key .. ':items', key .. ':sizes')
+  redis.call('ZREM', p .. 'conversations', id)
+  redis.call('HINCRBY', p .. 'totals', 'conversations', -1)
+  redis.call('HINCRBY', p .. 'totals', 'conversation_bytes', -tonumber(bytes))
+  return 1
+end
+
+local function evict(p, keep, limit, limit_bytes)
+  while true do
+    local count = tonumber(redis.call('HGET', p .. 'totals', 'conversations') or '0')
+    local size = tonumber(redis.call('HGET', p .. 'totals', 'conversation_bytes') or '0')
+    if count <= limit and size <= limit_bytes then return end
+    local oldest = redis.call('ZRANGE', p .. 'conversations', 0, 1)
+    local victim = oldest[1]
+    if victim == keep then victim = oldest[2] end
+    if not victim then return end
+    remove_conversation(p, victim)
+  end
+end
+
+-- Items (id, body) from ARGV[first] on; 'duplicate:<id>' when one is there already or comes twice.
+local function add_items(p, id, first)
+  local key = p .. 'conversation:' .. id
+  local seen, added = {}, 0
+  for i = first, #ARGV, 2 do
+    local item = ARGV[i]
+    if seen[item] or redis.call('HEXISTS', key .. ':items', item) == 1 then return nil, item end
+    seen[item] = true
+  end
+  for i = first, #ARGV, 2 do
+    redis.call('ZADD', key .. ':order', redis.call('INCR', p .. 'seq'), ARGV[i])
+    redis.call('HSET', key .. ':items', ARGV[i], ARGV[i + 1])
+    redis.call('HSET', key .. ':sizes', ARGV[i], string.len(ARGV[i + 1]))
+    added = added + string.len(ARGV[i + 1])
+  end
+  return added
+end
+"""
+
+# ARGV: prefix, id, body, size, limit, limit bytes, then (item id, item) pairs.
+_CREATE_CONVERSATION = (
+    _CONVERSATIONS
+    + """
+local p, id = ARGV[1], ARGV[2]
+local key = p .. 'conversation:' .. id
+local added, duplicate = add_items(p, id, 7)
+if duplicate then redis.call('DEL', key .. ':order', key .. ':items', key .. ':sizes'); return {'duplicate', duplicate} end
+redis.call('HSET', key, 'body', ARGV[3], 'bytes', ARGV[4])
+redis.call('ZADD', p .. 'conversations', redis.call('INCR', p .. 'seq'), id)
+redis.call('HINCRBY', p .. 'totals', 'conversations', 1)
+redis.call('HINCRBY', p .. 'totals', 'conversation_bytes', tonumber(ARGV[4]))
+evict(p, id, tonumber(ARGV[5]), tonumber(ARGV[6]))
+return {'ok'}
+"""
+)
+
+# ARGV: prefix, id, size of the items, one conversation's bound, limit, limit bytes, then pairs.
+_ADD_ITEMS = (
+    _CONVERSATIONS
+    + """
+local p, id = ARGV[1], ARGV[2]
+local key = p .. 'conversation:' .. id
+local bytes = redis.call('HGET', key, 'bytes')
+if not bytes then return {'missing'} end
+if tonumber(bytes) + tonumber(ARGV[3]) > tonumber(ARGV[4]) then return {'too_large'} end
+local added, duplicate = add_items(p, id, 7)
+if duplicate then return {'duplicate', duplicate} end
+redis.call('HINCRBY', key, 'bytes', added)
+redis.call('HINCRBY', p .. 'totals', 'conversation_bytes', added)
+evict(p, id, tonumber(ARGV[5]), tonumber(ARGV[6]))
+return {'ok'}
+"""
+)
+
+# ARGV: prefix, id, body.
+_REPLACE_CONVERSATION = """
+local p, id = ARGV[1], ARGV[2]
+local key = p .. 'conversation:' .. id
+local old = redis.call('HGET', key, 'body')
+if not old then return 0 end
+local change = string.len(ARGV[3]) - string.len(old)
+redis.call('HSET', key, 'body', ARGV[3])
+redis.call('HINCRBY', key, 'bytes', change)
+redis.call('HINCRBY', p .. 'totals', 'conversation_bytes', change)
+return 1
+"""
+
+_DELETE_CONVERSATION = _CONVERSATIONS + "\nreturn remove_conversation(ARGV[1], ARGV[2])\n"
+
+# ARGV: prefix, conversation id, item id.
+_DELETE_ITEM = """
+local p = ARGV[1]
+local key = p .. 'conversation:' .. ARGV[2]
+local size = redis.call('HGET', key .. ':sizes', ARGV[3])
+if not size or redis.call('EXISTS', key) == 0 then return 0 end
+redis.call('HDEL', key .. ':items', ARGV[3])
+redis.call('HDEL', key .. ':sizes', ARGV[3])
+redis.call('ZREM', key .. ':order', ARGV[3])
+redis.call('HINCRBY', key, 'bytes', -tonumber(size))
+redis.call('HINCRBY', p .. 'totals', 'conversation_bytes', -tonumber(size))
+return 1
+"""
+
+
+class RedisObjects:
+    """``mokku.control.objects.Objects`` with Redis under it."""
+
+    def __init__(
+        self, store: Redis, bounds: Bounds = DEFAULT_BOUNDS, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store, self.bounds, self.clock = store, bounds, clock
+        self.path = store.name  # what a 503 names
+        self._prefix = store.key("objects", "")
+        client = store.client
+        (
+            self._keep,
+            self._replace,
+            self._delete,
+            self._create,
+            self._add,
+            self._rename,
+            self._drop,
+            self._drop_item,
+        ) = (
+            client.register_script(script)
+            for script in (
+                _KEEP_RESPONSE,
+                _REPLACE_RESPONSE,
+                _DELETE_RESPONSE,
+                _CREATE_CONVERSATION,
+                _ADD_ITEMS,
+                _REPLACE_CONVERSATION,
+                _DELETE_CONVERSATION,
+                _DELETE_ITEM,
+            )
+        )
+
+    def _run(self, script: Any, *args: Any) -> Any:
+        return self.store.call(script, args=[self._prefix, *args])
+
+    def _key(self, *parts: str) -> str:
+        return self._prefix + ":".join(parts)
+
+    # Responses
+
+    def keep_response(self, response_id: str, body: bytes, items: bytes, job: Optional[str] = None) -> None:
+        size = len(body) + len(items) + len(job or "")
+        bounds = self.bounds
+        if size > bounds.response_bytes:
+            raise TooLarge(f"the response is larger than the store ({bounds.response_bytes} bytes)")
+        now = self.clock()
+        self._run(
+            self._keep,
+            response_id,
+            body,
+            items,
+            job or "",
+            "1" if job is not None else "0",
+            repr(now),
+            size,
+            bounds.responses,
+            bounds.response_bytes,
+            repr(now - bounds.response_seconds),
+            bounds.response_seconds,
+        )
+
+    def response(self, response_id: str) -> Optional[StoredResponse]:
+        found = self.store.call(
+            self.store.client.hmget, self._key("response", response_id), ["body", "items", "created", "job"]
+        )
+        body, items, created, job = found
+        if body is None or float(created) < self.clock() - self.bounds.response_seconds:
+            return None
+        return StoredResponse(
+            bytes(body), bytes(items), float(created), job.decode() if job is not None else None
+        )
+
+    def replace_response(self, response_id: str, body: bytes, job: Optional[str]) -> bool:
+        return bool(self._run(self._replace, response_id, body, job or "", "1" if job is not None else "0"))
+
+    def delete_response(self, response_id: str) -> bool:
+        return bool(self._run(self._delete, response_id))
+
+    # Conversations
+
+    def create_conversation(
+        self, conversation_id: str, body: bytes, items: Sequence[Tuple[str, bytes]]
+    ) -> None:
+        size = len(body) + sum(len(item) for _, item in items)
+        bounds = self.bounds
+        if size > bounds.one_conversation_bytes:
+            raise TooLarge(f"a conversation holds at most {bounds.one_conversation_bytes} bytes")
+        pairs = [value for item in items for value in item]
+        result = self._run(
+            self._create, conversation_id, body, size, bounds.conversations, bounds.conversation_bytes, *pairs
+        )
+        _raise_for(result, bounds)
+
+    def conversation(self, conversation_id: str) -> Optional[bytes]:
+        body = self.store.call(self.store.client.hget, self._key("conversation", conversation_id), "body")
+        return bytes(body) if body is not None else None
+
+    def replace_conversation(self, conversation_id: str, body: bytes) -> bool:
+        return bool(self._run(self._rename, conversation_id, body))
+
+    def delete_conversation(self, conversation_id: str) -> bool:
+        return bool(self._run(self._drop, conversation_id))
+
+    def add_items(self, conversation_id: str, items: Sequence[Tuple[str, bytes]]) -> bool:
+        size = sum(len(item) for _, item in items)
+        bounds = self.bounds
+        pairs = [value for item in items for value in item]
+        result = self._run(
+            self._add,
+            conversation_id,
+            size,
+            bounds.one_conversation_bytes,
+            bounds.conversations,
+            bounds.conversation_bytes,
+            *pairs,
+        )
+        if result[0] == b"missing":
+            return False
+        _raise_for(result, bounds)
+        return True
+
+    def items(self, conversation_id: str) -> Optional[List[bytes]]:
+        key = self._key("conversation", conversation_id)
+        client = self.store.client
+        if not self.store.call(client.exists, key):
+            return None
+        ids = self.store.call(client.zrange, key + ":order", 0, -1)
+        if not ids:
+            return []
+        return [
+            bytes(body) for body in self.store.call(client.hmget, key + ":items", ids) if body is not None
+        ]
+
+    def page_items(
+        self, conversation_id: str, after: Optional[str], limit: int, newest_first: bool
+    ) -> Optional[Page]:
+        key = self._key("conversation", conversation_id)
+        client = self.store.client
+        if not self.store.call(client.exists, key):
+            return None
+        start = self.store.call(client.zscore, key + ":order", after) if after is not None else None
+        if newest_first:
+            high = f"({int(start)}" if start is not None else "+inf"
+            ids = self.store.call(
+                client.zrevrangebyscore, key + ":order", high, "-inf", start=0, num=limit + 1
+            )
+        else:
+            low = f"({int(start)}" if start is not None else "-inf"
+            ids = self.store.call(client.zrangebyscore, key + ":order", low, "+inf", start=0, num=limit + 1)
+        bodies = self.store.call(client.hmget, key + ":items", ids[:limit]) if ids else []
+        return Page([bytes(body) for body in bodies if body is not None], len(ids) > limit)
+
+    def item(self, conversation_id: str, item_id: str) -> Optional[bytes]:
+        key = self._key("conversation", conversation_id)
+        client = self.store.client
+        with client.pipeline(transaction=False) as pipe:
+            pipe.exists(key)
+            pipe.hget(key + ":items", item_id)
+            exists, body = self.store.call(pipe.execute)
+        return bytes(body) if exists and body is not None else None
+
+    def delete_item(self, conversation_id: str, item_id: str) -> bool:
+        return bool(self._run(self._drop_item, conversation_id, item_id))
+
+
+def _raise_for(result: List[Any], bounds: Bounds) -> None:
+    if result[0] == b"duplicate":
+        raise Duplicate(result[1].decode())
+    if result[0] == b"too_large":
+        raise TooLarge(f"a conversation holds at most {bounds.one_conversation_bytes} bytes")
