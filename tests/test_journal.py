@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
-from typing import Dict
+from typing import Dict, Union
 
 import pytest
 import webtest
@@ -17,8 +17,10 @@ CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "journal me"}]
 
 
-def build(tmp_path: Path, **env: str) -> webtest.TestApp:
-    settings = config.load({"MOKKU_STATE": str(tmp_path / "state.sqlite3"), "MOKKU_JOURNAL": "1", **env})
+def build(where: Union[Path, Dict[str, str]], **env: str) -> webtest.TestApp:
+    """An app on a state file in ``where``, or on the store ``where`` names (``store_env``)."""
+    store = where if isinstance(where, dict) else {"MOKKU_STATE": str(where / "state.sqlite3")}
+    settings = config.load({**store, "MOKKU_JOURNAL": "1", **env})
     return webtest.TestApp(App(settings), extra_environ={"wsgi.multithread": True})
 
 
@@ -26,8 +28,8 @@ def entries(app: webtest.TestApp, query: str = "", headers: Dict[str, str] = {})
     return app.get("/mokku/requests" + query, headers=headers).json["data"]
 
 
-def test_chat_entry(tmp_path: Path) -> None:
-    app = build(tmp_path)
+def test_chat_entry(store_env: Dict[str, str]) -> None:
+    app = build(store_env)
     body = app.post_json(
         CHAT, {"model": "gpt-4o", "messages": HI}, headers={"Authorization": "Bearer sk-secret-key-123456789"}
     ).json
@@ -44,8 +46,8 @@ def test_chat_entry(tmp_path: Path) -> None:
     assert entry["headers"]["authorization"].startswith("Bearer sk-...")
 
 
-def test_stream_and_fault_entries(tmp_path: Path) -> None:
-    app = build(tmp_path)
+def test_stream_and_fault_entries(store_env: Dict[str, str]) -> None:
+    app = build(store_env)
     app.post_json(CHAT, {"model": "gpt-4o", "messages": HI, "stream": True})
     app.post_json(CHAT, {"model": "rate-limit-error", "messages": HI}, status=429)
     streamed, limited = entries(app)
@@ -53,8 +55,8 @@ def test_stream_and_fault_entries(tmp_path: Path) -> None:
     assert limited["status"] == 429 and limited["fault"] == "rate_limit"
 
 
-def test_filters_and_clear(tmp_path: Path) -> None:
-    app = build(tmp_path)
+def test_filters_and_clear(store_env: Dict[str, str]) -> None:
+    app = build(store_env)
     app.post_json(CHAT, {"model": "a", "messages": HI})
     before = time.time()
     app.post_json(CHAT, {"model": "b", "messages": HI})
@@ -69,8 +71,8 @@ def test_filters_and_clear(tmp_path: Path) -> None:
     assert entries(app) == []
 
 
-def test_admin_health_and_models_lists(tmp_path: Path) -> None:
-    app = build(tmp_path)
+def test_admin_health_and_models_lists(store_env: Dict[str, str]) -> None:
+    app = build(store_env)
     app.get("/health")
     app.get("/mokku/requests")
     app.get("/v1/models")
@@ -86,17 +88,17 @@ def test_bounded(tmp_path: Path) -> None:
         assert db.execute("SELECT COUNT(*) FROM requests").fetchone()[0] <= 5 + 100
 
 
-def test_admin_token(tmp_path: Path) -> None:
-    app = build(tmp_path, MOKKU_ADMIN_TOKEN="admin-secret")
+def test_admin_token(store_env: Dict[str, str]) -> None:
+    app = build(store_env, MOKKU_ADMIN_TOKEN="admin-secret")
     app.get("/mokku/requests", status=401)
     app.get("/mokku/requests", headers={"Authorization": "Bearer wrong"}, status=401)
     assert app.get("/mokku/requests", headers={"Authorization": "Bearer admin-secret"}).status_int == 200
 
 
-def test_admin_off_and_journal_off(tmp_path: Path) -> None:
-    off = build(tmp_path, MOKKU_ADMIN="0")
+def test_admin_off_and_journal_off(store_env: Dict[str, str]) -> None:
+    off = build(store_env, MOKKU_ADMIN="0")
     assert off.get("/mokku/requests", status=404).json["error"]["message"].startswith("Invalid URL")
-    no_journal = build(tmp_path, MOKKU_JOURNAL="0")
+    no_journal = build(store_env, MOKKU_JOURNAL="0")
     no_journal.post_json(CHAT, {"model": "m", "messages": HI})
     assert no_journal.get("/mokku/requests", status=404).json["error"]["code"] == "journal_off"
 
@@ -107,11 +109,11 @@ def test_bad_flags(value: str) -> None:
         config.load({"MOKKU_JOURNAL": value})
 
 
-def test_large_bodies_are_kept_as_a_marker(tmp_path: Path) -> None:
+def test_large_bodies_are_kept_as_a_marker(store_env: Dict[str, str]) -> None:
     import hashlib
     import json
 
-    app = build(tmp_path, MOKKU_JOURNAL_BODY_BYTES="1000")
+    app = build(store_env, MOKKU_JOURNAL_BODY_BYTES="1000")
     small = {"model": "gpt-4o", "messages": HI}
     large = {"model": "gpt-4o", "messages": [{"role": "user", "content": "é" * 2000}]}
     app.post_json(CHAT, small)
@@ -138,8 +140,8 @@ def test_bounded_in_bytes(tmp_path: Path) -> None:
     assert held <= 200_000 + 2 * 21_000 and count >= 5
 
 
-def test_paging_and_its_bounds(tmp_path: Path) -> None:
-    app = build(tmp_path)
+def test_paging_and_its_bounds(store_env: Dict[str, str]) -> None:
+    app = build(store_env)
     for index in range(7):
         app.post_json(CHAT, {"model": f"m{index}", "messages": HI})
     page = app.get("/mokku/requests?limit=3").json
@@ -156,9 +158,9 @@ def test_paging_and_its_bounds(tmp_path: Path) -> None:
         app.get("/mokku/requests?" + query, status=400)
 
 
-def test_odd_bodies_are_journaled(tmp_path: Path) -> None:
+def test_odd_bodies_are_journaled(store_env: Dict[str, str]) -> None:
     """A lone surrogate (valid JSON, not UTF-8) and a model that is not a string: answered, and kept."""
-    app = build(tmp_path)
+    app = build(store_env)
     app.post(
         CHAT,
         b'{"model": "m\\ud800", "messages": [{"role": "user", "content": "\\udfff"}]}',

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Union
 
 import pytest
 import webtest
@@ -19,8 +19,10 @@ from .spec import validate
 CHAT = "/v1/chat/completions"
 
 
-def build(tmp_path: Path, **env: str) -> webtest.TestApp:
-    settings = config.load({"MOKKU_STATE": str(tmp_path / "state.sqlite3"), **env})
+def build(where: Union[Path, Dict[str, str]], **env: str) -> webtest.TestApp:
+    """An app on a state file in ``where``, or on the store ``where`` names (``store_env``)."""
+    store = where if isinstance(where, dict) else {"MOKKU_STATE": str(where / "state.sqlite3")}
+    settings = config.load({**store, **env})
     return webtest.TestApp(App(settings), extra_environ={"wsgi.multithread": True})
 
 
@@ -34,14 +36,14 @@ def content(response: Any) -> str:
     return response.json["choices"][0]["message"]["content"]
 
 
-def test_no_rules_echoes(tmp_path: Path) -> None:
-    app = build(tmp_path)
+def test_no_rules_echoes(store_env: Dict[str, str]) -> None:
+    app = build(store_env)
     assert content(say(app, "hello")) == "hello"
     assert app.get("/mokku/scenarios").json["data"] == []
 
 
-def test_content_by_substring_and_regex(tmp_path: Path) -> None:
-    app = build(tmp_path)
+def test_content_by_substring_and_regex(store_env: Dict[str, str]) -> None:
+    app = build(store_env)
     app.post_json(
         "/mokku/scenarios",
         {
@@ -58,8 +60,8 @@ def test_content_by_substring_and_regex(tmp_path: Path) -> None:
     assert sse.content(chunks) == "Sunny, 21 °C."
 
 
-def test_model_endpoint_nth_and_times(tmp_path: Path) -> None:
-    app = build(tmp_path)
+def test_model_endpoint_nth_and_times(store_env: Dict[str, str]) -> None:
+    app = build(store_env)
     app.post_json("/mokku/scenarios", {"match": {"model": "m1", "nth": 2}, "reply": {"content": "second"}})
     app.post_json(
         "/mokku/scenarios", {"match": {"endpoint": "completions"}, "reply": {"content": "legacy"}, "times": 1}
@@ -75,15 +77,15 @@ def test_model_endpoint_nth_and_times(tmp_path: Path) -> None:
     assert [(rule["times_left"], rule["calls"]) for rule in listed] == [(None, 3), (0, 1)]
 
 
-def test_first_match_wins(tmp_path: Path) -> None:
-    app = build(tmp_path)
+def test_first_match_wins(store_env: Dict[str, str]) -> None:
+    app = build(store_env)
     app.post_json("/mokku/scenarios", {"reply": {"content": "first"}})
     app.post_json("/mokku/scenarios", {"reply": {"content": "second"}})
     assert content(say(app, "anything")) == "first"
 
 
-def test_tool_call_reply(tmp_path: Path) -> None:
-    app = build(tmp_path)
+def test_tool_call_reply(store_env: Dict[str, str]) -> None:
+    app = build(store_env)
     app.post_json(
         "/mokku/scenarios",
         {
@@ -104,8 +106,8 @@ def test_tool_call_reply(tmp_path: Path) -> None:
     assert responses["output"][0]["type"] == "message"  # times: 1 was used up
 
 
-def test_fault_and_latency_replies(tmp_path: Path) -> None:
-    app = build(tmp_path)
+def test_fault_and_latency_replies(store_env: Dict[str, str]) -> None:
+    app = build(store_env)
     app.post_json("/mokku/scenarios", {"match": {"contains": "fail"}, "reply": {"fault": "rate_limit:1500"}})
     failed = say(app, "please fail")
     assert failed.status_int == 429 and failed.headers["retry-after-ms"] == "1500"
@@ -115,22 +117,22 @@ def test_fault_and_latency_replies(tmp_path: Path) -> None:
     assert embed.status_int == 429
 
 
-def test_journal_names_the_rule(tmp_path: Path) -> None:
-    app = build(tmp_path, MOKKU_JOURNAL="1")
+def test_journal_names_the_rule(store_env: Dict[str, str]) -> None:
+    app = build(store_env, MOKKU_JOURNAL="1")
     rule = app.post_json("/mokku/scenarios", {"reply": {"content": "scripted"}}).json["data"][0]
     say(app, "x")
     assert app.get("/mokku/requests").json["data"][0]["scenario"] == rule["id"]
 
 
-def test_clear(tmp_path: Path) -> None:
-    app = build(tmp_path)
+def test_clear(store_env: Dict[str, str]) -> None:
+    app = build(store_env)
     app.post_json("/mokku/scenarios", {"reply": {"content": "scripted"}})
     app.delete("/mokku/scenarios")
     assert content(say(app, "echo me")) == "echo me"
 
 
-def test_servers_sharing_a_state_file_see_each_others_rules_at_once(tmp_path: Path) -> None:
-    one, two = build(tmp_path), build(tmp_path)  # two processes' apps on one MOKKU_STATE
+def test_servers_sharing_a_state_file_see_each_others_rules_at_once(store_env: Dict[str, str]) -> None:
+    one, two = build(store_env), build(store_env)  # two processes' apps on one MOKKU_STATE
     assert content(say(two, "hi")) == "hi"
     one.post_json("/mokku/scenarios", {"reply": {"content": "from one"}})
     assert content(say(two, "hi")) == "from one"
@@ -166,8 +168,8 @@ def test_state_files_are_removed_together(tmp_path: Path) -> None:
         ({"reply": {"latency": {"ttft_ms": -1}}}, "rule.reply.latency.ttft_ms"),
     ],
 )
-def test_bad_rules_are_400(tmp_path: Path, rule: Dict[str, Any], param: str) -> None:
-    app = build(tmp_path)
+def test_bad_rules_are_400(store_env: Dict[str, str], rule: Dict[str, Any], param: str) -> None:
+    app = build(store_env)
     response = app.post_json("/mokku/scenarios", rule, status=400)
     validate(response.json, "ErrorResponse")
     assert response.json["error"]["param"] == param
@@ -198,16 +200,16 @@ def test_rules_file_at_startup(tmp_path: Path) -> None:
         ({"reply": {"content": "a" * 70_000}}, "rule", "rule_too_large"),
     ],
 )
-def test_rule_bounds(tmp_path: Path, rule: Dict[str, Any], param: str, code: str) -> None:
-    app = build(tmp_path)
+def test_rule_bounds(store_env: Dict[str, str], rule: Dict[str, Any], param: str, code: str) -> None:
+    app = build(store_env)
     error = app.post_json("/mokku/scenarios", rule, status=400).json["error"]
     assert (error["param"], error["code"]) == (param, code)
 
 
-def test_at_most_so_many_rules(tmp_path: Path) -> None:
+def test_at_most_so_many_rules(store_env: Dict[str, str]) -> None:
     from mokku.control.scenarios import MAX_RULES
 
-    app = build(tmp_path)
+    app = build(store_env)
     rule = {"reply": {"content": "a"}}
     app.post_json("/mokku/scenarios", {"rules": [rule] * (MAX_RULES - 1)})
     error = app.post_json("/mokku/scenarios", {"rules": [rule, rule]}, status=400).json["error"]

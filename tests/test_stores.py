@@ -175,3 +175,15 @@ def test_cassette_sequences_count_across_replicas(store_env: Dict[str, str], tmp
     assert other.next("key", "replayed") == 1 and replicas_[0].next("key", "recorded") == 1
     replicas_[1].reset()
     assert replicas_[2].next("key", "replayed") == 1
+
+
+def test_a_rules_file_is_loaded_into_the_store_at_start(store_env: Dict[str, str], tmp_path: Any) -> None:
+    import json
+
+    from mokku.control.state import claim_state, remove
+
+    rules = tmp_path / "rules.json"
+    rules.write_text(json.dumps([{"match": {"contains": "hi"}, "reply": {"content": "loaded"}}]))
+    remove(claim_state(config.load({**store_env, "MOKKU_SCENARIOS": str(rules)})))
+    (app,) = replicas(store_env, 1)
+    assert say(app, "hi there").json["choices"][0]["message"]["content"] == "loaded"
