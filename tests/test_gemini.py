@@ -341,3 +341,19 @@ def test_an_unknown_calling_mode_is_a_400(app: webtest.TestApp, mode: Any) -> No
 def test_a_page_token_too_long_to_be_a_position_is_a_400(app: webtest.TestApp) -> None:
     error = app.get("/v1beta/models?pageToken=" + "9" * 5000, headers=KEY, status=400).json["error"]
     assert error["status"] == "INVALID_ARGUMENT" and error["message"] == "Invalid page token."
+
+
+def test_real_context_windows_are_gemini_s_own() -> None:
+    app = webtest.TestApp(App(config.load({"MOKKU_CONTEXT_WINDOW": "real"})))
+    long_prompt = "word " * 200_000  # past OpenAI's default 128k window, well inside Gemini's million
+    assert generate(app, contents=[user(long_prompt)])["candidates"][0]["content"]["parts"][0]["text"]
+    too_long = app.post_json(GENERATE, {"contents": [user("word " * 1_100_000)]}, headers=KEY, status=400)
+    assert too_long.json["error"]["status"] == "INVALID_ARGUMENT"
+
+
+def test_only_the_alt_parameter_asks_for_sse(app: webtest.TestApp) -> None:
+    stream = "/v1beta/models/gemini-2.5-flash:streamGenerateContent"
+    plain = app.post_json(stream + "?key=alt=sse", {"contents": [user("hi")]})
+    assert plain.content_type == "application/json" and plain.json[0]["candidates"]
+    events = app.post_json(stream + "?key=k&alt=sse", {"contents": [user("hi")]})
+    assert events.content_type == "text/event-stream" and sse(events.body)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from typing import Any, Dict, List, Tuple
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, parse_qsl
 
 from mokku import errors
 from mokku.api.ids import random_id
@@ -141,9 +141,15 @@ def envelope(status: int, message: str, details: List[Dict[str, Any]]) -> Dict[s
     return {"error": error}
 
 
+def wants_sse(request: Request) -> bool:
+    """``alt=sse`` among the query's parameters (not merely in its text: ``?key=alt=sse`` is a key)."""
+    query = request.environ.get("QUERY_STRING", "")
+    return "alt=sse" in query and ("alt", "sse") in parse_qsl(query, keep_blank_values=True)
+
+
 def stream_of(chunk: Dict[str, Any], request: Request) -> Response:
     """One chunk as a whole stream: an SSE event (``?alt=sse``), else a one-element JSON array."""
-    if "alt=sse" in request.environ.get("QUERY_STRING", ""):
+    if wants_sse(request):
         return Response(
             200, [("Content-Type", "text/event-stream")], [b"data: " + dumps(chunk) + b"\r\n\r\n"]
         )

@@ -22,7 +22,7 @@ from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversa
 from mokku.api.ids import random_id
 from mokku.api.sampling import Sampling
 from mokku.api.tokens import count
-from mokku.gemini.dialect import envelope, ratings, translate
+from mokku.gemini.dialect import envelope, ratings, translate, wants_sse
 from mokku.gemini.models import not_found
 from mokku.server.http import Request, Response, dumps, json_response
 from mokku.server.stream import Event, Last, Token
@@ -276,7 +276,7 @@ class GenerateContent:
     def stream(self, request: Request, model: str) -> Response:
         body, behaviour = self._begin(request, model)
         answer, tokens, usage, finish = self._answer(request, body, behaviour)
-        sse = "alt=sse" in request.environ.get("QUERY_STRING", "")
+        sse = wants_sse(request)
         opened: List[bool] = []  # whether the JSON array's "[" went out
         events = _chunks(answer, tokens, sse, opened)
 

@@ -54,13 +54,16 @@ MODEL_WINDOWS: Dict[str, Tuple[int, int]] = {
 }
 DEFAULT_WINDOW = (128_000, 16_384)
 CLAUDE_WINDOW = (200_000, 64_000)  # any ``claude-*`` model
+GEMINI_WINDOW = (1_048_576, 65_536)  # any ``gemini-*`` model (Gemini 2.5's input and output limits)
 
 
 def known_window(model: str) -> Tuple[int, int]:
     found = MODEL_WINDOWS.get(model)
     if found is not None:
         return found
-    return CLAUDE_WINDOW if model.startswith("claude-") else DEFAULT_WINDOW
+    if model.startswith("claude-"):
+        return CLAUDE_WINDOW
+    return GEMINI_WINDOW if model.startswith(("gemini-", "models/gemini-")) else DEFAULT_WINDOW
 
 
 def window(settings: config.Settings, model: str) -> Optional[Tuple[int, int]]:
