@@ -171,7 +171,11 @@ def _call(
     return seen["status"], seen["headers"], body, stream
 
 
-def test_body_over_cap_is_413_without_reading() -> None:
+def test_body_over_cap_is_413_dropped_not_kept() -> None:
+    """Past the cap a body is read and dropped (so a client writing it whole gets the 413, not a
+    reset), never kept; past ``DRAIN_LIMIT`` it is not read at all."""
+    from mokku.server.http import DRAIN_LIMIT
+
     app = _app_with({"MOKKU_MAX_BODY_BYTES": "1000"}, Route("POST", "/test/body", _echo_body))
     data = b'{"a": "' + b"x" * 5000 + b'"}'
     status, _, body, stream = _call(app, {"CONTENT_LENGTH": str(len(data))}, data)
@@ -180,7 +184,9 @@ def test_body_over_cap_is_413_without_reading() -> None:
     validate(json.loads(body), "ErrorResponse")
     assert error["code"] == "request_too_large"
     assert "1000 bytes" in error["message"]
-    assert stream.bytes_read == 0
+    assert stream.bytes_read == len(data)
+    status, _, _, stream = _call(app, {"CONTENT_LENGTH": str(DRAIN_LIMIT + 1)}, data)
+    assert status.startswith("413 ") and stream.bytes_read == 0
 
 
 def test_chunked_body_over_cap_is_413_reading_at_most_the_cap() -> None:

@@ -67,7 +67,9 @@ HEALTH_THREADS = 2  # threads beyond ``threads`` that serve only GET /health
 MAX_CHUNK_LINE = 4096  # a chunk's size line in a chunked body
 MAX_TRAILERS = 8192  # a chunked body's trailer section
 _RECV = 64 * 1024
-_LINGER_BYTES = 1024 * 1024  # dropped at most while closing politely
+# Dropped at most while closing politely: enough that a client sending a body past the largest
+# accepted one whole before it reads (http.client, requests) sees the 413, not a reset.
+_LINGER_BYTES = 64 * 1024 * 1024
 _AHEAD = 1024 * 1024  # sent ahead while a request waits, where POLLRDHUP is missing
 _NO_LINGER = struct.pack("ii", 1, 0)
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"

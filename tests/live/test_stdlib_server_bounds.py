@@ -7,6 +7,7 @@ minute), far above what a loaded test machine needs.
 
 from __future__ import annotations
 
+import http.client
 import json
 import re
 import signal
@@ -434,5 +435,23 @@ def test_sigterm_during_a_stream_is_an_error_to_the_sdk(kind: str) -> None:
         )
         assert 1 <= len(received) < 200
         assert server.process.wait(30) == 0
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("kind", ["module", "gunicorn"])
+def test_a_client_that_sends_a_large_body_whole_reads_the_413(kind: str) -> None:
+    """http.client writes the whole body before it reads: the 413 must still reach it (no reset)."""
+    server = LiveServer(kind)
+    try:
+        body = b'{"model": "gpt-4o", "messages": [], "pad": "' + b"x" * (20 * 1024 * 1024) + b'"}'
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        try:
+            connection.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            assert response.status == 413
+            assert json.loads(response.read())["error"]["code"] == "request_too_large"
+        finally:
+            connection.close()
     finally:
         server.close()
