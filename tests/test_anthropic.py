@@ -419,3 +419,16 @@ def test_stop_sequences_are_bounded(app: webtest.TestApp) -> None:
     long = error(app, body("x", stop_sequences=["a" * 1001]), 400)
     assert long["message"] == "stop_sequences.0: String should have at most 1000 characters"
     assert create(app, **body("x", stop_sequences=[f"s{n}" for n in range(64)])).stop_reason == "end_turn"
+
+
+def test_a_body_that_is_not_json_is_said_in_anthropic_s_words(app: webtest.TestApp) -> None:
+    for raw, why in (
+        (b'{"model": ', "Expecting value: line 1 column 11"),
+        (b"", "Expecting value: line 1 column 1"),
+    ):
+        answer = app.post(
+            "/v1/messages", raw, headers={**HEADERS, "Content-Type": "application/json"}, status=400
+        ).json
+        assert answer["type"] == "error" and answer["error"]["type"] == "invalid_request_error"
+        assert answer["error"]["message"].startswith("The request body is not valid JSON: " + why)
+        assert "OpenAI" not in answer["error"]["message"]

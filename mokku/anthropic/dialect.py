@@ -71,7 +71,24 @@ def translate(error: errors.APIError) -> Tuple[int, str, str]:
         return 403, "permission_error", PERMISSION
     if status == 413:
         return 413, "request_too_large", TOO_LARGE
+    if status == 400 and message.endswith(_OPENAI_JSON):
+        return 400, "invalid_request_error", _json_message(message)
     return status, TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error"), message
+
+
+_OPENAI_JSON = " The OpenAI API expects a JSON payload."
+_PARSE_REASON = re.compile(r"^We could not parse the JSON body of your request \((.*)\)\.$", re.S)
+
+
+def _json_message(message: str) -> str:
+    """A body that is not JSON, in Anthropic's words: "The request body is not valid JSON: <why>"."""
+    message = message[: -len(_OPENAI_JSON)]
+    found = _PARSE_REASON.match(message)
+    if found is not None:
+        return f"The request body is not valid JSON: {found.group(1)}"
+    if message.startswith("We could not parse the JSON body of your request: the body is empty"):
+        return "The request body is not valid JSON: Expecting value: line 1 column 1 (char 0)"
+    return message  # a Content-Type that is not JSON: the message says which
 
 
 _CONTEXT = re.compile(
