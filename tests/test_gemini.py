@@ -357,3 +357,16 @@ def test_only_the_alt_parameter_asks_for_sse(app: webtest.TestApp) -> None:
     assert plain.content_type == "application/json" and plain.json[0]["candidates"]
     events = app.post_json(stream + "?key=k&alt=sse", {"contents": [user("hi")]})
     assert events.content_type == "text/event-stream" and sse(events.body)
+
+
+def test_a_stream_carries_every_candidate(app: webtest.TestApp) -> None:
+    url = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    body = {"contents": [user("one two three")], "generationConfig": {"candidateCount": 3}}
+    chunks = sse(app.post_json(url, body, headers=KEY).body)
+    for chunk in chunks:
+        strict(chunk)
+        assert [candidate["index"] for candidate in chunk["candidates"]] == [0, 1, 2]
+    for index in range(3):
+        text = "".join(c["candidates"][index]["content"]["parts"][-1]["text"] for c in chunks)
+        assert text == "one two three"
+    assert {c["finishReason"] for c in chunks[-1]["candidates"]} == {"STOP"}

@@ -417,7 +417,8 @@ def _frame(chunk: Any, sse: bool, first: bool) -> bytes:
 
 def _chunks(answer: Dict[str, Any], tokens: List[str], sse: bool, opened: List[bool]) -> Iterator[Event]:
     """The answer as chunks: one per token (the text so far split), the last with the finish reason
-    and the usage; or one chunk for calls."""
+    and the usage; or one chunk for calls. Every chunk carries each candidate's part (they echo the
+    same text), as Gemini streams ``candidateCount`` candidates side by side."""
     base = {key: answer[key] for key in ("usageMetadata", "modelVersion", "responseId")}
     candidate = answer["candidates"][0]
     finish = candidate.get("finishReason")
@@ -433,7 +434,8 @@ def _chunks(answer: Dict[str, Any], tokens: List[str], sse: bool, opened: List[b
         chunk_candidate: Dict[str, Any] = {"content": {"parts": chunk_parts, "role": "model"}, "index": 0}
         if index == last:
             chunk_candidate["finishReason"] = finish
-        frame = _frame(dict(base, candidates=[chunk_candidate]), sse, index == 0)
+        side_by_side = [dict(chunk_candidate, index=i) for i in range(len(answer["candidates"]))]
+        frame = _frame(dict(base, candidates=side_by_side), sse, index == 0)
         if index == last:
             yield Last(frame + (b"" if sse else b"]"))
         else:
