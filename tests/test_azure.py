@@ -109,6 +109,12 @@ def test_content_filter_faults(app: webtest.TestApp) -> None:
             "api-version query parameter is not allowed when using /v1 path",
         ),
         (f"/openai/nothing?api-version={VERSION}", 404, "404", "Resource not found"),
+        (
+            f"/openai/deployments/gpt-4o@permission/chat/completions?api-version={VERSION}",
+            403,
+            "403",
+            "Access denied due to Virtual Network/Firewall rules.",
+        ),
     ],
 )
 def test_gateway_errors(app: webtest.TestApp, url: str, status: int, code: str, message: str) -> None:

@@ -25,6 +25,7 @@ ACCESS_DENIED = (
     "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid key "
     "for an active subscription and use a correct regional API endpoint for your resource."
 )
+FIREWALL_DENIED = "Access denied due to Virtual Network/Firewall rules."
 PROMPT_FILTERED = (
     "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. "
     "Please modify your prompt and retry. To learn more about our content filtering policies please read "
@@ -103,6 +104,8 @@ class Azure(Dialect):
             return _gateway(404, "404", "Resource not found")
         if error.status == 401:
             return _gateway(401, "401", ACCESS_DENIED)
+        if error.code == "unsupported_country_region_territory":  # the permission fault: Azure's 403
+            return _gateway(403, "403", FIREWALL_DENIED)
         if error.status == 429:
             headers = error.headers or [
                 ("retry-after", DEFAULT_RETRY_SECONDS)
