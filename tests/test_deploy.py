@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import json
 import re
 import signal
@@ -9,13 +10,17 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Dict, List
+from urllib.parse import urlsplit
 
 import openai
 import pytest
 import yaml
 from dockerfile_parse import DockerfileParser
 
-from .servers import free_port, request
+from mokku import config
+
+from .redis_server import RedisServer
+from .servers import LiveServer, free_port, request, request_json
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -64,6 +69,18 @@ def test_dockerfile_is_small_and_safe(dockerfile: DockerfileParser) -> None:
     assert first_install < code_copy
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".git" in ignored and "tests" in ignored
+
+
+def test_image_installs_the_redis_extra(dockerfile: DockerfileParser) -> None:
+    """The dependency layer installs the package with its ``redis`` extra, which names the client."""
+    installs = [item["value"] for item in _instructions(dockerfile, "RUN") if "pip install" in item["value"]]
+    assert re.search(r"pip install [^&]*[\"']?\./?\[redis\][\"']?", installs[0]), installs[0]
+    # The code layer reinstalls the package alone: the dependencies stay those of the first layer.
+    assert "--no-deps" in installs[1]
+    setup = configparser.ConfigParser()
+    setup.read(ROOT / "setup.cfg")
+    extra = setup["options.extras_require"]["redis"].split()
+    assert any(re.fullmatch(r"redis(>=[\d.]+)?", requirement) for requirement in extra), extra
 
 
 def _cmd(dockerfile: DockerfileParser) -> List[str]:
@@ -165,21 +182,157 @@ def test_compose_healthcheck_command_is_the_image_one(
     assert test[0] == "CMD" and test[1:3] == ["python", "-c"]
 
 
-def _manifests() -> Dict[str, Dict[str, Any]]:
+REPLICAS = ("mokku-1", "mokku-2", "mokku-3")
+NGINX_CONF = ROOT / "deploy" / "compose" / "nginx.conf"
+
+
+def _profile(compose: Dict[str, Any], name: str) -> Dict[str, Dict[str, Any]]:
     return {
-        path.stem: yaml.safe_load(path.read_text())
-        for path in sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))
+        key: service for key, service in compose["services"].items() if name in service.get("profiles", [])
     }
 
 
-def test_kubernetes_manifests_validate_strictly() -> None:
-    paths = [str(p) for p in sorted((ROOT / "deploy" / "kubernetes").glob("*.yaml"))]
-    assert len(paths) == 3
+def _interpolated(environment: Dict[str, Any], values: Dict[str, str]) -> Dict[str, str]:
+    """``environment`` as compose passes it: ``${NAME:-default}`` replaced from ``values``."""
+
+    def value(match: re.Match[str]) -> str:
+        return values.get(match.group(1), match.group(2) or "")
+
+    return {key: re.sub(r"\$\{(\w+)(?::-([^}]*))?\}", value, str(item)) for key, item in environment.items()}
+
+
+def test_compose_profile_replicas_runs_three_mokku_on_valkey_behind_nginx(compose: Dict[str, Any]) -> None:
+    services = compose["services"]
+    # The default services stay in no profile: `docker compose up` starts them and only them.
+    assert "profiles" not in services["jaeger"] and "profiles" not in services["mokku"]
+    replicas = _profile(compose, "replicas")
+    assert set(replicas) == {"valkey", "nginx", *REPLICAS}
+    valkey = replicas["valkey"]
+    assert re.fullmatch(r"valkey/valkey:\d+\.\d+(\.\d+)?", valkey["image"])
+    command = valkey["command"]
+    assert command[0] == "valkey-server"
+    assert command[command.index("--save") + 1] == "" and command[command.index("--appendonly") + 1] == "no"
+    assert "valkey-cli ping" in " ".join(valkey["healthcheck"]["test"])
+    assert "ports" not in valkey and "volumes" not in valkey
+    default = services["mokku"]
+    for name in REPLICAS:
+        replica = replicas[name]
+        environment = replica["environment"]
+        state = urlsplit(environment["MOKKU_STATE"])
+        assert (state.scheme, state.hostname, state.port, state.path) == ("redis", "valkey", 6379, "/0"), name
+        assert replica["depends_on"]["valkey"] == {"condition": "service_healthy"}, name
+        assert "jaeger" in replica["depends_on"], name
+        test = replica["healthcheck"]["test"]
+        assert test[:3] == ["CMD", "python", "-c"] and "http://127.0.0.1:8080/readyz" in test[3], name
+        assert "ports" not in replica, f"{name} is reached through nginx only"
+        assert replica["build"] == default["build"] and replica["image"] == default["image"], name
+        # The default service's settings (tracing to Jaeger included), plus the shared state.
+        own = ("MOKKU_STATE", "OTEL_RESOURCE_ATTRIBUTES")
+        assert {k: v for k, v in environment.items() if k not in own} == default["environment"], name
+        assert environment["OTEL_RESOURCE_ATTRIBUTES"] == f"service.instance.id={name}"
+    nginx = replicas["nginx"]
+    assert re.fullmatch(r"nginx:1\.(2[89]|[3-9]\d)(\.\d+)?-alpine", nginx["image"]), (
+        "upstream `resolve` needs 1.27.3+"
+    )
+    assert nginx["ports"] == ["8081:8080"]
+    (mount,) = nginx["volumes"]
+    source, target, mode = mount.split(":")
+    assert (ROOT / source).resolve() == NGINX_CONF and target == "/etc/nginx/nginx.conf" and mode == "ro"
+    assert nginx["depends_on"] == {name: {"condition": "service_healthy"} for name in REPLICAS}
+    assert "http://127.0.0.1:8080/" in " ".join(nginx["healthcheck"]["test"])
+    published = [port.split(":")[0] for service in services.values() for port in service.get("ports", [])]
+    assert len(published) == len(set(published)), f"two services publish one host port: {published}"
+
+
+def test_nginx_round_robins_over_every_replica(compose: Dict[str, Any]) -> None:
+    text = re.sub(r"#[^\n]*", "", NGINX_CONF.read_text())
+    upstreams = dict(re.findall(r"\bupstream\s+(\w+)\s*\{([^}]*)\}", text))
+    assert len(upstreams) == 1
+    ((name, block),) = upstreams.items()
+    servers = re.findall(r"^\s*server\s+([\w.-]+):(\d+)((?:\s+\w+(?:=\S+)?)*)\s*;", block, re.M)
+    replicas = _profile(compose, "replicas")
+    assert sorted(host for host, _, _ in servers) == sorted(REPLICAS)
+    for host, port, parameters in servers:
+        assert port == replicas[host]["environment"]["MOKKU_PORT"], host
+        assert "backup" not in parameters and "down" not in parameters, host
+        assert "resolve" in parameters.split(), f"{host}: a restarted replica's new address is not followed"
+    assert re.search(r"^\s*resolver\s+127\.0\.0\.11\b", text, re.M), "`resolve` needs Docker's DNS"
+    assert not re.search(r"^\s*(least_conn|ip_hash|hash|random)\b", block, re.M), (
+        "round-robin is nginx's default"
+    )
+    published, container = replicas["nginx"]["ports"][0].split(":")
+    assert re.findall(r"^\s*listen\s+(\d+)\s*;", text, re.M) == [container]
+    assert published == "8081"
+    assert re.findall(r"proxy_pass\s+http://(\w+)\s*;", text) == [name]
+    # Streams go out as mokku writes them; bodies up to mokku's own limit reach mokku.
+    assert re.search(r"^\s*proxy_buffering\s+off\s*;", text, re.M)
+    (size,) = re.findall(r"client_max_body_size\s+(\d+)m\s*;", text)
+    assert int(size) * 1024 * 1024 > config.DEFAULT_MAX_BODY_BYTES
+
+
+def test_compose_replicas_share_their_state_and_follow_redis(compose: Dict[str, Any]) -> None:
+    """Two replicas with their compose environment (Valkey's address swapped for a local
+    redis-server): a scripted reply posted to one is what the other answers; their healthcheck
+    passes while Redis answers and fails once it is gone, while /health (liveness) still answers."""
+    redis_server = RedisServer()
+    replicas = _profile(compose, "replicas")
+    servers: Dict[str, LiveServer] = {}
+    try:
+        for name in REPLICAS[:2]:
+            environment = _interpolated(replicas[name]["environment"], {"MOKKU_ADMIN_TOKEN": "compose-token"})
+            del environment["MOKKU_HOST"], environment["MOKKU_PORT"]  # a free local port instead
+            valkey = urlsplit(environment["MOKKU_STATE"])
+            environment["MOKKU_STATE"] = valkey._replace(netloc=f"127.0.0.1:{redis_server.port}").geturl()
+            environment["OTEL_SDK_DISABLED"] = "true"
+            servers[name] = LiveServer("gunicorn", environment)
+        first, second = servers.values()
+        admin = {"Authorization": "Bearer compose-token", "Content-Type": "application/json"}
+        rule = {"match": {"contains": "which replica"}, "reply": {"content": "any of them"}}
+        status, _, _ = request("POST", first.url + "/mokku/scenarios", json.dumps(rule).encode(), admin)
+        assert status == 200
+        chat = {"model": "gpt-4o", "messages": [{"role": "user", "content": "which replica?"}]}
+        status, _, body = request_json("POST", second.url + "/v1/chat/completions", chat)
+        assert status == 200, body
+        assert body["choices"][0]["message"]["content"] == "any of them", body  # type: ignore[index]
+
+        def healthcheck(name: str) -> int:
+            _, python, flag, code = replicas[name]["healthcheck"]["test"]
+            assert python == "python" and "127.0.0.1:8080" in code
+            code = code.replace("127.0.0.1:8080", f"127.0.0.1:{servers[name].port}")
+            return subprocess.run([sys.executable, flag, code], capture_output=True, timeout=10).returncode
+
+        assert [healthcheck(name) for name in servers] == [0, 0]
+        redis_server.stop()
+        assert 0 not in [healthcheck(name) for name in servers]
+        assert request("GET", first.url + "/health")[0] == 200
+    finally:
+        for server in servers.values():
+            server.close()
+        redis_server.stop()
+
+
+KUBERNETES = ROOT / "deploy" / "kubernetes"
+
+
+def _manifests() -> Dict[str, Dict[str, Any]]:
+    return {path.stem: yaml.safe_load(path.read_text()) for path in sorted(KUBERNETES.glob("*.yaml"))}
+
+
+@pytest.mark.parametrize(
+    ("folder", "files", "resources"),
+    [(KUBERNETES, 3, 3), (KUBERNETES / "redis", 4, 5)],
+    ids=["default", "redis"],
+)
+def test_kubernetes_manifests_validate_strictly(folder: Path, files: int, resources: int) -> None:
+    paths = [str(p) for p in sorted(folder.glob("*.yaml"))]
+    assert len(paths) == files
+    documents = sum(len([d for d in yaml.safe_load_all(Path(p).read_text()) if d]) for p in paths)
+    assert documents == resources
     result = subprocess.run(
         [_tool("kubernetes-validate"), "--strict", *paths], capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.count("passed") == 3, result.stdout
+    assert result.stdout.count("passed") == resources, result.stdout
 
 
 def test_kubernetes_deployment_service_and_autoscaler() -> None:
@@ -200,7 +353,151 @@ def test_kubernetes_deployment_service_and_autoscaler() -> None:
     assert hpa["spec"]["minReplicas"] >= 2
 
 
+def _resources(folder: Path) -> Dict[str, Dict[str, Any]]:
+    """Every resource in ``folder``, by ``kind/name``."""
+    resources: Dict[str, Dict[str, Any]] = {}
+    for path in sorted(folder.glob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if document:
+                key = f"{document['kind']}/{document['metadata']['name']}"
+                assert key not in resources, f"{key} twice"
+                resources[key] = document
+    return resources
+
+
+def _env(container: Dict[str, Any]) -> Dict[str, Dict[str, Any]]:
+    return {item["name"]: item for item in container.get("env", [])}
+
+
+def _secret_command() -> Dict[str, str]:
+    """The ``kubectl create secret`` command in the comment of deploy/kubernetes/redis/deployment.yaml:
+    the Secret's name and its literals, with ``$PASSWORD`` kept as it is."""
+    lines = (KUBERNETES / "redis" / "deployment.yaml").read_text().splitlines()
+    comment = " ".join(line.lstrip("# ").rstrip("\\") for line in lines if line.startswith("#"))
+    match = re.search(
+        r"kubectl create secret generic ([\w-]+)((?:\s+--from-literal=\w+=\"[^\"]*\")+)", comment
+    )
+    assert match, "deploy/kubernetes/redis/deployment.yaml no longer tells how to create its Secret"
+    literals = dict(re.findall(r"--from-literal=(\w+)=\"([^\"]*)\"", match.group(2)))
+    return {"name": match.group(1), **literals}
+
+
+def test_kubernetes_redis_variant_runs_three_replicas_on_valkey() -> None:
+    default = _manifests()
+    resources = _resources(KUBERNETES / "redis")
+    assert set(resources) == {
+        "Deployment/mokku",
+        "Service/mokku",
+        "HorizontalPodAutoscaler/mokku",
+        "Deployment/mokku-valkey",
+        "Service/mokku-valkey",
+    }
+    deployment = resources["Deployment/mokku"]
+    assert deployment["spec"]["replicas"] == 3
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    default_pod = default["deployment"]["spec"]["template"]["spec"]
+    (default_container,) = default_pod["containers"]
+    env = _env(container)
+    assert env["MOKKU_STATE"] == {
+        "name": "MOKKU_STATE",
+        "valueFrom": {"secretKeyRef": {"name": "mokku-redis", "key": "url"}},
+    }, "MOKKU_STATE holds a password: from a Secret, which the pods cannot start without"
+    # Everything else is the default Deployment's: settings, security, resources, shutdown.
+    default_env = _env(default_container)
+    assert {k: v for k, v in env.items() if k != "MOKKU_STATE"} == {
+        k: v for k, v in default_env.items() if k != "MOKKU_STATE"
+    }
+    assert pod["securityContext"] == default_pod["securityContext"]
+    assert pod["terminationGracePeriodSeconds"] == default_pod["terminationGracePeriodSeconds"]
+    for key in ("securityContext", "resources", "ports", "image", "lifecycle"):
+        assert container[key] == default_container[key], key
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/health", "port": "http"}
+    assert [volume["name"] for volume in pod["volumes"]] == ["tmp"], "no state file: nothing else to mount"
+    # The Service and the autoscaler are the default ones; the autoscaler starts from 3.
+    assert resources["Service/mokku"] == default["service"]
+    hpa = resources["HorizontalPodAutoscaler/mokku"]
+    assert hpa["spec"]["minReplicas"] == deployment["spec"]["replicas"]
+    assert {**hpa["spec"], "minReplicas": default["hpa"]["spec"]["minReplicas"]} == default["hpa"]["spec"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert resources["Service/mokku"]["spec"]["selector"].items() <= labels.items()
+
+
+def test_kubernetes_valkey_is_private_bounded_and_probed() -> None:
+    resources = _resources(KUBERNETES / "redis")
+    deployment, service = resources["Deployment/mokku-valkey"], resources["Service/mokku-valkey"]
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"]["type"] == "Recreate"
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert re.fullmatch(r"valkey/valkey:\d+\.\d+(\.\d+)?", container["image"])
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] != 0
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+    assert container["resources"]["requests"] and container["resources"]["limits"]
+    assert "sh -c" in " ".join(container["readinessProbe"]["exec"]["command"][:2])
+    assert "valkey-cli ping" in container["readinessProbe"]["exec"]["command"][-1]
+    assert container["livenessProbe"]["tcpSocket"]["port"] == container["ports"][0]["name"]
+    # No persistence: nothing saved, no volume claim.
+    args = container["args"]
+    assert args[args.index("--save") + 1] == "" and args[args.index("--appendonly") + 1] == "no"
+    assert all(set(volume) == {"name", "emptyDir"} for volume in pod["volumes"])
+    # Bounded below the container's memory, never evicting (a scripted reply or a bucket lost silently).
+    maxmemory = args[args.index("--maxmemory") + 1]
+    limit = container["resources"]["limits"]["memory"]
+    assert re.fullmatch(r"\d+mb", maxmemory) and re.fullmatch(r"\d+Gi", limit)
+    assert int(maxmemory[:-2]) < int(limit[:-2]) * 1024
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    # The password, from the Secret, reaches valkey-server (Kubernetes expands $(NAME)) and the probe.
+    env = _env(container)
+    password = args[args.index("--requirepass") + 1]
+    assert re.fullmatch(r"\$\((\w+)\)", password) and password[2:-1] in env
+    for name in (password[2:-1], "REDISCLI_AUTH"):
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "mokku-redis", "key": "password"}
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert not resources["Service/mokku"]["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["targetPort"] == container["ports"][0]["name"]
+
+
+def test_kubernetes_secret_command_matches_the_manifests() -> None:
+    """The documented ``kubectl create secret`` makes the keys the pods read, and its URL names the
+    Valkey Service, with the password that Valkey requires."""
+    secret = _secret_command()
+    resources = _resources(KUBERNETES / "redis")
+    wanted = set()
+    for resource in resources.values():
+        if resource["kind"] == "Deployment":
+            for container in resource["spec"]["template"]["spec"]["containers"]:
+                for item in container.get("env", []):
+                    ref = item.get("valueFrom", {}).get("secretKeyRef")
+                    if ref and ref["name"] == secret["name"]:
+                        wanted.add(ref["key"])
+    assert wanted == {"password", "url"} and wanted <= set(secret)
+    url = urlsplit(secret["url"])
+    service = resources["Service/mokku-valkey"]
+    assert url.scheme == "redis" and url.path == "/0"
+    assert (url.hostname, url.port) == (service["metadata"]["name"], service["spec"]["ports"][0]["port"])
+    assert url.password == secret["password"] == "$PASSWORD"
+    assert re.search(
+        r'PASSWORD="\$\(openssl rand -hex \d+\)"', (KUBERNETES / "redis" / "deployment.yaml").read_text()
+    )
+
+
 def test_docs_document_container_usage() -> None:
     deployment = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
-    for needle in ("docker compose up --build", "docker build", "kubectl apply -f deploy/kubernetes/"):
-        assert needle in deployment
+    for needle in (
+        "docker compose up --build",
+        "docker build",
+        "kubectl apply -f deploy/kubernetes/",
+        "docker compose --profile replicas up --build",
+        "localhost:8081",
+        "kubectl apply -f deploy/kubernetes/redis/",
+        "](scaling.md)",
+    ):
+        assert needle in deployment, needle
+    # The page's Secret is the one the manifests read, with the same URL.
+    secret = _secret_command()
+    assert f"kubectl create secret generic {secret['name']}" in deployment
+    assert f'--from-literal=url="{secret["url"]}"' in deployment
