@@ -404,23 +404,3 @@ def test_int32_fields_take_decimal_strings(app: webtest.TestApp) -> None:
     config = {"maxOutputTokens": "50", "candidateCount": "2"}
     answer = app.post_json(GENERATE, {"contents": [user("hi")], "generationConfig": config}, headers=KEY).json
     assert len(strict(answer).candidates or []) == 2
-
-
-@pytest.mark.parametrize(
-    ("operation", "payload"),
-    [
-        ("countTokens", {"contents": [user("hi")]}),
-        ("embedContent", {"content": {"parts": [{"text": "hi"}]}}),
-        ("batchEmbedContents", {"requests": [{"content": {"parts": [{"text": "hi"}]}}]}),
-    ],
-)
-def test_counting_and_embedding_take_faults_and_refuse_unknown_fields(
-    app: webtest.TestApp, operation: str, payload: Dict[str, Any]
-) -> None:
-    url = f"/v1beta/models/gemini-2.5-flash@rate_limit:{operation}"
-    limited = app.post_json(url, payload, headers=KEY, status=429).json["error"]
-    assert limited["status"] == "RESOURCE_EXHAUSTED"
-    plain = url.replace("@rate_limit", "")
-    assert app.post_json(plain, payload, headers=KEY).status_int == 200
-    unknown = app.post_json(plain, {**payload, "colour": "red"}, headers=KEY, status=400).json["error"]
-    assert unknown["message"] == 'Invalid JSON payload received. Unknown name "colour": Cannot find field.'

@@ -27,10 +27,6 @@ from mokku.gemini.models import not_found
 from mokku.server.http import Request, Response, dumps, json_response
 from mokku.server.stream import Event, Last, Token
 
-COUNT_FIELDS = frozenset("contents generateContentRequest generate_content_request".split())
-EMBED_FIELDS = frozenset(
-    "content taskType title outputDimensionality model task_type output_dimensionality".split()
-)
 TOP_LEVEL = frozenset(
     "contents systemInstruction generationConfig tools toolConfig safetySettings cachedContent labels model "
     "system_instruction generation_config tool_config safety_settings cached_content".split()
@@ -381,19 +377,8 @@ class GenerateContent:
         usage = {"prompt_tokens": prompt, "completion_tokens": made}
         return answer, output.tokens if not reply.calls else [], usage, finish
 
-    def _fields(self, request: Request, model: str, known: frozenset) -> Tuple[Dict[str, Any], str]:
-        """The body, its fields checked as Google's JSON mapping checks them, and the model with its
-        error fault fired (a suffix, the header, chance), as on every call."""
-        body = request.json()
-        for name in body:
-            if name not in known:
-                raise errors.invalid_request(
-                    f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.', name
-                )
-        return body, self.replies.simulator.decide(request, model).model
-
     def count_tokens(self, request: Request, model: str) -> Response:
-        body, model = self._fields(request, model, COUNT_FIELDS)
+        body = request.json()
         inner = field(body, "generateContentRequest")
         source = _object(inner, "generate_content_request") if inner is not None else body
         conversation = read_contents(source)
@@ -403,11 +388,11 @@ class GenerateContent:
         )
 
     def embed(self, request: Request, model: str) -> Response:
-        body, model = self._fields(request, model, EMBED_FIELDS)
+        body = request.json()
         return json_response({"embedding": _embedding(model, body, "")})
 
     def batch_embed(self, request: Request, model: str) -> Response:
-        body, model = self._fields(request, model, frozenset(["requests"]))
+        body = request.json()
         requests = _list(body.get("requests"), "requests")
         if not requests:
             raise errors.invalid_request(
