@@ -125,14 +125,6 @@ def translate(error: errors.APIError) -> Tuple[int, str, List[Dict[str, Any]]]:
         return 403, PERMISSION, details
     if status == 413:
         return 400, message, details
-    if (
-        status == 400
-        and error.param
-        and message.startswith(("Invalid value at", "Invalid JSON payload received."))
-    ):
-        # What Google's JSON mapping refuses names the field it could not read, as a BadRequest.
-        violation = {"field": error.param, "description": message}
-        return 400, message, [{"@type": _TYPE + "BadRequest", "fieldViolations": [violation]}]
     if status == 400 and message.endswith("The OpenAI API expects a JSON payload."):
         return (
             400,

@@ -52,23 +52,6 @@ def invalid(path: str, problem: str) -> errors.APIError:
     return errors.invalid_request(f"* GenerateContentRequest.{path}: {problem}\n", path)
 
 
-INT32 = (-(2**31), 2**31 - 1)
-
-
-def int32(value: Any, path: str) -> Optional[int]:
-    """An int32 field as Google's JSON mapping reads it: a whole number in range, or its decimal
-    string; anything else is its "Invalid value" 400 (true, 1.5, 2**40, "x")."""
-    if value is None:
-        return None
-    number = value
-    if isinstance(value, str) and value.lstrip("-").isdigit() and value.isascii():
-        number = int(value)
-    if isinstance(number, int) and not isinstance(number, bool) and INT32[0] <= number <= INT32[1]:
-        return number
-    shown = json.dumps(value) if isinstance(value, (bool, str)) else str(value)
-    raise errors.invalid_request(f"Invalid value at '{path}' (TYPE_INT32), {shown}", path)
-
-
 def _object(value: Any, path: str) -> Dict[str, Any]:
     if not isinstance(value, dict):
         raise errors.invalid_request(
@@ -191,22 +174,19 @@ def openapi_to_json_schema(schema: Any, depth: int = 0) -> Any:
 def _config(body: Mapping[str, Any]) -> Tuple[Sampling, Optional[tools.OutputFormat], int, bool]:
     """generationConfig: the sampling, structured output, candidate count, whether thoughts are shown."""
     config = _object(field(body, "generationConfig") or {}, "generation_config")
-    max_tokens = int32(field(config, "maxOutputTokens"), "generation_config.max_output_tokens")
-    if max_tokens is not None and max_tokens < 1:
+    max_tokens = field(config, "maxOutputTokens")
+    if max_tokens is not None and (
+        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
+    ):
         raise invalid("generation_config.max_output_tokens", "max_output_tokens must be positive.")
-    for name in ("topK", "seed", "logprobs"):
-        int32(
-            field(config, name),
-            "generation_config." + "".join("_" + c.lower() if c.isupper() else c for c in name),
-        )
     stops = _list(field(config, "stopSequences"), "generation_config.stop_sequences")
     if len(stops) > 5 or not all(isinstance(s, str) for s in stops):
         raise invalid("generation_config.stop_sequences", "at most 5 stop sequences, each a string.")
     temperature = field(config, "temperature")
     if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
         raise invalid("generation_config.temperature", "temperature must be between 0 and 2.")
-    candidates = int32(field(config, "candidateCount"), "generation_config.candidate_count") or 1
-    if not 1 <= candidates <= 8:
+    candidates = field(config, "candidateCount") or 1
+    if not isinstance(candidates, int) or not 1 <= candidates <= 8:
         raise invalid("generation_config.candidate_count", "candidate_count must be between 1 and 8.")
     mime = field(config, "responseMimeType")
     schema = field(config, "responseJsonSchema")
@@ -227,7 +207,6 @@ def _config(body: Mapping[str, Any]) -> Tuple[Sampling, Optional[tools.OutputFor
     elif mime in JSON_TYPES:
         output_format = tools.OutputFormat("json_object", None, "generation_config.response_mime_type")
     thinking = _object(field(config, "thinkingConfig") or {}, "generation_config.thinking_config")
-    int32(field(thinking, "thinkingBudget"), "generation_config.thinking_config.thinking_budget")
     thoughts = bool(field(thinking, "includeThoughts"))
     return (
         Sampling(max_tokens=max_tokens, stop=tuple(s for s in stops if s)),
