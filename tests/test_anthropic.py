@@ -447,13 +447,3 @@ def test_max_tokens_past_the_model_s_output_and_bad_tool_names_are_400(app: webt
     twice = error(app, body(tools=[{"name": "a", "input_schema": schema}] * 2), 400)
     assert twice["message"] == "tools: Tool names must be unique."
     assert create(app, **body(max_tokens=64_000)).stop_reason == "end_turn"
-
-
-def test_an_empty_turn_is_a_400_unless_it_is_the_final_assistant_one(app: webtest.TestApp) -> None:
-    for empty in ("", []):
-        refused = error(app, body(messages=[{"role": "user", "content": empty}]), 400)
-        assert refused["message"] == (
-            "messages.0: all messages must have non-empty content except for the optional final assistant message"
-        )
-    prefill = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": []}]
-    assert create(app, **body(messages=prefill)).role == "assistant"

@@ -184,12 +184,12 @@ def read_messages(value: Any) -> Conversation:
             )
         check.one_of(role, ROLES, f"{where}.role")
         content = check.required(turn, "content", f"{where}.content")
-        if isinstance(content, (str, list)) and not content and not (index == last and role == "assistant"):
-            raise check.invalid(
-                where,
-                "all messages must have non-empty content except for the optional final assistant message",
-            )
         if isinstance(content, str):
+            if not content and not (index == last and role == "assistant"):
+                raise check.invalid(
+                    where,
+                    "all messages must have non-empty content except for the optional final assistant message",
+                )
             conversation.messages.append(Message(role, content))
             continue
         blocks = check.listing(content, f"{where}.content") or []
