@@ -12,13 +12,11 @@ from __future__ import annotations
 import base64
 import json
 import random
-import re
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from mokku import errors
 from mokku.anthropic import events
 from mokku.anthropic import validate as check
-from mokku.anthropic.models import max_output
 from mokku.api import render, tools
 from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversation_tokens, echo_text
 from mokku.api.ids import random_id
@@ -58,13 +56,6 @@ class Messages:
         _model(request.json())
         body, behaviour = self.replies.begin(request, "chat", KNOWN_PARAMS)
         max_tokens = check.whole(check.required(body, "max_tokens"), "max_tokens", 1)
-        ceiling = max_output(behaviour.model)
-        if max_tokens is not None and max_tokens > ceiling:
-            raise errors.invalid_request(
-                f"max_tokens: {max_tokens} > {ceiling}, which is the maximum allowed number of output tokens "
-                f"for {behaviour.model}",
-                "max_tokens",
-            )
         framing = _system(body.get("system"))
         conversation = read_messages(check.required(body, "messages"))
         stops = _stops(body.get("stop_sequences"))
@@ -296,25 +287,16 @@ def _thinking(value: Any, max_tokens: int) -> bool:
     return True
 
 
-_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
-
-
 def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Function]:
     """The client tools this reply calls (server tools count as tools, and are never called here)."""
     given = check.listing(body.get("tools"), "tools") or []
-    functions: List[tools.Function] = []
+    functions = []
     for index, tool in enumerate(given):
         where = f"tools.{index}"
         tool = check.mapping(tool, where) or {}
         kind = check.text(tool.get("type"), f"{where}.type")
         name = check.text(check.required(tool, "name", f"{where}.name"), f"{where}.name") or ""
         if kind in (None, "custom"):
-            if not _TOOL_NAME.match(name):
-                raise check.invalid(
-                    f"{where}.custom.name", f"String should match pattern '{_TOOL_NAME.pattern}'"
-                )
-            if any(function.name == name for function in functions):
-                raise check.invalid("tools", "Tool names must be unique.")
             at = f"{where}.custom.input_schema"
             schema = check.mapping(check.required(tool, "input_schema", at), at) or {}
             check.one_of(check.required(schema, "type", f"{at}.type"), ("object",), f"{at}.type")

@@ -94,13 +94,3 @@ def _limit(raw: Optional[str]) -> int:
             "limit",
         )
     return value
-
-
-def max_output(model: str) -> int:
-    """The most ``max_tokens`` a Claude model takes (the Messages API refuses more, whatever the
-    prompt); a model it does not know gets the newest models' 64,000."""
-    if "opus-4-1" in model or "opus-4-0" in model or model.startswith("claude-opus-4-2025"):
-        return 32_000
-    if "3-5-haiku" in model or "haiku-3-5" in model:
-        return 8_192
-    return 64_000
