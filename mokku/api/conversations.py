@@ -35,7 +35,7 @@ class Conversations:
     def _state(self) -> Iterator[None]:
         """A state file that cannot be used answers 503; a conversation too large for the store, 400."""
         try:
-            with statedb.answered(self.stored.path):
+            with statedb.answered(self.stored.name):
                 yield
         except objects.TooLarge as exc:
             raise items.too_large(str(exc), "items") from None

@@ -99,7 +99,7 @@ class Responses:
         return encoded_json_response(_current(stored, self.clock())[0])
 
     def delete(self, request: Request, response_id: str) -> Response:
-        with statedb.answered(self.stored.path):
+        with statedb.answered(self.stored.name):
             deleted = self.stored.delete_response(response_id)
         if not deleted:
             raise not_found(response_id)
@@ -116,7 +116,7 @@ class Responses:
             return encoded_json_response(body)
         cancelled = dumps(unfinished(json.loads(stored.body), "cancelled"))
         job = json.dumps(dict(json.loads(stored.job), cancelled=True))
-        with statedb.answered(self.stored.path):
+        with statedb.answered(self.stored.name):
             if not self.stored.replace_response(response_id, cancelled, job):
                 raise not_found(response_id)
         return encoded_json_response(cancelled)
@@ -129,7 +129,7 @@ class Responses:
         return json_response(items.list_body(page, has_more))
 
     def _find(self, response_id: str) -> objects.StoredResponse:
-        with statedb.answered(self.stored.path):
+        with statedb.answered(self.stored.name):
             stored = self.stored.response(response_id)
         if stored is None:
             raise not_found(response_id)
@@ -299,13 +299,13 @@ class Responses:
                 "mutually_exclusive_parameters",
             )
         if previous is not None:
-            with statedb.answered(self.stored.path):
+            with statedb.answered(self.stored.name):
                 stored = self.stored.response(previous)
             if stored is None:
                 raise previous_not_found(previous)
             return json.loads(stored.items) + json.loads(stored.body)["output"]
         if conversation is not None:
-            with statedb.answered(self.stored.path):
+            with statedb.answered(self.stored.name):
                 found = self.stored.items(conversation)
             if found is None:
                 raise conversation_not_found(conversation)
@@ -314,7 +314,7 @@ class Responses:
 
     def _append(self, conversation: str, added: List[items.Item]) -> None:
         try:
-            with statedb.answered(self.stored.path):
+            with statedb.answered(self.stored.name):
                 appended = self.stored.add_items(conversation, items.encoded(added))
         except objects.TooLarge as exc:
             raise items.too_large(str(exc), "conversation") from None
@@ -333,8 +333,8 @@ class Responses:
                 raise items.too_large("the response is larger than the store holds", "background") from None
         except statedb.STATE_ERRORS as exc:
             if job is not None:
-                raise statedb.unavailable(self.stored.path, exc) from None
-            log.warning("response %s could not be stored in %s: %s", response_id, self.stored.path, exc)
+                raise statedb.unavailable(self.stored.name, exc) from None
+            log.warning("response %s could not be stored in %s: %s", response_id, self.stored.name, exc)
 
 
 def _current(stored: objects.StoredResponse, now: float) -> Tuple[bytes, str]:

@@ -72,6 +72,7 @@ class Objects:
         self, path: str, bounds: Bounds = DEFAULT_BOUNDS, clock: Callable[[], float] = time.time
     ) -> None:
         self.path = path
+        self.name = f"the state file {path}"  # what a 503 names
         self.bounds = bounds
         self.clock = clock  # wall-clock seconds: every worker ages the same objects
         self._connections = statedb.Connections(path, create=True)

@@ -163,18 +163,18 @@ STATE_ERRORS: Tuple[Type[BaseException], ...] = (sqlite3.Error, OSError, *redis_
 
 
 @contextlib.contextmanager
-def answered(where: str) -> Iterator[None]:
+def answered(name: str) -> Iterator[None]:
     """A store that cannot be used, met inside: the request answers 503 naming it, never 500."""
     try:
         yield
     except STATE_ERRORS as exc:
-        raise unavailable(where, exc) from None
+        raise unavailable(name, exc) from None
 
 
-def unavailable(where: str, exc: BaseException) -> errors.APIError:
-    """503: the store (a state file's path, or a store's name) cannot be used; says which and why."""
+def unavailable(name: str, exc: BaseException) -> errors.APIError:
+    """503: the store ``name`` names ("the state file ...", "Redis at ...") cannot be used; says
+    which and why."""
     reason = str(exc) or type(exc).__name__
-    name = where if where.startswith(("the state file ", "Redis at ")) else f"the state file {where}"
     return errors.APIError(
         503,
         f"{name[0].upper()}{name[1:]} cannot be used ({reason}); scripted replies, the journal and "

@@ -200,7 +200,7 @@ class RedisObjects:
         self, store: Redis, bounds: Bounds = DEFAULT_BOUNDS, clock: Callable[[], float] = time.time
     ) -> None:
         self.store, self.bounds, self.clock = store, bounds, clock
-        self.path = store.name  # what a 503 names
+        self.name = store.name  # what a 503 names
         self._prefix = store.key("objects", "")
         client = store.client
         (
