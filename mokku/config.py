@@ -216,6 +216,8 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
 
 
 RECORD_MODES = ("record", "replay", "replay_or_record", "passthrough")
+NEEDS_UPSTREAM = ("record", "replay_or_record", "passthrough")  # modes that forward
+NEEDS_CASSETTES = ("record", "replay", "replay_or_record")  # modes that keep or read recordings
 
 
 def _listed(env: Mapping[str, str], name: str, separator: str = ",") -> Tuple[str, ...]:
@@ -252,9 +254,9 @@ def _recording(env: Mapping[str, str]) -> Dict[str, Any]:
         )
     if mode and mode not in RECORD_MODES:
         raise ConfigError(f"MOKKU_MODE must be one of {', '.join(RECORD_MODES)}, got {mode!r}")
-    if mode in ("record", "replay_or_record", "passthrough") and not upstream:
+    if mode in NEEDS_UPSTREAM and not upstream:
         raise ConfigError(f"MOKKU_MODE={mode} needs MOKKU_UPSTREAM (the provider to forward to)")
-    if mode in ("record", "replay", "replay_or_record") and not cassettes:
+    if mode in NEEDS_CASSETTES and not cassettes:
         raise ConfigError(f"MOKKU_MODE={mode} needs MOKKU_CASSETTES (the directory of recordings)")
     if upstream and not upstream.startswith(("http://", "https://")):
         raise ConfigError(f"MOKKU_UPSTREAM must be an http:// or https:// URL, got {upstream!r}")

@@ -20,7 +20,7 @@ import json
 import logging
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from mokku import errors, saferegex
+from mokku import config, errors, saferegex
 from mokku.api import validate
 from mokku.control import statedb
 from mokku.simulation import faults
@@ -32,7 +32,7 @@ log = logging.getLogger("mokku")
 ENDPOINTS = ("chat.completions", "completions", "responses", "embeddings", "messages", "generate_content")
 _MATCH_KEYS = ("model", "endpoint", "contains", "regex", "nth")
 _REPLY_KEYS = ("content", "tool_call", "fault", "latency", "mode")
-PROXY_MODES = ("record", "replay", "replay_or_record", "passthrough", "mock")
+PROXY_MODES = (*config.RECORD_MODES, "mock")  # ``mock``: mokku's own answer
 _REPLIES, _MODES = 1, 2  # kinds of rule: replies, switches the mode
 MAX_RULES = 1000  # rules held at once
 MAX_RULE_BYTES = 64 * 1024  # one rule, as JSON

@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from mokku import errors
+from mokku.config import NEEDS_CASSETTES, NEEDS_UPSTREAM
 from mokku.control.scenarios import Scenarios
 from mokku.record.cassettes import (
     Cassettes,
@@ -35,9 +36,6 @@ from mokku.server.stream import Event, EventStream, Token
 from mokku.simulation.faults import Simulator
 from mokku.simulation.latency import Pace
 
-MODES = ("record", "replay", "replay_or_record", "passthrough")
-_NEEDS_UPSTREAM = ("record", "replay_or_record", "passthrough")
-_NEEDS_CASSETTES = ("record", "replay", "replay_or_record")
 # A scripted mode rule's ``endpoint``, from the path's end (every dialect).
 _ENDPOINTS = (
     ("/chat/completions", "chat.completions"),
@@ -93,9 +91,9 @@ class Proxy:
 
     def available(self, mode: str) -> Optional[str]:
         """Why this server cannot handle a call in ``mode`` (a scripted rule's), or None."""
-        if mode in _NEEDS_UPSTREAM and not self.upstream:
+        if mode in NEEDS_UPSTREAM and not self.upstream:
             return f"mode {mode} needs MOKKU_UPSTREAM, which this server does not have"
-        if mode in _NEEDS_CASSETTES and self.cassettes is None:
+        if mode in NEEDS_CASSETTES and self.cassettes is None:
             return f"mode {mode} needs MOKKU_CASSETTES, which this server does not have"
         return None
 
