@@ -158,6 +158,10 @@ class Scenarios:
         except statedb.STATE_ERRORS as exc:
             raise self._unavailable(exc) from None
 
+    def may_switch(self) -> bool:
+        """Whether a rule that switches the mode may exist (False: no call need be matched for one)."""
+        return self.store.may_hold(_MODES)
+
     def match(self, endpoint: str, model: str, text: str, modes: bool = False) -> Optional[Dict[str, Any]]:
         """The reply of the first rule that matches this call (counting it), or None; a 503 when
         the rules cannot be read. ``modes``: the rules that switch the mode, else the others."""

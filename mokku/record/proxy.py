@@ -110,7 +110,7 @@ class Proxy:
             model = body.get("model")
         model = model if isinstance(model, str) else ""
         mode = self.mode
-        if scenarios is not None:
+        if scenarios is not None and scenarios.may_switch():  # the body is read as text only then
             path = request.path
             endpoint = next((name for end, name in _ENDPOINTS if path.endswith(end)), "")
             rule = scenarios.match(endpoint, model, raw.decode("utf-8", "replace"), modes=True)
