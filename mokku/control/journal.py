@@ -22,7 +22,7 @@ import logging
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from mokku.credentials import is_secret, mask_header
+from mokku.credentials import mask_header
 from mokku.server.http import Request
 from mokku.store.base import JournalStore, Page, Row
 from mokku.store.sqlite import SETTLE_TIMEOUT_S, SqliteJournal
@@ -187,30 +187,10 @@ def truncated(raw: bytes) -> Dict[str, Any]:
     }
 
 
-_HEADERS: Dict[str, Tuple[str, bool]] = {}  # CGI name -> (header name, carries a credential)
-_MAX_HEADER_NAMES = 1024
-
-
-def _header(key: str) -> Tuple[str, bool]:
-    """A header's name and whether it carries a credential, worked out once per name."""
-    name = key[5:].replace("_", "-").lower()
-    known = (name, is_secret(name))
-    if len(_HEADERS) < _MAX_HEADER_NAMES:
-        _HEADERS[key] = known
-    return known
-
-
 def entry_for(request: Request, status: int, started: float) -> Dict[str, Any]:
     """A journal entry from the request and what it met on its way."""
-    environ = request.environ
-    headers = {}
-    for key, value in environ.items():
-        if key.startswith("HTTP_"):
-            known = _HEADERS.get(key)
-            if known is None:
-                known = _header(key)
-            name, secret = known
-            headers[name] = mask_header(name, value) if secret else value
+    names = {key: key[5:].replace("_", "-").lower() for key in request.environ if key.startswith("HTTP_")}
+    headers = {name: mask_header(name, request.environ[key]) for key, name in names.items()}
     body = request.parsed
     stored: Any = body
     raw = None
