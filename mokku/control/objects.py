@@ -32,6 +32,23 @@ class Bounds(NamedTuple):
     conversation_bytes: int = 64 * 1024 * 1024  # every conversation with its items
     one_conversation_bytes: int = 16 * 1024 * 1024
 
+    def response_size(self, body: bytes, items: bytes, job: Optional[str]) -> int:
+        """What a response counts in bytes; ``TooLarge`` when it alone would pass the store's bound."""
+        size = len(body) + len(items) + len(job or "")
+        if size > self.response_bytes:
+            raise TooLarge(f"the response is larger than the store ({self.response_bytes} bytes)")
+        return size
+
+    def conversation_size(self, body: bytes, items: Sequence[Tuple[str, bytes]]) -> int:
+        """What a new conversation counts in bytes; ``TooLarge`` past one conversation's bound."""
+        size = len(body) + sum(len(item) for _, item in items)
+        if size > self.one_conversation_bytes:
+            raise self.conversation_full()
+        return size
+
+    def conversation_full(self) -> TooLarge:
+        return TooLarge(f"a conversation holds at most {self.one_conversation_bytes} bytes")
+
 
 DEFAULT_BOUNDS = Bounds()
 
@@ -94,10 +111,8 @@ class Objects:
 
     def keep_response(self, response_id: str, body: bytes, items: bytes, job: Optional[str] = None) -> None:
         """Store a response (replacing one with its id); the oldest go past the bounds."""
-        size = len(body) + len(items) + len(job or "")
         bounds = self.bounds
-        if size > bounds.response_bytes:
-            raise TooLarge(f"the response is larger than the store ({bounds.response_bytes} bytes)")
+        size = bounds.response_size(body, items, job)
         now = self.clock()
         with self._db() as db:
             _remove_response(db, response_id)
@@ -144,10 +159,8 @@ class Objects:
         self, conversation_id: str, body: bytes, items: Sequence[Tuple[str, bytes]]
     ) -> None:
         """A new conversation with its first items; the oldest conversations go past the bounds."""
-        size = len(body) + sum(len(item) for _, item in items)
         bounds = self.bounds
-        if size > bounds.one_conversation_bytes:
-            raise TooLarge(f"a conversation holds at most {bounds.one_conversation_bytes} bytes")
+        size = bounds.conversation_size(body, items)
         with self._db() as db:
             cursor = db.execute(
                 "INSERT INTO conversations (id, bytes, body) VALUES (?, ?, ?)", (conversation_id, size, body)
@@ -196,7 +209,7 @@ class Objects:
             if row is None:
                 return False
             if row[1] + size > self.bounds.one_conversation_bytes:
-                raise TooLarge(f"a conversation holds at most {self.bounds.one_conversation_bytes} bytes")
+                raise self.bounds.conversation_full()
             _insert_items(db, row[0], items)
             db.execute("UPDATE conversations SET bytes = bytes + ? WHERE seq = ?", (size, row[0]))
             _count(db, "conversations", 0, size)

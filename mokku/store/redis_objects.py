@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from mokku.control.objects import DEFAULT_BOUNDS, Bounds, Duplicate, Page, StoredResponse, TooLarge
+from mokku.control.objects import DEFAULT_BOUNDS, Bounds, Duplicate, Page, StoredResponse
 from mokku.store.redis import Redis
 
 _EVICT_RESPONSES = """
@@ -235,10 +235,8 @@ class RedisObjects:
     # Responses
 
     def keep_response(self, response_id: str, body: bytes, items: bytes, job: Optional[str] = None) -> None:
-        size = len(body) + len(items) + len(job or "")
         bounds = self.bounds
-        if size > bounds.response_bytes:
-            raise TooLarge(f"the response is larger than the store ({bounds.response_bytes} bytes)")
+        size = bounds.response_size(body, items, job)
         now = self.clock()
         self._run(
             self._keep,
@@ -277,10 +275,8 @@ class RedisObjects:
     def create_conversation(
         self, conversation_id: str, body: bytes, items: Sequence[Tuple[str, bytes]]
     ) -> None:
-        size = len(body) + sum(len(item) for _, item in items)
         bounds = self.bounds
-        if size > bounds.one_conversation_bytes:
-            raise TooLarge(f"a conversation holds at most {bounds.one_conversation_bytes} bytes")
+        size = bounds.conversation_size(body, items)
         pairs = [value for item in items for value in item]
         result = self._run(
             self._create, conversation_id, body, size, bounds.conversations, bounds.conversation_bytes, *pairs
@@ -363,4 +359,4 @@ def _raise_for(result: List[Any], bounds: Bounds) -> None:
     if result[0] == b"duplicate":
         raise Duplicate(result[1].decode())
     if result[0] == b"too_large":
-        raise TooLarge(f"a conversation holds at most {bounds.one_conversation_bytes} bytes")
+        raise bounds.conversation_full()
