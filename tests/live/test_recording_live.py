@@ -414,14 +414,15 @@ def test_every_api_route_is_forwarded_and_replayed(tmp_path: Path) -> None:
         status, created = call(server, "/v1/responses", {"model": "gpt-4o", "input": "keep me"})
         assert status == 200
         answer = json.loads(created)["id"]
+        calls = [
+            ("GET", f"/v1/responses/{answer}"),
+            ("GET", "/v1/models"),
+            ("GET", "/v1/only-upstream-knows"),
+            ("DELETE", f"/v1/responses/{answer}"),
+        ]
         recorded = [
             request(method, server.url + path, None, {"Authorization": f"Bearer {SECRET}"})
-            for method, path in [
-                ("GET", f"/v1/responses/{answer}"),
-                ("GET", "/v1/models"),
-                ("GET", "/v1/only-upstream-knows"),
-                ("DELETE", f"/v1/responses/{answer}"),
-            ]
+            for method, path in calls
         ]
     finally:
         server.close()
@@ -433,12 +434,7 @@ def test_every_api_route_is_forwarded_and_replayed(tmp_path: Path) -> None:
     try:
         replayed = [
             request(method, server.url + path, None, {"Authorization": f"Bearer {SECRET}"})
-            for method, path in [
-                ("GET", f"/v1/responses/{answer}"),
-                ("GET", "/v1/models"),
-                ("GET", "/v1/only-upstream-knows"),
-                ("DELETE", f"/v1/responses/{answer}"),
-            ]
+            for method, path in calls
         ]
     finally:
         server.close()
