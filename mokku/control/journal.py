@@ -24,8 +24,8 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from mokku.credentials import mask_header
 from mokku.server.http import Request
-from mokku.store.base import JournalStore, Page, Row
-from mokku.store.sqlite import SETTLE_TIMEOUT_S, SqliteJournal
+from mokku.store.base import SETTLE_TIMEOUT_S, JournalStore, Page, Row
+from mokku.store.sqlite import SqliteJournal
 from mokku.store.writer import Writer
 
 log = logging.getLogger("mokku")

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Protocol, Sequence, Tuple
 
+SETTLE_TIMEOUT_S = 5.0  # the longest a journal read waits for every writer to write what it holds
+
 # A journal row: time, path, model, size in bytes, the entry as JSON text, and its body as JSON text
 # when that is kept apart (as it came; then the entry's ``body`` is null).
 Row = Tuple[float, str, Optional[str], int, str, Optional[str]]

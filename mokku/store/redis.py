@@ -20,7 +20,7 @@ import uuid
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Type
 from urllib.parse import urlsplit
 
-from mokku.store.base import Left, Page, Refused, Row, TooMany, Want, entry_of
+from mokku.store.base import SETTLE_TIMEOUT_S, Left, Page, Refused, Row, TooMany, Want, entry_of
 
 try:
     import redis
@@ -30,7 +30,6 @@ except ImportError:  # the optional extra
 log = logging.getLogger("mokku")
 
 TIMEOUT_S = 2.0  # connect, read or write: past it, the store is down for this request
-SETTLE_TIMEOUT_S = 5.0
 _SCAN_CHUNK = 256
 _KEEP_ACKS_S = 30
 

@@ -15,7 +15,18 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 
 from mokku.control import statedb
 from mokku.store import tally
-from mokku.store.base import Left, Page, Refused, Row, TooMany, Want, decide, entry_of, refilled
+from mokku.store.base import (
+    SETTLE_TIMEOUT_S,
+    Left,
+    Page,
+    Refused,
+    Row,
+    TooMany,
+    Want,
+    decide,
+    entry_of,
+    refilled,
+)
 
 log = logging.getLogger("mokku")
 
@@ -23,7 +34,6 @@ _INSERT = "INSERT INTO requests (time, path, model, bytes, entry, body) VALUES "
 _ROW_VALUES = "(?, ?, ?, ?, ?, ?)"
 _PRUNE_EVERY = 100  # entries between checks of the count bound
 _SCAN_CHUNK = 256
-SETTLE_TIMEOUT_S = 5.0
 
 
 class SqliteJournal:
