@@ -187,6 +187,9 @@ def test_body_over_cap_is_413_dropped_not_kept() -> None:
     assert stream.bytes_read == len(data)
     status, _, _, stream = _call(app, {"CONTENT_LENGTH": str(DRAIN_LIMIT + 1)}, data)
     assert status.startswith("413 ") and stream.bytes_read == 0
+    waiting = {"CONTENT_LENGTH": str(len(data)), "HTTP_EXPECT": "100-continue"}  # not sent until asked for
+    status, _, _, stream = _call(app, waiting, data)
+    assert status.startswith("413 ") and stream.bytes_read == 0
 
 
 def test_chunked_body_over_cap_is_413_reading_at_most_the_cap() -> None:

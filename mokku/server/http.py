@@ -145,7 +145,8 @@ DRAIN_LIMIT = 64 * 1024 * 1024
 def _drain(stream: Any, length: int) -> None:
     """Read and drop a refused body of up to ``DRAIN_LIMIT`` bytes: a client that writes its whole
     body before it reads (http.client, requests) then gets the 413, not a reset from a socket closed
-    with its bytes unread. Larger, or a client that stops sending: left unread."""
+    with its bytes unread. Larger, a client that stops sending, or one waiting on ``Expect:
+    100-continue`` (reading would ask it for the body): left unread."""
     if length > DRAIN_LIMIT:
         return
     try:
@@ -236,7 +237,8 @@ class Request:
                 raise errors.invalid_request(f"Invalid Content-Length header: {raw_length!r}")
             length = int(raw_length)
             if length > self.settings.max_body_bytes:
-                _drain(stream, length)
+                if self.environ.get("HTTP_EXPECT", "").lower() != "100-continue":  # else it waits, unsent
+                    _drain(stream, length)
                 raise errors.body_too_large(self.settings.max_body_bytes)
             data = stream.read(length) if length else b""
             if len(data) < length:
