@@ -103,6 +103,12 @@ def test_admin_off_and_journal_off(store_env: Dict[str, str]) -> None:
     assert no_journal.get("/mokku/requests", status=404).json["error"]["code"] == "journal_off"
 
 
+def test_the_journal_is_on_unless_turned_off(tmp_path: Path) -> None:
+    app = webtest.TestApp(App(config.load({"MOKKU_STATE": str(tmp_path / "state.sqlite3")})))
+    app.post_json(CHAT, {"model": "m", "messages": HI})
+    assert [entry["model"] for entry in entries(app)] == ["m"]
+
+
 @pytest.mark.parametrize("value", ["maybe", "2"])
 def test_bad_flags(value: str) -> None:
     with pytest.raises(config.ConfigError):
