@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sqlite3
+import threading
 import time
 from pathlib import Path
 from typing import Dict, Union
@@ -101,6 +104,34 @@ def test_admin_off_and_journal_off(store_env: Dict[str, str]) -> None:
     no_journal = build(store_env, MOKKU_JOURNAL="0")
     no_journal.post_json(CHAT, {"model": "m", "messages": HI})
     assert no_journal.get("/mokku/requests", status=404).json["error"]["code"] == "journal_off"
+
+
+def test_a_read_after_a_streams_last_byte_sees_it_before_the_server_closes_it(
+    store_env: Dict[str, str],
+) -> None:
+    """The client may ask the journal as soon as ``[DONE]`` arrives, while the server has yet to close
+    the stream (where its entry is written): the read waits for the entry."""
+    app = App(config.load({**store_env, "MOKKU_JOURNAL": "1"}))
+    data = json.dumps({"model": "streamed", "messages": HI, "stream": True}).encode()
+    environ = {
+        "REQUEST_METHOD": "POST",
+        "PATH_INFO": CHAT,
+        "CONTENT_TYPE": "application/json",
+        "CONTENT_LENGTH": str(len(data)),
+        "wsgi.input": io.BytesIO(data),
+        "wsgi.multithread": True,
+    }
+    body = app(environ, lambda status, headers: None)
+    assert b"".join(body).endswith(b"data: [DONE]\n\n")  # every byte sent; not closed yet
+    journal = app.journal
+    assert journal is not None
+    seen: list = []
+    reader = threading.Thread(target=lambda: seen.extend(journal.entries()))
+    reader.start()
+    time.sleep(0.3)  # the reader is waiting (were it not, it would have read no entry by now)
+    body.close()  # type: ignore[attr-defined]
+    reader.join(10)
+    assert [(entry["model"], entry["stream"]["outcome"]) for entry in seen] == [("streamed", "completed")]
 
 
 def test_the_journal_is_on_unless_turned_off(tmp_path: Path) -> None:

@@ -66,12 +66,21 @@ class Journal:
 
     def record(self, entry: Dict[str, Any], at_once: bool = False) -> None:
         """Hand the entry over; it is encoded and written off the request path. ``at_once``: written
-        now, by this thread (a stream's, when it ends: its client may have read the last byte and asked
-        the journal already, so the entry cannot wait for a reader to count it)."""
+        now, by this thread (a stream's, when the server closes it)."""
         if at_once:
             self._write([entry])
         else:
             self._writer.put(entry)
+
+    def expect(self) -> None:
+        """A stream's entry is on its way: its last event is about to go out, and its client may read
+        the journal as soon as that arrives, before the server closes the stream and the entry is
+        written. Reads from now on wait for it, until ``fulfil``."""
+        self._writer.expect()
+
+    def fulfil(self) -> None:
+        """The expected entry is written (or given up on)."""
+        self._writer.wrote_one()
 
     def _write(self, entries: List[Dict[str, Any]]) -> None:
         rows: List[Row] = []

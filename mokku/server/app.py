@@ -116,7 +116,8 @@ class App:
         if not self._journaled(request):
             return body
         if isinstance(body, EventStream):  # journaled when it ends, with how it ended
-            body.on_close(lambda stream: self._record(request, response, started, at_once=True))
+            body.on_end(self.journal.expect)  # type: ignore[union-attr]
+            body.on_close(lambda stream: self._record(request, response, started, True, stream.ended))
         else:
             self._record(request, response, started)
         return body
@@ -127,16 +128,28 @@ class App:
             self.journal is not None and request.route is not None and request.route.startswith(API_PREFIXES)
         )
 
-    def _record(self, request: Request, response: Response, started: float, at_once: bool = False) -> None:
-        """One journal write per request, after its response is made; never fails the request."""
+    def _record(
+        self,
+        request: Request,
+        response: Response,
+        started: float,
+        at_once: bool = False,
+        expected: bool = False,
+    ) -> None:
+        """One journal write per request, after its response is made; never fails the request.
+        ``at_once``: see ``Journal.record``; ``expected``: announced by ``Journal.expect``."""
+        journal: Journal = self.journal  # type: ignore[assignment]
         try:
             entry = entry_for(request, response.status, started)
             for name, value in response.headers:
                 if name == "retry-after-ms":
                     entry["retry_after_ms"] = int(value)
-            self.journal.record(entry, at_once)  # type: ignore[union-attr]
+            journal.record(entry, at_once)
         except Exception:
             log.exception("could not write the request journal")
+        finally:
+            if expected:
+                journal.fulfil()
 
     def handle(self, request: Request) -> Response:
         try:

@@ -11,6 +11,8 @@ An endpoint produces events, framed here as server-sent events (``event``, ``typ
   event, then the end), truncated (the end, without ``[DONE]``), stall (a long pause), malformed
   (half an event);
 - the error event when the producer fails after the stream has started;
+- end callbacks, run once as the last write is made, before it goes out (the journal's reads wait
+  for the entry from then on);
 - close callbacks, run once when the server closes the body, however the stream ended (even
   before its first byte): the span's stream attributes, the request's outcome, the journal entry.
 
@@ -112,12 +114,17 @@ class EventStream:
         self._held: Optional[Event] = None  # an event put back while the events before it go out
         self._tokens = 0
         self._callbacks: List[Callable[[EventStream], None]] = []
+        self._end_callbacks: List[Callable[[], None]] = []
+        self.ended = False  # the end callbacks ran
         self.events = 0  # events handed to the server
         self.outcome: Optional[str] = None  # completed, failed; client_disconnected if it never ends
         self._closed = False
 
     def on_close(self, callback: Callable[[EventStream], None]) -> None:
         self._callbacks.append(callback)
+
+    def on_end(self, callback: Callable[[], None]) -> None:
+        self._end_callbacks.append(callback)
 
     @property
     def completed(self) -> bool:
@@ -179,6 +186,8 @@ class EventStream:
             )
             self._add(self._render_error(error), batch)
             self.outcome = "failed"
+        if self.outcome is not None and not self.ended:
+            self._run_end_callbacks()
         if not batch:
             raise StopIteration
         return batch[0] if len(batch) == 1 else b"".join(batch)
@@ -231,6 +240,14 @@ class EventStream:
 
     def _wait(self, seconds: float) -> None:
         connection.hold(seconds, self.request.environ, "the stream waited")
+
+    def _run_end_callbacks(self) -> None:
+        self.ended = True
+        for callback in self._end_callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("a stream's end callback failed")
 
     def close(self) -> None:
         """Close the producer and run the callbacks, once."""

@@ -70,9 +70,25 @@ class Writer:
             return
         with self._lock:
             self._queue.put(item)
-            self.handed += 1
-            if self._tally is not None:
-                self._tally.handed(self.handed)
+            self._count_handed()
+
+    def expect(self) -> None:
+        """One more entry that its own thread writes (``wrote_one``): readers from now on wait for
+        it as for one handed over."""
+        if self._pid != os.getpid():
+            self._start()
+        with self._lock:
+            self._count_handed()
+
+    def _count_handed(self) -> None:
+        """Under ``_lock``."""
+        self.handed += 1
+        if self._tally is not None:
+            self._tally.handed(self.handed)
+
+    def wrote_one(self) -> None:
+        """An expected entry is written (or given up on)."""
+        self._count_written(1)
 
     def _run(self) -> None:
         source = self._queue
@@ -91,11 +107,14 @@ class Writer:
                 self._write(batch)
             except Exception as exc:  # the entries are lost; the requests were answered long ago
                 self._warn("%s", exc)
-            with self._done:
-                self.written += len(batch)
-                if self._tally is not None:
-                    self._tally.wrote(self.written)
-                self._done.notify_all()
+            self._count_written(len(batch))
+
+    def _count_written(self, count: int) -> None:
+        with self._done:
+            self.written += count
+            if self._tally is not None:
+                self._tally.wrote(self.written)
+            self._done.notify_all()
 
     def flush(self, timeout: float) -> bool:
         """Wait until everything this process was handed so far is written (or ``timeout`` passes)."""
