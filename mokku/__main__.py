@@ -108,10 +108,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         print(f"mokku: {exc}", file=sys.stderr)
         return 2
 
-    from mokku import telemetry
+    from mokku import metrics, telemetry
     from mokku.control import state
 
     try:
+        metrics.check(settings)
         own_state = state.claim_state(settings)
     except config.ConfigError as exc:
         print(f"mokku: {exc}", file=sys.stderr)

@@ -56,6 +56,10 @@ class Settings:
     journal_bytes: int = DEFAULT_JOURNAL_BYTES  # the journal's entries, in all
     journal_body_bytes: int = DEFAULT_JOURNAL_BODY_BYTES  # a body stored whole up to this size
     state_path: str = ""
+    # Prometheus metrics at /metrics (mokku.metrics): "" off, "mokku" its own series, "vllm" also
+    # vLLM's names; the vLLM gauges' model_name.
+    metrics: str = ""
+    metrics_model: str = "mokku"
     state_url: str = ""  # Redis (MOKKU_STATE=redis://...): what every replica shares
     state_prefix: str = "mokku:"
     admin: bool = True
@@ -205,6 +209,8 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         journal_bytes=_int(env, "MOKKU_JOURNAL_BYTES", DEFAULT_JOURNAL_BYTES, 1),
         journal_body_bytes=_int(env, "MOKKU_JOURNAL_BODY_BYTES", DEFAULT_JOURNAL_BODY_BYTES, 0),
         **_state(env),
+        metrics=_metrics(env),
+        metrics_model=_metrics_model(env),
         admin=_admin_open(env) or _flag(env, "MOKKU_ADMIN", True),
         admin_open=_admin_open(env),
         admin_token=env.get("MOKKU_ADMIN_TOKEN", "").strip(),
@@ -221,6 +227,24 @@ NEEDS_CASSETTES = ("record", "replay", "replay_or_record")  # modes that keep or
 
 def _listed(env: Mapping[str, str], name: str, separator: str = ",") -> Tuple[str, ...]:
     return tuple(part.strip() for part in env.get(name, "").split(separator) if part.strip())
+
+
+def _metrics(env: Mapping[str, str]) -> str:
+    """``MOKKU_METRICS``: off, ``1`` (mokku's series) or ``vllm`` (vLLM's names too)."""
+    raw = env.get("MOKKU_METRICS", "").strip().lower()
+    if raw == "vllm":
+        return "vllm"
+    try:
+        return "mokku" if _flag(env, "MOKKU_METRICS") else ""
+    except ConfigError:
+        raise ConfigError(f"MOKKU_METRICS must be 1, 0 or vllm, got {raw!r}") from None
+
+
+def _metrics_model(env: Mapping[str, str]) -> str:
+    name = env.get("MOKKU_METRICS_MODEL", "").strip() or "mokku"
+    if len(name) > 256:
+        raise ConfigError("MOKKU_METRICS_MODEL must be at most 256 characters")
+    return name
 
 
 def _state(env: Mapping[str, str]) -> Dict[str, Any]:

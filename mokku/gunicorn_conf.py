@@ -11,6 +11,7 @@ import os as _os
 import sys as _sys
 
 from mokku import config as _config
+from mokku import metrics as _metrics
 from mokku import telemetry as _telemetry
 from mokku.control import admin as _admin
 from mokku.control import state as _state
@@ -53,6 +54,12 @@ def on_starting(server):
         server.log.error("mokku: %s", exc)
         _sys.exit(2)
     _state.remove_at_exit(_own_state[-1])  # also when gunicorn stops before on_exit (a bind error)
+    try:  # where every worker writes its metrics, chosen before any starts
+        _own_state.append(_metrics.prepare(_settings))
+    except _config.ConfigError as exc:
+        server.log.error("mokku: %s", exc)
+        _sys.exit(2)
+    _state.remove_at_exit(_own_state[-1])
     if _os.environ.get("MOKKU_STATE"):
         server.log.info("state file: %s", _os.environ["MOKKU_STATE"])
     hosts = [str(address[0]) for address in server.cfg.address if isinstance(address, tuple)]
@@ -74,6 +81,11 @@ def when_ready(server):
 def post_fork(server, worker):
     """Start the tracing SDK in the worker, after the fork: threads do not survive a fork."""
     _telemetry.setup()
+
+
+def child_exit(server, worker):
+    """A worker is gone (in the arbiter): its gauges stop counting in the metrics."""
+    _metrics.process_gone(worker.pid)
 
 
 def worker_exit(server, worker):

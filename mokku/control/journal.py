@@ -145,6 +145,11 @@ class Journal:
         self.settle()
         return self.store.scan()
 
+    def count(self) -> int:
+        """Entries held, with every entry handed over before the call written."""
+        self.settle()
+        return self.store.count()
+
     def clear(self) -> None:
         """Empty the journal, the entries of requests answered before this call included."""
         self.settle()

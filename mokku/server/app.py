@@ -18,6 +18,7 @@ from mokku.api.health import readiness
 from mokku.control.journal import Journal, entry_for
 from mokku.control.scenarios import Scenarios
 from mokku.control.state import default_path
+from mokku.metrics import Metrics
 from mokku.record.setup import make_proxy
 from mokku.server.dialect import Dialect
 from mokku.server.http import STATUS_LINES, Request, Response
@@ -66,6 +67,11 @@ class App:
             )
         if self.settings.admin:
             self.scenarios = Scenarios(state, store=stores.rules)
+        self.metrics = (
+            Metrics(self.settings, self.journal.count if self.journal is not None else None)
+            if self.settings.metrics
+            else None
+        )
         self.router = Router(
             build_routes(
                 self.settings,
@@ -73,6 +79,7 @@ class App:
                 self.scenarios,
                 self.stored,
                 readiness(stores.ready, stores.rules.name),
+                self._scrape if self.metrics is not None else None,
             )
             if routes is None
             else routes
@@ -94,11 +101,17 @@ class App:
         request.id = _request_id(environ)
         if request.span is not None:
             telemetry.redact_url(request.span, environ.get("QUERY_STRING", ""))
+        metrics = self.metrics
+        measured = metrics is not None and request.path.startswith(API_PREFIXES)
+        if measured:
+            metrics.begin()  # type: ignore[union-attr]
         try:
             response = self.handle(request)
         except ConnectionResetError:
             # The client left before any response (during a simulated timeout, say): nothing is sent;
             # the journal notes the request with nginx's status for it, 499.
+            if measured:
+                self._measure(request, CLIENT_CLOSED_REQUEST, started)
             if self._journaled(request):
                 self._record(request, Response(CLIENT_CLOSED_REQUEST, [], []), started)
             raise
@@ -112,15 +125,43 @@ class App:
             close = getattr(body, "close", None)
             if close is not None:
                 close()
+            if measured:
+                self._measure(request, response.status, started)
             return []
-        if not self._journaled(request):
-            return body
-        if isinstance(body, EventStream):  # journaled when it ends, with how it ended
-            body.on_end(self.journal.expect)  # type: ignore[union-attr]
-            body.on_close(lambda stream: self._record(request, response, started, True, stream.ended))
+        journaled = self._journaled(request)
+        if isinstance(body, EventStream):  # measured and journaled when it ends, with how it ended
+            if measured:
+                body.token_times = []
+                metrics.stream_began()  # type: ignore[union-attr]
+                body.on_close(lambda stream: self._measure(request, response.status, started, stream))
+            if journaled:
+                body.on_end(self.journal.expect)  # type: ignore[union-attr]
+                body.on_close(lambda stream: self._record(request, response, started, True, stream.ended))
         else:
-            self._record(request, response, started)
+            if measured:
+                self._measure(request, response.status, started)
+            if journaled:
+                self._record(request, response, started)
         return body
+
+    def _scrape(self, request: Request) -> Response:
+        """``GET /metrics``: Prometheus's text format, or OpenMetrics when the scraper asks for it."""
+        body, content_type = self.metrics.render(request.header("Accept"))  # type: ignore[union-attr]
+        return Response(200, [("Content-Type", content_type)], [body])
+
+    def _measure(
+        self, request: Request, status: int, started: float, stream: Optional[EventStream] = None
+    ) -> None:
+        """Count the request in the metrics once its answer is over; never fails the request."""
+        metrics: Metrics = self.metrics  # type: ignore[assignment]
+        try:
+            if stream is None:
+                metrics.end(request, status, started)
+            else:
+                metrics.stream_ended()
+                metrics.end(request, status, started, stream.first_at, stream.token_times)
+        except Exception:
+            log.exception("could not count the request in the metrics")
 
     def _journaled(self, request: Request) -> bool:
         """The journal keeps the API's requests (``/v1``, ``/openai``), not health checks or admin calls."""

@@ -85,6 +85,7 @@ def build_routes(
     scenarios: Optional[Scenarios] = None,
     stored: Optional[Objects] = None,
     ready: Optional[Callable[[Request], Response]] = None,
+    scrape: Optional[Callable[[Request], Response]] = None,
 ) -> List[Route]:
     stored = stored or Objects(settings.state_path or default_path())
     replies = Replies(settings, Simulator(settings), scenarios)
@@ -104,6 +105,7 @@ def build_routes(
         Route("GET", "/health", health),
         Route("GET", "/healthz", health),
         Route("GET", "/readyz", ready or health),
+        *([Route("GET", "/metrics", scrape)] if scrape is not None else []),
         Route("GET", "/openapi.yml", openapi.openapi_yaml),
         Route("GET", "/openapi.json", openapi.openapi_json),
         *gemini_routes(gemini, google),  # before OpenAI's /v1/models/{model}: ``:generateContent`` is theirs

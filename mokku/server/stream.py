@@ -22,6 +22,7 @@ It is one closeable iterator, as bottle's ``_closeiter``: no generator stacked o
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Union
 
 from mokku import errors, telemetry
@@ -117,6 +118,8 @@ class EventStream:
         self._end_callbacks: List[Callable[[], None]] = []
         self.ended = False  # the end callbacks ran
         self.events = 0  # events handed to the server
+        self.first_at = 0.0  # perf_counter() when the first write was made
+        self.token_times: Optional[List[float]] = None  # when each token was written, if wanted
         self.outcome: Optional[str] = None  # completed, failed; client_disconnected if it never ends
         self._closed = False
 
@@ -173,6 +176,8 @@ class EventStream:
                 elif isinstance(item, Token):
                     self._add(item.data, batch)
                     self._tokens += 1
+                    if self.token_times is not None:
+                        self.token_times.append(time.perf_counter())
                     break
                 else:
                     self._add(item, batch)
@@ -190,6 +195,8 @@ class EventStream:
             self._run_end_callbacks()
         if not batch:
             raise StopIteration
+        if not self.first_at:
+            self.first_at = time.perf_counter()
         return batch[0] if len(batch) == 1 else b"".join(batch)
 
     def _add(self, data: bytes, batch: List[bytes]) -> None:

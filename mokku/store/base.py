@@ -52,6 +52,9 @@ class JournalStore(Protocol):
 
     def scan(self) -> Iterator[Dict[str, Any]]: ...
 
+    def count(self) -> int:
+        """Entries held (those written so far)."""
+
     def clear(self) -> None: ...
 
     def tally(self, flush: Callable[[float], bool]) -> Any:

@@ -328,6 +328,9 @@ class RedisJournal:
             if len(chunk) < _SCAN_CHUNK:
                 return
 
+    def count(self) -> int:
+        return int(self.store.call(self.store.client.xlen, self._stream))
+
     def clear(self) -> None:
         self.store.call(self.store.client.delete, self._stream, self._bytes)
 

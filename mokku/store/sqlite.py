@@ -162,6 +162,10 @@ class SqliteJournal:
             if count < _SCAN_CHUNK:
                 return
 
+    def count(self) -> int:
+        with self._connections.using() as db:
+            return int(db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+
     def clear(self) -> None:
         """Empty the journal, and give the space its write-ahead log took back to the disk."""
         with self._connections.using() as db:

@@ -1,0 +1,377 @@
+"""Prometheus metrics at ``GET /metrics`` (``MOKKU_METRICS``): what the test traffic did, summed
+over every worker of the server.
+
+``prometheus-client`` (the extra ``mokku[metrics]``) keeps the values. Under gunicorn with the
+shipped config each worker writes them to files of shared memory in a private directory the arbiter
+makes (the library's multiprocess mode, ``PROMETHEUS_MULTIPROC_DIR``) and a scrape sums them;
+``python -m mokku`` is one process and keeps them in memory. ``MOKKU_METRICS=vllm`` adds the series
+vLLM's server exports, by its names, labels and buckets, so a gateway's scraper reads mokku as it
+reads vLLM. The library is imported only when metrics are on, and after the arbiter has chosen the
+directory: it picks its mode once, when imported.
+
+Labels stay bounded whatever clients send: a route is its template, a model id is cut to
+``MODEL_CHARS`` and past ``MAX_MODELS`` distinct ids a process counts the rest as ``other``.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import os
+import tempfile
+import time
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
+
+from mokku import config
+
+if TYPE_CHECKING:
+    from mokku.server.http import Request
+
+log = logging.getLogger("mokku")
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+MAX_MODELS = 100
+MODEL_CHARS = 100
+OTHER = "other"
+
+# mokku's own histograms start far below a real model's times: a mock answers in microseconds.
+DURATION_BUCKETS = (
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+    30.0,
+    60.0,
+    120.0,
+    300.0,
+)
+TTFT_BUCKETS = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0)  # fmt: skip
+ITL_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 10.0)  # fmt: skip
+# vLLM's (vllm/v1/metrics/loggers.py), kept as they are so its dashboards read these series.
+VLLM_ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0)  # fmt: skip
+VLLM_E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)  # fmt: skip
+VLLM_TOKEN_BUCKETS = tuple(float(m * 10**e) for e in range(7) for m in (1, 2, 5))  # 1, 2, 5, ... 5,000,000
+
+# A provider's finish reason as vLLM's engine names it (stop, length, abort, error).
+_FINISHED = {
+    "length": "length",
+    "max_tokens": "length",
+    "MAX_TOKENS": "length",
+    "model_context_window_exceeded": "length",
+}
+
+
+def check(settings: config.Settings) -> None:
+    """At start: metrics asked for need the library (exit 2 with how to get it)."""
+    if settings.metrics and importlib.util.find_spec("prometheus_client") is None:
+        raise config.ConfigError("MOKKU_METRICS needs prometheus-client: pip install 'mokku[metrics]'")
+
+
+def prepare(settings: config.Settings) -> Optional[str]:
+    """In gunicorn's arbiter, before workers start: check the library is there and make the directory
+    every worker writes its values to (returned, to remove at exit; None when the user chose one)."""
+    check(settings)
+    if not settings.metrics or os.environ.get(MULTIPROC_DIR):
+        return None
+    path = tempfile.mkdtemp(prefix="mokku-metrics-")  # private: 0700
+    os.environ[MULTIPROC_DIR] = path
+    return path
+
+
+def process_gone(pid: int) -> None:
+    """A worker exited: its running and stream gauges stop counting (its counters stay summed)."""
+    if os.environ.get(MULTIPROC_DIR):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
+
+
+class Metrics:
+    """The series one process updates, and the scrape that reads every process's."""
+
+    def __init__(self, settings: config.Settings, journal_size: Optional[Callable[[], int]] = None) -> None:
+        check(settings)
+        import prometheus_client as prom
+
+        self._prom = prom
+        self._shared = bool(os.environ.get(MULTIPROC_DIR))
+        # Multiprocess: values live in the files, a scrape reads them; else in this registry.
+        self._registry = prom.CollectorRegistry(auto_describe=True)
+        own = None if self._shared else self._registry
+        self._journal_size = journal_size
+        self._models: Dict[str, str] = {}
+        self._children: Dict[Tuple[Any, ...], Any] = {}
+        labels = ("route", "dialect", "model")
+        self.requests = prom.Counter(
+            "mokku_requests", "API requests answered, by status and the fault they met.",
+            [*labels, "status", "fault"], registry=own,
+        )  # fmt: skip
+        self.duration = prom.Histogram(
+            "mokku_request_duration_seconds", "Time from the request to its last byte produced.",
+            labels, buckets=DURATION_BUCKETS, registry=own,
+        )  # fmt: skip
+        self.ttft = prom.Histogram(
+            "mokku_time_to_first_token_seconds",
+            "Time to the first event of a stream, or to the whole answer when not streamed.",
+            labels, buckets=TTFT_BUCKETS, registry=own,
+        )  # fmt: skip
+        self.itl = prom.Histogram(
+            "mokku_inter_token_latency_seconds", "Time between two tokens of a stream.",
+            labels, buckets=ITL_BUCKETS, registry=own,
+        )  # fmt: skip
+        self.prompt_tokens = prom.Counter(
+            "mokku_prompt_tokens", "Prompt tokens counted.", labels, registry=own
+        )
+        self.completion_tokens = prom.Counter(
+            "mokku_completion_tokens", "Completion tokens produced.", labels, registry=own
+        )
+        self.scenario_hits = prom.Counter(
+            "mokku_scenario_hits", "Requests a scripted reply answered.", ("route",), registry=own
+        )
+        self.running = prom.Gauge(
+            "mokku_requests_running", "API requests in progress (streams until they end).",
+            registry=own, multiprocess_mode="livesum",
+        )  # fmt: skip
+        self.streams = prom.Gauge(
+            "mokku_active_streams", "Streams in progress.", registry=own, multiprocess_mode="livesum"
+        )
+        self.running.set(0)
+        self.streams.set(0)
+        self.vllm: Optional[VllmSeries] = (
+            VllmSeries(prom, settings.metrics_model, own) if settings.metrics == "vllm" else None
+        )
+        if not self._shared:
+            self._registry.register(_Scraped(self))
+
+    # -- on the request path ------------------------------------------------------------------
+
+    def begin(self) -> float:
+        self.running.inc()
+        if self.vllm is not None:
+            self.vllm.running.inc()
+        return time.perf_counter()
+
+    def end(
+        self,
+        request: Request,
+        status: int,
+        started: float,
+        first_at: float = 0.0,
+        token_times: Optional[List[float]] = None,
+    ) -> None:
+        """Count a request once its answer is over (a stream: when the server closes it)."""
+        ended = time.perf_counter()
+        route = request.route or "unmatched"
+        model = self._model(request)
+        dialect = request.dialect.name
+        labels = (route, dialect, model)
+        self.child(self.requests, (route, dialect, model, str(status), request.fault or "none")).inc()
+        self.child(self.duration, labels).observe(ended - started)
+        result = request.result
+        ttft = (first_at or ended) - started
+        if result is not None and status < 400:
+            self.child(self.ttft, labels).observe(ttft)
+        itls = _gaps(token_times) if token_times else ()
+        if itls:
+            itl = self.child(self.itl, labels)
+            for gap in itls:
+                itl.observe(gap)
+        prompt = completion = 0
+        if result is not None:
+            usage = result.usage or {}
+            prompt, completion = (
+                int(usage.get("prompt_tokens") or 0),
+                int(usage.get("completion_tokens") or 0),
+            )
+            if prompt:
+                self.child(self.prompt_tokens, labels).inc(prompt)
+            if completion:
+                self.child(self.completion_tokens, labels).inc(completion)
+        if request.scenario is not None:
+            self.child(self.scenario_hits, (route,)).inc()
+        self.running.dec()
+        if self.vllm is not None:
+            self.vllm.end(self, request, model, status, ended - started, ttft, itls, prompt, completion)
+
+    def stream_began(self) -> None:
+        self.streams.inc()
+
+    def stream_ended(self) -> None:
+        self.streams.dec()
+
+    def child(self, metric: Any, key: Tuple[str, ...]) -> Any:
+        """``metric.labels(*key)``, looked up in a dict of this process's own: the library's takes a
+        lock and checks every value each time."""
+        child = self._children.get((id(metric), key))
+        if child is None:
+            child = self._children[(id(metric), key)] = metric.labels(*key)
+        return child
+
+    def _model(self, request: Request) -> str:
+        """The model the request named (its path for Gemini and Azure deployments, else its body),
+        bounded: see the module."""
+        model = request.params.get("model") or request.params.get("deployment")
+        if model is None:
+            parsed = request.parsed
+            model = parsed.get("model") if parsed is not None else None
+        if not isinstance(model, str) or not model:
+            return "none"
+        known = self._models.get(model)
+        if known is not None:
+            return known
+        if len(self._models) >= MAX_MODELS:
+            return OTHER
+        label = self._models[model] = model[:MODEL_CHARS]
+        return label
+
+    # -- the scrape ---------------------------------------------------------------------------
+
+    def render(self, accept: str) -> Tuple[bytes, str]:
+        """Every process's values in the text format, or OpenMetrics when ``accept`` asks for it."""
+        from prometheus_client import exposition
+
+        registry = self._registry
+        if self._shared:
+            from prometheus_client import multiprocess
+
+            registry = self._prom.CollectorRegistry(auto_describe=True)
+            multiprocess.MultiProcessCollector(registry)
+            registry.register(_Scraped(self))
+        encoder, content_type = exposition.choose_encoder(accept)
+        return encoder(registry), content_type
+
+
+class VllmSeries:
+    """vLLM's own series (``vllm:*``), labelled as vLLM labels them: ``model_name`` and ``engine``.
+    The gauges are the server's, under ``MOKKU_METRICS_MODEL``; the rest are per requested model."""
+
+    def __init__(self, prom: Any, model_name: str, registry: Any) -> None:
+        labels = ("model_name", "engine")
+        self.served = (model_name, "0")
+        self.running = prom.Gauge(
+            "vllm:num_requests_running", "Number of requests in model execution batches.",
+            labels, registry=registry, multiprocess_mode="livesum",
+        ).labels(*self.served)  # fmt: skip
+        self.waiting = prom.Gauge(
+            "vllm:num_requests_waiting", "Number of requests waiting to be processed.",
+            labels, registry=registry, multiprocess_mode="livesum",
+        ).labels(*self.served)  # fmt: skip
+        self.kv_cache = prom.Gauge(
+            "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
+            labels, registry=registry, multiprocess_mode="livemax",
+        ).labels(*self.served)  # fmt: skip
+        self.running.set(0)
+        self.waiting.set(0)
+        self.kv_cache.set(0)
+        self.ttft = prom.Histogram(
+            "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
+            labels, buckets=TTFT_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.itl = prom.Histogram(
+            "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.",
+            labels, buckets=VLLM_ITL_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.e2e = prom.Histogram(
+            "vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.",
+            labels, buckets=VLLM_E2E_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.queue = prom.Histogram(
+            "vllm:request_queue_time_seconds", "Histogram of time spent in WAITING phase for request.",
+            labels, buckets=VLLM_E2E_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.request_prompt = prom.Histogram(
+            "vllm:request_prompt_tokens", "Number of prefill tokens processed.",
+            labels, buckets=VLLM_TOKEN_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.request_generation = prom.Histogram(
+            "vllm:request_generation_tokens", "Number of generation tokens processed.",
+            labels, buckets=VLLM_TOKEN_BUCKETS, registry=registry,
+        )  # fmt: skip
+        self.prompt_tokens = prom.Counter(
+            "vllm:prompt_tokens", "Number of prefill tokens processed.", labels, registry=registry
+        )
+        self.generation_tokens = prom.Counter(
+            "vllm:generation_tokens", "Number of generation tokens processed.", labels, registry=registry
+        )
+        self.success = prom.Counter(
+            "vllm:request_success", "Count of successfully processed requests.",
+            (*labels, "finished_reason"), registry=registry,
+        )  # fmt: skip
+
+    def end(
+        self,
+        metrics: Metrics,
+        request: Request,
+        model: str,
+        status: int,
+        e2e: float,
+        ttft: float,
+        itls: Iterable[float],
+        prompt: int,
+        completion: int,
+    ) -> None:
+        self.running.dec()
+        result = request.result
+        if result is None:  # not a generation (a model list, an error before one)
+            return
+        child, labels = metrics.child, (model, "0")
+        reason = _finished_reason(request, status)
+        child(self.success, (*labels, reason)).inc()
+        child(self.e2e, labels).observe(e2e)
+        child(self.queue, labels).observe(0.0)
+        if status < 400:
+            child(self.ttft, labels).observe(ttft)
+        itl = child(self.itl, labels)
+        for gap in itls:
+            itl.observe(gap)
+        child(self.request_prompt, labels).observe(prompt)
+        child(self.request_generation, labels).observe(completion)
+        if prompt:
+            child(self.prompt_tokens, labels).inc(prompt)
+        if completion:
+            child(self.generation_tokens, labels).inc(completion)
+
+
+def _finished_reason(request: Request, status: int) -> str:
+    if status >= 500 or request.stream_outcome == "failed":
+        return "error"
+    if request.stream_outcome == "client_disconnected" or status == 499:
+        return "abort"
+    reasons = request.result.finish_reasons if request.result is not None else None
+    return _FINISHED.get(reasons[0], "stop") if reasons else "stop"
+
+
+def _gaps(times: List[float]) -> List[float]:
+    return [later - earlier for earlier, later in zip(times, times[1:])]
+
+
+class _Scraped:
+    """Figures read when scraped, not counted per request: the journal's size."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def collect(self) -> Iterable[Any]:
+        size = self._metrics._journal_size
+        if size is None:
+            return []
+        try:
+            entries = size()
+        except Exception:  # the store is gone: the scrape answers without it
+            log.warning("the journal's size could not be read for /metrics", exc_info=True)
+            return []
+        from prometheus_client.core import GaugeMetricFamily
+
+        return [GaugeMetricFamily("mokku_journal_entries", "Entries the journal holds.", value=entries)]
+
+    def describe(self) -> Iterable[Any]:
+        return []
