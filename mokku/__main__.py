@@ -153,6 +153,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     finally:
         server.server_close()
         telemetry.shutdown()
+        telemetry.shutdown_meter()
         state.remove(own_state)
     log.info("mokku stopped")
     return 0

@@ -89,5 +89,6 @@ def child_exit(server, worker):
 
 
 def worker_exit(server, worker):
-    """Flush queued spans when a worker stops (SIGTERM, restart)."""
+    """Flush queued spans and the last metrics when a worker stops (SIGTERM, restart)."""
     _telemetry.shutdown()
+    _telemetry.shutdown_meter()

@@ -20,9 +20,9 @@ import logging
 import os
 import tempfile
 import time
-from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
-from mokku import config
+from mokku import config, telemetry
 
 if TYPE_CHECKING:
     from mokku.server.http import Request
@@ -95,6 +95,16 @@ def process_gone(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
+class _Series(NamedTuple):
+    """The series of one route, dialect and model, looked up once per request."""
+
+    duration: Any
+    ttft: Any
+    itl: Any
+    prompt_tokens: Any
+    completion_tokens: Any
+
+
 class Metrics:
     """The series one process updates, and the scrape that reads every process's."""
 
@@ -110,6 +120,11 @@ class Metrics:
         self._journal_size = journal_size
         self._models: Dict[str, str] = {}
         self._children: Dict[Tuple[Any, ...], Any] = {}
+        self._per_model: Dict[Tuple[str, str, str], _Series] = {}
+        # With an OTLP endpoint set, the same figures also go out as GenAI metrics.
+        self._otlp = telemetry.metrics_enabled()
+        self._gen_ai_instruments: Optional[GenAiInstruments] = None
+        self._gen_ai_pid = -1
         labels = ("route", "dialect", "model")
         self.requests = prom.Counter(
             "mokku_requests", "API requests answered, by status and the fault they met.",
@@ -120,8 +135,7 @@ class Metrics:
             labels, buckets=DURATION_BUCKETS, registry=own,
         )  # fmt: skip
         self.ttft = prom.Histogram(
-            "mokku_time_to_first_token_seconds",
-            "Time to the first event of a stream, or to the whole answer when not streamed.",
+            "mokku_time_to_first_token_seconds", "Time to the first event of a stream that answered.",
             labels, buckets=TTFT_BUCKETS, registry=own,
         )  # fmt: skip
         self.itl = prom.Histogram(
@@ -137,14 +151,9 @@ class Metrics:
         self.scenario_hits = prom.Counter(
             "mokku_scenario_hits", "Requests a scripted reply answered.", ("route",), registry=own
         )
-        self.running = prom.Gauge(
-            "mokku_requests_running", "API requests in progress (streams until they end).",
-            registry=own, multiprocess_mode="livesum",
-        )  # fmt: skip
         self.streams = prom.Gauge(
             "mokku_active_streams", "Streams in progress.", registry=own, multiprocess_mode="livesum"
         )
-        self.running.set(0)
         self.streams.set(0)
         self.vllm: Optional[VllmSeries] = (
             VllmSeries(prom, settings.metrics_model, own) if settings.metrics == "vllm" else None
@@ -154,11 +163,9 @@ class Metrics:
 
     # -- on the request path ------------------------------------------------------------------
 
-    def begin(self) -> float:
-        self.running.inc()
+    def begin(self) -> None:
         if self.vllm is not None:
             self.vllm.running.inc()
-        return time.perf_counter()
 
     def end(
         self,
@@ -170,21 +177,17 @@ class Metrics:
     ) -> None:
         """Count a request once its answer is over (a stream: when the server closes it)."""
         ended = time.perf_counter()
-        route = request.route or "unmatched"
-        model = self._model(request)
-        dialect = request.dialect.name
-        labels = (route, dialect, model)
-        self.child(self.requests, (route, dialect, model, str(status), request.fault or "none")).inc()
-        self.child(self.duration, labels).observe(ended - started)
+        key = (request.route or "unmatched", request.dialect.name, self._model(request))
+        series = self._per_model.get(key) or self._add_series(key)
+        self.child(self.requests, (*key, str(status), request.fault or "none")).inc()
+        series.duration.observe(ended - started)
         result = request.result
-        ttft = (first_at or ended) - started
-        if result is not None and status < 400:
-            self.child(self.ttft, labels).observe(ttft)
+        answered = result is not None and status < 400
+        if first_at and answered:
+            series.ttft.observe(first_at - started)
         itls = _gaps(token_times) if token_times else ()
-        if itls:
-            itl = self.child(self.itl, labels)
-            for gap in itls:
-                itl.observe(gap)
+        for gap in itls:
+            series.itl.observe(gap)
         prompt = completion = 0
         if result is not None:
             usage = result.usage or {}
@@ -193,20 +196,46 @@ class Metrics:
                 int(usage.get("completion_tokens") or 0),
             )
             if prompt:
-                self.child(self.prompt_tokens, labels).inc(prompt)
+                series.prompt_tokens.inc(prompt)
             if completion:
-                self.child(self.completion_tokens, labels).inc(completion)
+                series.completion_tokens.inc(completion)
         if request.scenario is not None:
-            self.child(self.scenario_hits, (route,)).inc()
-        self.running.dec()
+            self.child(self.scenario_hits, key[:1]).inc()
         if self.vllm is not None:
-            self.vllm.end(self, request, model, status, ended - started, ttft, itls, prompt, completion)
+            ttft = (first_at or ended) - started
+            self.vllm.end(self, request, key[2], status, ended - started, ttft, itls, prompt, completion)
+        if self._otlp:
+            self._gen_ai().record(
+                request,
+                key[2],
+                status,
+                ended - started,
+                first_at - started if first_at else 0.0,
+                prompt,
+                completion,
+            )
+
+    def _gen_ai(self) -> GenAiInstruments:
+        """This process's instruments (its exporter thread starts after gunicorn forks)."""
+        if self._gen_ai_pid != os.getpid():
+            self._gen_ai_instruments = GenAiInstruments(telemetry.meter())
+            self._gen_ai_pid = os.getpid()
+        return self._gen_ai_instruments  # type: ignore[return-value]
 
     def stream_began(self) -> None:
         self.streams.inc()
 
     def stream_ended(self) -> None:
         self.streams.dec()
+
+    def _add_series(self, key: Tuple[str, str, str]) -> _Series:
+        series = self._per_model[key] = _Series(
+            *(
+                metric.labels(*key)
+                for metric in (self.duration, self.ttft, self.itl, self.prompt_tokens, self.completion_tokens)
+            )
+        )
+        return series
 
     def child(self, metric: Any, key: Tuple[str, ...]) -> Any:
         """``metric.labels(*key)``, looked up in a dict of this process's own: the library's takes a
@@ -219,7 +248,7 @@ class Metrics:
     def _model(self, request: Request) -> str:
         """The model the request named (its path for Gemini and Azure deployments, else its body),
         bounded: see the module."""
-        model = request.params.get("model") or request.params.get("deployment")
+        model = request.model or request.params.get("model") or request.params.get("deployment")
         if model is None:
             parsed = request.parsed
             model = parsed.get("model") if parsed is not None else None
@@ -339,6 +368,72 @@ class VllmSeries:
             child(self.prompt_tokens, labels).inc(prompt)
         if completion:
             child(self.generation_tokens, labels).inc(completion)
+
+
+# The GenAI semantic conventions' bucket advice for each instrument.
+_DURATION_ADVICE = (0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92)
+_TTFT_ADVICE = (0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0)
+_TPOT_ADVICE = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5)
+_TOKENS_ADVICE = tuple(4**e for e in range(14))  # 1, 4, 16, ... 67,108,864
+
+
+class GenAiInstruments:
+    """The GenAI semantic conventions' server metrics, over OTLP: request duration, time to first
+    token and time per output token (of streams that answered), and token usage. The conventions
+    define token usage only as ``gen_ai.client.token.usage``: it is sent under that name, with the
+    counts the answers report, as a client of mokku would measure them."""
+
+    def __init__(self, meter: Any) -> None:
+        self.duration = meter.create_histogram(
+            "gen_ai.server.request.duration", unit="s",
+            description="Generative AI server request duration such as time-to-last byte or last output token.",
+            explicit_bucket_boundaries_advisory=_DURATION_ADVICE,
+        )  # fmt: skip
+        self.ttft = meter.create_histogram(
+            "gen_ai.server.time_to_first_token", unit="s",
+            description="Time to generate first token for successful responses.",
+            explicit_bucket_boundaries_advisory=_TTFT_ADVICE,
+        )  # fmt: skip
+        self.tpot = meter.create_histogram(
+            "gen_ai.server.time_per_output_token", unit="s",
+            description="Time per output token generated after the first token for successful responses.",
+            explicit_bucket_boundaries_advisory=_TPOT_ADVICE,
+        )  # fmt: skip
+        self.tokens = meter.create_histogram(
+            "gen_ai.client.token.usage", unit="{token}", description="Number of input and output tokens used.",
+            explicit_bucket_boundaries_advisory=_TOKENS_ADVICE,
+        )  # fmt: skip
+
+    def record(
+        self,
+        request: Request,
+        model: str,
+        status: int,
+        duration: float,
+        ttft: float,
+        prompt: int,
+        completion: int,
+    ) -> None:
+        """``model``: the bounded label (see the module)."""
+        if request.operation is None:  # not a generation (a model list, an unknown path)
+            return
+        attributes: Dict[str, Any] = {
+            "gen_ai.operation.name": request.operation,
+            "gen_ai.provider.name": request.dialect.provider,
+        }
+        if model != "none":
+            attributes["gen_ai.request.model"] = model
+        if status >= 400:
+            self.duration.record(duration, {**attributes, "error.type": str(status)})
+            return
+        self.duration.record(duration, attributes)
+        if ttft:
+            self.ttft.record(ttft, attributes)
+            if completion > 1:
+                self.tpot.record((duration - ttft) / (completion - 1), attributes)
+        if request.result is not None:
+            self.tokens.record(prompt, {**attributes, "gen_ai.token.type": "input"})
+            self.tokens.record(completion, {**attributes, "gen_ai.token.type": "output"})
 
 
 def _finished_reason(request: Request, status: int) -> str:

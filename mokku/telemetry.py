@@ -155,6 +155,74 @@ def shutdown(timeout_millis: int = SHUTDOWN_TIMEOUT_MILLIS) -> None:
         flushing.join(_STOP_GRACE_SECONDS)
 
 
+def metrics_enabled(env: Mapping[str, str] = os.environ) -> bool:
+    """Whether an OTLP endpoint for metrics is set (``MOKKU_METRICS`` decides whether any are made)."""
+    if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    return bool(env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
+
+
+_meter_provider: Any = None
+_meter_pid: Optional[int] = None
+
+
+def meter() -> Any:
+    """This process's meter exporting over OTLP (``OTEL_METRIC_EXPORT_INTERVAL`` apart, 60 s by
+    default), made once per process, after a fork. Its provider is mokku's own, not the global one:
+    the WSGI middleware would otherwise record its HTTP metrics for every request too. Each process
+    is its own instance (``service.instance.id``, ``process.pid``): gunicorn's workers send their
+    own cumulative series, which a collector must not take for one."""
+    global _meter_provider, _meter_pid
+    with _lock:
+        if _meter_pid != os.getpid():
+            import uuid
+
+            from opentelemetry.sdk.metrics import MeterProvider
+            from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
+            from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+            resource = Resource.create()
+            own: Dict[str, Any] = {"process.pid": os.getpid()}
+            if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+                own[SERVICE_NAME] = DEFAULT_SERVICE_NAME
+            if "service.instance.id" not in resource.attributes:
+                own["service.instance.id"] = str(uuid.uuid4())
+            reader = PeriodicExportingMetricReader(_metric_exporter())
+            _meter_provider = MeterProvider(
+                metric_readers=[reader], resource=resource.merge(Resource(own)), shutdown_on_exit=False
+            )
+            _meter_pid = os.getpid()
+        return _meter_provider.get_meter("mokku")
+
+
+def _metric_exporter() -> Any:
+    protocol = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL") or _protocol(os.environ)
+    if protocol.strip().lower() == "grpc":
+        from opentelemetry.exporter.otlp.proto.grpc.metric_exporter import OTLPMetricExporter as Grpc
+
+        return Grpc()
+    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter as Http
+
+    return Http()
+
+
+def shutdown_meter(timeout_millis: int = SHUTDOWN_TIMEOUT_MILLIS) -> None:
+    """Send the last figures when the process stops, within about ``timeout_millis``."""
+    global _meter_provider, _meter_pid
+    provider = _meter_provider
+    if provider is None or _meter_pid != os.getpid():
+        return
+    _meter_provider = _meter_pid = None
+    flushing = threading.Thread(
+        target=provider.shutdown,
+        kwargs={"timeout_millis": timeout_millis},
+        name="mokku-metrics-shutdown",
+        daemon=True,
+    )
+    flushing.start()
+    flushing.join(timeout_millis / 1000 + _STOP_GRACE_SECONDS)
+
+
 def current_span() -> Optional[Span]:
     """The request's span when it is recording, else ``None`` (so callers skip attribute work)."""
     span = trace.get_current_span()

@@ -1,5 +1,5 @@
-"""In-process OTLP receivers (gRPC and HTTP/protobuf) that collect the spans they are sent, and a
-collector that never answers."""
+"""In-process OTLP receivers (gRPC and HTTP/protobuf) that collect the spans they are sent (the gRPC
+one metrics too), and a collector that never answers."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Callable, Dict, List
 
 import grpc
+from opentelemetry.proto.collector.metrics.v1 import metrics_service_pb2, metrics_service_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 
@@ -89,15 +90,66 @@ class _TraceService(trace_service_pb2_grpc.TraceServiceServicer):
         return trace_service_pb2.ExportTraceServiceResponse()
 
 
+class _MetricsService(metrics_service_pb2_grpc.MetricsServiceServicer):
+    def __init__(self, receiver: GrpcReceiver) -> None:
+        self.receiver = receiver
+
+    def Export(self, request: Any, context: Any) -> Any:
+        self.receiver.add_metrics(request)
+        return metrics_service_pb2.ExportMetricsServiceResponse()
+
+
+Point = Dict[str, Any]
+
+
 class GrpcReceiver(Collector):
     def __init__(self) -> None:
         super().__init__()
+        # The latest cumulative histogram points, by (service.instance.id, metric, attributes).
+        self.histograms: Dict[Any, Point] = {}
         self.port = free_port()
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
         trace_service_pb2_grpc.add_TraceServiceServicer_to_server(_TraceService(self), self.server)
+        metrics_service_pb2_grpc.add_MetricsServiceServicer_to_server(_MetricsService(self), self.server)
         self.server.add_insecure_port(f"127.0.0.1:{self.port}")
         self.server.start()
         self.endpoint = f"http://127.0.0.1:{self.port}"
+
+    def add_metrics(self, request: Any) -> None:
+        with self._lock:
+            for resource_metrics in request.resource_metrics:
+                resource = {a.key: _value(a.value) for a in resource_metrics.resource.attributes}
+                for scope_metrics in resource_metrics.scope_metrics:
+                    for metric in scope_metrics.metrics:
+                        for point in metric.histogram.data_points:
+                            attributes = {a.key: _value(a.value) for a in point.attributes}
+                            key = (
+                                resource.get("service.instance.id"),
+                                metric.name,
+                                tuple(sorted(attributes.items())),
+                            )
+                            self.histograms[key] = {
+                                "name": metric.name,
+                                "unit": metric.unit,
+                                "resource": resource,
+                                "attributes": attributes,
+                                "count": point.count,
+                                "sum": point.sum,
+                                "bounds": list(point.explicit_bounds),
+                            }
+
+    def points(self, name: str, **attributes: Any) -> List[Point]:
+        """The latest point of each process for the histogram ``name`` whose attributes include these."""
+        with self._lock:
+            return [
+                point
+                for point in self.histograms.values()
+                if point["name"] == name and attributes.items() <= point["attributes"].items()
+            ]
+
+    def count(self, name: str, **attributes: Any) -> int:
+        """Observations of ``name`` so far, summed over every process that sent them."""
+        return sum(point["count"] for point in self.points(name, **attributes))
 
     def stop(self) -> None:
         self.server.stop(grace=None)

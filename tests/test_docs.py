@@ -18,7 +18,16 @@ from mokku.simulation.faults import FAULTS, SIMULATION_MODELS, model_name, parse
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 DOCS = ROOT / "docs"
-DOC_PAGES = ("endpoints", "faults", "control", "configuration", "deployment", "tracing", "metrics", "benchmarks")
+DOC_PAGES = (
+    "endpoints",
+    "faults",
+    "control",
+    "configuration",
+    "deployment",
+    "tracing",
+    "metrics",
+    "benchmarks",
+)
 # Written separately: README must link to it, but links to it are not checked.
 ARCHITECTURE = "architecture.md"
 PAGES = [README, *(DOCS / f"{name}.md" for name in DOC_PAGES)]

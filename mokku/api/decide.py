@@ -115,6 +115,7 @@ class Replies:
     ) -> Tuple[Dict[str, Any], Behaviour]:
         """The body and the model (the body's, or ``model`` when the path names it), with the fault
         and pace decided; raises an error fault."""
+        request.operation = operation
         body = request.json()
         if known_params is not None and self.settings.strict:
             validate.reject_unknown(body, known_params)
@@ -127,6 +128,7 @@ class Replies:
                 "model",
                 "string_above_max_length",
             )
+        request.model = model
         telemetry.record_request(request.span, operation, model, body, request.dialect.provider)
         return body, self.simulator.decide(request, model)
 

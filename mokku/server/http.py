@@ -173,6 +173,8 @@ class Request:
         "headers_out",
         "id",
         "method",
+        "model",
+        "operation",
         "params",
         "path",
         "result",
@@ -198,6 +200,8 @@ class Request:
         self.dialect: dialects.Dialect = dialects.OPENAI  # whose API the route speaks, once matched
         self.route: Optional[str] = None  # the route template, once matched
         self.params: Dict[str, str] = {}  # its parameters
+        self.operation: Optional[str] = None  # a generation's gen_ai.operation.name, once known
+        self.model: Optional[str] = None  # the model it asked for, once read
         self.fault: Optional[str] = None  # the simulated fault it met
         self.scenario: Optional[int] = None  # the scripted-reply rule that answered it
         self.result: Optional[Result] = None  # what a generation answered

@@ -16,6 +16,7 @@ import openai
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ..otlp import GrpcReceiver
 from ..servers import LiveServer, request_json
 
 HI = [{"role": "user", "content": "count me in please"}]
@@ -79,7 +80,8 @@ def test_two_gunicorn_workers_are_summed_exactly(tmp_path: Path) -> None:
             assert total(samples, "mokku_requests_total", **chat, model="gpt-4o", status="200") == 180
             assert total(samples, "mokku_requests_total", **chat, model="credit-error", status="402") == 20
             assert total(samples, "mokku_completion_tokens_total", model="gpt-4o") == sum(tokens)
-            assert total(samples, "mokku_time_to_first_token_seconds_count", model="gpt-4o") == 180
+            assert total(samples, "mokku_time_to_first_token_seconds_count", model="gpt-4o") == 20
+            assert total(samples, "vllm:time_to_first_token_seconds_count", model_name="gpt-4o") == 180
             assert total(samples, "mokku_request_duration_seconds_count") == 200
             assert (
                 total(samples, "vllm:request_success_total", model_name="gpt-4o", finished_reason="stop")
@@ -111,7 +113,6 @@ def test_gauges_follow_a_stream_and_its_worker(kind: str) -> None:
         streaming.start()
         samples = wait_for(server, "mokku_active_streams", 1)
         assert total(samples, "mokku_active_streams") == 1
-        assert total(samples, "mokku_requests_running") == 1
         assert total(samples, "vllm:num_requests_running", model_name="mokku") == 1
         streaming.join(30)
         assert done.is_set()
@@ -134,7 +135,7 @@ def test_gauges_follow_a_stream_and_its_worker(kind: str) -> None:
         killed.join(30)
         samples = wait_for(server, "mokku_active_streams", 0)
         assert total(samples, "mokku_active_streams") == 0
-        assert total(samples, "mokku_requests_running") == 0
+        assert total(samples, "vllm:num_requests_running") == 0
     finally:
         server.close()
 
@@ -156,3 +157,62 @@ def test_the_private_directory_is_made_and_removed_and_off_means_no_route(tmp_pa
         assert status == 404 and body["error"]["message"].startswith("Invalid URL")
     finally:
         plain.close()
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "module"])
+def test_the_same_figures_go_out_over_otlp_as_gen_ai_metrics(kind: str) -> None:
+    receiver = GrpcReceiver()
+    env = {
+        "MOKKU_METRICS": "1",
+        "MOKKU_THREADS": "16",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+        "OTEL_METRIC_EXPORT_INTERVAL": "200",
+    }
+    server = LiveServer(kind, env=env, workers=2 if kind == "gunicorn" else 1)
+    try:
+
+        def call(index: int) -> int:
+            with openai.OpenAI(base_url=server.url + "/v1", api_key="sk-otlp", max_retries=0) as client:
+                if index % 5 == 0:
+                    chunks = client.chat.completions.create(
+                        model="gpt-4o", messages=HI, stream=True, stream_options={"include_usage": True}
+                    )
+                    return sum(chunk.usage.completion_tokens for chunk in chunks if chunk.usage)
+                if index % 9 == 1:
+                    with pytest.raises(openai.APIStatusError):
+                        client.chat.completions.create(model="credit-error", messages=HI)
+                    return 0
+                answer = client.chat.completions.create(model="gpt-4o", messages=HI)
+                return answer.usage.completion_tokens if answer.usage else -1
+
+        with ThreadPoolExecutor(max_workers=10) as pool:
+            tokens = list(pool.map(call, range(50)))
+        streams, failed = 10, sum(1 for index in range(50) if index % 5 and index % 9 == 1)
+        answered = 50 - failed
+        deadline = time.monotonic() + 20
+        while receiver.count("gen_ai.server.request.duration") < 50 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        chat = {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai"}
+        assert receiver.count("gen_ai.server.request.duration", **chat) == 50
+        assert receiver.count("gen_ai.server.request.duration", **chat, **{"error.type": "402"}) == failed
+        ttft = receiver.points(
+            "gen_ai.server.time_to_first_token", **chat, **{"gen_ai.request.model": "gpt-4o"}
+        )
+        assert sum(point["count"] for point in ttft) == streams
+        assert ttft[0]["unit"] == "s" and ttft[0]["bounds"][:3] == [0.001, 0.005, 0.01]
+        assert receiver.count("gen_ai.server.time_per_output_token", **chat) == streams
+        output = receiver.points("gen_ai.client.token.usage", **chat, **{"gen_ai.token.type": "output"})
+        assert sum(point["count"] for point in output) == answered
+        assert sum(point["sum"] for point in output) == sum(tokens)
+        assert receiver.count("gen_ai.client.token.usage", **{"gen_ai.token.type": "input"}) == answered
+        instances = {
+            point["resource"]["service.instance.id"]
+            for point in receiver.points("gen_ai.server.request.duration")
+        }
+        pids = {
+            point["resource"]["process.pid"] for point in receiver.points("gen_ai.server.request.duration")
+        }
+        assert len(instances) == len(pids) >= 1
+    finally:
+        server.close()
+        receiver.stop()
