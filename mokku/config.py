@@ -60,6 +60,13 @@ class Settings:
     # vLLM's names; the vLLM gauges' model_name.
     metrics: str = ""
     metrics_model: str = "mokku"
+    # A loaded server (mokku.simulation.load): generations running at once (0: no limit), waiting
+    # beyond them, the status of a full queue, the slowdown when all run, prefill ms per prompt token.
+    max_running: int = 0
+    max_waiting: int = 1024
+    queue_full: int = 429
+    load_factor: float = 1.0
+    prefill_ms: float = 0.0
     state_url: str = ""  # Redis (MOKKU_STATE=redis://...): what every replica shares
     state_prefix: str = "mokku:"
     admin: bool = True
@@ -211,6 +218,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         **_state(env),
         metrics=_metrics(env),
         metrics_model=_metrics_model(env),
+        **_load(env),
         admin=_admin_open(env) or _flag(env, "MOKKU_ADMIN", True),
         admin_open=_admin_open(env),
         admin_token=env.get("MOKKU_ADMIN_TOKEN", "").strip(),
@@ -238,6 +246,28 @@ def _metrics(env: Mapping[str, str]) -> str:
         return "mokku" if _flag(env, "MOKKU_METRICS") else ""
     except ConfigError:
         raise ConfigError(f"MOKKU_METRICS must be 1, 0 or vllm, got {raw!r}") from None
+
+
+def _load(env: Mapping[str, str]) -> Dict[str, Any]:
+    running = _int(env, "MOKKU_MAX_RUNNING", 0, 0)
+    waiting = _int(env, "MOKKU_MAX_WAITING", 1024, 0)
+    if running > 100_000 or waiting > 100_000:
+        raise ConfigError("MOKKU_MAX_RUNNING and MOKKU_MAX_WAITING must be at most 100000")
+    full = env.get("MOKKU_QUEUE_FULL", "").strip() or "429"
+    if full not in ("429", "503"):
+        raise ConfigError(f"MOKKU_QUEUE_FULL must be 429 or 503, got {full!r}")
+    factor = _number(env, "MOKKU_LOAD_FACTOR", 1.0, 1.0, 1000.0)
+    if factor != 1.0 and running < 2:
+        raise ConfigError(
+            "MOKKU_LOAD_FACTOR needs MOKKU_MAX_RUNNING of 2 or more: the slowdown is reached when all run"
+        )
+    return {
+        "max_running": running,
+        "max_waiting": waiting,
+        "queue_full": int(full),
+        "load_factor": factor,
+        "prefill_ms": _number(env, "MOKKU_PREFILL_MS", 0.0, 0.0, 10_000.0),
+    }
 
 
 def _metrics_model(env: Mapping[str, str]) -> str:

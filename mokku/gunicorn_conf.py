@@ -15,6 +15,7 @@ from mokku import metrics as _metrics
 from mokku import telemetry as _telemetry
 from mokku.control import admin as _admin
 from mokku.control import state as _state
+from mokku.simulation import load as _load
 
 # gunicorn reads every public name in this module as a setting: helpers stay private.
 
@@ -60,6 +61,7 @@ def on_starting(server):
         server.log.error("mokku: %s", exc)
         _sys.exit(2)
     _state.remove_at_exit(_own_state[-1])
+    _load.prepare(_settings)  # MOKKU_MAX_RUNNING's slots, shared by the workers forked from here
     if _os.environ.get("MOKKU_STATE"):
         server.log.info("state file: %s", _os.environ["MOKKU_STATE"])
     hosts = [str(address[0]) for address in server.cfg.address if isinstance(address, tuple)]
@@ -84,8 +86,10 @@ def post_fork(server, worker):
 
 
 def child_exit(server, worker):
-    """A worker is gone (in the arbiter): its gauges stop counting in the metrics."""
+    """A worker is gone (in the arbiter): its gauges stop counting in the metrics, and the running
+    slots and places in the queue it held are free again."""
     _metrics.process_gone(worker.pid)
+    _load.gone(worker.pid)
 
 
 def worker_exit(server, worker):

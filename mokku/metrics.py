@@ -23,6 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from mokku import config, telemetry
+from mokku.simulation import load
 
 if TYPE_CHECKING:
     from mokku.server.http import Request
@@ -60,6 +61,9 @@ ITL_BUCKETS = (0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0
 VLLM_ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, 20.0, 40.0, 80.0)  # fmt: skip
 VLLM_E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)  # fmt: skip
 VLLM_TOKEN_BUCKETS = tuple(float(m * 10**e) for e in range(7) for m in (1, 2, 5))  # 1, 2, 5, ... 5,000,000
+
+RUNNING, RUNNING_HELP = "vllm:num_requests_running", "Number of requests in model execution batches."
+WAITING, WAITING_HELP = "vllm:num_requests_waiting", "Number of requests waiting to be processed."
 
 # A provider's finish reason as vLLM's engine names it (stop, length, abort, error).
 _FINISHED = {
@@ -156,7 +160,9 @@ class Metrics:
         )
         self.streams.set(0)
         self.vllm: Optional[VllmSeries] = (
-            VllmSeries(prom, settings.metrics_model, own) if settings.metrics == "vllm" else None
+            VllmSeries(prom, settings.metrics_model, own, load.slots(settings))
+            if settings.metrics == "vllm"
+            else None
         )
         if not self._shared:
             self._registry.register(_Scraped(self))
@@ -164,7 +170,7 @@ class Metrics:
     # -- on the request path ------------------------------------------------------------------
 
     def begin(self) -> None:
-        if self.vllm is not None:
+        if self.vllm is not None and self.vllm.running is not None:
             self.vllm.running.inc()
 
     def end(
@@ -283,23 +289,26 @@ class VllmSeries:
     """vLLM's own series (``vllm:*``), labelled as vLLM labels them: ``model_name`` and ``engine``.
     The gauges are the server's, under ``MOKKU_METRICS_MODEL``; the rest are per requested model."""
 
-    def __init__(self, prom: Any, model_name: str, registry: Any) -> None:
+    def __init__(self, prom: Any, model_name: str, registry: Any, slots: Optional[load.Slots]) -> None:
         labels = ("model_name", "engine")
         self.served = (model_name, "0")
-        self.running = prom.Gauge(
-            "vllm:num_requests_running", "Number of requests in model execution batches.",
-            labels, registry=registry, multiprocess_mode="livesum",
-        ).labels(*self.served)  # fmt: skip
-        self.waiting = prom.Gauge(
-            "vllm:num_requests_waiting", "Number of requests waiting to be processed.",
-            labels, registry=registry, multiprocess_mode="livesum",
-        ).labels(*self.served)  # fmt: skip
+        # With MOKKU_MAX_RUNNING the running and waiting counts are the slots' (read when scraped);
+        # else every request in progress runs, and none waits.
+        self.slots = slots
+        self.running: Any = None
+        if slots is None:
+            self.running = prom.Gauge(
+                RUNNING, RUNNING_HELP, labels, registry=registry, multiprocess_mode="livesum"
+            ).labels(*self.served)
+            self.waiting = prom.Gauge(
+                WAITING, WAITING_HELP, labels, registry=registry, multiprocess_mode="livesum"
+            ).labels(*self.served)
+            self.running.set(0)
+            self.waiting.set(0)
         self.kv_cache = prom.Gauge(
             "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
             labels, registry=registry, multiprocess_mode="livemax",
         ).labels(*self.served)  # fmt: skip
-        self.running.set(0)
-        self.waiting.set(0)
         self.kv_cache.set(0)
         self.ttft = prom.Histogram(
             "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
@@ -348,7 +357,8 @@ class VllmSeries:
         prompt: int,
         completion: int,
     ) -> None:
-        self.running.dec()
+        if self.running is not None:
+            self.running.dec()
         result = request.result
         if result is None:  # not a generation (a model list, an error before one)
             return
@@ -456,17 +466,26 @@ class _Scraped:
         self._metrics = metrics
 
     def collect(self) -> Iterable[Any]:
-        size = self._metrics._journal_size
-        if size is None:
-            return []
-        try:
-            entries = size()
-        except Exception:  # the store is gone: the scrape answers without it
-            log.warning("the journal's size could not be read for /metrics", exc_info=True)
-            return []
         from prometheus_client.core import GaugeMetricFamily
 
-        return [GaugeMetricFamily("mokku_journal_entries", "Entries the journal holds.", value=entries)]
+        found = []
+        vllm = self._metrics.vllm
+        if vllm is not None and vllm.slots is not None:
+            for name, help_text, count in zip(
+                (RUNNING, WAITING), (RUNNING_HELP, WAITING_HELP), vllm.slots.counts()
+            ):
+                family = GaugeMetricFamily(name, help_text, labels=("model_name", "engine"))
+                family.add_metric(vllm.served, count)
+                found.append(family)
+        size = self._metrics._journal_size
+        if size is not None:
+            try:
+                found.append(
+                    GaugeMetricFamily("mokku_journal_entries", "Entries the journal holds.", value=size())
+                )
+            except Exception:  # the store is gone: the scrape answers without it
+                log.warning("the journal's size could not be read for /metrics", exc_info=True)
+        return found
 
     def describe(self) -> Iterable[Any]:
         return []

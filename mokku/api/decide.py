@@ -25,6 +25,7 @@ from mokku.control.scenarios import Scenarios
 from mokku.server.http import Request
 from mokku.simulation import limits
 from mokku.simulation.faults import Behaviour, Simulator
+from mokku.simulation.load import Load
 
 TOOL_RESULT = "tool"
 # Model ids are short; a long one would be repeated in every chunk of a stream.
@@ -105,6 +106,7 @@ class Replies:
         self.settings = settings
         self.simulator = simulator
         self.scenarios = scenarios
+        self.load = Load(settings) if settings.max_running or settings.prefill_ms else None
 
     def begin(
         self,
@@ -130,7 +132,11 @@ class Replies:
             )
         request.model = model
         telemetry.record_request(request.span, operation, model, body, request.dialect.provider)
-        return body, self.simulator.decide(request, model)
+        behaviour = self.simulator.decide(request, model)
+        if self.load is not None:
+            self.load.admit(request)
+            behaviour.load = self.load.factor(request)
+        return body, behaviour
 
     def script(
         self, request: Request, behaviour: Behaviour, endpoint: str, text: str

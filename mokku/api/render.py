@@ -15,6 +15,7 @@ from mokku.server import connection
 from mokku.server.http import Request, Response, Result, encoded_json_response, json_response
 from mokku.server.stream import DONE, Event, EventStream, Token, error_event, event
 from mokku.simulation.faults import Behaviour
+from mokku.simulation.load import stretch
 from mokku.telemetry import record_response
 
 SYSTEM_FINGERPRINT = "fp_6d0c3f2a1b"
@@ -43,6 +44,8 @@ def respond(
     prompt_tokens = usage.get("prompt_tokens", 0)
     completion_tokens = usage.get("completion_tokens", 0)
     request.result = Result(response_id, list(finish_reasons), usage)
+    if behaviour.load != 1.0 or request.settings.prefill_ms:
+        stretch(behaviour.pace, behaviour.load, prompt_tokens, request.settings.prefill_ms)
     if events is None:
         if wait:
             connection.hold(

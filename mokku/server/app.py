@@ -110,11 +110,19 @@ class App:
         except ConnectionResetError:
             # The client left before any response (during a simulated timeout, say): nothing is sent;
             # the journal notes the request with nginx's status for it, 499.
+            if request.held is not None:
+                request.held.release()
             if measured:
                 self._measure(request, CLIENT_CLOSED_REQUEST, started)
             if self._journaled(request):
                 self._record(request, Response(CLIENT_CLOSED_REQUEST, [], []), started)
             raise
+        held = request.held  # a running slot (MOKKU_MAX_RUNNING): given back when the answer is over
+        if held is not None:
+            if isinstance(response.body, EventStream):
+                response.body.on_close(lambda stream: held.release())
+            else:
+                held.release()
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         headers = response.headers
         headers.extend(request.headers_out)

@@ -171,6 +171,7 @@ class Request:
         "environ",
         "fault",
         "headers_out",
+        "held",
         "id",
         "method",
         "model",
@@ -202,6 +203,7 @@ class Request:
         self.params: Dict[str, str] = {}  # its parameters
         self.operation: Optional[str] = None  # a generation's gen_ai.operation.name, once known
         self.model: Optional[str] = None  # the model it asked for, once read
+        self.held: Optional[Any] = None  # its running slot under MOKKU_MAX_RUNNING (simulation.load)
         self.fault: Optional[str] = None  # the simulated fault it met
         self.scenario: Optional[int] = None  # the scripted-reply rule that answered it
         self.result: Optional[Result] = None  # what a generation answered

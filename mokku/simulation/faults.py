@@ -121,12 +121,13 @@ def split_model(model: str) -> Tuple[str, Optional[Chosen]]:
 class Behaviour:
     """What this request does besides answering normally: the model it answers as, its fault, its pace."""
 
-    __slots__ = ("fault", "model", "pace")
+    __slots__ = ("fault", "load", "model", "pace")
 
     def __init__(self, model: str, fault: Optional[Chosen], pace: Pace) -> None:
         self.model = model
         self.fault = fault
         self.pace = pace
+        self.load = 1.0  # how much slower than alone it runs (simulation.load)
 
     def is_(self, name: str) -> bool:
         return self.fault is not None and self.fault.name == name
