@@ -17,11 +17,12 @@ ENV PYTHONUNBUFFERED=1 \
 WORKDIR /app
 
 # Dependencies first, from the package metadata alone: this layer survives code edits. The redis
-# extra lets replicas share one state (MOKKU_STATE=redis://..., docs/scaling.md); "./[redis]" is
-# ".[redis]" written so that hadolint (DL3013) sees a local path.
+# extra lets replicas share one state (MOKKU_STATE=redis://..., docs/scaling.md), the metrics extra
+# serves /metrics (MOKKU_METRICS, docs/metrics.md); "./[redis,metrics]" is ".[redis,metrics]"
+# written so that hadolint (DL3013) sees a local path.
 COPY pyproject.toml setup.cfg setup.py README.md openapi.yml openapi.json ./
 COPY mokku/__init__.py mokku/
-RUN pip install --no-cache-dir "./[redis]"
+RUN pip install --no-cache-dir "./[redis,metrics]"
 
 # Then the code, without touching the dependencies again.
 COPY mokku/ mokku/

@@ -9,15 +9,18 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Set
 from urllib.parse import urlsplit
 
 import openai
 import pytest
+import webtest
 import yaml
 from dockerfile_parse import DockerfileParser
+from prometheus_client.parser import text_string_to_metric_families
 
 from mokku import config
+from mokku.server.app import App
 
 from .redis_server import RedisServer
 from .servers import LiveServer, free_port, request, request_json
@@ -71,16 +74,19 @@ def test_dockerfile_is_small_and_safe(dockerfile: DockerfileParser) -> None:
     assert ".git" in ignored and "tests" in ignored
 
 
-def test_image_installs_the_redis_extra(dockerfile: DockerfileParser) -> None:
-    """The dependency layer installs the package with its ``redis`` extra, which names the client."""
+def test_image_installs_the_redis_and_metrics_extras(dockerfile: DockerfileParser) -> None:
+    """The dependency layer installs the package with its ``redis`` and ``metrics`` extras, which name
+    the clients."""
     installs = [item["value"] for item in _instructions(dockerfile, "RUN") if "pip install" in item["value"]]
-    assert re.search(r"pip install [^&]*[\"']?\./?\[redis\][\"']?", installs[0]), installs[0]
+    match = re.search(r"pip install [^&]*[\"']?\./?\[([\w,]+)\][\"']?", installs[0])
+    assert match and {"redis", "metrics"} <= set(match.group(1).split(",")), installs[0]
     # The code layer reinstalls the package alone: the dependencies stay those of the first layer.
     assert "--no-deps" in installs[1]
     setup = configparser.ConfigParser()
     setup.read(ROOT / "setup.cfg")
-    extra = setup["options.extras_require"]["redis"].split()
-    assert any(re.fullmatch(r"redis(>=[\d.]+)?", requirement) for requirement in extra), extra
+    for name, client in (("redis", "redis"), ("metrics", "prometheus-client")):
+        extra = setup["options.extras_require"][name].split()
+        assert any(re.fullmatch(rf"{client}(>=[\d.]+)?", requirement) for requirement in extra), extra
 
 
 def _cmd(dockerfile: DockerfileParser) -> List[str]:
@@ -501,3 +507,226 @@ def test_docs_document_container_usage() -> None:
     secret = _secret_command()
     assert f"kubectl create secret generic {secret['name']}" in deployment
     assert f'--from-literal=url="{secret["url"]}"' in deployment
+
+
+# --- metrics: the Grafana dashboard, the compose profile "observe", Kubernetes scrape annotations ---
+
+DASHBOARD = ROOT / "deploy" / "grafana" / "mokku-dashboard.json"
+OBSERVE = ROOT / "deploy" / "observe"
+PROMETHEUS = {"type": "prometheus", "uid": "${datasource}"}
+IDENTIFIER = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
+CHAT = "/v1/chat/completions"
+
+
+@pytest.fixture(scope="module")
+def dashboard() -> Dict[str, Any]:
+    return json.loads(DASHBOARD.read_text())
+
+
+def _panels(panels: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
+    """Every panel, those inside rows included."""
+    return [item for panel in panels for item in (panel, *_panels(panel.get("panels", [])))]
+
+
+def _series_in(expr: str) -> Set[str]:
+    """The mokku and vLLM series a PromQL expression names (strings, such as label values, left out)."""
+    code = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+    return {name for name in IDENTIFIER.findall(code) if name.startswith(("mokku_", "vllm:"))}
+
+
+def _queries(dashboard: Dict[str, Any]) -> List[str]:
+    """Every PromQL query of the dashboard: its panels' targets and its variables' queries."""
+    queries = [
+        target["expr"] for panel in _panels(dashboard["panels"]) for target in panel.get("targets", [])
+    ]
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            query = variable["query"]
+            queries.append(query["query"] if isinstance(query, dict) else query)
+    return queries
+
+
+def test_dashboard_reads_prometheus_through_its_variables(dashboard: Dict[str, Any]) -> None:
+    assert dashboard["schemaVersion"] >= 39 and dashboard["uid"]
+    variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    model = variables["model"]
+    assert model["type"] == "query" and model["datasource"] == PROMETHEUS
+    assert model["definition"] == "label_values(mokku_requests_total, model)"
+    panels = _panels(dashboard["panels"])
+    ids = [panel["id"] for panel in panels]
+    assert len(ids) == len(set(ids)), "two panels share an id"
+    rows = [panel for panel in panels if panel["type"] == "row"]
+    assert [row["title"] for row in rows] == ["vLLM-compatible"]
+    graphs = [panel for panel in panels if panel["type"] != "row"]
+    assert len(graphs) >= 16
+    assert {panel["type"] for panel in graphs} <= {"timeseries", "stat"}
+    for panel in graphs:
+        assert panel["datasource"] == PROMETHEUS, panel["title"]
+        assert panel["targets"], f"{panel['title']} queries nothing"
+        for target in panel["targets"]:
+            assert target["datasource"] == PROMETHEUS, panel["title"]
+            expr = target["expr"]
+            assert _series_in(expr), f"{panel['title']}: {expr} names no mokku or vLLM series"
+            code = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)
+            for left, right in ("()", "{}", "[]"):
+                assert code.count(left) == code.count(right), f"{panel['title']}: {expr}"
+    # On Grafana's grid of 24 columns, no two panels overlap.
+    cells: Set[Any] = set()
+    for panel in panels:
+        grid = panel["gridPos"]
+        assert grid["x"] + grid["w"] <= 24, panel["title"]
+        own = {
+            (x, y)
+            for x in range(grid["x"], grid["x"] + grid["w"])
+            for y in range(grid["y"], grid["y"] + grid["h"])
+        }
+        assert not own & cells, f"{panel['title']} overlaps another panel"
+        cells |= own
+
+
+def _scraped_series(tmp_path: Path) -> Set[str]:
+    """The names of every sample /metrics serves after a plain, a streamed and a scripted chat."""
+    settings = config.load({"MOKKU_STATE": str(tmp_path / "state.sqlite3"), "MOKKU_METRICS": "vllm"})
+    app = webtest.TestApp(App(settings), extra_environ={"wsgi.multithread": True})
+    messages = [{"role": "user", "content": "fill the dashboard"}]
+    app.post_json(CHAT, {"model": "gpt-4o", "messages": messages})
+    streamed = app.post_json(CHAT, {"model": "gpt-4o", "messages": messages, "stream": True})
+    assert "data: [DONE]" in streamed.text
+    app.post_json("/mokku/scenarios", {"match": {"model": "scripted"}, "reply": {"content": "x"}})
+    scripted = app.post_json(CHAT, {"model": "scripted", "messages": messages})
+    assert scripted.json["choices"][0]["message"]["content"] == "x"
+    response = app.get("/metrics")
+    return {
+        sample.name for family in text_string_to_metric_families(response.text) for sample in family.samples
+    }
+
+
+def test_every_series_the_dashboard_queries_is_scraped(dashboard: Dict[str, Any], tmp_path: Path) -> None:
+    """Each series a query names is in a real scrape of a server with MOKKU_METRICS=vllm: a misspelt
+    or renamed series fails here, not as an empty graph."""
+    scraped = _scraped_series(tmp_path)
+    assert {"mokku_requests_total", "vllm:request_success_total"} <= scraped
+    assert _series_in("rate(mokku_request_total[1m])") - scraped, "a misspelt series would pass"
+    named = {query: _series_in(query) for query in _queries(dashboard)}
+    missing = {query: sorted(series - scraped) for query, series in named.items() if series - scraped}
+    assert not missing, f"the dashboard queries series /metrics does not serve: {missing}"
+    used = set().union(*named.values())
+    for series in (
+        "mokku_requests_total",
+        "mokku_request_duration_seconds_bucket",
+        "mokku_time_to_first_token_seconds_bucket",
+        "mokku_inter_token_latency_seconds_bucket",
+        "mokku_prompt_tokens_total",
+        "mokku_completion_tokens_total",
+        "mokku_scenario_hits_total",
+        "mokku_active_streams",
+        "mokku_journal_entries",
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:kv_cache_usage_perc",
+        "vllm:time_to_first_token_seconds_bucket",
+        "vllm:e2e_request_latency_seconds_bucket",
+        "vllm:request_success_total",
+    ):
+        assert series in used, f"no panel shows {series}"
+
+
+def _mounts(service: Dict[str, Any]) -> Dict[str, Path]:
+    """A service's bind mounts, target: source; every one read-only."""
+    mounts = {}
+    for volume in service["volumes"]:
+        source, target, mode = volume.split(":")
+        assert mode == "ro", volume
+        mounts[target] = (ROOT / source).resolve()
+    return mounts
+
+
+def test_compose_profile_observe_scrapes_mokku_into_grafana(
+    compose: Dict[str, Any], dashboard: Dict[str, Any]
+) -> None:
+    services = compose["services"]
+    observe = _profile(compose, "observe")
+    assert set(observe) == {"prometheus", "grafana"}
+    assert all(service["profiles"] == ["observe"] for service in observe.values())
+    prometheus, grafana = observe["prometheus"], observe["grafana"]
+    assert re.fullmatch(r"prom/prometheus:v3\.\d+\.\d+", prometheus["image"])
+    assert re.fullmatch(r"grafana/grafana:12\.\d+\.\d+", grafana["image"])
+    assert prometheus["ports"] == ["9090:9090"] and grafana["ports"] == ["3000:3000"]
+    # Prometheus scrapes mokku, and the replicas in a job of their own, by service name.
+    assert _mounts(prometheus) == {"/etc/prometheus/prometheus.yml": OBSERVE / "prometheus.yml"}
+    scrape = yaml.safe_load((OBSERVE / "prometheus.yml").read_text())
+    assert scrape["global"]["scrape_interval"] == "5s"
+    jobs = {
+        job["job_name"]: [target for static in job["static_configs"] for target in static["targets"]]
+        for job in scrape["scrape_configs"]
+    }
+    assert jobs == {"mokku": ["mokku:8080"], "mokku-replicas": [f"{name}:8080" for name in REPLICAS]}
+    for job in scrape["scrape_configs"]:
+        assert job.get("metrics_path", "/metrics") == "/metrics", job["job_name"]
+    for target in (target for targets in jobs.values() for target in targets):
+        host, port = target.split(":")
+        assert host in services, f"{target}: no such service"
+        environment = services[host]["environment"]
+        assert port == environment["MOKKU_PORT"], target
+        assert environment["MOKKU_METRICS"] == "vllm", f"{host} serves no /metrics (or not vLLM's series)"
+    # Grafana: anonymous viewers, the data source and the dashboard provisioned from the mounts.
+    environment = grafana["environment"]
+    assert environment["GF_AUTH_ANONYMOUS_ENABLED"] == "true"
+    assert environment["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    mounts = _mounts(grafana)
+    assert mounts["/etc/grafana/provisioning"] == OBSERVE / "grafana" / "provisioning"
+    provisioning = OBSERVE / "grafana" / "provisioning"
+    (provider,) = yaml.safe_load((provisioning / "dashboards" / "mokku.yml").read_text())["providers"]
+    assert provider["type"] == "file"
+    path = provider["options"]["path"]
+    assert mounts[path] == DASHBOARD.parent, "Grafana looks for the dashboard where compose mounts none"
+    assert environment["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"] == f"{path}/{DASHBOARD.name}"
+    (source,) = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text())["datasources"]
+    assert (source["type"], source["uid"], source["isDefault"]) == ("prometheus", "prometheus", True)
+    url = urlsplit(source["url"])
+    assert url.hostname in observe and f"{url.port}:{url.port}" in observe[url.hostname]["ports"]
+    datasource = next(v for v in dashboard["templating"]["list"] if v["name"] == "datasource")
+    assert datasource["current"]["value"] == source["uid"]
+
+
+SCRAPE_ANNOTATIONS = {"prometheus.io/scrape": "true", "prometheus.io/path": "/metrics"}
+
+
+@pytest.mark.parametrize(
+    "path",
+    [KUBERNETES / "deployment.yaml", KUBERNETES / "redis" / "deployment.yaml"],
+    ids=["default", "redis"],
+)
+def test_kubernetes_pods_serve_metrics_and_say_so(path: Path) -> None:
+    template = yaml.safe_load(path.read_text())["spec"]["template"]
+    (container,) = template["spec"]["containers"]
+    ports = {port["name"]: port["containerPort"] for port in container["ports"]}
+    annotations = template["metadata"]["annotations"]
+    assert annotations == {**SCRAPE_ANNOTATIONS, "prometheus.io/port": str(ports["http"])}
+    assert _env(container)["MOKKU_METRICS"] == {"name": "MOKKU_METRICS", "value": "vllm"}
+
+
+def test_documented_service_monitor_selects_the_service() -> None:
+    """The ServiceMonitor in docs/metrics.md selects the Service mokku by its labels and port."""
+    metrics = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    blocks = [yaml.safe_load(block) for block in re.findall(r"```yaml\n(.*?)```", metrics, re.S)]
+    (monitor,) = [block for block in blocks if block.get("kind") == "ServiceMonitor"]
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    service = _manifests()["service"]
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    (endpoint,) = monitor["spec"]["endpoints"]
+    assert endpoint["port"] in [port["name"] for port in service["spec"]["ports"]]
+    assert endpoint["path"] == "/metrics"
+
+
+def test_docs_document_the_dashboards() -> None:
+    metrics = (ROOT / "docs" / "metrics.md").read_text(encoding="utf-8")
+    deployment = (ROOT / "docs" / "deployment.md").read_text(encoding="utf-8")
+    header = (ROOT / "docker-compose.yml").read_text().split("\nname:", 1)[0]
+    for needle in ("docker compose --profile observe up", "localhost:9090", "localhost:3000"):
+        assert needle in metrics and needle in header, needle
+    for annotation in (*SCRAPE_ANNOTATIONS, "prometheus.io/port"):
+        assert annotation in metrics, annotation
+    assert "](metrics.md#dashboards)" in deployment
