@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib.util
 import json
 import os
 import platform
@@ -510,6 +511,10 @@ class Bench:
             )
             journaled = Server([*GUNICORN, "mokku.wsgi:app"])  # the journal is on by default
             servers = {"off": off, "traced": traced, "journaled": journaled}
+            if importlib.util.find_spec("prometheus_client") is not None:  # the extra mokku[metrics]
+                servers["metrics"] = Server(
+                    [*GUNICORN, "mokku.wsgi:app"], {"MOKKU_JOURNAL": "0", "MOKKU_METRICS": "1"}
+                )
             redis = start_redis()
             if redis is not None:
                 url = f"redis://127.0.0.1:{redis[1]}/0"
@@ -536,6 +541,13 @@ class Bench:
             f"{result['journaled']['rps'] / base:.2f}",
             "≥ 0.9",
         )
+        if "metrics" in result:
+            self.row(
+                "W9 metrics on (MOKKU_METRICS=1) vs off, W1",
+                f"{result['metrics']['rps']:,.0f} vs {base:,.0f} req/s",
+                f"{result['metrics']['rps'] / base:.2f}",
+                "≥ 0.9",
+            )
         if "on_redis" in result:
             self.row(
                 "W7 journal on Redis (same machine) vs off, W1",
