@@ -16,6 +16,7 @@ from mokku import telemetry as _telemetry
 from mokku.control import admin as _admin
 from mokku.control import state as _state
 from mokku.simulation import load as _load
+from mokku.simulation import prefix as _prefix
 
 # gunicorn reads every public name in this module as a setting: helpers stay private.
 
@@ -62,6 +63,7 @@ def on_starting(server):
         _sys.exit(2)
     _state.remove_at_exit(_own_state[-1])
     _load.prepare(_settings)  # MOKKU_MAX_RUNNING's slots, shared by the workers forked from here
+    _prefix.prepare(_settings)  # MOKKU_PREFIX_CACHE's table, the same
     if _os.environ.get("MOKKU_STATE"):
         server.log.info("state file: %s", _os.environ["MOKKU_STATE"])
     hosts = [str(address[0]) for address in server.cfg.address if isinstance(address, tuple)]
@@ -90,6 +92,7 @@ def child_exit(server, worker):
     slots and places in the queue it held are free again."""
     _metrics.process_gone(worker.pid)
     _load.gone(worker.pid)
+    _prefix.gone(worker.pid)
 
 
 def worker_exit(server, worker):

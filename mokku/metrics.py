@@ -23,7 +23,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple
 
 from mokku import config, telemetry
-from mokku.simulation import load
+from mokku.simulation import load, prefix
 
 if TYPE_CHECKING:
     from mokku.server.http import Request
@@ -62,6 +62,7 @@ VLLM_ITL_BUCKETS = (0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.4, 0.5, 0.7
 VLLM_E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0, 60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)  # fmt: skip
 VLLM_TOKEN_BUCKETS = tuple(float(m * 10**e) for e in range(7) for m in (1, 2, 5))  # 1, 2, 5, ... 5,000,000
 
+KV_CACHE, KV_CACHE_HELP = "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."
 RUNNING, RUNNING_HELP = "vllm:num_requests_running", "Number of requests in model execution batches."
 WAITING, WAITING_HELP = "vllm:num_requests_waiting", "Number of requests waiting to be processed."
 
@@ -112,7 +113,14 @@ class _Series(NamedTuple):
 class Metrics:
     """The series one process updates, and the scrape that reads every process's."""
 
-    def __init__(self, settings: config.Settings, journal_size: Optional[Callable[[], int]] = None) -> None:
+    def __init__(
+        self,
+        settings: config.Settings,
+        journal_size: Optional[Callable[[], int]] = None,
+        slots: Optional[load.Slots] = None,
+        cache: Optional[prefix.PrefixCache] = None,
+    ) -> None:
+        """``slots`` and ``cache``: the load simulation's, whose counts vLLM's gauges show."""
         check(settings)
         import prometheus_client as prom
 
@@ -160,7 +168,7 @@ class Metrics:
         )
         self.streams.set(0)
         self.vllm: Optional[VllmSeries] = (
-            VllmSeries(prom, settings.metrics_model, own, load.slots(settings))
+            VllmSeries(prom, settings.metrics_model, own, slots, cache)
             if settings.metrics == "vllm"
             else None
         )
@@ -289,7 +297,14 @@ class VllmSeries:
     """vLLM's own series (``vllm:*``), labelled as vLLM labels them: ``model_name`` and ``engine``.
     The gauges are the server's, under ``MOKKU_METRICS_MODEL``; the rest are per requested model."""
 
-    def __init__(self, prom: Any, model_name: str, registry: Any, slots: Optional[load.Slots]) -> None:
+    def __init__(
+        self,
+        prom: Any,
+        model_name: str,
+        registry: Any,
+        slots: Optional[load.Slots],
+        cache: Optional[prefix.PrefixCache],
+    ) -> None:
         labels = ("model_name", "engine")
         self.served = (model_name, "0")
         # With MOKKU_MAX_RUNNING the running and waiting counts are the slots' (read when scraped);
@@ -305,11 +320,20 @@ class VllmSeries:
             ).labels(*self.served)
             self.running.set(0)
             self.waiting.set(0)
-        self.kv_cache = prom.Gauge(
-            "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.",
-            labels, registry=registry, multiprocess_mode="livemax",
-        ).labels(*self.served)  # fmt: skip
-        self.kv_cache.set(0)
+        # With MOKKU_PREFIX_CACHE the cache's usage (read when scraped); else none is simulated.
+        self.cache = cache
+        if cache is None:
+            prom.Gauge(
+                KV_CACHE, KV_CACHE_HELP, labels, registry=registry, multiprocess_mode="livemax"
+            ).labels(*self.served).set(0)
+        self.prefix_queries = prom.Counter(
+            "vllm:prefix_cache_queries", "Prefix cache queries, in terms of number of queried tokens.",
+            labels, registry=registry,
+        )  # fmt: skip
+        self.prefix_hits = prom.Counter(
+            "vllm:prefix_cache_hits", "Prefix cache hits, in terms of number of cached tokens.",
+            labels, registry=registry,
+        )  # fmt: skip
         self.ttft = prom.Histogram(
             "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.",
             labels, buckets=TTFT_BUCKETS, registry=registry,
@@ -366,7 +390,7 @@ class VllmSeries:
         reason = _finished_reason(request, status)
         child(self.success, (*labels, reason)).inc()
         child(self.e2e, labels).observe(e2e)
-        child(self.queue, labels).observe(0.0)
+        child(self.queue, labels).observe(request.held.waited if request.held is not None else 0.0)
         if status < 400:
             child(self.ttft, labels).observe(ttft)
         itl = child(self.itl, labels)
@@ -378,6 +402,10 @@ class VllmSeries:
             child(self.prompt_tokens, labels).inc(prompt)
         if completion:
             child(self.generation_tokens, labels).inc(completion)
+        if request.kv_blocks:  # looked up in the prefix cache
+            child(self.prefix_queries, labels).inc(prompt)
+            if request.cached_tokens:
+                child(self.prefix_hits, labels).inc(request.cached_tokens)
 
 
 # The GenAI semantic conventions' bucket advice for each instrument.
@@ -477,6 +505,10 @@ class _Scraped:
                 family = GaugeMetricFamily(name, help_text, labels=("model_name", "engine"))
                 family.add_metric(vllm.served, count)
                 found.append(family)
+        if vllm is not None and vllm.cache is not None:
+            family = GaugeMetricFamily(KV_CACHE, KV_CACHE_HELP, labels=("model_name", "engine"))
+            family.add_metric(vllm.served, vllm.cache.usage())
+            found.append(family)
         size = self._metrics._journal_size
         if size is not None:
             try:

@@ -76,7 +76,7 @@ def test_every_answer_gives_its_slot_back(tmp_path: Path) -> None:
     app.post_json(CHAT, {"model": "gpt-4o", "messages": HI, "max_tokens": "x"}, status=400)
     app.post_json(CHAT, {"model": "server-error", "messages": HI}, status=500)
     app.post_json("/v1/embeddings", {"model": "text-embedding-3-small", "input": "x"})
-    slots = load.slots(app.app.settings)
+    slots = app.app.slots
     assert slots is not None and slots.counts() == (0, 0)
     # A stream abandoned after its first chunk gives it back when the server closes it.
     data = json.dumps({"model": "gpt-4o", "messages": HI, "stream": True}).encode()
@@ -98,7 +98,7 @@ def test_every_answer_gives_its_slot_back(tmp_path: Path) -> None:
 
 def test_a_full_queue_is_a_rate_limit_or_overloaded(tmp_path: Path) -> None:
     app = build(tmp_path, MOKKU_MAX_RUNNING="1", MOKKU_MAX_WAITING="0")
-    slots = load.slots(app.app.settings)
+    slots = app.app.slots
     assert slots is not None
     held = slots.take({})
     try:
@@ -116,6 +116,8 @@ def test_a_full_queue_is_a_rate_limit_or_overloaded(tmp_path: Path) -> None:
         )
         assert claude.json["error"]["type"] == "rate_limit_error"
         overloaded = build(tmp_path, MOKKU_MAX_RUNNING="1", MOKKU_MAX_WAITING="0", MOKKU_QUEUE_FULL="503")
+        assert overloaded.app.slots is not None
+        busy = overloaded.app.slots.take({})
         answer = overloaded.post_json(CHAT, {"model": "gpt-4o", "messages": HI}, status=503)
         assert (
             answer.json["error"]["message"] == "The engine is currently overloaded, please try again later."
@@ -131,6 +133,7 @@ def test_a_full_queue_is_a_rate_limit_or_overloaded(tmp_path: Path) -> None:
         contents = {"contents": [{"parts": [{"text": "hi"}]}]}
         assert app.post_json(gemini, contents, status=429).json["error"]["status"] == "RESOURCE_EXHAUSTED"
         assert overloaded.post_json(gemini, contents, status=503).json["error"]["status"] == "UNAVAILABLE"
+        busy.release()
     finally:
         held.release()
 

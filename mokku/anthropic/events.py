@@ -60,7 +60,7 @@ def stream(message: Dict[str, Any], text_tokens: Sequence[str]) -> Iterator[Even
             "usage": {  # cumulative, as the real API sends it
                 "input_tokens": usage["input_tokens"],
                 "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
+                "cache_read_input_tokens": usage["cache_read_input_tokens"],
                 "output_tokens": usage["output_tokens"],
             },
         },

@@ -77,6 +77,7 @@ class Messages:
             chosen,
             output_format,
             input_param="messages",
+            conversation=framing + messages,
         )
         reply = self.replies.decide(request, behaviour, generation)
         output, calls = reply.outputs[0], reply.calls
@@ -110,7 +111,7 @@ class Messages:
             "content": blocks,
             "stop_reason": stop_reason,
             "stop_sequence": stop_sequence,
-            "usage": _usage(input_tokens, output_tokens),
+            "usage": _usage(input_tokens, output_tokens, request.cached_tokens),
         }
         usage = {"prompt_tokens": input_tokens, "completion_tokens": output_tokens}
         if stream:
@@ -337,11 +338,12 @@ def _stop(finish_reason: str, called: bool, stop_sequence: Optional[str]) -> Tup
     return "end_turn", None
 
 
-def _usage(input_tokens: int, output_tokens: int) -> Dict[str, Any]:
+def _usage(input_tokens: int, output_tokens: int, cached: int = 0) -> Dict[str, Any]:
+    """``input_tokens`` are those after the cached ones (``cache_read_input_tokens``), as Anthropic counts."""
     return {
-        "input_tokens": input_tokens,
+        "input_tokens": input_tokens - cached,
         "cache_creation_input_tokens": 0,
-        "cache_read_input_tokens": 0,
+        "cache_read_input_tokens": cached,
         "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
         "output_tokens": output_tokens,
         "service_tier": "standard",

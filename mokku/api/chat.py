@@ -83,11 +83,12 @@ def create(request: Request, replies: Replies) -> Response:
         functions,
         output_format,
         top,
+        conversation=conversation,
     )
     reply = replies.decide(request, behaviour, generation)
 
     per_choice = reply.completion_tokens()
-    usage = render.usage(generation.prompt_tokens[0], per_choice * sampling.n)
+    usage = render.usage(generation.prompt_tokens[0], per_choice * sampling.n, cached=request.cached_tokens)
     completion_id = random_id("chatcmpl-")
     created = render.now()
     finish = reply.outputs[0].finish_reason
@@ -109,7 +110,13 @@ def create(request: Request, replies: Replies) -> Response:
         )
         sent = request.dialect.completion_events(events, request)  # Azure adds its filter results
         return render.respond(request, behaviour, completion_id, usage, finish_reasons, events=sent)
-    if sampling.n == 1 and not reply.calls and reply.top_logprobs is None and not request.dialect.decorates:
+    if (
+        sampling.n == 1
+        and not reply.calls
+        and reply.top_logprobs is None
+        and not request.dialect.decorates
+        and not request.cached_tokens
+    ):
         # The common answer: one text choice, from a template encoded once.
         counts = usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]
         text = "".join(reply.outputs[0].tokens)

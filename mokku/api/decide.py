@@ -20,12 +20,12 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 from mokku import config, errors, telemetry
 from mokku.api import tools, validate
 from mokku.api.sampling import Output, Sampling, complete
-from mokku.api.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count
+from mokku.api.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count, tokenize
 from mokku.control.scenarios import Scenarios
 from mokku.server.http import Request
-from mokku.simulation import limits
+from mokku.simulation import limits, prefix
 from mokku.simulation.faults import Behaviour, Simulator
-from mokku.simulation.load import Load
+from mokku.simulation.load import Load, Slots
 
 TOOL_RESULT = "tool"
 # Model ids are short; a long one would be repeated in every chunk of a stream.
@@ -53,6 +53,7 @@ class Generation(NamedTuple):
     legacy: bool = False  # completions: the context error speaks of a prompt
     input_param: str = "messages"  # the field that holds the prompts, for errors
     logprobs_param: str = "top_logprobs"
+    conversation: Sequence[Message] = ()  # the first prompt's messages, for the prefix cache
 
 
 class Reply(NamedTuple):
@@ -89,6 +90,15 @@ def echo_text(messages: Sequence[Message]) -> str:
     return messages[-1].text
 
 
+def prompt_token_list(messages: Sequence[Message]) -> List[str]:
+    """The conversation's tokens in order, each message's framing as tokens of its role."""
+    tokens: List[str] = []
+    for message in messages:
+        tokens.extend([f"<|{message.role}|>"] * TOKENS_PER_MESSAGE)
+        tokens.extend(tokenize(message.text))
+    return tokens
+
+
 def conversation_tokens(messages: Sequence[Message]) -> int:
     """The prompt tokens of a conversation: each message's text, plus its framing."""
     total = TOKENS_PER_REPLY
@@ -101,12 +111,18 @@ class Replies:
     """Decides every reply: the simulated fault, a scripted reply, or the reply the rules give."""
 
     def __init__(
-        self, settings: config.Settings, simulator: Simulator, scenarios: Optional[Scenarios] = None
+        self,
+        settings: config.Settings,
+        simulator: Simulator,
+        scenarios: Optional[Scenarios] = None,
+        slots: Optional[Slots] = None,
+        cache: Optional[prefix.PrefixCache] = None,
     ) -> None:
         self.settings = settings
         self.simulator = simulator
         self.scenarios = scenarios
-        self.load = Load(settings) if settings.max_running or settings.prefill_ms else None
+        self.load = Load(settings, slots) if slots is not None or settings.prefill_ms else None
+        self.prefix = cache
 
     def begin(
         self,
@@ -154,6 +170,12 @@ class Replies:
         """The reply, checked against what one request may produce before anything is rendered."""
         reply = self._choose(request, behaviour, generation)
         self._check_output(generation, reply)
+        if self.prefix is not None and generation.conversation:
+            prompt = generation.prompt_tokens[0]
+            found = self.prefix.visit(behaviour.model, prompt_token_list(generation.conversation))
+            request.cached_tokens = min(found, prompt)
+            request.kv_blocks = prefix.blocks_of(prompt)
+            self.prefix.hold(request.kv_blocks)  # given back by the app when the answer is over
         return reply
 
     def _choose(self, request: Request, behaviour: Behaviour, generation: Generation) -> Reply:

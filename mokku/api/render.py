@@ -44,8 +44,10 @@ def respond(
     prompt_tokens = usage.get("prompt_tokens", 0)
     completion_tokens = usage.get("completion_tokens", 0)
     request.result = Result(response_id, list(finish_reasons), usage)
-    if behaviour.load != 1.0 or request.settings.prefill_ms:
-        stretch(behaviour.pace, behaviour.load, prompt_tokens, request.settings.prefill_ms)
+    if behaviour.load != 1.0 or request.settings.prefill_ms:  # the prefill: tokens not cached only
+        stretch(
+            behaviour.pace, behaviour.load, prompt_tokens - request.cached_tokens, request.settings.prefill_ms
+        )
     if events is None:
         if wait:
             connection.hold(
@@ -103,14 +105,16 @@ def interleave(renderers: Sequence[TokenEvents], token_lists: Sequence[Sequence[
                 yield Token(renderer.render(tokens[position]))
 
 
-def usage(prompt_tokens: int, completion_tokens: int, details: bool = True) -> Dict[str, Any]:
+def usage(
+    prompt_tokens: int, completion_tokens: int, details: bool = True, cached: int = 0
+) -> Dict[str, Any]:
     body: Dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
     }
     if details:
-        body["prompt_tokens_details"] = {"cached_tokens": 0, "audio_tokens": 0}
+        body["prompt_tokens_details"] = {"cached_tokens": cached, "audio_tokens": 0}
         body["completion_tokens_details"] = {
             "reasoning_tokens": 0,
             "audio_tokens": 0,

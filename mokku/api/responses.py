@@ -223,6 +223,7 @@ class Responses:
             output_format,
             top_logprobs=logprobs_top,
             input_param="input",
+            conversation=framing + messages,
         )
         reply = self.replies.decide(request, behaviour, generation)
         output, calls = reply.outputs[0], reply.calls
@@ -232,7 +233,7 @@ class Responses:
         input_tokens, output_tokens = generation.prompt_tokens[0], reply.completion_tokens()
         usage = {
             "input_tokens": input_tokens,
-            "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
+            "input_tokens_details": {"cached_tokens": request.cached_tokens, "cache_write_tokens": 0},
             "output_tokens": output_tokens,
             "output_tokens_details": {"reasoning_tokens": 0},
             "total_tokens": input_tokens + output_tokens,

@@ -87,24 +87,35 @@ def connect(path: str) -> sqlite3.Connection:
         check_same_thread=False,
     )
     try:
-        db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        db.execute("PRAGMA synchronous=NORMAL")
-        # Some builds zero every freed page: emptying a large journal then writes all of it again
-        # into the write-ahead log. FAST overwrites only what costs no extra I/O.
-        db.execute("PRAGMA secure_delete=FAST")
-        db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
-        db.execute("PRAGMA journal_mode=WAL")
-        for statement in _SCHEMA:
-            db.execute(statement)
-        columns = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
-        if "bytes" not in columns:  # a state file from an earlier version
-            db.execute("ALTER TABLE requests ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0")
-        if "body" not in columns:
-            db.execute("ALTER TABLE requests ADD COLUMN body TEXT")
+        with _SETUP:
+            _set_up(db)
     except BaseException:
         db.close()
         raise
     return db
+
+
+# A new file's first connections would race to switch it to WAL and to make its tables, and that
+# switch answers "database is locked" at once rather than wait: one thread of a process at a time.
+# (Servers make the file, in WAL, before their workers start: see ``create_private``.)
+_SETUP = threading.Lock()
+
+
+def _set_up(db: sqlite3.Connection) -> None:
+    db.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    db.execute("PRAGMA synchronous=NORMAL")
+    # Some builds zero every freed page: emptying a large journal then writes all of it again
+    # into the write-ahead log. FAST overwrites only what costs no extra I/O.
+    db.execute("PRAGMA secure_delete=FAST")
+    db.execute(f"PRAGMA journal_size_limit={WAL_LIMIT_BYTES}")
+    db.execute("PRAGMA journal_mode=WAL")
+    for statement in _SCHEMA:
+        db.execute(statement)
+    columns = {row[1] for row in db.execute("PRAGMA table_info(requests)")}
+    if "bytes" not in columns:  # a state file from an earlier version
+        db.execute("ALTER TABLE requests ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0")
+    if "body" not in columns:
+        db.execute("ALTER TABLE requests ADD COLUMN body TEXT")
 
 
 class Connections:

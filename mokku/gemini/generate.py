@@ -315,6 +315,7 @@ class GenerateContent:
             chosen,
             output_format,
             input_param="contents",
+            conversation=framing + messages,
         )
         reply = self.replies.decide(request, behaviour, generation)
         output = reply.outputs[0]
@@ -338,6 +339,9 @@ class GenerateContent:
             "totalTokenCount": prompt + made + thought_tokens,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
         }
+        if request.cached_tokens:  # the simulated prefix cache (simulation.prefix)
+            usage_metadata["cachedContentTokenCount"] = request.cached_tokens
+            usage_metadata["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": request.cached_tokens}]
         if thoughts:
             usage_metadata["thoughtsTokenCount"] = thought_tokens
         candidate: Dict[str, Any] = {

@@ -25,7 +25,7 @@ from mokku.server.http import STATUS_LINES, Request, Response
 from mokku.server.routes import build_routes, dialect_of
 from mokku.server.routing import Route, Router
 from mokku.server.stream import EventStream
-from mokku.simulation import limits
+from mokku.simulation import limits, load, prefix
 from mokku.store import open_stores
 
 log = logging.getLogger("mokku")
@@ -67,8 +67,16 @@ class App:
             )
         if self.settings.admin:
             self.scenarios = Scenarios(state, store=stores.rules)
+        # The load simulation's shared state: made once per server (gunicorn's arbiter) or per app.
+        self.slots = load.slots(self.settings)
+        self.prefix_cache = prefix.cache(self.settings)
         self.metrics = (
-            Metrics(self.settings, self.journal.count if self.journal is not None else None)
+            Metrics(
+                self.settings,
+                self.journal.count if self.journal is not None else None,
+                self.slots,
+                self.prefix_cache,
+            )
             if self.settings.metrics
             else None
         )
@@ -80,6 +88,8 @@ class App:
                 self.stored,
                 readiness(stores.ready, stores.rules.name),
                 self._scrape if self.metrics is not None else None,
+                self.slots,
+                self.prefix_cache,
             )
             if routes is None
             else routes
@@ -110,19 +120,17 @@ class App:
         except ConnectionResetError:
             # The client left before any response (during a simulated timeout, say): nothing is sent;
             # the journal notes the request with nginx's status for it, 499.
-            if request.held is not None:
-                request.held.release()
+            self._give_back(request)
             if measured:
                 self._measure(request, CLIENT_CLOSED_REQUEST, started)
             if self._journaled(request):
                 self._record(request, Response(CLIENT_CLOSED_REQUEST, [], []), started)
             raise
-        held = request.held  # a running slot (MOKKU_MAX_RUNNING): given back when the answer is over
-        if held is not None:
+        if request.held is not None or request.kv_blocks:  # given back when the answer is over
             if isinstance(response.body, EventStream):
-                response.body.on_close(lambda stream: held.release())
+                response.body.on_close(lambda stream: self._give_back(request))
             else:
-                held.release()
+                self._give_back(request)
         elapsed_ms = int((time.perf_counter() - started) * 1000)
         headers = response.headers
         headers.extend(request.headers_out)
@@ -152,6 +160,14 @@ class App:
                 self._record(request, response, started)
         return body
 
+    def _give_back(self, request: Request) -> None:
+        """What a generation held while it ran: its slot (``MOKKU_MAX_RUNNING``), its prompt's blocks
+        of the prefix cache (``MOKKU_PREFIX_CACHE``)."""
+        if request.held is not None:
+            request.held.release()
+        if request.kv_blocks and self.prefix_cache is not None:
+            self.prefix_cache.release(request.kv_blocks)  # once: the answer ends once
+
     def _scrape(self, request: Request) -> Response:
         """``GET /metrics``: Prometheus's text format, or OpenMetrics when the scraper asks for it."""
         body, content_type = self.metrics.render(request.header("Accept"))  # type: ignore[union-attr]
@@ -166,8 +182,8 @@ class App:
             if stream is None:
                 metrics.end(request, status, started)
             else:
-                metrics.stream_ended()
                 metrics.end(request, status, started, stream.first_at, stream.token_times)
+                metrics.stream_ended()  # after: a scrape that sees the stream gone sees it counted
         except Exception:
             log.exception("could not count the request in the metrics")
 

@@ -167,12 +167,14 @@ class Request:
     __slots__ = (
         "_json",
         "_raw",
+        "cached_tokens",
         "dialect",
         "environ",
         "fault",
         "headers_out",
         "held",
         "id",
+        "kv_blocks",
         "method",
         "model",
         "operation",
@@ -204,6 +206,8 @@ class Request:
         self.operation: Optional[str] = None  # a generation's gen_ai.operation.name, once known
         self.model: Optional[str] = None  # the model it asked for, once read
         self.held: Optional[Any] = None  # its running slot under MOKKU_MAX_RUNNING (simulation.load)
+        self.cached_tokens = 0  # its prompt's tokens the prefix cache had (simulation.prefix)
+        self.kv_blocks = 0  # the cache blocks its prompt holds while it runs
         self.fault: Optional[str] = None  # the simulated fault it met
         self.scenario: Optional[int] = None  # the scripted-reply rule that answered it
         self.result: Optional[Result] = None  # what a generation answered

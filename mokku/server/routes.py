@@ -29,6 +29,8 @@ from mokku.server.dialect import OPENAI, Dialect
 from mokku.server.http import Request, Response
 from mokku.server.routing import Handler, Route
 from mokku.simulation.faults import Simulator
+from mokku.simulation.load import Slots
+from mokku.simulation.prefix import PrefixCache
 
 # Routes more than one dialect serves: the request's headers choose (see ``dialect_of``).
 SHARED_ROUTES = frozenset(("/v1/models", "/v1/models/{model}"))
@@ -86,9 +88,12 @@ def build_routes(
     stored: Optional[Objects] = None,
     ready: Optional[Callable[[Request], Response]] = None,
     scrape: Optional[Callable[[Request], Response]] = None,
+    slots: Optional[Slots] = None,
+    cache: Optional[PrefixCache] = None,
 ) -> List[Route]:
+    """``slots`` and ``cache``: the server's load simulation (``simulation.load``, ``.prefix``)."""
     stored = stored or Objects(settings.state_path or default_path())
-    replies = Replies(settings, Simulator(settings), scenarios)
+    replies = Replies(settings, Simulator(settings), scenarios, slots, cache)
     catalogue = Catalogue(settings.extra_models)
     claude = Models(settings.extra_models)
     google = GeminiModels(settings.extra_models)

@@ -60,7 +60,8 @@ class Slots:
             place = _claim(self._waiting, pid) if self.max_waiting else None
             if place is None:
                 raise Full(self.max_running, _held(self._waiting))
-        deadline = time.monotonic() + MAX_WAIT_S
+        began = time.monotonic()
+        deadline = began + MAX_WAIT_S
         try:
             while True:
                 if not connection.wait(POLL_S, environ):
@@ -70,7 +71,7 @@ class Slots:
                     if slot is not None:
                         self._waiting[place] = 0
                         place = -1
-                        return Held(self, slot, _held(self._running))
+                        return Held(self, slot, _held(self._running), time.monotonic() - began)
                 if time.monotonic() > deadline:
                     raise Full(self.max_running, self.max_waiting)
         finally:
@@ -112,10 +113,11 @@ class Full(Exception):
 class Held:
     """A running request's slot: given back once, when its answer is over."""
 
-    __slots__ = ("_slot", "_slots", "running")
+    __slots__ = ("_slot", "_slots", "running", "waited")
 
-    def __init__(self, slots: Slots, slot: int, running: int) -> None:
+    def __init__(self, slots: Slots, slot: int, running: int, waited: float = 0.0) -> None:
         self._slots, self._slot, self.running = slots, slot, running
+        self.waited = waited  # seconds in the queue
 
     def release(self) -> None:
         if self._slot >= 0:
@@ -136,13 +138,13 @@ def prepare(settings: config.Settings) -> None:
 
 
 def slots(settings: config.Settings) -> Optional[Slots]:
-    """The server's slots (this process's own when none were made before the fork)."""
-    global _shared, _shared_for
+    """The server's slots: those made before the fork, else an app's own (an app made once per
+    process: ``python -m mokku``, plain gunicorn, tests)."""
     if not settings.max_running:
         return None
-    if _shared is None or _shared_for != (settings.max_running, settings.max_waiting):
-        prepare(settings)
-    return _shared
+    if _shared is not None and _shared_for == (settings.max_running, settings.max_waiting):
+        return _shared
+    return Slots(settings.max_running, settings.max_waiting)
 
 
 def gone(pid: int) -> None:
@@ -153,9 +155,9 @@ def gone(pid: int) -> None:
 class Load:
     """One server's load simulation: admission to a slot, and the latency it makes."""
 
-    def __init__(self, settings: config.Settings) -> None:
+    def __init__(self, settings: config.Settings, slots: Optional[Slots]) -> None:
         self.settings = settings
-        self.slots = slots(settings)
+        self.slots = slots
         self.load_factor = settings.load_factor
 
     def admit(self, request: Request) -> None:

@@ -13,7 +13,7 @@ import openai
 import pytest
 
 from ..servers import LiveServer
-from .test_metrics_live import scrape, total
+from .test_metrics_live import scrape, total, wait_for
 
 HI = [{"role": "user", "content": "wait your turn"}]
 
@@ -63,11 +63,14 @@ def test_four_run_across_two_workers_while_sixteen_wait() -> None:
         # Four at a time, each 1.5 s (two tokens 1.5 s apart): the last four waited for the
         # four rounds before them.
         assert results[-1] >= 4 * 1.5
-        samples = scrape(server)
+        samples = wait_for(server, "vllm:request_queue_time_seconds_count", 20)
         assert (total(samples, "vllm:num_requests_running"), total(samples, "vllm:num_requests_waiting")) == (
             0,
             0,
         )
+        # Sixteen waited, four of them for each round before theirs: the queue's histogram says so.
+        assert total(samples, "vllm:request_queue_time_seconds_count") == 20
+        assert total(samples, "vllm:request_queue_time_seconds_sum") >= 4 * 1.5 * (1 + 2 + 3 + 4) * 0.8
     finally:
         server.close()
 
@@ -111,5 +114,29 @@ def test_a_full_queue_is_refused_and_a_client_that_leaves_gives_its_place_back(k
             0,
             0,
         )
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "module"])
+def test_the_prefix_cache_is_the_servers_whichever_worker_answers(kind: str) -> None:
+    server = LiveServer(kind, env={"MOKKU_PREFIX_CACHE": "1024"}, workers=2 if kind == "gunicorn" else 1)
+    system = "You answer questions about the weather, at length and with care. " * 4
+    try:
+
+        def ask(index: int) -> int:
+            with openai.OpenAI(base_url=server.url + "/v1", api_key="sk-prefix", max_retries=0) as client:
+                answer = client.chat.completions.create(
+                    model="gpt-4o",
+                    messages=[{"role": "system", "content": system}, {"role": "user", "content": "Rain?"}],
+                )
+                assert answer.usage is not None and answer.usage.prompt_tokens_details is not None
+                return answer.usage.prompt_tokens_details.cached_tokens or 0
+
+        first = ask(0)
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            later = list(pool.map(ask, range(1, 25)))
+        assert first == 0
+        assert len(set(later)) == 1 and later[0] > 0  # every one found the same blocks cached
     finally:
         server.close()

@@ -1,0 +1,122 @@
+"""A simulated prefix cache (``MOKKU_PREFIX_CACHE``, a number of blocks; off by default), as vLLM's
+automatic prefix caching behaves seen from outside.
+
+A prompt is cut into blocks of ``BLOCK_TOKENS`` tokens (its messages' roles and texts, as mokku
+counts them: ``mokku.api.decide``), each block named by a hash chained from the model and every block before it, so a
+block matches only after the same prefix. The blocks a recent prompt of the same model already had,
+from its start, are cached: ``usage.prompt_tokens_details.cached_tokens`` (``cache_read_input_tokens``
+on the Messages API, ``cachedContentTokenCount`` on Gemini's) reports them, and the prefill
+(``MOKKU_PREFILL_MS``) counts only the tokens after them. The table is direct-mapped, one hash per
+place: a newer block takes the place of an older one, as an evicted block would be recomputed.
+
+``vllm:kv_cache_usage_perc`` is the share of the blocks that running requests' prompts hold. The
+table and the counts live in shared memory made before gunicorn forks (``prepare``); a worker that
+dies gives its blocks back (``gone``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from typing import Optional, Sequence
+
+from mokku import config
+
+BLOCK_TOKENS = 16
+_HOLDERS = 1024  # processes that can hold blocks at once (a server's workers)
+
+
+class PrefixCache:
+    def __init__(self, blocks: int) -> None:
+        self.blocks = blocks
+        self._lock = multiprocessing.Lock()
+        self._table = multiprocessing.RawArray("q", blocks)
+        self._holders = multiprocessing.RawArray("q", _HOLDERS)  # pid
+        self._held = multiprocessing.RawArray("q", _HOLDERS)  # blocks its running requests hold
+
+    def visit(self, model: str, tokens: Sequence[str]) -> int:
+        """The prompt's tokens found cached (whole blocks from its start); its blocks are cached now."""
+        hashes = _chain(model, tokens)
+        table, size = self._table, self.blocks
+        with self._lock:
+            hits = 0
+            for value in hashes:
+                if table[value % size] != value:
+                    break
+                hits += 1
+            for value in hashes:
+                table[value % size] = value
+        return hits * BLOCK_TOKENS
+
+    def hold(self, blocks: int) -> None:
+        """A running request's prompt takes ``blocks`` (given back by ``release``)."""
+        self._add(blocks)
+
+    def release(self, blocks: int) -> None:
+        self._add(-blocks)
+
+    def _add(self, blocks: int) -> None:
+        pid = os.getpid()
+        with self._lock:
+            free = None
+            for index, holder in enumerate(self._holders):
+                if holder == pid:
+                    self._held[index] += blocks
+                    return
+                if not holder and free is None:
+                    free = index
+            if free is not None and blocks > 0:
+                self._holders[free], self._held[free] = pid, blocks
+
+    def usage(self) -> float:
+        """The share of the cache the running requests hold, 0 to 1."""
+        with self._lock:
+            held = sum(self._held)
+        return min(1.0, max(0, held) / self.blocks)
+
+    def gone(self, pid: int) -> None:
+        with self._lock:
+            for index, holder in enumerate(self._holders):
+                if holder == pid:
+                    self._holders[index] = self._held[index] = 0
+
+
+def blocks_of(tokens: int) -> int:
+    return -(-tokens // BLOCK_TOKENS)
+
+
+def _chain(model: str, tokens: Sequence[str]) -> list:
+    """The hash of each whole block of the prompt's tokens, each from the one before it."""
+    previous = hashlib.blake2b(model.encode("utf-8", "backslashreplace"), digest_size=8).digest()
+    hashes = []
+    for start in range(0, len(tokens) - BLOCK_TOKENS + 1, BLOCK_TOKENS):
+        block = "\x00".join(tokens[start : start + BLOCK_TOKENS]).encode("utf-8", "backslashreplace")
+        previous = hashlib.blake2b(previous + block, digest_size=8).digest()
+        hashes.append(int.from_bytes(previous, "little", signed=True) or 1)  # 0 marks an empty place
+    return hashes
+
+
+_shared: Optional[PrefixCache] = None
+
+
+def prepare(settings: config.Settings) -> None:
+    """Make the cache in the process that forks the workers (gunicorn's arbiter)."""
+    global _shared
+    if settings.prefix_cache:
+        _shared = PrefixCache(settings.prefix_cache)
+
+
+def cache(settings: config.Settings) -> Optional[PrefixCache]:
+    """The server's cache: the one made before the fork, else one of this app's own (an app made
+    once per process: ``python -m mokku``, plain gunicorn, tests)."""
+    if not settings.prefix_cache:
+        return None
+    if _shared is not None and _shared.blocks == settings.prefix_cache:
+        return _shared
+    return PrefixCache(settings.prefix_cache)
+
+
+def gone(pid: int) -> None:
+    if _shared is not None:
+        _shared.gone(pid)
