@@ -149,10 +149,11 @@ def test_latency_grows_with_the_running_count(tmp_path: Path) -> None:
     started = time.monotonic()  # halfway: 1 + 4 * 5 / 9
     app.post_json(CHAT, {"model": "gpt-4o", "messages": HI}, headers={"X-Mokku-Running": "6"})
     assert time.monotonic() - started >= 0.1 * (1 + 4 * 5 / 9)
-    bad = app.post_json(
-        CHAT, {"model": "gpt-4o", "messages": HI}, headers={"X-Mokku-Running": "lots"}, status=400
-    )
-    assert bad.json["error"]["param"] == "X-Mokku-Running"
+    for wrong in ("lots", "0", "-1", "1e3", "99999999999", "٣"):
+        headers = {"X-Mokku-Running": wrong}
+        bad = app.post_json(CHAT, {"model": "gpt-4o", "messages": HI}, headers=headers, status=400)
+        assert bad.json["error"]["param"] == "X-Mokku-Running"
+    assert app.app.slots is not None and app.app.slots.counts() == (0, 0)  # refused before any slot
 
 
 def test_prefill_adds_per_prompt_token(tmp_path: Path) -> None:

@@ -162,7 +162,9 @@ class Load:
 
     def admit(self, request: Request) -> None:
         """Take a slot for the request's generation (``request.held``, given back by the app when
-        the answer is over), waiting for one; raises the queue-full error."""
+        the answer is over), waiting for one; raises the queue-full error, or a 400 for a bad
+        ``X-Mokku-Running`` (before any wait, whether or not it changes the latency)."""
+        self._running(request)
         if self.slots is None or request.held is not None:
             return
         try:
@@ -181,7 +183,7 @@ class Load:
     def _running(self, request: Request) -> int:
         raw = request.header(RUNNING_HEADER)
         if raw:
-            if not raw.isdigit() or not 0 < int(raw) <= 1_000_000:
+            if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= 1_000_000:
                 raise errors.invalid_request(
                     f"The {RUNNING_HEADER} header must be a whole number from 1 to 1000000, got {raw!r}.",
                     RUNNING_HEADER,
