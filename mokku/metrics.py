@@ -34,6 +34,9 @@ MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 MAX_MODELS = 100
 MODEL_CHARS = 100
 OTHER = "other"
+# Label sets one process keeps (each a few KB of shared memory): past it, new ones count under
+# labels that are all ``other``, whatever mix of routes, statuses and faults clients send.
+MAX_SERIES = 1000
 
 # mokku's own histograms start far below a real model's times: a mock answers in microseconds.
 DURATION_BUCKETS = (
@@ -243,6 +246,11 @@ class Metrics:
         self.streams.dec()
 
     def _add_series(self, key: Tuple[str, str, str]) -> _Series:
+        if len(self._per_model) >= MAX_SERIES:
+            key = (OTHER, OTHER, OTHER)
+            found = self._per_model.get(key)
+            if found is not None:
+                return found
         series = self._per_model[key] = _Series(
             *(
                 metric.labels(*key)
@@ -256,6 +264,11 @@ class Metrics:
         lock and checks every value each time."""
         child = self._children.get((id(metric), key))
         if child is None:
+            if len(self._children) >= MAX_SERIES:
+                key = (OTHER,) * len(key)
+                child = self._children.get((id(metric), key))
+                if child is not None:
+                    return child
             child = self._children[(id(metric), key)] = metric.labels(*key)
         return child
 

@@ -189,3 +189,20 @@ def test_the_scrape_is_neither_counted_nor_journaled(tmp_path: Path) -> None:
     samples = scrape(app)
     assert total(samples, "mokku_requests_total") == 0
     assert app.get("/mokku/requests").json["data"] == []
+
+
+def test_label_sets_are_bounded_whatever_the_mix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mokku import metrics
+
+    monkeypatch.setattr(metrics, "MAX_SERIES", 5)
+    app = build(tmp_path, MOKKU_JOURNAL="0")
+    for index in range(12):  # each a new route, model and status mix
+        app.post_json(CHAT, {"model": f"m{index}", "messages": HI})
+        app.post_json(CHAT, {"model": f"m{index}"}, status=400)
+    samples = scrape(app)
+    requests = {labels for name, labels in samples if name == "mokku_requests_total"}
+    durations = {labels for name, labels in samples if name == "mokku_request_duration_seconds_count"}
+    assert len(requests) == 6 and len(durations) == 6  # five, then the one of all "other"
+    overflow = {"route": "other", "dialect": "other", "model": "other", "status": "other", "fault": "other"}
+    assert value(samples, "mokku_requests_total", **overflow) == 24 - 5
+    assert total(samples, "mokku_requests_total") == 24
