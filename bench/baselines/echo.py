@@ -1,8 +1,18 @@
-"""(b) A minimal chat echo: parse the JSON body, build the chat response, json.dumps it."""
+"""(b) A minimal chat echo: parse the JSON body, build the chat response, encode it.
+
+Minimal in cost, not only in code: its id comes from ``random.getrandbits`` (no system call, unlike
+``uuid4``, which reads ``os.urandom``), its JSON from an encoder made once with compact separators
+(fewer bytes than ``json.dumps``'s defaults), and nothing is done per request that could be done
+once. Its answer has the fields it always had; the real API's further fields that mokku sends
+(usage details, refusal, annotations, service tier) are mokku's own cost.
+"""
 
 import json
+import random
 import time
-import uuid
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"))
+_HEADERS_START = [("Content-Type", "application/json")]
 
 
 def app(environ, start_response):
@@ -12,9 +22,9 @@ def app(environ, start_response):
     length = int(environ.get("CONTENT_LENGTH") or 0)
     request = json.loads(environ["wsgi.input"].read(length))
     text = request["messages"][-1]["content"]
-    body = json.dumps(
+    body = _ENCODER.encode(
         {
-            "id": "chatcmpl-" + uuid.uuid4().hex,
+            "id": f"chatcmpl-{random.getrandbits(128):032x}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": request["model"],
@@ -24,5 +34,5 @@ def app(environ, start_response):
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2},
         }
     ).encode()
-    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    start_response("200 OK", [*_HEADERS_START, ("Content-Length", str(len(body)))])
     return [body]
