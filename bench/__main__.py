@@ -206,10 +206,6 @@ def wrk(port: int, path: str, script: Path, seconds: int) -> Dict[str, float]:
     return {"rps": rps, "p50": latency("50%"), "p99": latency("99%"), "requests": float(total)}
 
 
-def slower(times: float) -> str:
-    return f"{times:.1f} x" if times < 10 else f"{times:,.0f} x"
-
-
 def own_rss_mb() -> float:
     """This process's resident memory: the bench's asyncio client."""
     match = re.search(r"VmRSS:\s+(\d+) kB", Path("/proc/self/status").read_text())
@@ -238,6 +234,7 @@ class Bench:
         }
         self.rows: List[Tuple[str, str, str, str]] = []
         self.rounds: Dict[int, List[float]] = {}  # a server's CPU µs per request, round by round
+        self.peer_of: Dict[str, peers.Peer] = {}  # a peer's row (one process, or as many as mokku)
 
     def load(self, servers: Dict[str, Server], path: str, script: str) -> Dict[str, Dict[str, float]]:
         """Each server under the same load, interleaved round by round; the median per server, and
@@ -440,6 +437,11 @@ class Bench:
             try:
                 self.versions[peer.name] = peers.install(peer)
                 started[peer.name] = Server(peers.command(peer), peer.env, peer.ready)
+                self.peer_of[peer.name] = peer
+                if peer.workers_args:  # also with as many processes as mokku
+                    twin = peer.name + peers.TWIN.format(peers.WORKERS)
+                    started[twin] = Server(peers.command(peer) + peer.workers_args, peer.env, peer.ready)
+                    self.peer_of[twin] = peer
             except (subprocess.CalledProcessError, RuntimeError) as exc:
                 self.peer_results[peer.name] = {"all": f"not measured: {exc}"}
         return started
@@ -450,18 +452,23 @@ class Bench:
         """mokku, its baselines and the peers that can do ``workload``, side by side."""
         able = {}
         for name, server in others.items():
-            skip = next(peer.skips.get(workload) for peer in peers.PEERS if peer.name == name)
+            skip = self.peer_of[name].skips.get(workload)
             if skip:
                 self.peer_results.setdefault(name, {})[workload] = f"skipped: {skip}"
             else:
                 able[name] = server
         result = self.load({**servers, **able}, PATHS[script], script)
         unit = "streams/s" if workload == "W2" else "req/s"
-        self.peer_results.setdefault("mokku", {})[workload] = f"{result['mokku']['rps']:,.0f} {unit}"
+        mokku = result["mokku"]
+        self.peer_results.setdefault("mokku", {})[workload] = (
+            f"{mokku['cpu_us']:,.0f} µs CPU per request; {mokku['rps']:,.0f} {unit}"
+        )
         for name in able:
             figure = result[name]
             self.peer_results.setdefault(name, {})[workload] = (
-                f"{figure['rps']:,.0f} {unit} ({slower(result['mokku']['rps'] / figure['rps'])} slower than mokku)"
+                f"{figure['cpu_us']:,.0f} µs CPU per request, "
+                f"{self.cpu_ratio(able[name], servers['mokku']).replace(' by CPU', '')} x mokku's; "
+                f"{figure['rps']:,.0f} {unit}"
                 if figure["rps"]
                 else "no successful requests"
             )

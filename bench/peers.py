@@ -1,7 +1,8 @@
 """The Python mock servers from PyPI that mokku is measured against, each in its own venv.
 
 Each runs the way its own CLI runs it (one uvicorn process), with access logging off as mokku's
-is. A peer is measured on the workloads it can do; where it cannot, the reason is reported.
+is, and, where its server can, also with as many processes as mokku's gunicorn (``workers_args``):
+a row each. A peer is measured on the workloads it can do; where it cannot, the reason is reported.
 """
 
 from __future__ import annotations
@@ -29,6 +30,11 @@ class Peer(NamedTuple):
     skips: Dict[str, str]  # workload -> why it is not measured
     slow_stream_args: Optional[List[str]] = None  # W5: a server pacing chunks 100 ms apart
     env: Optional[Dict[str, str]] = None
+    workers_args: Optional[List[str]] = None  # as many processes as mokku runs (2 workers)
+
+
+WORKERS = 2  # mokku's gunicorn workers in the bench
+TWIN = " ({} processes)"  # the name of a peer's row with WORKERS processes
 
 
 UVICORN = [
@@ -62,6 +68,7 @@ PEERS = [
             "W2": "every stream pauses a fixed 40 ms between events, so streams/s would measure the pause",
             "W5": "its only stream delays are fixed (40 or 80 ms), not 100 ms",
         },
+        workers_args=["--workers", str(WORKERS)],
     ),
     Peer(
         "mockllm",
@@ -73,6 +80,7 @@ PEERS = [
             "W5": "its delays are per character with ±50% random variation, so chunks keep no schedule",
         },
         env={"MOCKLLM_RESPONSES_FILE": str(HOME / "mockllm-responses.yml")},
+        workers_args=["--workers", str(WORKERS)],
     ),
 ]
 
