@@ -18,7 +18,7 @@ from mokku.server.app import App
 from mokku.server.http import JSONTemplate, Request, dumps
 from mokku.simulation.latency import Pace
 
-from . import sse
+from . import sse, wsgi
 from .spec import assert_invalid_request, validate
 
 URL = "/v1/chat/completions"
@@ -571,21 +571,6 @@ def test_strict_mode_rejects_unknown_params(make_app: Any) -> None:
     assert app.post_json(URL, {"model": "m", "messages": MESSAGE, "temperature": 1}).status_int == 200
 
 
-def _wsgi_call(app: App, body: Dict[str, Any]) -> Any:
-    raw = json.dumps(body).encode()
-    import io
-
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": URL,
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(raw)),
-        "wsgi.input": io.BytesIO(raw),
-        "wsgi.multithread": True,
-    }
-    return app(environ, lambda status, headers: None)
-
-
 def test_events_ready_together_share_a_write_and_faults_count_events() -> None:
     app = App(config.load({}))
     body = {
@@ -594,15 +579,15 @@ def test_events_ready_together_share_a_write_and_faults_count_events() -> None:
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    writes = list(_wsgi_call(app, body))
+    writes = list(wsgi.post(app, URL, body))
     assert [w.count(b"\n\n") for w in writes] == [2, 1, 1, 3]  # role+first token, tokens, finish+usage+[DONE]
     assert b'"role":"assistant"' in writes[0] and writes[-1].endswith(b"data: [DONE]\n\n")
     # Seven events: a fault at the ninth meets the stream at its end, batched as without a fault.
-    truncated = list(_wsgi_call(app, dict(body, model="m@stream_truncated:9")))
+    truncated = list(wsgi.post(app, URL, dict(body, model="m@stream_truncated:9")))
     assert [w.count(b"\n\n") for w in truncated] == [2, 1, 1, 2]
     assert b"[DONE]" not in b"".join(truncated)
     # An error after two events: the role chunk and the first token go out together, then the error.
-    failed = list(_wsgi_call(app, dict(body, model="m@stream_error:2")))
+    failed = list(wsgi.post(app, URL, dict(body, model="m@stream_error:2")))
     assert [w.count(b"\n\n") for w in failed] == [2, 1]
     assert json.loads(failed[1][len(b"data: ") :])["error"]["type"] == "server_error"
 
@@ -610,7 +595,7 @@ def test_events_ready_together_share_a_write_and_faults_count_events() -> None:
 def test_stream_is_produced_lazily_and_closes() -> None:
     app = App(config.load({}))
     text = "word " * 20000
-    body = _wsgi_call(app, {"model": "m", "messages": user(text), "stream": True})
+    body = wsgi.post(app, URL, {"model": "m", "messages": user(text), "stream": True})
     assert not isinstance(body, (list, tuple, bytes))
     first = next(iter(body))
     assert b'"role":"assistant"' in first and b'"content":"word"' in first  # written together

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sqlite3
 import threading
@@ -15,6 +14,8 @@ import webtest
 
 from mokku import config
 from mokku.server.app import App
+
+from . import wsgi
 
 CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "journal me"}]
@@ -112,16 +113,7 @@ def test_a_read_after_a_streams_last_byte_sees_it_before_the_server_closes_it(
     """The client may ask the journal as soon as ``[DONE]`` arrives, while the server has yet to close
     the stream (where its entry is written): the read waits for the entry."""
     app = App(config.load({**store_env, "MOKKU_JOURNAL": "1"}))
-    data = json.dumps({"model": "streamed", "messages": HI, "stream": True}).encode()
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": CHAT,
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(data)),
-        "wsgi.input": io.BytesIO(data),
-        "wsgi.multithread": True,
-    }
-    body = app(environ, lambda status, headers: None)
+    body = wsgi.post(app, CHAT, {"model": "streamed", "messages": HI, "stream": True})
     assert b"".join(body).endswith(b"data: [DONE]\n\n")  # every byte sent; not closed yet
     journal = app.journal
     assert journal is not None
@@ -148,7 +140,6 @@ def test_bad_flags(value: str) -> None:
 
 def test_large_bodies_are_kept_as_a_marker(store_env: Dict[str, str]) -> None:
     import hashlib
-    import json
 
     app = build(store_env, MOKKU_JOURNAL_BODY_BYTES="1000")
     small = {"model": "gpt-4o", "messages": HI}

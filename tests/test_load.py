@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import io
-import json
 import time
 from pathlib import Path
 
@@ -13,6 +11,8 @@ import webtest
 from mokku import config
 from mokku.server.app import App
 from mokku.simulation import load
+
+from . import wsgi
 
 CHAT = "/v1/chat/completions"
 HI = [{"role": "user", "content": "a b c d e f g h i j k l m n o p q r s t"}]
@@ -79,16 +79,7 @@ def test_every_answer_gives_its_slot_back(tmp_path: Path) -> None:
     slots = app.app.slots
     assert slots is not None and slots.counts() == (0, 0)
     # A stream abandoned after its first chunk gives it back when the server closes it.
-    data = json.dumps({"model": "gpt-4o", "messages": HI, "stream": True}).encode()
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": CHAT,
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(data)),
-        "wsgi.input": io.BytesIO(data),
-        "wsgi.multithread": True,
-    }
-    body = app.app(environ, lambda status, headers: None)
+    body = wsgi.post(app.app, CHAT, {"model": "gpt-4o", "messages": HI, "stream": True})
     next(iter(body))
     assert slots.counts() == (1, 0)
     app.post_json(CHAT, {"model": "gpt-4o", "messages": HI}, status=429)  # full, and no queue

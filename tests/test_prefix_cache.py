@@ -3,7 +3,6 @@ prefill they save, and the KV-cache usage the running requests hold."""
 
 from __future__ import annotations
 
-import io
 import json
 import time
 from pathlib import Path
@@ -16,6 +15,8 @@ from mokku import config
 from mokku.api.decide import Message, prompt_token_list
 from mokku.server.app import App
 from mokku.simulation.prefix import BLOCK_TOKENS
+
+from . import wsgi
 
 CHAT = "/v1/chat/completions"
 SYSTEM = "You are a careful assistant who answers questions about the weather in great detail. " * 4
@@ -146,16 +147,9 @@ def test_running_requests_hold_the_kv_cache(tmp_path: Path) -> None:
             if sample.name.startswith("vllm:kv_cache") or sample.name.startswith("vllm:prefix_cache")
         }
 
-    data = json.dumps({"model": "gpt-4o", "messages": messages("Will it rain?"), "stream": True}).encode()
-    environ = {
-        "REQUEST_METHOD": "POST",
-        "PATH_INFO": CHAT,
-        "CONTENT_TYPE": "application/json",
-        "CONTENT_LENGTH": str(len(data)),
-        "wsgi.input": io.BytesIO(data),
-        "wsgi.multithread": True,
-    }
-    body = app.app(environ, lambda status, headers: None)
+    body = wsgi.post(
+        app.app, CHAT, {"model": "gpt-4o", "messages": messages("Will it rain?"), "stream": True}
+    )
     next(iter(body))  # streaming: its prompt's blocks are held
     running = scrape()["vllm:kv_cache_usage_perc"]
     assert 0 < running <= 1
