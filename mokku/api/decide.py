@@ -150,8 +150,7 @@ class Replies:
         telemetry.record_request(request.span, operation, model, body, request.dialect.provider)
         behaviour = self.simulator.decide(request, model)
         if self.load is not None:
-            self.load.admit(request)
-            behaviour.load = self.load.factor(request)
+            behaviour.load = self.load.admit(request)
         return body, behaviour
 
     def script(

@@ -126,15 +126,13 @@ class Held:
 
 
 _shared: Optional[Slots] = None
-_shared_for: Tuple[int, int] = (0, 0)
 
 
 def prepare(settings: config.Settings) -> None:
     """Make the shared slots in the process that forks the workers (gunicorn's arbiter)."""
-    global _shared, _shared_for
+    global _shared
     if settings.max_running:
         _shared = Slots(settings.max_running, settings.max_waiting)
-        _shared_for = (settings.max_running, settings.max_waiting)
 
 
 def slots(settings: config.Settings) -> Optional[Slots]:
@@ -142,7 +140,10 @@ def slots(settings: config.Settings) -> Optional[Slots]:
     process: ``python -m mokku``, plain gunicorn, tests)."""
     if not settings.max_running:
         return None
-    if _shared is not None and _shared_for == (settings.max_running, settings.max_waiting):
+    if _shared is not None and (_shared.max_running, _shared.max_waiting) == (
+        settings.max_running,
+        settings.max_waiting,
+    ):
         return _shared
     return Slots(settings.max_running, settings.max_waiting)
 
@@ -160,37 +161,36 @@ class Load:
         self.slots = slots
         self.load_factor = settings.load_factor
 
-    def admit(self, request: Request) -> None:
+    def admit(self, request: Request) -> float:
         """Take a slot for the request's generation (``request.held``, given back by the app when
-        the answer is over), waiting for one; raises the queue-full error, or a 400 for a bad
-        ``X-Mokku-Running`` (before any wait, whether or not it changes the latency)."""
-        self._running(request)
-        if self.slots is None or request.held is not None:
-            return
+        the answer is over), waiting for one; the factor its latency is stretched by (see the
+        module). Raises the queue-full error, or a 400 for a bad ``X-Mokku-Running`` (before any
+        wait, whether or not it changes the latency)."""
+        asked = _asked_running(request)
+        slots = self.slots
+        if slots is None:
+            return 1.0
         try:
-            request.held = self.slots.take(request.environ)
+            request.held = slots.take(request.environ)
         except Full as full:
             raise queue_full(self.settings, full) from None
-
-    def factor(self, request: Request) -> float:
-        """How much slower than alone the request runs, by the requests running (see the module)."""
-        slots = self.slots
-        if slots is None or self.load_factor == 1.0 or slots.max_running < 2:
+        if self.load_factor == 1.0 or slots.max_running < 2:
             return 1.0
-        running = min(self._running(request), slots.max_running)
+        running = min(asked or request.held.running, slots.max_running)
         return 1 + (self.load_factor - 1) * (running - 1) / (slots.max_running - 1)
 
-    def _running(self, request: Request) -> int:
-        raw = request.header(RUNNING_HEADER)
-        if raw:
-            if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= 1_000_000:
-                raise errors.invalid_request(
-                    f"The {RUNNING_HEADER} header must be a whole number from 1 to 1000000, got {raw!r}.",
-                    RUNNING_HEADER,
-                )
-            return int(raw)
-        held = request.held
-        return held.running if held is not None else 1
+
+def _asked_running(request: Request) -> int:
+    """The running count ``X-Mokku-Running`` asks to be slowed down as, or 0 when not sent."""
+    raw = request.header(RUNNING_HEADER)
+    if not raw:
+        return 0
+    if not (raw.isascii() and raw.isdigit()) or not 0 < int(raw) <= 1_000_000:
+        raise errors.invalid_request(
+            f"The {RUNNING_HEADER} header must be a whole number from 1 to 1000000, got {raw!r}.",
+            RUNNING_HEADER,
+        )
+    return int(raw)
 
 
 def stretch(pace: Any, factor: float, prompt_tokens: int, prefill_ms: float) -> None:
