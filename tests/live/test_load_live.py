@@ -45,7 +45,7 @@ def test_four_run_across_two_workers_while_sixteen_wait() -> None:
         seen: List[tuple] = []
         with ThreadPoolExecutor(max_workers=20) as pool:
             ready = threading.Barrier(20)
-            firsts = [pool.submit(stream, server, 1500, ready) for _ in range(20)]
+            firsts = [pool.submit(stream, server, 3000, ready) for _ in range(20)]
             deadline = time.monotonic() + 20
             while time.monotonic() < deadline:
                 samples = scrape(server)
@@ -60,9 +60,10 @@ def test_four_run_across_two_workers_while_sixteen_wait() -> None:
             results = sorted(future.result() for future in firsts)
         assert (4, 16) in seen, seen
         assert max(running for running, _ in seen) == 4  # never more than four, whichever worker
-        # Four at a time, each 1.5 s (two tokens 1.5 s apart): the last four waited for the
+        # Four at a time, each 3 s (two tokens 3 s apart, so that all twenty are queued well within
+        # the first round, however busy the machine): the last four waited for the
         # four rounds before them.
-        assert results[-1] >= 4 * 1.5
+        assert results[-1] >= 4 * 3.0
         samples = wait_for(server, "vllm:request_queue_time_seconds_count", 20)
         assert (total(samples, "vllm:num_requests_running"), total(samples, "vllm:num_requests_waiting")) == (
             0,
@@ -70,7 +71,7 @@ def test_four_run_across_two_workers_while_sixteen_wait() -> None:
         )
         # Sixteen waited, four of them for each round before theirs: the queue's histogram says so.
         assert total(samples, "vllm:request_queue_time_seconds_count") == 20
-        assert total(samples, "vllm:request_queue_time_seconds_sum") >= 4 * 1.5 * (1 + 2 + 3 + 4) * 0.8
+        assert total(samples, "vllm:request_queue_time_seconds_sum") >= 4 * 3.0 * (1 + 2 + 3 + 4) * 0.8
     finally:
         server.close()
 
