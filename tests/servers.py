@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +15,10 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 ENTRY_POINTS = ("module", "gunicorn")
+
+
+# mokku's line ("listening on http://HOST:PORT") and gunicorn's ("Listening at: http://HOST:PORT").
+_LISTENING = re.compile(r"[Ll]istening (?:on|at:) http://\S+:(\d+)")
 
 
 def free_port() -> int:
@@ -39,18 +44,18 @@ class LiveServer:
 
     def __init__(self, kind: str, env: Optional[Dict[str, str]] = None, workers: int = 1) -> None:
         self.kind = kind
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.port = 0
+        self.url = ""
         self.log = tempfile.NamedTemporaryFile(prefix=f"mokku-{kind}-", suffix=".log", delete=False)
         full_env = dict(os.environ)
         full_env.update(
             MOKKU_HOST="127.0.0.1",
-            MOKKU_PORT=str(self.port),
+            MOKKU_PORT="0",  # the kernel's choice, read from the log: no other process can hold it
             MOKKU_WORKERS=str(workers),
             PYTHONUNBUFFERED="1",
         )
         full_env.update(env or {})
-        cmd = [part.format(port=self.port) for part in command(kind)]
+        cmd = [part.format(port=0) for part in command(kind)]
         self.process = subprocess.Popen(
             cmd, env=full_env, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
         )
@@ -61,6 +66,13 @@ class LiveServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.kind} server exited early:\n{self.output()}")
+            if not self.port:
+                found = _LISTENING.search(self.output())
+                if found is None:
+                    time.sleep(0.05)
+                    continue
+                self.port = int(found.group(1))
+                self.url = f"http://127.0.0.1:{self.port}"
             try:
                 status, _, _ = request("GET", self.url + "/health", timeout=1)
                 if status == 200:
