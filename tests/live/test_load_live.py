@@ -39,7 +39,9 @@ def stream(server: LiveServer, token_ms: int = 100, ready: Optional[threading.Ba
 
 
 def test_four_run_across_two_workers_while_sixteen_wait() -> None:
-    env = {"MOKKU_MAX_RUNNING": "4", "MOKKU_METRICS": "vllm", "MOKKU_THREADS": "16"}
+    # Twenty threads per worker: however gunicorn's workers share the twenty connections out, each
+    # one is being served (running or waiting), none queued inside a worker where no gauge sees it.
+    env = {"MOKKU_MAX_RUNNING": "4", "MOKKU_METRICS": "vllm", "MOKKU_THREADS": "20"}
     server = LiveServer("gunicorn", env=env, workers=2)
     try:
         seen: List[tuple] = []
