@@ -42,8 +42,11 @@ def mask_key(key: str) -> str:
 
 def mask_header(name: str, value: str) -> str:
     """A header's value as the journal keeps it: credentials cut to a recognisable stub."""
-    if not is_secret(name):
-        return value
+    return mask_secret(value) if is_secret(name) else value
+
+
+def mask_secret(value: str) -> str:
+    """A credential's value cut to a recognisable stub (its scheme kept: ``Bearer sk-...abcd``)."""
     scheme, _, key = value.partition(" ")
     shown = key if key else scheme
     masked = shown[:3] + "..." + shown[-4:] if len(shown) > 10 else "***"

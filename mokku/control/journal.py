@@ -22,7 +22,7 @@ import logging
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from mokku.credentials import mask_header
+from mokku.credentials import is_secret, mask_secret
 from mokku.server.http import Request
 from mokku.store.base import SETTLE_TIMEOUT_S, JournalStore, Page, Row
 from mokku.store.sqlite import SqliteJournal
@@ -201,10 +201,29 @@ def truncated(raw: bytes) -> Dict[str, Any]:
     }
 
 
+# An environ key ("HTTP_X_API_KEY") -> its header's name and whether it carries a credential: the
+# same few headers come with every request. Bounded: past it, names are worked out each time.
+_HEADER_NAMES: Dict[str, Tuple[str, bool]] = {}
+_HEADER_NAMES_KEPT = 512
+
+
+def _header_name(key: str) -> Tuple[str, bool]:
+    known = _HEADER_NAMES.get(key)
+    if known is None:
+        name = key[5:].replace("_", "-").lower()
+        known = name, is_secret(name)
+        if len(_HEADER_NAMES) < _HEADER_NAMES_KEPT:
+            _HEADER_NAMES[key] = known
+    return known
+
+
 def entry_for(request: Request, status: int, started: float) -> Dict[str, Any]:
     """A journal entry from the request and what it met on its way."""
-    names = {key: key[5:].replace("_", "-").lower() for key in request.environ if key.startswith("HTTP_")}
-    headers = {name: mask_header(name, request.environ[key]) for key, name in names.items()}
+    headers = {}
+    for key, value in request.environ.items():
+        if key[:5] == "HTTP_":
+            name, secret = _header_name(key)
+            headers[name] = mask_secret(value) if secret else value
     body = request.parsed
     stored: Any = body
     raw = None
