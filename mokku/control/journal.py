@@ -64,13 +64,10 @@ class Journal:
         self.store: JournalStore = store or SqliteJournal(path, size, max_bytes)
         self._writer = Writer(self._write, "request journal", self.store.tally)
 
-    def record(self, entry: Dict[str, Any], at_once: bool = False) -> None:
-        """Hand the entry over; it is encoded and written off the request path. ``at_once``: written
-        now, by this thread (a stream's, when the server closes it)."""
-        if at_once:
-            self._write([entry])
-        else:
-            self._writer.put(entry)
+    def record(self, entry: Dict[str, Any], expected: bool = False) -> None:
+        """Hand the entry over; it is encoded and written off the request path. ``expected``: the
+        entry ``expect`` announced (readers already wait for it)."""
+        self._writer.put(entry, expected)
 
     def expect(self) -> None:
         """A stream's entry is on its way: its last event is about to go out, and its client may read
@@ -79,7 +76,7 @@ class Journal:
         self._writer.expect()
 
     def fulfil(self) -> None:
-        """The expected entry is written (or given up on)."""
+        """The expected entry will not come (it could not be made): readers stop waiting for it."""
         self._writer.wrote_one()
 
     def _write(self, entries: List[Dict[str, Any]]) -> None:

@@ -152,7 +152,7 @@ class App:
                 body.on_close(lambda stream: self._measure(request, response.status, started, stream))
             if journaled:
                 body.on_end(self.journal.expect)  # type: ignore[union-attr]
-                body.on_close(lambda stream: self._record(request, response, started, True, stream.ended))
+                body.on_close(lambda stream: self._record(request, response, started, stream.ended))
         else:
             if measured:
                 self._measure(request, response.status, started)
@@ -193,28 +193,21 @@ class App:
             self.journal is not None and request.route is not None and request.route.startswith(API_PREFIXES)
         )
 
-    def _record(
-        self,
-        request: Request,
-        response: Response,
-        started: float,
-        at_once: bool = False,
-        expected: bool = False,
-    ) -> None:
+    def _record(self, request: Request, response: Response, started: float, expected: bool = False) -> None:
         """One journal write per request, after its response is made; never fails the request.
-        ``at_once``: see ``Journal.record``; ``expected``: announced by ``Journal.expect``."""
+        ``expected``: announced by ``Journal.expect`` (a stream that ran to its end)."""
         journal: Journal = self.journal  # type: ignore[assignment]
         try:
             entry = entry_for(request, response.status, started)
             for name, value in response.headers:
                 if name == "retry-after-ms":
                     entry["retry_after_ms"] = int(value)
-            journal.record(entry, at_once)
         except Exception:
             log.exception("could not write the request journal")
-        finally:
             if expected:
-                journal.fulfil()
+                journal.fulfil()  # never coming: readers stop waiting for it
+            return
+        journal.record(entry, expected)
 
     def handle(self, request: Request) -> Response:
         try:

@@ -62,19 +62,23 @@ class Writer:
             thread.start()
             self._pid = os.getpid()
 
-    def put(self, item: Any) -> None:
+    def put(self, item: Any, expected: bool = False) -> None:
+        """Queue ``item``; ``expected``: counted as handed over already, by ``expect``."""
         if self._pid != os.getpid():
             self._start()
         if self.handed - self.written >= MAX_PENDING:
             self._warn("%d entries wait to be written", MAX_PENDING)
+            if expected:
+                self._count_written(1)  # dropped: readers waiting for it stop
             return
         with self._lock:
             self._queue.put(item)
-            self._count_handed()
+            if not expected:
+                self._count_handed()
 
     def expect(self) -> None:
-        """One more entry that its own thread writes (``wrote_one``): readers from now on wait for
-        it as for one handed over."""
+        """One more entry to come (``put`` with ``expected``, or ``wrote_one`` when it will not):
+        readers from now on wait for it as for one handed over."""
         if self._pid != os.getpid():
             self._start()
         with self._lock:
@@ -87,7 +91,7 @@ class Writer:
             self._tally.handed(self.handed)
 
     def wrote_one(self) -> None:
-        """An expected entry is written (or given up on)."""
+        """An expected entry will not come."""
         self._count_written(1)
 
     def _run(self) -> None:
