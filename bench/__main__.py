@@ -30,10 +30,12 @@ import time
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from bench import peers, streams
+from bench import chart, peers, streams
 
 ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CHART = ROOT / "bench" / "chart.svg"  # linked from bench/README.md
+PEER_TARGET = 1.3  # on W1 and W2, a peer's CPU per request over mokku's
 WIDE_RANGE = 0.15  # a ratio's range across rounds past which the machine was too busy to trust it
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": peers.PROMPT}]}
 STREAM = dict(CHAT, stream=True)
@@ -235,6 +237,8 @@ class Bench:
         self.rows: List[Tuple[str, str, str, str]] = []
         self.rounds: Dict[int, List[float]] = {}  # a server's CPU µs per request, round by round
         self.peer_of: Dict[str, peers.Peer] = {}  # a peer's row (one process, or as many as mokku)
+        self.ratios: List[chart.Ratio] = []  # for the chart
+        self.lateness: Dict[str, List[float]] = {}  # W5's lateness percentiles by run, for the chart
 
     def load(self, servers: Dict[str, Server], path: str, script: str) -> Dict[str, Dict[str, float]]:
         """Each server under the same load, interleaved round by round; the median per server, and
@@ -257,13 +261,18 @@ class Bench:
             self.rounds[id(servers[name])] = [run["cpu_us"] for run in found]
         return {name: median_of(found) for name, found in runs.items()}
 
-    def cpu_ratio(self, baseline: Server, server: Server) -> str:
+    def cpu_ratio(
+        self, baseline: Server, server: Server, label: str = "", target: Optional[float] = None
+    ) -> str:
         """baseline ÷ server in CPU time per request, by round: the median and the range, with a
-        warning when the range is wider than ``WIDE_RANGE``."""
+        warning when the range is wider than ``WIDE_RANGE``; with a ``label``, also in the chart."""
         ratios = sorted(b / s for b, s in zip(self.rounds[id(baseline)], self.rounds[id(server)]) if s)
         if not ratios:
             return "n/a"
-        text = f"{statistics.median(ratios):.2f} by CPU ({ratios[0]:.2f} to {ratios[-1]:.2f})"
+        median = statistics.median(ratios)
+        if label:
+            self.ratios.append(chart.Ratio(label, median, ratios[0], ratios[-1], target))
+        text = f"{median:.2f} by CPU ({ratios[0]:.2f} to {ratios[-1]:.2f})"
         if ratios[-1] - ratios[0] > WIDE_RANGE:
             print(f"bench: a wide range, {text}: the machine is busy", file=sys.stderr)
             text += " (wide)"
@@ -285,32 +294,39 @@ class Bench:
         echo = Server([*GUNICORN, "bench.baselines.echo:app"])
         sse = Server([*GUNICORN, "bench.baselines.sse:app"])
         embed = Server([*GUNICORN, "bench.baselines.embed:app"])
+        module = Server([sys.executable, "-m", "mokku"])  # one process, its own HTTP/1.1 server
         others = self.start_peers()
-        servers = [mokku, fixed, echo, sse, embed, *others.values()]
+        servers = [mokku, fixed, echo, sse, embed, module, *others.values()]
         try:
             idle_rss = mokku.rss_mb()
-            w1 = self.compare("W1", {"mokku": mokku, "echo": echo, "fixed": fixed}, others, "chat")
+            w1 = self.compare(
+                "W1", {"mokku": mokku, "echo": echo, "fixed": fixed, "module": module}, others, "chat"
+            )
             self.row(
                 "W1 chat, c=64",
                 f"{w1['mokku']['rps']:,.0f} req/s (p50 {w1['mokku']['p50']:.1f} ms, p99 {w1['mokku']['p99']:.1f} ms); "
                 f"echo baseline {w1['echo']['rps']:,.0f}; fixed JSON {w1['fixed']['rps']:,.0f}",
-                f"{self.cpu_ratio(echo, mokku)} x echo; {w1['mokku']['rps'] / w1['echo']['rps']:.2f} by req/s",
+                f"{self.cpu_ratio(echo, mokku, 'W1 chat vs echo', 0.85)} x echo; "
+                f"{w1['mokku']['rps'] / w1['echo']['rps']:.2f} by req/s",
                 "≥ 0.85 x echo by CPU",
             )
+            self.module_row("W1", w1, mokku, module)
             self.row(
                 "RSS",
                 f"{idle_rss:.0f} MB idle, {mokku.rss_mb():.0f} MB after W1 (arbiter + 2 workers)",
                 "",
                 "",
             )
-            w2 = self.compare("W2", {"mokku": mokku, "sse": sse}, others, "stream")
+            w2 = self.compare("W2", {"mokku": mokku, "sse": sse, "module": module}, others, "stream")
             first = {name: self.first_byte(server.port) for name, server in (("mokku", mokku), ("sse", sse))}
             self.row(
                 "W2 streamed chat, c=64",
                 f"{w2['mokku']['rps']:,.0f} streams/s (p50 {w2['mokku']['p50']:.1f} ms); SSE baseline {w2['sse']['rps']:,.0f}",
-                f"{self.cpu_ratio(sse, mokku)} x SSE; {w2['mokku']['rps'] / w2['sse']['rps']:.2f} by req/s",
+                f"{self.cpu_ratio(sse, mokku, 'W2 streamed chat vs SSE', 0.8)} x SSE; "
+                f"{w2['mokku']['rps'] / w2['sse']['rps']:.2f} by req/s",
                 "≥ 0.8 x SSE by CPU",
             )
+            self.module_row("W2", w2, mokku, module)
             self.row(
                 "W2 time to first byte, c=64 (new connection each)",
                 f"p50 {first['mokku'][0]:.1f} ms, p99 {first['mokku'][1]:.1f} ms; "
@@ -329,7 +345,8 @@ class Bench:
             self.row(
                 "W3 embeddings, 1 input x 1536",
                 f"{w3['mokku']['rps']:,.0f} req/s; embeddings baseline {w3['embed']['rps']:,.0f}",
-                f"{self.cpu_ratio(embed, mokku)} x embed; {w3['mokku']['rps'] / w3['embed']['rps']:.2f} by req/s",
+                f"{self.cpu_ratio(embed, mokku, 'W3 embeddings vs embed', 1.0)} x embed; "
+                f"{w3['mokku']['rps'] / w3['embed']['rps']:.2f} by req/s",
                 "≥ 1.0 x embed by CPU",
             )
             batch = {"model": "text-embedding-3-small", "input": [f"short text {i}" for i in range(2048)]}
@@ -350,7 +367,8 @@ class Bench:
             self.row(
                 "W4 GET /v1/models",
                 f"{w4['mokku']['rps']:,.0f} req/s; fixed JSON {w4['fixed']['rps']:,.0f}",
-                f"{self.cpu_ratio(fixed, mokku)} x fixed; {w4['mokku']['rps'] / w4['fixed']['rps']:.2f} by req/s",
+                f"{self.cpu_ratio(fixed, mokku, 'W4 GET /v1/models vs fixed', 0.9)} x fixed; "
+                f"{w4['mokku']['rps'] / w4['fixed']['rps']:.2f} by req/s",
                 "≥ 0.9 x fixed by CPU",
             )
             self.replay(mokku, echo)
@@ -361,6 +379,18 @@ class Bench:
         self.many_streams()
         self.soak()
         self.startup()
+
+    def module_row(
+        self, workload: str, found: Dict[str, Dict[str, float]], mokku: Server, module: Server
+    ) -> None:
+        """``python -m mokku`` (one process, its own server) against gunicorn's two workers."""
+        self.row(
+            f"{workload} under python -m mokku (one process, 8 threads)",
+            f"{found['module']['cpu_us']:,.0f} µs CPU per request, {found['module']['rps']:,.0f} req/s; "
+            f"gunicorn {found['mokku']['cpu_us']:,.0f} µs, {found['mokku']['rps']:,.0f} req/s",
+            f"{self.cpu_ratio(mokku, module, f'{workload} python -m mokku vs gunicorn')} x gunicorn",
+            "",
+        )
 
     def replay(self, mokku: Server, echo: Server) -> None:
         """W8: W1's request recorded once (mokku as the upstream), then replayed offline at full speed."""
@@ -463,14 +493,16 @@ class Bench:
         self.peer_results.setdefault("mokku", {})[workload] = (
             f"{mokku['cpu_us']:,.0f} µs CPU per request; {mokku['rps']:,.0f} {unit}"
         )
+        target = PEER_TARGET if workload in ("W1", "W2") else None
         for name in able:
             figure = result[name]
+            if not figure["rps"]:
+                self.peer_results.setdefault(name, {})[workload] = "no successful requests"
+                continue
+            ratio = self.cpu_ratio(able[name], servers["mokku"], f"{workload} {name} vs mokku", target)
             self.peer_results.setdefault(name, {})[workload] = (
-                f"{figure['cpu_us']:,.0f} µs CPU per request, "
-                f"{self.cpu_ratio(able[name], servers['mokku']).replace(' by CPU', '')} x mokku's; "
+                f"{figure['cpu_us']:,.0f} µs CPU per request, {ratio.replace(' by CPU', '')} x mokku's; "
                 f"{figure['rps']:,.0f} {unit}"
-                if figure["rps"]
-                else "no successful requests"
             )
         return result
 
@@ -481,6 +513,7 @@ class Bench:
         try:
             for count in (250, 500, 1000):
                 outcome, rss = self.hold(server, count, tokens, exact=True)
+                self.lateness[f"mokku, {count} streams"] = list(outcome.lateness_percentiles_ms)
                 self.row(
                     f"W5 {count} streams x {tokens} tokens at 10/s",
                     f"{outcome.completed} of {count} complete; chunk lateness p50 {outcome.lateness_p50_ms:.1f} ms, "
@@ -505,6 +538,7 @@ class Bench:
             finally:
                 slow.stop()
             self.peer_results.setdefault(peer.name, {})["W5"] = self.w5_figure(outcome, rss)
+            self.lateness[f"{peer.name}, 1000 streams"] = list(outcome.lateness_percentiles_ms)
 
     def hold(self, server: Server, count: int, tokens: int, exact: bool) -> Tuple[streams.Outcome, float]:
         """``count`` slow streams, ``repeats`` times: the run with the median p99 lateness, median RSS."""
@@ -558,8 +592,17 @@ class Bench:
                 [*GUNICORN, "mokku.wsgi:app"],
                 {"MOKKU_JOURNAL": "0", "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}"},
             )
+            sampled = Server(  # what a staging deployment would run: one trace in ten kept
+                [*GUNICORN, "mokku.wsgi:app"],
+                {
+                    "MOKKU_JOURNAL": "0",
+                    "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{port}",
+                    "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+                    "OTEL_TRACES_SAMPLER_ARG": "0.1",
+                },
+            )
             journaled = Server([*GUNICORN, "mokku.wsgi:app"])  # the journal is on by default
-            servers = {"off": off, "traced": traced, "journaled": journaled}
+            servers = {"off": off, "traced": traced, "sampled": sampled, "journaled": journaled}
             if importlib.util.find_spec("prometheus_client") is not None:  # the extra mokku[metrics]
                 servers["metrics"] = Server(
                     [*GUNICORN, "mokku.wsgi:app"], {"MOKKU_JOURNAL": "0", "MOKKU_METRICS": "1"}
@@ -581,27 +624,38 @@ class Bench:
         self.row(
             "W6 tracing on (OTLP gRPC) vs off, W1",
             f"{result['traced']['rps']:,.0f} vs {base:,.0f} req/s",
-            f"{self.cpu_ratio(off, servers['traced'])}; {result['traced']['rps'] / base:.2f} by req/s",
+            f"{self.cpu_ratio(off, servers['traced'], 'W6 tracing on vs off', 0.65)}; "
+            f"{result['traced']['rps'] / base:.2f} by req/s",
             "≥ 0.65",
+        )
+        self.row(
+            "W6 tracing, parent-based 10% sampler, vs off, W1",
+            f"{result['sampled']['rps']:,.0f} vs {base:,.0f} req/s",
+            f"{self.cpu_ratio(off, servers['sampled'], 'W6 tracing 10% sampled vs off')}; "
+            f"{result['sampled']['rps'] / base:.2f} by req/s",
+            "",
         )
         self.row(
             "W7 journal on vs off, W1",
             f"{result['journaled']['rps']:,.0f} vs {base:,.0f} req/s",
-            f"{self.cpu_ratio(off, servers['journaled'])}; {result['journaled']['rps'] / base:.2f} by req/s",
+            f"{self.cpu_ratio(off, servers['journaled'], 'W7 journal on vs off', 0.9)}; "
+            f"{result['journaled']['rps'] / base:.2f} by req/s",
             "≥ 0.9",
         )
         if "metrics" in result:
             self.row(
                 "W9 metrics on (MOKKU_METRICS=1) vs off, W1",
                 f"{result['metrics']['rps']:,.0f} vs {base:,.0f} req/s",
-                f"{self.cpu_ratio(off, servers['metrics'])}; {result['metrics']['rps'] / base:.2f} by req/s",
+                f"{self.cpu_ratio(off, servers['metrics'], 'W9 metrics on vs off', 0.9)}; "
+                f"{result['metrics']['rps'] / base:.2f} by req/s",
                 "≥ 0.9",
             )
         if "on_redis" in result:
             self.row(
                 "W7 journal on Redis (same machine) vs off, W1",
                 f"{result['on_redis']['rps']:,.0f} vs {base:,.0f} req/s",
-                f"{self.cpu_ratio(off, servers['on_redis'])}; {result['on_redis']['rps'] / base:.2f} by req/s",
+                f"{self.cpu_ratio(off, servers['on_redis'], 'W7 journal on Redis vs off', 0.8)}; "
+                f"{result['on_redis']['rps'] / base:.2f} by req/s",
                 "≥ 0.8",
             )
 
@@ -670,6 +724,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="one short run per workload (a smoke test)")
     parser.add_argument("--no-peers", action="store_true", help="leave out the PyPI peers (no installs)")
+    parser.add_argument(
+        "--chart",
+        type=Path,
+        help=f"where the chart goes (SVG or PNG; default {CHART.relative_to(ROOT)}, or a temporary file with --quick)",
+    )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
         print("bench: wrk is not installed; on Debian or Ubuntu: apt-get install wrk", file=sys.stderr)
@@ -677,6 +736,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     bench = Bench(args.quick, with_peers=not args.no_peers)
     bench.run()
     print(bench.table())
+    path = args.chart or (bench.directory / "chart.svg" if args.quick else CHART)
+    if chart.write(path, bench.ratios, bench.lateness) is None:
+        print("bench: no chart (matplotlib is missing: pip install '.[bench]')", file=sys.stderr)
+    else:
+        print(f"bench: chart written to {path}", file=sys.stderr)
     return 0
 
 

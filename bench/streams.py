@@ -27,6 +27,7 @@ class Outcome(NamedTuple):
     lateness_p50_ms: float
     lateness_p99_ms: float
     lateness_max_ms: float
+    lateness_percentiles_ms: Tuple[float, ...] = ()  # 1 to 99, for the chart
 
 
 class _Stream(asyncio.Protocol):
@@ -156,7 +157,13 @@ async def _run(port: int, streams: int, tokens: int, token_ms: float, ramp: floa
         return Outcome(streams, completed, 0.0, float("nan"), float("nan"), float("nan"))
     cuts = statistics.quantiles(lateness, n=100)
     return Outcome(
-        streams, completed, chunks / elapsed, cuts[49] * 1000, cuts[98] * 1000, max(lateness) * 1000
+        streams,
+        completed,
+        chunks / elapsed,
+        cuts[49] * 1000,
+        cuts[98] * 1000,
+        max(lateness) * 1000,
+        tuple(cut * 1000 for cut in cuts),
     )
 
 
