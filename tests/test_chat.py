@@ -572,13 +572,15 @@ def test_strict_mode_rejects_unknown_params(make_app: Any) -> None:
 
 
 def test_events_ready_together_share_a_write_and_faults_count_events() -> None:
-    app = App(config.load({}))
     body = {
         "model": "m",
         "messages": user("one two three"),
         "stream": True,
         "stream_options": {"include_usage": True},
     }
+    unpaced = list(wsgi.post(App(config.load({})), URL, body))
+    assert [w.count(b"\n\n") for w in unpaced] == [7]  # every event ready at once: one write
+    app = App(config.load({"MOKKU_TOKEN_MS": "0.01"}))  # paced: each token goes out when due
     writes = list(wsgi.post(app, URL, body))
     assert [w.count(b"\n\n") for w in writes] == [2, 1, 1, 3]  # role+first token, tokens, finish+usage+[DONE]
     assert b'"role":"assistant"' in writes[0] and writes[-1].endswith(b"data: [DONE]\n\n")

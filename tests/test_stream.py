@@ -9,7 +9,7 @@ import pytest
 
 from mokku import config
 from mokku.server.http import Request
-from mokku.server.stream import DONE, EventStream, Token, event
+from mokku.server.stream import DONE, WRITE_BYTES, EventStream, Token, event
 from mokku.simulation.latency import Pace
 
 
@@ -29,7 +29,8 @@ def _stream(
     fault: Optional[Tuple[str, int, int]] = None, pace: Optional[Pace] = None, tokens: int = 3
 ) -> Tuple[EventStream, Request]:
     request = _request()
-    return EventStream(request, _events(tokens), pace or Pace(), fault), request
+    # Paced by default (a token delay too short to notice): a token ends a write.
+    return EventStream(request, _events(tokens), pace or Pace(token_delay=1e-6), fault), request
 
 
 def _counts(writes: List[bytes]) -> List[int]:
@@ -43,6 +44,21 @@ def test_a_token_ends_a_write_and_other_events_join_the_next() -> None:
     assert all(type(write) is bytes for write in writes)  # what wsgiref insists on
     stream.close()
     assert (request.stream_outcome, request.stream_events) == ("completed", 6)
+
+
+def test_unpaced_events_share_writes_of_a_bounded_size() -> None:
+    stream, request = _stream(pace=Pace())
+    assert _counts(list(stream)) == [6]  # all ready at once: one write
+    stream.close()
+    assert (request.stream_outcome, request.stream_events) == ("completed", 6)
+    token = len(event({"token": 0}))
+    stream, _ = _stream(pace=Pace(), tokens=2 * WRITE_BYTES // token)
+    writes = list(stream)
+    assert len(writes) >= 2 and all(len(write) < WRITE_BYTES + 2 * token for write in writes)
+    # A fault still strikes at its event: the events before it go out, then the end.
+    stream, _ = _stream(("stream_error", 3, 3), pace=Pace())
+    writes = list(stream)
+    assert _counts(writes) == [3, 1] and b'"server_error"' in writes[-1]
 
 
 def test_closed_before_its_first_byte_still_runs_its_callbacks_once() -> None:

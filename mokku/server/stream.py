@@ -5,8 +5,10 @@ An endpoint produces events, framed here as server-sent events (``event``, ``typ
 
 - pacing: the time to first token before the first event, the token delay before each token after
   the first (both waited on the client's socket, so a hang-up ends the wait);
-- write batching: events ready together share one write. A ``Token`` event ends a write (it is
-  sent as soon as it is ready); other events join the write of the next token, or the last write;
+- write batching: events ready together share one write. When tokens are paced, a ``Token`` event
+  ends a write (it is sent as soon as it is due); other events join the write of the next token,
+  or the last write. Unpaced, every event is ready at once: writes of up to ``WRITE_BYTES`` (one
+  write per event costs a system call and a chunk header each, for nothing a client can see);
 - stream faults, counted in events, whatever the batching: drop (a TCP reset), error (an error
   event, then the end), truncated (the end, without ``[DONE]``), stall (a long pause), malformed
   (half an event);
@@ -33,6 +35,7 @@ from mokku.simulation.latency import Pace
 log = logging.getLogger("mokku")
 
 DONE = b"data: [DONE]\n\n"
+WRITE_BYTES = 16 * 1024  # an unpaced stream's events gathered into one write, up to about this
 HEADERS = (
     ("Content-Type", "text/event-stream; charset=utf-8"),
     ("Cache-Control", "no-cache"),
@@ -65,7 +68,7 @@ class EventTemplate(JSONTemplate):
 
 
 class Token:
-    """An event that carries a token: paced, and written as soon as it is ready."""
+    """An event that carries a token: paced, and written as soon as it is due."""
 
     __slots__ = ("data",)
 
@@ -143,6 +146,8 @@ class EventStream:
         if self.outcome is not None:
             raise StopIteration
         batch: List[bytes] = []
+        unpaced = not self._pace.token_delay
+        size = 0
         try:
             while self.outcome is None:
                 fault = self._fault
@@ -178,7 +183,9 @@ class EventStream:
                     self._tokens += 1
                     if self.token_times is not None:
                         self.token_times.append(time.perf_counter())
-                    break
+                    size += len(item.data)
+                    if not unpaced or size >= WRITE_BYTES:
+                        break
                 else:
                     self._add(item, batch)
         except ConnectionResetError:
