@@ -98,6 +98,11 @@ class TokenEvents(Protocol):
 
 def interleave(renderers: Sequence[TokenEvents], token_lists: Sequence[Sequence[str]]) -> Iterator[Token]:
     """One event per token, choices taking turns, as the real API streams ``n > 1``."""
+    if len(renderers) == 1:  # the common stream: one choice, a token at a time
+        render = renderers[0].render
+        for token in token_lists[0]:
+            yield Token(render(token))
+        return
     longest = max(map(len, token_lists), default=0)
     for position in range(longest):
         for renderer, tokens in zip(renderers, token_lists):
