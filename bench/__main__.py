@@ -727,7 +727,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument(
         "--chart",
         type=Path,
-        help=f"where the chart goes (SVG or PNG; default {CHART.relative_to(ROOT)}, or a temporary file with --quick)",
+        help=f"where the chart goes (SVG or PNG; default {CHART.relative_to(ROOT)}, or a temporary file with "
+        "--quick); its figures go beside it as JSON",
     )
     args = parser.parse_args(argv)
     if shutil.which("wrk") is None:
@@ -737,6 +738,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     bench.run()
     print(bench.table())
     path = args.chart or (bench.directory / "chart.svg" if args.quick else CHART)
+    chart.save(path.with_suffix(".json"), bench.ratios, bench.lateness)
     if chart.write(path, bench.ratios, bench.lateness) is None:
         print("bench: no chart (matplotlib is missing: pip install '.[bench]')", file=sys.stderr)
     else:
