@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
 from mokku import config
 
@@ -34,6 +34,7 @@ class PrefixCache:
         self._table = multiprocessing.RawArray("q", blocks)
         self._holders = multiprocessing.RawArray("q", _HOLDERS)  # pid
         self._held = multiprocessing.RawArray("q", _HOLDERS)  # blocks its running requests hold
+        self._place: Tuple[int, Optional[int]] = (0, None)  # (pid, its place), found once per process
 
     def visit(self, model: str, tokens: Sequence[str]) -> int:
         """The prompt's tokens found cached (whole blocks from its start); its blocks are cached now."""
@@ -57,17 +58,33 @@ class PrefixCache:
         self._add(-blocks)
 
     def _add(self, blocks: int) -> None:
-        pid = os.getpid()
+        place = self._own_place(claim=blocks > 0)  # blocks given back were taken from a place
+        if place is None:  # every place taken by a live process: this one's blocks go uncounted
+            return
         with self._lock:
-            free = None
-            for index, holder in enumerate(self._holders):
-                if holder == pid:
-                    self._held[index] += blocks
-                    return
-                if not holder and free is None:
-                    free = index
-            if free is not None and blocks > 0:
-                self._holders[free], self._held[free] = pid, blocks
+            self._held[place] += blocks
+
+    def _own_place(self, claim: bool) -> Optional[int]:
+        """This process's place among the holders, found once; ``claim``: a free one is taken when it
+        has none (a forked worker takes its own: ``gone`` frees a dead one's)."""
+        pid = os.getpid()
+        if self._place[0] != pid:
+            found = None
+            with self._lock:
+                for index, holder in enumerate(self._holders):
+                    if holder == pid or (not holder and found is None):
+                        found = index
+                        if holder == pid:
+                            break
+                if found is not None and self._holders[found] != pid:
+                    if not claim:
+                        found = None
+                    else:
+                        self._holders[found], self._held[found] = pid, 0
+            if found is None:
+                return None  # asked again next time: a dead worker's place may be freed by then
+            self._place = (pid, found)
+        return self._place[1]
 
     def usage(self) -> float:
         """The share of the cache the running requests hold, 0 to 1."""
