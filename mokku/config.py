@@ -254,7 +254,8 @@ def _load(env: Mapping[str, str]) -> Dict[str, Any]:
     waiting = _int(env, "MOKKU_MAX_WAITING", 1024, 0)
     if running > 100_000 or waiting > 100_000:
         raise ConfigError("MOKKU_MAX_RUNNING and MOKKU_MAX_WAITING must be at most 100000")
-    if _int(env, "MOKKU_PREFIX_CACHE", 0, 0) > 1_000_000:
+    prefix_blocks = _int(env, "MOKKU_PREFIX_CACHE", 0, 0)
+    if prefix_blocks > 1_000_000:
         raise ConfigError("MOKKU_PREFIX_CACHE must be at most 1000000 blocks")
     full = env.get("MOKKU_QUEUE_FULL", "").strip() or "429"
     if full not in ("429", "503"):
@@ -270,7 +271,7 @@ def _load(env: Mapping[str, str]) -> Dict[str, Any]:
         "queue_full": int(full),
         "load_factor": factor,
         "prefill_ms": _number(env, "MOKKU_PREFILL_MS", 0.0, 0.0, 10_000.0),
-        "prefix_cache": _int(env, "MOKKU_PREFIX_CACHE", 0, 0),
+        "prefix_cache": prefix_blocks,
     }
 
 

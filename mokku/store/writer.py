@@ -69,7 +69,7 @@ class Writer:
         if self.handed - self.written >= MAX_PENDING:
             self._warn("%d entries wait to be written", MAX_PENDING)
             if expected:
-                self._count_written(1)  # dropped: readers waiting for it stop
+                self.wrote_one()  # dropped: readers waiting for it stop
             return
         with self._lock:
             self._queue.put(item)
