@@ -3,9 +3,10 @@ side by side, in one run.
 
 Every server is started here on 127.0.0.1 and stopped at the end; load comes from ``wrk``
 (Debian package ``wrk``: ``apt-get install wrk``) and, for time to first byte and many slow
-streams, from the asyncio client in ``bench/streams.py``. Each workload runs 3 times (once with
-``--quick``) and the median is reported, with ratios to the baseline measured in the same run,
-since only ratios mean anything on a shared machine. Peers are installed on first use into their
+streams, from the asyncio client in ``bench/streams.py``. Each workload runs 5 interleaved rounds
+(one with ``--quick``); the primary figure is each server's CPU time per request, and its ratio to
+the baseline's is reported round by round (median and range), since only ratios mean anything on a
+shared machine. A chart of every ratio goes to ``bench/chart.svg``. Peers are installed on first use into their
 own venvs (``bench/peers.py``). Prints Markdown tables.
 """
 
