@@ -72,6 +72,16 @@ def corrupt(path: str) -> None:
                 handle.write(os.urandom(os.path.getsize(path + suffix)))
 
 
+def remove_state(state: str) -> None:
+    """The state file and its companions, those SQLite has not removed already (it removes the
+    write-ahead log when the file's last connection closes: a killed worker's, say)."""
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(state + suffix)
+        except FileNotFoundError:
+            pass
+
+
 def test_a_corrupted_state_file(server: LiveServer) -> None:
     script(server)
     assert chat(server, "weather?")[1]["choices"][0]["message"]["content"] == "Sunny."
@@ -96,11 +106,7 @@ def test_a_corrupted_state_file(server: LiveServer) -> None:
         assert server.process.poll() is None and "Worker failed to boot" not in server.output()
     # Mended (the file removed): the journal starts a new one, the rules are gone and say so once
     # cleared.
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            os.unlink(state + suffix)
-        except FileNotFoundError:
-            pass  # SQLite removes the write-ahead log when its last connection closes (a killed worker's)
+    remove_state(state)
     assert request_json("DELETE", server.url + "/mokku/scenarios")[0] == 200
     # Entries of the calls answered while it was broken may still be on their way: cleared with the rest.
     assert request_json("DELETE", server.url + "/mokku/requests")[0] == 200
@@ -115,11 +121,7 @@ def test_a_deleted_state_file(server: LiveServer) -> None:
     assert {status for status, _ in many_chats(server, 40)} == {200}
     assert len(request_json("GET", server.url + "/mokku/requests?limit=1000")[2]["data"]) == 40  # type: ignore[index]
     state = state_file(server)  # (the read waited until all 40 were written to it)
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            os.unlink(state + suffix)
-        except FileNotFoundError:
-            pass  # SQLite removes the write-ahead log when its last connection closes (a killed worker's)
+    remove_state(state)
     assert {status for status, _ in many_chats(server, 40)} == {200}
     with ThreadPoolExecutor(max_workers=16) as pool:
         pages = list(
@@ -134,11 +136,7 @@ def test_rules_that_cannot_be_read_are_a_503(server: LiveServer) -> None:
     chats answer 503 naming it rather than an echo the test did not ask for, and /health stays up."""
     script(server)
     state = state_file(server)
-    for suffix in ("", "-wal", "-shm"):
-        try:
-            os.unlink(state + suffix)
-        except FileNotFoundError:
-            pass  # SQLite removes the write-ahead log when its last connection closes (a killed worker's)
+    remove_state(state)
     os.mkdir(state)
     try:
         results = many_chats(server, 40)
