@@ -297,10 +297,8 @@ class Metrics:
 
         registry = self._registry
         if self._shared:
-            from prometheus_client import multiprocess
-
-            registry = self._prom.CollectorRegistry(auto_describe=True)
-            multiprocess.MultiProcessCollector(registry)
+            registry = self._prom.CollectorRegistry(auto_describe=False)  # else each file is read twice
+            registry.register(_Files(os.environ[MULTIPROC_DIR]))
             registry.register(_Scraped(self))
         encoder, content_type = exposition.choose_encoder(accept)
         return encoder(registry), content_type
@@ -498,6 +496,29 @@ def _finished_reason(request: Request, status: int) -> str:
 
 def _gaps(times: List[float]) -> List[float]:
     return [later - earlier for earlier, later in zip(times, times[1:])]
+
+
+class _Files:
+    """Every process's values, read from the directory they write to. A process creating a file
+    opens it, then sizes it: a scrape in between finds it empty, and skips it (it holds no values
+    yet) where the library's own collector fails on it."""
+
+    def __init__(self, path: str) -> None:
+        self._path = path
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client import multiprocess
+
+        files = []
+        for entry in os.scandir(self._path):
+            if not entry.name.endswith(".db"):
+                continue
+            try:
+                if entry.stat().st_size:
+                    files.append(entry.path)
+            except FileNotFoundError:  # a gone worker's live gauges, removed since the listing
+                continue
+        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-any-return]
 
 
 class _Scraped:
