@@ -14,7 +14,7 @@ import pytest
 from ..sdk_types import strict
 from ..servers import LiveServer
 
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-haiku-4-5"
 WEATHER = {
     "name": "get_weather",
     "description": "Weather in a city",

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ..servers import LiveServer
 
 API_KEY = "sk-ant-test"
-MODEL = "claude-sonnet-4-5"
+MODEL = "claude-haiku-4-5"
 MAX_TURNS = 4  # the loop takes 2; a bound so that a server that always calls the tool can't spin
 CHILD_TIMEOUT = 60.0  # a hard cap; each run takes ~2-4 s (mostly imports)
 

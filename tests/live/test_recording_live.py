@@ -64,7 +64,7 @@ CALLS: List[Tuple[str, dict]] = [
     (
         "/v1/messages",
         {
-            "model": "claude-sonnet-4-5",
+            "model": "claude-haiku-4-5",
             "max_tokens": 50,
             "stream": True,
             "messages": [{"role": "user", "content": "hi Claude"}],
@@ -297,7 +297,7 @@ def sdk_calls(url: str) -> List[str]:
     with anthropic.Anthropic(base_url=url, api_key=SECRET, max_retries=0) as claude:
         out.append(
             claude.messages.create(
-                model="claude-sonnet-4-5", max_tokens=50, messages=[{"role": "user", "content": "sdk claude"}]
+                model="claude-haiku-4-5", max_tokens=50, messages=[{"role": "user", "content": "sdk claude"}]
             ).model_dump_json()
         )
     gemini = genai.Client(api_key=SECRET, http_options={"base_url": url, "api_version": "v1beta"})
