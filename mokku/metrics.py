@@ -518,7 +518,7 @@ class _Files:
                     files.append(entry.path)
             except FileNotFoundError:  # a gone worker's live gauges, removed since the listing
                 continue
-        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-any-return]
+        return multiprocess.MultiProcessCollector.merge(files, accumulate=True)
 
 
 class _Scraped:
