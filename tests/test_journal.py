@@ -230,3 +230,30 @@ def test_the_verdict_reads_the_journal_a_few_entries_at_a_time(tmp_path: Path) -
     scanned = journal.scan()
     assert next(scanned)["body"] == {"i": 0}
     assert [entry["body"]["i"] for entry in scanned] == list(range(1, 600))
+
+
+def test_entries_in_either_stored_form_read_back(tmp_path: Path) -> None:
+    """Entries are stored in marshal's format; JSON text (an earlier version's rows, or an entry
+    holding a type marshal does not take) reads back the same."""
+    from collections import OrderedDict
+
+    from mokku.control.journal import Journal
+
+    path = tmp_path / "state.sqlite3"
+    journal = Journal(str(path), 100)
+    journal.record({"time": 1.0, "path": CHAT, "model": "m", "status": 200, "usage": {"total_tokens": 3}})
+    journal.record(
+        {"time": 2.0, "path": CHAT, "model": "m", "status": 200, "usage": OrderedDict(total_tokens=4)}
+    )
+    journal.settle()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO requests (time, path, model, bytes, entry, body) VALUES (3, ?, 'm', 60, ?, ?)",
+            (CHAT, json.dumps({"time": 3.0, "path": CHAT, "status": 200, "body": None}), '{"a":"\\ud800"}'),
+        )
+        stored = [row[0] for row in db.execute("SELECT entry FROM requests ORDER BY id")]
+    assert isinstance(stored[0], bytes) and isinstance(stored[1], str) and isinstance(stored[2], str)
+    first, second, third = journal.entries(CHAT)
+    assert first["usage"] == {"total_tokens": 3} and second["usage"] == {"total_tokens": 4}
+    assert third["time"] == 3.0 and third["body"] == {"a": "\ud800"}
+    assert [first["id"], second["id"], third["id"]] == sorted({first["id"], second["id"], third["id"]})

@@ -19,12 +19,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import marshal
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from mokku.credentials import is_secret, mask_secret
 from mokku.server.http import Request
-from mokku.store.base import SETTLE_TIMEOUT_S, JournalStore, Page, Row
+from mokku.store.base import MARSHAL_VERSION, MARSHALLED, SETTLE_TIMEOUT_S, JournalStore, Page, Row, Stored
 from mokku.store.sqlite import SqliteJournal
 from mokku.store.writer import Writer
 
@@ -88,7 +89,7 @@ class Journal:
             if raw is not None:
                 try:  # the body as it came (it parsed as JSON): kept as it is, never encoded again
                     body = raw.decode("utf-8")
-                    entry = dict(entry, body=None)
+                    entry["body"] = None  # the writer's own now
                 except UnicodeDecodeError:
                     pass
             text, size = encode(entry, limit)
@@ -153,23 +154,32 @@ class Journal:
         self.store.clear()
 
 
-def encode(entry: Dict[str, Any], limit: int) -> Tuple[str, int]:
-    """The entry as JSON text and its size in UTF-8 bytes, at most about ``limit``: past it the body,
-    then the headers, are replaced by a marker. Lone surrogates (valid in JSON, not in UTF-8) are
-    kept as ``\\u`` escapes."""
-    text, size = _dump(entry)
+def encode(entry: Dict[str, Any], limit: int) -> Tuple[Stored, int]:
+    """The entry as the store keeps it (``mokku.store.base.Stored``) and its size in bytes, at most
+    about ``limit``: past it the body, then the headers, are replaced by a marker."""
+    stored, size = _stored(entry)
     if size > limit and isinstance(entry.get("body"), (dict, list)):
         body, body_size = _dump(entry["body"])
         if body_size > _MARKER_BYTES:  # else it is a marker already, or too small to matter
             entry = dict(entry, body=truncated(body.encode("utf-8")))
-            text, size = _dump(entry)
+            stored, size = _stored(entry)
     if size > limit and entry.get("headers"):
         entry = dict(entry, headers={"truncated": True, "bytes": _dump(entry["headers"])[1]})
-        text, size = _dump(entry)
-    return text, size
+        stored, size = _stored(entry)
+    return stored, size
+
+
+def _stored(value: Any) -> Tuple[Stored, int]:
+    try:
+        data = MARSHALLED + marshal.dumps(value, MARSHAL_VERSION)
+    except ValueError:  # a type marshal does not take (a subclass of one it does): JSON, as before
+        return _dump(value)
+    return data, len(data)
 
 
 def _dump(value: Any) -> Tuple[str, int]:
+    """JSON text and its size in UTF-8 bytes. Lone surrogates (valid in JSON, not in UTF-8) are kept
+    as ``\\u`` escapes."""
     text = _ENCODER.encode(value)
     try:
         return text, len(text.encode("utf-8"))

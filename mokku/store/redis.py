@@ -228,7 +228,7 @@ return total
 
 def _entry_of(fields: Dict[bytes, bytes], entry_id: int) -> Dict[str, Any]:
     body = fields.get(b"r")
-    return entry_of(fields[b"e"].decode(), body.decode() if body else None, entry_id)
+    return entry_of(fields[b"e"], body.decode() if body else None, entry_id)
 
 
 class RedisJournal:
