@@ -3,8 +3,8 @@
 Minimal in cost, not only in code: the vector is made as cheaply as the standard library allows
 (SHAKE-256 bytes read as 16-bit integers by ``array``, the norm by ``math.hypot`` in C, the scaling
 by ``map`` over a bound method), and written as 9 significant digits per float32 with one ``%``
-format and one join: ``json.dumps`` would spell each value as a 17-digit double, 60% more bytes and
-2.5 times the time. The response is assembled around the vector's bytes, not encoded again.
+format over all 1,536 values (a third cheaper than one per value and a join): ``json.dumps`` would
+spell each value as a 17-digit double, 60% more bytes and 2.5 times the time. The response is assembled around the vector's bytes, not encoded again.
 """
 
 import hashlib
@@ -12,7 +12,7 @@ import json
 import math
 from array import array
 
-_FLOAT32 = "%.9g"
+_VECTOR = ",".join(["%.9g"] * 1536)
 
 
 def app(environ, start_response):
@@ -23,7 +23,7 @@ def app(environ, start_response):
     request = json.loads(environ["wsgi.input"].read(length))
     raw = array("h", hashlib.shake_256(request["input"].encode()).digest(2 * 1536))
     scale = 1.0 / (math.hypot(*raw) or 1.0)
-    vector = ",".join(map(_FLOAT32.__mod__, map(scale.__mul__, raw))).encode("ascii")
+    vector = (_VECTOR % tuple(map(scale.__mul__, raw))).encode("ascii")
     body = (
         b'{"object":"list","data":[{"object":"embedding","index":0,"embedding":['
         + vector

@@ -40,7 +40,7 @@ MAX_INPUTS = 2048
 ENCODINGS = ("float", "base64")
 INPUT_TYPES = "a string, an array of strings, an array of integers, or an array of arrays of integers"
 _LITTLE_ENDIAN = sys.byteorder == "little"
-_FLOAT32 = "%.9g"
+_FLOAT32 = "%.9g,"
 _ONE_WRITE_BYTES = 256 * 1024
 
 
@@ -61,9 +61,10 @@ def _encode(values: array, encoding: str) -> bytes:
     Floats are written with 9 significant digits, which name each float32 exactly (parse one and
     round it to float32 to get the value back, bit for bit), as the real API's short numbers do;
     ``json.dumps`` would spell out every float32 as a 17-digit double: 60% more bytes, 2.5x the time.
+    One ``%`` over every value costs two thirds of one per value and a join.
     """
     if encoding == "float":
-        return b"[" + ",".join(map(_FLOAT32.__mod__, values)).encode("ascii") + b"]"
+        return b"[" + ((_FLOAT32 * len(values))[:-1] % tuple(values)).encode("ascii") + b"]"
     if not _LITTLE_ENDIAN:
         values = array("f", values)
         values.byteswap()
