@@ -38,6 +38,9 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CHART = ROOT / "bench" / "chart.svg"  # linked from bench/README.md
 PEER_TARGET = 1.3  # on W1 and W2, a peer's CPU per request over mokku's
 WIDE_RANGE = 0.15  # a ratio's range across rounds past which the machine was too busy to trust it
+# Before a round every server must be idle: under QUIET_CPU_S of CPU in QUIET_WINDOW_S, waited for up
+# to QUIET_WAIT_S.
+QUIET_CPU_S, QUIET_WINDOW_S, QUIET_WAIT_S = 0.05, 0.5, 30.0
 CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": peers.PROMPT}]}
 STREAM = dict(CHAT, stream=True)
 # The same prompt as an Anthropic Messages stream (the same core, another dialect's events).
@@ -166,6 +169,21 @@ class Server:
                 self.process.kill()
 
 
+def quiet(servers: Dict[str, Server], limit: float = QUIET_WAIT_S) -> None:
+    """Wait until no server works on after its round (streams a peer still sends to a client that
+    left, say): a round shares the machine with nothing but its own load."""
+    deadline = time.monotonic() + limit
+    while True:
+        before = {name: server.cpu_seconds() for name, server in servers.items()}
+        time.sleep(QUIET_WINDOW_S)
+        busy = [name for name, server in servers.items() if server.cpu_seconds() - before[name] > QUIET_CPU_S]
+        if not busy:
+            return
+        if time.monotonic() > deadline:
+            print(f"bench: {', '.join(busy)} still busy {limit:.0f} s after a round", file=sys.stderr)
+            return
+
+
 def wrk_script(directory: Path, name: str, method: str, body: Optional[dict]) -> Path:
     path = directory / f"{name}.lua"
     lines = [f'wrk.method = "{method}"', 'wrk.headers["Content-Type"] = "application/json"']
@@ -253,14 +271,15 @@ class Bench:
         runs: Dict[str, List[Dict[str, float]]] = {name: [] for name in servers}
         for _ in range(self.repeats):
             for name, server in servers.items():
+                quiet(servers)
                 before = server.cpu_seconds()
                 found = wrk(server.port, path, self.scripts[script], self.seconds)
                 spent = server.cpu_seconds() - before
                 found["cpu_us"] = spent / found["requests"] * 1e6 if found["requests"] else float("nan")
                 runs[name].append(found)
-        for name, found in runs.items():
-            self.rounds[id(servers[name])] = [run["cpu_us"] for run in found]
-        return {name: median_of(found) for name, found in runs.items()}
+        for name, each in runs.items():
+            self.rounds[id(servers[name])] = [run["cpu_us"] for run in each]
+        return {name: median_of(each) for name, each in runs.items()}
 
     def cpu_ratio(
         self, baseline: Server, server: Server, label: str = "", target: Optional[float] = None
