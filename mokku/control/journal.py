@@ -92,7 +92,7 @@ class Journal:
                     entry["body"] = None  # the writer's own now
                 except UnicodeDecodeError:
                     pass
-            text, size = encode(entry, limit)
+            stored, size = encode(entry, limit)
             model = entry.get("model")
             rows.append(
                 (
@@ -100,7 +100,7 @@ class Journal:
                     _text(entry["path"]),
                     _text(model) if isinstance(model, str) else None,
                     size + len(raw) if body is not None else size,
-                    text,
+                    stored,
                     body,
                 )
             )

@@ -194,7 +194,7 @@ class Listener:
                 pubsub.close()
 
 
-# KEYS: seq, stream, bytes; ARGV: size bound, byte bound, then (time, path, model, bytes, text) per row.
+# KEYS: seq, stream, bytes; ARGV: size bound, byte bound, then (time, path, model, bytes, entry, body) per row.
 _APPEND = """
 local size, limit = tonumber(ARGV[1]), tonumber(ARGV[2])
 local added = 0
@@ -246,8 +246,8 @@ class RedisJournal:
 
     def append(self, rows: Sequence[Row]) -> None:
         values: List[Any] = [self.size, self.max_bytes]
-        for when, path, model, size, text, body in rows:
-            values += [repr(when), path, model or "", size, text, body or ""]
+        for when, path, model, size, stored, body in rows:
+            values += [repr(when), path, model or "", size, stored, body or ""]
         self.store.call(self._append, keys=[self._seq, self._stream, self._bytes], args=values)
 
     # Read-your-writes: a reader asks every process that writes entries to write what it holds.

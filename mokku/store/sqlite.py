@@ -131,12 +131,13 @@ class SqliteJournal:
                 (*values, limit + 1),
             )
             try:
-                for row_id, size, text, body in cursor:  # one row at a time: stop as soon as the page is full
+                # One row at a time: stop as soon as the page is full.
+                for row_id, size, stored, body in cursor:
                     if len(found) == limit or (max_bytes is not None and found and total + size > max_bytes):
                         has_more = True
                         break
                     total += size
-                    found.append(entry_of(text, body, row_id))
+                    found.append(entry_of(stored, body, row_id))
             finally:
                 cursor.close()  # an unfinished statement would hold its snapshot (and the log) open
         if not forward:
@@ -153,10 +154,10 @@ class SqliteJournal:
                     (last, _SCAN_CHUNK),
                 )
                 try:
-                    for row_id, text, body in cursor:
+                    for row_id, stored, body in cursor:
                         count += 1
                         last = row_id
-                        yield entry_of(text, body, row_id)
+                        yield entry_of(stored, body, row_id)
                 finally:
                     cursor.close()
             if count < _SCAN_CHUNK:
