@@ -255,7 +255,7 @@ def _paced(monkeypatch: pytest.MonkeyPatch, spent: List[float]) -> List[float]:
     for seconds in spent:
         clock[0] += seconds
         waits.append(pace.next_token())
-        clock[0] += waits[-1]
+        clock[0] += max(waits[-1], 0.0)  # a token already due goes out at once
     return waits
 
 
@@ -266,10 +266,28 @@ def test_tokens_keep_to_a_schedule_while_chunks_take_time_to_write(monkeypatch: 
     assert waits[1:] == pytest.approx([0.02] * 9)
 
 
-def test_schedule_restarts_after_a_hold_up_instead_of_bursting(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A stall of six tokens' worth: the next token still waits a whole delay, and the schedule goes on.
-    waits = _paced(monkeypatch, [0.0, 0.3, 0.0])
+def test_a_token_held_up_by_the_server_is_caught_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The server busy for 120 ms before the second token: it and the two due meanwhile go out at
+    # once, and the fourth is back on the schedule set by the first.
+    waits = _paced(monkeypatch, [0.0, 0.12, 0.0, 0.0, 0.0])
+    assert waits[0] == pytest.approx(0.05)
+    assert [max(wait, 0.0) for wait in waits[1:]] == pytest.approx([0.0, 0.0, 0.03, 0.05])
+
+
+def test_schedule_restarts_after_a_long_hold_up_instead_of_bursting(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Held up past CATCH_UP_S: the next token still waits a whole delay, and the schedule goes on.
+    waits = _paced(monkeypatch, [0.0, latency.CATCH_UP_S + 0.1, 0.0])
     assert waits == pytest.approx([0.05, 0.05, 0.05])
+
+
+def test_schedule_restarts_after_a_stall(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(latency.time, "monotonic", lambda: clock[0])
+    pace = latency.Pace(token_delay=0.05)
+    assert pace.next_token() == pytest.approx(0.05)
+    clock[0] += 0.05 + 0.3  # a stall of 0.3 s, shorter than CATCH_UP_S
+    pace.resume()
+    assert [pace.next_token(), pace.next_token()] == pytest.approx([0.05, 0.1])
 
 
 def test_server_wide_latency_with_jitter() -> None:

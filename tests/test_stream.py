@@ -130,3 +130,12 @@ def test_a_stall_holds_the_stream_once_after_three_events() -> None:
     assert time.monotonic() - started >= 1 - 0.01
     assert _counts(before + rest) == [2, 1, 1, 1, 2]
     assert b"".join(rest).endswith(DONE)
+
+
+def test_tokens_after_a_stall_keep_their_pace_instead_of_catching_up() -> None:
+    stream, _ = _stream(("stream_stall", 3, 0.5), pace=Pace(token_delay=0.4), tokens=5)
+    before = [next(stream), next(stream), next(stream)]  # the third write is the stalled token
+    started = time.monotonic()
+    after = next(stream)
+    assert time.monotonic() - started >= 0.4 - 0.01
+    assert _counts([*before, after]) == [2, 1, 1, 1]

@@ -236,8 +236,8 @@ class EventStream:
             self._end(name, batch)
         elif name == "stream_stall":
             self._fault = None  # once
-
             self._wait(float(arg))
+            self._pace.resume()
             self._add(data, batch)
         else:  # stream_malformed
             self._fault = None

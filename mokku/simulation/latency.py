@@ -21,11 +21,17 @@ RATE_HEADER = "X-Mokku-Tokens-Per-Second"
 JITTER_HEADER = "X-Mokku-Jitter"
 
 
+# How far behind its schedule a token may be and still be caught up (about ten tokens at 10/s).
+CATCH_UP_S = 1.0
+
+
 class Pace:
     """A reply's timing: time to first token, the delay between tokens, and their jitter.
 
     Tokens keep to a schedule, one delay after the previous token was due, so the time spent
-    writing chunks does not add up over a long stream; after a longer hold-up (a stall) the
+    writing chunks does not add up over a long stream, and a token held up by the server (a busy
+    moment, a pause for garbage collection) goes out at once, its successors back on time: the
+    model made them on time. After a stall (``resume``) or a hold-up past ``CATCH_UP_S`` the
     schedule starts again rather than bursting to catch up.
     """
 
@@ -33,7 +39,7 @@ class Pace:
 
     def __init__(self, ttft: float = 0.0, token_delay: float = 0.0, jitter: float = 0.0) -> None:
         self.ttft, self.token_delay, self.jitter = ttft, token_delay, jitter
-        self.next_token_at = 0.0
+        self.next_token_at = -math.inf  # no token yet: the first one starts the schedule
 
     def _jittered(self, seconds: float) -> float:
         if not self.jitter or not seconds:
@@ -49,9 +55,13 @@ class Pace:
         if not self.token_delay:
             return 0.0
         now = time.monotonic()
-        due = self.next_token_at if now - self.next_token_at <= self.token_delay else now
+        due = self.next_token_at if now - self.next_token_at <= max(self.token_delay, CATCH_UP_S) else now
         self.next_token_at = due + self._jittered(self.token_delay)
         return self.next_token_at - now
+
+    def resume(self) -> None:
+        """After a stall: the next token waits a whole delay again, none are sent to catch up."""
+        self.next_token_at = -math.inf
 
     def whole_response(self, tokens: int) -> float:
         """A non-streamed answer arrives when a stream of it would have ended."""
