@@ -300,6 +300,75 @@ def test_validation_is_worded_as_anthropic_words_it(
     assert found["type"] == "invalid_request_error" and message in found["message"]
 
 
+USE = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Oslo"}}
+
+
+def _result(used: str = "toolu_1") -> Dict[str, Any]:
+    return {"type": "tool_result", "tool_use_id": used, "content": "Sunny"}
+
+
+@pytest.mark.parametrize(
+    "messages, message",
+    [
+        (
+            [{"role": "user", "content": [_result()]}],
+            "messages.0.content.0: unexpected `tool_use_id` found in `tool_result` blocks: toolu_1. "
+            "Each `tool_result` block must have a corresponding `tool_use` block in the previous message.",
+        ),
+        (
+            [
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": [USE]},
+                {"role": "user", "content": [{"type": "text", "text": "well?"}, _result("toolu_2")]},
+            ],
+            "messages.2.content.1: unexpected `tool_use_id` found in `tool_result` blocks: toolu_2.",
+        ),
+        (
+            [
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": [USE, dict(USE, id="toolu_2")]},
+                {"role": "user", "content": [_result()]},
+            ],
+            "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_2. "
+            "Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
+        ),
+        (
+            [
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": [USE]},
+                {"role": "user", "content": "never mind"},
+            ],
+            "messages.1: `tool_use` ids were found without `tool_result` blocks immediately after: toolu_1.",
+        ),
+        (
+            [{"role": "user", "content": []}],
+            "messages.0: all messages must have non-empty content except for the optional final assistant message",
+        ),
+    ],
+)
+def test_tool_results_pair_with_the_calls_before_them(
+    app: webtest.TestApp, messages: List[Any], message: str
+) -> None:
+    found = error(app, {"model": "c", "max_tokens": 5, "messages": messages}, 400)
+    assert found["type"] == "invalid_request_error" and message in found["message"]
+
+
+def test_paired_calls_and_a_final_call_are_accepted(app: webtest.TestApp) -> None:
+    asked = {"role": "user", "content": "weather?"}
+    called = {"role": "assistant", "content": [{"type": "text", "text": "Checking."}, USE]}
+    answered = {"role": "user", "content": [_result()]}
+    assert create(app, **body(messages=[asked, called, answered])).content[0].text == "Sunny"
+    # A final assistant turn (a prefill) may end on a call; an empty one is allowed too.
+    create(app, **body(messages=[asked, called]))
+    create(app, **body(messages=[asked, {"role": "assistant", "content": []}]))
+
+
+def test_metadata_user_id_must_be_a_string(app: webtest.TestApp) -> None:
+    found = error(app, body(metadata={"user_id": 5}), 400)
+    assert found["message"] == "metadata.user_id: Input should be a valid string"
+    create(app, **body(metadata={"user_id": "user-1"}))
+
+
 def test_malformed_json_and_unknown_paths_answer_in_the_envelope(app: webtest.TestApp) -> None:
     answer = app.post(
         URL, b"{not json", headers=dict(HEADERS, **{"Content-Type": "application/json"}), status=400

@@ -62,7 +62,8 @@ class Messages:
         check.number(body.get("temperature"), "temperature", 0, 1)
         check.number(body.get("top_p"), "top_p", 0, 1)
         check.whole(body.get("top_k"), "top_k", 0)
-        check.mapping(body.get("metadata"), "metadata")
+        metadata = check.mapping(body.get("metadata"), "metadata") or {}
+        check.text(metadata.get("user_id"), "metadata.user_id")
         stream = bool(check.of_type(body.get("stream"), bool, "stream"))
         thinking = _thinking(body.get("thinking"), max_tokens or 1)
         chosen = _tools(body, conversation)
@@ -164,6 +165,7 @@ def read_messages(value: Any) -> Conversation:
         raise check.invalid("messages", "at least one message is required")
     conversation = Conversation()
     last = len(turns) - 1
+    unanswered: List[str] = []  # the tool_use ids of the message before
     for index, turn in enumerate(turns):
         where = f"messages.{index}"
         turn = check.mapping(turn, where) or {}
@@ -176,21 +178,51 @@ def read_messages(value: Any) -> Conversation:
             )
         check.one_of(role, ROLES, f"{where}.role")
         content = check.required(turn, "content", f"{where}.content")
+        if (content == "" or content == []) and not (index == last and role == "assistant"):
+            raise check.invalid(
+                where,
+                "all messages must have non-empty content except for the optional final assistant message",
+            )
+        uses: List[str] = []
+        results: List[Tuple[str, str]] = []
         if isinstance(content, str):
-            if not content and not (index == last and role == "assistant"):
-                raise check.invalid(
-                    where,
-                    "all messages must have non-empty content except for the optional final assistant message",
-                )
             conversation.messages.append(Message(role, content))
-            continue
-        blocks = check.listing(content, f"{where}.content") or []
-        _read_blocks(role, blocks, f"{where}.content", conversation)
+        else:
+            blocks = check.listing(content, f"{where}.content") or []
+            uses, results = _read_blocks(role, blocks, f"{where}.content", conversation)
+        _check_pairs(index, unanswered, results)
+        unanswered = uses
     return conversation
 
 
-def _read_blocks(role: str, blocks: List[Any], where: str, conversation: Conversation) -> None:
+def _check_pairs(index: int, unanswered: List[str], results: List[Tuple[str, str]]) -> None:
+    """A ``tool_result`` answers a ``tool_use`` of the message just before it, and every ``tool_use``
+    is answered in the next message, as the real API insists (with its words)."""
+    answered = {used for _, used in results}
+    for at, used in results:
+        if used not in unanswered:
+            raise check.invalid(
+                at,
+                f"unexpected `tool_use_id` found in `tool_result` blocks: {used}. Each `tool_result` block "
+                "must have a corresponding `tool_use` block in the previous message.",
+            )
+    missing = [used for used in unanswered if used not in answered]
+    if missing:
+        raise check.invalid(
+            f"messages.{index - 1}",
+            f"`tool_use` ids were found without `tool_result` blocks immediately after: {', '.join(missing)}. "
+            "Each `tool_use` block must have a corresponding `tool_result` block in the next message.",
+        )
+
+
+def _read_blocks(
+    role: str, blocks: List[Any], where: str, conversation: Conversation
+) -> Tuple[List[str], List[Tuple[str, str]]]:
+    """Reads one turn's blocks into the conversation; its ``tool_use`` ids, and its ``tool_result``
+    blocks (where, the id answered)."""
     texts: List[str] = []
+    uses: List[str] = []
+    results: List[Tuple[str, str]] = []
     out = conversation.messages
     before = len(out)
 
@@ -209,14 +241,15 @@ def _read_blocks(role: str, blocks: List[Any], where: str, conversation: Convers
                 raise check.invalid(f"{at}.text", "text content blocks must be non-empty")
             texts.append(text)
         elif kind == "tool_use":
-            check.text(check.required(block, "id", f"{at}.id"), f"{at}.id")
+            uses.append(check.text(check.required(block, "id", f"{at}.id"), f"{at}.id") or "")
             name = check.text(check.required(block, "name", f"{at}.name"), f"{at}.name")
             check.mapping(check.required(block, "input", f"{at}.input"), f"{at}.input")
             flush()
             conversation.called.add(name or "")
             out.append(Message("function_call", ""))
         elif kind == "tool_result":
-            check.text(check.required(block, "tool_use_id", f"{at}.tool_use_id"), f"{at}.tool_use_id")
+            used = check.text(check.required(block, "tool_use_id", f"{at}.tool_use_id"), f"{at}.tool_use_id")
+            results.append((at, used or ""))
             flush()
             out.append(Message(TOOL_RESULT, _result_text(block.get("content"), f"{at}.content")))
         elif kind in ("image", "document"):
@@ -225,6 +258,7 @@ def _read_blocks(role: str, blocks: List[Any], where: str, conversation: Convers
     flush()
     if len(out) == before:  # only images, documents, thinking...: the turn is there, without text
         out.append(Message(role, ""))
+    return uses, results
 
 
 def _result_text(content: Any, where: str) -> str:

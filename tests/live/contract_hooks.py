@@ -1,0 +1,32 @@
+"""schemathesis hooks for the contract test (``SCHEMATHESIS_HOOKS``): leave out requests naming a fault
+model that breaks the wire on purpose (a 30 s stall or timeout, a reset, half an event, a cut
+stream), which the server lists and a stateful run can pick from that list."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import schemathesis
+
+WIRE_BREAKING = (
+    "stream-stall-error",
+    "stream-malformed-error",
+    "stream-drop-error",
+    "stream-truncated-error",
+    "timeout-error",
+)
+
+
+def names_wire_breaking(value: Any) -> bool:
+    if isinstance(value, str):
+        return any(name in value for name in WIRE_BREAKING)
+    if isinstance(value, dict):
+        return any(names_wire_breaking(item) for item in value.values())
+    if isinstance(value, list):
+        return any(names_wire_breaking(item) for item in value)
+    return False
+
+
+@schemathesis.hook
+def filter_case(ctx: Any, case: Any) -> bool:
+    return not any(names_wire_breaking(part) for part in (case.path_parameters, case.query, case.body))
