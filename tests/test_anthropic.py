@@ -363,6 +363,16 @@ def test_paired_calls_and_a_final_call_are_accepted(app: webtest.TestApp) -> Non
     create(app, **body(messages=[asked, {"role": "assistant", "content": []}]))
 
 
+def test_a_thread_turn_may_answer_calls_it_does_not_show(app: webtest.TestApp) -> None:
+    # The message-threads beta: the server holds the reply whose calls the first message answers.
+    answer = [{"role": "user", "content": [_result()]}]
+    continued = {"type": "continue", "previous_message_id": "msg_1"}
+    assert create(app, **body(messages=answer, thread=continued)).content[0].text == "Sunny"
+    error(app, body(messages=answer, thread={"type": "create"}), 400)
+    later = [*answer, {"role": "assistant", "content": "ok"}, {"role": "user", "content": [_result()]}]
+    error(app, body(messages=later, thread=continued), 400)  # only the first message is exempt
+
+
 def test_metadata_user_id_must_be_a_string(app: webtest.TestApp) -> None:
     found = error(app, body(metadata={"user_id": 5}), 400)
     assert found["message"] == "metadata.user_id: Input should be a valid string"

@@ -27,7 +27,7 @@ from mokku.server.http import Request, Response, dumps, json_response
 KNOWN_PARAMS = frozenset(
     "model messages max_tokens system stop_sequences stream temperature top_p top_k metadata tools tool_choice "
     "thinking service_tier container mcp_servers context_management output_config output_format speed "
-    "inference_geo diagnostics cache_control".split()
+    "inference_geo diagnostics cache_control thread".split()
 )
 ROLES = ("user", "assistant")
 TEXT_BLOCKS = ("text",)
@@ -57,7 +57,7 @@ class Messages:
         body, behaviour = self.replies.begin(request, "chat", KNOWN_PARAMS)
         max_tokens = check.whole(check.required(body, "max_tokens"), "max_tokens", 1)
         framing = _system(body.get("system"))
-        conversation = read_messages(check.required(body, "messages"))
+        conversation = read_messages(check.required(body, "messages"), _continues_thread(body.get("thread")))
         stops = _stops(body.get("stop_sequences"))
         check.number(body.get("temperature"), "temperature", 0, 1)
         check.number(body.get("top_p"), "top_p", 0, 1)
@@ -158,8 +158,15 @@ def _system(value: Any) -> List[Message]:
     return [Message("system", "\n".join(texts))]
 
 
-def read_messages(value: Any) -> Conversation:
-    """``messages``: each turn's text, a ``tool_result`` as a tool's result, a ``tool_use`` as a call."""
+def _continues_thread(value: Any) -> bool:
+    """A turn of a message thread (the ``message-threads`` beta) sends only its new messages: the
+    server holds the reply whose calls its first message answers."""
+    return isinstance(value, dict) and value.get("type") == "continue"
+
+
+def read_messages(value: Any, continued: bool = False) -> Conversation:
+    """``messages``: each turn's text, a ``tool_result`` as a tool's result, a ``tool_use`` as a call.
+    ``continued``: a thread's turn, whose first message may answer calls it does not show."""
     turns = check.listing(value, "messages") or []
     if not turns:
         raise check.invalid("messages", "at least one message is required")
@@ -190,7 +197,8 @@ def read_messages(value: Any) -> Conversation:
         else:
             blocks = check.listing(content, f"{where}.content") or []
             uses, results = _read_blocks(role, blocks, f"{where}.content", conversation)
-        _check_pairs(index, unanswered, results)
+        if not (continued and index == 0):
+            _check_pairs(index, unanswered, results)
         unanswered = uses
     return conversation
 

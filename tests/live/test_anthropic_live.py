@@ -72,6 +72,30 @@ def test_a_tool_loop_ends(claude: anthropic.Anthropic) -> None:
     assert reply.content[0].text == "Sunny in Oslo" and len(messages) == 3  # type: ignore[union-attr]
 
 
+def test_a_message_thread_sends_only_new_messages_and_its_tool_runner_ends(
+    claude: anthropic.Anthropic,
+) -> None:
+    # The SDK's message threads (the message-threads beta) send each turn's new messages only, the
+    # first of them answering calls of a reply the server holds; the beta tool runner runs on them.
+    thread = claude.beta.messages.thread(model=MODEL, max_tokens=200, tools=[WEATHER])  # type: ignore[list-item]
+    first = thread.send({"role": "user", "content": "Oslo"})
+    calls = [block for block in first.content if block.type == "tool_use"]
+    assert first.stop_reason == "tool_use" and calls
+    results = [{"type": "tool_result", "tool_use_id": call.id, "content": "Sunny in Oslo"} for call in calls]
+    second = thread.send({"role": "user", "content": results})  # type: ignore[typeddict-item]
+    assert second.stop_reason == "end_turn" and second.content[0].text == "Sunny in Oslo"  # type: ignore[union-attr]
+
+    @anthropic.beta_tool
+    def get_weather(city: str) -> str:
+        """Weather in a city."""
+        return f"Rain in {city}"
+
+    runner = claude.beta.messages.tool_runner(
+        model=MODEL, max_tokens=200, messages=[{"role": "user", "content": "Bergen"}], tools=[get_weather]
+    )
+    assert runner.until_done().content[0].text == "Rain in Bergen"  # type: ignore[union-attr]
+
+
 def test_a_streamed_tool_call_and_thinking(claude: anthropic.Anthropic) -> None:
     with claude.messages.stream(
         model=MODEL,
