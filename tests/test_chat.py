@@ -516,6 +516,71 @@ def test_validation_errors(
         assert_invalid_request(app.post_json(URL, sent, status=400).json, param, code, message)
 
 
+def _calls(*ids: str) -> Dict[str, Any]:
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [
+            {"id": id_, "type": "function", "function": {"name": "f", "arguments": "{}"}} for id_ in ids
+        ],
+    }
+
+
+def _answer(id_: str) -> Dict[str, Any]:
+    return {"role": "tool", "tool_call_id": id_, "content": "done"}
+
+
+ASKED = {"role": "user", "content": "go"}
+
+
+@pytest.mark.parametrize(
+    ("messages", "param", "message"),
+    [
+        (
+            [ASKED, _answer("call_1")],
+            "messages[1].role",
+            r"messages with role 'tool' must be a response to a preceeding",
+        ),
+        (
+            [ASKED, {"role": "assistant", "content": "no calls"}, _answer("call_1")],
+            "messages[2].role",
+            r"must be a response to a preceeding message with 'tool_calls'\.",
+        ),
+        (
+            [ASKED, _calls("call_1"), _answer("call_1"), ASKED, _answer("call_1")],
+            "messages[4].role",
+            r"must be a response to a preceeding message",
+        ),
+        (
+            [ASKED, _calls("call_1", "call_2"), _answer("call_2"), ASKED],
+            "messages[3].role",
+            r"^An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+            r"'tool_call_id'\. The following tool_call_ids did not have response messages: call_1$",
+        ),
+        (
+            [ASKED, _calls("call_1"), {"role": "system", "content": "between"}, _answer("call_1")],
+            "messages[2].role",
+            r"did not have response messages: call_1$",
+        ),
+    ],
+)
+def test_tool_messages_answer_the_calls_just_before_them(
+    app: webtest.TestApp, messages: List[Dict[str, Any]], param: str, message: str
+) -> None:
+    answer = app.post_json(URL, {"model": "m", "messages": messages}, status=400).json
+    assert_invalid_request(answer, param, None, message)
+
+
+def test_answered_calls_in_any_order_and_a_final_call_are_accepted(app: webtest.TestApp) -> None:
+    loop = [ASKED, _calls("call_1", "call_2"), _answer("call_2"), _answer("call_1")]
+    assert chat(app, messages=loop)["choices"][0]["message"]["content"] == "done"
+    assert (
+        chat(app, messages=[*loop, {"role": "user", "content": "next"}])["choices"][0]["message"]["content"]
+        == "next"
+    )
+    assert chat(app, messages=[ASKED, _calls("call_1")])["choices"][0]["message"]["content"] == "go"
+
+
 def test_valid_messages_of_every_role(app: webtest.TestApp) -> None:
     messages = [
         {"role": "developer", "content": [{"type": "text", "text": "dev"}]},

@@ -321,7 +321,38 @@ def read_messages(body: Mapping[str, Any]) -> List[Dict[str, Any]]:
     messages = validate.array(validate.required(body, "messages"), "messages", 1) or []
     for index, message in enumerate(messages):
         _check_message(message, f"messages[{index}]")
+    _check_tool_turns(messages)
     return messages
+
+
+def _check_tool_turns(messages: List[Dict[str, Any]]) -> None:
+    """As the real API insists, in its words: tool messages come right after an assistant message
+    with ``tool_calls``, and answer each of its calls before any other message comes."""
+    unanswered: Optional[List[str]] = None  # the calls of the assistant message before, not yet answered
+    for index, message in enumerate(messages):
+        role = message["role"]
+        if role == "tool":
+            if unanswered is None:
+                raise errors.invalid_request(
+                    "Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
+                    "with 'tool_calls'.",
+                    f"messages[{index}].role",
+                )
+            if message["tool_call_id"] in unanswered:
+                unanswered.remove(message["tool_call_id"])
+            continue
+        if unanswered:
+            raise errors.invalid_request(
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(unanswered)}",
+                f"messages[{index}].role",
+            )
+        calls = message.get("tool_calls") if role == "assistant" else None
+        unanswered = (
+            [call["id"] for call in calls if isinstance(call, dict) and isinstance(call.get("id"), str)]
+            if calls
+            else None
+        )
 
 
 def _check_message(message: Any, param: str) -> None:
