@@ -207,8 +207,9 @@ def _check_pairs(index: int, unanswered: List[str], results: List[Tuple[str, str
     """A ``tool_result`` answers a ``tool_use`` of the message just before it, and every ``tool_use``
     is answered in the next message, as the real API insists (with its words)."""
     answered = {used for _, used in results}
+    expected = set(unanswered)
     for at, used in results:
-        if used not in unanswered:
+        if used not in expected:
             raise check.invalid(
                 at,
                 f"unexpected `tool_use_id` found in `tool_result` blocks: {used}. Each `tool_result` block "

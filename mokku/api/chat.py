@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from mokku import errors, telemetry
@@ -327,32 +328,46 @@ def read_messages(body: Mapping[str, Any]) -> List[Dict[str, Any]]:
 
 def _check_tool_turns(messages: List[Dict[str, Any]]) -> None:
     """As the real API insists, in its words: tool messages come right after an assistant message
-    with ``tool_calls``, and answer each of its calls before any other message comes."""
-    unanswered: Optional[List[str]] = None  # the calls of the assistant message before, not yet answered
+    with ``tool_calls``, and answer each of its calls before any other message comes. Linear in the
+    messages and calls, however many a request holds."""
+    calls: Optional[List[str]] = None  # the call ids of the assistant message before
+    answers: Counter[str] = Counter()  # the tool messages since, by the id they answer
     for index, message in enumerate(messages):
         role = message["role"]
         if role == "tool":
-            if unanswered is None:
+            if calls is None:
                 raise errors.invalid_request(
                     "Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
                     "with 'tool_calls'.",
                     f"messages[{index}].role",
                 )
-            if message["tool_call_id"] in unanswered:
-                unanswered.remove(message["tool_call_id"])
+            answers[message["tool_call_id"]] += 1
             continue
+        unanswered = _unanswered(calls, answers) if calls else None
         if unanswered:
             raise errors.invalid_request(
                 "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
                 f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(unanswered)}",
                 f"messages[{index}].role",
             )
-        calls = message.get("tool_calls") if role == "assistant" else None
-        unanswered = (
-            [call["id"] for call in calls if isinstance(call, dict) and isinstance(call.get("id"), str)]
-            if calls
+        tool_calls = message.get("tool_calls") if role == "assistant" else None
+        calls = (
+            [call["id"] for call in tool_calls if isinstance(call, dict) and isinstance(call.get("id"), str)]
+            if tool_calls
             else None
         )
+        answers = Counter()
+
+
+def _unanswered(calls: List[str], answers: Counter[str]) -> List[str]:
+    """The calls left, in order, once each answer has taken the first call of its id still open."""
+    left = []
+    for call in calls:
+        if answers[call]:
+            answers[call] -= 1
+        else:
+            left.append(call)
+    return left
 
 
 def _check_message(message: Any, param: str) -> None:
