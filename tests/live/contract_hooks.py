@@ -8,12 +8,11 @@ from typing import Any
 
 import schemathesis
 
-WIRE_BREAKING = (
-    "stream-stall-error",
-    "stream-malformed-error",
-    "stream-drop-error",
-    "stream-truncated-error",
-    "timeout-error",
+from mokku.simulation.faults import model_name
+
+WIRE_BREAKING = tuple(
+    model_name(fault)
+    for fault in ("stream_stall", "stream_malformed", "stream_drop", "stream_truncated", "timeout")
 )
 
 
