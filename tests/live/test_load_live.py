@@ -39,41 +39,57 @@ def stream(server: LiveServer, token_ms: int = 100, ready: Optional[threading.Ba
 
 
 def test_four_run_across_two_workers_while_sixteen_wait() -> None:
-    # Twenty threads per worker: however gunicorn's workers share the twenty connections out, each
-    # one is being served (running or waiting), none queued inside a worker where no gauge sees it.
-    env = {"MOKKU_MAX_RUNNING": "4", "MOKKU_METRICS": "vllm", "MOKKU_THREADS": "20"}
+    # Four long streams take the four slots; only then are sixteen short ones sent, so that all of
+    # them are queued well within the first round however busy the machine is. Twenty-four threads
+    # per worker: however gunicorn's workers share the connections out, each stream is being served
+    # (running or waiting), none queued inside a worker where no gauge sees it, and a scrape always
+    # finds a thread.
+    long_s, short_s = 8.0, 1.0
+    env = {"MOKKU_MAX_RUNNING": "4", "MOKKU_METRICS": "vllm", "MOKKU_THREADS": "24"}
     server = LiveServer("gunicorn", env=env, workers=2)
     try:
         seen: List[tuple] = []
+
+        def counts() -> tuple:
+            samples = scrape(server)
+            found = (total(samples, "vllm:num_requests_running"), total(samples, "vllm:num_requests_waiting"))
+            seen.append(found)
+            return found
+
         with ThreadPoolExecutor(max_workers=20) as pool:
-            ready = threading.Barrier(20)
-            firsts = [pool.submit(stream, server, 3000, ready) for _ in range(20)]
+            long_sent = time.monotonic()
+            longs = [pool.submit(stream, server, int(long_s * 1000)) for _ in range(4)]
             deadline = time.monotonic() + 20
-            while time.monotonic() < deadline:
-                samples = scrape(server)
-                counts = (
-                    total(samples, "vllm:num_requests_running"),
-                    total(samples, "vllm:num_requests_waiting"),
-                )
-                seen.append(counts)
-                if counts == (4, 16):
-                    break
+            while counts() != (4, 0) and time.monotonic() < deadline:
                 time.sleep(0.02)
-            results = sorted(future.result() for future in firsts)
+            ready = threading.Barrier(16)
+            shorts = [pool.submit(stream, server, int(short_s * 1000), ready) for _ in range(16)]
+            while counts() != (4, 16) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            seen_at = time.monotonic()
+            [future.result() for future in longs]
+            results = sorted(future.result() for future in shorts)
+            done = time.monotonic()
         assert (4, 16) in seen, seen
         assert max(running for running, _ in seen) == 4  # never more than four, whichever worker
-        # Four at a time, each 3 s (two tokens 3 s apart, so that all twenty are queued well within
-        # the first round, however busy the machine): the last four waited for the
-        # four rounds before them.
-        assert results[-1] >= 4 * 3.0
+        # A short stream runs only once a long one is over, a round of four at a time: the last four
+        # waited for the long round and three short rounds before theirs. (A first chunk comes when a
+        # stream starts running; a stream is over ``token_ms`` after.)
+        assert done - long_sent >= long_s + 4 * short_s
+        assert results[-1] >= 3 * short_s
         samples = wait_for(server, "vllm:request_queue_time_seconds_count", 20)
         assert (total(samples, "vllm:num_requests_running"), total(samples, "vllm:num_requests_waiting")) == (
             0,
             0,
         )
-        # Sixteen waited, four of them for each round before theirs: the queue's histogram says so.
+        # Sixteen waited, each at least until the long round was over (it was queued before
+        # ``seen_at``) and four of them for each short round before theirs: the queue's histogram
+        # says so.
         assert total(samples, "vllm:request_queue_time_seconds_count") == 20
-        assert total(samples, "vllm:request_queue_time_seconds_sum") >= 4 * 3.0 * (1 + 2 + 3 + 4) * 0.8
+        long_left = max(0.0, long_sent + long_s - seen_at)
+        assert total(samples, "vllm:request_queue_time_seconds_sum") >= 16 * long_left + 4 * short_s * (
+            1 + 2 + 3
+        )
     finally:
         server.close()
 
