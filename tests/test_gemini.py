@@ -101,6 +101,61 @@ def test_function_calls_and_the_loop_end(app: webtest.TestApp) -> None:
     assert none["candidates"][0]["content"]["parts"] == [{"text": "plain"}]
 
 
+CALL = {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}}
+ANSWER = {"functionResponse": {"name": "get_weather", "response": {"result": "Sunny"}}}
+CALL_AFTER = "Please ensure that function call turn comes immediately after a user turn or after a function response turn."
+RESPONSE_AFTER = "Please ensure that function response turn comes immediately after a function call turn."
+MATCH = (
+    "Please ensure that the number of function response parts is equal to the number of function call parts of "
+    "the function call turn."
+)
+
+
+@pytest.mark.parametrize(
+    "contents, message",
+    [
+        ([{"role": "model", "parts": [CALL]}, {"parts": [ANSWER]}], CALL_AFTER),
+        (
+            [
+                user("x"),
+                {"role": "model", "parts": [{"text": "Let me see."}]},
+                {"role": "model", "parts": [CALL]},
+            ],
+            CALL_AFTER,
+        ),
+        ([{"parts": [ANSWER]}], RESPONSE_AFTER),
+        ([user("x"), {"parts": [ANSWER]}], RESPONSE_AFTER),
+        ([user("x"), {"role": "model", "parts": [{"text": "hi"}]}, {"parts": [ANSWER]}], RESPONSE_AFTER),
+        # Parallel calls answered one turn each: the second answer follows an answer, not a call.
+        (
+            [user("x"), {"role": "model", "parts": [CALL, CALL]}, {"parts": [ANSWER]}, {"parts": [ANSWER]}],
+            MATCH,
+        ),
+        ([user("x"), {"role": "model", "parts": [CALL]}, {"parts": [ANSWER, ANSWER]}], MATCH),
+    ],
+)
+def test_function_turns_out_of_order_are_refused_as_gemini_words_it(
+    app: webtest.TestApp, contents: List[Dict[str, Any]], message: str
+) -> None:
+    error = app.post_json(GENERATE, {"contents": contents}, headers=KEY, status=400).json["error"]
+    assert error == {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}
+
+
+def test_function_turns_in_order_are_answered(app: webtest.TestApp) -> None:
+    # Text with the calls, every call answered in one turn (role user or function), a second round
+    # straight after the answers, and text turns around them.
+    contents = [
+        user("x"),
+        {"role": "model", "parts": [{"text": "Checking."}, CALL, CALL]},
+        {"role": "user", "parts": [ANSWER, ANSWER]},
+        {"role": "model", "parts": [CALL]},
+        {"role": "function", "parts": [ANSWER]},
+        {"role": "model", "parts": [{"text": "Sunny."}]},
+        user("thanks"),
+    ]
+    assert generate(app, contents=contents)["candidates"][0]["content"]["parts"] == [{"text": "thanks"}]
+
+
 def test_structured_output(app: webtest.TestApp) -> None:
     schema = {
         "type": "OBJECT",
@@ -165,6 +220,11 @@ def test_count_tokens_matches_the_usage(app: webtest.TestApp) -> None:
     ).json
     assert counted["totalTokens"] == generate(app, contents=contents)["usageMetadata"]["promptTokenCount"]
     assert set(counted) == {"totalTokens", "promptTokensDetails"}
+    # Any piece of a conversation is counted, a function's response alone included.
+    alone = app.post_json(
+        "/v1beta/models/gemini-2.5-flash:countTokens", {"contents": [{"parts": [ANSWER]}]}, headers=KEY
+    ).json
+    assert alone["totalTokens"] > 0
 
 
 def test_embeddings(app: webtest.TestApp) -> None:
@@ -299,7 +359,10 @@ def test_deep_schemas_and_responses_are_bounded(app: webtest.TestApp) -> None:
     schema = '{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"responseMimeType":"application/json","responseSchema":%s}}'
     refused = app.post(GENERATE, schema % deep, headers=headers, status=400).json["error"]
     assert "nests deeper than 64 levels" in refused["message"]
-    echoed = '{"contents":[{"parts":[{"functionResponse":{"name":"f","response":%s}}]}]}'
+    echoed = (
+        '{"contents":[{"parts":[{"text":"x"}]},{"role":"model","parts":[{"functionCall":{"name":"f"}}]},'
+        '{"parts":[{"functionResponse":{"name":"f","response":%s}}]}]}'
+    )
     assert (
         app.post(GENERATE, echoed % response, headers=headers).json["candidates"][0]["finishReason"] == "STOP"
     )

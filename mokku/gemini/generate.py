@@ -72,17 +72,41 @@ def _list(value: Any, path: str) -> List[Any]:
     return value
 
 
+CALL_AFTER = "Please ensure that function call turn comes immediately after a user turn or after a function response turn."
+RESPONSE_AFTER = "Please ensure that function response turn comes immediately after a function call turn."
+RESPONSES_MATCH = (
+    "Please ensure that the number of function response parts is equal to the number of function call parts of "
+    "the function call turn."
+)
+
+
 class Conversation:
     def __init__(self) -> None:
         self.messages: List[Message] = []
         self.called: Set[str] = set()
 
 
-def read_contents(body: Mapping[str, Any]) -> Conversation:
+def _check_turn(role: str, calls: int, answers: int, before: Optional[Tuple[str, int]]) -> None:
+    """Function calls and their responses in the order Gemini takes them: a model turn with calls
+    after a user turn, then one turn answering every call. ``before`` is the previous turn's role
+    and number of calls."""
+    if calls and role == "model" and (before is None or before[0] == "model"):
+        raise errors.invalid_request(CALL_AFTER, "contents")
+    if answers:
+        if before is None or before[0] != "model" or not before[1]:
+            raise errors.invalid_request(RESPONSE_AFTER, "contents")
+        if answers != before[1]:
+            raise errors.invalid_request(RESPONSES_MATCH, "contents")
+
+
+def read_contents(body: Mapping[str, Any], in_order: bool = True) -> Conversation:
+    """The turns as neutral messages; ``in_order`` checks function turns as generating does (counting
+    tokens takes any piece of a conversation)."""
     contents = _list(body.get("contents"), "contents")
     if not contents:
         raise invalid("contents", "contents is not specified")
     conversation = Conversation()
+    previous: Optional[Tuple[str, int]] = None
     for index, content in enumerate(contents):
         where = f"contents[{index}]"
         content = _object(content, where)
@@ -93,7 +117,7 @@ def read_contents(body: Mapping[str, Any]) -> Conversation:
         if not parts:
             raise invalid(f"{where}.parts", "contents.parts must not be empty.")
         speaker = "assistant" if role == "model" else "user"
-        before, texts = len(conversation.messages), []
+        before, texts, calls, answers = len(conversation.messages), [], 0, 0
         for number, part in enumerate(parts):
             part = _object(part, f"{where}.parts[{number}]")
             call, answer = field(part, "functionCall"), field(part, "functionResponse")
@@ -101,10 +125,15 @@ def read_contents(body: Mapping[str, Any]) -> Conversation:
                 if not part.get("thought"):
                     texts.append(part["text"])
             elif isinstance(call, dict):
+                calls += 1
                 conversation.called.add(str(call.get("name")))
                 conversation.messages.append(Message("function_call", ""))
             elif isinstance(answer, dict):
+                answers += 1
                 conversation.messages.append(Message(TOOL_RESULT, _response_text(answer.get("response"))))
+        if in_order:
+            _check_turn(role, calls, answers, previous)
+        previous = (role, calls)
         if texts:
             conversation.messages.append(Message(speaker, "\n".join(texts)))
         if len(conversation.messages) == before:  # only images, files...: the turn is there, without text
@@ -364,7 +393,7 @@ class GenerateContent:
         body = request.json()
         inner = field(body, "generateContentRequest")
         source = _object(inner, "generate_content_request") if inner is not None else body
-        conversation = read_contents(source)
+        conversation = read_contents(source, in_order=False)
         total = conversation_tokens(_system(source) + conversation.messages)
         return json_response(
             {"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}
