@@ -253,6 +253,34 @@ def test_required_after_a_function_output_calls_a_function_not_called_yet(app: w
     assert text["output"][0]["content"][0]["text"] == "found"
 
 
+def test_a_function_output_must_answer_a_call_the_conversation_holds(app: webtest.TestApp) -> None:
+    orphan = {"type": "function_call_output", "call_id": "call_nowhere", "output": "found"}
+    refused = app.post_json(URL, {"model": "gpt-4o", "input": [orphan]}, status=400).json
+    validate(refused, "ErrorResponse")
+    assert refused["error"] == {
+        "message": "No tool call found for function call output with call_id call_nowhere.",
+        "type": "invalid_request_error",
+        "param": "input",
+        "code": None,
+    }
+    # The call may be in this input, or in the stored response the new one continues.
+    called = create(app, input="cats", tools=[TOOL])
+    answer = {"type": "function_call_output", "call_id": called["output"][0]["call_id"], "output": "3 cats"}
+    follow_up = create(app, input=[answer], tools=[TOOL], previous_response_id=called["id"])
+    assert follow_up["output"][0]["content"][0]["text"] == "3 cats"
+    app.post_json(
+        URL, {"model": "gpt-4o", "input": [orphan], "previous_response_id": called["id"]}, status=400
+    )
+    # Nor a call in a conversation's items.
+    conversation = app.post_json("/v1/conversations", {"items": called["output"]}).json["id"]
+    assert (
+        create(app, input=[answer], conversation=conversation)["output"][0]["content"][0]["text"] == "3 cats"
+    )
+    # An item reference may point at the call: not read, so not refused.
+    referenced = [{"type": "item_reference", "id": "fc_elsewhere"}, orphan]
+    assert create(app, input=referenced)["output"][0]["content"][0]["text"] == "found"
+
+
 def test_a_stream_error_fault_sends_the_typed_error_event(app: webtest.TestApp) -> None:
     out = events(app, model="gpt-4o@stream_error:4", input="one two three")
     assert [e["type"] for e in out[:4]] == [

@@ -130,6 +130,20 @@ def called(items: Sequence[Item]) -> Set[str]:
     }
 
 
+def check_outputs(items: Sequence[Item], param: str = "input") -> None:
+    """Every ``function_call_output`` answers a ``function_call`` the conversation holds, as the API
+    checks. A conversation with ``item_reference`` items is not checked: what they point at is not
+    read here."""
+    if any(item.get("type") in REFERENCES for item in items):
+        return
+    calls = {item.get("call_id") for item in items if item.get("type") == "function_call"}
+    for item in items:
+        if item.get("type") == "function_call_output" and item["call_id"] not in calls:
+            raise errors.invalid_request(
+                f"No tool call found for function call output with call_id {item['call_id']}.", param
+            )
+
+
 def listed(items: Sequence[Item]) -> List[Item]:
     """The items a listing shows (references left out)."""
     return [item for item in items if item.get("type") not in REFERENCES]

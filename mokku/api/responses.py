@@ -199,6 +199,7 @@ class Responses:
         previous = validate.string(body.get("previous_response_id"), "previous_response_id")
         conversation = _conversation(body)
         context = self._earlier(previous, conversation) + new_items
+        items.check_outputs(context)
         seen = dumps(items.listed(context))  # what input_items lists: bounded as one conversation is
         if len(seen) > self.stored.bounds.one_conversation_bytes:
             raise items.too_large(
