@@ -124,6 +124,17 @@ def test_tools_are_called_and_the_loop_ends_after_a_result(app: webtest.TestApp)
     assert server_only.content[0].text == "search"
 
 
+def test_max_tokens_inside_a_tool_call_stops_with_max_tokens(app: webtest.TestApp) -> None:
+    whole = create(app, **body("Oslo", tools=[WEATHER]))
+    assert whole.usage.output_tokens > 8
+    cut = create(app, **body("Oslo", tools=[WEATHER], max_tokens=8))
+    # The call was being written when the limit came: no input to show, so no block.
+    assert cut.stop_reason == "max_tokens" and cut.content == [] and cut.usage.output_tokens == 8
+    streamed = events(app, **body("Oslo", tools=[WEATHER], max_tokens=8))
+    assert [event["type"] for event in streamed] == ["message_start", "message_delta", "message_stop"]
+    assert streamed[1]["delta"]["stop_reason"] == "max_tokens"
+
+
 def test_thinking_comes_first_and_is_signed(app: webtest.TestApp) -> None:
     message = create(
         app, **body("think", max_tokens=2048, thinking={"type": "enabled", "budget_tokens": 1024})

@@ -156,6 +156,15 @@ def test_function_turns_in_order_are_answered(app: webtest.TestApp) -> None:
     assert generate(app, contents=contents)["candidates"][0]["content"]["parts"] == [{"text": "thanks"}]
 
 
+def test_max_output_tokens_inside_a_function_call(app: webtest.TestApp) -> None:
+    whole = generate(app, contents=[user("Oslo")], tools=[WEATHER])
+    assert whole["usageMetadata"]["candidatesTokenCount"] > 8
+    cut = generate(app, contents=[user("Oslo")], tools=[WEATHER], generationConfig={"maxOutputTokens": 8})
+    (candidate,) = cut["candidates"]
+    assert candidate["finishReason"] == "MAX_TOKENS" and candidate["content"]["parts"] == [{"text": ""}]
+    assert cut["usageMetadata"]["candidatesTokenCount"] == 8
+
+
 def test_structured_output(app: webtest.TestApp) -> None:
     schema = {
         "type": "OBJECT",

@@ -281,6 +281,22 @@ def test_a_function_output_must_answer_a_call_the_conversation_holds(app: webtes
     assert create(app, input=referenced)["output"][0]["content"][0]["text"] == "found"
 
 
+def test_max_output_tokens_cuts_a_function_call(app: webtest.TestApp) -> None:
+    text = "a request long enough that its arguments outgrow sixteen tokens by far, as a model writes them"
+    whole = create(app, input=text, tools=[TOOL])
+    cut = create(app, input=text, tools=[TOOL], max_output_tokens=16)
+    assert cut["status"] == "incomplete" and cut["incomplete_details"] == {"reason": "max_output_tokens"}
+    (call,) = cut["output"]
+    assert call["type"] == "function_call" and call["status"] == "incomplete"
+    assert (
+        whole["output"][0]["arguments"].startswith(call["arguments"]) and cut["usage"]["output_tokens"] == 16
+    )
+    streamed = events(app, input=text, tools=[TOOL], max_output_tokens=16)
+    assert streamed[-1]["type"] == "response.incomplete"
+    done = [e for e in streamed if e["type"] == "response.output_item.done"]
+    assert done[0]["item"]["status"] == "incomplete" and done[0]["item"]["arguments"] == call["arguments"]
+
+
 def test_a_stream_error_fault_sends_the_typed_error_event(app: webtest.TestApp) -> None:
     out = events(app, model="gpt-4o@stream_error:4", input="one two three")
     assert [e["type"] for e in out[:4]] == [

@@ -29,6 +29,13 @@ def test_tokens_join_back_and_count_agrees(text: str) -> None:
     assert all(tokens)
 
 
+@pytest.mark.parametrize("text", [*SAMPLES, '{"city":"Paris","unit":"celsius","days":12345}', "a  b\t c"])
+def test_a_reply_cut_after_k_tokens_counts_k(text: str) -> None:
+    # What a token limit relies on when it cuts a call's arguments: the first k tokens, joined, are k.
+    tokens = tokenize(text)
+    assert all(count("".join(tokens[:k])) == k for k in range(len(tokens) + 1))
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [

@@ -11,6 +11,7 @@ import pytest
 import webtest
 
 from mokku import config
+from mokku.api import tokens
 from mokku.server.app import App
 
 from . import sse
@@ -170,6 +171,52 @@ def test_stream_tool_calls(app: webtest.TestApp) -> None:
     assert set(arguments) == {0, 1}
     jsonschema.validate(json.loads(arguments[0]), WEATHER["function"]["parameters"])
     assert chunks[-1]["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_the_token_limit_cuts_calls_as_it_cuts_text(app: webtest.TestApp) -> None:
+    # Two calls; get_weather's name is 4 tokens.
+    whole = chat(app, tools=[WEATHER, TIME], tool_choice="required", parallel_tool_calls=True)
+    first, second = (call["function"] for call in whole["choices"][0]["message"]["tool_calls"])
+    assert whole["usage"]["completion_tokens"] > 8
+    for limit in (5, 8):
+        cut = chat(
+            app, tools=[WEATHER, TIME], tool_choice="required", parallel_tool_calls=True, max_tokens=limit
+        )
+        choice = cut["choices"][0]
+        assert choice["finish_reason"] == "length" and cut["usage"]["completion_tokens"] == limit
+        (call,) = choice["message"]["tool_calls"]  # the second call never began
+        assert call["function"]["name"] == first["name"]
+        assert first["arguments"].startswith(call["function"]["arguments"])
+        assert tokens.count(call["function"]["arguments"]) == limit - 4
+    # Not even the first name fits: no call, no text.
+    nothing = chat(app, tools=[WEATHER], max_tokens=3)["choices"][0]
+    assert nothing["finish_reason"] == "length" and "tool_calls" not in nothing["message"]
+    assert not nothing["message"]["content"]
+    # Enough for the first call and its name alone: the second is begun with no arguments.
+    enough = whole["usage"]["completion_tokens"] - tokens.count(second["arguments"])
+    cut = chat(
+        app, tools=[WEATHER, TIME], tool_choice="required", parallel_tool_calls=True, max_tokens=enough
+    )
+    calls = cut["choices"][0]["message"]["tool_calls"]
+    assert [call["function"] for call in calls] == [first, {"name": second["name"], "arguments": ""}]
+    assert cut["choices"][0]["finish_reason"] == "length"
+    # A limit the calls fit in changes nothing; the stream is cut the same way.
+    fits = chat(app, tools=[WEATHER], max_tokens=whole["usage"]["completion_tokens"])
+    assert fits["choices"][0]["finish_reason"] == "tool_calls"
+    streamed = sse.parse(
+        app.post_json(
+            URL, {"model": "m", "messages": ASK, "tools": [WEATHER], "max_tokens": 8, "stream": True}
+        ).body
+    )
+    for chunk in streamed:
+        validate(chunk, "CreateChatCompletionStreamResponse")
+    arguments = "".join(
+        call["function"].get("arguments", "")
+        for chunk in streamed
+        for call in chunk["choices"][0]["delta"].get("tool_calls", [])
+    )
+    assert first["arguments"].startswith(arguments) and tokens.count(arguments) == 8 - 4
+    assert streamed[-1]["choices"][0]["finish_reason"] == "length"
 
 
 def test_legacy_functions(app: webtest.TestApp) -> None:

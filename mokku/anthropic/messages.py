@@ -87,6 +87,7 @@ class Messages:
         if thinking:
             blocks.append({"type": "thinking", "thinking": THINKING, "signature": _signature()})
         text = "".join(output.tokens)
+        calls = tools.whole(calls)  # a call the token limit cut has no input to show
         if calls:
             for call in calls:
                 call_input = json.loads(call.arguments)
@@ -98,7 +99,7 @@ class Messages:
                         "input": call_input,
                     }
                 )
-        else:
+        elif not reply.calls:  # the limit came inside the first call: nothing to show
             blocks.append({"type": "text", "text": text})
         stop_reason, stop_sequence = _stop(output.finish_reason, bool(calls), output.stop_sequence)
         input_tokens = generation.prompt_tokens[0]
@@ -372,7 +373,7 @@ def _tool_choice(value: Any) -> Tuple[Any, Any]:
 
 def _stop(finish_reason: str, called: bool, stop_sequence: Optional[str]) -> Tuple[str, Optional[str]]:
     """``stop_reason`` and ``stop_sequence``: a tool call, the token limit, a refusal, a stop sequence met."""
-    if called:
+    if called and finish_reason != "length":
         return "tool_use", None
     if finish_reason in STOP_REASONS:
         return STOP_REASONS[finish_reason], None

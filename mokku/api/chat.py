@@ -93,7 +93,7 @@ def create(request: Request, replies: Replies) -> Response:
     completion_id = random_id("chatcmpl-")
     created = render.now()
     finish = reply.outputs[0].finish_reason
-    if reply.calls:
+    if reply.calls and finish != "length":  # cut by the token limit, a call still says so
         finish = "function_call" if legacy else "tool_calls"
     finish_reasons = [finish] * sampling.n
     if request.span is not None:  # the reply's message is built only for a span that may record it

@@ -190,12 +190,12 @@ class Replies:
             )
         filtered = behaviour.is_("content_filter")
         if script is not None and "tool_call" in script:
-            return Reply([Output([], "stop")], [tools.scripted_call(script["tool_call"])], top)
+            return _calls([tools.scripted_call(script["tool_call"])], sampling.max_tokens, top)
         if script is not None and "content" in script:
             texts = [script["content"]] * len(generation.prompts)
         elif generation.functions and not filtered:
-            return Reply(
-                [Output([], "stop")], tools.make_calls(generation.functions, generation.prompts[0]), top
+            return _calls(
+                tools.make_calls(generation.functions, generation.prompts[0]), sampling.max_tokens, top
             )
         else:
             structured = _structured(generation.output_format, generation.prompts[0])
@@ -232,6 +232,12 @@ class Replies:
             param,
             "invalid_value",
         )
+
+
+def _calls(calls: List[tools.Call], max_tokens: Optional[int], top: Optional[int]) -> Reply:
+    """A reply of calls, cut as ``max_tokens`` cuts a model's (finish ``length``)."""
+    kept, cut = tools.within(calls, max_tokens)
+    return Reply([Output([], "length" if cut else "stop")], kept, top)
 
 
 def _structured(output_format: Optional[tools.OutputFormat], text: str) -> Optional[str]:

@@ -270,7 +270,7 @@ class Responses:
             }
         if store:
             self._keep(response_id, encoded, seen, job)
-        finish_reasons = ["tool_calls" if calls else output.finish_reason]
+        finish_reasons = ["tool_calls" if calls and not incomplete else output.finish_reason]
         chat_usage = {"prompt_tokens": input_tokens, "completion_tokens": output_tokens}
         if stream:
             emit = Numbered()
@@ -454,7 +454,7 @@ def _output_items(
             {
                 "id": random_id("fc_", 48),
                 "type": "function_call",
-                "status": "completed",
+                "status": "incomplete" if call.cut else "completed",
                 "call_id": call.id,
                 "name": call.name,
                 "arguments": call.arguments,

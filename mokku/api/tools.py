@@ -17,7 +17,7 @@ from typing import AbstractSet, Any, Dict, List, Mapping, NamedTuple, Optional, 
 from mokku import errors
 from mokku.api import schemagen, validate
 from mokku.api.ids import random_id
-from mokku.api.tokens import count
+from mokku.api.tokens import count, tokenize
 
 EMPTY_PARAMETERS = {"type": "object", "properties": {}}
 
@@ -42,7 +42,8 @@ FORMATS = ("text", "json_object", "json_schema")
 class Call(NamedTuple):
     id: str
     name: str
-    arguments: str  # a JSON document, as the API sends it
+    arguments: str  # a JSON document, as the API sends it; its beginning when ``cut``
+    cut: bool = False  # the token limit came while the arguments were being written
 
 
 def read_functions(body: Mapping[str, Any], flat: bool = False) -> Tuple[List[Function], int]:
@@ -161,6 +162,31 @@ def make_calls(functions: Sequence[Function], text: str) -> List[Call]:
 def output_tokens(calls: List[Call]) -> int:
     """What calls cost as completion tokens: their names and arguments."""
     return sum(count(call.name) + count(call.arguments) for call in calls)
+
+
+def within(calls: List[Call], limit: Optional[int]) -> Tuple[List[Call], bool]:
+    """The calls a reply of at most ``limit`` tokens holds, as a model stopped by its token limit
+    leaves them: the whole calls, then the one it was writing with its arguments cut; and whether
+    the limit cut the reply."""
+    if limit is None or output_tokens(calls) <= limit:
+        return calls, False
+    kept = []
+    for call in calls:
+        left = limit - count(call.name)
+        if left < 0:
+            break
+        arguments = tokenize(call.arguments)
+        if len(arguments) > left:
+            kept.append(call._replace(arguments="".join(arguments[:left]), cut=True))
+            break
+        kept.append(call)
+        limit = left - len(arguments)
+    return kept, True
+
+
+def whole(calls: List[Call]) -> List[Call]:
+    """The calls written to their end: what a dialect whose calls carry parsed arguments can show."""
+    return [call for call in calls if not call.cut]
 
 
 def scripted_call(spec: Mapping[str, Any]) -> Call:

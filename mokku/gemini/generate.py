@@ -351,10 +351,10 @@ class GenerateContent:
         parts: List[Dict[str, Any]] = []
         if thoughts:
             parts.append({"text": THOUGHT, "thought": True})
-        if reply.calls:
+        calls = tools.whole(reply.calls)  # a call the token limit cut has no args to show
+        if calls:
             parts += [
-                {"functionCall": {"name": call.name, "args": json.loads(call.arguments)}}
-                for call in reply.calls
+                {"functionCall": {"name": call.name, "args": json.loads(call.arguments)}} for call in calls
             ]
         else:
             parts.append({"text": "".join(output.tokens)})
@@ -387,7 +387,7 @@ class GenerateContent:
             "responseId": random_id("", 23),
         }
         usage = {"prompt_tokens": prompt, "completion_tokens": made}
-        return answer, output.tokens if not reply.calls else [], usage, finish
+        return answer, output.tokens if not calls else [], usage, finish
 
     def count_tokens(self, request: Request, model: str) -> Response:
         body = request.json()
