@@ -36,6 +36,10 @@ OFFICIAL_RESPONSES = {
     "createCompletion": "CreateCompletionResponse",
     "createEmbedding": "CreateEmbeddingResponse",
     "createResponse": "Response",
+    "countResponseInputTokens": "TokenCountsResource",
+    "compactResponse": "CompactResource",
+    "azureV1CountResponseInputTokens": "TokenCountsResource",
+    "azureV1CompactResponse": "CompactResource",
 }
 
 

@@ -297,6 +297,54 @@ def test_max_output_tokens_cuts_a_function_call(app: webtest.TestApp) -> None:
     assert done[0]["item"]["status"] == "incomplete" and done[0]["item"]["arguments"] == call["arguments"]
 
 
+def test_input_tokens_are_what_the_response_would_count(app: webtest.TestApp) -> None:
+    def counted(**body: Any) -> int:
+        answer = app.post_json(URL + "/input_tokens", dict(body, model="gpt-4o")).json
+        validate(answer, "TokenCountsResource")
+        assert answer["object"] == "response.input_tokens"
+        return answer["input_tokens"]
+
+    first = create(app, input="Tell me a joke.", instructions="Be brief.")
+    assert counted(input="Tell me a joke.", instructions="Be brief.") == first["usage"]["input_tokens"]
+    later = create(app, input="Another.", previous_response_id=first["id"], tools=[TOOL])
+    assert (
+        counted(input="Another.", previous_response_id=first["id"], tools=[TOOL])
+        == later["usage"]["input_tokens"]
+    )
+    # The input may be left out when the request continues a response; else it is required.
+    assert counted(previous_response_id=first["id"]) > 0
+    missing = app.post_json(URL + "/input_tokens", {"model": "gpt-4o"}, status=400).json["error"]
+    assert missing["param"] == "input" and missing["code"] == "missing_required_parameter"
+    bad_tool = app.post_json(
+        URL + "/input_tokens", {"input": "x", "tools": [{"type": "function"}]}, status=400
+    )
+    assert bad_tool.json["error"]["param"] == "tools[0].name"
+
+
+def test_compact_keeps_the_user_messages_and_folds_the_rest(app: webtest.TestApp) -> None:
+    called = create(app, input="cats", tools=[TOOL])
+    answer = {"type": "function_call_output", "call_id": called["output"][0]["call_id"], "output": "3 cats"}
+    answered = create(app, input=[answer], previous_response_id=called["id"], tools=[TOOL])
+    compacted = app.post_json(
+        URL + "/compact", {"model": "gpt-4o", "previous_response_id": answered["id"], "input": "and dogs?"}
+    ).json
+    validate(compacted, "CompactResource")
+    assert compacted["object"] == "response.compaction" and compacted["id"].startswith("resp_")
+    *kept, folded = compacted["output"]
+    assert [item["content"][0]["text"] for item in kept] == ["cats", "and dogs?"]
+    assert folded["type"] == "compaction" and folded["id"].startswith("cmp_") and folded["encrypted_content"]
+    usage = compacted["usage"]
+    assert usage["total_tokens"] == usage["input_tokens"] + usage["output_tokens"] > 0
+    # The compacted output is the next request's input, as the API has it used; the answer to a
+    # call the compaction folded in is taken.
+    later = {"type": "function_call_output", "call_id": "call_folded", "output": "done"}
+    next_turn = create(app, input=[*compacted["output"], later], tools=[TOOL])
+    assert next_turn["output"][0]["content"][0]["text"] == "done"
+    # A request for a compaction is a request to the model: faults apply.
+    refused = app.post_json(URL + "/compact", {"model": "credit-error", "input": "x"}, status=402).json
+    assert refused["error"]["code"] == "insufficient_quota"
+
+
 def test_a_stream_error_fault_sends_the_typed_error_event(app: webtest.TestApp) -> None:
     out = events(app, model="gpt-4o@stream_error:4", input="one two three")
     assert [e["type"] for e in out[:4]] == [

@@ -24,6 +24,7 @@ ORDERS = ("asc", "desc")
 MAX_PAGE = 100
 # Items that point at other items: they add nothing a listing shows.
 REFERENCES = ("item_reference",)
+OPAQUE = (*REFERENCES, "compaction")  # items standing for others the server does not read back
 _ID_PREFIXES = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_"}
 
 Item = Dict[str, Any]
@@ -132,9 +133,9 @@ def called(items: Sequence[Item]) -> Set[str]:
 
 def check_outputs(items: Sequence[Item], param: str = "input") -> None:
     """Every ``function_call_output`` answers a ``function_call`` the conversation holds, as the API
-    checks. A conversation with ``item_reference`` items is not checked: what they point at is not
-    read here."""
-    if any(item.get("type") in REFERENCES for item in items):
+    checks. A conversation with ``item_reference`` or ``compaction`` items is not checked: what they
+    stand for is not read here."""
+    if any(item.get("type") in OPAQUE for item in items):
         return
     calls = {item.get("call_id") for item in items if item.get("type") == "function_call"}
     for item in items:

@@ -1,5 +1,7 @@
 """The Responses API: ``POST /v1/responses``; ``GET``, ``DELETE``, ``POST .../cancel`` and
-``GET .../input_items`` of a stored response.
+``GET .../input_items`` of a stored response; ``POST /v1/responses/input_tokens`` (the
+``usage.input_tokens`` a request would get) and ``POST /v1/responses/compact`` (a conversation
+compacted: its user messages, then one opaque ``compaction`` item in place of the rest).
 
 The reply follows the chat rules: it echoes the last user message of the whole conversation (or,
 after a ``function_call_output``, that output, so agent loops end), calls a function when function
@@ -29,6 +31,7 @@ from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversa
 from mokku.api.ids import random_id
 from mokku.api.response_events import Numbered, events, part_logprobs, text_part, unfinished
 from mokku.api.sampling import Output, Sampling
+from mokku.api.tokens import count
 from mokku.control import objects, statedb
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
 from mokku.simulation.faults import Behaviour
@@ -54,6 +57,10 @@ INCLUDABLE = (
     "message.output_text.logprobs",
 )
 LOGPROBS = "message.output_text.logprobs"
+COMPACT_PARAMS = frozenset(
+    "model input previous_response_id instructions prompt_cache_key prompt_cache_retention prompt_cache_options "
+    "service_tier".split()
+)
 
 
 def not_found(response_id: str) -> errors.APIError:
@@ -195,19 +202,12 @@ class Responses:
         validate.boolean(body.get("parallel_tool_calls"), "parallel_tool_calls")
         include = _include(body)
         text_format, output_format = read_text_format(body)
-        functions, count = tools.read_functions(body, flat=True)
+        functions, tool_count = tools.read_functions(body, flat=True)
         previous = validate.string(body.get("previous_response_id"), "previous_response_id")
         conversation = _conversation(body)
-        context = self._earlier(previous, conversation) + new_items
-        items.check_outputs(context)
-        seen = dumps(items.listed(context))  # what input_items lists: bounded as one conversation is
-        if len(seen) > self.stored.bounds.one_conversation_bytes:
-            raise items.too_large(
-                f"the conversation would hold more than {self.stored.bounds.one_conversation_bytes} bytes",
-                "previous_response_id" if previous else "input",
-            )
+        context, seen = self._context(previous, conversation, new_items)
         messages = items.messages(context)
-        given = tools.Choice(functions, count, messages[-1].role == TOOL_RESULT, items.called(context))
+        given = tools.Choice(functions, tool_count, messages[-1].role == TOOL_RESULT, items.called(context))
         choice = _chat_choice(body.get("tool_choice"))
         chosen = tools.choose(choice, given, body.get("parallel_tool_calls"), "tool_choice", none_alone=True)
         framing = [Message("developer", instructions)] if instructions else []
@@ -232,13 +232,7 @@ class Responses:
         response_id = random_id("resp_", 48)
         incomplete = output.finish_reason in ("length", "content_filter")
         input_tokens, output_tokens = generation.prompt_tokens[0], reply.completion_tokens()
-        usage = {
-            "input_tokens": input_tokens,
-            "input_tokens_details": {"cached_tokens": request.cached_tokens, "cache_write_tokens": 0},
-            "output_tokens": output_tokens,
-            "output_tokens_details": {"reasoning_tokens": 0},
-            "total_tokens": input_tokens + output_tokens,
-        }
+        usage = _usage(input_tokens, output_tokens, request.cached_tokens)
         shell = _response_shell(response_id, model, body, instructions, max_output, text_format, store)
         shell["background"] = background
         if conversation is not None:
@@ -290,6 +284,67 @@ class Responses:
             )
         return render.respond(request, behaviour, response_id, chat_usage, finish_reasons, body=encoded)
 
+    def input_tokens(self, request: Request) -> Response:
+        """``{"object": "response.input_tokens", "input_tokens": N}``: the ``usage.input_tokens``
+        the same request would be answered with."""
+        body = request.json()
+        validate.string(body.get("model"), "model")
+        tools.read_functions(body, flat=True)
+        read_text_format(body)
+        _, messages = self._conversation_of(body, _conversation(body))
+        return json_response(
+            {"object": "response.input_tokens", "input_tokens": conversation_tokens(messages)}
+        )
+
+    def compact(self, request: Request) -> Response:
+        """The conversation compacted as the API compacts it: its user messages kept, the rest
+        (answers, calls, reasoning) in one ``compaction`` item whose ``encrypted_content`` only
+        the server reads. Nothing is stored."""
+        body, _ = self.replies.begin(request, "chat", COMPACT_PARAMS)
+        context, messages = self._conversation_of(body, None)
+        kept = [item for item in context if item.get("type") == "message" and item.get("role") == "user"]
+        summary = random_id("", 128)
+        input_tokens, output_tokens = conversation_tokens(messages), count(summary)
+        compacted = {"type": "compaction", "id": random_id("cmp_", 48), "encrypted_content": summary}
+        return json_response(
+            {
+                "id": random_id("resp_", 48),
+                "object": "response.compaction",
+                "output": [*kept, compacted],
+                "created_at": int(self.clock()),
+                "usage": _usage(input_tokens, output_tokens, 0),
+            }
+        )
+
+    def _conversation_of(
+        self, body: Mapping[str, Any], conversation: Optional[str]
+    ) -> Tuple[List[items.Item], List[Message]]:
+        """A counted or compacted request's items (those it continues, then its ``input``, which
+        may be left out when it continues some), and their messages after its instructions."""
+        previous = validate.string(body.get("previous_response_id"), "previous_response_id")
+        raw = body.get("input") if previous or conversation else validate.required(body, "input")
+        context, _ = self._context(
+            previous, conversation, items.read(raw, "input") if raw is not None else []
+        )
+        instructions = validate.string(body.get("instructions"), "instructions")
+        framing = [Message("developer", instructions)] if instructions else []
+        return context, framing + items.messages(context)
+
+    def _context(
+        self, previous: Optional[str], conversation: Optional[str], new_items: List[items.Item]
+    ) -> Tuple[List[items.Item], bytes]:
+        """The items a reply is decided from (those the request continues, then its new ones),
+        checked as the API checks them, and their listing, bounded as one conversation is."""
+        context = self._earlier(previous, conversation) + new_items
+        items.check_outputs(context)
+        seen = dumps(items.listed(context))  # what input_items lists
+        if len(seen) > self.stored.bounds.one_conversation_bytes:
+            raise items.too_large(
+                f"the conversation would hold more than {self.stored.bounds.one_conversation_bytes} bytes",
+                "previous_response_id" if previous else "input",
+            )
+        return context, seen
+
     def _earlier(self, previous: Optional[str], conversation: Optional[str]) -> List[items.Item]:
         """The items a new response continues: a stored response's (its input items, then its
         output), or a conversation's."""
@@ -337,6 +392,16 @@ class Responses:
             if job is not None:
                 raise statedb.unavailable(self.stored.name, exc) from None
             log.warning("response %s could not be stored in %s: %s", response_id, self.stored.name, exc)
+
+
+def _usage(input_tokens: int, output_tokens: int, cached: int) -> Dict[str, Any]:
+    return {
+        "input_tokens": input_tokens,
+        "input_tokens_details": {"cached_tokens": cached, "cache_write_tokens": 0},
+        "output_tokens": output_tokens,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input_tokens + output_tokens,
+    }
 
 
 def _current(stored: objects.StoredResponse, now: float) -> Tuple[bytes, str]:

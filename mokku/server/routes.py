@@ -130,6 +130,8 @@ def build_routes(
         Route("POST", "/v1/completions", partial(completions.create, replies=replies)),
         Route("POST", "/v1/embeddings", partial(embeddings.create, replies=replies)),
         Route("POST", "/v1/responses", responses.create),
+        Route("POST", "/v1/responses/input_tokens", responses.input_tokens),
+        Route("POST", "/v1/responses/compact", responses.compact),
         Route("GET", "/v1/responses/{response_id}", responses.retrieve),
         Route("DELETE", "/v1/responses/{response_id}", responses.delete),
         Route("POST", "/v1/responses/{response_id}/cancel", responses.cancel),

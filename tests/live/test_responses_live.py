@@ -87,6 +87,31 @@ def test_retrieve_and_delete(client: openai.OpenAI) -> None:
         client.responses.retrieve(created.id)
 
 
+def test_input_tokens_and_compaction(client: openai.OpenAI) -> None:
+    from openai.types.responses.input_token_count_response import InputTokenCountResponse
+
+    from ..sdk_types import strict
+
+    first = client.responses.create(model="gpt-4o", input="count me", instructions="Be brief.")
+    raw = client.responses.input_tokens.with_raw_response.count(
+        model="gpt-4o", input="count me", instructions="Be brief."
+    )
+    counted = strict(InputTokenCountResponse, raw.http_response.json())
+    assert counted.input_tokens == first.usage.input_tokens  # type: ignore[union-attr]
+    # The SDK's output item type knows assistant messages only, while a compaction's output is the
+    # user messages then the compaction item (as its docstring says): checked against the spec.
+    compacted = client.responses.compact(model="gpt-4o", previous_response_id=first.id, input="and more")
+    validate(compacted.model_dump(mode="json", exclude_unset=True), "CompactResource")
+    assert [item.type for item in compacted.output] == ["message", "message", "compaction"]
+    # The compacted items are the next turn's input.
+    following = client.responses.create(
+        model="gpt-4o",
+        input=[item.model_dump(exclude_none=True) for item in compacted.output]
+        + [{"role": "user", "content": "next"}],  # type: ignore[misc]
+    )
+    assert following.output_text == "next"
+
+
 def test_credit_error(client: openai.OpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as caught:
         client.responses.create(model="credit-error", input="x")
