@@ -260,3 +260,46 @@ def test_no_object_is_lost_or_duplicated_under_200_concurrent_requests(server: L
     assert len(items) == 400 and len(ids_seen) == 400  # each request's input and output, once
     inputs = [item["content"][0]["text"] for item in items if item["role"] == "user"]
     assert sorted(inputs) == sorted(f"message {n}" for n in range(200))
+
+
+COMPACTION_SCRIPT = """
+import asyncio, sys
+from openai import AsyncOpenAI
+from agents import Agent, Runner, OpenAIResponsesModel, SQLiteSession, function_tool, set_tracing_disabled
+from agents.memory import OpenAIResponsesCompactionSession
+
+set_tracing_disabled(True)
+client = AsyncOpenAI(base_url=sys.argv[1], api_key="sk-test")
+
+@function_tool
+def weather(city: str) -> str:
+    return f"Sunny in {city}"
+
+agent = Agent(name="a", model=OpenAIResponsesModel("gpt-4o", client), tools=[weather])
+session = OpenAIResponsesCompactionSession(
+    "s", SQLiteSession("s"), client=client, model="gpt-4.1", should_trigger_compaction=lambda context: True
+)
+
+async def main():
+    first = await Runner.run(agent, "Oslo", session=session)
+    second = await Runner.run(agent, "Bergen", session=session)
+    items = await session.get_items()
+    print(first.final_output, second.final_output, sep="|")
+    print(*(item.get("type", "message") + ":" + item.get("role", "") for item in items))
+
+asyncio.run(main())
+"""
+
+
+def test_the_agents_sdk_compacts_its_session(server: LiveServer) -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", COMPACTION_SCRIPT, server.url + "/v1"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    answers, kinds = result.stdout.strip().splitlines()
+    assert answers == "Sunny in Oslo|Sunny in Bergen"
+    # After each run the session is compacted: the user messages, then one compaction item.
+    assert kinds.split() == ["message:user", "message:user", "compaction:"]
