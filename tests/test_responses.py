@@ -253,7 +253,7 @@ def test_required_after_a_function_output_calls_a_function_not_called_yet(app: w
     assert text["output"][0]["content"][0]["text"] == "found"
 
 
-def test_a_function_output_must_answer_a_call_the_conversation_holds(app: webtest.TestApp) -> None:
+def test_function_calls_and_outputs_are_paired_as_the_api_pairs_them(app: webtest.TestApp) -> None:
     orphan = {"type": "function_call_output", "call_id": "call_nowhere", "output": "found"}
     refused = app.post_json(URL, {"model": "gpt-4o", "input": [orphan]}, status=400).json
     validate(refused, "ErrorResponse")
@@ -276,6 +276,32 @@ def test_a_function_output_must_answer_a_call_the_conversation_holds(app: webtes
     assert (
         create(app, input=[answer], conversation=conversation)["output"][0]["content"][0]["text"] == "3 cats"
     )
+    # A call must be answered before the conversation moves on to a new message.
+    moved_on = app.post_json(
+        URL, {"model": "gpt-4o", "input": "and dogs?", "previous_response_id": called["id"]}, status=400
+    ).json["error"]
+    assert moved_on == {
+        "message": f"No tool output found for function call {called['output'][0]['call_id']}.",
+        "type": "invalid_request_error",
+        "param": "input",
+        "code": None,
+    }
+    call = {"type": "function_call", "call_id": "call_x", "name": "lookup", "arguments": "{}"}
+    app.post_json(URL, {"model": "gpt-4o", "input": [call, {"role": "user", "content": "hi"}]}, status=400)
+    # Answered in any order, after an assistant message too; a last call may wait for its answer.
+    both = [
+        call,
+        dict(call, call_id="call_y"),
+        dict(answer, call_id="call_y"),
+        dict(answer, call_id="call_x"),
+    ]
+    assert (
+        create(app, input=[*both, {"role": "user", "content": "next"}])["output"][0]["content"][0]["text"]
+        == "next"
+    )
+    assistant = {"role": "assistant", "content": "Looking."}
+    assert create(app, input=[call, assistant, dict(answer, call_id="call_x")])["status"] == "completed"
+    assert create(app, input=[{"role": "user", "content": "go"}, call])["status"] == "completed"
     # An item reference may point at the call: not read, so not refused.
     referenced = [{"type": "item_reference", "id": "fc_elsewhere"}, orphan]
     assert create(app, input=referenced)["output"][0]["content"][0]["text"] == "found"

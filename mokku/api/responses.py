@@ -336,7 +336,7 @@ class Responses:
         """The items a reply is decided from (those the request continues, then its new ones),
         checked as the API checks them, and their listing, bounded as one conversation is."""
         context = self._earlier(previous, conversation) + new_items
-        items.check_outputs(context)
+        items.check_calls(context)
         seen = dumps(items.listed(context))  # what input_items lists
         if len(seen) > self.stored.bounds.one_conversation_bytes:
             raise items.too_large(
