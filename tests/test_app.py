@@ -85,6 +85,59 @@ def test_wrong_method_is_405_with_allow(app: webtest.TestApp, method: str, path:
     assert_envelope(response, 405, rf"\({method} {re.escape(path)}\).*{allow}", "invalid_request_error")
 
 
+PAGE = {"Origin": "http://localhost:5173"}
+
+
+@pytest.mark.parametrize(
+    ("path", "methods"),
+    [
+        ("/v1/chat/completions", "POST"),
+        ("/v1/responses/resp_1", "DELETE, GET, HEAD"),
+        ("/v1/messages", "POST"),
+    ],
+)
+def test_a_preflight_is_allowed_without_credentials(path: str, methods: str) -> None:
+    app = webtest.TestApp(_app_with({"MOKKU_API_KEY": "sk-only-this"}))
+    asked = "authorization,content-type,x-stainless-os"
+    headers = dict(PAGE, **{"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": asked})
+    answer = app.options(path, headers=headers, status=204)
+    assert answer.body == b""
+    allowed = {name: value for name, value in answer.headerlist if name.startswith("Access-Control-")}
+    assert allowed == {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Allow-Methods": methods,
+        "Access-Control-Max-Age": "86400",
+        "Access-Control-Allow-Headers": asked,
+    }
+    assert [name for name, _ in answer.headerlist].count("Access-Control-Allow-Origin") == 1
+    # An unknown path is not pretended to exist.
+    assert_envelope(
+        app.options("/v1/nope", headers=PAGE, status=404), 404, r"OPTIONS /v1/nope", "invalid_request_error"
+    )
+
+
+def test_answers_to_a_page_may_be_read_by_it(app: webtest.TestApp) -> None:
+    chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    read = app.post_json("/v1/chat/completions", chat, headers=PAGE)
+    assert (read.headers["Access-Control-Allow-Origin"], read.headers["Access-Control-Expose-Headers"]) == (
+        "*",
+        "*",
+    )
+    refused = app.post_json("/v1/chat/completions", {"model": "m"}, headers=PAGE, status=400)
+    assert refused.headers["Access-Control-Allow-Origin"] == "*"  # errors too, so the page sees why
+    streamed = app.post_json("/v1/chat/completions", dict(chat, stream=True), headers=PAGE)
+    assert streamed.headers["Access-Control-Allow-Origin"] == "*"
+    assert "Access-Control-Allow-Origin" not in app.post_json("/v1/chat/completions", chat).headers
+    # Anthropic's API answers a browser only when it opts in, as the SDK's dangerouslyAllowBrowser does.
+    message = {"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]}
+    anthropic = dict(PAGE, **{"x-api-key": "k", "anthropic-version": "2023-06-01"})
+    assert (
+        "Access-Control-Allow-Origin" not in app.post_json("/v1/messages", message, headers=anthropic).headers
+    )
+    opted = dict(anthropic, **{"anthropic-dangerous-direct-browser-access": "true"})
+    assert app.post_json("/v1/messages", message, headers=opted).headers["Access-Control-Allow-Origin"] == "*"
+
+
 def test_json_body_is_parsed(body_app: webtest.TestApp) -> None:
     response = body_app.post_json("/test/body", {"a": [1, 2.5, None, True], "b": "ünï ✓ 🎉"})
     assert response.json == {"received": {"a": [1, 2.5, None, True], "b": "ünï ✓ 🎉"}}

@@ -15,8 +15,11 @@ from typing import Dict, List, Optional, Tuple
 
 from mokku import errors
 from mokku.credentials import bearer_key
+from mokku.server import cors
 from mokku.server.dialect import Dialect, Limit
 from mokku.server.http import Headers, Request, Response, json_response
+
+BROWSER_ACCESS = "anthropic-dangerous-direct-browser-access"  # a browser's opt-in to cross-origin answers
 
 TYPES: Dict[int, str] = {
     400: "invalid_request_error",
@@ -128,6 +131,12 @@ class Anthropic(Dialect):
 
     def response_headers(self, request_id: str, elapsed_ms: int) -> Headers:
         return [("request-id", request_id), ("x-request-id", request_id)]
+
+    def cross_origin_headers(self, request: Request) -> Headers:
+        """Only for a browser that opts in, as the SDK's ``dangerouslyAllowBrowser`` does."""
+        if request.header(BROWSER_ACCESS) == "true":
+            return cors.ANY_ORIGIN
+        return []
 
     def rate_limit_headers(self, limits: List[Limit]) -> List[Tuple[str, str]]:
         headers = []

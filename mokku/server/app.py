@@ -20,6 +20,7 @@ from mokku.control.scenarios import Scenarios
 from mokku.control.state import default_path
 from mokku.metrics import Metrics
 from mokku.record.setup import make_proxy
+from mokku.server import cors
 from mokku.server.dialect import Dialect
 from mokku.server.http import STATUS_LINES, Request, Response
 from mokku.server.routes import build_routes, dialect_of
@@ -112,7 +113,9 @@ class App:
         if request.span is not None:
             telemetry.redact_url(request.span, environ.get("QUERY_STRING", ""))
         metrics = self.metrics
-        measured = metrics is not None and request.path.startswith(API_PREFIXES)
+        measured = (
+            metrics is not None and request.path.startswith(API_PREFIXES) and request.method != "OPTIONS"
+        )
         if measured:
             metrics.begin()  # type: ignore[union-attr]
         try:
@@ -135,6 +138,8 @@ class App:
         headers = response.headers
         headers.extend(request.headers_out)
         headers.extend(request.dialect.response_headers(request.id, elapsed_ms))
+        if "HTTP_ORIGIN" in environ and request.method != "OPTIONS":  # a preflight says it itself
+            headers.extend(request.dialect.cross_origin_headers(request))
         start_response(STATUS_LINES[response.status], headers)
         body = response.body
         if request.method == "HEAD":
@@ -211,6 +216,9 @@ class App:
 
     def handle(self, request: Request) -> Response:
         try:
+            if request.method == "OPTIONS":  # a browser's preflight: never authenticated nor journaled
+                request.dialect = self._dialect_of(request)
+                return cors.preflight(request, self.router.methods(request))
             try:
                 route, params = self.router.match(request)
             except errors.APIError:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, NamedTuple, Tuple
 
 from mokku import errors
 from mokku.credentials import bearer_key
+from mokku.server import cors
 from mokku.server.http import Headers, Request, Response, error_response
 
 if TYPE_CHECKING:
@@ -60,6 +61,10 @@ class Dialect:
             ("openai-version", OPENAI_VERSION),
             ("openai-processing-ms", str(elapsed_ms)),
         ]
+
+    def cross_origin_headers(self, request: Request) -> Headers:
+        """What an answer to a browser's request (one with an ``Origin``) adds: any origin may read it."""
+        return cors.ANY_ORIGIN
 
     def rate_limit_headers(self, limits: List[Limit]) -> List[Tuple[str, str]]:
         headers = []

@@ -61,21 +61,29 @@ class Router:
         self._dynamic = [(_compile(template), by_method) for template, by_method in dynamic.items()]
 
     def match(self, request: Request) -> Tuple[Route, Dict[str, str]]:
-        path = request.path
-        by_method = self._static.get(path)
-        params: Dict[str, str] = {}
-        if by_method is None:
-            for pattern, candidates in self._dynamic:
-                found = pattern.match(path)
-                if found:
-                    by_method, params = candidates, found.groupdict()
-                    break
-            else:
-                raise errors.invalid_url(request.method, path)
+        by_method, params = self._find(request)
         route = by_method.get(request.method)
         if route is None and request.method == "HEAD":
             route = by_method.get("GET")  # answered as GET, without the body (see the app)
         if route is None:
-            allowed = {*by_method, "HEAD"} if "GET" in by_method else set(by_method)
-            raise errors.method_not_allowed(request.method, path, sorted(allowed))
+            raise errors.method_not_allowed(request.method, request.path, _allowed(by_method))
         return route, params
+
+    def methods(self, request: Request) -> List[str]:
+        """The methods the request's path is served with; 404 when none."""
+        return _allowed(self._find(request)[0])
+
+    def _find(self, request: Request) -> Tuple[Dict[str, Route], Dict[str, str]]:
+        path = request.path
+        by_method = self._static.get(path)
+        if by_method is not None:
+            return by_method, {}
+        for pattern, candidates in self._dynamic:
+            found = pattern.match(path)
+            if found:
+                return candidates, found.groupdict()
+        raise errors.invalid_url(request.method, path)
+
+
+def _allowed(by_method: Dict[str, Route]) -> List[str]:
+    return sorted({*by_method, "HEAD"} if "GET" in by_method else set(by_method))

@@ -72,6 +72,43 @@ def test_head_answers_as_get_without_a_body(live_server: LiveServer, path: str) 
     assert head_headers["content-type"] == headers["content-type"]
 
 
+def test_a_browser_preflight_and_request_on_one_connection(live_server: LiveServer) -> None:
+    # The openai SDK in a browser (dangerouslyAllowBrowser) sends its x-stainless-* headers: the
+    # preflight allows whatever is asked, and the connection carries on to the request itself.
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", live_server.port, timeout=10)
+    try:
+        asked = "authorization,content-type,x-stainless-os,x-stainless-retry-count"
+        conn.request(
+            "OPTIONS",
+            "/v1/chat/completions",
+            headers={
+                "Origin": "http://localhost:5173",
+                "Access-Control-Request-Method": "POST",
+                "Access-Control-Request-Headers": asked,
+            },
+        )
+        preflight = conn.getresponse()
+        assert (preflight.status, preflight.read()) == (204, b"")
+        assert preflight.getheader("Access-Control-Allow-Origin") == "*"
+        assert preflight.getheader("Access-Control-Allow-Methods") == "POST"
+        assert preflight.getheader("Access-Control-Allow-Headers") == asked
+        body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "from a page"}]})
+        conn.request(
+            "POST",
+            "/v1/chat/completions",
+            body=body,
+            headers={"Origin": "http://localhost:5173", "Content-Type": "application/json"},
+        )
+        answer = conn.getresponse()
+        assert json.loads(answer.read())["choices"][0]["message"]["content"] == "from a page"
+        assert answer.getheader("Access-Control-Allow-Origin") == "*"
+        assert answer.getheader("Access-Control-Expose-Headers") == "*"
+    finally:
+        conn.close()
+
+
 def test_request_id_echo(live_server: LiveServer) -> None:
     _, headers, _ = request("GET", live_server.url + "/health", headers={"X-Request-Id": "abc-123"})
     assert headers["x-request-id"] == "abc-123"
