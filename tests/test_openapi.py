@@ -35,6 +35,8 @@ OFFICIAL_RESPONSES = {
     "createChatCompletion": "CreateChatCompletionResponse",
     "createCompletion": "CreateCompletionResponse",
     "createEmbedding": "CreateEmbeddingResponse",
+    "createModeration": "CreateModerationResponse",
+    "azureV1CreateModeration": "CreateModerationResponse",
     "createResponse": "Response",
     "countResponseInputTokens": "TokenCountsResource",
     "compactResponse": "CompactResource",

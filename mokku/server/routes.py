@@ -8,7 +8,7 @@ from typing import Callable, List, Optional
 from mokku.anthropic.dialect import ANTHROPIC
 from mokku.anthropic.messages import Messages
 from mokku.anthropic.models import Models
-from mokku.api import chat, completions, embeddings, openapi
+from mokku.api import chat, completions, embeddings, moderations, openapi
 from mokku.api.conversations import Conversations
 from mokku.api.decide import Replies
 from mokku.api.health import health
@@ -129,6 +129,7 @@ def build_routes(
         Route("POST", "/v1/chat/completions", partial(chat.create, replies=replies)),
         Route("POST", "/v1/completions", partial(completions.create, replies=replies)),
         Route("POST", "/v1/embeddings", partial(embeddings.create, replies=replies)),
+        Route("POST", "/v1/moderations", partial(moderations.create, replies=replies)),
         Route("POST", "/v1/responses", responses.create),
         Route("POST", "/v1/responses/input_tokens", responses.input_tokens),
         Route("POST", "/v1/responses/compact", responses.compact),

@@ -127,3 +127,21 @@ def test_embeddings_identical_across_server_processes(live_server: LiveServer) -
         assert [d.embedding for d in results[0].data] == [d.embedding for d in results[1].data]
     finally:
         other.close()
+
+
+def test_sdk_moderation(client: openai.OpenAI) -> None:
+    from openai.types import ModerationCreateResponse
+
+    from ..sdk_types import strict
+
+    raw = client.moderations.with_raw_response.create(
+        model="omni-moderation-latest",
+        input=[
+            {"type": "text", "text": "a caption"},
+            {"type": "image_url", "image_url": {"url": "https://e.com/a.png"}},
+        ],
+    )
+    answer = strict(ModerationCreateResponse, raw.http_response.json())
+    (result,) = answer.results
+    assert result.flagged is False and result.category_applied_input_types.violence == ["text", "image"]
+    assert client.moderations.create(input=["a", "b"]).results[1].categories.hate is False
