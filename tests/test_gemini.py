@@ -91,6 +91,18 @@ def test_function_calls_and_the_loop_end(app: webtest.TestApp) -> None:
     ]
     final = generate(app, contents=contents, tools=[WEATHER])
     assert final["candidates"][0]["content"]["parts"] == [{"text": "Sunny in Oslo"}]
+    # The AI SDK sends the function's name beside its output; a response of more is echoed as JSON.
+    for response, text in [
+        ({"name": "get_weather", "content": "Sunny"}, "Sunny"),
+        ({"temperature": 21, "sky": "clear"}, '{"temperature":21,"sky":"clear"}'),
+    ]:
+        answered = [
+            *contents[:2],
+            {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": response}}]},
+        ]
+        assert generate(app, contents=answered, tools=[WEATHER])["candidates"][0]["content"]["parts"] == [
+            {"text": text}
+        ]
     forced = generate(
         app, contents=contents, tools=[WEATHER], toolConfig={"functionCallingConfig": {"mode": "ANY"}}
     )

@@ -142,11 +142,18 @@ def read_contents(body: Mapping[str, Any], in_order: bool = True) -> Conversatio
 
 
 def _response_text(response: Any) -> str:
-    """A function's response as text: its one string value (``{"result": "sunny"}``), else its JSON."""
-    if isinstance(response, dict) and len(response) == 1:
-        (value,) = response.values()
-        if isinstance(value, str):
-            return value
+    """A function's response as text: its one string value (``{"result": "sunny"}``; beside the
+    function's ``name``, as the AI SDK sends it: ``{"name": ..., "content": "sunny"}``), else its JSON."""
+    if isinstance(response, dict):
+        answer = (
+            {key: value for key, value in response.items() if key != "name"}
+            if len(response) == 2
+            else response
+        )
+        if len(answer) == 1:
+            (value,) = answer.values()
+            if isinstance(value, str):
+                return value
     try:
         return json.dumps(response, ensure_ascii=False, separators=(",", ":"))
     except RecursionError:  # nested past what the encoder follows: echoed as Python shows it
