@@ -77,3 +77,30 @@ def test_bad_input_is_a_400_naming_the_field(app: webtest.TestApp, body: Dict[st
 def test_the_model_s_faults_apply(app: webtest.TestApp) -> None:
     error = app.post_json(URL, {"input": "x", "model": "credit-error"}, status=402).json["error"]
     assert error["code"] == "insufficient_quota"
+
+
+def test_a_scripted_reply_flags_what_it_matches(app: webtest.TestApp) -> None:
+    rule = {
+        "match": {"endpoint": "moderations", "contains": "attack"},
+        "reply": {"flagged": ["violence", "hate"]},
+    }
+    app.post_json("/mokku/scenarios", rule)
+    results = moderate(app, input=["plan the attack", "and more"])["results"]
+    for result in results:  # every result of the request matched
+        assert result["flagged"] is True
+        assert {category for category, flagged in result["categories"].items() if flagged} == {
+            "violence",
+            "hate",
+        }
+        assert result["category_scores"]["violence"] > 0.5 > result["category_scores"]["sexual"]
+    assert moderate(app, input="a picnic")["results"][0]["flagged"] is False
+
+
+@pytest.mark.parametrize(
+    ("flagged", "param"),
+    [([], "rule.reply.flagged"), (["violent"], "rule.reply.flagged[0]"), ("violence", "rule.reply.flagged")],
+)
+def test_a_rule_flags_known_categories_only(app: webtest.TestApp, flagged: Any, param: str) -> None:
+    rule = {"match": {"endpoint": "moderations"}, "reply": {"flagged": flagged}}
+    error = app.post_json("/mokku/scenarios", rule, status=400).json["error"]
+    assert error["param"] == param

@@ -1,10 +1,10 @@
 """Scripted replies: rules that tell the "model" what to answer in a test.
 
 A rule matches on any of ``model``, ``endpoint`` (``chat.completions``, ``completions``,
-``responses``, ``embeddings``, Anthropic's ``messages``, Gemini's ``generate_content``), a ``contains`` substring or ``regex`` of the last user message
+``responses``, ``embeddings``, ``moderations``, Anthropic's ``messages``, Gemini's ``generate_content``), a ``contains`` substring or ``regex`` of the last user message
 (prompt, input), and ``nth`` (only the nth call that matches the rest); it replies with
 ``content`` (streamed token by token like the echo), a ``tool_call`` (``name`` and
-``arguments``), or a ``fault`` from the fault table, optionally with ``latency``
+``arguments``), the moderation categories ``flagged``, or a ``fault`` from the fault table, optionally with ``latency``
 (``ttft_ms``, ``token_ms``); ``times`` is how often it may fire (absent: without limit). The
 first matching rule wins; with none, the echo. Rules live in the same SQLite file as the
 journal, so every worker of a server sees them. A call reads the rules and matches them without any
@@ -21,7 +21,7 @@ import logging
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mokku import config, errors, saferegex
-from mokku.api import validate
+from mokku.api import moderations, validate
 from mokku.control import statedb
 from mokku.simulation import faults
 from mokku.store.base import RulesStore, TooMany
@@ -29,9 +29,18 @@ from mokku.store.sqlite import SqliteRules
 
 log = logging.getLogger("mokku")
 
-ENDPOINTS = ("chat.completions", "completions", "responses", "embeddings", "messages", "generate_content")
+ENDPOINTS = (
+    "chat.completions",
+    "completions",
+    "responses",
+    "embeddings",
+    "moderations",
+    "messages",
+    "generate_content",
+)
 _MATCH_KEYS = ("model", "endpoint", "contains", "regex", "nth")
-_REPLY_KEYS = ("content", "tool_call", "fault", "latency", "mode")
+_REPLY_KEYS = ("content", "tool_call", "flagged", "fault", "latency", "mode")
+_ANSWERS = ("content", "tool_call", "flagged", "fault", "mode")  # a reply has one of these
 PROXY_MODES = (*config.RECORD_MODES, "mock")  # ``mock``: mokku's own answer
 _REPLIES, _MODES = 1, 2  # kinds of rule: replies, switches the mode
 MAX_RULES = 1000  # rules held at once
@@ -68,12 +77,12 @@ def check_rule(rule: Any, param: str = "rule") -> Dict[str, Any]:
     for key in reply:
         if key not in _REPLY_KEYS:
             raise validate.invalid_value(f"{param}.reply.{key}", key, _REPLY_KEYS)
-    kinds: List[str] = [key for key in ("content", "tool_call", "fault", "mode") if key in reply]
+    kinds: List[str] = [key for key in _ANSWERS if key in reply]
     if "mode" in reply and "latency" in reply:
         kinds.append("latency")  # a recording or the upstream sets the pace
     if len(kinds) > 1:
         raise errors.invalid_request(
-            f"A reply has one of content, tool_call, fault or mode, not {kinds}.", f"{param}.reply"
+            f"A reply has one of content, tool_call, flagged, fault or mode, not {kinds}.", f"{param}.reply"
         )
     if "mode" in reply and reply["mode"] not in PROXY_MODES:
         raise validate.invalid_value(f"{param}.reply.mode", reply["mode"], PROXY_MODES)
@@ -84,6 +93,9 @@ def check_rule(rule: Any, param: str = "rule") -> Dict[str, Any]:
         call = validate.obj(reply["tool_call"], f"{param}.reply.tool_call") or {}
         validate.required_string(call, "name", f"{param}.reply.tool_call.name")
         validate.obj(call.get("arguments"), f"{param}.reply.tool_call.arguments")
+    for index, category in enumerate(validate.array(reply.get("flagged"), f"{param}.reply.flagged", 1) or []):
+        if category not in moderations.CATEGORIES:
+            raise validate.invalid_value(f"{param}.reply.flagged[{index}]", category, moderations.CATEGORIES)
     if "fault" in reply:
         spec = validate.string(reply["fault"], f"{param}.reply.fault") or ""
         try:
