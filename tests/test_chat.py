@@ -731,3 +731,35 @@ def test_json_template_checks_its_slots() -> None:
         template.render("only one")
     with pytest.raises(ValueError):
         JSONTemplate({"a": 1})
+
+
+MAX_TOKENS_REFUSED = (
+    r"^Unsupported parameter: 'max_tokens' is not supported with this model\. "
+    r"Use 'max_completion_tokens' instead\.$"
+)
+
+
+@pytest.mark.parametrize("model", ["o1", "o3-mini", "o4-mini-2025-04-16", "gpt-5", "gpt-5.4-mini"])
+def test_reasoning_models_refuse_max_tokens_and_a_temperature(app: webtest.TestApp, model: str) -> None:
+    asked = {"model": model, "messages": user("think it through")}
+    refused = app.post_json(URL, dict(asked, max_tokens=50), status=400).json
+    assert_invalid_request(refused, "max_tokens", "unsupported_parameter", MAX_TOKENS_REFUSED)
+    hot = app.post_json(URL, dict(asked, temperature=0.2), status=400).json
+    assert_invalid_request(
+        hot,
+        "temperature",
+        "unsupported_value",
+        r"^Unsupported value: 'temperature' does not support 0\.2 with this model\. "
+        r"Only the default \(1\) value is supported\.$",
+    )
+    # What they take: max_completion_tokens, the default temperature.
+    taken = chat(app, **dict(asked, max_completion_tokens=1, temperature=1))
+    assert taken["choices"][0]["finish_reason"] == "length"
+
+
+def test_other_models_take_max_tokens_and_any_temperature(app: webtest.TestApp) -> None:
+    for model in ("gpt-4o", "gpt-4.1-mini", "mokku-echo-1", "my-fine-tune"):
+        chat(app, model=model, messages=user("x"), max_tokens=5, temperature=0.2)
+    # A chat-latest model takes max_tokens; a newer model takes a temperature without reasoning.
+    chat(app, model="gpt-5-chat-latest", messages=user("x"), max_tokens=5)
+    chat(app, model="gpt-5.2", messages=user("x"), temperature=0.2, reasoning_effort="none")

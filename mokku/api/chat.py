@@ -56,6 +56,10 @@ _PART_FIELDS = {
 }
 
 
+# Reasoning models: the sampling parameters they do not take are refused, as the real API does.
+REASONING_MODELS = ("o1", "o3", "o4", "gpt-5")
+
+
 def create(request: Request, replies: Replies) -> Response:
     body, behaviour = replies.begin(request, "chat", KNOWN_PARAMS)
     model = behaviour.model
@@ -69,6 +73,8 @@ def create(request: Request, replies: Replies) -> Response:
         for m in messages
     ]
     sampling = read_sampling(body, ("max_completion_tokens", "max_tokens"))
+    if model.startswith(REASONING_MODELS):
+        _check_reasoning(body, model)
     functions, output_format, top, legacy = read_reply_options(
         body, messages, conversation[-1].role == TOOL_RESULT
     )
@@ -316,6 +322,27 @@ def _call_chunks(
             else:
                 delta = {"tool_calls": [{"index": position, "function": {"arguments": fragment}}]}
             yield Token(stream.event(chunk(index, delta)))
+
+
+def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
+    """``max_tokens`` (``max_completion_tokens`` counts the reasoning too) and a temperature other
+    than 1 (taken with ``reasoning_effort: none``, as the newer models take it) are 400s, in the
+    real API's words."""
+    if body.get("max_tokens") is not None and not model.endswith("-chat-latest"):
+        raise errors.invalid_request(
+            "Unsupported parameter: 'max_tokens' is not supported with this model. "
+            "Use 'max_completion_tokens' instead.",
+            "max_tokens",
+            "unsupported_parameter",
+        )
+    temperature = body.get("temperature")
+    if temperature is not None and temperature != 1 and body.get("reasoning_effort") != "none":
+        raise errors.invalid_request(
+            f"Unsupported value: 'temperature' does not support {temperature} with this model. "
+            "Only the default (1) value is supported.",
+            "temperature",
+            "unsupported_value",
+        )
 
 
 def read_messages(body: Mapping[str, Any]) -> List[Dict[str, Any]]:
