@@ -398,3 +398,18 @@ def test_json_mode_follows_a_schema_in_the_instructions(app: webtest.TestApp) ->
         text={"format": {"type": "json_object"}},
     )
     assert json.loads(result["output"][0]["content"][0]["text"]) == {"city": "Paris"}
+
+
+def test_reasoning_models_take_no_temperature_but_the_default(app: webtest.TestApp) -> None:
+    refused = app.post_json(URL, {"model": "o3", "input": "x", "temperature": 0.2}, status=400).json
+    validate(refused, "ErrorResponse")
+    assert refused["error"] == {
+        "message": "Unsupported parameter: 'temperature' is not supported with this model.",
+        "type": "invalid_request_error",
+        "param": "temperature",
+        "code": None,
+    }
+    assert create(app, model="gpt-5", input="x", temperature=1)["status"] == "completed"
+    unreasoned = create(app, model="gpt-5.2", input="x", temperature=0.2, reasoning={"effort": "none"})
+    assert unreasoned["status"] == "completed"
+    assert create(app, model="gpt-4o", input="x", temperature=0.2)["status"] == "completed"

@@ -18,7 +18,7 @@ from mokku.api.decide import (
     message_text,
 )
 from mokku.api.ids import random_id
-from mokku.api.sampling import read_sampling
+from mokku.api.sampling import REASONING_MODELS, read_sampling
 from mokku.server import stream
 from mokku.server.http import JSONTemplate, Request, Response
 from mokku.server.stream import Event, Token
@@ -54,10 +54,6 @@ _PART_FIELDS = {
     "input_audio": ("input_audio", dict, "an object"),
     "file": ("file", dict, "an object"),
 }
-
-
-# Reasoning models: the sampling parameters they do not take are refused, as the real API does.
-REASONING_MODELS = ("o1", "o3", "o4", "gpt-5")
 
 
 def create(request: Request, replies: Replies) -> Response:

@@ -30,7 +30,7 @@ from mokku.api import items, render, tools, validate
 from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversation_tokens, echo_text
 from mokku.api.ids import random_id
 from mokku.api.response_events import Numbered, events, part_logprobs, text_part, unfinished
-from mokku.api.sampling import Output, Sampling
+from mokku.api.sampling import REASONING_MODELS, Output, Sampling
 from mokku.api.tokens import count
 from mokku.control import objects, statedb
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
@@ -188,7 +188,9 @@ class Responses:
         new_items = items.read(validate.required(body, "input"), "input")
         instructions = validate.string(body.get("instructions"), "instructions")
         max_output = validate.integer(body.get("max_output_tokens"), "max_output_tokens", 16)
-        validate.number(body.get("temperature"), "temperature", 0, 2)
+        temperature = validate.number(body.get("temperature"), "temperature", 0, 2)
+        if temperature not in (None, 1) and model.startswith(REASONING_MODELS):
+            _check_reasoning_temperature(body)
         validate.number(body.get("top_p"), "top_p", 0, 1)
         top_logprobs = validate.integer(body.get("top_logprobs"), "top_logprobs", 0, 20)
         items.metadata(body)
@@ -392,6 +394,17 @@ class Responses:
             if job is not None:
                 raise statedb.unavailable(self.stored.name, exc) from None
             log.warning("response %s could not be stored in %s: %s", response_id, self.stored.name, exc)
+
+
+def _check_reasoning_temperature(body: Mapping[str, Any]) -> None:
+    """A reasoning model takes no temperature but the default, save with ``reasoning.effort: none``
+    (the newer models), as the real API words it."""
+    reasoning = body.get("reasoning")
+    if isinstance(reasoning, dict) and reasoning.get("effort") == "none":
+        return
+    raise errors.invalid_request(
+        "Unsupported parameter: 'temperature' is not supported with this model.", "temperature"
+    )
 
 
 def _usage(input_tokens: int, output_tokens: int, cached: int) -> Dict[str, Any]:

@@ -28,6 +28,9 @@ class Output(NamedTuple):
     stop_sequence: Optional[str] = None  # the stop sequence the text was cut at
 
 
+# Reasoning models' ids: the sampling parameters they do not take are refused, as the real API does.
+REASONING_MODELS = ("o1", "o3", "o4", "gpt-5")
+
 SAMPLING_PARAMS = frozenset(
     "temperature top_p presence_penalty frequency_penalty seed user logit_bias n stream stream_options stop".split()
 )
