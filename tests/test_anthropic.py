@@ -143,6 +143,18 @@ def test_thinking_comes_first_and_is_signed(app: webtest.TestApp) -> None:
     assert message.content[0].signature and message.content[0].thinking
 
 
+@pytest.mark.parametrize("choice", [{"type": "any"}, {"type": "tool", "name": "get_weather"}])
+def test_thinking_does_not_take_a_forced_tool(app: webtest.TestApp, choice: Dict[str, Any]) -> None:
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    asked = body("Oslo", max_tokens=2048, thinking=thinking, tools=[WEATHER], tool_choice=choice)
+    assert error(app, asked, 400) == {
+        "type": "invalid_request_error",
+        "message": "Thinking may not be enabled when tool_choice forces tool use.",
+    }
+    asked["tool_choice"] = {"type": "auto"}
+    assert [block.type for block in create(app, **asked).content] == ["thinking", "tool_use"]
+
+
 def test_structured_output_follows_the_schema(app: webtest.TestApp) -> None:
     schema = {
         "type": "object",

@@ -67,6 +67,10 @@ class Messages:
         stream = bool(check.of_type(body.get("stream"), bool, "stream"))
         thinking = _thinking(body.get("thinking"), max_tokens or 1)
         chosen = _tools(body, conversation)
+        if thinking and _forces_tool_use(body.get("tool_choice")):
+            raise errors.invalid_request(
+                "Thinking may not be enabled when tool_choice forces tool use.", "tool_choice"
+            )
         output_format = _output_format(body)
         messages = conversation.messages
         echoed = echo_text(messages)
@@ -350,6 +354,11 @@ def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Fu
     after_result = bool(conversation.messages) and conversation.messages[-1].role == TOOL_RESULT
     state = tools.Choice(functions, len(given), after_result, conversation.called)
     return tools.choose(choice, state, parallel, "tool_choice", none_alone=True)
+
+
+def _forces_tool_use(choice: Any) -> bool:
+    """``tool_choice`` ``any`` or ``tool``: what extended thinking does not take."""
+    return isinstance(choice, dict) and choice.get("type") in ("any", "tool")
 
 
 def _tool_choice(value: Any) -> Tuple[Any, Any]:
