@@ -177,10 +177,12 @@ def test_required_tool_choice_after_a_tool_result_ends_the_loop(sdk: openai.Open
     assert names == ["lookup", "final_result"]
 
 
-AGENT_SCRIPT = """
+# An Agents SDK agent with one tool, on the server named by the script's argument.
+AGENT_SETUP = """
 import asyncio, sys
 from openai import AsyncOpenAI
-from agents import Agent, Runner, OpenAIResponsesModel, function_tool, set_tracing_disabled
+from agents import Agent, Runner, OpenAIResponsesModel, SQLiteSession, function_tool, set_tracing_disabled
+from agents.memory import OpenAIResponsesCompactionSession
 
 set_tracing_disabled(True)
 client = AsyncOpenAI(base_url=sys.argv[1], api_key="sk-test")
@@ -190,7 +192,11 @@ def weather(city: str) -> str:
     return f"Sunny in {city}"
 
 agent = Agent(name="a", model=OpenAIResponsesModel("gpt-4o", client), tools=[weather])
+"""
 
+AGENT_SCRIPT = (
+    AGENT_SETUP
+    + """
 async def main():
     first = await Runner.run(agent, "Oslo")
     second = await Runner.run(agent, "Bergen", previous_response_id=first.last_response_id)
@@ -205,6 +211,7 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 
 def test_the_agents_sdk_keeps_state_on_the_server(server: LiveServer) -> None:
@@ -262,20 +269,9 @@ def test_no_object_is_lost_or_duplicated_under_200_concurrent_requests(server: L
     assert sorted(inputs) == sorted(f"message {n}" for n in range(200))
 
 
-COMPACTION_SCRIPT = """
-import asyncio, sys
-from openai import AsyncOpenAI
-from agents import Agent, Runner, OpenAIResponsesModel, SQLiteSession, function_tool, set_tracing_disabled
-from agents.memory import OpenAIResponsesCompactionSession
-
-set_tracing_disabled(True)
-client = AsyncOpenAI(base_url=sys.argv[1], api_key="sk-test")
-
-@function_tool
-def weather(city: str) -> str:
-    return f"Sunny in {city}"
-
-agent = Agent(name="a", model=OpenAIResponsesModel("gpt-4o", client), tools=[weather])
+COMPACTION_SCRIPT = (
+    AGENT_SETUP
+    + """
 session = OpenAIResponsesCompactionSession(
     "s", SQLiteSession("s"), client=client, model="gpt-4.1", should_trigger_compaction=lambda context: True
 )
@@ -289,6 +285,7 @@ async def main():
 
 asyncio.run(main())
 """
+)
 
 
 def test_the_agents_sdk_compacts_its_session(server: LiveServer) -> None:
