@@ -113,9 +113,8 @@ class App:
         if request.span is not None:
             telemetry.redact_url(request.span, environ.get("QUERY_STRING", ""))
         metrics = self.metrics
-        measured = (
-            metrics is not None and request.path.startswith(API_PREFIXES) and request.method != "OPTIONS"
-        )
+        preflight = request.method == "OPTIONS"  # answered by cors, never measured
+        measured = metrics is not None and not preflight and request.path.startswith(API_PREFIXES)
         if measured:
             metrics.begin()  # type: ignore[union-attr]
         try:
@@ -138,7 +137,7 @@ class App:
         headers = response.headers
         headers.extend(request.headers_out)
         headers.extend(request.dialect.response_headers(request.id, elapsed_ms))
-        if "HTTP_ORIGIN" in environ and request.method != "OPTIONS":  # a preflight says it itself
+        if "HTTP_ORIGIN" in environ and not preflight:  # a preflight says it itself
             headers.extend(request.dialect.cross_origin_headers(request))
         start_response(STATUS_LINES[response.status], headers)
         body = response.body

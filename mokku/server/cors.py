@@ -9,14 +9,15 @@ from typing import List
 
 from mokku.server.http import Headers, Request, Response
 
-ANY_ORIGIN: Headers = [("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", "*")]
+ALLOW_ANY_ORIGIN = ("Access-Control-Allow-Origin", "*")
+ANY_ORIGIN: Headers = [ALLOW_ANY_ORIGIN, ("Access-Control-Expose-Headers", "*")]
 MAX_AGE = "86400"  # how long a browser may keep a preflight's answer, in seconds
 
 
 def preflight(request: Request, methods: List[str]) -> Response:
     """``204``: any origin may send ``methods`` to this path, with whatever headers it asks for."""
     headers = [
-        ("Access-Control-Allow-Origin", "*"),
+        ALLOW_ANY_ORIGIN,
         ("Access-Control-Allow-Methods", ", ".join(methods)),
         ("Access-Control-Max-Age", MAX_AGE),
     ]
