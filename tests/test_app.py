@@ -76,7 +76,8 @@ def test_root_is_404(app: webtest.TestApp) -> None:
         ("DELETE", "/v1/models", "GET, HEAD"),
         ("PUT", "/v1/models/gpt-4o", "GET, HEAD"),
         ("POST", "/health", "GET, HEAD"),
-        ("GET", "/v1/chat/completions", "POST"),
+        ("PUT", "/v1/chat/completions", "GET, HEAD, POST"),
+        ("GET", "/v1/embeddings", "POST"),
     ],
 )
 def test_wrong_method_is_405_with_allow(app: webtest.TestApp, method: str, path: str, allow: str) -> None:
@@ -91,7 +92,7 @@ PAGE = {"Origin": "http://localhost:5173"}
 @pytest.mark.parametrize(
     ("path", "methods"),
     [
-        ("/v1/chat/completions", "POST"),
+        ("/v1/chat/completions", "GET, HEAD, POST"),
         ("/v1/responses/resp_1", "DELETE, GET, HEAD"),
         ("/v1/messages", "POST"),
     ],

@@ -6,7 +6,7 @@ from collections import Counter
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
 from mokku import errors, telemetry
-from mokku.api import logprobs, render, tokens, tools, validate
+from mokku.api import items, logprobs, render, tokens, tools, validate
 from mokku.api.decide import (
     TOOL_RESULT,
     Generation,
@@ -19,6 +19,7 @@ from mokku.api.decide import (
 )
 from mokku.api.ids import random_id
 from mokku.api.sampling import REASONING_MODELS, read_sampling
+from mokku.api.stored_chats import StoredChats
 from mokku.server import stream
 from mokku.server.http import JSONTemplate, Request, Response
 from mokku.server.stream import Event, Token
@@ -56,7 +57,8 @@ _PART_FIELDS = {
 }
 
 
-def create(request: Request, replies: Replies) -> Response:
+def create(request: Request, replies: Replies, kept: Optional[StoredChats] = None) -> Response:
+    """``kept``: where ``store: true`` keeps the completion (none: it is not kept)."""
     body, behaviour = replies.begin(request, "chat", KNOWN_PARAMS)
     model = behaviour.model
     messages = read_messages(body)
@@ -71,6 +73,8 @@ def create(request: Request, replies: Replies) -> Response:
     sampling = read_sampling(body, ("max_completion_tokens", "max_tokens"))
     if model.startswith(REASONING_MODELS):
         _check_reasoning(body, model)
+    store = "store" in body and validate.boolean(body["store"], "store")
+    metadata = items.metadata(body) if "metadata" in body else None
     functions, output_format, top, legacy = read_reply_options(
         body, messages, conversation[-1].role == TOOL_RESULT
     )
@@ -98,6 +102,9 @@ def create(request: Request, replies: Replies) -> Response:
     if reply.calls and finish != "length":  # cut by the token limit, a call still says so
         finish = "function_call" if legacy else "tool_calls"
     finish_reasons = [finish] * sampling.n
+    if store and kept is not None:
+        choices = _choices(reply, legacy, finish, sampling.n)
+        kept.keep(_completion(completion_id, created, model, choices, usage), messages, metadata)
     if request.span is not None:  # the reply's message is built only for a span that may record it
         telemetry.record_messages(request.span, messages, _message(reply, legacy))
     if sampling.stream:
@@ -125,9 +132,7 @@ def create(request: Request, replies: Replies) -> Response:
         text = "".join(reply.outputs[0].tokens)
         encoded = _TEXT_ANSWER.render(completion_id, created, model, text, finish, *counts)
         return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=encoded)
-    message = _message(reply, legacy)
-    choice_logprobs = _logprobs(reply.outputs[0].tokens, reply.top_logprobs)
-    choices = [_choice(index, message, choice_logprobs, finish) for index in range(sampling.n)]
+    choices = _choices(reply, legacy, finish, sampling.n)
     result = request.dialect.completion(_completion(completion_id, created, model, choices, usage), request)
     return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
 
@@ -190,6 +195,13 @@ def _completion(
         "service_tier": render.SERVICE_TIER,
         "system_fingerprint": render.SYSTEM_FINGERPRINT,
     }
+
+
+def _choices(reply: Reply, legacy: bool, finish: str, n: int) -> List[Dict[str, Any]]:
+    """The ``n`` choices of a whole answer, alike."""
+    message = _message(reply, legacy)
+    choice_logprobs = _logprobs(reply.outputs[0].tokens, reply.top_logprobs)
+    return [_choice(index, message, choice_logprobs, finish) for index in range(n)]
 
 
 def _choice(index: int, message: Dict[str, Any], logprobs: Any, finish: str) -> Dict[str, Any]:

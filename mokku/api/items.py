@@ -168,17 +168,19 @@ def encoded(items: Sequence[Item]) -> List[Tuple[str, bytes]]:
 
 
 class ListQuery:
-    """A list endpoint's query: ``after`` (and ``before``), ``limit``, ``order`` (newest first by default)."""
+    """A list endpoint's query: ``after`` (and ``before``), ``limit``, ``order`` (newest first unless the
+    endpoint says otherwise); ``query`` holds every parameter, for the filters an endpoint has."""
 
-    __slots__ = ("after", "before", "limit", "newest_first")
+    __slots__ = ("after", "before", "limit", "newest_first", "query")
 
-    def __init__(self, request: Request) -> None:
+    def __init__(self, request: Request, default_order: str = "desc") -> None:
         query = parse_qs(request.environ.get("QUERY_STRING", ""), keep_blank_values=True)
 
         def one(name: str) -> Optional[str]:
             values = query.get(name)
             return values[-1] if values else None
 
+        self.query = query
         self.after, self.before = one("after"), one("before")
         raw = one("limit")
         limit = 20
@@ -189,7 +191,7 @@ class ListQuery:
                 raise validate.wrong_type("limit", "an integer", raw) from None
             validate.integer(limit, "limit", 1, MAX_PAGE)
         self.limit = limit
-        order = one("order") or "desc"
+        order = one("order") or default_order
         if order not in ORDERS:
             raise validate.invalid_value("order", order, ORDERS)
         self.newest_first = order == "desc"

@@ -365,7 +365,8 @@ class Responses:
             return json.loads(stored.items) + json.loads(stored.body)["output"]
         if conversation is not None:
             with statedb.answered(self.stored.name):
-                found = self.stored.items(conversation)
+                # A "/" marks what is kept as a conversation but is none (``stored_chats``).
+                found = None if "/" in conversation else self.stored.items(conversation)
             if found is None:
                 raise conversation_not_found(conversation)
             return items.decoded(found)

@@ -83,7 +83,7 @@ def azure_routes(routes: List[Route]) -> List[Route]:
             continue
         out.append(Route(route.method, "/openai" + route.template, v1(route.handler), AZURE))
         operation = DEPLOYMENT_OPERATIONS.get(route.name)
-        if operation is not None:
+        if operation is not None and route.method == "POST":  # a deployment only creates
             template = f"/openai/deployments/{{deployment}}/{operation}"
             out.append(Route(route.method, template, deployment(route.handler), AZURE))
         if route.name in DATED:

@@ -227,6 +227,26 @@ class Objects:
             ).fetchall()
         return [bytes(body) for (body,) in rows]
 
+    def conversations_after(
+        self, prefix: str, after: Optional[str], limit: int, newest_first: bool
+    ) -> List[Tuple[str, bytes]]:
+        """At most ``limit`` conversations whose ids start with ``prefix`` (id and body), after the
+        one with id ``after`` in the order asked (from the start when it is gone)."""
+        order, compare = ("DESC", "<") if newest_first else ("ASC", ">")
+        # The ids starting with ``prefix``: from the prefix up to the prefix with its last character raised.
+        where, values = "id >= ? AND id < ?", [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+        with self._connections.using() as db:
+            if after is not None:
+                found = db.execute("SELECT seq FROM conversations WHERE id = ?", (after,)).fetchone()
+                if found is not None:
+                    where += f" AND seq {compare} ?"
+                    values.append(found[0])
+            rows = db.execute(
+                f"SELECT id, body FROM conversations WHERE {where} ORDER BY seq {order} LIMIT ?",
+                (*values, limit),
+            ).fetchall()
+        return [(row[0], bytes(row[1])) for row in rows]
+
     def page_items(
         self, conversation_id: str, after: Optional[str], limit: int, newest_first: bool
     ) -> Optional[Page]:

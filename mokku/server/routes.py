@@ -14,6 +14,7 @@ from mokku.api.decide import Replies
 from mokku.api.health import health
 from mokku.api.models import Catalogue
 from mokku.api.responses import Responses
+from mokku.api.stored_chats import StoredChats
 from mokku.azure.dialect import AZURE
 from mokku.azure.routes import azure_routes
 from mokku.config import Settings
@@ -101,6 +102,7 @@ def build_routes(
     messages = Messages(replies)
     responses = Responses(replies, stored)
     conversations = Conversations(stored)
+    chats = StoredChats(stored)
     admin = (
         Admin(journal, scenarios, settings.admin_token, settings.admin_open, settings.host)
         if settings.admin
@@ -126,7 +128,12 @@ def build_routes(
                 openai=catalogue.retrieve_model, anthropic=claude.retrieve_model, gemini=google.retrieve_model
             ),
         ),
-        Route("POST", "/v1/chat/completions", partial(chat.create, replies=replies)),
+        Route("POST", "/v1/chat/completions", partial(chat.create, replies=replies, kept=chats)),
+        Route("GET", "/v1/chat/completions", chats.list_completions),
+        Route("GET", "/v1/chat/completions/{completion_id}", chats.retrieve),
+        Route("POST", "/v1/chat/completions/{completion_id}", chats.update),
+        Route("DELETE", "/v1/chat/completions/{completion_id}", chats.delete),
+        Route("GET", "/v1/chat/completions/{completion_id}/messages", chats.messages),
         Route("POST", "/v1/completions", partial(completions.create, replies=replies)),
         Route("POST", "/v1/embeddings", partial(embeddings.create, replies=replies)),
         Route("POST", "/v1/moderations", partial(moderations.create, replies=replies)),

@@ -193,6 +193,9 @@ return 1
 """
 
 
+_WALK = 256  # conversations read at a time when some are passed over
+
+
 class RedisObjects:
     """``mokku.control.objects.Objects`` with Redis under it."""
 
@@ -322,6 +325,47 @@ class RedisObjects:
         return [
             bytes(body) for body in self.store.call(client.hmget, key + ":items", ids) if body is not None
         ]
+
+    def conversations_after(
+        self, prefix: str, after: Optional[str], limit: int, newest_first: bool
+    ) -> List[Tuple[str, bytes]]:
+        """As ``Objects.conversations_after``: conversations are walked in their order, a batch at a
+        time, and those of other prefixes passed over."""
+        order = self._key("conversations")
+        client = self.store.client
+        start = self.store.call(client.zscore, order, after) if after is not None else None
+        bound = f"({int(start)}" if start is not None else None
+        found: List[Tuple[str, bytes]] = []
+        encoded = prefix.encode()
+        while len(found) < limit:
+            if newest_first:
+                ids = self.store.call(
+                    client.zrevrangebyscore,
+                    order,
+                    bound or "+inf",
+                    "-inf",
+                    start=0,
+                    num=_WALK,
+                    withscores=True,
+                )
+            else:
+                ids = self.store.call(
+                    client.zrangebyscore, order, bound or "-inf", "+inf", start=0, num=_WALK, withscores=True
+                )
+            if not ids:
+                break
+            bound = f"({int(ids[-1][1])}"
+            chosen = [member for member, _ in ids if member.startswith(encoded)]
+            with client.pipeline(transaction=False) as pipe:
+                for member in chosen:
+                    pipe.hget(self._key("conversation", member.decode()), "body")
+                bodies = self.store.call(pipe.execute) if chosen else []
+            found.extend(
+                (member.decode(), bytes(body)) for member, body in zip(chosen, bodies) if body is not None
+            )
+            if len(ids) < _WALK:
+                break
+        return found[:limit]
 
     def page_items(
         self, conversation_id: str, after: Optional[str], limit: int, newest_first: bool

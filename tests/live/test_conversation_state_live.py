@@ -300,3 +300,38 @@ def test_the_agents_sdk_compacts_its_session(server: LiveServer) -> None:
     assert answers == "Sunny in Oslo|Sunny in Bergen"
     # After each run the session is compacted: the user messages, then one compaction item.
     assert kinds.split() == ["message:user", "message:user", "compaction:"]
+
+
+def test_stored_chat_completions_through_the_sdk_from_any_worker(sdk: openai.OpenAI) -> None:
+    """Kept by one worker, listed, paged, updated and deleted through others."""
+    tag = {"run": str(time.time_ns())}  # this test's completions, whatever else the server holds
+    made = [
+        sdk.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": f"kept {n}"}], store=True, metadata=tag
+        )
+        for n in range(3)
+    ]
+    streamed = sdk.chat.completions.create(
+        model="gpt-4o-mini",
+        messages=[{"role": "user", "content": "kept 3"}],
+        store=True,
+        metadata=tag,
+        stream=True,
+    )
+    made_ids = [c.id for c in made] + [next(iter(streamed)).id]
+    for _ in streamed:
+        pass
+    listed = [c.id for c in sdk.chat.completions.list(metadata=tag, limit=2)]  # iterating follows the pages
+    assert listed == made_ids
+    found = sdk.chat.completions.retrieve(made_ids[3])
+    assert found.choices[0].message.content == "kept 3"
+    validate(dump(found), "CreateChatCompletionResponse")
+    messages = sdk.chat.completions.messages.list(made_ids[0])
+    assert [(m.id, m.content) for m in messages.data] == [(f"{made_ids[0]}-0", "kept 0")]
+    updated = sdk.chat.completions.update(made_ids[0], metadata={**tag, "seen": "yes"})
+    assert dump(updated)["metadata"] == {**tag, "seen": "yes"}
+    assert [c.id for c in sdk.chat.completions.list(metadata={"seen": "yes", **tag})] == made_ids[:1]
+    assert sdk.chat.completions.delete(made_ids[0]).deleted
+    with pytest.raises(openai.NotFoundError):
+        sdk.chat.completions.retrieve(made_ids[0])
+    assert [c.id for c in sdk.chat.completions.list(metadata=tag, order="desc")] == made_ids[:0:-1]

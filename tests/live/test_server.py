@@ -92,7 +92,7 @@ def test_a_browser_preflight_and_request_on_one_connection(live_server: LiveServ
         preflight = conn.getresponse()
         assert (preflight.status, preflight.read()) == (204, b"")
         assert preflight.getheader("Access-Control-Allow-Origin") == "*"
-        assert preflight.getheader("Access-Control-Allow-Methods") == "POST"
+        assert preflight.getheader("Access-Control-Allow-Methods") == "GET, HEAD, POST"
         assert preflight.getheader("Access-Control-Allow-Headers") == asked
         body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "from a page"}]})
         conn.request(
