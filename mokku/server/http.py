@@ -10,9 +10,11 @@ from __future__ import annotations
 import functools
 import json
 import os
+import socket
 import sys
+import time
 from http import HTTPStatus
-from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Type
 
 from opentelemetry.trace import Span
 
@@ -24,6 +26,9 @@ Headers = List[Tuple[str, str]]
 
 JSON_CONTENT_TYPE = "application/json"
 _READ_CHUNK = 64 * 1024
+# How long a body may keep a thread waiting under gunicorn, as under mokku's own server (``Timeouts``).
+BODY_READ_SECONDS = 10.0  # for one read
+BODY_SECONDS = 60.0  # for the whole body
 
 STATUS_LINES: Dict[int, str] = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 STATUS_LINES[402] = "402 Payment Required"
@@ -120,6 +125,33 @@ class BodyTimeout(TimeoutError):
     """A request body that did not arrive within the server's timeouts (408)."""
 
 
+def _timed_reads(stream: Any, environ: Dict[str, Any]) -> Callable[[int], bytes]:
+    """``wsgi.input.read``, bounded in time under gunicorn, which would wait on a body that stops
+    coming for as long as its client keeps the connection open: each read waits at most
+    ``BODY_READ_SECONDS``, and no read starts past ``BODY_SECONDS``, else ``BodyTimeout`` (408).
+    mokku's own server bounds its reads itself."""
+    sock = environ.get("gunicorn.socket")
+    if sock is None:
+        return stream.read
+    deadline = time.monotonic() + BODY_SECONDS
+
+    def read(size: int) -> bytes:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise BodyTimeout(f"the whole body takes at most {BODY_SECONDS:g} s")
+        wait = min(BODY_READ_SECONDS, left)
+        previous = sock.gettimeout()
+        sock.settimeout(wait)
+        try:
+            return stream.read(min(size, _READ_CHUNK))
+        except socket.timeout:
+            raise BodyTimeout(f"nothing came for {wait:g} s") from None
+        finally:
+            sock.settimeout(previous)
+
+    return read
+
+
 def _malformed_body_errors() -> Tuple[Type[BaseException], ...]:
     """What ``wsgi.input.read`` raises on a malformed body: ours, and gunicorn's when it serves.
 
@@ -142,7 +174,7 @@ class Result(NamedTuple):
 DRAIN_LIMIT = 64 * 1024 * 1024
 
 
-def _drain(stream: Any, length: int) -> None:
+def _drain(read: Callable[[int], bytes], length: int) -> None:
     """Read and drop a refused body of up to ``DRAIN_LIMIT`` bytes: a client that writes its whole
     body before it reads (http.client, requests) then gets the 413, not a reset from a socket closed
     with its bytes unread. Larger, a client that stops sending, or one waiting on ``Expect:
@@ -151,7 +183,7 @@ def _drain(stream: Any, length: int) -> None:
         return
     try:
         while length > 0:
-            chunk = stream.read(min(_READ_CHUNK, length))
+            chunk = read(min(_READ_CHUNK, length))
             if not chunk:
                 return
             length -= len(chunk)
@@ -240,6 +272,7 @@ class Request:
             raise errors.invalid_request(f"The request body could not be read: {reason}.") from None
 
     def _read_from(self, stream: Any) -> bytes:
+        read = _timed_reads(stream, self.environ)
         raw_length = self.environ.get("CONTENT_LENGTH", "").strip()
         if raw_length:
             # Digits only: int() would also take "+62", " 6_2" or "٦٢", which HTTP does not.
@@ -248,9 +281,14 @@ class Request:
             length = int(raw_length)
             if length > self.settings.max_body_bytes:
                 if self.environ.get("HTTP_EXPECT", "").lower() != "100-continue":  # else it waits, unsent
-                    _drain(stream, length)
+                    _drain(read, length)
                 raise errors.body_too_large(self.settings.max_body_bytes)
-            data = stream.read(length) if length else b""
+            data = read(length) if length else b""
+            while 0 < len(data) < length:  # a timed read answers what came within its time
+                more = read(length - len(data))
+                if not more:
+                    break
+                data += more
             if len(data) < length:
                 raise errors.invalid_request(
                     f"The request body is shorter than its Content-Length: {len(data)} of {length} bytes arrived."
@@ -262,7 +300,7 @@ class Request:
         parts: List[bytes] = []
         total = 0
         while True:
-            chunk = stream.read(min(_READ_CHUNK, self.settings.max_body_bytes + 1 - total))
+            chunk = read(min(_READ_CHUNK, self.settings.max_body_bytes + 1 - total))
             if not chunk:
                 return b"".join(parts)
             total += len(chunk)

@@ -22,6 +22,7 @@ import pytest
 from mokku import config
 from mokku.server import connection
 from mokku.server.app import App
+from mokku.server.http import BODY_READ_SECONDS, BODY_SECONDS
 from mokku.server.stdlib import Server, Timeouts, make_server
 
 from ..servers import LiveServer, request, request_json
@@ -262,6 +263,40 @@ def test_without_pollrdhup_the_server_reads_ahead_to_see_the_hang_up(
 
 
 # Request bodies.
+
+
+def test_a_body_that_stops_coming_frees_its_gunicorn_thread() -> None:
+    """gunicorn waits on a body as long as its client keeps the connection: the app's reads wait
+    ``BODY_READ_SECONDS`` each, then answer 408 (413 for a refused body it was dropping)."""
+    server = LiveServer("gunicorn", env={"MOKKU_MAX_BODY_BYTES": "2000"})
+    stalled = {
+        408: [
+            _post("/v1/chat/completions", b'{"model": "m"', "Content-Length: 100"),
+            _post("/v1/chat/completions", b"5\r\n{}   \r\n", "Transfer-Encoding: chunked"),
+        ],
+        413: [_post("/v1/chat/completions", b"{}", "Content-Length: 5000")],
+    }
+    try:
+        socks = []
+        for status, requests in stalled.items():
+            for data in requests:
+                sock = _connect(server.port, timeout=BODY_SECONDS + 30)
+                sock.sendall(data)
+                socks.append((status, sock))
+        started = time.monotonic()
+        _answered_within(server.url, 5)  # the stalled ones hold threads, not the worker
+        for status, sock in socks:
+            answer, _, body = Reader(sock).response()
+            assert answer == status, body
+            if status == 408:
+                assert _error(body)["message"] == (
+                    f"The request body did not arrive in time: nothing came for {BODY_READ_SECONDS:g} s"
+                )
+            sock.close()
+        assert time.monotonic() - started >= BODY_READ_SECONDS - 1  # each waited its time
+        _answered_within(server.url, 5)
+    finally:
+        server.close()
 
 
 @pytest.mark.parametrize("kind", ["module", "gunicorn"])
