@@ -752,8 +752,15 @@ def test_reasoning_models_refuse_max_tokens_and_a_temperature(app: webtest.TestA
         r"^Unsupported value: 'temperature' does not support 0\.2 with this model\. "
         r"Only the default \(1\) value is supported\.$",
     )
-    # What they take: max_completion_tokens, the default temperature.
-    taken = chat(app, **dict(asked, max_completion_tokens=1, temperature=1))
+    narrow = app.post_json(URL, dict(asked, top_p=0.5), status=400).json
+    assert_invalid_request(
+        narrow,
+        "top_p",
+        "unsupported_parameter",
+        r"^Unsupported parameter: 'top_p' is not supported with this model\.$",
+    )
+    # What they take: max_completion_tokens, the default temperature and top_p.
+    taken = chat(app, **dict(asked, max_completion_tokens=1, temperature=1, top_p=1))
     assert taken["choices"][0]["finish_reason"] == "length"
 
 
@@ -762,4 +769,4 @@ def test_other_models_take_max_tokens_and_any_temperature(app: webtest.TestApp) 
         chat(app, model=model, messages=user("x"), max_tokens=5, temperature=0.2)
     # A chat-latest model takes max_tokens; a newer model takes a temperature without reasoning.
     chat(app, model="gpt-5-chat-latest", messages=user("x"), max_tokens=5)
-    chat(app, model="gpt-5.2", messages=user("x"), temperature=0.2, reasoning_effort="none")
+    chat(app, model="gpt-5.2", messages=user("x"), temperature=0.2, top_p=0.5, reasoning_effort="none")

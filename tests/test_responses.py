@@ -400,7 +400,7 @@ def test_json_mode_follows_a_schema_in_the_instructions(app: webtest.TestApp) ->
     assert json.loads(result["output"][0]["content"][0]["text"]) == {"city": "Paris"}
 
 
-def test_reasoning_models_take_no_temperature_but_the_default(app: webtest.TestApp) -> None:
+def test_reasoning_models_take_no_temperature_or_top_p_but_the_default(app: webtest.TestApp) -> None:
     refused = app.post_json(URL, {"model": "o3", "input": "x", "temperature": 0.2}, status=400).json
     validate(refused, "ErrorResponse")
     assert refused["error"] == {
@@ -409,7 +409,12 @@ def test_reasoning_models_take_no_temperature_but_the_default(app: webtest.TestA
         "param": "temperature",
         "code": None,
     }
-    assert create(app, model="gpt-5", input="x", temperature=1)["status"] == "completed"
-    unreasoned = create(app, model="gpt-5.2", input="x", temperature=0.2, reasoning={"effort": "none"})
+    narrow = app.post_json(URL, {"model": "gpt-5-mini", "input": "x", "top_p": 0.5}, status=400).json
+    assert narrow["error"]["message"] == "Unsupported parameter: 'top_p' is not supported with this model."
+    assert narrow["error"]["param"] == "top_p"
+    assert create(app, model="gpt-5", input="x", temperature=1, top_p=1)["status"] == "completed"
+    unreasoned = create(
+        app, model="gpt-5.2", input="x", temperature=0.2, top_p=0.5, reasoning={"effort": "none"}
+    )
     assert unreasoned["status"] == "completed"
     assert create(app, model="gpt-4o", input="x", temperature=0.2)["status"] == "completed"

@@ -333,9 +333,9 @@ def _call_chunks(
 
 
 def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
-    """``max_tokens`` (``max_completion_tokens`` counts the reasoning too) and a temperature other
-    than 1 (taken with ``reasoning_effort: none``, as the newer models take it) are 400s, in the
-    real API's words."""
+    """``max_tokens`` (``max_completion_tokens`` counts the reasoning too), and a temperature or
+    ``top_p`` other than 1 (taken with ``reasoning_effort: none``, as the newer models take them)
+    are 400s, in the real API's words."""
     if body.get("max_tokens") is not None and not model.endswith("-chat-latest"):
         raise errors.invalid_request(
             "Unsupported parameter: 'max_tokens' is not supported with this model. "
@@ -343,8 +343,16 @@ def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
             "max_tokens",
             "unsupported_parameter",
         )
+    if body.get("reasoning_effort") == "none":
+        return
+    if body.get("top_p") not in (None, 1):
+        raise errors.invalid_request(
+            "Unsupported parameter: 'top_p' is not supported with this model.",
+            "top_p",
+            "unsupported_parameter",
+        )
     temperature = body.get("temperature")
-    if temperature is not None and temperature != 1 and body.get("reasoning_effort") != "none":
+    if temperature is not None and temperature != 1:
         raise errors.invalid_request(
             f"Unsupported value: 'temperature' does not support {temperature} with this model. "
             "Only the default (1) value is supported.",

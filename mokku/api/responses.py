@@ -189,9 +189,9 @@ class Responses:
         instructions = validate.string(body.get("instructions"), "instructions")
         max_output = validate.integer(body.get("max_output_tokens"), "max_output_tokens", 16)
         temperature = validate.number(body.get("temperature"), "temperature", 0, 2)
-        if temperature not in (None, 1) and model.startswith(REASONING_MODELS):
-            _check_reasoning_temperature(body)
-        validate.number(body.get("top_p"), "top_p", 0, 1)
+        top_p = validate.number(body.get("top_p"), "top_p", 0, 1)
+        if (temperature not in (None, 1) or top_p not in (None, 1)) and model.startswith(REASONING_MODELS):
+            _check_reasoning_sampling(temperature, body)
         top_logprobs = validate.integer(body.get("top_logprobs"), "top_logprobs", 0, 20)
         items.metadata(body)
         stream = bool(validate.boolean(body.get("stream"), "stream"))
@@ -397,15 +397,14 @@ class Responses:
             log.warning("response %s could not be stored in %s: %s", response_id, self.stored.name, exc)
 
 
-def _check_reasoning_temperature(body: Mapping[str, Any]) -> None:
-    """A reasoning model takes no temperature but the default, save with ``reasoning.effort: none``
-    (the newer models), as the real API words it."""
+def _check_reasoning_sampling(temperature: Optional[float], body: Mapping[str, Any]) -> None:
+    """A reasoning model takes no temperature or ``top_p`` but the default, save with
+    ``reasoning.effort: none`` (the newer models), as the real API words it."""
     reasoning = body.get("reasoning")
     if isinstance(reasoning, dict) and reasoning.get("effort") == "none":
         return
-    raise errors.invalid_request(
-        "Unsupported parameter: 'temperature' is not supported with this model.", "temperature"
-    )
+    param = "temperature" if temperature not in (None, 1) else "top_p"
+    raise errors.invalid_request(f"Unsupported parameter: '{param}' is not supported with this model.", param)
 
 
 def _usage(input_tokens: int, output_tokens: int, cached: int) -> Dict[str, Any]:
