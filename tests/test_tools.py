@@ -348,6 +348,66 @@ def test_required_calls_after_a_tool_result_preferring_a_function_not_called_yet
     ]
 
 
+def test_required_after_a_new_user_turn_moves_on_from_the_functions_called(app: webtest.TestApp) -> None:
+    """Once the conversation has called a function, ``required`` prefers one not called yet, also
+    when a user message comes after the result (an agent that reports observations as user turns)."""
+    follow_up = {"role": "user", "content": "and now?"}
+    assert _called(
+        chat(app, tools=[WEATHER, TIME], tool_choice="required", messages=_after_weather_call(follow_up))
+    ) == ["get_time"]
+    assert _called(chat(app, tools=[WEATHER, TIME], tool_choice="required")) == [
+        "get_weather"
+    ]  # nothing called yet
+
+
+def test_calls_written_in_an_assistant_text_count_as_called(app: webtest.TestApp) -> None:
+    """smolagents keeps its memory as text: its earlier calls come back as an assistant's text and
+    their results as a user's; ``required`` then calls its ``final_answer`` and the run ends."""
+    final = {
+        "type": "function",
+        "function": {
+            "name": "final_answer",
+            "description": "Provides a final answer to the given problem.",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "answer": {"type": "string", "description": "The final answer to the problem"}
+                },
+                "required": ["answer"],
+            },
+        },
+    }
+    memory = [
+        {
+            "role": "system",
+            "content": [
+                {
+                    "type": "text",
+                    "text": "You are an expert assistant who can solve any task using tool calls.",
+                }
+            ],
+        },
+        {"role": "user", "content": [{"type": "text", "text": "New task:\nweather in Paris?"}]},
+        {
+            "role": "assistant",
+            "content": [
+                {
+                    "type": "text",
+                    "text": "Calling tools:\n[{'id': 'call_FW4E', 'type': 'function', 'function': "
+                    "{'name': 'get_weather', 'arguments': {'city': 'Paris'}}}]",
+                }
+            ],
+        },
+        {"role": "user", "content": [{"type": "text", "text": "Observation:\nsunny in Paris"}]},
+    ]
+    body = chat(app, tools=[WEATHER, final], tool_choice="required", messages=memory)
+    assert _called(body) == ["final_answer"]
+    arguments = json.loads(body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])
+    assert arguments == {"answer": "Observation:\nsunny in Paris"}
+    first_step = chat(app, tools=[WEATHER, final], tool_choice="required", messages=memory[:2])
+    assert _called(first_step) == ["get_weather"]
+
+
 def test_a_named_function_is_called_after_a_tool_result(app: webtest.TestApp) -> None:
     named = {"type": "function", "function": {"name": "get_weather"}}
     assert _called(chat(app, tools=[WEATHER, TIME], tool_choice=named, messages=_after_weather_call())) == [

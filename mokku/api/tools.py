@@ -104,8 +104,9 @@ def choose(
 
     ``auto`` (or nothing) calls the first function (each, with ``parallel_tool_calls: true``), and
     answers with text after a tool result, so that agent loops end. ``required`` and a named function
-    always call, after a result too: ``required`` then prefers a function not called yet (an agent's
-    final-output tool, say), so that a loop that needs a call still moves on. ``none`` answers text;
+    always call, after a result too: once the conversation has called a function, ``required``
+    prefers one not called yet (an agent's final-output tool, say), so that a loop that needs a call
+    still moves on. ``none`` answers text;
     without any tools it is refused, unless ``none_alone`` (the Responses API takes it).
     """
     if choice is not None and not given.tools and not (choice == "none" and none_alone):
@@ -121,7 +122,7 @@ def choose(
         raise validate.invalid_value(choice_param, choice, ("none", "auto", "required"))
     if choice == "none" or not functions or (given.after_result and choice != "required"):
         return []
-    if given.after_result:
+    if given.after_result or (choice == "required" and given.called):
         fresh = [function for function in functions if function.name not in given.called]
         return (fresh or functions)[:1]
     return functions if parallel is True and len(functions) > 1 else functions[:1]
