@@ -195,6 +195,9 @@ def test_credit_error_and_faults(app: webtest.TestApp) -> None:
         ({"model": "m", "input": []}, "input"),
         ({"model": "m", "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
         ({"model": "m", "input": "x", "max_output_tokens": 5}, "max_output_tokens"),
+        ({"model": "o3", "input": "x", "reasoning": {"effort": "extreme"}}, "reasoning.effort"),
+        ({"model": "o3", "input": "x", "reasoning": {"summary": 1}}, "reasoning.summary"),
+        ({"model": "o3", "input": "x", "reasoning": "high"}, "reasoning"),
         ({"model": "m", "input": "x", "text": {"format": {"type": "xml"}}}, "text.format.type"),
         ({"model": "m", "input": "x", "tools": [{"type": "function"}]}, "tools[0].name"),
         (
@@ -418,3 +421,51 @@ def test_reasoning_models_take_no_temperature_or_top_p_but_the_default(app: webt
     )
     assert unreasoned["status"] == "completed"
     assert create(app, model="gpt-4o", input="x", temperature=0.2)["status"] == "completed"
+
+
+def test_a_reasoning_model_answers_its_reasoning_item_first(app: webtest.TestApp) -> None:
+    """As the real API: the reasoning item (no summary, its encrypted content) comes before the
+    answer, and ``reasoning`` echoes the effort and summary asked for."""
+    answer = create(app, model="o4-mini", input="think", reasoning={"effort": "low", "summary": "auto"})
+    reasoning, message = answer["output"]
+    assert reasoning["type"] == "reasoning" and reasoning["id"].startswith("rs_")
+    assert reasoning["summary"] == [] and reasoning["encrypted_content"]
+    assert message["content"][0]["text"] == "think"
+    assert answer["reasoning"] == {"effort": "low", "summary": "auto"}
+    assert create(app, model="gpt-5", input="x")["reasoning"] == {"effort": "medium", "summary": None}
+    # No reasoning item without reasoning: another model, or the effort none.
+    plain = create(app, model="gpt-4o", input="x")
+    assert [item["type"] for item in plain["output"]] == ["message"]
+    assert plain["reasoning"] == {"effort": None, "summary": None}
+    unreasoned = create(app, model="gpt-5.2", input="x", reasoning={"effort": "none"})
+    assert [item["type"] for item in unreasoned["output"]] == ["message"]
+    # Handed back on the next turn, unstored, as clients that keep their own context do.
+    follow = create(
+        app, model="o4-mini", store=False, input=[*answer["output"], {"role": "user", "content": "again"}]
+    )
+    assert [item["type"] for item in follow["output"]] == ["reasoning", "message"]
+    assert follow["output"][1]["content"][0]["text"] == "again"
+    calls = create(app, model="o3", input="q", tools=[TOOL], tool_choice="required")
+    assert [item["type"] for item in calls["output"]] == ["reasoning", "function_call"]
+
+
+def test_a_reasoning_items_stream_events(app: webtest.TestApp) -> None:
+    sequence = events(app, model="o3", input="one two")
+    assert [e["type"] for e in sequence] == [
+        "response.created",
+        "response.in_progress",
+        "response.output_item.added",
+        "response.output_item.done",
+        "response.output_item.added",
+        "response.content_part.added",
+        "response.output_text.delta",
+        "response.output_text.delta",
+        "response.output_text.done",
+        "response.content_part.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    reasoning = sequence[-1]["response"]["output"][0]
+    assert sequence[2]["item"] == sequence[3]["item"] == reasoning and sequence[3]["output_index"] == 0
+    assert reasoning["type"] == "reasoning"
+    assert {e["output_index"] for e in sequence[4:11]} == {1}

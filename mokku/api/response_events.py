@@ -86,7 +86,9 @@ def events(
     yield emit("response.in_progress", response=unfinished(final, "in_progress"))
     for output_index, item in enumerate(final["output"]):
         item_id = item["id"]
-        if item["type"] == "function_call":
+        if item["type"] == "reasoning":
+            yield emit("response.output_item.added", output_index=output_index, item=item)
+        elif item["type"] == "function_call":
             yield emit(
                 "response.output_item.added",
                 output_index=output_index,

@@ -194,6 +194,7 @@ class Responses:
             _check_reasoning_sampling(temperature, body)
         top_logprobs = validate.integer(body.get("top_logprobs"), "top_logprobs", 0, 20)
         items.metadata(body)
+        reasoning = _reasoning(body, model)
         stream = bool(validate.boolean(body.get("stream"), "stream"))
         store = validate.boolean(body.get("store"), "store") is not False
         background = bool(validate.boolean(body.get("background"), "background"))
@@ -237,6 +238,7 @@ class Responses:
         usage = _usage(input_tokens, output_tokens, request.cached_tokens)
         shell = _response_shell(response_id, model, body, instructions, max_output, text_format, store)
         shell["background"] = background
+        shell["reasoning"] = reasoning
         if conversation is not None:
             shell["conversation"] = {"id": conversation}
         final = dict(
@@ -248,7 +250,8 @@ class Responses:
             }
             if incomplete
             else None,
-            output=_output_items(output, calls, incomplete, logprobs_top),
+            output=_reasoning_items(model, reasoning)
+            + _output_items(output, calls, incomplete, logprobs_top),
             usage=usage,
         )
         if conversation is not None:
@@ -405,6 +408,40 @@ def _check_reasoning_sampling(temperature: Optional[float], body: Mapping[str, A
         return
     param = "temperature" if temperature not in (None, 1) else "top_p"
     raise errors.invalid_request(f"Unsupported parameter: '{param}' is not supported with this model.", param)
+
+
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+SUMMARIES = ("auto", "concise", "detailed")
+
+
+def _reasoning(body: Mapping[str, Any], model: str) -> Dict[str, Any]:
+    """``reasoning`` as the response echoes it: the effort and summary asked for, a reasoning
+    model's effort ``medium`` when none is."""
+    asked = validate.obj(body.get("reasoning"), "reasoning") or {}
+    effort = validate.string(asked.get("effort"), "reasoning.effort")
+    if effort is not None and effort not in EFFORTS:
+        raise validate.invalid_value("reasoning.effort", effort, EFFORTS)
+    summary = validate.string(asked.get("summary"), "reasoning.summary")
+    if summary is not None and summary not in SUMMARIES:
+        raise validate.invalid_value("reasoning.summary", summary, SUMMARIES)
+    if effort is None and model.startswith(REASONING_MODELS):
+        effort = "medium"
+    return {"effort": effort, "summary": summary}
+
+
+def _reasoning_items(model: str, reasoning: Mapping[str, Any]) -> List[Dict[str, Any]]:
+    """A reasoning model's output begins with its reasoning item (unless its effort is ``none``):
+    no summary, and ``encrypted_content`` a client hands back on a later turn, as the real API's."""
+    if not model.startswith(REASONING_MODELS) or reasoning["effort"] == "none":
+        return []
+    return [
+        {
+            "id": random_id("rs_", 48),
+            "type": "reasoning",
+            "summary": [],
+            "encrypted_content": random_id("gAAAAA", 96),
+        }
+    ]
 
 
 def _usage(input_tokens: int, output_tokens: int, cached: int) -> Dict[str, Any]:

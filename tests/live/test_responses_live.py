@@ -116,3 +116,31 @@ def test_credit_error(client: openai.OpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as caught:
         client.responses.create(model="credit-error", input="x")
     assert caught.value.status_code == 402
+
+
+def test_a_reasoning_models_items_go_back_on_the_next_turn(client: openai.OpenAI) -> None:
+    """The reasoning item parses strictly as the SDK's; a client keeping its own context (``store``
+    false) hands it back with the next input, streamed or not."""
+    from openai.types.responses import ResponseReasoningItem
+
+    from ..sdk_types import strict
+
+    raw = client.responses.with_raw_response.create(model="o4-mini", input="reason", store=False)
+    validate(raw.http_response.json(), "Response")
+    reasoning = strict(ResponseReasoningItem, raw.http_response.json()["output"][0])
+    first = raw.parse()
+    assert (
+        reasoning.encrypted_content and first.output[0].type == "reasoning" and first.output_text == "reason"
+    )
+    with client.responses.stream(
+        model="o4-mini",
+        store=False,
+        include=["reasoning.encrypted_content"],
+        input=[
+            *(item.model_dump(exclude_none=True) for item in first.output),
+            {"role": "user", "content": "on"},
+        ],  # type: ignore[misc]
+    ) as stream:
+        added = [event.item.type for event in stream if event.type == "response.output_item.added"]
+        final = stream.get_final_response()
+    assert added == ["reasoning", "message"] and final.output_text == "on"
