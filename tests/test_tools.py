@@ -420,6 +420,19 @@ def test_auto_after_a_tool_result_answers_with_text(app: webtest.TestApp) -> Non
     assert _called(body) == [] and body["choices"][0]["message"]["content"] == "22 degrees and sunny"
 
 
+def test_chat_takes_at_most_128_tools(app: webtest.TestApp) -> None:
+    many = [{"type": "function", "function": {"name": f"f{n}"}} for n in range(129)]
+    assert chat(app, tools=many[:128], tool_choice="required")["choices"][0]["finish_reason"] == "tool_calls"
+    error = app.post_json(URL, {"model": "gpt-4o", "messages": ASK, "tools": many}, status=400).json["error"]
+    assert error == {
+        "message": "Invalid 'tools': array too long. Expected an array with maximum length 128, but got an array "
+        "with length 129 instead.",
+        "type": "invalid_request_error",
+        "param": "tools",
+        "code": "array_above_max_length",
+    }
+
+
 def test_custom_tools_count_as_tools(app: webtest.TestApp) -> None:
     custom = {"type": "custom", "custom": {"name": "grammar"}}
     for choice in ("auto", "required", "none"):

@@ -46,15 +46,18 @@ class Call(NamedTuple):
     cut: bool = False  # the token limit came while the arguments were being written
 
 
+MAX_CHAT_TOOLS = 128  # the real API's 400 past it
+
+
 def read_functions(body: Mapping[str, Any], flat: bool = False) -> Tuple[List[Function], int]:
     """The function tools of ``tools``, and how many tools there are in all; other tool types are
     accepted but never called.
 
-    Chat nests a function under ``function`` (``{"type": "function", "function": {"name": ...}}``);
-    the Responses API puts it at the top level (``flat``).
+    Chat nests a function under ``function`` (``{"type": "function", "function": {"name": ...}}``)
+    and takes at most ``MAX_CHAT_TOOLS``; the Responses API puts it at the top level (``flat``).
     """
     functions = []
-    tools = validate.array(body.get("tools"), "tools") or []
+    tools = validate.array(body.get("tools"), "tools", 0, None if flat else MAX_CHAT_TOOLS) or []
     for index, tool in enumerate(tools):
         param = f"tools[{index}]"
         if not isinstance(tool, dict):
@@ -78,7 +81,9 @@ def read_functions(body: Mapping[str, Any], flat: bool = False) -> Tuple[List[Fu
 
 def read_legacy_functions(body: Mapping[str, Any]) -> List[Function]:
     functions = []
-    for index, definition in enumerate(validate.array(body.get("functions"), "functions", 1, 128) or []):
+    for index, definition in enumerate(
+        validate.array(body.get("functions"), "functions", 1, MAX_CHAT_TOOLS) or []
+    ):
         param = f"functions[{index}]"
         if not isinstance(definition, dict):
             raise validate.wrong_type(param, "an object", definition)
