@@ -261,6 +261,50 @@ MESSAGE = user("hi")
 
 INVALID = [
     # (body, param, code, message pattern)
+    # Options only passed along are still checked, as the real API checks them.
+    (
+        {"model": "m", "messages": MESSAGE, "reasoning_effort": "extreme"},
+        "reasoning_effort",
+        "invalid_value",
+        r"^Invalid value: 'extreme'\. Supported values are: 'none', 'minimal', 'low', 'medium', 'high', 'xhigh', and 'max'\.$",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "verbosity": "loud"},
+        "verbosity",
+        "invalid_value",
+        r"'low', 'medium', and 'high'",
+    ),
+    ({"model": "m", "messages": MESSAGE, "service_tier": "gold"}, "service_tier", "invalid_value", r"'flex'"),
+    (
+        {"model": "m", "messages": MESSAGE, "modalities": ["video"]},
+        "modalities[0]",
+        "invalid_value",
+        r"'text' and 'audio'",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "modalities": "text"},
+        "modalities",
+        "invalid_type",
+        r"expected an array",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "prediction": 5},
+        "prediction",
+        "invalid_type",
+        r"expected an object",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "prompt_cache_key": 5},
+        "prompt_cache_key",
+        "invalid_type",
+        r"a string",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "safety_identifier": "x" * 65},
+        "safety_identifier",
+        "string_above_max_length",
+        r"^Invalid 'safety_identifier': string too long\. Expected a string with maximum length 64, but got a string with length 65 instead\.$",
+    ),
     ({"messages": MESSAGE}, "model", "missing_required_parameter", r"Missing required parameter: 'model'\."),
     (
         {"model": 4, "messages": MESSAGE},
@@ -770,3 +814,21 @@ def test_other_models_take_max_tokens_and_any_temperature(app: webtest.TestApp) 
     # A chat-latest model takes max_tokens; a newer model takes a temperature without reasoning.
     chat(app, model="gpt-5-chat-latest", messages=user("x"), max_tokens=5)
     chat(app, model="gpt-5.2", messages=user("x"), temperature=0.2, top_p=0.5, reasoning_effort="none")
+
+
+def test_the_options_only_passed_along_are_taken_in_their_valid_forms(app: webtest.TestApp) -> None:
+    taken = {
+        "service_tier": "flex",
+        "reasoning_effort": "low",
+        "verbosity": "high",
+        "modalities": ["text"],
+        "prompt_cache_key": "user-1",
+        "prompt_cache_retention": "24h",
+        "prompt_cache_options": {},
+        "safety_identifier": "x" * 64,
+        "prediction": {"type": "content", "content": "Paris"},
+        "web_search_options": {},
+        "audio": None,
+    }
+    answer = chat(app, model="gpt-4o", messages=user("passed along"), **taken)
+    assert answer["choices"][0]["message"]["content"] == "passed along"

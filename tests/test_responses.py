@@ -198,6 +198,9 @@ def test_credit_error_and_faults(app: webtest.TestApp) -> None:
         ({"model": "o3", "input": "x", "reasoning": {"effort": "extreme"}}, "reasoning.effort"),
         ({"model": "o3", "input": "x", "reasoning": {"summary": 1}}, "reasoning.summary"),
         ({"model": "o3", "input": "x", "reasoning": "high"}, "reasoning"),
+        ({"model": "m", "input": "x", "truncation": "middle"}, "truncation"),
+        ({"model": "m", "input": "x", "service_tier": 1}, "service_tier"),
+        ({"model": "m", "input": "x", "safety_identifier": "x" * 65}, "safety_identifier"),
         ({"model": "m", "input": "x", "text": {"format": {"type": "xml"}}}, "text.format.type"),
         ({"model": "m", "input": "x", "tools": [{"type": "function"}]}, "tools[0].name"),
         (

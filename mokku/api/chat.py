@@ -19,7 +19,7 @@ from mokku.api.decide import (
     message_text,
 )
 from mokku.api.ids import random_id
-from mokku.api.sampling import REASONING_MODELS, read_sampling
+from mokku.api.sampling import CHAT_OPTIONS, REASONING_MODELS, read_sampling
 from mokku.api.stored_chats import StoredChats
 from mokku.server import stream
 from mokku.server.http import JSONTemplate, Request, Response
@@ -72,6 +72,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         for m in messages
     ]
     sampling = read_sampling(body, ("max_completion_tokens", "max_tokens"))
+    validate.options(body, CHAT_OPTIONS)
     if model.startswith(REASONING_MODELS):
         _check_reasoning(body, model)
     store = "store" in body and validate.boolean(body["store"], "store")

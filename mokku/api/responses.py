@@ -30,7 +30,7 @@ from mokku.api import items, render, tools, validate
 from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversation_tokens, echo_text
 from mokku.api.ids import random_id
 from mokku.api.response_events import Numbered, events, part_logprobs, text_part, unfinished
-from mokku.api.sampling import REASONING_MODELS, Output, Sampling
+from mokku.api.sampling import EFFORTS, PASSED_OPTIONS, REASONING_MODELS, Output, Sampling
 from mokku.api.tokens import count
 from mokku.control import objects, statedb
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
@@ -195,6 +195,7 @@ class Responses:
         top_logprobs = validate.integer(body.get("top_logprobs"), "top_logprobs", 0, 20)
         items.metadata(body)
         reasoning = _reasoning(body, model)
+        validate.options(body, OPTIONS)
         stream = bool(validate.boolean(body.get("stream"), "stream"))
         store = validate.boolean(body.get("store"), "store") is not False
         background = bool(validate.boolean(body.get("background"), "background"))
@@ -410,7 +411,7 @@ def _check_reasoning_sampling(temperature: Optional[float], body: Mapping[str, A
     raise errors.invalid_request(f"Unsupported parameter: '{param}' is not supported with this model.", param)
 
 
-EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+OPTIONS = {**PASSED_OPTIONS, "truncation": validate.one_of("auto", "disabled")}
 SUMMARIES = ("auto", "concise", "detailed")
 
 

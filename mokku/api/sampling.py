@@ -7,7 +7,7 @@ the token limit, ``stop``, ``stream``) and the ones merely range-checked (``temp
 
 from __future__ import annotations
 
-from typing import Any, List, Mapping, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from mokku import errors
 from mokku.api import validate
@@ -30,6 +30,27 @@ class Output(NamedTuple):
 
 # Reasoning models' ids: the sampling parameters they do not take are refused, as the real API does.
 REASONING_MODELS = ("o1", "o3", "o4", "gpt-5")
+
+EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
+# Options of chat and the Responses API that only pass along: their types and values checked as the
+# real API checks them.
+PASSED_OPTIONS: Dict[str, validate.Check] = {
+    "service_tier": validate.one_of(*SERVICE_TIERS),
+    "prompt_cache_key": validate.string,
+    "prompt_cache_retention": validate.string,
+    "prompt_cache_options": validate.obj,
+    "safety_identifier": validate.short_string(64),
+}
+CHAT_OPTIONS: Dict[str, validate.Check] = {
+    **PASSED_OPTIONS,
+    "reasoning_effort": validate.one_of(*EFFORTS),
+    "verbosity": validate.one_of("low", "medium", "high"),
+    "modalities": validate.array_of(validate.one_of("text", "audio")),
+    "audio": validate.obj,
+    "prediction": validate.obj,
+    "web_search_options": validate.obj,
+}
 
 SAMPLING_PARAMS = frozenset(
     "temperature top_p presence_penalty frequency_penalty seed user logit_bias n stream stream_options stop".split()

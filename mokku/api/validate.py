@@ -7,7 +7,7 @@ optional fields, as the API's fields are nullable.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from mokku import errors
 from mokku.errors import APIError, json_type
@@ -68,6 +68,57 @@ def obj(value: Any, param: str) -> Optional[Dict[str, Any]]:
     if value is not None and not isinstance(value, dict):
         raise wrong_type(param, "an object", value)
     return value
+
+
+Check = Callable[[Any, str], Any]
+
+
+def one_of(*values: str) -> Check:
+    """A string field's check: one of ``values``."""
+
+    def check(value: Any, param: str) -> Any:
+        if value is not None and string(value, param) not in values:
+            raise invalid_value(param, value, values)
+        return value
+
+    return check
+
+
+def short_string(length: int) -> Check:
+    """A string field's check: at most ``length`` characters."""
+
+    def check(value: Any, param: str) -> Any:
+        if string(value, param) is not None and len(value) > length:
+            raise errors.invalid_request(
+                f"Invalid '{param}': string too long. Expected a string with maximum length {length}, "
+                f"but got a string with length {len(value)} instead.",
+                param,
+                "string_above_max_length",
+            )
+        return value
+
+    return check
+
+
+def array_of(check: Check) -> Check:
+    """An array field's check: each item passes ``check``."""
+
+    def check_items(value: Any, param: str) -> Any:
+        for index, item in enumerate(array(value, param) or ()):
+            check(item, f"{param}[{index}]")
+        return value
+
+    return check_items
+
+
+def options(body: Mapping[str, Any], checks: Mapping[str, Check]) -> None:
+    """Check the fields of ``checks`` a request sent (the fields only passed along, read nowhere
+    else): a request sending none costs one set test."""
+    if body.keys().isdisjoint(checks):
+        return
+    for name, check in checks.items():
+        if name in body:
+            check(body[name], name)
 
 
 def array(
