@@ -281,6 +281,15 @@ def test_a_rate_limit_carries_retry_after(app: webtest.TestApp) -> None:
         (
             {
                 "model": "c",
+                "max_tokens": 5,
+                "service_tier": "gold",
+                "messages": [{"role": "user", "content": "x"}],
+            },
+            "service_tier: Input should be 'auto' or 'standard_only'",
+        ),
+        (
+            {
+                "model": "c",
                 "max_tokens": 5000,
                 "thinking": {"type": "enabled", "budget_tokens": 100},
                 "messages": [{"role": "user", "content": "x"}],

@@ -62,6 +62,8 @@ class Messages:
         check.number(body.get("temperature"), "temperature", 0, 1)
         check.number(body.get("top_p"), "top_p", 0, 1)
         check.whole(body.get("top_k"), "top_k", 0)
+        if body.get("service_tier") is not None:
+            check.one_of(body["service_tier"], ("auto", "standard_only"), "service_tier")
         metadata = check.mapping(body.get("metadata"), "metadata") or {}
         check.text(metadata.get("user_id"), "metadata.user_id")
         stream = bool(check.of_type(body.get("stream"), bool, "stream"))
