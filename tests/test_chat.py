@@ -832,3 +832,19 @@ def test_the_options_only_passed_along_are_taken_in_their_valid_forms(app: webte
     }
     answer = chat(app, model="gpt-4o", messages=user("passed along"), **taken)
     assert answer["choices"][0]["message"]["content"] == "passed along"
+
+
+def test_the_service_tier_asked_for_is_named_in_the_answer(app: webtest.TestApp) -> None:
+    """As the real API: the tier that served the request, the default one for ``auto``."""
+    for asked, named in (("flex", "flex"), ("priority", "priority"), ("auto", "default"), (None, "default")):
+        answer = chat(app, model="gpt-4o", messages=user("tiered"), service_tier=asked)
+        assert answer["service_tier"] == named and answer["choices"][0]["message"]["content"] == "tiered"
+    raw = app.post_json(
+        URL, {"model": "gpt-4o", "messages": user("streamed tier"), "stream": True, "service_tier": "flex"}
+    )
+    chunks = sse.parse(raw.body)
+    assert {chunk["service_tier"] for chunk in chunks} == {"flex"} and sse.content(chunks) == "streamed tier"
+    response = app.post_json(
+        "/v1/responses", {"model": "gpt-4o", "input": "x", "service_tier": "priority"}
+    ).json
+    assert response["service_tier"] == "priority"

@@ -76,6 +76,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     if model.startswith(REASONING_MODELS):
         _check_reasoning(body, model)
     store = "store" in body and validate.boolean(body["store"], "store")
+    tier = render.service_tier(body.get("service_tier"))
     metadata = items.metadata(body) if "metadata" in body else None
     functions, output_format, top, legacy = read_reply_options(
         body, messages, conversation[-1].role == TOOL_RESULT
@@ -106,7 +107,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     finish_reasons = [finish] * sampling.n
     if store and kept is not None:
         choices = _choices(reply, legacy, finish, sampling.n)
-        kept.keep(_completion(completion_id, created, model, choices, usage), messages, metadata)
+        kept.keep(_completion(completion_id, created, model, choices, usage, tier), messages, metadata)
     if request.span is not None:  # the reply's message is built only for a span that may record it
         telemetry.record_messages(request.span, messages, _message(reply, legacy))
     if sampling.stream:
@@ -119,6 +120,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
             finish,
             sampling.n,
             usage if sampling.include_usage else None,
+            tier,
         )
         sent = request.dialect.completion_events(events, request)  # Azure adds its filter results
         return render.respond(request, behaviour, completion_id, usage, finish_reasons, events=sent)
@@ -128,6 +130,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         and reply.top_logprobs is None
         and not request.dialect.decorates
         and not request.cached_tokens
+        and tier == render.SERVICE_TIER
     ):
         # The common answer: one text choice, from a template encoded once.
         counts = usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]
@@ -135,7 +138,9 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         encoded = _TEXT_ANSWER.render(completion_id, created, model, text, finish, *counts)
         return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=encoded)
     choices = _choices(reply, legacy, finish, sampling.n)
-    result = request.dialect.completion(_completion(completion_id, created, model, choices, usage), request)
+    result = request.dialect.completion(
+        _completion(completion_id, created, model, choices, usage, tier), request
+    )
     return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
 
 
@@ -194,7 +199,12 @@ def _called(messages: List[Dict[str, Any]]) -> Set[str]:
 
 
 def _completion(
-    completion_id: str, created: int, model: str, choices: List[Dict[str, Any]], usage: Dict[str, Any]
+    completion_id: str,
+    created: int,
+    model: str,
+    choices: List[Dict[str, Any]],
+    usage: Dict[str, Any],
+    tier: str = render.SERVICE_TIER,
 ) -> Dict[str, Any]:
     return {
         "id": completion_id,
@@ -203,7 +213,7 @@ def _completion(
         "model": model,
         "choices": choices,
         "usage": usage,
-        "service_tier": render.SERVICE_TIER,
+        "service_tier": tier,
         "system_fingerprint": render.SYSTEM_FINGERPRINT,
     }
 
@@ -276,6 +286,7 @@ def _stream(
     finish: str,
     n: int,
     usage: Optional[Dict[str, Any]],
+    tier: str,
 ) -> Iterator[Event]:
     """Per choice: a role chunk, one chunk per token (or per call and argument fragment), a finish
     chunk; then usage and [DONE]."""
@@ -285,7 +296,7 @@ def _stream(
         created,
         model,
         usage is not None,
-        service_tier=render.SERVICE_TIER,
+        service_tier=tier,
     )
 
     def chunk(

@@ -20,6 +20,12 @@ from mokku.telemetry import record_response
 
 SYSTEM_FINGERPRINT = "fp_6d0c3f2a1b"
 SERVICE_TIER = "default"
+_OWN_TIERS = frozenset(("flex", "priority", "scale", "fast"))  # answered as asked; auto is the default
+
+
+def service_tier(asked: Any) -> str:
+    """The ``service_tier`` an answer names: the tier asked for, the default one for ``auto``."""
+    return asked if asked in _OWN_TIERS else SERVICE_TIER
 
 
 def respond(

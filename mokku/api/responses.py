@@ -549,7 +549,7 @@ def _response_shell(
         "parallel_tool_calls": body.get("parallel_tool_calls") is not False,
         "previous_response_id": body.get("previous_response_id"),
         "reasoning": {"effort": None, "summary": None},
-        "service_tier": "default",
+        "service_tier": render.service_tier(body.get("service_tier")),
         "store": store,
         "temperature": 1.0 if body.get("temperature") is None else body["temperature"],
         "text": {"format": text_format or {"type": "text"}},
