@@ -848,3 +848,18 @@ def test_the_service_tier_asked_for_is_named_in_the_answer(app: webtest.TestApp)
         "/v1/responses", {"model": "gpt-4o", "input": "x", "service_tier": "priority"}
     ).json
     assert response["service_tier"] == "priority"
+
+
+def test_stream_chunks_end_with_obfuscation_unless_asked_not_to(app: webtest.TestApp) -> None:
+    body = {
+        "model": "gpt-4o",
+        "messages": user("padded"),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    chunks = sse.parse(app.post_json(URL, body).body)
+    assert all(list(chunk)[-1] == "obfuscation" for chunk in chunks)
+    (padding,) = {chunk["obfuscation"] for chunk in chunks}
+    assert padding.isalnum() and sse.content(chunks) == "padded"
+    plain = sse.parse(app.post_json(URL, dict(body, stream_options={"include_obfuscation": False})).body)
+    assert not any("obfuscation" in chunk for chunk in plain) and sse.content(plain) == "padded"

@@ -121,6 +121,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
             sampling.n,
             usage if sampling.include_usage else None,
             tier,
+            random_id("", 12) if sampling.include_obfuscation else None,
         )
         sent = request.dialect.completion_events(events, request)  # Azure adds its filter results
         return render.respond(request, behaviour, completion_id, usage, finish_reasons, events=sent)
@@ -287,9 +288,12 @@ def _stream(
     n: int,
     usage: Optional[Dict[str, Any]],
     tier: str,
+    obfuscation: Optional[str],
 ) -> Iterator[Event]:
     """Per choice: a role chunk, one chunk per token (or per call and argument fragment), a finish
-    chunk; then usage and [DONE]."""
+    chunk; then usage and [DONE]. Every chunk ends with ``obfuscation`` (unless
+    ``stream_options.include_obfuscation`` is false), as the real API's: here one random string per
+    stream, since a mock's chunk sizes reveal nothing."""
     base = render.chunk_base(
         "chat.completion.chunk",
         completion_id,
@@ -298,6 +302,8 @@ def _stream(
         usage is not None,
         service_tier=tier,
     )
+    if obfuscation is not None:
+        base["obfuscation"] = obfuscation
 
     def chunk(
         index: int, delta: Any, finish_reason: Optional[str] = None, logprobs: Any = None

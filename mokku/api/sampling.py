@@ -20,6 +20,7 @@ class Sampling(NamedTuple):
     stop: Tuple[str, ...] = ()
     stream: bool = False
     include_usage: bool = False
+    include_obfuscation: bool = True  # chat chunks carry ``obfuscation`` unless asked not to
 
 
 class Output(NamedTuple):
@@ -90,9 +91,14 @@ def read_sampling(
     include_usage = bool(
         options and validate.boolean(options.get("include_usage"), "stream_options.include_usage")
     )
-    if options:
-        validate.boolean(options.get("include_obfuscation"), "stream_options.include_obfuscation")
-    return Sampling(1 if n is None else n, max_tokens, read_stop(body.get("stop")), stream, include_usage)
+    obfuscated = (
+        not options
+        or validate.boolean(options.get("include_obfuscation"), "stream_options.include_obfuscation")
+        is not False
+    )
+    return Sampling(
+        1 if n is None else n, max_tokens, read_stop(body.get("stop")), stream, include_usage, obfuscated
+    )
 
 
 def read_stop(value: Any) -> Tuple[str, ...]:
