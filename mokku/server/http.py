@@ -26,7 +26,7 @@ Headers = List[Tuple[str, str]]
 
 JSON_CONTENT_TYPE = "application/json"
 _READ_CHUNK = 64 * 1024
-# How long a body may keep a thread waiting under gunicorn, as under mokku's own server (``Timeouts``).
+# How long a request body may keep a thread waiting (``BodyClock``), under either server.
 BODY_READ_SECONDS = 10.0  # for one read
 BODY_SECONDS = 60.0  # for the whole body
 
@@ -125,27 +125,46 @@ class BodyTimeout(TimeoutError):
     """A request body that did not arrive within the server's timeouts (408)."""
 
 
+class BodyClock:
+    """The time a request body may take to arrive: each read of the socket waits at most
+    ``read_seconds``, and none starts past ``whole_seconds`` after the first, else ``BodyTimeout``
+    (408). mokku's own server reads bodies by it, and so does the app under gunicorn."""
+
+    __slots__ = ("deadline", "read_seconds", "whole_seconds")
+
+    def __init__(self, read_seconds: float = BODY_READ_SECONDS, whole_seconds: float = BODY_SECONDS) -> None:
+        self.read_seconds, self.whole_seconds = read_seconds, whole_seconds
+        self.deadline: Optional[float] = None
+
+    def read(self, sock: socket.socket, read: Callable[[], bytes]) -> bytes:
+        """``read()``, which reads ``sock``, with the socket's timeout set to what is left."""
+        now = time.monotonic()
+        if self.deadline is None:
+            self.deadline = now + self.whole_seconds
+        left = self.deadline - now
+        if left <= 0:
+            raise BodyTimeout(f"the whole body takes at most {self.whole_seconds:g} s")
+        wait = min(self.read_seconds, left)
+        sock.settimeout(wait)
+        try:
+            return read()
+        except socket.timeout:
+            raise BodyTimeout(f"nothing came for {wait:g} s") from None
+
+
 def _timed_reads(stream: Any, environ: Dict[str, Any]) -> Callable[[int], bytes]:
-    """``wsgi.input.read``, bounded in time under gunicorn, which would wait on a body that stops
-    coming for as long as its client keeps the connection open: each read waits at most
-    ``BODY_READ_SECONDS``, and no read starts past ``BODY_SECONDS``, else ``BodyTimeout`` (408).
-    mokku's own server bounds its reads itself."""
+    """``wsgi.input.read``, bounded by a ``BodyClock`` under gunicorn, which would wait on a body
+    that stops coming for as long as its client keeps the connection open; read in pieces of at
+    most ``_READ_CHUNK``, each timed. mokku's own server times its reads itself."""
     sock = environ.get("gunicorn.socket")
     if sock is None:
         return stream.read
-    deadline = time.monotonic() + BODY_SECONDS
+    clock = BodyClock()
 
     def read(size: int) -> bytes:
-        left = deadline - time.monotonic()
-        if left <= 0:
-            raise BodyTimeout(f"the whole body takes at most {BODY_SECONDS:g} s")
-        wait = min(BODY_READ_SECONDS, left)
         previous = sock.gettimeout()
-        sock.settimeout(wait)
         try:
-            return stream.read(min(size, _READ_CHUNK))
-        except socket.timeout:
-            raise BodyTimeout(f"nothing came for {wait:g} s") from None
+            return clock.read(sock, lambda: stream.read(min(size, _READ_CHUNK)))
         finally:
             sock.settimeout(previous)
 
@@ -283,17 +302,19 @@ class Request:
                 if self.environ.get("HTTP_EXPECT", "").lower() != "100-continue":  # else it waits, unsent
                     _drain(read, length)
                 raise errors.body_too_large(self.settings.max_body_bytes)
-            data = read(length) if length else b""
-            while 0 < len(data) < length:  # a timed read answers what came within its time
-                more = read(length - len(data))
-                if not more:
+            pieces: List[bytes] = []
+            got = 0
+            while got < length:  # a timed read answers one piece at a time
+                piece = read(length - got)
+                if not piece:
                     break
-                data += more
-            if len(data) < length:
+                pieces.append(piece)
+                got += len(piece)
+            if got < length:
                 raise errors.invalid_request(
-                    f"The request body is shorter than its Content-Length: {len(data)} of {length} bytes arrived."
+                    f"The request body is shorter than its Content-Length: {got} of {length} bytes arrived."
                 )
-            return data
+            return pieces[0] if len(pieces) == 1 else b"".join(pieces)
         if not self.environ.get("wsgi.input_terminated"):
             return b""
         # Chunked upload: read until EOF, but never past the cap.

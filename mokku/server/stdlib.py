@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
 
 from mokku import __version__, errors
-from mokku.server.http import STATUS_LINES, BodyError, BodyTimeout, dumps
+from mokku.server.http import BODY_READ_SECONDS, BODY_SECONDS, STATUS_LINES, BodyClock, BodyError, dumps
 
 log = logging.getLogger("mokku")
 access_log = logging.getLogger("mokku.access")
@@ -51,8 +51,8 @@ class Timeouts:
 
     idle: float = 5.0  # a connection with no request begun: new, or kept alive after a response
     head: float = 10.0  # a request's line and headers (and a body up to PREREAD), from its first byte
-    body_read: float = 10.0  # one read of a larger body, in a worker thread
-    body: float = 60.0  # a larger body in all
+    body_read: float = BODY_READ_SECONDS  # one read of a larger body, in a worker thread
+    body: float = BODY_SECONDS  # a larger body in all
     write: float = 30.0  # one write the client does not take
     drain: float = 2.0  # on stop, for the requests in flight; the connections left are then reset
     linger: float = 2.0  # closing after an error: the client's unread bytes are read and dropped this long
@@ -265,7 +265,7 @@ class _Input:
         self._chunk_left = 0
         self._step = "size"  # of a chunked body: size, data, crlf
         self._continue = head.expect_continue
-        self._deadline: Optional[float] = None
+        self._clock = BodyClock(timeouts.body_read, timeouts.body)
         self.done = not head.chunked and not head.length
 
     def read(self, size: Optional[int] = -1) -> bytes:
@@ -370,17 +370,7 @@ class _Input:
             if not self._conn.buf:
                 sock.settimeout(self._timeouts.write)
                 sock.sendall(_CONTINUE)
-        now = time.monotonic()
-        if self._deadline is None:
-            self._deadline = now + self._timeouts.body
-        left = self._deadline - now
-        if left <= 0:
-            raise BodyTimeout(f"the whole body takes at most {self._timeouts.body:g} s")
-        sock.settimeout(min(self._timeouts.body_read, left))
-        try:
-            data = sock.recv(_RECV)
-        except socket.timeout:
-            raise BodyTimeout(f"nothing came for {min(self._timeouts.body_read, left):g} s") from None
+        data = self._clock.read(sock, lambda: sock.recv(_RECV))
         if not data:
             if self._chunked:
                 raise BodyError("the chunked body ended before its last chunk")
