@@ -334,27 +334,13 @@ class RedisObjects:
         order = self._key("conversations")
         client = self.store.client
         start = self.store.call(client.zscore, order, after) if after is not None else None
-        bound = f"({int(start)}" if start is not None else None
         found: List[Tuple[str, bytes]] = []
         encoded = prefix.encode()
         while len(found) < limit:
-            if newest_first:
-                ids = self.store.call(
-                    client.zrevrangebyscore,
-                    order,
-                    bound or "+inf",
-                    "-inf",
-                    start=0,
-                    num=_WALK,
-                    withscores=True,
-                )
-            else:
-                ids = self.store.call(
-                    client.zrangebyscore, order, bound or "-inf", "+inf", start=0, num=_WALK, withscores=True
-                )
+            ids = self._ordered(order, start, _WALK, newest_first, withscores=True)
             if not ids:
                 break
-            bound = f"({int(ids[-1][1])}"
+            start = ids[-1][1]
             chosen = [member for member, _ in ids if member.startswith(encoded)]
             with client.pipeline(transaction=False) as pipe:
                 for member in chosen:
@@ -367,6 +353,22 @@ class RedisObjects:
                 break
         return found[:limit]
 
+    def _ordered(
+        self, key: str, start: Optional[float], count: int, newest_first: bool, withscores: bool = False
+    ) -> List[Any]:
+        """At most ``count`` members of the sorted set ``key`` past the score ``start`` (from the
+        first when None), in the order asked."""
+        client = self.store.client
+        if newest_first:
+            high = f"({int(start)}" if start is not None else "+inf"
+            return self.store.call(
+                client.zrevrangebyscore, key, high, "-inf", start=0, num=count, withscores=withscores
+            )
+        low = f"({int(start)}" if start is not None else "-inf"
+        return self.store.call(
+            client.zrangebyscore, key, low, "+inf", start=0, num=count, withscores=withscores
+        )
+
     def page_items(
         self, conversation_id: str, after: Optional[str], limit: int, newest_first: bool
     ) -> Optional[Page]:
@@ -375,14 +377,7 @@ class RedisObjects:
         if not self.store.call(client.exists, key):
             return None
         start = self.store.call(client.zscore, key + ":order", after) if after is not None else None
-        if newest_first:
-            high = f"({int(start)}" if start is not None else "+inf"
-            ids = self.store.call(
-                client.zrevrangebyscore, key + ":order", high, "-inf", start=0, num=limit + 1
-            )
-        else:
-            low = f"({int(start)}" if start is not None else "-inf"
-            ids = self.store.call(client.zrangebyscore, key + ":order", low, "+inf", start=0, num=limit + 1)
+        ids = self._ordered(key + ":order", start, limit + 1, newest_first)
         bodies = self.store.call(client.hmget, key + ":items", ids[:limit]) if ids else []
         return Page([bytes(body) for body in bodies if body is not None], len(ids) > limit)
 
