@@ -7,15 +7,14 @@ reads them as the earlier turns and appends its input and output. Kept in the se
 
 from __future__ import annotations
 
-import contextlib
 import json
-from typing import Any, Iterator, List
+from typing import Any, List
 
 from mokku import errors
 from mokku.api import items, render, validate
 from mokku.api.ids import random_id
 from mokku.api.responses import conversation_not_found
-from mokku.control import objects, statedb
+from mokku.control import objects
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
 
 MAX_ADDED = 20  # items one call adds
@@ -31,17 +30,6 @@ class Conversations:
     def __init__(self, stored: objects.Objects) -> None:
         self.stored = stored
 
-    @contextlib.contextmanager
-    def _state(self) -> Iterator[None]:
-        """A state file that cannot be used answers 503; a conversation too large for the store, 400."""
-        try:
-            with statedb.answered(self.stored.name):
-                yield
-        except objects.TooLarge as exc:
-            raise items.too_large(str(exc), "items") from None
-        except objects.Duplicate as exc:
-            raise items.duplicate(exc.item_id, "items") from None
-
     def create(self, request: Request) -> Response:
         body = request.json()
         metadata = items.metadata(body)
@@ -54,7 +42,7 @@ class Conversations:
             "metadata": metadata or {},
         }
         encoded = dumps(conversation)
-        with self._state():
+        with items.writing(self.stored, "items"):
             self.stored.create_conversation(conversation_id, encoded, items.encoded(added))
         return encoded_json_response(encoded)
 
@@ -67,13 +55,13 @@ class Conversations:
         metadata = items.metadata(body)
         conversation = dict(json.loads(self._find(conversation_id)), metadata=metadata or {})
         encoded = dumps(conversation)
-        with self._state():
+        with items.writing(self.stored, "items"):
             if not self.stored.replace_conversation(conversation_id, encoded):
                 raise conversation_not_found(conversation_id)
         return encoded_json_response(encoded)
 
     def delete(self, request: Request, conversation_id: str) -> Response:
-        with self._state():
+        with items.writing(self.stored, "items"):
             deleted = self.stored.delete_conversation(conversation_id)
         if not deleted:
             raise conversation_not_found(conversation_id)
@@ -81,7 +69,7 @@ class Conversations:
 
     def list_items(self, request: Request, conversation_id: str) -> Response:
         query = items.ListQuery(request)
-        with self._state():
+        with items.writing(self.stored, "items"):
             page = self.stored.page_items(conversation_id, query.after, query.limit, query.newest_first)
         if page is None:
             raise conversation_not_found(conversation_id)
@@ -90,13 +78,13 @@ class Conversations:
     def add_items(self, request: Request, conversation_id: str) -> Response:
         body = request.json()
         added = items.listed(_items(validate.required(body, "items"), required=True))
-        with self._state():
+        with items.writing(self.stored, "items"):
             if not self.stored.add_items(conversation_id, items.encoded(added)):
                 raise conversation_not_found(conversation_id)
         return json_response(items.list_body(added, False))
 
     def item(self, request: Request, conversation_id: str, item_id: str) -> Response:
-        with self._state():
+        with items.writing(self.stored, "items"):
             found = self.stored.item(conversation_id, item_id)
         if found is None:
             self._find(conversation_id)
@@ -105,7 +93,7 @@ class Conversations:
 
     def delete_item(self, request: Request, conversation_id: str, item_id: str) -> Response:
         """Remove one item; answers the conversation, as the real API does."""
-        with self._state():
+        with items.writing(self.stored, "items"):
             deleted = self.stored.delete_item(conversation_id, item_id)
         conversation = self._find(conversation_id)
         if not deleted:
@@ -113,7 +101,7 @@ class Conversations:
         return encoded_json_response(conversation)
 
     def _find(self, conversation_id: str) -> bytes:
-        with self._state():
+        with items.writing(self.stored, "items"):
             found = self.stored.conversation(conversation_id)
         if found is None:
             raise conversation_not_found(conversation_id)

@@ -140,12 +140,7 @@ class Replies:
         if model is None:
             model = validate.required_string(body, "model")
         if len(model) > MAX_MODEL_LENGTH:
-            raise errors.invalid_request(
-                f"Invalid 'model': string too long. Expected a string with maximum length {MAX_MODEL_LENGTH}, "
-                f"but got a string with length {len(model)} instead.",
-                "model",
-                "string_above_max_length",
-            )
+            raise validate.too_long("model", MAX_MODEL_LENGTH, len(model))
         request.model = model
         telemetry.record_request(request.span, operation, model, body, request.dialect.provider)
         behaviour = self.simulator.decide(request, model)

@@ -9,14 +9,16 @@ answered in the real list shape, in pages (``limit`` 1 to 100, ``order`` newest 
 
 from __future__ import annotations
 
+import contextlib
 import json
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 from urllib.parse import parse_qs
 
 from mokku import errors
 from mokku.api import validate
 from mokku.api.decide import TOOL_RESULT, Message, message_text
 from mokku.api.ids import random_id
+from mokku.control import objects, statedb
 from mokku.server.http import Request, dumps
 
 MESSAGE_ROLES = ("user", "assistant", "system", "developer")
@@ -218,6 +220,20 @@ def decoded(stored: Sequence[bytes]) -> List[Item]:
     return [json.loads(item) for item in stored]
 
 
+@contextlib.contextmanager
+def writing(stored: objects.Objects, param: str, duplicate_param: Optional[str] = None) -> Iterator[None]:
+    """Around the use of stored objects: a state file that cannot be used answers 503; a write past
+    the store's bound 400 naming ``param``; an item id a conversation holds already 400 naming
+    ``duplicate_param`` (``param`` when not given)."""
+    try:
+        with statedb.answered(stored.name):
+            yield
+    except objects.TooLarge as exc:
+        raise too_large(str(exc), param) from None
+    except objects.Duplicate as exc:
+        raise duplicate(exc.item_id, duplicate_param or param) from None
+
+
 def duplicate(item_id: str, param: str) -> errors.APIError:
     """400: a conversation holds each item id once."""
     return errors.invalid_request(
@@ -255,10 +271,5 @@ def metadata(body: Mapping[str, Any], param: str = "metadata") -> Optional[Dict[
         if not isinstance(item, str):
             raise validate.wrong_type(f"{param}.{key}", "a string", item)
         if len(item) > 512:
-            raise errors.invalid_request(
-                f"Invalid '{param}.{key}': string too long. Expected a string with maximum length 512, "
-                f"but got a string with length {len(item)} instead.",
-                f"{param}.{key}",
-                "string_above_max_length",
-            )
+            raise validate.too_long(f"{param}.{key}", 512, len(item))
     return value

@@ -30,7 +30,7 @@ from mokku.api import items, render, tools, validate
 from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversation_tokens, echo_text
 from mokku.api.ids import random_id
 from mokku.api.response_events import Numbered, events, part_logprobs, text_part, unfinished
-from mokku.api.sampling import EFFORTS, PASSED_OPTIONS, REASONING_MODELS, Output, Sampling
+from mokku.api.sampling import PASSED_OPTIONS, REASONING_MODELS, Output, Sampling, check_effort
 from mokku.api.tokens import count
 from mokku.control import objects, statedb
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
@@ -377,13 +377,8 @@ class Responses:
         return []
 
     def _append(self, conversation: str, added: List[items.Item]) -> None:
-        try:
-            with statedb.answered(self.stored.name):
-                appended = self.stored.add_items(conversation, items.encoded(added))
-        except objects.TooLarge as exc:
-            raise items.too_large(str(exc), "conversation") from None
-        except objects.Duplicate as exc:
-            raise items.duplicate(exc.item_id, "input") from None
+        with items.writing(self.stored, "conversation", "input"):
+            appended = self.stored.add_items(conversation, items.encoded(added))
         if not appended:  # deleted since it was read
             raise conversation_not_found(conversation)
 
@@ -412,19 +407,15 @@ def _check_reasoning_sampling(temperature: Optional[float], body: Mapping[str, A
 
 
 OPTIONS = {**PASSED_OPTIONS, "truncation": validate.one_of("auto", "disabled")}
-SUMMARIES = ("auto", "concise", "detailed")
+_check_summary = validate.one_of("auto", "concise", "detailed")
 
 
 def _reasoning(body: Mapping[str, Any], model: str) -> Dict[str, Any]:
     """``reasoning`` as the response echoes it: the effort and summary asked for, a reasoning
     model's effort ``medium`` when none is."""
     asked = validate.obj(body.get("reasoning"), "reasoning") or {}
-    effort = validate.string(asked.get("effort"), "reasoning.effort")
-    if effort is not None and effort not in EFFORTS:
-        raise validate.invalid_value("reasoning.effort", effort, EFFORTS)
-    summary = validate.string(asked.get("summary"), "reasoning.summary")
-    if summary is not None and summary not in SUMMARIES:
-        raise validate.invalid_value("reasoning.summary", summary, SUMMARIES)
+    effort = check_effort(asked.get("effort"), "reasoning.effort")
+    summary = _check_summary(asked.get("summary"), "reasoning.summary")
     if effort is None and model.startswith(REASONING_MODELS):
         effort = "medium"
     return {"effort": effort, "summary": summary}

@@ -32,7 +32,7 @@ class Output(NamedTuple):
 # Reasoning models' ids: the sampling parameters they do not take are refused, as the real API does.
 REASONING_MODELS = ("o1", "o3", "o4", "gpt-5")
 
-EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh", "max")
+check_effort = validate.one_of("none", "minimal", "low", "medium", "high", "xhigh", "max")
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
 # Options of chat and the Responses API that only pass along: their types and values checked as the
 # real API checks them.
@@ -45,7 +45,7 @@ PASSED_OPTIONS: Dict[str, validate.Check] = {
 }
 CHAT_OPTIONS: Dict[str, validate.Check] = {
     **PASSED_OPTIONS,
-    "reasoning_effort": validate.one_of(*EFFORTS),
+    "reasoning_effort": check_effort,
     "verbosity": validate.one_of("low", "medium", "high"),
     "modalities": validate.array_of(validate.one_of("text", "audio")),
     "audio": validate.obj,

@@ -10,13 +10,12 @@ and bounded with the conversations (docs/limits.md).
 
 from __future__ import annotations
 
-import contextlib
 import json
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mokku import errors
 from mokku.api import items, validate
-from mokku.control import objects, statedb
+from mokku.control import objects
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
 
 # Conversation ids hold no ``/`` (a route's segment cannot), so nothing else can reach these.
@@ -35,15 +34,6 @@ class StoredChats:
     def __init__(self, stored: objects.Objects) -> None:
         self.stored = stored
 
-    @contextlib.contextmanager
-    def _state(self, param: str) -> Iterator[None]:
-        """A state file that cannot be used answers 503; a completion too large for the store, 400."""
-        try:
-            with statedb.answered(self.stored.name):
-                yield
-        except objects.TooLarge as exc:
-            raise items.too_large(str(exc), param) from None
-
     def keep(
         self,
         completion: Dict[str, Any],
@@ -57,7 +47,7 @@ class StoredChats:
             (f"{completion_id}-{index}", dumps(_listed(message, f"{completion_id}-{index}")))
             for index, message in enumerate(messages)
         ]
-        with self._state("messages"):
+        with items.writing(self.stored, "messages"):
             self.stored.create_conversation(NAMESPACE + completion_id, body, kept)
 
     def list_completions(self, request: Request) -> Response:
@@ -66,7 +56,7 @@ class StoredChats:
         wanted = _filters(query.query)
         after = NAMESPACE + query.after if query.after is not None else None
         found: List[Dict[str, Any]] = []
-        with self._state("after"):
+        with items.writing(self.stored, "after"):
             while len(found) <= query.limit:
                 batch = self.stored.conversations_after(NAMESPACE, after, _WALK, query.newest_first)
                 for _, body in batch:
@@ -87,13 +77,13 @@ class StoredChats:
         metadata = items.metadata(body)
         completion = dict(json.loads(self._find(completion_id)), metadata=metadata or {})
         encoded = dumps(completion)
-        with self._state("metadata"):
+        with items.writing(self.stored, "metadata"):
             if not self.stored.replace_conversation(NAMESPACE + completion_id, encoded):
                 raise not_found(completion_id)
         return encoded_json_response(encoded)
 
     def delete(self, request: Request, completion_id: str) -> Response:
-        with self._state("completion_id"):
+        with items.writing(self.stored, "completion_id"):
             deleted = self.stored.delete_conversation(NAMESPACE + completion_id)
         if not deleted:
             raise not_found(completion_id)
@@ -101,7 +91,7 @@ class StoredChats:
 
     def messages(self, request: Request, completion_id: str) -> Response:
         query = items.ListQuery(request, default_order="asc")
-        with self._state("after"):
+        with items.writing(self.stored, "after"):
             page = self.stored.page_items(
                 NAMESPACE + completion_id, query.after, query.limit, query.newest_first
             )
@@ -110,7 +100,7 @@ class StoredChats:
         return json_response(items.list_body(items.decoded(page.items), page.has_more))
 
     def _find(self, completion_id: str) -> bytes:
-        with self._state("completion_id"):
+        with items.writing(self.stored, "completion_id"):
             found = self.stored.conversation(NAMESPACE + completion_id)
         if found is None:
             raise not_found(completion_id)

@@ -84,17 +84,21 @@ def one_of(*values: str) -> Check:
     return check
 
 
+def too_long(param: str, maximum: int, length: int) -> APIError:
+    return errors.invalid_request(
+        f"Invalid '{param}': string too long. Expected a string with maximum length {maximum}, "
+        f"but got a string with length {length} instead.",
+        param,
+        "string_above_max_length",
+    )
+
+
 def short_string(length: int) -> Check:
     """A string field's check: at most ``length`` characters."""
 
     def check(value: Any, param: str) -> Any:
         if string(value, param) is not None and len(value) > length:
-            raise errors.invalid_request(
-                f"Invalid '{param}': string too long. Expected a string with maximum length {length}, "
-                f"but got a string with length {len(value)} instead.",
-                param,
-                "string_above_max_length",
-            )
+            raise too_long(param, length, len(value))
         return value
 
     return check
