@@ -284,7 +284,6 @@ def test_a_body_that_stops_coming_frees_its_gunicorn_thread() -> None:
                 sock.sendall(data)
                 socks.append((status, sock))
         started = time.monotonic()
-        _answered_within(server.url, 5)  # the stalled ones hold threads, not the worker
         for status, sock in socks:
             answer, _, body = Reader(sock).response()
             assert answer == status, body
@@ -294,7 +293,7 @@ def test_a_body_that_stops_coming_frees_its_gunicorn_thread() -> None:
                 )
             sock.close()
         assert time.monotonic() - started >= BODY_READ_SECONDS - 1  # each waited its time
-        _answered_within(server.url, 5)
+        assert request("GET", server.url + "/health", timeout=60)[0] == 200  # and the server serves on
     finally:
         server.close()
 
