@@ -23,12 +23,23 @@ from __future__ import annotations
 import functools
 import importlib
 import re
+import string
 from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 
 MAX_PATTERN = 1_000
 MAX_STATES = 1_000
 MAX_TEXT = 10_000
+MAX_EXAMPLE_STATES = 100_000  # states one ``example`` may hold while it looks for a string
 _MAX_CACHE = 50_000  # states held by one search's cache of steps; past it the cache starts over
+# The characters an example is written with, first found first used: letters and digits read as
+# ordinary values; the rest let negated and unusual classes be written too.
+_EXAMPLE_CHARS = (
+    string.ascii_lowercase
+    + string.ascii_uppercase
+    + string.digits
+    + " -_.@:/+#,;!?'\"()[]{}<>=*&%$^~|`\\\n\t\r\x0b\x0c"
+    + "éÀßñ\u00a0\u2028\u4e2d\U0001f600\x00\x7f"
+)
 
 try:  # Python 3.11+
     _parser: Any = importlib.import_module("re._parser")
@@ -100,7 +111,9 @@ class Regex:
         self._chars = program.chars
         self._assertions = program.assertions
         self._start = start
+        self._match = program.kind.index(_MATCH)
         self._contextual = bool(program.assertions)  # assertions depend on the characters around
+        self._example_chars: Dict[int, Optional[str]] = {}
 
     def search(self, text: str, spend: Optional[Callable[[int], None]] = None) -> bool:
         """Whether the pattern matches somewhere in the first ``MAX_TEXT`` characters of ``text``.
@@ -134,6 +147,80 @@ class Regex:
             states = step[1]
             previous = char
         return self._step(states, text, len(text), "")[0]
+
+    def example(
+        self, shortest: int = 0, longest: int = MAX_TEXT, spend: Optional[Callable[[int], None]] = None
+    ) -> Optional[str]:
+        """A string of ``shortest`` to ``longest`` characters that the pattern reads whole, or None.
+
+        Schemas hold patterns such as ``^\\d{5}$`` that no fixed guess satisfies, so the string is
+        written by walking the pattern's states one character at a time (the shortest such string
+        at least ``shortest`` long). Assertions are taken as met: the caller checks the string
+        with ``search``. The walk holds at most ``MAX_EXAMPLE_STATES`` states; ``spend`` is told
+        each step's work, as in ``search``."""
+        longest = min(longest, MAX_TEXT)
+        kind, arg, after = self._kind, self._arg, self._next
+        # For each length, the states reached and how: (the state before, the character read,
+        # or None for a step that reads nothing).
+        layers = [self._closure({self._start: (-1, None)})]
+        held = 0
+        repeated = set()
+        for length in range(longest + 1):
+            layer = layers[-1]
+            held += len(layer)
+            if spend is not None:
+                spend(len(layer))
+            if held > MAX_EXAMPLE_STATES:
+                return None
+            if length >= shortest:
+                if self._match in layer:
+                    return self._written(layers, self._match)
+                reached = frozenset(layer)
+                if reached in repeated:
+                    return None  # the lengths ahead repeat ones already walked
+                repeated.add(reached)
+            seeds: Dict[int, Tuple[int, Optional[str]]] = {}
+            for state in layer:
+                if kind[state] == _CHAR:
+                    char = self._example_char(arg[state])
+                    if char is not None and after[state][0] not in seeds:
+                        seeds[after[state][0]] = (state, char)
+            if not seeds or length == longest:
+                return None
+            layers.append(self._closure(seeds))
+        return None
+
+    def _closure(self, seeds: Dict[int, Tuple[int, Optional[str]]]) -> Dict[int, Tuple[int, Optional[str]]]:
+        reached = dict(seeds)
+        stack = list(seeds)
+        kind, after = self._kind, self._next
+        while stack:
+            state = stack.pop()
+            if kind[state] in (_EPSILON, _ASSERT):
+                for target in after[state]:
+                    if target not in reached:
+                        reached[target] = (state, None)
+                        stack.append(target)
+        return reached
+
+    @staticmethod
+    def _written(layers: List[Dict[int, Tuple[int, Optional[str]]]], state: int) -> str:
+        chars: List[str] = []
+        length = len(layers) - 1
+        while True:
+            before, char = layers[length][state]
+            if before < 0:
+                return "".join(reversed(chars))
+            if char is not None:
+                chars.append(char)
+                length -= 1
+            state = before
+
+    def _example_char(self, leaf: int) -> Optional[str]:
+        if leaf not in self._example_chars:
+            test = self._chars[leaf]
+            self._example_chars[leaf] = next((c for c in _EXAMPLE_CHARS if test(c) is not None), None)
+        return self._example_chars[leaf]
 
     def _step(
         self, states: FrozenSet[int], text: str, position: int, char: str

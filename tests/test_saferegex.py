@@ -72,6 +72,63 @@ def test_ordinary_patterns(pattern: str, text: str, expected: bool) -> None:
     assert saferegex.compile(pattern).search(text) is expected
 
 
+@settings(max_examples=1000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(PATTERNS.filter(lambda p: not any(a in p for a in ("^", "$", "\\A", "\\Z", "\\b", "\\B"))), TEXTS)
+def test_examples_are_the_shortest_strings_the_pattern_reads_whole(pattern: str, text: str) -> None:
+    try:
+        whole = re.fullmatch(pattern, text) is not None
+    except re.error:
+        return
+    regex = saferegex.compile(pattern)
+    example = regex.example()
+    if example is not None:
+        assert re.fullmatch(pattern, example)
+    if whole:  # every character of TEXTS is one an example may be written with
+        assert example is not None and len(example) <= len(text)
+        same_length = regex.example(len(text), len(text))
+        assert same_length is not None and len(same_length) == len(text)
+        assert re.fullmatch(pattern, same_length)
+
+
+@pytest.mark.parametrize(
+    "pattern, example",
+    [
+        (r"^\d{5}$", "00000"),
+        (r"^\d{3}-\d{4}$", "000-0000"),
+        ("^#[0-9a-fA-F]{6}$", "#aaaaaa"),
+        ("^(USD|EUR|GBP)$", "USD"),
+        ("^[A-Z][a-z]+$", "Aa"),
+        (r"^v\d+\.\d+\.\d+$", "v0.0.0"),
+        (r"^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\.[a-zA-Z]{2,}$", "a@a.aa"),
+        ("^[^\\x00-\\x7f]+$", "é"),
+        ("(?i)^ABC$", "abc"),
+        (r"\bfoo\b", "foo"),
+    ],
+)
+def test_examples_of_ordinary_patterns(pattern: str, example: str) -> None:
+    regex = saferegex.compile(pattern)
+    assert regex.example() == example
+    assert regex.search(example)
+
+
+def test_examples_within_lengths() -> None:
+    regex = saferegex.compile("^[a-z]+-[0-9]*$")
+    example = regex.example(5, 8)
+    assert example is not None and len(example) == 5 and regex.search(example)
+    assert saferegex.compile(r"^\d{5}$").example(6) is None  # every string it reads is 5 long
+    assert saferegex.compile("^a*$").example(3, 2) is None
+    assert saferegex.compile("^[^\\x00-\\U0010ffff]$").example() is None  # no character can be read
+
+
+def test_examples_are_bounded_work() -> None:
+    # A new set of states at every length: the walk gives up at MAX_EXAMPLE_STATES.
+    regex = saferegex.compile("(?:[ab]*a[ab]{9}){60}c")
+    spent: list = []
+    assert regex.example(spend=spent.append) is None  # 601 characters, past 100,000 states
+    assert saferegex.MAX_EXAMPLE_STATES < sum(spent) <= saferegex.MAX_EXAMPLE_STATES + 1_000
+    assert saferegex.compile("(?:[ab]*a[ab]{9}){2}c").example() == "a" * 20 + "c"
+
+
 @pytest.mark.parametrize(
     "pattern, text",
     [

@@ -452,6 +452,27 @@ class _Trip(pydantic.BaseModel):
     budget: Optional[float] = None
 
 
+class _Address(pydantic.BaseModel):
+    zip_code: str = pydantic.Field(pattern=r"^\d{5}$")
+    phone: str = pydantic.Field(pattern=r"^\d{3}-\d{4}$")
+    colour: str = pydantic.Field(pattern=r"^#[0-9a-fA-F]{6}$")
+    currency: str = pydantic.Field(pattern=r"^(USD|EUR|GBP)$")
+
+
+def test_structured_outputs_fill_patterns_no_echo_satisfies(app: webtest.TestApp) -> None:
+    schema = {**_Address.model_json_schema(), "additionalProperties": False}
+    response_format = {
+        "type": "json_schema",
+        "json_schema": {"name": "address", "strict": True, "schema": schema},
+    }
+    body = chat(app, response_format=response_format)
+    address = _Address.model_validate_json(body["choices"][0]["message"]["content"])
+    assert address.zip_code.isdigit() and len(address.zip_code) == 5
+    tool = {"type": "function", "function": {"name": "save", "strict": True, "parameters": schema}}
+    body = chat(app, tools=[tool], tool_choice="required")
+    _Address.model_validate_json(body["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])
+
+
 # How instructor's Mode.JSON asks for a model: the schema inline in the system message.
 INSTRUCTOR_PROMPT = (
     "As a genius expert, your task is to understand the content and provide the parsed objects in json "

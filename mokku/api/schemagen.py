@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import math
 import sys
@@ -391,8 +392,9 @@ class _Generator:
                     f"(the most mokku matches a pattern against); minLength is {minimum:,}"
                 )
             longest = min(longest, saferegex.MAX_TEXT)
-        candidates = [base] + ([] if fmt else [text, *_PATTERN_CANDIDATES])
-        for candidate in dict.fromkeys(candidates):
+        guesses = dict.fromkeys([base] + ([] if fmt else [text, *_PATTERN_CANDIDATES]))
+        examples = self.pattern_examples(regex, minimum, longest) if regex is not None and not fmt else ()
+        for candidate in itertools.chain(guesses, examples):
             fitted = _fit_length(candidate, minimum, longest)
             if regex is not None and not regex.search(fitted, self.budget.pattern):
                 continue
@@ -401,6 +403,14 @@ class _Generator:
             self.budget.spend_chars(len(fitted) + 2)
             return fitted
         raise SchemaError(f"no string satisfies {_describe(schema)}")
+
+    def pattern_examples(self, regex: saferegex.Regex, minimum: int, longest: int) -> Iterator[str]:
+        """Strings the pattern reads whole, for the patterns no guess satisfies (``^\\d{5}$``):
+        one of a fitting length, else the shortest, to be padded."""
+        for shortest in (minimum, 0) if minimum else (0,):
+            example = regex.example(shortest, longest, self.budget.pattern)
+            if example is not None:
+                yield example
 
     # Containers.
 
