@@ -294,6 +294,15 @@ def test_function_calls_and_outputs_are_paired_as_the_api_pairs_them(app: webtes
     }
     call = {"type": "function_call", "call_id": "call_x", "name": "lookup", "arguments": "{}"}
     app.post_json(URL, {"model": "gpt-4o", "input": [call, {"role": "user", "content": "hi"}]}, status=400)
+    # The user's turn sent again before the output, as semantic-kernel's Responses agent does.
+    again = create(
+        app,
+        input=[{"role": "user", "content": "cats"}, answer],
+        tools=[TOOL],
+        previous_response_id=called["id"],
+    )
+    assert again["status"] == "completed"
+    assert create(app, input=[call, {"role": "user", "content": "hi"}, dict(answer, call_id="call_x")])
     # Answered in any order, after an assistant message too; a last call may wait for its answer.
     both = [
         call,

@@ -135,24 +135,26 @@ def called(items: Sequence[Item]) -> Set[str]:
 
 def check_calls(items: Sequence[Item], param: str = "input") -> None:
     """Function calls and their outputs paired as the API checks them, in its words: every
-    ``function_call_output`` answers a ``function_call`` the conversation holds, and a call is
-    answered before the conversation moves on to a new (not assistant) message. A conversation
-    with ``item_reference`` or ``compaction`` items is not checked: what they stand for is not
-    read here."""
+    ``function_call_output`` answers a ``function_call`` the conversation holds, and a call the
+    conversation moves on from (a new message not the assistant's) is answered, there or later:
+    clients that continue a stored response may send the user's turn again before the outputs.
+    A conversation with ``item_reference`` or ``compaction`` items is not checked: what they stand
+    for is not read here."""
     if any(item.get("type") in OPAQUE for item in items):
         return
     calls = {item.get("call_id") for item in items if item.get("type") == "function_call"}
-    unanswered: Dict[Any, None] = {}  # the calls not answered yet, in order
+    answered = {item.get("call_id") for item in items if item.get("type") == "function_call_output"}
+    unanswered: Dict[Any, None] = {}  # the calls never answered, in order
     for item in items:
         kind = item.get("type")
         if kind == "function_call":
-            unanswered[item.get("call_id")] = None
+            if item.get("call_id") not in answered:
+                unanswered[item.get("call_id")] = None
         elif kind == "function_call_output":
             if item["call_id"] not in calls:
                 raise errors.invalid_request(
                     f"No tool call found for function call output with call_id {item['call_id']}.", param
                 )
-            unanswered.pop(item["call_id"], None)
         elif unanswered and kind == "message" and item.get("role") != "assistant":
             raise errors.invalid_request(
                 f"No tool output found for function call {next(iter(unanswered))}.", param
