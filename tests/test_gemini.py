@@ -206,6 +206,21 @@ def test_structured_output(app: webtest.TestApp) -> None:
     assert isinstance(json.loads(tagged["candidates"][0]["content"]["parts"][0]["text"])["tags"], list)
 
 
+def test_json_mode_follows_a_schema_in_the_system_instruction(app: webtest.TestApp) -> None:
+    """pydantic-ai's PromptedOutput: JSON mode, and the schema written in the instructions."""
+    schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    system = {
+        "parts": [
+            {"text": f"Always respond with a JSON object that matches this schema:\n\n{json.dumps(schema)}"}
+        ]
+    }
+    config = {"responseMimeType": "application/json"}
+    answer = generate(app, contents=[user("Paris")], systemInstruction=system, generationConfig=config)
+    assert json.loads(answer["candidates"][0]["content"]["parts"][0]["text"]) == {"city": "Paris"}
+    plain = generate(app, contents=[user("Paris")], generationConfig=config)
+    assert json.loads(plain["candidates"][0]["content"]["parts"][0]["text"]) == {"echo": "Paris"}
+
+
 def test_thoughts_when_asked(app: webtest.TestApp) -> None:
     answer = generate(
         app, contents=[user("think")], generationConfig={"thinkingConfig": {"includeThoughts": True}}

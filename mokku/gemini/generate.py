@@ -341,6 +341,7 @@ class GenerateContent:
         conversation = read_contents(body)
         framing = _system(body)
         sampling, output_format, candidates, thoughts = _config(body)
+        output_format = tools.instructed(output_format, [m.text for m in framing])
         chosen = _functions(body, conversation)
         messages = conversation.messages
         generation = Generation(
