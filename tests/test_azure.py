@@ -109,6 +109,8 @@ def test_content_filter_faults(app: webtest.TestApp) -> None:
             "api-version query parameter is not allowed when using /v1 path",
         ),
         (f"/openai/nothing?api-version={VERSION}", 404, "404", "Resource not found"),
+        ("/openai/responses", 404, "404", "Resource not found"),
+        (f"/openai/responses?api-version={VERSION}", 400, "BadRequest", "API version not supported"),
         (
             f"/openai/deployments/gpt-4o@permission/chat/completions?api-version={VERSION}",
             403,

@@ -4,6 +4,8 @@
 - ``/openai/deployments/{deployment}/chat/completions`` (``completions``, ``embeddings``): the
   deployment names the model; ``api-version`` is required (missing: 404, unknown: 400);
 - ``/openai/models`` and ``/openai/models/{model}``, with ``api-version`` too;
+- ``/openai/responses`` (and a response's routes), with a preview ``api-version`` from
+  2025-03-01-preview, where Azure's dated API first served the Responses API;
 - ``/openai/v1/...``: every OpenAI route, ``api-version`` left out (or ``v1``, ``preview``).
 """
 
@@ -33,6 +35,13 @@ DEPLOYMENT_OPERATIONS = {
     "/v1/embeddings": "embeddings",
 }
 DATED = ("/v1/models", "/v1/models/{model}")
+DATED_RESPONSES = (
+    "/v1/responses",
+    "/v1/responses/{response_id}",
+    "/v1/responses/{response_id}/cancel",
+    "/v1/responses/{response_id}/input_items",
+)
+RESPONSES_VERSIONS = frozenset(("2025-03-01-preview", "2025-04-01-preview"))
 
 
 def check_dated(request: Request) -> None:
@@ -44,9 +53,11 @@ def check_dated(request: Request) -> None:
         raise gateway_error(400, "BadRequest", "API version not supported")
 
 
-def dated(handler: Handler) -> Handler:
+def dated(handler: Handler, versions: frozenset = API_VERSIONS) -> Handler:
     def handle(request: Request, **params: str) -> Response:
         check_dated(request)
+        if api_version(request) not in versions:
+            raise gateway_error(400, "BadRequest", "API version not supported")
         return handler(request, **params)
 
     return handle
@@ -86,8 +97,9 @@ def azure_routes(routes: List[Route]) -> List[Route]:
         if operation is not None and route.method == "POST":  # a deployment only creates
             template = f"/openai/deployments/{{deployment}}/{operation}"
             out.append(Route(route.method, template, deployment(route.handler), AZURE))
+        dated_path = "/openai" + route.template[len("/v1") :]
         if route.name in DATED:
-            out.append(
-                Route(route.method, "/openai" + route.template[len("/v1") :], dated(route.handler), AZURE)
-            )
+            out.append(Route(route.method, dated_path, dated(route.handler), AZURE))
+        elif route.name in DATED_RESPONSES:
+            out.append(Route(route.method, dated_path, dated(route.handler, RESPONSES_VERSIONS), AZURE))
     return out

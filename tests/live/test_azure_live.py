@@ -44,6 +44,25 @@ def test_chat_through_a_deployment(azure: openai.AzureOpenAI) -> None:
     assert raw.headers["apim-request-id"] and reply._request_id == raw.headers["x-request-id"]
 
 
+def test_the_responses_api_on_the_dated_routes(live_server: LiveServer) -> None:
+    """``AzureOpenAI.responses`` builds ``/openai/responses?api-version=...`` (no deployment)."""
+    with openai.AzureOpenAI(
+        azure_endpoint=live_server.url, api_key="k", api_version="2025-04-01-preview", max_retries=0
+    ) as client:
+        response = client.responses.create(model="gpt-4o-prod", input="Hello Responses")
+        assert response.output_text == "Hello Responses" and response.model == "gpt-4o-prod"
+        assert client.responses.retrieve(response.id).id == response.id
+        assert [item.type for item in client.responses.input_items.list(response.id)] == ["message"]
+        with client.responses.stream(model="gpt-4o-prod", input="streamed here") as stream:
+            assert stream.get_final_response().output_text == "streamed here"
+        client.responses.delete(response.id)
+    with openai.AzureOpenAI(
+        azure_endpoint=live_server.url, api_key="k", api_version=VERSION, max_retries=0
+    ) as older:
+        with pytest.raises(openai.BadRequestError, match="API version not supported"):
+            older.responses.create(model="gpt-4o-prod", input="too early")
+
+
 def test_a_stream_with_the_filter_preamble(azure: openai.AzureOpenAI) -> None:
     chunks = list(
         azure.chat.completions.create(
