@@ -428,7 +428,9 @@ def test_models_answer_in_anthropic_shape_with_its_header(app: webtest.TestApp) 
     back = app.get(f"/v1/models?limit=3&before_id={following['first_id']}", headers=HEADERS).json
     assert back["data"] == page["data"]
     one = app.get("/v1/models/claude-sonnet-4-5-20250929", headers=HEADERS).json
-    assert strict(types.ModelInfo, one).display_name == "Claude Sonnet 4.5"
+    assert strict(types.ModelInfo, one).display_name == "Claude Sonnet 4.5" and one["line"] == "sonnet"
+    # An alias names the dated model it stands for.
+    assert app.get("/v1/models/claude-sonnet-4-5", headers=HEADERS).json == one
     missing = app.get("/v1/models/claude-none", headers=HEADERS, status=404).json
     assert missing["error"] == {"type": "not_found_error", "message": "model: claude-none"}
     assert app.get("/v1/models").json["object"] == "list"  # without the header: OpenAI's shape

@@ -24,15 +24,33 @@ OWN_CREATED = "2025-01-01T00:00:00Z"
 MAX_LIMIT = 1000
 
 
+LINES = ("opus", "sonnet", "haiku")
+
+
 def model_info(model_id: str, display_name: str, created_at: str) -> Dict[str, object]:
+    """``capabilities`` is null: what mokku accepts does not depend on the model."""
     return {
         "type": "model",
         "id": model_id,
         "display_name": display_name,
         "created_at": created_at,
         "lifecycle": "active",
+        "deprecated_at": None,
+        "retires_at": None,
+        "line": next((line for line in LINES if model_id.startswith(f"claude-{line}-")), None),
+        "capabilities": None,
         "max_input_tokens": 200_000,
         "max_tokens": 64_000,
+    }
+
+
+def aliases(model_ids: Iterable[str]) -> Dict[str, str]:
+    """``claude-sonnet-4-5`` for ``claude-sonnet-4-5-20250929``: an id without its date, as the API
+    resolves it."""
+    return {
+        model_id[:-9]: model_id
+        for model_id in model_ids
+        if len(model_id) > 9 and model_id[-9] == "-" and model_id[-8:].isdigit()
     }
 
 
@@ -47,6 +65,7 @@ class Models:
         self._entries = entries
         self._ids = [str(entry["id"]) for entry in entries]
         self._bodies = {str(entry["id"]): dumps(entry) for entry in entries}
+        self._aliases = aliases(self._ids)
 
     def list_models(self, request: Request) -> Response:
         query = _query(request)
@@ -71,7 +90,7 @@ class Models:
         )
 
     def retrieve_model(self, request: Request, model: str) -> Response:
-        body = self._bodies.get(model)
+        body = self._bodies.get(self._aliases.get(model, model))
         if body is None:
             raise errors.APIError(404, f"model: {model}", "not_found_error")
         return encoded_json_response(body)
