@@ -200,6 +200,19 @@ def test_odd_bodies_are_journaled(store_env: Dict[str, str]) -> None:
     assert listed["status"] == 400 and listed["model"] == ["not", "a", "string"]
 
 
+def test_bodies_in_other_encodings_are_journaled_as_parsed(store_env: Dict[str, str]) -> None:
+    """JSON may come with a UTF-8 BOM, or as UTF-16 or UTF-32: the entry keeps what was parsed, and the
+    journal and the verdict read back."""
+    text = json.dumps({"model": "gpt-4o", "messages": HI})
+    for raw in (b"\xef\xbb\xbf" + text.encode(), text.encode("utf-16-le"), text.encode("utf-32")):
+        app = build(store_env)
+        app.delete("/mokku/requests")
+        app.post(CHAT, raw, headers={"Content-Type": "application/json"})
+        (entry,) = entries(app)
+        assert entry["body"] == {"model": "gpt-4o", "messages": HI}
+        assert app.get("/mokku/verdict").status_int == 200
+
+
 def test_a_broken_state_file_costs_the_entry_not_the_request(tmp_path: Path) -> None:
     state = tmp_path / "state.sqlite3"
     app = build(tmp_path)

@@ -238,6 +238,8 @@ def entry_for(request: Request, status: int, started: float) -> Dict[str, Any]:
         raw = request.body()  # read already: the body was parsed
         if len(raw) > request.settings.journal_body_bytes:
             stored, raw = truncated(raw), None  # cut from the bytes received, never encoded whole
+        elif json.detect_encoding(raw) != "utf-8":  # a BOM, UTF-16 or UTF-32: kept as parsed
+            raw = None
     result = request.result
     entry: Dict[str, Any] = {
         "time": time.time(),
