@@ -165,6 +165,37 @@ def test_an_unknown_or_unstored_previous_response_is_a_400(app: webtest.TestApp)
     assert app.post_json(URL, both, status=400).json["error"]["code"] == "mutually_exclusive_parameters"
 
 
+@pytest.mark.parametrize(
+    "path, body, param",
+    [
+        (URL, {"input": "x", "previous_response_id": "resp_\ud800"}, "previous_response_id"),
+        (URL, {"input": "x", "conversation": "conv_\ud800"}, "conversation"),
+        (URL, {"input": "x", "conversation": {"id": "\ud800"}}, "conversation.id"),
+        (
+            "/v1/conversations",
+            {"items": [{"type": "message", "id": "\ud800", "role": "user", "content": "x"}]},
+            "items[0].id",
+        ),
+        (
+            "{conversation}/items",
+            {"items": [{"type": "message", "id": "m\udfff", "role": "user", "content": "x"}]},
+            "items[0].id",
+        ),
+    ],
+)
+def test_an_id_with_a_lone_surrogate_is_a_400(
+    store_env: Dict[str, str], path: str, body: Dict[str, Any], param: str
+) -> None:
+    """Valid JSON (``\\ud800``), but no id the stores can hold: a 400 naming it, on either store."""
+    app = webtest.TestApp(App(config.load(store_env)))
+    conversation = app.post_json("/v1/conversations", {}).json["id"]
+    raw = json.dumps({"model": "gpt-4o", **body}).encode()  # ensure_ascii: the escapes as a client sends them
+    path = path.replace("{conversation}", f"/v1/conversations/{conversation}")
+    error = app.post(path, raw, headers={"Content-Type": "application/json"}, status=400).json["error"]
+    assert (error["param"], error["code"], error["type"]) == (param, "invalid_value", "invalid_request_error")
+    assert "lone surrogate" in error["message"]
+
+
 # input_items
 
 

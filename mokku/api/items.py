@@ -46,7 +46,7 @@ def read(value: Any, param: str) -> List[Item]:
         if not isinstance(item, dict):
             raise validate.wrong_type(where, "an object", item)
         kind = validate.string(item.get("type"), f"{where}.type") or "message"
-        validate.string(item.get("id"), f"{where}.id")
+        validate.identifier(item.get("id"), f"{where}.id")
         if kind == "message":
             role = validate.required_string(item, "role", f"{where}.role")
             if role not in MESSAGE_ROLES:

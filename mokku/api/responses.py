@@ -207,7 +207,7 @@ class Responses:
         include = _include(body)
         text_format, output_format = read_text_format(body)
         functions, tool_count = tools.read_functions(body, flat=True)
-        previous = validate.string(body.get("previous_response_id"), "previous_response_id")
+        previous = validate.identifier(body.get("previous_response_id"), "previous_response_id")
         conversation = _conversation(body)
         context, seen = self._context(previous, conversation, new_items)
         messages = items.messages(context)
@@ -327,7 +327,7 @@ class Responses:
     ) -> Tuple[List[items.Item], List[Message]]:
         """A counted or compacted request's items (those it continues, then its ``input``, which
         may be left out when it continues some), and their messages after its instructions."""
-        previous = validate.string(body.get("previous_response_id"), "previous_response_id")
+        previous = validate.identifier(body.get("previous_response_id"), "previous_response_id")
         raw = body.get("input") if previous or conversation else validate.required(body, "input")
         context, _ = self._context(
             previous, conversation, items.read(raw, "input") if raw is not None else []
@@ -483,9 +483,11 @@ def _conversation(body: Mapping[str, Any]) -> Optional[str]:
     """``conversation``: its id, or an object with its id."""
     value = body.get("conversation")
     if value is None or isinstance(value, str):
-        return value
+        return validate.identifier(value, "conversation")
     if isinstance(value, dict):
-        return validate.required_string(value, "id", "conversation.id")
+        return validate.identifier(
+            validate.required_string(value, "id", "conversation.id"), "conversation.id"
+        )
     raise validate.wrong_type("conversation", "a string or an object", value)
 
 

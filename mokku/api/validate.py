@@ -58,6 +58,19 @@ def string(value: Any, param: str) -> Optional[str]:
     return value
 
 
+def identifier(value: Any, param: str) -> Optional[str]:
+    """An id the client names, to be looked up or kept: a string the stores can hold (UTF-8, so
+    without the lone surrogates a JSON ``\\ud800`` escape can write)."""
+    if string(value, param) is not None:
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise errors.invalid_request(
+                f"Invalid '{param}': an id cannot hold a lone surrogate.", param, "invalid_value"
+            ) from None
+    return value
+
+
 def boolean(value: Any, param: str) -> Optional[bool]:
     if value is not None and not isinstance(value, bool):
         raise wrong_type(param, "a boolean", value)
