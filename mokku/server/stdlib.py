@@ -330,7 +330,7 @@ class _Input:
                 del buf[:2]
                 self._step = "size"
             line = self._line(MAX_CHUNK_LINE, "a chunk size line is too long")
-            size = line.split(b";", 1)[0].strip(b" \t")
+            size = line.split(b";", 1)[0].rstrip(b" \t")  # whitespace only before an extension
             if not size or len(size) > 16 or not re.fullmatch(rb"[0-9A-Fa-f]+", size):
                 raise BodyError(f"invalid chunk size {size[:20].decode('latin-1')!r}")
             self._chunk_left = int(size, 16)
@@ -349,14 +349,16 @@ class _Input:
         buf = self._conn.buf
         searched = 0
         while True:
-            end = buf.find(b"\r\n", searched, limit + 2)
+            end = buf.find(b"\n", searched, limit + 2)
             if end >= 0:
-                line = bytes(buf[:end])
-                del buf[: end + 2]
+                if end == 0 or buf[end - 1] != 13:  # refused at once, not waited on to a timeout
+                    raise BodyError("a chunk line ends with LF alone, not CRLF")
+                line = bytes(buf[: end - 1])
+                del buf[: end + 1]
                 return line
             if len(buf) >= limit + 2:
                 raise BodyError(too_long)
-            searched = max(0, len(buf) - 1)
+            searched = len(buf)
             self._more()
 
     def _need(self, count: int) -> None:

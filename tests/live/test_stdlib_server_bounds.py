@@ -323,6 +323,14 @@ def test_request_bodies(kind: str) -> None:
             port, _post("/v1/chat/completions", b"zz\r\n{}\r\n0\r\n\r\n", "Transfer-Encoding: chunked")
         )
         assert status == 400 and "chunk size" in _error(reply)["message"]  # type: ignore[operator]
+        # Whitespace before a size; and from `python -m mokku`, lines ended by LF alone, refused at
+        # once (gunicorn's parser waits for a CRLF: the body timeout's 408).
+        framings = [b" 2\r\n{}\r\n0\r\n\r\n"] + ([b"2\n{}\n0\n\n"] if kind == "module" else [])
+        for framed in framings:
+            status, _, reply = _exchange(
+                port, _post("/v1/chat/completions", framed, "Transfer-Encoding: chunked")
+            )
+            assert status == 400 and "chunk" in _error(reply)["message"], reply  # type: ignore[operator]
         # A body that ends (the client's FIN) short of its Content-Length.
         status, _, reply = _exchange(
             port, _post("/v1/chat/completions", CHAT, f"Content-Length: {len(CHAT) + 10}"), half_close=True
