@@ -218,6 +218,9 @@ def test_at_most_so_many_rules(store_env: Dict[str, str]) -> None:
     app.post_json("/mokku/scenarios", rule)
     too_long = app.post_json("/mokku/scenarios", {"rules": [rule] * (MAX_RULES + 1)}, status=400)
     assert too_long.json["error"]["code"] == "array_above_max_length"
+    for empty, code in ((None, "missing_required_parameter"), ([], "empty_array")):
+        error = app.post_json("/mokku/scenarios", {"rules": empty}, status=400).json["error"]
+        assert (error["param"], error["code"]) == ("rules", code)
 
 
 def test_matching_takes_no_lock(tmp_path: Path) -> None:

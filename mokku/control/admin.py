@@ -113,7 +113,7 @@ class Admin:
         scripts = self._scripts(request)
         body = request.json()
         if "rules" in body:
-            raw = validate.array(body["rules"], "rules", 1, MAX_RULES) or []
+            raw = validate.array(validate.required(body, "rules"), "rules", 1, MAX_RULES) or []
             rules = [check_rule(rule, f"rules[{index}]") for index, rule in enumerate(raw)]
         else:
             rules = [check_rule(body)]
