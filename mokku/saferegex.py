@@ -16,6 +16,9 @@ The answer is the one ``re.search`` gives (the tests compare them): single chara
 assertions and flags are decided by small compiled ``re`` patterns, which cannot backtrack.
 Backreferences, lookahead/lookbehind, conditionals, atomic groups and possessive repeats cannot
 be searched this way, and are refused with the reason (``UnsafePattern``).
+
+The same states write strings too: ``Regex.example`` walks them for the shortest string the
+pattern reads whole, which is how a schema's ``pattern`` gets a value no guess satisfies.
 """
 
 from __future__ import annotations
