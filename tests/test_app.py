@@ -78,6 +78,7 @@ def test_root_is_404(app: webtest.TestApp) -> None:
         ("POST", "/health", "GET, HEAD"),
         ("PUT", "/v1/chat/completions", "GET, HEAD, POST"),
         ("GET", "/v1/embeddings", "POST"),
+        ("get", "/v1/models", "GET, HEAD"),  # methods are case-sensitive
     ],
 )
 def test_wrong_method_is_405_with_allow(app: webtest.TestApp, method: str, path: str, allow: str) -> None:

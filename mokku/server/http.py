@@ -242,7 +242,7 @@ class Request:
 
     def __init__(self, environ: Dict[str, Any], settings: Settings, span: Optional[Span] = None) -> None:
         self.environ = environ
-        self.method: str = environ.get("REQUEST_METHOD", "GET").upper()
+        self.method: str = environ.get("REQUEST_METHOD", "GET")  # case-sensitive, as HTTP says
         raw_path = environ.get("PATH_INFO", "") or "/"
         # PEP 3333 hands the path over as latin-1 text; model ids may be UTF-8.
         self.path: str = raw_path.encode("latin-1", "replace").decode("utf-8", "replace")
