@@ -4,6 +4,7 @@ field at any depth, no snake_case), Google's error envelope, both API versions, 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Dict, List
 
@@ -448,6 +449,13 @@ def test_real_context_windows_are_gemini_s_own() -> None:
     assert generate(app, contents=[user(long_prompt)])["candidates"][0]["content"]["parts"][0]["text"]
     too_long = app.post_json(GENERATE, {"contents": [user("word " * 1_100_000)]}, headers=KEY, status=400)
     assert too_long.json["error"]["status"] == "INVALID_ARGUMENT"
+    assert re.fullmatch(
+        r"The input token count \(\d+\) exceeds the maximum number of tokens allowed \(1048576\)\.",
+        too_long.json["error"]["message"],
+    )
+    url = "/v1beta/models/gemini-2.5-flash@context_length:generateContent"
+    fault = app.post_json(url, {"contents": [user("hi")]}, headers=KEY, status=400).json["error"]
+    assert fault["message"].startswith("The input token count (")
 
 
 def test_only_the_alt_parameter_asks_for_sse(app: webtest.TestApp) -> None:

@@ -18,6 +18,7 @@ from mokku.credentials import bearer_key
 from mokku.server import cors
 from mokku.server.dialect import Dialect, Limit
 from mokku.server.http import Headers, Request, Response, json_response
+from mokku.simulation import limits
 
 BROWSER_ACCESS = "anthropic-dangerous-direct-browser-access"  # a browser's opt-in to cross-origin answers
 
@@ -62,8 +63,9 @@ def translate(error: errors.APIError) -> Tuple[int, str, str]:
         limit = next((value for name, value in error.headers if name.startswith("x-ratelimit-limit-")), "0")
         unit = "input tokens" if error.type == "tokens" else "requests"
         return 429, "rate_limit_error", _RATE.format(limit=limit, unit=unit)
-    if error.code == "context_length_exceeded":
-        return 400, "invalid_request_error", _context(message)
+    context = limits.context_numbers(error)
+    if context is not None:
+        return 400, "invalid_request_error", _context(*context)
     if status == 503 and error.type == "server_error" and error.code is None:
         return 529, "overloaded_error", OVERLOADED
     if status == 500:
@@ -94,18 +96,9 @@ def _json_message(message: str) -> str:
     return message  # a Content-Type that is not JSON: the message says which
 
 
-_CONTEXT = re.compile(
-    r"maximum context length is (\d+) tokens.*?\((\d+) in (?:your prompt|the messages)[;,] (\d+)"
-)
-
-
-def _context(message: str) -> str:
+def _context(size: int, prompt: int, asked: int) -> str:
     """The context-window error with Anthropic's wording (the numbers from mokku's check)."""
-    found = _CONTEXT.search(message)
-    if found is None:
-        return message
-    size, prompt, asked = found.groups()
-    if int(prompt) > int(size):
+    if prompt > size:
         return f"prompt is too long: {prompt} tokens > {size} maximum"
     return (
         f"input length and `max_tokens` exceed context limit: {prompt} + {asked} > {size}, decrease input "

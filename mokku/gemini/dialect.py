@@ -17,6 +17,7 @@ from mokku import errors
 from mokku.api.ids import random_id
 from mokku.server.dialect import Dialect
 from mokku.server.http import Headers, Request, Response, dumps, json_response
+from mokku.simulation import limits
 
 STATUSES: Dict[int, str] = {
     400: "INVALID_ARGUMENT",
@@ -42,6 +43,7 @@ INTERNAL = (
     "https://developers.generativeai.google/guide/troubleshooting"
 )
 OVERLOADED = "The model is overloaded. Please try again later."
+CONTEXT = "The input token count ({count}) exceeds the maximum number of tokens allowed ({size})."
 PERMISSION = "The caller does not have permission"
 _TYPE = "type.googleapis.com/google.rpc."
 _SAFETY_CATEGORIES = (
@@ -117,6 +119,10 @@ def translate(error: errors.APIError) -> Tuple[int, str, List[Dict[str, Any]]]:
             },
         ]
         return 400, KEY_INVALID, details
+    context = limits.context_numbers(error)
+    if context is not None:
+        size, prompt, asked = context
+        return 400, CONTEXT.format(count=prompt + asked, size=size), details
     if status == 503 and error.type == "server_error" and error.code is None:
         return 503, OVERLOADED, details
     if status == 500:

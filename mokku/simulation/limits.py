@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import math
+import re
 import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
@@ -55,6 +56,9 @@ MODEL_WINDOWS: Dict[str, Tuple[int, int]] = {
 DEFAULT_WINDOW = (128_000, 16_384)
 CLAUDE_WINDOW = (200_000, 64_000)  # any ``claude-*`` model
 GEMINI_WINDOW = (1_048_576, 65_536)  # any ``gemini-*`` model (Gemini 2.5's input and output limits)
+_CONTEXT = re.compile(
+    r"maximum context length is (\d+) tokens.*?\((\d+) in (?:your prompt|the messages)[;,] (\d+)"
+)
 
 
 def known_window(model: str) -> Tuple[int, int]:
@@ -202,3 +206,10 @@ def _estimated_tokens(request: Request) -> int:
     completion = next((n for n in asked if isinstance(n, int) and not isinstance(n, bool)), 0)
     prompt = math.ceil(int(request.environ.get("CONTENT_LENGTH") or 0) / 4)
     return prompt + max(0, completion)
+
+
+def context_numbers(error: errors.APIError) -> Optional[Tuple[int, int, int]]:
+    """(window, prompt tokens, completion tokens asked) of a ``context_length_exceeded`` error, for
+    the other dialects to word it as their providers do."""
+    found = _CONTEXT.search(error.message) if error.code == "context_length_exceeded" else None
+    return None if found is None else (int(found[1]), int(found[2]), int(found[3]))
