@@ -35,6 +35,8 @@ OFFICIAL_RESPONSES = {
     "createChatCompletion": "CreateChatCompletionResponse",
     "createCompletion": "CreateCompletionResponse",
     "createEmbedding": "CreateEmbeddingResponse",
+    "geminiOpenAICreateChatCompletion": "CreateChatCompletionResponse",
+    "geminiOpenAICreateEmbedding": "CreateEmbeddingResponse",
     "createModeration": "CreateModerationResponse",
     "azureV1CreateModeration": "CreateModerationResponse",
     "createResponse": "Response",

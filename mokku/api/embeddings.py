@@ -29,10 +29,13 @@ from mokku.server.http import JSON_CONTENT_TYPE, Request, Response, Result, dump
 from mokku.simulation import limits
 
 KNOWN_PARAMS = frozenset(("input", "model", "encoding_format", "dimensions", "user"))
+# Google's, for its own routes and for its OpenAI compatibility (``/v1beta/openai/embeddings``).
+GEMINI_DIMENSIONS = {"gemini-embedding-001": 3072, "text-embedding-004": 768, "embedding-001": 768}
 MODEL_DIMENSIONS = {
     "text-embedding-3-small": 1536,
     "text-embedding-3-large": 3072,
     "text-embedding-ada-002": 1536,
+    **GEMINI_DIMENSIONS,
 }
 DEFAULT_DIMENSIONS = 1536
 FIXED_DIMENSION_MODELS = frozenset(("text-embedding-ada-002",))

@@ -36,7 +36,6 @@ MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto",
 FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
 JSON_TYPES = ("application/json",)
 THOUGHT = "The user wrote a message; the answer repeats it."
-EMBEDDING_DIMENSIONS = {"gemini-embedding-001": 3072, "text-embedding-004": 768, "embedding-001": 768}
 
 
 def field(body: Mapping[str, Any], camel: str) -> Any:
@@ -440,7 +439,7 @@ def _embedding(model: str, body: Mapping[str, Any], where: str) -> Dict[str, Any
         raise errors.invalid_request(
             f"* EmbedContentRequest.{where}content: content must not be empty\n", f"{where}content"
         )
-    dimensions = field(body, "outputDimensionality") or EMBEDDING_DIMENSIONS.get(model, 768)
+    dimensions = field(body, "outputDimensionality") or embeddings.GEMINI_DIMENSIONS.get(model, 768)
     if not isinstance(dimensions, int) or not 1 <= dimensions <= 3072:
         raise errors.invalid_request(
             f"* EmbedContentRequest.{where}output_dimensionality: must be between 1 and 3072\n",

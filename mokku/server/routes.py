@@ -82,6 +82,18 @@ def gemini_routes(gemini: GenerateContent, models: GeminiModels) -> List[Route]:
     return routes
 
 
+# Gemini's OpenAI compatibility (base URL ``.../v1beta/openai/``): OpenAI's routes, in OpenAI's dialect.
+GEMINI_OPENAI = ("/v1/chat/completions", "/v1/embeddings")
+
+
+def gemini_openai_routes(api: List[Route]) -> List[Route]:
+    return [
+        Route(route.method, "/v1beta/openai" + route.template[len("/v1") :], route.handler, OPENAI)
+        for route in api
+        if route.name in GEMINI_OPENAI and route.method == "POST"
+    ]
+
+
 def build_routes(
     settings: Settings,
     journal: Optional[Journal] = None,
@@ -170,4 +182,4 @@ def build_routes(
         if admin
         else []
     )
-    return api + azure_routes(api) + own
+    return api + azure_routes(api) + gemini_openai_routes(api) + own

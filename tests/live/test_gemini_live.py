@@ -109,3 +109,24 @@ def test_validation_errors(gemini: genai.Client) -> None:
     with pytest.raises(errors.ClientError) as caught:
         gemini.models.generate_content(model=MODEL, contents=[types.Content(role="user", parts=[])])
     assert caught.value.code == 400 and "contents.parts must not be empty" in (caught.value.message or "")
+
+
+def test_the_openai_compatible_base_url(live_server: LiveServer) -> None:
+    """Gemini through the ``openai`` SDK at ``.../v1beta/openai/``, as Google documents it."""
+    import openai
+
+    with openai.OpenAI(
+        base_url=live_server.url + "/v1beta/openai/", api_key="gemini-key", max_retries=0
+    ) as client:
+        reply = client.chat.completions.create(
+            model="gemini-2.5-flash", messages=[{"role": "user", "content": "Hello Gemini"}]
+        )
+        assert reply.choices[0].message.content == "Hello Gemini" and reply.model == "gemini-2.5-flash"
+        stream = client.chat.completions.create(
+            model="gemini-2.5-flash", messages=[{"role": "user", "content": "one two"}], stream=True
+        )
+        assert "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices) == "one two"
+        vectors = client.embeddings.create(model="gemini-embedding-001", input=["a", "b"])
+        assert [len(item.embedding) for item in vectors.data] == [3072, 3072]
+        with pytest.raises(openai.BadRequestError):
+            client.chat.completions.create(model="gemini-2.5-flash", messages=[])
