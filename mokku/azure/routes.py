@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from typing import List
+from typing import FrozenSet, List
 
 from mokku.azure.dialect import AZURE, api_version, gateway_error
 from mokku.server.dialect import OPENAI
@@ -44,20 +44,18 @@ DATED_RESPONSES = (
 RESPONSES_VERSIONS = frozenset(("2025-03-01-preview", "2025-04-01-preview"))
 
 
-def check_dated(request: Request) -> None:
-    """A dated route's ``api-version``: required and known, as Azure's gateway answers."""
+def check_dated(request: Request, versions: FrozenSet[str] = API_VERSIONS) -> None:
+    """A dated route's ``api-version``: required and one the route serves, as Azure's gateway answers."""
     version = api_version(request)
     if version is None:
         raise gateway_error(404, "404", "Resource not found")
-    if version not in API_VERSIONS:
+    if version not in versions:
         raise gateway_error(400, "BadRequest", "API version not supported")
 
 
-def dated(handler: Handler, versions: frozenset = API_VERSIONS) -> Handler:
+def dated(handler: Handler, versions: FrozenSet[str] = API_VERSIONS) -> Handler:
     def handle(request: Request, **params: str) -> Response:
-        check_dated(request)
-        if api_version(request) not in versions:
-            raise gateway_error(400, "BadRequest", "API version not supported")
+        check_dated(request, versions)
         return handler(request, **params)
 
     return handle
