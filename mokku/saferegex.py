@@ -116,7 +116,7 @@ class Regex:
         self._start = start
         self._match = program.kind.index(_MATCH)
         self._contextual = bool(program.assertions)  # assertions depend on the characters around
-        self._example_chars: Dict[int, Optional[str]] = {}
+        self._example_chars: Dict[int, str] = {}  # per character leaf, the characters it reads
 
     def search(self, text: str, spend: Optional[Callable[[int], None]] = None) -> bool:
         """Whether the pattern matches somewhere in the first ``MAX_TEXT`` characters of ``text``.
@@ -152,7 +152,11 @@ class Regex:
         return self._step(states, text, len(text), "")[0]
 
     def example(
-        self, shortest: int = 0, longest: int = MAX_TEXT, spend: Optional[Callable[[int], None]] = None
+        self,
+        shortest: int = 0,
+        longest: int = MAX_TEXT,
+        spend: Optional[Callable[[int], None]] = None,
+        variant: int = 0,
     ) -> Optional[str]:
         """A string of ``shortest`` to ``longest`` characters that the pattern reads whole, or None.
 
@@ -160,7 +164,8 @@ class Regex:
         written by walking the pattern's states one character at a time (the shortest such string
         at least ``shortest`` long). Assertions are taken as met: the caller checks the string
         with ``search``. The walk holds at most ``MAX_EXAMPLE_STATES`` states; ``spend`` is told
-        each step's work, as in ``search``."""
+        each step's work, as in ``search``. Another ``variant`` writes each character with the next
+        one its class reads (``\\d{5}``: ``00000``, ``11111``...), for values that must differ."""
         longest = min(longest, MAX_TEXT)
         kind, arg, after = self._kind, self._arg, self._next
         # For each length, the states reached and how: (the state before, the character read,
@@ -183,9 +188,12 @@ class Regex:
                     return None  # the lengths ahead repeat ones already walked
                 repeated.add(reached)
             seeds: Dict[int, Tuple[int, Optional[str]]] = {}
-            for state in layer:
+            order = list(layer)
+            turn = variant % len(order)  # which of the ways to a state is kept: another branch
+            for state in order[turn:] + order[:turn]:
                 if kind[state] == _CHAR:
-                    char = self._example_char(arg[state])
+                    chars = self._example_chars_of(arg[state])
+                    char = chars[variant % len(chars)] if chars else None
                     if char is not None and after[state][0] not in seeds:
                         seeds[after[state][0]] = (state, char)
             if not seeds or length == longest:
@@ -219,10 +227,10 @@ class Regex:
                 length -= 1
             state = before
 
-    def _example_char(self, leaf: int) -> Optional[str]:
+    def _example_chars_of(self, leaf: int) -> str:
         if leaf not in self._example_chars:
             test = self._chars[leaf]
-            self._example_chars[leaf] = next((c for c in _EXAMPLE_CHARS if test(c) is not None), None)
+            self._example_chars[leaf] = "".join(c for c in _EXAMPLE_CHARS if test(c) is not None)
         return self._example_chars[leaf]
 
     def _step(

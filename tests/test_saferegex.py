@@ -111,6 +111,13 @@ def test_examples_of_ordinary_patterns(pattern: str, example: str) -> None:
     assert regex.search(example)
 
 
+def test_other_variants_write_other_examples() -> None:
+    digits = saferegex.compile(r"^\d{3}$")
+    assert [digits.example(variant=v) for v in range(3)] == ["000", "111", "222"]
+    currency = saferegex.compile("^(USD|EUR|GBP)$")
+    assert {currency.example(variant=v) for v in range(3)} == {"USD", "EUR", "GBP"}
+
+
 def test_examples_within_lengths() -> None:
     regex = saferegex.compile("^[a-z]+-[0-9]*$")
     example = regex.example(5, 8)

@@ -41,6 +41,13 @@ SCHEMAS: List[Dict[str, Any]] = [
     {"type": "string", "pattern": "^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$"},
     {"type": "string", "pattern": "^[a-z]+$", "minLength": 30, "maxLength": 31},
     {"type": "string", "pattern": "^\\+?[1-9]\\d{1,14}$"},
+    {"type": "array", "items": {"type": "string", "pattern": "^\\d{5}$"}, "minItems": 5, "uniqueItems": True},
+    {
+        "type": "array",
+        "items": {"type": "string", "pattern": "^(USD|EUR|GBP)$"},
+        "minItems": 3,
+        "uniqueItems": True,
+    },
     {"type": "string", "format": "date-time"},
     {"type": "string", "format": "date"},
     {"type": "string", "format": "email"},

@@ -39,7 +39,7 @@ import math
 import sys
 import uuid
 from fractions import Fraction
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from mokku import saferegex
 
@@ -392,9 +392,14 @@ class _Generator:
                     f"(the most mokku matches a pattern against); minLength is {minimum:,}"
                 )
             longest = min(longest, saferegex.MAX_TEXT)
-        guesses = dict.fromkeys([base] + ([] if fmt else [text, *_PATTERN_CANDIDATES]))
-        examples = self.pattern_examples(regex, minimum, longest) if regex is not None and not fmt else ()
-        for candidate in itertools.chain(guesses, examples):
+        guesses: Iterable[str] = [] if fmt else dict.fromkeys([text, *_PATTERN_CANDIDATES])
+        examples: Iterable[str] = ()
+        if regex is not None and not fmt:
+            examples = self.pattern_examples(regex, minimum, longest, salt)
+        # The guesses are the same for every salt: past the first value, the pattern's own examples
+        # (which differ with the salt) come first, so that values can differ (uniqueItems).
+        later = (examples, guesses) if salt else (guesses, examples)
+        for candidate in itertools.chain([base], *later):
             fitted = _fit_length(candidate, minimum, longest)
             if regex is not None and not regex.search(fitted, self.budget.pattern):
                 continue
@@ -404,11 +409,13 @@ class _Generator:
             return fitted
         raise SchemaError(f"no string satisfies {_describe(schema)}")
 
-    def pattern_examples(self, regex: saferegex.Regex, minimum: int, longest: int) -> Iterator[str]:
+    def pattern_examples(
+        self, regex: saferegex.Regex, minimum: int, longest: int, salt: int
+    ) -> Iterator[str]:
         """Strings the pattern reads whole, for the patterns no guess satisfies (``^\\d{5}$``):
-        one of a fitting length, else the shortest, to be padded."""
+        one of a fitting length, else the shortest, to be padded; another for another salt."""
         for shortest in (minimum, 0) if minimum else (0,):
-            example = regex.example(shortest, longest, self.budget.pattern)
+            example = regex.example(shortest, longest, self.budget.pattern, salt)
             if example is not None:
                 yield example
 
