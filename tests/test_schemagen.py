@@ -48,6 +48,13 @@ SCHEMAS: List[Dict[str, Any]] = [
         "minItems": 3,
         "uniqueItems": True,
     },
+    # Names for minProperties from patternProperties, where additionalProperties is false.
+    {
+        "type": "object",
+        "patternProperties": {"^x_[a-z]+$": {"type": "integer"}, "^[0-9]{2}$": {"type": "string"}},
+        "additionalProperties": False,
+        "minProperties": 6,
+    },
     {"type": "string", "format": "date-time"},
     {"type": "string", "format": "date"},
     {"type": "string", "format": "email"},
@@ -162,6 +169,13 @@ def test_strings_carry_the_echo_text() -> None:
         },
         {"$ref": "https://example.com/schema.json"},
         {"type": "array", "items": {"enum": ["only"]}, "minItems": 2, "uniqueItems": True},
+        {"type": "object", "additionalProperties": False, "minProperties": 1},
+        {
+            "type": "object",
+            "patternProperties": {"^ab$": {}},
+            "additionalProperties": False,
+            "minProperties": 2,
+        },
         False,
     ],
 )

@@ -454,13 +454,14 @@ class _Generator:
                 result[name] = self.value(self.extra_schema(name, patterns, extra), depth + 1, salt)
                 self.budget.spend_chars(len(name) + 4)
         self.dependencies(schema, result, optional, depth, salt)
-        index = 0
+        names = self.extra_names(patterns, extra)
         while len(result) < minimum:
-            key = f"key{index}"
+            key = next(names, None)
+            if key is None:
+                raise SchemaError("minProperties asks for more property names than mokku can write for it")
             if key not in result:
                 result[key] = self.value(self.extra_schema(key, patterns, extra), depth + 1, salt)
                 self.budget.spend_chars(len(key) + 4)
-            index += 1
         while maximum is not None and len(result) > maximum and optional:
             del result[optional.pop()]
         if maximum is not None and len(result) > maximum:
@@ -496,6 +497,19 @@ class _Generator:
                         )
                     result[other] = self.value(sub, depth + 1, salt)
                     self.budget.spend_chars(len(other) + 4)
+
+    def extra_names(self, patterns: Dict[str, Any], extra: Any) -> Iterator[str]:
+        """Names for properties past ``properties``: ``key0``, ``key1``..., or where
+        additionalProperties is false, names the patternProperties read (their examples)."""
+        if extra is not False:
+            yield from (f"key{index}" for index in itertools.count())
+            return
+        regexes = [_regex(pattern, "patternProperties") for pattern in patterns]
+        for variant in range(MAX_NODES):
+            for regex in regexes:
+                name = regex.example(spend=self.budget.pattern, variant=variant)
+                if name is not None:
+                    yield name
 
     def extra_schema(self, name: str, patterns: Dict[str, Any], extra: Any) -> Any:
         """The schema of a property not in ``properties``: the patternProperties it matches, else
