@@ -20,6 +20,16 @@ class Stores(NamedTuple):
     counters: CounterStore  # cassette sequence counters
 
 
+def shown(state: str) -> str:
+    """Where ``MOKKU_STATE`` puts the state, for a log line: a Redis URL without its password."""
+    url = config.load({"MOKKU_STATE": state}).state_url
+    if url:
+        from mokku.store import redis
+
+        return redis.describe(url)
+    return f"state file {state}"
+
+
 def open_stores(settings: config.Settings, state_path: str) -> Stores:
     """The server's stores; nothing is touched until first use (a worker boots whatever state they are in)."""
     if settings.state_url:

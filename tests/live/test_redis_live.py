@@ -84,6 +84,23 @@ def test_redis_gone_mid_load_then_back(redis_server: Any, replicas: List[LiveSer
 
 
 @pytest.mark.parametrize("kind", ["module", "gunicorn"])
+def test_the_password_in_the_url_is_never_logged(redis_server: Any, kind: str) -> None:
+    import redis
+
+    redis.Redis.from_url(redis_server.url).acl_setuser(
+        "mokku-test", enabled=True, passwords=["+s3cret-pw"], keys=["*"], channels=["*"], commands=["+@all"]
+    )
+    url = redis_server.url.replace("redis://", "redis://mokku-test:s3cret-pw@")
+    server = LiveServer(kind, env={**redis_server.env(), "MOKKU_STATE": url})
+    try:
+        assert chat(server, "through an authenticated Redis")[0] == 200
+        logged = server.output()
+    finally:
+        server.close()
+    assert f"Redis at redis://127.0.0.1:{redis_server.port}/0" in logged and "s3cret-pw" not in logged
+
+
+@pytest.mark.parametrize("kind", ["module", "gunicorn"])
 def test_an_unreachable_redis_at_start_exits_2(kind: str) -> None:
     command = {
         "module": [sys.executable, "-m", "mokku"],
