@@ -153,6 +153,15 @@ def test_bad_latency_headers_are_400(app: webtest.TestApp, header: str) -> None:
     assert response.json["error"]["param"] == header
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_rate_slower_than_a_token_every_600_s_is_400(app: webtest.TestApp, stream: bool) -> None:
+    body = {"model": "m", "messages": HI, "stream": stream}
+    for rate in ("1e-9", "0.0001", "0"):
+        headers = {"X-Mokku-Tokens-Per-Second": rate}
+        error = app.post_json(CHAT, body, headers=headers, status=400).json["error"]
+        assert error["param"] == "X-Mokku-Tokens-Per-Second" and "600 s" in error["message"]
+
+
 def test_content_filter(app: webtest.TestApp) -> None:
     for way in _triggers("content_filter"):
         body = app.post_json(

@@ -19,6 +19,7 @@ LATENCY_HEADER = "X-Mokku-Latency-Ms"
 TOKEN_HEADER = "X-Mokku-Token-Ms"
 RATE_HEADER = "X-Mokku-Tokens-Per-Second"
 JITTER_HEADER = "X-Mokku-Jitter"
+MAX_TOKEN_S = 600  # the longest wait a header asks for: before the first token, or between two
 
 
 # How far behind its schedule a token may be and still be caught up (about ten tokens at 10/s).
@@ -93,13 +94,17 @@ def _header_number(request: Request, name: str, default: float, maximum: float) 
 
 
 def _header_ms(request: Request, name: str, default: float) -> float:
-    return _header_number(request, name, default * 1000, 600_000) / 1000
+    return _header_number(request, name, default * 1000, MAX_TOKEN_S * 1000) / 1000
 
 
 def _token_delay(request: Request, default: float) -> float:
     if request.header(RATE_HEADER):
         rate = _header_number(request, RATE_HEADER, 0, 1_000_000)
-        if rate <= 0:
-            raise errors.invalid_request(f"The {RATE_HEADER} header must be above 0.", RATE_HEADER)
+        if rate < 1 / MAX_TOKEN_S:  # the same ceiling as X-Mokku-Token-Ms: 600 s a token
+            raise errors.invalid_request(
+                f"The {RATE_HEADER} header must be at least {1 / MAX_TOKEN_S:.4g} (a token every "
+                f"{MAX_TOKEN_S:g} s), got {request.header(RATE_HEADER)!r}.",
+                RATE_HEADER,
+            )
         return 1 / rate
     return _header_ms(request, TOKEN_HEADER, default)
