@@ -189,9 +189,12 @@ class Proxy:
         kept = [
             (name.lower(), value) for name, value in answer.getheaders() if name.lower() not in _HOP_BY_HOP
         ]
+        # Passed on as it arrives, and recorded up to the cap: a stream, an answer of no stated length
+        # (chunked, or up to the close), one past the cap. Only a small whole answer is read first.
         streamed = (
             "text/event-stream" in answer.getheader("content-type", "")
-            or answer.getheader("transfer-encoding") == "chunked"
+            or answer.length is None
+            or answer.length > MAX_RECORDED_BYTES
         )
         entry: Dict[str, Any] = {
             "request": record[2] if record else None,
@@ -201,8 +204,12 @@ class Proxy:
             },
         }
         if not streamed:
-            data = answer.read()
-            upstream.close()
+            try:
+                data = answer.read()
+            except (OSError, http.client.HTTPException) as exc:  # short of its length, or stalled
+                raise upstream_unreachable(self.upstream, exc) from None
+            finally:
+                upstream.close()
             entry["response"].update(_body(data), elapsed=round(time.monotonic() - started, 4))
             if record:
                 self._save(request.path, record, entry)
@@ -220,9 +227,14 @@ class Proxy:
                     size += len(data)
                     if size <= MAX_RECORDED_BYTES:
                         chunks.append(dict(_body(data), at=round(time.monotonic() - started, 4)))
+                    else:  # the recording stops short: it replays as a broken answer, not a whole one
+                        entry["response"]["dropped"] = True
                     yield Token(data)
             except (OSError, http.client.HTTPException):
                 entry["response"]["dropped"] = True
+            except GeneratorExit:  # the client left: what was recorded is not the whole answer
+                entry["response"]["dropped"] = True
+                raise
             finally:
                 upstream.close()
                 if record:

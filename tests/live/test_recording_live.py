@@ -441,3 +441,70 @@ def test_every_api_route_is_forwarded_and_replayed(tmp_path: Path) -> None:
     assert [(status, data) for status, _, data in replayed] == [
         (status, data) for status, _, data in recorded
     ]
+
+
+class _HostileUpstream:
+    """An upstream that misbehaves as the request's model says: ``short`` promises 1,000 bytes and
+    sends 5; ``endless`` and ``endless-Chunked`` send 1 MiB blocks (to the close; chunked, the
+    coding's name capitalised) until the reader goes."""
+
+    def __init__(self) -> None:
+        import socketserver
+        import threading
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    head += self.rfile.read(1)
+                length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+                model = json.loads(self.rfile.read(length))["model"]
+                block = b"x" * (1 << 20)
+                try:
+                    if model == "short":
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+                        self.wfile.write(b'Content-Length: 1000\r\nConnection: close\r\n\r\n{"a":')
+                    elif model == "endless":
+                        self.wfile.write(
+                            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n"
+                        )
+                        while True:
+                            self.wfile.write(block)
+                    else:
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+                        self.wfile.write(b"Transfer-Encoding: Chunked\r\n\r\n")
+                        while True:
+                            self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block))
+                except OSError:
+                    pass  # the reader went
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "module"])
+def test_an_upstream_answer_is_passed_on_as_it_comes_never_held_whole(kind: str, tmp_path: Path) -> None:
+    upstream = _HostileUpstream()
+    env = {"MOKKU_MODE": "record", "MOKKU_UPSTREAM": upstream.url, "MOKKU_CASSETTES": str(tmp_path)}
+    server = LiveServer(kind, env=env)
+    try:
+        short = call(server, "/v1/chat/completions", {"model": "short", "messages": []})
+        assert short[0] == 502 and json.loads(short[1])["error"]["code"] == "upstream_unavailable"
+        for model in ("endless", "endless-Chunked"):  # answered at once, read as it arrives
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+            connection.request("POST", "/v1/chat/completions", json.dumps({"model": model}), HEADERS)
+            answer = connection.getresponse()
+            assert answer.status == 200 and len(answer.read(3 << 20)) == 3 << 20
+            connection.close()
+        assert request("GET", server.url + "/health")[0] == 200
+    finally:
+        server.close()
+        upstream.close()
+    recorded = [json.loads(path.read_text()) for path in tmp_path.rglob("*.json")]
+    assert len(recorded) == 2 and all(entry["response"].get("dropped") for entry in recorded)
