@@ -134,7 +134,10 @@ def mokku(mokku_session: MokkuHandle, request: pytest.FixtureRequest) -> Iterato
     if marker is None:
         yield mokku_session
         return
-    name = str(marker.args[0]) if marker.args else request.node.name
+    name = str(marker.args[0]) if marker.args else request.node.name.replace("/", "_").replace("\\", "_")
+    if name in ("", ".", "..") or "/" in name or "\\" in name or os.path.isabs(name):
+        # A cassette is a folder that recording empties first: never one outside the cassettes.
+        pytest.fail(f"mokku_cassette({name!r}): a cassette's name is one folder name", pytrace=False)
     root = request.config.getoption("mokku_cassettes") or os.path.join(
         os.path.dirname(str(request.node.fspath)), "cassettes"
     )

@@ -118,3 +118,28 @@ def test_a_cassette_is_recorded_then_replayed_offline(
     result.stdout.fnmatch_lines(["*ERROR at teardown of test_asks_something_else*"])
     result.stdout.fnmatch_lines(["*calls matched no recording in the cassette 'weather'*"])
     result.stdout.fnmatch_lines(['*body.messages[[]0[]].content: "weather?" recorded, "other" sent*'])
+
+
+@pytest.mark.parametrize("name", ["..", "", "../elsewhere", "/tmp/x"])
+def test_a_cassette_name_never_reaches_outside_the_cassettes(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    """Recording empties a cassette's folder first: a name such as ``..`` would empty the tests'."""
+    pytester.makepyfile(
+        test_escape=f"""
+import pytest
+
+
+@pytest.mark.mokku_cassette({name!r})
+def test_escaping(mokku):
+    pass
+"""
+    )
+    kept = pytester.path / "cassettes" / "keep.json"
+    kept.parent.mkdir()
+    kept.write_text("{}")
+    monkeypatch.setenv("MOKKU_UPSTREAM", "http://127.0.0.1:9")
+    result = pytester.runpytest_subprocess("-q", "--mokku-record")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*a cassette's name is one folder name*"])
+    assert kept.exists() and (pytester.path / "test_escape.py").exists()
