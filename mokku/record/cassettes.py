@@ -13,6 +13,7 @@ query, and configured body fields and patterns are replaced by ``[redacted]``.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -22,6 +23,7 @@ import tempfile
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Pattern, Sequence, Tuple
 from urllib.parse import parse_qsl, urlencode
 
+from mokku import errors
 from mokku.credentials import is_secret
 from mokku.store.base import CounterStore
 
@@ -132,9 +134,7 @@ class Cassettes:
             if not numbers:
                 return None
             path = self.path(request_path, key, max(numbers))
-        with open(path, encoding="utf-8") as handle:
-            found: Dict[str, Any] = json.load(handle)
-        return found
+        return _read(path)
 
     def numbers(self, request_path: str, key: str) -> List[int]:
         """The numbers recorded for ``key``, ascending (cached: for replaying, where files are fixed)."""
@@ -159,8 +159,7 @@ class Cassettes:
         path = self.path(request_path, key, number)
         entry = self._entries.get(path)
         if entry is None:
-            with open(path, encoding="utf-8") as handle:
-                entry = json.load(handle)
+            entry = _read(path)
             self._remember(self._entries, path, entry)
         return entry
 
@@ -243,3 +242,30 @@ def _differences(recorded: Any, sent: Any, path: str, out: List[str]) -> None:
 
 
 _MISSING = object()
+
+
+def _read(path: str) -> Dict[str, Any]:
+    """A recording from its file, checked as far as replaying reads it: a file broken or edited by
+    hand is a 500 naming it, not a traceback."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            entry = json.load(handle)
+        response = entry["response"]
+        if not isinstance(response["status"], int) or not 100 <= response["status"] <= 599:
+            raise ValueError("response.status is not an HTTP status")
+        for name, value in response.get("headers", []):
+            if not isinstance(name, str) or not isinstance(value, str):
+                raise ValueError("response.headers holds a header that is not two strings")
+        for part in [response, *response.get("chunks", [])]:
+            if part is not response and not isinstance(part["at"], (int, float)):
+                raise ValueError("a chunk's at is not a number")
+            if "base64" in part:
+                base64.b64decode(part["base64"], validate=True)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise errors.APIError(
+            500,
+            f"The recording {path} cannot be replayed: {exc!r}.",
+            "server_error",
+            code="recording_unreadable",
+        ) from None
+    return entry

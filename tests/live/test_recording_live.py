@@ -508,3 +508,28 @@ def test_an_upstream_answer_is_passed_on_as_it_comes_never_held_whole(kind: str,
         upstream.close()
     recorded = [json.loads(path.read_text()) for path in tmp_path.rglob("*.json")]
     assert len(recorded) == 2 and all(entry["response"].get("dropped") for entry in recorded)
+
+
+def test_a_broken_recording_is_a_500_naming_its_file(tmp_path: Path) -> None:
+    upstream = LiveServer("module")
+    server = recorder("module", upstream, tmp_path)
+    bodies = [{"model": "gpt-4o", "messages": [{"role": "user", "content": word}]} for word in ("one", "two")]
+    try:
+        assert [call(server, "/v1/chat/completions", body)[0] for body in bodies] == [200, 200]
+    finally:
+        server.close()
+        upstream.close()
+    first, second = sorted(tmp_path.rglob("*.json"), key=lambda path: path.stat().st_mtime)
+    first.write_text('{"key": broken')
+    edited = json.loads(second.read_text())
+    del edited["response"]["status"]
+    second.write_text(json.dumps(edited))
+    server = replayer("module", tmp_path)
+    try:
+        for body, path in zip(bodies, (first, second)):
+            status, data = call(server, "/v1/chat/completions", body)
+            error = json.loads(data)["error"]
+            assert status == 500 and error["code"] == "recording_unreadable" and str(path) in error["message"]
+        assert "Traceback" not in server.output()
+    finally:
+        server.close()
