@@ -300,7 +300,7 @@ class Metrics:
             registry = self._prom.CollectorRegistry(auto_describe=False)  # else each file is read twice
             registry.register(_Files(os.environ[MULTIPROC_DIR]))
             registry.register(_Scraped(self))
-        encoder, content_type = exposition.choose_encoder(accept)
+        encoder, content_type = exposition.choose_encoder(_unescaped(accept))
         return encoder(registry), content_type
 
 
@@ -555,3 +555,15 @@ class _Scraped:
 
     def describe(self) -> Iterable[Any]:
         return []
+
+
+def _unescaped(accept: str) -> str:
+    """``accept`` asking for names as they are: every name here is a valid classic name (``vllm:``
+    colons included), but prometheus-client's default escaping for OpenMetrics rewrites the samples'
+    colons and not the ``# TYPE`` line's, which parsers refuse (Prometheus 2's scrape header)."""
+    return ",".join(
+        f"{part};escaping=allow-utf-8"
+        if part.split(";")[0].strip() == "application/openmetrics-text" and "escaping=" not in part
+        else part
+        for part in accept.split(",")
+    )

@@ -152,6 +152,30 @@ def test_openmetrics_when_asked(tmp_path: Path) -> None:
     assert "mokku_requests_total{" in response.text
 
 
+@pytest.mark.parametrize(
+    "accept",
+    [
+        # Prometheus 2's scrape header, then Prometheus 3's.
+        "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+        "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+        "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.6,"
+        "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.4,"
+        "text/plain;version=0.0.4;q=0.3,*/*;q=0.2",
+    ],
+)
+def test_vllm_names_parse_as_openmetrics(tmp_path: Path, accept: str) -> None:
+    from prometheus_client.openmetrics import parser
+
+    app = build(tmp_path, MOKKU_METRICS="vllm", MOKKU_METRICS_MODEL="served-model")
+    app.post_json(CHAT, {"model": "gpt-4o", "messages": HI})
+    response = app.get("/metrics", headers={"Accept": accept})
+    assert response.headers["Content-Type"].startswith("application/openmetrics-text")
+    families = {family.name: family for family in parser.text_string_to_metric_families(response.text)}
+    samples = families["vllm:e2e_request_latency_seconds"].samples
+    assert samples and all(sample.name.startswith("vllm:e2e_request_latency_seconds") for sample in samples)
+    assert not [name for name in families if name.startswith("vllm_")]  # no name rewritten
+
+
 def test_vllm_names_and_labels(tmp_path: Path) -> None:
     app = build(tmp_path, MOKKU_METRICS="vllm", MOKKU_METRICS_MODEL="served-model")
     usage = app.post_json(CHAT, {"model": "gpt-4o", "messages": HI}).json["usage"]
