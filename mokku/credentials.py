@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 
 # Words that make a header or query parameter a credential, wherever they stand in its name.
 SECRET_WORDS = ("auth", "key", "token", "secret", "cookie", "password", "passwd", "session", "credential",
-                "signature", "organization", "project")  # fmt: skip
+                "signature", "hmac", "organization", "project")  # fmt: skip
 _SECRET_NAME = re.compile("|".join(SECRET_WORDS), re.IGNORECASE)
 
 

@@ -25,6 +25,7 @@ CREDENTIAL_HEADERS = [
     "OpenAI-Project",
     "X-Amz-Security-Token",
     "X-Session-Id",
+    "X-Amzn-Bedrock-Hmac",
 ]
 
 
