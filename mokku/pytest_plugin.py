@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any, Dict, Iterator, List
 
 import pytest
 
+RECORDING_SETTINGS = ("MOKKU_MODE", "MOKKU_UPSTREAM", "MOKKU_CASSETTES")
+
 if TYPE_CHECKING:
     from mokku.server.app import App
 
@@ -91,7 +93,10 @@ def mokku_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MokkuHan
     from mokku.server.stdlib import make_server
 
     state = tmp_path_factory.mktemp("mokku") / "state.sqlite3"
-    env = {**os.environ, "MOKKU_JOURNAL": "1", "MOKKU_ADMIN": "1", "MOKKU_STATE": str(state)}
+    # A test answers with mokku's echo unless it is marked with a cassette: MOKKU_UPSTREAM, exported
+    # for --mokku-record, must not send the other tests (and their keys) to the real provider.
+    env = {name: value for name, value in os.environ.items() if name not in RECORDING_SETTINGS}
+    env.update(MOKKU_JOURNAL="1", MOKKU_ADMIN="1", MOKKU_STATE=str(state))
     app = App(config.load(env))
     server = make_server(app, "127.0.0.1", 0, threads=64)
     thread = threading.Thread(target=server.serve_forever, name="mokku-server", daemon=True)

@@ -120,6 +120,23 @@ def test_a_cassette_is_recorded_then_replayed_offline(
     result.stdout.fnmatch_lines(['*body.messages[[]0[]].content: "weather?" recorded, "other" sent*'])
 
 
+UNMARKED = """
+def test_unmarked(mokku, openai_client):
+    reply = openai_client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "echo?"}])
+    assert reply.choices[0].message.content == "echo?"
+"""
+
+
+def test_an_unmarked_test_never_reaches_the_upstream(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """MOKKU_UPSTREAM exported for --mokku-record: a test without a cassette still gets the echo."""
+    pytester.makepyfile(test_unmarked=UNMARKED)
+    monkeypatch.setenv("MOKKU_UPSTREAM", "http://127.0.0.1:9")  # nothing listens: a call there fails
+    monkeypatch.setenv("MOKKU_MODE", "passthrough")
+    pytester.runpytest_subprocess("-q", "--mokku-record").assert_outcomes(passed=1)
+
+
 @pytest.mark.parametrize("name", ["..", "", "../elsewhere", "/tmp/x"])
 def test_a_cassette_name_never_reaches_outside_the_cassettes(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, name: str
