@@ -142,7 +142,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     log.info("mokku %s listening on http://%s:%d (threads=%d)", __version__, shown, port, settings.threads)
     log.info(telemetry.describe())
     if os.environ.get("MOKKU_STATE"):
-        log.info("state: %s", store.shown(os.environ["MOKKU_STATE"]))
+        log.info(store.shown(os.environ["MOKKU_STATE"]))
     warning = exposure_warning(settings, [host])
     if warning:
         log.warning(warning)

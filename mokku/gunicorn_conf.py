@@ -66,7 +66,7 @@ def on_starting(server):
     _load.prepare(_settings)  # MOKKU_MAX_RUNNING's slots, shared by the workers forked from here
     _prefix.prepare(_settings)  # MOKKU_PREFIX_CACHE's table, the same
     if _os.environ.get("MOKKU_STATE"):
-        server.log.info("state: %s", _store.shown(_os.environ["MOKKU_STATE"]))
+        server.log.info(_store.shown(_os.environ["MOKKU_STATE"]))
     hosts = [str(address[0]) for address in server.cfg.address if isinstance(address, tuple)]
     warning = _admin.exposure_warning(_settings, hosts)
     if warning:

@@ -21,13 +21,13 @@ class Stores(NamedTuple):
 
 
 def shown(state: str) -> str:
-    """Where ``MOKKU_STATE`` puts the state, for a log line: a Redis URL without its password."""
+    """The start-up line saying where ``MOKKU_STATE`` puts the state: a Redis URL without its password."""
     url = config.load({"MOKKU_STATE": state}).state_url
     if url:
         from mokku.store import redis
 
-        return redis.describe(url)
-    return f"state file {state}"
+        return f"state: {redis.describe(url)}"
+    return f"state file: {state}"
 
 
 def open_stores(settings: config.Settings, state_path: str) -> Stores:
