@@ -32,6 +32,7 @@ from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple
 MAX_PATTERN = 1_000
 MAX_STATES = 1_000
 MAX_TEXT = 10_000
+STEP_WORK = 10  # a new step's own cost, reported as work beside the states it visits
 MAX_EXAMPLE_STATES = 100_000  # states one ``example`` may hold while it looks for a string
 _MAX_CACHE = 50_000  # states held by one search's cache of steps; past it the cache starts over
 # The characters an example is written with, first found first used: letters and digits read as
@@ -117,6 +118,7 @@ class Regex:
         self._match = program.kind.index(_MATCH)
         self._contextual = bool(program.assertions)  # assertions depend on the characters around
         self._example_chars: Dict[int, str] = {}  # per character leaf, the characters it reads
+        self.size = len(program.kind)  # its states: what searching it costs per character, at most
 
     def search(self, text: str, spend: Optional[Callable[[int], None]] = None) -> bool:
         """Whether the pattern matches somewhere in the first ``MAX_TEXT`` characters of ``text``.
@@ -138,7 +140,7 @@ class Regex:
             if step is None:
                 matched, moved, work = self._step(states, text, position, char)
                 if spend is not None:
-                    spend(work)
+                    spend(work + STEP_WORK)
                 step = (matched, moved)
                 held += len(moved) + 1
                 if held > _MAX_CACHE:

@@ -44,6 +44,15 @@ ATTACKS = [
     ({"type": "string", "not": {"type": "string"}}, "excluded by not"),  # a string, invalid
     ({"type": "string", "pattern": "(a)\\1"}, "backreferences are not supported"),
     ({"type": "string", "pattern": "(?<=a)b"}, "lookahead and lookbehind are not supported"),
+    (  # 300 patterns read for each of 40 names: 18 s, the compiled patterns evicted from their cache
+        {
+            "type": "object",
+            "patternProperties": {f"^a{{{n}}}$": {"type": "null"} for n in range(1, 301)},
+            "additionalProperties": False,
+            "minProperties": 40,
+        },
+        "its patterns take more than 2,000,000 steps",
+    ),
 ]
 
 
@@ -177,3 +186,32 @@ def test_rule_regexes_match_in_linear_time(tmp_path: Path) -> None:
         )
         assert time.monotonic() - started < 5
         assert reply.json["choices"][0]["message"]["content"] == expected
+
+
+def test_the_pattern_work_of_parallel_calls_is_bounded_per_request(app: webtest.TestApp) -> None:
+    """128 functions, each with a pattern that costs most of one document's pattern work: 26 s when
+    each call had a budget of its own; one budget for the request's calls."""
+    import random
+    import string
+
+    parameters = {
+        "type": "object",
+        "properties": {"v": {"type": "string", "pattern": "\\b(?:[a-z]?){450}X|0"}},
+        "required": ["v"],
+    }
+    tools = [
+        {"type": "function", "function": {"name": f"f{n}", "parameters": parameters}} for n in range(128)
+    ]
+    text = "".join(random.Random(7).choice(string.ascii_lowercase) for _ in range(1_000))
+    body = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": text}],
+        "tools": tools,
+        "tool_choice": "required",
+        "parallel_tool_calls": True,
+    }
+    response = _post(app, "/v1/chat/completions", body)
+    assert response.status_int == 400, response.body[:300]
+    param = response.json["error"]["param"]
+    assert param.startswith("tools[") and param.endswith("].function.parameters")
+    assert_invalid_request(response.json, param, None, "its patterns take more than 2,000,000 steps")

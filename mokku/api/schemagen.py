@@ -22,8 +22,9 @@ this generator cannot satisfy, raises ``SchemaError`` saying why, and callers an
 Bounded work, whatever the schema (a few hundred milliseconds at worst): at most ``MAX_NODES``
 schema nodes tried (failed ``anyOf`` branches and dropped optional properties count too),
 ``MAX_CHARS`` characters of output, ``MAX_DEPTH`` levels, ``MAX_CHECKS`` (schema, value) checks
-and ``MAX_PATTERN_WORK`` steps of pattern matching (characters read and states visited, through
-``mokku.saferegex``: a pattern outside its subset is a ``SchemaError``). Optional content
+and ``MAX_PATTERN_WORK`` steps of pattern work (characters read, states visited, each search and
+each compiled state counted too, through ``mokku.saferegex``: a pattern outside its subset is a
+``SchemaError``), shared by the documents of one request that ``Budget.next_document`` chains. Optional content
 (properties not required, array items beyond ``minItems``) may use half of each bound and is left
 out past it; what is required fails with a ``SchemaError`` naming the bound. Numeric keywords
 must be finite numbers within the range of a double.
@@ -48,6 +49,8 @@ MAX_NODES = 10_000
 MAX_CHARS = 1_000_000
 MAX_CHECKS = 200_000
 MAX_PATTERN_WORK = 2_000_000
+COMPILE_WORK = 20  # pattern work per state of a compiled pattern
+SEARCH_WORK = 20  # pattern work of a search's setup, whatever the text
 _CHECK_DEPTH = 4 * MAX_DEPTH  # $ref, allOf and the like add levels that hold no value
 _LARGEST = sys.float_info.max
 _FORMATS = {
@@ -79,9 +82,10 @@ class _OverBudget(SchemaError):
     """A bound on the work for one document was reached: no alternative is tried past it."""
 
 
-def generate(schema: Any, text: str) -> Any:
-    """A value valid against ``schema``, with strings taken from ``text`` where possible."""
-    budget = _Budget()
+def generate(schema: Any, text: str, budget: Optional[Budget] = None) -> Any:
+    """A value valid against ``schema``, with strings taken from ``text`` where possible; within
+    ``budget`` when given (``Budget.next_document``: documents of one request share their pattern work)."""
+    budget = budget or Budget()
     try:
         generator = _Generator(schema, text or "echo", budget)
         value = generator.value(schema, 0, 0)
@@ -105,7 +109,7 @@ def generate(schema: Any, text: str) -> Any:
     return value
 
 
-class _Budget:
+class Budget:
     """The work one document may take, as four counters: schema nodes tried, characters of
     output, checks, and pattern work. Optional content runs with each limit lowered to half."""
 
@@ -123,6 +127,7 @@ class _Budget:
     def __init__(self) -> None:
         self.used = [0, 0, 0, 0]
         self.limits: Tuple[int, ...] = self.LIMITS
+        self.regexes: Dict[str, saferegex.Regex] = {}
 
     def spend(self, which: int, count: int) -> None:
         self.used[which] += count
@@ -140,6 +145,30 @@ class _Budget:
 
     def pattern(self, count: int) -> None:
         self.spend(3, count)
+
+    def next_document(self) -> Budget:
+        """The budget of another document of the same request (the calls of one reply): fresh
+        bounds, but the pattern work and the compiled patterns carried over, so that a request's
+        pattern work is bounded whatever the number of its documents."""
+        following = Budget()
+        following.used[3] = self.used[3]
+        following.regexes = self.regexes
+        return following
+
+    def search(self, pattern: Any, where: str, text: str) -> bool:
+        """Whether ``pattern`` matches in ``text``; a search costs its setup too (about 20 steps)."""
+        self.pattern(SEARCH_WORK)
+        return self.regex(pattern, where).search(text, self.pattern)
+
+    def regex(self, pattern: Any, where: str) -> saferegex.Regex:
+        """The pattern compiled, once per document; each compiled costs pattern work by its size
+        (a state takes about as long to build as 20 steps of a search)."""
+        found = self.regexes.get(pattern) if isinstance(pattern, str) else None
+        if found is None:
+            found = _regex(pattern, where)
+            self.pattern(COMPILE_WORK * found.size)
+            self.regexes[pattern] = found
+        return found
 
     def room(self) -> int:
         """Characters left for one string."""
@@ -161,7 +190,7 @@ class _Budget:
 
 
 class _Generator:
-    def __init__(self, root: Any, text: str, budget: _Budget) -> None:
+    def __init__(self, root: Any, text: str, budget: Budget) -> None:
         self.root = root
         self.text = text
         # What uuids are made from: the text, or its digest when long (hashed once, not per value).
@@ -384,7 +413,7 @@ class _Generator:
             )
         longest = room if maximum is None else min(maximum, room)
         pattern = schema.get("pattern")
-        regex = None if pattern is None else _regex(pattern, "pattern")
+        regex = None if pattern is None else self.budget.regex(pattern, "pattern")
         if regex is not None:
             if minimum > saferegex.MAX_TEXT:
                 raise SchemaError(
@@ -401,7 +430,7 @@ class _Generator:
         later = (examples, guesses) if salt else (guesses, examples)
         for candidate in itertools.chain([base], *later):
             fitted = _fit_length(candidate, minimum, longest)
-            if regex is not None and not regex.search(fitted, self.budget.pattern):
+            if regex is not None and not self.budget.search(pattern, "pattern", fitted):
                 continue
             if fmt and fitted != base:
                 break  # a format value cannot be cut or padded
@@ -504,7 +533,7 @@ class _Generator:
         if extra is not False:
             yield from (f"key{index}" for index in itertools.count())
             return
-        regexes = [_regex(pattern, "patternProperties") for pattern in patterns]
+        regexes = [self.budget.regex(pattern, "patternProperties") for pattern in patterns]
         for variant in range(MAX_NODES):
             for regex in regexes:
                 name = regex.example(spend=self.budget.pattern, variant=variant)
@@ -515,7 +544,7 @@ class _Generator:
         """The schema of a property not in ``properties``: the patternProperties it matches, else
         additionalProperties."""
         matching = [
-            sub for pattern, sub in patterns.items() if _regex(pattern, "patternProperties").search(name)
+            sub for pattern, sub in patterns.items() if self.budget.search(pattern, "patternProperties", name)
         ]
         if matching:
             return {"allOf": matching}
@@ -587,7 +616,7 @@ class _Checker:
     the semantics of Draft 2020-12 (and Draft 4's boolean ``exclusiveMinimum``/``exclusiveMaximum``,
     OpenAPI's ``nullable``). Every (schema, value) pair visited is a step of the budget."""
 
-    def __init__(self, root: Any, budget: _Budget) -> None:
+    def __init__(self, root: Any, budget: Budget) -> None:
         self.root = root
         self.budget = budget
 
@@ -667,7 +696,7 @@ class _Checker:
             raise SchemaError(
                 f"a string checked against a {where} is at most {saferegex.MAX_TEXT:,} characters"
             )
-        return _regex(pattern, where).search(value, self.budget.pattern)
+        return self.budget.search(pattern, where, value)
 
     def array(self, schema: Dict[str, Any], value: Any, path: str, depth: int) -> Optional[str]:
         if not isinstance(value, list):

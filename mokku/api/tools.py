@@ -153,9 +153,11 @@ def _named(choice: Dict[str, Any], functions: List[Function], choice_param: str)
 
 def make_calls(functions: Sequence[Function], text: str) -> List[Call]:
     calls = []
+    budget = schemagen.Budget()
     for function in functions:
         try:
-            arguments = schemagen.generate(function.parameters, text)
+            arguments = schemagen.generate(function.parameters, text, budget)
+            budget = budget.next_document()
         except schemagen.SchemaError as exc:
             raise errors.invalid_request(
                 f"Invalid schema for function '{function.name}': mokku cannot make arguments for it ({exc}).",
