@@ -43,6 +43,10 @@ _EXAMPLE_CHARS = (
     + string.digits
     + " -_.@:/+#,;!?'\"()[]{}<>=*&%$^~|`\\\n\t\r\x0b\x0c"
     + "éÀßñ\u00a0\u2028\u4e2d\U0001f600\x00\x7f"
+    + "".join(map(chr, range(0x430, 0x450)))  # Cyrillic letters, small then capital; Greek's the same
+    + "".join(map(chr, range(0x410, 0x430)))
+    + "".join(map(chr, range(0x3B1, 0x3CA)))
+    + "".join(map(chr, range(0x391, 0x3AA)))
 )
 
 try:  # Python 3.11+
@@ -79,6 +83,9 @@ _REFUSED = {
     "ATOMIC_GROUP": "atomic groups",
     "POSSESSIVE_REPEAT": "possessive repeats",
 }
+
+
+_Way = Tuple[int, Optional[str], int]  # how an example reached a state: see ``Regex.example``
 
 
 class UnsafePattern(ValueError):
@@ -166,13 +173,14 @@ class Regex:
         written by walking the pattern's states one character at a time (the shortest such string
         at least ``shortest`` long). Assertions are taken as met: the caller checks the string
         with ``search``. The walk holds at most ``MAX_EXAMPLE_STATES`` states; ``spend`` is told
-        each step's work, as in ``search``. Another ``variant`` writes each character with the next
-        one its class reads (``\\d{5}``: ``00000``, ``11111``...), for values that must differ."""
+        each step's work, as in ``search``. Another ``variant`` is another string where the pattern
+        allows one: its digits, in the bases of the classes read (``\\d{3}``: ``000``, ``100``,
+        ``200``... ``010``...), pick each character, and it turns which branch is taken first."""
         longest = min(longest, MAX_TEXT)
         kind, arg, after = self._kind, self._arg, self._next
         # For each length, the states reached and how: (the state before, the character read,
-        # or None for a step that reads nothing).
-        layers = [self._closure({self._start: (-1, None)})]
+        # or None for a step that reads nothing, what is left of the variant to pick characters).
+        layers = [self._closure({self._start: (-1, None, variant)})]
         held = 0
         repeated = set()
         for length in range(longest + 1):
@@ -189,21 +197,21 @@ class Regex:
                 if reached in repeated:
                     return None  # the lengths ahead repeat ones already walked
                 repeated.add(reached)
-            seeds: Dict[int, Tuple[int, Optional[str]]] = {}
+            seeds: Dict[int, _Way] = {}
             order = list(layer)
             turn = variant % len(order)  # which of the ways to a state is kept: another branch
             for state in order[turn:] + order[:turn]:
                 if kind[state] == _CHAR:
                     chars = self._example_chars_of(arg[state])
-                    char = chars[variant % len(chars)] if chars else None
-                    if char is not None and after[state][0] not in seeds:
-                        seeds[after[state][0]] = (state, char)
+                    if chars and after[state][0] not in seeds:
+                        rest = layer[state][2]
+                        seeds[after[state][0]] = (state, chars[rest % len(chars)], rest // len(chars))
             if not seeds or length == longest:
                 return None
             layers.append(self._closure(seeds))
         return None
 
-    def _closure(self, seeds: Dict[int, Tuple[int, Optional[str]]]) -> Dict[int, Tuple[int, Optional[str]]]:
+    def _closure(self, seeds: Dict[int, _Way]) -> Dict[int, _Way]:
         reached = dict(seeds)
         stack = list(seeds)
         kind, after = self._kind, self._next
@@ -212,16 +220,16 @@ class Regex:
             if kind[state] in (_EPSILON, _ASSERT):
                 for target in after[state]:
                     if target not in reached:
-                        reached[target] = (state, None)
+                        reached[target] = (state, None, reached[state][2])
                         stack.append(target)
         return reached
 
     @staticmethod
-    def _written(layers: List[Dict[int, Tuple[int, Optional[str]]]], state: int) -> str:
+    def _written(layers: List[Dict[int, _Way]], state: int) -> str:
         chars: List[str] = []
         length = len(layers) - 1
         while True:
-            before, char = layers[length][state]
+            before, char, _ = layers[length][state]
             if before < 0:
                 return "".join(reversed(chars))
             if char is not None:

@@ -113,7 +113,16 @@ def test_examples_of_ordinary_patterns(pattern: str, example: str) -> None:
 
 def test_other_variants_write_other_examples() -> None:
     digits = saferegex.compile(r"^\d{3}$")
-    assert [digits.example(variant=v) for v in range(3)] == ["000", "111", "222"]
+    assert [digits.example(variant=v) for v in (0, 1, 2, 10, 999, 1000)] == [
+        "000",
+        "100",
+        "200",
+        "010",
+        "999",
+        "000",
+    ]
+    cyrillic_and_greek = "^[\u0430-\u044f]+ [\u03b1-\u03c9]{2}$"
+    assert saferegex.compile(cyrillic_and_greek).example() == "\u0430 \u03b1\u03b1"
     currency = saferegex.compile("^(USD|EUR|GBP)$")
     assert {currency.example(variant=v) for v in range(3)} == {"USD", "EUR", "GBP"}
 

@@ -533,12 +533,27 @@ class _Generator:
         if extra is not False:
             yield from (f"key{index}" for index in itertools.count())
             return
-        regexes = [self.budget.regex(pattern, "patternProperties") for pattern in patterns]
-        for variant in range(MAX_NODES):
-            for regex in regexes:
-                name = regex.example(spend=self.budget.pattern, variant=variant)
-                if name is not None:
+        sources = [self.pattern_names(self.budget.regex(p, "patternProperties")) for p in patterns]
+        while sources:  # in turn, until each has no more
+            for source in list(sources):
+                name = next(source, None)
+                if name is None:
+                    sources.remove(source)
+                else:
                     yield name
+
+    def pattern_names(self, regex: saferegex.Regex) -> Iterator[str]:
+        """Different strings the pattern reads whole: every variant of its shortest, then of longer ones."""
+        for shortest in itertools.count():
+            seen = set()
+            for variant in itertools.count():
+                name = regex.example(shortest, spend=self.budget.pattern, variant=variant)
+                if name is None:
+                    return  # none so long
+                if name in seen:
+                    break  # no other of this length
+                seen.add(name)
+                yield name
 
     def extra_schema(self, name: str, patterns: Dict[str, Any], extra: Any) -> Any:
         """The schema of a property not in ``properties``: the patternProperties it matches, else
