@@ -215,3 +215,25 @@ def test_the_pattern_work_of_parallel_calls_is_bounded_per_request(app: webtest.
     param = response.json["error"]["param"]
     assert param.startswith("tools[") and param.endswith("].function.parameters")
     assert_invalid_request(response.json, param, None, "its patterns take more than 2,000,000 steps")
+
+
+def test_schema_errors_name_the_parameter_of_each_dialect(app: webtest.TestApp) -> None:
+    refused = {"type": "string", "pattern": "(a)\\1"}
+    anthropic = {
+        "model": "claude-sonnet-4-5",
+        "max_tokens": 10,
+        "messages": [{"role": "user", "content": TEXT}],
+        "output_config": {"format": {"type": "json_schema", "schema": refused}},
+    }
+    answer = app.post_json("/v1/messages", anthropic, headers={"anthropic-version": "2023-06-01"}, status=400)
+    assert answer.json["error"]["message"].startswith("Invalid schema for output_config.format: ")
+    gemini = {
+        "contents": [{"parts": [{"text": TEXT}]}],
+        "generationConfig": {"responseMimeType": "application/json", "responseJsonSchema": refused},
+    }
+    answer = app.post_json("/v1beta/models/gemini-2.5-flash:generateContent", gemini, status=400)
+    assert answer.json["error"]["message"].startswith(
+        "Invalid schema for generation_config.response_schema: "
+    )
+    url, body, _ = _responses_format(refused)
+    assert _post(app, url, body).json["error"]["message"].startswith("Invalid schema for text.format: ")

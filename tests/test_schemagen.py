@@ -41,7 +41,12 @@ SCHEMAS: List[Dict[str, Any]] = [
     {"type": "string", "pattern": "^[a-zA-Z0-9._%+-]+@[a-zA-Z0-9.-]+\\.[a-zA-Z]{2,}$"},
     {"type": "string", "pattern": "^[a-z]+$", "minLength": 30, "maxLength": 31},
     {"type": "string", "pattern": "^\\+?[1-9]\\d{1,14}$"},
-    {"type": "array", "items": {"type": "string", "pattern": "^\\d{5}$"}, "minItems": 30, "uniqueItems": True},
+    {
+        "type": "array",
+        "items": {"type": "string", "pattern": "^\\d{5}$"},
+        "minItems": 30,
+        "uniqueItems": True,
+    },
     {
         "type": "array",
         "items": {"type": "string", "pattern": "^(USD|EUR|GBP)$"},

@@ -274,7 +274,8 @@ def structured_content(kind: str, schema: Optional[Mapping[str, Any]], text: str
     try:
         return _compact(schemagen.generate(schema or {"type": "object"}, text))
     except schemagen.SchemaError as exc:
-        raise errors.invalid_request(f"Invalid schema for response_format: {exc}.", param) from None
+        named = param.removesuffix(".schema").removesuffix(".json_schema")  # response_format, text.format...
+        raise errors.invalid_request(f"Invalid schema for {named}: {exc}.", param) from None
 
 
 def _compact(value: Any) -> str:
