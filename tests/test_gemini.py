@@ -477,3 +477,10 @@ def test_a_stream_carries_every_candidate(app: webtest.TestApp) -> None:
         text = "".join(c["candidates"][index]["content"]["parts"][-1]["text"] for c in chunks)
         assert text == "one two three"
     assert {c["finishReason"] for c in chunks[-1]["candidates"]} == {"STOP"}
+
+
+def test_the_openai_compatible_routes_answer_in_openai_s_envelope(app: webtest.TestApp) -> None:
+    wrong = app.get("/v1beta/openai/embeddings", status=405).json
+    assert set(wrong["error"]) == {"message", "type", "param", "code"}
+    body = {"model": "models/gemini-embedding-001", "input": "x"}
+    assert len(app.post_json("/v1beta/openai/embeddings", body).json["data"][0]["embedding"]) == 3072

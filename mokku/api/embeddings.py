@@ -107,7 +107,7 @@ def create(request: Request, replies: Replies) -> Response:
 
 
 def read_dimensions(model: str, value: Any) -> int:
-    size = MODEL_DIMENSIONS.get(model, DEFAULT_DIMENSIONS)
+    size = MODEL_DIMENSIONS.get(model.removeprefix("models/"), DEFAULT_DIMENSIONS)  # Gemini's names too
     if value is None:
         return size
     if model in FIXED_DIMENSION_MODELS:

@@ -39,12 +39,14 @@ SHARED_ROUTES = frozenset(("/v1/models", "/v1/models/{model}"))
 
 def dialect_of(request: Request) -> Dialect:
     """Whose API a request speaks when no route says (the shared model list, an unknown path):
-    Anthropic's when it sends ``anthropic-version``, Azure's under ``/openai/``, Gemini's with a Google
-    key or under ``/v1beta/``, else OpenAI's."""
+    Anthropic's when it sends ``anthropic-version``, Azure's under ``/openai/``, OpenAI's under Gemini's
+    ``/v1beta/openai/``, Gemini's with a Google key or under ``/v1beta/``, else OpenAI's."""
     if request.header("anthropic-version"):
         return ANTHROPIC
     if request.path.startswith("/openai/"):
         return AZURE
+    if request.path.startswith("/v1beta/openai/"):
+        return OPENAI
     if (
         request.header("x-goog-api-key")
         or request.path.startswith("/v1beta/")
