@@ -7,7 +7,7 @@ reads them as the earlier turns and appends its input and output. Kept in the se
 
 from __future__ import annotations
 
-import json
+from functools import partial
 from typing import Any, List
 
 from mokku import errors
@@ -50,15 +50,9 @@ class Conversations:
         return encoded_json_response(self._find(conversation_id))
 
     def update(self, request: Request, conversation_id: str) -> Response:
-        body = request.json()
-        validate.required(body, "metadata")
-        metadata = items.metadata(body)
-        conversation = dict(json.loads(self._find(conversation_id)), metadata=metadata or {})
-        encoded = dumps(conversation)
-        with items.writing(self.stored, "items"):
-            if not self.stored.replace_conversation(conversation_id, encoded):
-                raise conversation_not_found(conversation_id)
-        return encoded_json_response(encoded)
+        find, missing = partial(self._find, conversation_id), partial(conversation_not_found, conversation_id)
+        replaced = items.replace_metadata(request, self.stored, conversation_id, find, "items", missing)
+        return encoded_json_response(replaced)
 
     def delete(self, request: Request, conversation_id: str) -> Response:
         with items.writing(self.stored, "items"):

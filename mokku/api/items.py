@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 from urllib.parse import parse_qs
 
 from mokku import errors
@@ -248,6 +248,27 @@ def duplicate(item_id: str, param: str) -> errors.APIError:
 def too_large(reason: str, param: str) -> errors.APIError:
     """400: storing this would pass a bound of the store (docs/limits.md)."""
     return errors.invalid_request(f"Invalid '{param}': {reason}.", param, "invalid_value")
+
+
+def replace_metadata(
+    request: Request,
+    stored: objects.Objects,
+    key: str,
+    find: Callable[[], bytes],
+    param: str,
+    missing: Callable[[], errors.APIError],
+) -> bytes:
+    """``POST`` of a stored conversation (or chat completion) with ``metadata``: checked first (a 400
+    before a 404), then the object found, its metadata replaced and written back; ``missing()`` when
+    it went in between. The object as written."""
+    body = request.json()
+    validate.required(body, "metadata")
+    replaced = metadata(body) or {}
+    encoded = dumps(dict(json.loads(find()), metadata=replaced))
+    with writing(stored, param):
+        if not stored.replace_conversation(key, encoded):
+            raise missing()
+    return encoded
 
 
 def metadata(body: Mapping[str, Any], param: str = "metadata") -> Optional[Dict[str, Any]]:

@@ -11,10 +11,11 @@ and bounded with the conversations (docs/limits.md).
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mokku import errors
-from mokku.api import items, validate
+from mokku.api import items
 from mokku.control import objects
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
 
@@ -72,15 +73,11 @@ class StoredChats:
         return encoded_json_response(self._find(completion_id))
 
     def update(self, request: Request, completion_id: str) -> Response:
-        body = request.json()
-        validate.required(body, "metadata")
-        metadata = items.metadata(body)
-        completion = dict(json.loads(self._find(completion_id)), metadata=metadata or {})
-        encoded = dumps(completion)
-        with items.writing(self.stored, "metadata"):
-            if not self.stored.replace_conversation(NAMESPACE + completion_id, encoded):
-                raise not_found(completion_id)
-        return encoded_json_response(encoded)
+        find, missing = partial(self._find, completion_id), partial(not_found, completion_id)
+        key = NAMESPACE + completion_id
+        return encoded_json_response(
+            items.replace_metadata(request, self.stored, key, find, "metadata", missing)
+        )
 
     def delete(self, request: Request, completion_id: str) -> Response:
         with items.writing(self.stored, "completion_id"):
