@@ -105,9 +105,12 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     if reply.calls and finish != "length":  # cut by the token limit, a call still says so
         finish = "function_call" if legacy else "tool_calls"
     finish_reasons = [finish] * sampling.n
+    whole = None  # the whole answer, built once: for keeping, and for answering when not streamed
     if store and kept is not None:
-        choices = _choices(reply, legacy, finish, sampling.n)
-        kept.keep(_completion(completion_id, created, model, choices, usage, tier), messages, metadata)
+        whole = _completion(
+            completion_id, created, model, _choices(reply, legacy, finish, sampling.n), usage, tier
+        )
+        kept.keep(whole, messages, metadata)  # encoded there: the dialect may decorate it after
     if request.span is not None:  # the reply's message is built only for a span that may record it
         telemetry.record_messages(request.span, messages, _message(reply, legacy))
     if sampling.stream:
@@ -138,10 +141,11 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         text = "".join(reply.outputs[0].tokens)
         encoded = _TEXT_ANSWER.render(completion_id, created, model, text, finish, *counts)
         return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=encoded)
-    choices = _choices(reply, legacy, finish, sampling.n)
-    result = request.dialect.completion(
-        _completion(completion_id, created, model, choices, usage, tier), request
-    )
+    if whole is None:
+        whole = _completion(
+            completion_id, created, model, _choices(reply, legacy, finish, sampling.n), usage, tier
+        )
+    result = request.dialect.completion(whole, request)
     return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
 
 
