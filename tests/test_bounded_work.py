@@ -4,7 +4,6 @@ with a 400 naming the parameter, or answered, in well under a second, never a 50
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Tuple
 
@@ -16,6 +15,7 @@ from mokku.api import schemagen
 from mokku.server.app import App
 
 from .spec import assert_invalid_request
+from .work import at_most
 
 INF = "__inf__"  # replaced by 1e400 in the raw body: Python's json reads it as inf
 TEXT = "a" * 24 + "!"
@@ -111,9 +111,8 @@ def test_schema_attacks_are_refused_quickly(
     app: webtest.TestApp, entry: Callable[[Any], Tuple[str, Dict[str, Any], str]], schema: Any, message: str
 ) -> None:
     url, body, param = entry(schema)
-    started = time.monotonic()
-    response = _post(app, url, body)
-    assert time.monotonic() - started < 5
+    with at_most(6_000_000):
+        response = _post(app, url, body)
     assert response.status_int == 400, response.body[:300]
     assert_invalid_request(response.json, param, None, message)
 
@@ -135,9 +134,8 @@ def test_satisfiable_schemas_are_answered_quickly(
     app: webtest.TestApp, entry: Callable[[Any], Tuple[str, Dict[str, Any], str]], schema: Any
 ) -> None:
     url, body, _ = entry(schema)
-    started = time.monotonic()
-    response = _post(app, url, body)
-    assert time.monotonic() - started < 5
+    with at_most(2_000_000):
+        response = _post(app, url, body)
     assert response.status_int == 200, response.body[:300]
     assert len(response.body) < 2 * schemagen.MAX_CHARS
 
@@ -180,11 +178,10 @@ def test_rule_regexes_match_in_linear_time(tmp_path: Path) -> None:
         ("a" * 30, "all a"),
         ("xaxaxa", "three a"),
     ]:
-        started = time.monotonic()
-        reply = app.post_json(
-            "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": text}]}
-        )
-        assert time.monotonic() - started < 5
+        with at_most(200_000):
+            reply = app.post_json(
+                "/v1/chat/completions", {"model": "m", "messages": [{"role": "user", "content": text}]}
+            )
         assert reply.json["choices"][0]["message"]["content"] == expected
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mokku import saferegex
+
+from .work import at_most
 
 ATOMS = st.sampled_from(
     ["a", "b", "A", " ", "\\n", ".", "[ab]", "[^a]", "[a-c1]", "\\d", "\\w", "\\W", "\\s", "é", "_", ""]
@@ -158,10 +159,9 @@ def test_examples_are_bounded_work() -> None:
 )
 def test_attacks_run_in_linear_time(pattern: str, text: str) -> None:
     regex = saferegex.compile(pattern)
-    started = time.monotonic()
-    regex.search(text)
-    regex.search(text + "x" * 50_000)  # past MAX_TEXT: not read
-    assert time.monotonic() - started < 10  # re: hours to years
+    with at_most(4_000_000):  # re: hours to years
+        regex.search(text)
+        regex.search(text + "x" * 50_000)  # past MAX_TEXT: not read
 
 
 @pytest.mark.parametrize(
@@ -178,10 +178,8 @@ def test_attacks_run_in_linear_time(pattern: str, text: str) -> None:
     ],
 )
 def test_refused_with_a_reason(pattern: str, reason: str) -> None:
-    started = time.monotonic()
-    with pytest.raises(saferegex.UnsafePattern, match=re.escape(reason)):
+    with pytest.raises(saferegex.UnsafePattern, match=re.escape(reason)), at_most(500_000):
         saferegex.compile(pattern)
-    assert time.monotonic() - started < 5
 
 
 def test_the_text_is_read_up_to_max_text() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import enum
 import json
 import math
-import time
 from typing import Any, Dict, List, Literal, Optional
 
 import jsonschema
@@ -16,6 +15,8 @@ from hypothesis import strategies as st
 
 from mokku.api import schemagen
 from mokku.api.schemagen import SchemaError, generate
+
+from .work import at_most
 
 TEXT = "Hello from the echo"
 
@@ -309,13 +310,11 @@ ANY_SCHEMA = st.recursive(_leaves(), _containers, max_leaves=8)
 @settings(max_examples=500, deadline=None, suppress_health_check=list(HealthCheck))
 @given(ANY_SCHEMA, st.sampled_from(["Hello", "a", "", "42"]))
 def test_a_document_validates_or_the_schema_is_refused(schema: Any, text: str) -> None:
-    started = time.monotonic()
     try:
-        value = generate(schema, text)
+        with at_most(1_000_000):
+            value = generate(schema, text)
     except SchemaError:
         return
-    finally:
-        assert time.monotonic() - started < 5
     errors = list(jsonschema.Draft202012Validator(schema).iter_errors(value))
     assert not errors, (value, errors[0].message)
 
@@ -402,17 +401,14 @@ def _nested_arrays(count: int) -> Dict[str, Any]:
     ],
 )
 def test_bounded_work(schema: Any, reason: str) -> None:
-    started = time.monotonic()
-    with pytest.raises(SchemaError, match=reason):
+    with pytest.raises(SchemaError, match=reason), at_most(2_000_000):
         generate(schema, TEXT)
-    assert time.monotonic() - started < 5
 
 
 def test_optional_content_stops_at_half_the_bounds() -> None:
     """60 optional self-referencing properties: 2.3 MB in 3 s unbounded; now a small document."""
-    started = time.monotonic()
-    value = generate(_self_referencing(60), TEXT)
-    assert time.monotonic() - started < 5
+    with at_most(2_000_000):
+        value = generate(_self_referencing(60), TEXT)
     assert len(json.dumps(value)) < schemagen.MAX_CHARS // 2
     jsonschema.Draft202012Validator(_self_referencing(60)).validate(value)
 
@@ -426,7 +422,6 @@ def test_a_long_text_is_cut_to_the_output_bound() -> None:
 
 
 def test_patterns_are_matched_in_linear_time() -> None:
-    started = time.monotonic()
-    value = generate({"type": "string", "pattern": "^(a+)+$"}, "a" * 9_000 + "!")
+    with at_most(200_000):  # re.search: 2 s at 24 characters, doubling with each
+        value = generate({"type": "string", "pattern": "^(a+)+$"}, "a" * 9_000 + "!")
     assert value == "a"
-    assert time.monotonic() - started < 5  # re.search: 2 s at 24 characters, doubling with each

@@ -51,12 +51,11 @@ def test_amplifying_requests_are_refused_while_others_are_served(kind: str) -> N
         try:
             for _ in range(3):
                 for url, body, param in ATTACKS:
-                    started = time.monotonic()
+                    # Unbounded, the first of these took 86 s and 1.8 GB (its work is counted in
+                    # test_output_bounds); the timeout only keeps a regression from hanging here.
                     status, _, answer = request_json(
                         "POST", server.url + url, {"model": "gpt-4o", **body}, timeout=60
                     )
-                    # Unbounded, the first of these took 86 s and 1.8 GB.
-                    assert time.monotonic() - started < 30
                     assert status == 400
                     assert_invalid_request(answer, param, answer["error"]["code"], r"")  # type: ignore[index]
         finally:
