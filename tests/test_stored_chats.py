@@ -217,3 +217,24 @@ def test_a_stored_completion_is_no_conversation(app: webtest.TestApp) -> None:
     body = {"model": "gpt-4o", "input": "x", "conversation": NAMESPACE + answer["id"]}
     assert app.post_json("/v1/responses", body, status=404).json["error"]["param"] == "conversation"
     assert app.get(f"{URL}/{answer['id']}").json["id"] == answer["id"]
+
+
+def test_ids_stay_unique_when_the_caller_seeds_the_random_module(app: webtest.TestApp) -> None:
+    """A test suite that seeds ``random`` before each test (pytest-randomly, Hypothesis) shares the
+    module with an in-process server: the same id twice was a 503 from the store."""
+    import random
+
+    random.seed(42)
+    first = stored(app, "one")
+    random.seed(42)
+    second = stored(app, "two")
+    assert first["id"] != second["id"]
+    random.seed(42)
+    one = app.post_json(
+        "/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}
+    )
+    random.seed(42)
+    two = app.post_json(
+        "/v1/chat/completions", {"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]}
+    )
+    assert one.headers["x-request-id"] != two.headers["x-request-id"]

@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+import os
 import random
 
 _ALPHABET = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 # Maps every byte to a base62 character; the slight bias is irrelevant for ids.
 _TO_BASE62 = bytes(_ALPHABET[b % len(_ALPHABET)] for b in range(256))
 
+# A generator of mokku's own, not the random module's: ids need not be secret, and a system call
+# per id (os.urandom) showed in profiles of a loaded worker; but a test that seeds the random
+# module (random.seed, pytest-randomly, Hypothesis) must not make the in-process server repeat
+# its ids. Seeded from the system at import and again in every forked worker.
+_RANDOM = random.Random()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_RANDOM.seed)
+
+random_bits = _RANDOM.getrandbits
+
 
 def random_id(prefix: str, length: int = 29) -> str:
-    # The random module, not os.urandom: ids need not be secret, and a system call per id showed
-    # in profiles of a loaded worker. Python reseeds it in every forked worker.
-    return prefix + random.randbytes(length).translate(_TO_BASE62).decode("ascii")
+    return prefix + _RANDOM.randbytes(length).translate(_TO_BASE62).decode("ascii")

@@ -8,13 +8,13 @@ never kills a worker or shows a traceback to a client.
 from __future__ import annotations
 
 import logging
-import random
 import re
 import time
 from typing import Any, Callable, Dict, Iterable, Optional
 
 from mokku import config, errors, telemetry
 from mokku.api.health import readiness
+from mokku.api.ids import random_bits
 from mokku.control.journal import Journal, entry_for
 from mokku.control.scenarios import Scenarios
 from mokku.control.state import default_path
@@ -265,4 +265,4 @@ def _request_id(environ: Dict[str, Any]) -> str:
     sent = environ.get("HTTP_X_REQUEST_ID")
     if sent and _CLIENT_REQUEST_ID.match(sent):
         return sent
-    return f"req_{random.getrandbits(128):032x}"  # no system call (see ids.random_id)
+    return f"req_{random_bits(128):032x}"  # no system call (see ids)
