@@ -92,7 +92,7 @@ class UnsafePattern(ValueError):
     """A pattern that is not valid, or not in the subset that can be searched in bounded time."""
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=2048)  # a full set of scripted replies (1,000 rules) stays compiled
 def compile(pattern: str) -> Regex:
     """The pattern, ready to search; ``UnsafePattern`` says why it cannot be."""
     if not isinstance(pattern, str):

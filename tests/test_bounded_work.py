@@ -234,3 +234,36 @@ def test_schema_errors_name_the_parameter_of_each_dialect(app: webtest.TestApp) 
     )
     url, body, _ = _responses_format(refused)
     assert _post(app, url, body).json["error"]["message"].startswith("Invalid schema for text.format: ")
+
+
+def test_the_regex_work_of_one_call_is_bounded_across_rules(tmp_path: Path) -> None:
+    """Each of these rules costs a third of a second against this message: unbounded, one call
+    cost that times the number of rules (up to 1,000)."""
+    import random
+
+    app = _scenarios(tmp_path)
+    rule = {"match": {"regex": "a[ab]{900}c"}, "reply": {"content": "x"}}
+    app.post_json("/mokku/scenarios", {"rules": [rule] * 20})
+    text = "".join(random.Random(1).choice("ab") for _ in range(10_000))
+    body = {"model": "m", "messages": [{"role": "user", "content": text}]}
+    refused = app.post_json("/v1/chat/completions", body, expect_errors=True)  # at the budget
+    assert refused.status_int == 400
+    assert_invalid_request(refused.json, None, None, "takes more than 4,000,000 steps")
+    assert (
+        app.post_json("/v1/chat/completions", dict(body, messages=[{"role": "user", "content": "hi"}])).json[
+            "choices"
+        ][0]["message"]["content"]
+        == "hi"
+    )
+
+
+def test_every_rule_stays_compiled(tmp_path: Path) -> None:
+    """1,000 regex rules cycled through a cache of 256 compiled patterns: every call compiled them
+    all again (6 s for "hi")."""
+    app = _scenarios(tmp_path)
+    rules = [{"match": {"regex": f"a[ab]{{90}}c|q{i}"}, "reply": {"content": "x"}} for i in range(1_000)]
+    app.post_json("/mokku/scenarios", {"rules": rules})
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+    app.post_json("/v1/chat/completions", body)
+    with at_most(400_000):
+        assert app.post_json("/v1/chat/completions", body).json["choices"][0]["message"]["content"] == "hi"

@@ -46,6 +46,9 @@ _REPLIES, _MODES = 1, 2  # kinds of rule: replies, switches the mode
 MAX_RULES = 1000  # rules held at once
 MAX_RULE_BYTES = 64 * 1024  # one rule, as JSON
 MAX_TIMES = 1_000_000_000  # the largest ``times`` and ``nth``
+# One call's regex matching, over every rule, in saferegex's work (characters read, states
+# visited): about a second at worst, however many rules there are.
+MATCH_WORK = 4_000_000
 
 
 def check_rule(rule: Any, param: str = "rule") -> Dict[str, Any]:
@@ -179,12 +182,23 @@ class Scenarios:
         the rules cannot be read. ``modes``: the rules that switch the mode, else the others."""
         if not self.store.may_hold(_MODES if modes else _REPLIES):
             return None
+        spent = [0]
+
+        def spend(work: int) -> None:
+            spent[0] += work
+            if spent[0] > MATCH_WORK:
+                raise errors.invalid_request(
+                    f"Matching this message against the scripted replies' regular expressions takes more "
+                    f"than {MATCH_WORK:,} steps (mokku's bound on one call): use fewer or simpler regex "
+                    "rules, or a shorter message."
+                )
+
         try:
             for rule_id, rule in self._candidates():
                 match = rule["match"]
                 if (
                     _switches(rule) == modes
-                    and _matches(match, endpoint, model, text)
+                    and _matches(match, endpoint, model, text, spend)
                     and self.store.hit(rule_id, match.get("nth"))
                 ):
                     return dict(rule["reply"], rule_id=rule_id)
@@ -215,7 +229,9 @@ def _switches(rule: Dict[str, Any]) -> bool:
     return "mode" in rule["reply"]
 
 
-def _matches(match: Dict[str, Any], endpoint: str, model: str, text: str) -> bool:
+def _matches(
+    match: Dict[str, Any], endpoint: str, model: str, text: str, spend: Callable[[int], None]
+) -> bool:
     if match.get("model") is not None and match["model"] != model:
         return False
     if match.get("endpoint") is not None and match["endpoint"] != endpoint:
@@ -225,7 +241,7 @@ def _matches(match: Dict[str, Any], endpoint: str, model: str, text: str) -> boo
     if match.get("regex") is None:
         return True
     try:  # linear in the text, whatever the pattern (rules stored before the check may be unsafe)
-        return saferegex.compile(match["regex"]).search(text)
+        return saferegex.compile(match["regex"]).search(text, spend)
     except saferegex.UnsafePattern:
         return False
 
