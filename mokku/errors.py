@@ -169,14 +169,16 @@ def format_duration(seconds: float) -> str:
     return f"{int(minutes)}m{rest_text}s" if minutes else f"{rest_text}s"
 
 
-def rate_limited(model: str, kind: str, limit: int, requested: int, retry_ms: int) -> APIError:
+_RATE_UNITS = {"requests": "requests per min (RPM)", "tokens": "tokens per min (TPM)"}
+
+
+def rate_limited(model: str, kind: str, limit: int, used: int, requested: int, retry_ms: int) -> APIError:
     """429 ``rate_limit_exceeded`` on requests (RPM) or tokens (TPM), with the retry headers."""
-    unit = "requests per min (RPM)" if kind == "requests" else "tokens per min (TPM)"
     wait = format_duration(retry_ms / 1000)
     return APIError(
         429,
-        f"Rate limit reached for {model} in organization org-mokku on {unit}: Limit {limit}, "
-        f"Used {limit}, Requested {requested}. Please try again in {wait}. "
+        f"Rate limit reached for {model} in organization org-mokku on {_RATE_UNITS[kind]}: Limit {limit}, "
+        f"Used {used}, Requested {requested}. Please try again in {wait}. "
         "Visit https://platform.openai.com/account/rate-limits to learn more.",
         kind,
         code="rate_limit_exceeded",
@@ -187,6 +189,19 @@ def rate_limited(model: str, kind: str, limit: int, requested: int, retry_ms: in
             (f"x-ratelimit-remaining-{kind}", "0"),
             (f"x-ratelimit-reset-{kind}", wait),
         ),
+    )
+
+
+def request_too_large(model: str, limit: int, requested: int) -> APIError:
+    """429 for a request larger than the whole TPM limit: waiting cannot help, so no retry headers."""
+    return APIError(
+        429,
+        f"Request too large for {model} in organization org-mokku on {_RATE_UNITS['tokens']}: Limit {limit}, "
+        f"Requested {requested}. The input or output tokens must be reduced in order to run successfully. "
+        "Visit https://platform.openai.com/account/rate-limits to learn more.",
+        "tokens",
+        code="rate_limit_exceeded",
+        headers=(("x-ratelimit-limit-tokens", str(limit)),),
     )
 
 

@@ -232,3 +232,38 @@ def test_the_bucket_table_is_bounded() -> None:
     assert limiter.buckets <= 100
     # The newest keys keep their bucket, and so their limit: one request taken before, one now.
     assert dict(limiter.check(get("sk-busy-249")))["x-ratelimit-remaining-requests"] == "58"
+
+
+def test_a_refusal_says_how_much_of_the_limit_is_used() -> None:
+    clock = FakeClock()
+    limiter = access(clock, tpm="600")
+    served(limiter, chat(100, 150))  # 250 used
+    error = refused(limiter, chat(100, 300))
+    assert "Limit 600, Used 250, Requested 400. Please try again in 5s." in error.message
+
+
+def test_a_request_larger_than_the_whole_limit_is_too_large_not_told_to_wait() -> None:
+    clock = FakeClock()
+    limiter = access(clock, tpm="600")
+    error = refused(limiter, chat(100, 5_000))
+    assert (error.status, error.type, error.code) == (429, "tokens", "rate_limit_exceeded")
+    assert error.message == (
+        "Request too large for gpt-4o in organization org-mokku on tokens per min (TPM): Limit 600, "
+        "Requested 5100. The input or output tokens must be reduced in order to run successfully. "
+        "Visit https://platform.openai.com/account/rate-limits to learn more."
+    )
+    assert dict(error.headers) == {"x-ratelimit-limit-tokens": "600"}
+    assert served(limiter, chat(100, 200))["x-ratelimit-remaining-tokens"] == "300"  # it took nothing
+
+
+def test_the_state_keeps_a_digest_of_the_key_not_the_key() -> None:
+    """The raw key was the bucket's name: a secret in the state file, 136 KB for a 60 KB key."""
+    clock = FakeClock()
+    limiter = access(clock, rpm="60")
+    secret = "sk-secret-" + "k" * 60_000
+    served(limiter, chat(100, 1, key=secret))
+    store = limiter._buckets
+    assert isinstance(store, SqliteBuckets)
+    with store._connections.using() as db:
+        names = [row[0] for row in db.execute("SELECT who FROM buckets")]
+    assert len(names) == 1 and len(names[0]) == 32 and "secret" not in names[0]

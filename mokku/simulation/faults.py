@@ -44,8 +44,8 @@ FAULTS: Dict[str, Fault] = {
     for fault in (
         Fault("credit", "402", error=lambda model, key, arg: errors.insufficient_quota(402)),
         Fault("quota", error=lambda model, key, arg: errors.insufficient_quota(429)),
-        Fault("rate_limit", "429", ("retry-after in ms", 1000, 600_000), lambda model, key, arg: errors.rate_limited(model, "requests", 3, 1, arg)),
-        Fault("rate_limit_tokens", None, ("retry-after in ms", 1000, 600_000), lambda model, key, arg: errors.rate_limited(model, "tokens", 30000, 1000, arg)),
+        Fault("rate_limit", "429", ("retry-after in ms", 1000, 600_000), lambda model, key, arg: errors.rate_limited(model, "requests", 3, 3, 1, arg)),
+        Fault("rate_limit_tokens", None, ("retry-after in ms", 1000, 600_000), lambda model, key, arg: errors.rate_limited(model, "tokens", 30000, 30000, 1000, arg)),
         Fault("invalid_api_key", "401", error=lambda model, key, arg: errors.invalid_api_key(key or "sk-mokku-simulated")),
         Fault("permission", "403", error=lambda model, key, arg: errors.unsupported_region()),
         Fault("context_length"),  # raised by the context check, with the request's own numbers

@@ -10,6 +10,7 @@ length / 4) plus the completion tokens it asks for.
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import math
 import re
@@ -160,11 +161,16 @@ class Access:
                 raise invalid_api_key(key)
         if not (self._rpm or self._tpm):
             return []
+        # A digest, not the key: the state keeps no secret, and a bucket's size is fixed.
         who = key or request.environ.get("REMOTE_ADDR", "")
-        return self._take(request, who)
+        return self._take(
+            request, hashlib.blake2b(who.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+        )
 
     def _take(self, request: Request, who: str) -> List[Tuple[str, str]]:
         tokens = _estimated_tokens(request) if self._tpm else 0
+        if tokens > self._tpm > 0:
+            raise errors.request_too_large(_model(request), self._tpm, tokens)
         wants = [
             (kind, capacity, float(amount))
             for kind, capacity, amount in (("requests", self._rpm, 1), ("tokens", self._tpm, tokens))
@@ -177,8 +183,9 @@ class Access:
             raise statedb.unavailable(self._buckets.name, exc) from None
         if refused is not None:
             kind, capacity, amount, wait = refused
-            model = str(_body(request).get("model", "this model"))
-            raise rate_limited(model, kind, capacity, int(amount), max(1, math.ceil(wait * 1000)))
+            used = capacity - (amount - wait * capacity / self._window)  # the level was amount short by wait
+            retry_ms = max(1, math.ceil(wait * 1000))
+            raise rate_limited(_model(request), kind, capacity, max(0, round(used)), int(amount), retry_ms)
         return request.dialect.rate_limit_headers(
             [Limit(kind, capacity, max(0, math.floor(level)), reset) for kind, capacity, level, reset in left]
         )
@@ -187,6 +194,10 @@ class Access:
     def buckets(self) -> int:
         """How many buckets are kept."""
         return self._buckets.count() if self._buckets is not None else 0
+
+
+def _model(request: Request) -> str:
+    return str(_body(request).get("model", "this model"))
 
 
 def _body(request: Request) -> Dict[str, Any]:
