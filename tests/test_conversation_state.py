@@ -450,3 +450,21 @@ def test_a_chain_is_bounded_as_one_conversation(tmp_path: Path) -> None:
     second = app.post_json(URL, dict(turn, previous_response_id=first["id"])).json  # three items: 3.3 kB
     error = app.post_json(URL, dict(turn, previous_response_id=second["id"]), status=400).json["error"]
     assert error["param"] == "previous_response_id" and "4000 bytes" in error["message"]
+
+
+def test_a_conversation_past_its_bound_names_the_conversation(tmp_path: Path) -> None:
+    from mokku.api.conversations import Conversations
+
+    settings = config.load({})
+    stored = Objects(str(tmp_path / "state"), Bounds(one_conversation_bytes=4000))
+    responses = Responses(Replies(settings, Simulator(settings)), stored)
+    routes = [
+        Route("POST", URL, responses.create),
+        Route("POST", "/v1/conversations", Conversations(stored).create),
+    ]
+    app = webtest.TestApp(App(settings, routes))
+    conversation = app.post_json("/v1/conversations", {}).json["id"]
+    turn = {"model": "m", "input": "x" * 1500, "conversation": conversation}
+    app.post_json(URL, turn)
+    error = app.post_json(URL, turn, status=400).json["error"]
+    assert error["param"] == "conversation" and "4000 bytes" in error["message"]

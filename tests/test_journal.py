@@ -71,6 +71,8 @@ def test_filters_and_clear(store_env: Dict[str, str]) -> None:
     assert [e["model"] for e in entries(app, "?limit=1")] == ["b"]
     app.get("/mokku/requests?limit=0", status=400)
     app.get("/mokku/requests?since=yesterday", status=400)
+    for odd in ("nan", "inf", "-inf"):  # each store read nan its own way: none, or every entry
+        assert app.get(f"/mokku/requests?since={odd}", status=400).json["error"]["param"] == "since"
     assert app.delete("/mokku/requests").json["deleted"] is True
     assert entries(app) == []
 

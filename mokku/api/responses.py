@@ -347,7 +347,7 @@ class Responses:
         if len(seen) > self.stored.bounds.one_conversation_bytes:
             raise items.too_large(
                 f"the conversation would hold more than {self.stored.bounds.one_conversation_bytes} bytes",
-                "previous_response_id" if previous else "input",
+                "previous_response_id" if previous else "conversation" if conversation else "input",
             )
         return context, seen
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import math
 from typing import Any, Dict, Iterable, Optional
 from urllib.parse import parse_qs
 
@@ -180,9 +181,12 @@ def _number(raw: Optional[str], name: str) -> Any:
     if raw is None:
         return None
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise validate.wrong_type(name, "a number", raw) from None
+    if not math.isfinite(value):  # nan compares false with everything: each store read it its own way
+        raise validate.wrong_type(name, "a finite number", raw)
+    return value
 
 
 def _whole(raw: Optional[str], name: str, minimum: int = 1) -> Optional[int]:
