@@ -507,3 +507,69 @@ def test_json_mode_without_a_schema_or_with_one_it_cannot_fill_answers_the_echo(
             messages=[{"role": "system", "content": system}, *ASK],
         )
         assert json.loads(body["choices"][0]["message"]["content"]) == {"echo": "Paris"}
+
+
+@pytest.mark.parametrize(
+    "name, code, message",
+    [
+        (
+            "get weather.now",
+            "invalid_value",
+            "string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+        ),
+        ("mcp/search", "invalid_value", "string does not match pattern."),
+        (
+            "",
+            "empty_string",
+            "empty string. Expected a string with minimum length 1, but got an empty string instead.",
+        ),
+        (
+            "f" * 65,
+            "string_above_max_length",
+            "string too long. Expected a string with maximum length 64, but got a string with length 65 instead.",
+        ),
+    ],
+)
+def test_function_names_are_checked_as_the_api_checks_them(
+    app: webtest.TestApp, name: str, code: str, message: str
+) -> None:
+    """A name the model could not write back (MCP tools named with "/" or ".") is the real API's 400."""
+    cases = [
+        (
+            "/v1/chat/completions",
+            {"messages": ASK, "tools": [{"type": "function", "function": {"name": name}}]},
+            "tools[0].function.name",
+        ),
+        (
+            "/v1/chat/completions",
+            {"messages": ASK, "tools": [{"type": "custom", "custom": {"name": name}}]},
+            "tools[0].custom.name",
+        ),
+        ("/v1/chat/completions", {"messages": ASK, "functions": [{"name": name}]}, "functions[0].name"),
+        ("/v1/responses", {"input": "hi", "tools": [{"type": "function", "name": name}]}, "tools[0].name"),
+    ]
+    for url, body, param in cases:
+        error = app.post_json(url, dict(body, model="gpt-4o"), status=400).json["error"]
+        assert (error["param"], error["code"]) == (param, code)
+        assert error["message"].startswith(f"Invalid '{param}': {message}")
+    assert (
+        chat(
+            app, tools=[{"type": "function", "function": {"name": "get_weather-2"}}], tool_choice="required"
+        )["choices"][0]["message"]["tool_calls"][0]["function"]["name"]
+        == "get_weather-2"
+    )
+
+
+def test_chat_refuses_an_empty_tool_list_and_responses_takes_one(app: webtest.TestApp) -> None:
+    error = app.post_json(URL, {"model": "gpt-4o", "messages": ASK, "tools": []}, status=400).json["error"]
+    assert error == {
+        "message": "Invalid 'tools': empty array. Expected an array with minimum length 1, but got an empty array "
+        "instead.",
+        "type": "invalid_request_error",
+        "param": "tools",
+        "code": "empty_array",
+    }
+    assert (
+        app.post_json("/v1/responses", {"model": "gpt-4o", "input": "hi", "tools": []}).json["status"]
+        == "completed"
+    )

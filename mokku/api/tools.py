@@ -57,7 +57,10 @@ def read_functions(body: Mapping[str, Any], flat: bool = False) -> Tuple[List[Fu
     and takes at most ``MAX_CHAT_TOOLS``; the Responses API puts it at the top level (``flat``).
     """
     functions = []
-    tools = validate.array(body.get("tools"), "tools", 0, None if flat else MAX_CHAT_TOOLS) or []
+    # Chat refuses an empty list; the Responses API takes one.
+    tools = (
+        validate.array(body.get("tools"), "tools", 0 if flat else 1, None if flat else MAX_CHAT_TOOLS) or []
+    )
     for index, tool in enumerate(tools):
         param = f"tools[{index}]"
         if not isinstance(tool, dict):
@@ -72,10 +75,10 @@ def read_functions(body: Mapping[str, Any], flat: bool = False) -> Tuple[List[Fu
                 raise validate.invalid_value(f"{param}.type", kind, ("function", "custom"))
             where = f"{param}.{kind}"
             definition = validate.obj(validate.required(tool, kind, where), where) or {}
-        name = validate.required_string(definition, "name", f"{where}.name")
+        name = validate.function_name(validate.required(definition, "name", f"{where}.name"), f"{where}.name")
         if kind == "function":
             parameters = validate.obj(definition.get("parameters"), f"{where}.parameters")
-            functions.append(Function(name or "", parameters or EMPTY_PARAMETERS, f"{where}.parameters"))
+            functions.append(Function(name, parameters or EMPTY_PARAMETERS, f"{where}.parameters"))
     return functions, len(tools)
 
 
@@ -87,9 +90,9 @@ def read_legacy_functions(body: Mapping[str, Any]) -> List[Function]:
         param = f"functions[{index}]"
         if not isinstance(definition, dict):
             raise validate.wrong_type(param, "an object", definition)
-        name = validate.required_string(definition, "name", f"{param}.name")
+        name = validate.function_name(validate.required(definition, "name", f"{param}.name"), f"{param}.name")
         parameters = validate.obj(definition.get("parameters"), f"{param}.parameters")
-        functions.append(Function(name or "", parameters or EMPTY_PARAMETERS, f"{param}.parameters"))
+        functions.append(Function(name, parameters or EMPTY_PARAMETERS, f"{param}.parameters"))
     return functions
 
 

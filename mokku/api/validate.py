@@ -7,6 +7,7 @@ optional fields, as the API's fields are nullable.
 
 from __future__ import annotations
 
+import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
 
 from mokku import errors
@@ -104,6 +105,32 @@ def too_long(param: str, maximum: int, length: int) -> APIError:
         param,
         "string_above_max_length",
     )
+
+
+_FUNCTION_NAME = re.compile(r"[a-zA-Z0-9_-]+")
+MAX_FUNCTION_NAME = 64
+
+
+def function_name(value: Any, param: str) -> str:
+    """A function's (or custom tool's) name: what the model can write back, as the API checks it."""
+    name = string(value, param) or ""
+    if not name:
+        raise errors.invalid_request(
+            f"Invalid '{param}': empty string. Expected a string with minimum length 1, but got an empty "
+            "string instead.",
+            param,
+            "empty_string",
+        )
+    if len(name) > MAX_FUNCTION_NAME:
+        raise too_long(param, MAX_FUNCTION_NAME, len(name))
+    if not _FUNCTION_NAME.fullmatch(name):
+        raise errors.invalid_request(
+            f"Invalid '{param}': string does not match pattern. Expected a string that matches the "
+            "pattern '^[a-zA-Z0-9_-]+$'.",
+            param,
+            "invalid_value",
+        )
+    return name
 
 
 def short_string(length: int) -> Check:
