@@ -863,3 +863,16 @@ def test_stream_chunks_end_with_obfuscation_unless_asked_not_to(app: webtest.Tes
     assert padding.isalnum() and sse.content(chunks) == "padded"
     plain = sse.parse(app.post_json(URL, dict(body, stream_options={"include_obfuscation": False})).body)
     assert not any("obfuscation" in chunk for chunk in plain) and sse.content(plain) == "padded"
+
+
+@pytest.mark.parametrize("url", [URL, "/v1/completions"])
+def test_logit_bias_keys_are_token_ids(app: webtest.TestApp, url: str) -> None:
+    body: Dict[str, Any] = {"model": "gpt-4o", "logit_bias": {"50256": -100, "hello": 5}}
+    body.update({"messages": user("hi")} if url == URL else {"prompt": "hi"})
+    error = app.post_json(url, body, status=400).json["error"]
+    assert error == {
+        "message": "Invalid key in 'logit_bias': hello. You should only be submitting non-negative integers.",
+        "type": "invalid_request_error",
+        "param": "logit_bias",
+        "code": "invalid_value",
+    }

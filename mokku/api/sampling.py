@@ -75,6 +75,12 @@ def read_sampling(
     validate.string(body.get("user"), "user")
     logit_bias = validate.obj(body.get("logit_bias"), "logit_bias") or {}
     for token, bias in logit_bias.items():
+        if not (token.isascii() and token.isdigit()):  # token ids: words are a common mistake
+            raise errors.invalid_request(
+                f"Invalid key in 'logit_bias': {token}. You should only be submitting non-negative integers.",
+                "logit_bias",
+                "invalid_value",
+            )
         validate.number(bias, f"logit_bias.{token}", -100, 100)
     n = validate.integer(body.get("n"), "n", 1, 128)
     max_tokens = default_max_tokens
