@@ -836,7 +836,14 @@ def test_the_options_only_passed_along_are_taken_in_their_valid_forms(app: webte
 
 def test_the_service_tier_asked_for_is_named_in_the_answer(app: webtest.TestApp) -> None:
     """As the real API: the tier that served the request, the default one for ``auto``."""
-    for asked, named in (("flex", "flex"), ("priority", "priority"), ("auto", "default"), (None, "default")):
+    served = (
+        ("flex", "flex"),
+        ("priority", "priority"),
+        ("fast", "priority"),
+        ("auto", "default"),
+        (None, "default"),
+    )
+    for asked, named in served:  # fast mode is served, and named, as priority
         answer = chat(app, model="gpt-4o", messages=user("tiered"), service_tier=asked)
         assert answer["service_tier"] == named and answer["choices"][0]["message"]["content"] == "tiered"
     raw = app.post_json(

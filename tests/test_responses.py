@@ -481,3 +481,19 @@ def test_a_reasoning_items_stream_events(app: webtest.TestApp) -> None:
     assert sequence[2]["item"] == sequence[3]["item"] == reasoning and sequence[3]["output_index"] == 0
     assert reasoning["type"] == "reasoning"
     assert {e["output_index"] for e in sequence[4:11]} == {1}
+
+
+def test_the_ultrafast_tier_is_the_responses_apis_own(app: webtest.TestApp) -> None:
+    answer = app.post_json(
+        "/v1/responses", {"model": "gpt-5.6-sol", "input": "hi", "service_tier": "ultrafast"}
+    ).json
+    assert answer["service_tier"] == "ultrafast"
+    validate(answer, "Response")
+    fast = app.post_json("/v1/responses", {"model": "gpt-5", "input": "hi", "service_tier": "fast"}).json
+    assert fast["service_tier"] == "priority"
+    error = app.post_json(
+        "/v1/chat/completions",
+        {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "service_tier": "ultrafast"},
+        status=400,
+    ).json["error"]
+    assert error["param"] == "service_tier"

@@ -20,12 +20,19 @@ from mokku.telemetry import record_response
 
 SYSTEM_FINGERPRINT = "fp_6d0c3f2a1b"
 SERVICE_TIER = "default"
-_OWN_TIERS = frozenset(("flex", "priority", "scale", "fast"))  # answered as asked; auto is the default
+# The tier an answer names for each asked: fast mode is served as priority; auto is the default.
+_SERVED_TIERS = {
+    "flex": "flex",
+    "priority": "priority",
+    "scale": "scale",
+    "fast": "priority",
+    "ultrafast": "ultrafast",
+}
 
 
 def service_tier(asked: Any) -> str:
-    """The ``service_tier`` an answer names: the tier asked for, the default one for ``auto``."""
-    return asked if asked in _OWN_TIERS else SERVICE_TIER
+    """The ``service_tier`` an answer names for the one asked."""
+    return _SERVED_TIERS.get(asked, SERVICE_TIER) if isinstance(asked, str) else SERVICE_TIER
 
 
 def respond(

@@ -30,7 +30,7 @@ from mokku.api import items, render, tools, validate
 from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversation_tokens, echo_text
 from mokku.api.ids import random_id
 from mokku.api.response_events import Numbered, events, part_logprobs, text_part, unfinished
-from mokku.api.sampling import PASSED_OPTIONS, REASONING_MODELS, Output, Sampling, check_effort
+from mokku.api.sampling import PASSED_OPTIONS, REASONING_MODELS, SERVICE_TIERS, Output, Sampling, check_effort
 from mokku.api.tokens import count
 from mokku.control import objects, statedb
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
@@ -406,7 +406,11 @@ def _check_reasoning_sampling(temperature: Optional[float], body: Mapping[str, A
     raise errors.invalid_request(f"Unsupported parameter: '{param}' is not supported with this model.", param)
 
 
-OPTIONS = {**PASSED_OPTIONS, "truncation": validate.one_of("auto", "disabled")}
+OPTIONS = {
+    **PASSED_OPTIONS,
+    "truncation": validate.one_of("auto", "disabled"),
+    "service_tier": validate.one_of(*SERVICE_TIERS, "ultrafast"),  # the Responses API's own tier
+}
 _check_summary = validate.one_of("auto", "concise", "detailed")
 
 
