@@ -320,6 +320,8 @@ def test_function_calls_and_outputs_are_paired_as_the_api_pairs_them(app: webtes
     # An item reference may point at the call: not read, so not refused.
     referenced = [{"type": "item_reference", "id": "fc_elsewhere"}, orphan]
     assert create(app, input=referenced)["output"][0]["content"][0]["text"] == "found"
+    # Its type is optional: an item with an id and no role is a reference, not a message without one.
+    assert create(app, input=[{"id": "fc_elsewhere"}, orphan])["output"][0]["content"][0]["text"] == "found"
 
 
 def test_max_output_tokens_cuts_a_function_call(app: webtest.TestApp) -> None:

@@ -45,7 +45,9 @@ def read(value: Any, param: str) -> List[Item]:
         where = f"{param}[{index}]"
         if not isinstance(item, dict):
             raise validate.wrong_type(where, "an object", item)
-        kind = validate.string(item.get("type"), f"{where}.type") or "message"
+        kind = validate.string(item.get("type"), f"{where}.type") or (
+            "item_reference" if "id" in item and "role" not in item else "message"  # its type is optional
+        )
         validate.identifier(item.get("id"), f"{where}.id")
         if kind == "message":
             role = validate.required_string(item, "role", f"{where}.role")
@@ -66,7 +68,7 @@ def read(value: Any, param: str) -> List[Item]:
             stored = dict(item)
         elif kind == "item_reference":
             validate.required_string(item, "id", f"{where}.id")
-            stored = dict(item)
+            stored = dict(item, type="item_reference")
         else:
             stored = dict(item)  # other item types (reasoning, hosted tool calls...) are kept as context
         if kind not in REFERENCES:
