@@ -803,9 +803,32 @@ def test_reasoning_models_refuse_max_tokens_and_a_temperature(app: webtest.TestA
         "unsupported_parameter",
         r"^Unsupported parameter: 'top_p' is not supported with this model\.$",
     )
-    # What they take: max_completion_tokens, the default temperature and top_p.
-    taken = chat(app, **dict(asked, max_completion_tokens=1, temperature=1, top_p=1))
+    for name, value in [
+        ("presence_penalty", 0.5),
+        ("frequency_penalty", -1),
+        ("logit_bias", {"50256": -100}),
+        ("stop", ["x"]),
+        ("logprobs", True),
+        ("top_logprobs", 2),
+    ]:  # smolagents, LiteLLM and crewAI leave these out for reasoning models: the API refuses them
+        error = app.post_json(URL, dict(asked, **{name: value}), status=400).json
+        assert_invalid_request(
+            error,
+            name,
+            "unsupported_parameter",
+            rf"^Unsupported parameter: '{name}' is not supported with this model\.$",
+        )
+    # What they take: max_completion_tokens, the defaults of the rest.
+    defaults = {
+        "temperature": 1,
+        "top_p": 1,
+        "presence_penalty": 0,
+        "frequency_penalty": 0,
+        "logprobs": False,
+    }
+    taken = chat(app, **dict(asked, max_completion_tokens=1, **defaults))
     assert taken["choices"][0]["finish_reason"] == "length"
+    assert chat(app, **dict(asked, reasoning_effort="none", stop=["x"], presence_penalty=0.5))["choices"]
 
 
 def test_other_models_take_max_tokens_and_any_temperature(app: webtest.TestApp) -> None:

@@ -364,10 +364,22 @@ def _call_chunks(
             yield Token(stream.event(chunk(index, delta)))
 
 
+# What a reasoning model refuses unless left at its default (any value in the tuple); taken with
+# ``reasoning_effort: none``, as the newer models take them.
+_NOT_FOR_REASONING: Tuple[Tuple[str, Tuple[Any, ...]], ...] = (
+    ("top_p", (None, 1)),
+    ("presence_penalty", (None, 0)),
+    ("frequency_penalty", (None, 0)),
+    ("logprobs", (None, False)),
+    ("top_logprobs", (None,)),
+    ("logit_bias", (None, {})),
+    ("stop", (None, [])),
+)
+
+
 def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
-    """``max_tokens`` (``max_completion_tokens`` counts the reasoning too), and a temperature or
-    ``top_p`` other than 1 (taken with ``reasoning_effort: none``, as the newer models take them)
-    are 400s, in the real API's words."""
+    """``max_tokens`` (``max_completion_tokens`` counts the reasoning too), a temperature other than
+    1, and the sampling parameters of ``_NOT_FOR_REASONING`` are 400s, in the real API's words."""
     if body.get("max_tokens") is not None and not model.endswith("-chat-latest"):
         raise errors.invalid_request(
             "Unsupported parameter: 'max_tokens' is not supported with this model. "
@@ -377,12 +389,13 @@ def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
         )
     if body.get("reasoning_effort") == "none":
         return
-    if body.get("top_p") not in (None, 1):
-        raise errors.invalid_request(
-            "Unsupported parameter: 'top_p' is not supported with this model.",
-            "top_p",
-            "unsupported_parameter",
-        )
+    for name, default in _NOT_FOR_REASONING:
+        if body.get(name) not in default:
+            raise errors.invalid_request(
+                f"Unsupported parameter: '{name}' is not supported with this model.",
+                name,
+                "unsupported_parameter",
+            )
     temperature = body.get("temperature")
     if temperature is not None and temperature != 1:
         raise errors.invalid_request(
