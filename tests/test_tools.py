@@ -573,3 +573,92 @@ def test_chat_refuses_an_empty_tool_list_and_responses_takes_one(app: webtest.Te
         app.post_json("/v1/responses", {"model": "gpt-4o", "input": "hi", "tools": []}).json["status"]
         == "completed"
     )
+
+
+LOOSE = {"type": "object", "properties": {"a": {"type": "object", "properties": {"b": {"type": "string"}}}}}
+STRICT_RULE = "'additionalProperties' is required to be supplied and to be false."
+
+
+def test_a_strict_function_must_keep_strict_modes_rules(app: webtest.TestApp) -> None:
+    """The real API refuses a strict schema that breaks the rules before it answers."""
+    loose = dict(LOOSE, additionalProperties=False, required=["a"])
+    tool = {"type": "function", "function": {"name": "f", "parameters": loose, "strict": True}}
+    error = app.post_json(URL, {"model": "gpt-4o", "messages": ASK, "tools": [tool]}, status=400).json[
+        "error"
+    ]
+    assert error == {
+        "message": f"Invalid schema for function 'f': In context=('properties', 'a'), {STRICT_RULE}",
+        "type": "invalid_request_error",
+        "param": "tools[0].function.parameters",
+        "code": "invalid_function_parameters",
+    }
+    partial = {"type": "object", "properties": {"a": {"type": "string"}, "b": {"type": "string"}}}
+    partial.update(required=["a"], additionalProperties=False)
+    flat = {"type": "function", "name": "g", "parameters": partial, "strict": True}
+    error = app.post_json(
+        "/v1/responses", {"model": "gpt-4o", "input": "hi", "tools": [flat]}, status=400
+    ).json["error"]
+    assert error["param"] == "tools[0].parameters"
+    assert error["message"] == (
+        "Invalid schema for function 'g': In context=(), 'required' is required to be supplied and to be an array "
+        "including every key in properties. Missing 'b'."
+    )
+    # Not strict: the same schemas are taken, as the API takes them.
+    tool["function"]["strict"] = False
+    assert chat(app, tools=[tool], tool_choice="required")["choices"][0]["finish_reason"] == "tool_calls"
+    del flat["strict"]
+    flat["parameters"] = {"type": "object"}
+    assert app.post_json("/v1/responses", {"model": "gpt-4o", "input": "hi", "tools": [flat]}).json["output"]
+
+
+def test_a_strict_output_format_must_keep_strict_modes_rules(app: webtest.TestApp) -> None:
+    schema_format = {"type": "json_schema", "json_schema": {"name": "out", "schema": LOOSE, "strict": True}}
+    body = {"model": "gpt-4o", "messages": ASK, "response_format": schema_format}
+    error = app.post_json(URL, body, status=400).json["error"]
+    assert error == {  # chat names the whole response_format, without a code
+        "message": f"Invalid schema for response_format 'out': In context=(), {STRICT_RULE}",
+        "type": "invalid_request_error",
+        "param": "response_format",
+        "code": None,
+    }
+    text = {"format": {"type": "json_schema", "name": "out", "schema": {"type": "array"}, "strict": True}}
+    error = app.post_json("/v1/responses", {"model": "gpt-4o", "input": "hi", "text": text}, status=400).json[
+        "error"
+    ]
+    assert (error["param"], error["code"]) == ("text.format.schema", "invalid_json_schema")
+    assert error["message"] == (
+        "Invalid schema for response_format 'out': schema must be a JSON Schema of 'type: \"object\"', got "
+        "'type: \"array\"'."
+    )
+
+
+def test_the_openai_sdks_strict_schemas_keep_the_rules() -> None:
+    """What the SDK's parse helpers send for pydantic models (nested, optional, lists, enums, $defs)
+    is taken; a free-form dict field is the real API's well-known refusal."""
+    import enum
+
+    from openai.lib._pydantic import to_strict_json_schema
+
+    from mokku.api import strict
+
+    class Colour(enum.Enum):
+        RED = "red"
+
+    class Inner(pydantic.BaseModel):
+        name: str
+        tags: List[str]
+
+    class Outer(pydantic.BaseModel):
+        inner: Inner
+        many: List[Inner]
+        maybe: Optional[Inner]
+        colour: Colour
+
+    assert strict.violation(to_strict_json_schema(Outer)) is None
+
+    class Free(pydantic.BaseModel):
+        free: Dict[str, Any]
+
+    assert (
+        strict.violation(to_strict_json_schema(Free)) == f"In context=('properties', 'free'), {STRICT_RULE}"
+    )

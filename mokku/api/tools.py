@@ -15,7 +15,7 @@ import re
 from typing import AbstractSet, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from mokku import errors
-from mokku.api import schemagen, validate
+from mokku.api import schemagen, strict, validate
 from mokku.api.ids import random_id
 from mokku.api.tokens import count, tokenize
 
@@ -77,9 +77,16 @@ def read_functions(body: Mapping[str, Any], flat: bool = False) -> Tuple[List[Fu
             definition = validate.obj(validate.required(tool, kind, where), where) or {}
         name = validate.function_name(validate.required(definition, "name", f"{where}.name"), f"{where}.name")
         if kind == "function":
-            parameters = validate.obj(definition.get("parameters"), f"{where}.parameters")
-            functions.append(Function(name, parameters or EMPTY_PARAMETERS, f"{where}.parameters"))
+            functions.append(Function(name, _parameters(definition, name, where), f"{where}.parameters"))
     return functions, len(tools)
+
+
+def _parameters(definition: Mapping[str, Any], name: str, where: str) -> Dict[str, Any]:
+    """A function's parameters, a strict function's checked as strict mode checks them."""
+    parameters = validate.obj(definition.get("parameters"), f"{where}.parameters")
+    if validate.boolean(definition.get("strict"), f"{where}.strict") and parameters is not None:
+        strict.check(parameters, "function", name, f"{where}.parameters", "invalid_function_parameters")
+    return parameters or EMPTY_PARAMETERS
 
 
 def read_legacy_functions(body: Mapping[str, Any]) -> List[Function]:
@@ -91,8 +98,7 @@ def read_legacy_functions(body: Mapping[str, Any]) -> List[Function]:
         if not isinstance(definition, dict):
             raise validate.wrong_type(param, "an object", definition)
         name = validate.function_name(validate.required(definition, "name", f"{param}.name"), f"{param}.name")
-        parameters = validate.obj(definition.get("parameters"), f"{param}.parameters")
-        functions.append(Function(name, parameters or EMPTY_PARAMETERS, f"{param}.parameters"))
+        functions.append(Function(name, _parameters(definition, name, param), f"{param}.parameters"))
     return functions
 
 
@@ -222,9 +228,13 @@ def read_output_format(value: Any, param: str, nested: bool) -> Optional[OutputF
     if nested:
         param = f"{param}.json_schema"
         fmt = validate.obj(validate.required(fmt, "json_schema", param), param) or {}
-    validate.required_string(fmt, "name", f"{param}.name")
+    name = validate.required_string(fmt, "name", f"{param}.name")
     schema = fmt.get("schema") if nested else validate.required(fmt, "schema", f"{param}.schema")
-    return OutputFormat(kind, validate.obj(schema, f"{param}.schema"), f"{param}.schema")
+    validate.obj(schema, f"{param}.schema")
+    if validate.boolean(fmt.get("strict"), f"{param}.strict"):  # chat words it without a code
+        where, code = ("response_format", None) if nested else (f"{param}.schema", "invalid_json_schema")
+        strict.check(schema, "response_format", name, where, code)
+    return OutputFormat(kind, schema, f"{param}.schema")
 
 
 # JSON Schema found in a prompt: where to look, and how far.
