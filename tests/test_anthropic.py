@@ -128,11 +128,12 @@ def test_max_tokens_inside_a_tool_call_stops_with_max_tokens(app: webtest.TestAp
     whole = create(app, **body("Oslo", tools=[WEATHER]))
     assert whole.usage.output_tokens > 8
     cut = create(app, **body("Oslo", tools=[WEATHER], max_tokens=8))
-    # The call was being written when the limit came: no input to show, so no block.
-    assert cut.stop_reason == "max_tokens" and cut.content == [] and cut.usage.output_tokens == 8
+    # The call was being written when the limit came: no input to show, so the fixed text instead.
+    assert cut.stop_reason == "max_tokens" and cut.usage.output_tokens == 8
+    assert [(block.type, block.text) for block in cut.content] == [("text", "…")]
     streamed = events(app, **body("Oslo", tools=[WEATHER], max_tokens=8))
-    assert [event["type"] for event in streamed] == ["message_start", "message_delta", "message_stop"]
-    assert streamed[1]["delta"]["stop_reason"] == "max_tokens"
+    assert [e["delta"]["text"] for e in streamed if e["type"] == "content_block_delta"] == ["…"]
+    assert streamed[-2]["delta"]["stop_reason"] == "max_tokens"
 
 
 def test_thinking_comes_first_and_is_signed(app: webtest.TestApp) -> None:
@@ -462,7 +463,7 @@ def test_a_scripted_reply_targets_messages(tmp_path: Path) -> None:
 def test_turns_without_text_and_tool_schemas(app: webtest.TestApp) -> None:
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
     only_image = create(app, **body(messages=[{"role": "user", "content": [image]}]))
-    assert only_image.content[0].text == ""
+    assert only_image.content[0].text == "…"
     odd = create(app, **body(messages=[{"role": "user", "content": [{"type": "mystery"}]}]))
     assert odd.stop_reason == "end_turn"
     not_object = dict(WEATHER, input_schema={"type": "string"})
@@ -545,3 +546,63 @@ def test_a_body_that_is_not_json_is_said_in_anthropic_s_words(app: webtest.TestA
         assert answer["type"] == "error" and answer["error"]["type"] == "invalid_request_error"
         assert answer["error"]["message"].startswith("The request body is not valid JSON: " + why)
         assert "OpenAI" not in answer["error"]["message"]
+
+
+IMAGE = {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}
+
+
+@pytest.mark.parametrize(
+    "last_turn",
+    [
+        [IMAGE],
+        [{"type": "tool_result", "tool_use_id": "toolu_1", "content": ""}],
+        [{"type": "tool_result", "tool_use_id": "toolu_1", "content": [IMAGE]}],
+    ],
+)
+def test_a_turn_without_text_is_answered_with_text_that_can_be_sent_back(
+    app: webtest.TestApp, last_turn: List[Any]
+) -> None:
+    called = [{"role": "user", "content": "weather?"}, {"role": "assistant", "content": [USE]}]
+    turns = [
+        *(called if last_turn[0]["type"] == "tool_result" else []),
+        {"role": "user", "content": last_turn},
+    ]
+    reply = create(app, **body(messages=turns))
+    assert [(block.type, block.text) for block in reply.content] == [("text", "…")]
+    assert reply.usage.output_tokens == 1
+    streamed = events(app, **body(messages=turns))
+    assert streamed[0]["message"]["usage"]["output_tokens"] == streamed[-2]["usage"]["output_tokens"] == 1
+    following = [*turns, {"role": "assistant", "content": [reply.content[0].model_dump()]}]
+    create(app, **body(messages=[*following, {"role": "user", "content": "and now?"}]))
+
+
+def test_thinking_spends_max_tokens(app: webtest.TestApp) -> None:
+    long = "word " * 2000
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    reply = create(app, **body(long, max_tokens=1100, thinking=thinking))
+    assert reply.stop_reason == "max_tokens" and reply.usage.output_tokens == 1100
+    streamed = events(app, **body(long, max_tokens=1100, thinking=thinking))
+    assert streamed[-2]["usage"]["output_tokens"] == 1100
+    deltas = [e["delta"] for e in streamed if e["type"] == "content_block_delta"]
+    assert "".join(d["text"] for d in deltas if d["type"] == "text_delta") == reply.content[1].text
+    # Adaptive thinking leaves no thinking block when max_tokens has no room for it.
+    tight = create(app, **body(long, max_tokens=5, thinking={"type": "adaptive"}))
+    assert [block.type for block in tight.content] == ["text"] and tight.usage.output_tokens == 5
+
+
+@pytest.mark.parametrize(
+    "sampling, words",
+    [
+        ({"temperature": 0.5}, "`temperature` may only be set to 1 when thinking is enabled. Please consult"),
+        ({"top_k": 5}, "`top_k` must be unset when thinking is enabled. Please consult"),
+    ],
+)
+def test_thinking_takes_no_sampling_changes(
+    app: webtest.TestApp, sampling: Dict[str, Any], words: str
+) -> None:
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    found = error(app, body(max_tokens=2048, thinking=thinking, **sampling), 400)
+    assert found["type"] == "invalid_request_error" and found["message"].startswith(words)
+    assert found["message"].endswith("#important-considerations-when-using-extended-thinking")
+    create(app, **body(max_tokens=2048, thinking=thinking, temperature=1, top_p=0.95))
+    create(app, **body(**sampling))  # without thinking: accepted

@@ -35,6 +35,15 @@ MIN_THINKING_BUDGET = 1024
 MAX_STOPS = 64
 MAX_STOP_CHARS = 1000
 THINKING = "The user wrote a message; the answer repeats it."
+THINKING_TOKENS = count(THINKING)
+# The text when there is nothing to echo (a turn of images, an empty tool result, a refusal, a call
+# the limit cut): one token, so that it fits any max_tokens, and never an empty text block, which the
+# API refuses when the reply is sent back.
+NO_TEXT = "…"
+THINKING_DOCS = (
+    "Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+    "#important-considerations-when-using-extended-thinking"
+)
 STOP_REASONS = {"length": "max_tokens", "content_filter": "refusal"}
 
 
@@ -68,6 +77,10 @@ class Messages:
         check.text(metadata.get("user_id"), "metadata.user_id")
         stream = bool(check.of_type(body.get("stream"), bool, "stream"))
         thinking = _thinking(body.get("thinking"), max_tokens or 1)
+        if thinking == "enabled":
+            _check_sampling_with_thinking(body)
+        thinks = thinking is not None and THINKING_TOKENS < (max_tokens or 1)  # thinking spends max_tokens
+        text_budget = (max_tokens or 1) - (THINKING_TOKENS if thinks else 0)
         chosen = _tools(body, conversation)
         if thinking and _forces_tool_use(body.get("tool_choice")):
             raise errors.invalid_request(
@@ -80,7 +93,7 @@ class Messages:
             "messages",
             [echoed],
             [conversation_tokens(framing + messages)],
-            Sampling(max_tokens=max_tokens, stop=stops, stream=stream),
+            Sampling(max_tokens=text_budget, stop=stops, stream=stream),
             chosen,
             output_format,
             input_param="messages",
@@ -90,9 +103,10 @@ class Messages:
         output, calls = reply.outputs[0], reply.calls
 
         blocks: List[Dict[str, Any]] = []
-        if thinking:
+        if thinks:
             blocks.append({"type": "thinking", "thinking": THINKING, "signature": _signature()})
-        text = "".join(output.tokens)
+        text_tokens = output.tokens
+        output_tokens = reply.completion_tokens()
         calls = tools.whole(calls)  # a call the token limit cut has no input to show
         if calls:
             for call in calls:
@@ -105,11 +119,14 @@ class Messages:
                         "input": call_input,
                     }
                 )
-        elif not reply.calls:  # the limit came inside the first call: nothing to show
-            blocks.append({"type": "text", "text": text})
+        else:  # text; when the limit came inside the first call, the call is left out
+            if not "".join(text_tokens):
+                text_tokens = tokenize(NO_TEXT)
+                output_tokens = max(output_tokens, len(text_tokens))
+            blocks.append({"type": "text", "text": "".join(text_tokens)})
         stop_reason, stop_sequence = _stop(output.finish_reason, bool(calls), output.stop_sequence)
         input_tokens = generation.prompt_tokens[0]
-        output_tokens = reply.completion_tokens() + (count(THINKING) if thinking else 0)
+        output_tokens += THINKING_TOKENS if thinks else 0
         message_id = random_id("msg_", 24)
         message = {
             "id": message_id,
@@ -129,7 +146,7 @@ class Messages:
                 message_id,
                 usage,
                 [stop_reason],
-                events=events.stream(message, output.tokens),
+                events=events.stream(message, text_tokens),
                 render_error=lambda error: events.error(error, request.id),
             )
         return render.respond(request, behaviour, message_id, usage, [stop_reason], body=dumps(message))
@@ -319,23 +336,36 @@ def _stops(value: Any) -> Tuple[str, ...]:
     return tuple(stop for stop in stops if stop)
 
 
-def _thinking(value: Any, max_tokens: int) -> bool:
-    """Whether the reply thinks first: ``{"type": "enabled", "budget_tokens": N}`` or ``adaptive``."""
+def _thinking(value: Any, max_tokens: int) -> Optional[str]:
+    """``enabled`` (``{"type": "enabled", "budget_tokens": N}``) or ``adaptive`` when the reply may
+    think first, else None."""
     config = check.mapping(value, "thinking")
     if config is None:
-        return False
+        return None
     kind = check.one_of(
         check.required(config, "type", "thinking.type"), ("enabled", "disabled", "adaptive"), "thinking.type"
     )
     if kind != "enabled":
-        return kind == "adaptive"
+        return kind if kind == "adaptive" else None
     where = "thinking.enabled.budget_tokens"
     budget = check.whole(check.required(config, "budget_tokens", where), where, MIN_THINKING_BUDGET) or 0
     if budget >= max_tokens:
         raise errors.invalid_request(
             "`max_tokens` must be greater than `thinking.budget_tokens`.", "max_tokens"
         )
-    return True
+    return kind
+
+
+def _check_sampling_with_thinking(body: Mapping[str, Any]) -> None:
+    """Extended thinking takes ``temperature`` 1 only, and no ``top_k``: the real API's words."""
+    if body.get("temperature") is not None and body["temperature"] != 1:
+        raise errors.invalid_request(
+            f"`temperature` may only be set to 1 when thinking is enabled. {THINKING_DOCS}", "temperature"
+        )
+    if body.get("top_k") is not None:
+        raise errors.invalid_request(
+            f"`top_k` must be unset when thinking is enabled. {THINKING_DOCS}", "top_k"
+        )
 
 
 def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Function]:
