@@ -464,8 +464,10 @@ def test_turns_without_text_and_tool_schemas(app: webtest.TestApp) -> None:
     image = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo="}}
     only_image = create(app, **body(messages=[{"role": "user", "content": [image]}]))
     assert only_image.content[0].text == "…"
-    odd = create(app, **body(messages=[{"role": "user", "content": [{"type": "mystery"}]}]))
-    assert odd.stop_reason == "end_turn"
+    beta = create(
+        app, **body(messages=[{"role": "user", "content": [{"type": "container_upload", "file_id": "f"}]}])
+    )
+    assert beta.stop_reason == "end_turn"
     not_object = dict(WEATHER, input_schema={"type": "string"})
     found = error(app, body("x", tools=[not_object]), 400)
     assert found["message"] == "tools.0.custom.input_schema.type: Input should be 'object'"
@@ -606,3 +608,84 @@ def test_thinking_takes_no_sampling_changes(
     assert found["message"].endswith("#important-considerations-when-using-extended-thinking")
     create(app, **body(max_tokens=2048, thinking=thinking, temperature=1, top_p=0.95))
     create(app, **body(**sampling))  # without thinking: accepted
+
+
+def _png(**source: Any) -> Dict[str, Any]:
+    return {
+        "type": "image",
+        "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo=", **source},
+    }
+
+
+@pytest.mark.parametrize(
+    "turns, message",
+    [
+        (
+            [{"role": "user", "content": " \n"}],
+            "messages: text content blocks must contain non-whitespace text",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "text", "text": "\t"}]}],
+            "messages: text content blocks must contain non-whitespace text",
+        ),
+        (
+            [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "Sure, "}],
+            "messages: final assistant content cannot end with trailing whitespace",
+        ),
+        (
+            [
+                {"role": "user", "content": "hi"},
+                {"role": "assistant", "content": [{"type": "text", "text": "So\n"}]},
+            ],
+            "messages: final assistant content cannot end with trailing whitespace",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "text", "text": "x"}, {"type": "mystery"}]}],
+            "messages.0.content.1: Input tag 'mystery' found using 'type' does not match any of the expected "
+            "tags: 'text', 'image', 'document',",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "image"}]}],
+            "messages.0.content.0.image.source: Field required",
+        ),
+        (
+            [{"role": "user", "content": [_png(type="path")]}],
+            "messages.0.content.0.image.source: Input tag 'path' found using 'type' does not match any of the "
+            "expected tags: 'base64', 'url', 'file'",
+        ),
+        (
+            [{"role": "user", "content": [_png(media_type="image/bmp")]}],
+            "messages.0.content.0.image.source.base64.media_type: Input should be 'image/jpeg', 'image/png', "
+            "'image/gif' or 'image/webp'",
+        ),
+        (
+            [{"role": "user", "content": [_png(data="not base64!")]}],
+            "messages.0.content.0.image.source.base64: invalid base64 data",
+        ),
+        (
+            [
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": [USE]},
+                {"role": "user", "content": [dict(_result(), content=[_png(data="@@")])]},
+            ],
+            "messages.2.content.0.content.0.image.source.base64: invalid base64 data",
+        ),
+        (
+            [{"role": "user", "content": [{"type": "document", "source": _png()["source"]}]}],
+            "messages.0.content.0.document.source.base64.media_type: Input should be 'application/pdf'",
+        ),
+    ],
+)
+def test_content_is_checked_as_the_real_api_checks_it(
+    app: webtest.TestApp, turns: List[Any], message: str
+) -> None:
+    found = error(app, body(messages=turns), 400)
+    assert found["type"] == "invalid_request_error" and found["message"].startswith(message)
+
+
+def test_images_documents_and_a_clean_prefill_are_accepted(app: webtest.TestApp) -> None:
+    document = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "notes"}}
+    turn = [_png(), IMAGE, document, {"type": "text", "text": "what is it"}]
+    assert create(app, **body(messages=[{"role": "user", "content": turn}])).content[0].text == "what is it"
+    prefill = [{"role": "user", "content": "hi "}, {"role": "assistant", "content": "Sure"}]
+    assert create(app, **body(messages=prefill)).content[0].text == "hi "

@@ -15,6 +15,7 @@ import random
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from mokku import errors
+from mokku.anthropic import blocks as content_blocks
 from mokku.anthropic import events
 from mokku.anthropic import validate as check
 from mokku.api import render, tools
@@ -217,10 +218,13 @@ def read_messages(value: Any, continued: bool = False) -> Conversation:
         uses: List[str] = []
         results: List[Tuple[str, str]] = []
         if isinstance(content, str):
+            _check_text(content)
             conversation.messages.append(Message(role, content))
         else:
             blocks = check.listing(content, f"{where}.content") or []
             uses, results = _read_blocks(role, blocks, f"{where}.content", conversation)
+        if index == last and role == "assistant":
+            _check_prefill(content)
         if not (continued and index == 0):
             _check_pairs(index, unanswered, results)
         unanswered = uses
@@ -267,11 +271,12 @@ def _read_blocks(
     for index, block in enumerate(blocks):
         at = f"{where}.{index}"
         block = check.mapping(block, at) or {}
-        kind = check.text(check.required(block, "type", f"{at}.type"), f"{at}.type")
+        kind = content_blocks.block_type(block, at)
         if kind == "text":
             text = check.text(check.required(block, "text", f"{at}.text"), f"{at}.text")
             if not text:
                 raise check.invalid(f"{at}.text", "text content blocks must be non-empty")
+            _check_text(text)
             texts.append(text)
         elif kind == "tool_use":
             uses.append(check.text(check.required(block, "id", f"{at}.id"), f"{at}.id") or "")
@@ -285,13 +290,28 @@ def _read_blocks(
             results.append((at, used or ""))
             flush()
             out.append(Message(TOOL_RESULT, _result_text(block.get("content"), f"{at}.content")))
-        elif kind in ("image", "document"):
-            check.mapping(check.required(block, "source", f"{at}.source"), f"{at}.source")
+        elif kind in content_blocks.SOURCE_TYPES:
+            content_blocks.check_source(block, kind, at)
         # thinking, redacted_thinking, server tool blocks, search results...: context without text
     flush()
     if len(out) == before:  # only images, documents, thinking...: the turn is there, without text
         out.append(Message(role, ""))
     return uses, results
+
+
+def _check_text(text: str) -> None:
+    """Text (a string content or a text block) of only whitespace: refused, as the real API does."""
+    if text and text.isspace():
+        raise check.invalid("messages", "text content blocks must contain non-whitespace text")
+
+
+def _check_prefill(content: Any) -> None:
+    """A final assistant turn (a prefill) does not end in whitespace, as the real API insists."""
+    last = content if isinstance(content, str) else (content[-1] if content else None)
+    if isinstance(last, dict) and last.get("type") == "text":
+        last = last.get("text")
+    if isinstance(last, str) and last != last.rstrip():
+        raise check.invalid("messages", "final assistant content cannot end with trailing whitespace")
 
 
 def _result_text(content: Any, where: str) -> str:
@@ -303,6 +323,8 @@ def _result_text(content: Any, where: str) -> str:
         part = check.mapping(part, f"{where}.{index}") or {}
         if part.get("type") == "text":
             texts.append(check.text(part.get("text"), f"{where}.{index}.text") or "")
+        elif part.get("type") in content_blocks.SOURCE_TYPES:
+            content_blocks.check_source(part, part["type"], f"{where}.{index}")
     return "\n".join(texts)
 
 

@@ -81,3 +81,14 @@ def one_of(value: Any, choices: Sequence[str], location: str) -> str:
         allowed = quoted[0] if len(quoted) == 1 else f"{', '.join(quoted[:-1])} or {quoted[-1]}"
         raise invalid(location, f"Input should be {allowed}")
     return str(value)
+
+
+def tag(value: Any, tags: Sequence[str], location: str) -> str:
+    """``value`` when it is one of a closed union's ``type`` tags, worded as pydantic words a miss."""
+    if value not in tags:
+        expected = ", ".join(f"'{one}'" for one in tags)
+        raise invalid(
+            location,
+            f"Input tag '{value}' found using 'type' does not match any of the expected tags: {expected}",
+        )
+    return str(value)
