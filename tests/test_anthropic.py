@@ -689,3 +689,55 @@ def test_images_documents_and_a_clean_prefill_are_accepted(app: webtest.TestApp)
     assert create(app, **body(messages=[{"role": "user", "content": turn}])).content[0].text == "what is it"
     prefill = [{"role": "user", "content": "hi "}, {"role": "assistant", "content": "Sure"}]
     assert create(app, **body(messages=prefill)).content[0].text == "hi "
+
+
+def _tool(name: str) -> Dict[str, Any]:
+    return {"name": name, "input_schema": {"type": "object"}}
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        ({"stop_sequences": ["END", None]}, "stop_sequences.1: Input should be a valid string"),
+        ({"stop_sequences": [""]}, "stop_sequences: each stop sequence must contain non-whitespace"),
+        ({"stop_sequences": ["END", "\n"]}, "stop_sequences: each stop sequence must contain non-whitespace"),
+        ({"tools": [_tool("a"), _tool("a")]}, "tools: Tool names must be unique."),
+        (
+            {"tools": [_tool("web_search"), {"type": "web_search_20250305", "name": "web_search"}]},
+            "tools: Tool names must be unique.",
+        ),
+        (
+            {"tools": [_tool("ok"), _tool("files.read")]},
+            "tools.1.custom.name: String should match pattern '^[a-zA-Z0-9_-]{1,128}$'",
+        ),
+        ({"tools": [_tool("a" * 129)]}, "tools.0.custom.name: String should have at most 128 characters"),
+        (
+            {"tool_choice": {"type": "any"}},
+            "tool_choice: tool_choice may only be specified while providing tools.",
+        ),
+        (
+            {"tools": [_tool("a")], "tool_choice": {"type": "tool", "name": "b"}},
+            "tool_choice: Tool 'b' not found in provided tools.",
+        ),
+        ({"tools": [None]}, "tools.0: Input should be a valid dictionary"),
+        ({"messages": [None]}, "messages.0: Input should be a valid dictionary"),
+        (
+            {"messages": [{"role": "user", "content": [None]}]},
+            "messages.0.content.0: Input should be a valid dictionary",
+        ),
+    ],
+)
+def test_stop_sequences_tools_and_tool_choice_are_checked(
+    app: webtest.TestApp, extra: Dict[str, Any], message: str
+) -> None:
+    found = error(app, body("x", **extra), 400)
+    assert found == {"type": "invalid_request_error", "message": message}
+
+
+def test_valid_tools_and_a_server_tool_choice_are_accepted(app: webtest.TestApp) -> None:
+    named = create(app, **body("x", tools=[_tool("a-1_B"), _tool("b" * 128)], stop_sequences=[" END "]))
+    assert named.stop_reason == "tool_use"
+    search = {"type": "web_search_20250305", "name": "web_search"}
+    forced = create(app, **body("x", tools=[search], tool_choice={"type": "tool", "name": "web_search"}))
+    assert forced.content[0].text == "x"
+    assert create(app, **body("x", tool_choice={"type": "none"})).content[0].text == "x"

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import random
+import re
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from mokku import errors
@@ -35,6 +36,8 @@ TEXT_BLOCKS = ("text",)
 MIN_THINKING_BUDGET = 1024
 MAX_STOPS = 64
 MAX_STOP_CHARS = 1000
+MAX_TOOL_NAME = 128
+TOOL_NAME = re.compile("^[a-zA-Z0-9_-]{1,128}$")
 THINKING = "The user wrote a message; the answer repeats it."
 THINKING_TOKENS = count(THINKING)
 # The text when there is nothing to echo (a turn of images, an empty tool result, a refusal, a call
@@ -200,7 +203,7 @@ def read_messages(value: Any, continued: bool = False) -> Conversation:
     unanswered: List[str] = []  # the tool_use ids of the message before
     for index, turn in enumerate(turns):
         where = f"messages.{index}"
-        turn = check.mapping(turn, where) or {}
+        turn = check.element(turn, dict, where)
         role = check.required(turn, "role", f"{where}.role")
         if role == "system":
             raise check.invalid(
@@ -270,7 +273,7 @@ def _read_blocks(
 
     for index, block in enumerate(blocks):
         at = f"{where}.{index}"
-        block = check.mapping(block, at) or {}
+        block = check.element(block, dict, at)
         kind = content_blocks.block_type(block, at)
         if kind == "text":
             text = check.text(check.required(block, "text", f"{at}.text"), f"{at}.text")
@@ -350,12 +353,14 @@ def _stops(value: Any) -> Tuple[str, ...]:
             "stop_sequences", f"List should have at most {MAX_STOPS} items after validation, not {len(stops)}"
         )
     for index, stop in enumerate(stops):
-        text = check.text(stop, f"stop_sequences.{index}") or ""
+        text: str = check.element(stop, str, f"stop_sequences.{index}")
         if len(text) > MAX_STOP_CHARS:
             raise check.invalid(
                 f"stop_sequences.{index}", f"String should have at most {MAX_STOP_CHARS} characters"
             )
-    return tuple(stop for stop in stops if stop)
+        if not text.strip():
+            raise check.invalid("stop_sequences", "each stop sequence must contain non-whitespace")
+    return tuple(stops)
 
 
 def _thinking(value: Any, max_tokens: int) -> Optional[str]:
@@ -394,20 +399,40 @@ def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Fu
     """The client tools this reply calls (server tools count as tools, and are never called here)."""
     given = check.listing(body.get("tools"), "tools") or []
     functions = []
+    names: Set[str] = set()
     for index, tool in enumerate(given):
         where = f"tools.{index}"
-        tool = check.mapping(tool, where) or {}
+        tool = check.element(tool, dict, where)
         kind = check.text(tool.get("type"), f"{where}.type")
-        name = check.text(check.required(tool, "name", f"{where}.name"), f"{where}.name") or ""
-        if kind in (None, "custom"):
+        custom = kind in (None, "custom")
+        at = f"{where}.custom.name" if custom else f"{where}.name"
+        name = check.text(check.required(tool, "name", at), at) or ""
+        if custom:
+            _check_tool_name(name, at)
             at = f"{where}.custom.input_schema"
             schema = check.mapping(check.required(tool, "input_schema", at), at) or {}
             check.one_of(check.required(schema, "type", f"{at}.type"), ("object",), f"{at}.type")
             functions.append(tools.Function(name, schema, at))
-    choice, parallel = _tool_choice(body.get("tool_choice"))
+        if name in names:
+            raise check.invalid("tools", "Tool names must be unique.")
+        names.add(name)
+    choice, parallel = _tool_choice(body.get("tool_choice"), names)
+    if isinstance(choice, dict) and all(
+        function.name != choice["function"]["name"] for function in functions
+    ):
+        choice = "none"  # a server tool: never run here, so the reply is text
     after_result = bool(conversation.messages) and conversation.messages[-1].role == TOOL_RESULT
     state = tools.Choice(functions, len(given), after_result, conversation.called)
     return tools.choose(choice, state, parallel, "tool_choice", none_alone=True)
+
+
+def _check_tool_name(name: str, where: str) -> None:
+    """A client tool's name: at most 128 letters, digits, ``_`` and ``-`` (the length checked first,
+    so the pattern only ever runs on a short string)."""
+    if len(name) > MAX_TOOL_NAME:
+        raise check.invalid(where, f"String should have at most {MAX_TOOL_NAME} characters")
+    if TOOL_NAME.fullmatch(name) is None:
+        raise check.invalid(where, f"String should match pattern '{TOOL_NAME.pattern}'")
 
 
 def _forces_tool_use(choice: Any) -> bool:
@@ -415,8 +440,9 @@ def _forces_tool_use(choice: Any) -> bool:
     return isinstance(choice, dict) and choice.get("type") in ("any", "tool")
 
 
-def _tool_choice(value: Any) -> Tuple[Any, Any]:
-    """Anthropic's ``tool_choice`` as chat's, and whether calls may come in parallel."""
+def _tool_choice(value: Any, names: Set[str]) -> Tuple[Any, Any]:
+    """Anthropic's ``tool_choice`` as chat's, and whether calls may come in parallel; ``names``: the
+    tools given."""
     choice = check.mapping(value, "tool_choice")
     if choice is None:
         return None, True
@@ -428,8 +454,12 @@ def _tool_choice(value: Any) -> Tuple[Any, Any]:
     parallel = not check.of_type(
         choice.get("disable_parallel_tool_use"), bool, "tool_choice.disable_parallel_tool_use"
     )
+    if kind != "none" and not names:
+        raise check.invalid("tool_choice", "tool_choice may only be specified while providing tools.")
     if kind == "tool":
         name = check.text(check.required(choice, "name", "tool_choice.name"), "tool_choice.name")
+        if name not in names:
+            raise check.invalid("tool_choice", f"Tool '{name}' not found in provided tools.")
         return {"type": "function", "function": {"name": name}}, parallel
     return {"auto": "auto", "any": "required", "none": "none"}[kind], parallel
 

@@ -92,3 +92,10 @@ def tag(value: Any, tags: Sequence[str], location: str) -> str:
             f"Input tag '{value}' found using 'type' does not match any of the expected tags: {expected}",
         )
     return str(value)
+
+
+def element(value: Any, kind: type, location: str) -> Any:
+    """A list's element of ``kind``: unlike a field left out, a null element is refused."""
+    if value is None:
+        raise invalid(location, f"Input should be {_KINDS[kind]}")
+    return of_type(value, kind, location)
