@@ -741,3 +741,23 @@ def test_valid_tools_and_a_server_tool_choice_are_accepted(app: webtest.TestApp)
     forced = create(app, **body("x", tools=[search], tool_choice={"type": "tool", "name": "web_search"}))
     assert forced.content[0].text == "x"
     assert create(app, **body("x", tool_choice={"type": "none"})).content[0].text == "x"
+
+
+def test_max_tokens_above_the_model_s_is_worded_as_anthropic_words_it(make_app: Any) -> None:
+    app = make_app({"MOKKU_CONTEXT_WINDOW": "real"})
+    found = error(app, body(model="claude-haiku-4-5", max_tokens=64_001), 400)
+    assert found["message"] == (
+        "max_tokens: 64001 > 64000, which is the maximum allowed number of output tokens for "
+        "claude-haiku-4-5-20251001"
+    )
+    assert create(app, **body(model="claude-haiku-4-5", max_tokens=64_000)).stop_reason == "end_turn"
+
+
+def test_strict_fields_and_huge_numbers_are_said_in_anthropic_s_words(make_app: Any) -> None:
+    strict_app = make_app({"MOKKU_STRICT": "1"})
+    assert error(strict_app, body(foo=1), 400)["message"] == "foo: Extra inputs are not permitted"
+    create(strict_app, **body(thinking={"type": "disabled"}, metadata={"user_id": "u"}))
+    raw = b'{"model": "c", "max_tokens": ' + b"9" * 5000 + b', "messages": []}'
+    answer = strict_app.post(URL, raw, headers={**HEADERS, "Content-Type": "application/json"}, status=400)
+    message = answer.json["error"]["message"]
+    assert message.startswith("The request body is not valid JSON: ") and "sys." not in message

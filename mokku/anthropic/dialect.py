@@ -14,6 +14,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 from mokku import errors
+from mokku.anthropic.models import CLAUDE_MODEL_IDS, aliases
 from mokku.credentials import bearer_key
 from mokku.server import cors
 from mokku.server.dialect import Dialect, Limit
@@ -54,8 +55,9 @@ _RATE = (
 )
 
 
-def translate(error: errors.APIError) -> Tuple[int, str, str]:
-    """(status, type, message) of ``error`` as Anthropic answers the same case."""
+def translate(error: errors.APIError, model: str = "") -> Tuple[int, str, str]:
+    """(status, type, message) of ``error`` as Anthropic answers the same case (``model``: the
+    request's, which some messages name)."""
     status, message = error.status, error.message
     if error.code == "insufficient_quota":
         return 400, "invalid_request_error", CREDIT if status == 402 else USAGE_LIMIT
@@ -78,10 +80,14 @@ def translate(error: errors.APIError) -> Tuple[int, str, str]:
         return 413, "request_too_large", TOO_LARGE
     if status == 400 and message.endswith(_OPENAI_JSON):
         return 400, "invalid_request_error", _json_message(message)
+    reworded = _reworded(message, model) if status == 400 else None
+    if reworded is not None:
+        return 400, "invalid_request_error", reworded
     return status, TYPES.get(status, "api_error" if status >= 500 else "invalid_request_error"), message
 
 
 _OPENAI_JSON = " The OpenAI API expects a JSON payload."
+_PYTHON_ADVICE = "; use sys.set_int_max_str_digits()"  # Python's own remedy, not the client's
 _PARSE_REASON = re.compile(r"^We could not parse the JSON body of your request \((.*)\)\.$", re.S)
 
 
@@ -90,10 +96,31 @@ def _json_message(message: str) -> str:
     message = message[: -len(_OPENAI_JSON)]
     found = _PARSE_REASON.match(message)
     if found is not None:
-        return f"The request body is not valid JSON: {found.group(1)}"
+        return f"The request body is not valid JSON: {found.group(1).split(_PYTHON_ADVICE)[0]}"
     if message.startswith("We could not parse the JSON body of your request: the body is empty"):
         return "The request body is not valid JSON: Expecting value: line 1 column 1 (char 0)"
     return message  # a Content-Type that is not JSON: the message says which
+
+
+_TOO_MANY_OUTPUT = re.compile(
+    r"^max_tokens is too large: (\d+)\. This model supports at most (\d+) completion tokens"
+)
+_UNKNOWN_FIELD = re.compile(r"^Unrecognized request argument supplied: (.*)$", re.S)
+
+
+def _reworded(message: str, model: str) -> Optional[str]:
+    """OpenAI's words for a check mokku shares across dialects, in Anthropic's (None: keep them)."""
+    found = _TOO_MANY_OUTPUT.match(message)
+    if found is not None:
+        dated = aliases(CLAUDE_MODEL_IDS).get(model, model)
+        return (
+            f"max_tokens: {found[1]} > {found[2]}, which is the maximum allowed number of output tokens "
+            f"for {dated}"
+        )
+    found = _UNKNOWN_FIELD.match(message)
+    if found is not None:
+        return f"{found[1]}: Extra inputs are not permitted"
+    return None
 
 
 def _context(size: int, prompt: int, asked: int) -> str:
@@ -115,7 +142,7 @@ class Anthropic(Dialect):
     provider = "anthropic"
 
     def error_response(self, error: errors.APIError, request: Request) -> Response:
-        status, error_type, message = translate(error)
+        status, error_type, message = translate(error, request.model or "")
         return json_response(envelope(error_type, message, request.id), status, _headers(error.headers))
 
     def api_key(self, request: Request) -> str:

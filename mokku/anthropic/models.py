@@ -20,6 +20,7 @@ CLAUDE_MODELS: Tuple[Tuple[str, str, str], ...] = (
     ("claude-sonnet-4-20250514", "Claude Sonnet 4", "2025-05-22T00:00:00Z"),
     ("claude-3-5-haiku-20241022", "Claude Haiku 3.5", "2024-10-22T00:00:00Z"),
 )
+CLAUDE_MODEL_IDS = tuple(model_id for model_id, _, _ in CLAUDE_MODELS)
 OWN_CREATED = "2025-01-01T00:00:00Z"
 MAX_LIMIT = 1000
 
