@@ -761,3 +761,14 @@ def test_strict_fields_and_huge_numbers_are_said_in_anthropic_s_words(make_app: 
     answer = strict_app.post(URL, raw, headers={**HEADERS, "Content-Type": "application/json"}, status=400)
     message = answer.json["error"]["message"]
     assert message.startswith("The request body is not valid JSON: ") and "sys." not in message
+
+
+@pytest.mark.parametrize("path", [URL, URL + "/count_tokens"])
+def test_anthropic_version_is_required(app: webtest.TestApp, path: str) -> None:
+    payload = body()
+    answer = app.post_json(path, payload, headers={"x-api-key": "sk-ant-test"}, status=400).json
+    assert answer["error"] == {
+        "type": "invalid_request_error",
+        "message": "anthropic-version: header is required",
+    }
+    app.post_json(path, payload, headers=dict(HEADERS, **{"anthropic-version": "2023-01-01"}))

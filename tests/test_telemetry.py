@@ -106,7 +106,7 @@ def test_messages_span_names_anthropic(traced: Tuple[webtest.TestApp, InMemorySp
         "stop_sequences": ["x"],
         "messages": [{"role": "user", "content": "hi"}],
     }
-    reply = app.post_json("/v1/messages", body).json
+    reply = app.post_json("/v1/messages", body, headers={"anthropic-version": "2023-06-01"}).json
     attributes = dict(only_span(exporter).attributes)
     assert attributes["gen_ai.provider.name"] == attributes["gen_ai.system"] == "anthropic"
     assert attributes["gen_ai.request.max_tokens"] == 50

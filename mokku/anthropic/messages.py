@@ -66,6 +66,7 @@ class Messages:
         self.replies = replies
 
     def create(self, request: Request) -> Response:
+        _require_version(request)
         _model(request.json())
         body, behaviour = self.replies.begin(request, "chat", KNOWN_PARAMS)
         max_tokens = check.whole(check.required(body, "max_tokens"), "max_tokens", 1)
@@ -157,12 +158,20 @@ class Messages:
 
     def count_tokens(self, request: Request) -> Response:
         """``{"input_tokens": N}``: what the same request's ``usage.input_tokens`` would be."""
+        _require_version(request)
         body = request.json()
         _model(body)
         framing = _system(body.get("system"))
         conversation = read_messages(check.required(body, "messages"))
         _tools(body, conversation)
         return json_response({"input_tokens": conversation_tokens(framing + conversation.messages)})
+
+
+def _require_version(request: Request) -> None:
+    """``anthropic-version``, which the SDKs always send: the real API refuses a request without it
+    (any value is taken here)."""
+    if not request.header("anthropic-version"):
+        raise errors.invalid_request("anthropic-version: header is required", "anthropic-version")
 
 
 def _model(body: Mapping[str, Any]) -> str:

@@ -78,6 +78,8 @@ CALLS: List[Tuple[str, dict]] = [
 
 
 def call(server: LiveServer, path: str, body: dict, headers: Dict[str, str] = HEADERS) -> Tuple[int, bytes]:
+    if path.startswith("/v1/messages"):
+        headers = {**headers, "anthropic-version": "2023-06-01"}  # as Anthropic's SDKs always send it
     status, _, data = request("POST", server.url + path, json.dumps(body).encode(), headers, timeout=60)
     return status, data
 
