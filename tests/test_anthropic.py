@@ -772,3 +772,17 @@ def test_anthropic_version_is_required(app: webtest.TestApp, path: str) -> None:
         "message": "anthropic-version: header is required",
     }
     app.post_json(path, payload, headers=dict(HEADERS, **{"anthropic-version": "2023-01-01"}))
+
+
+def test_tool_definitions_count_as_input(app: webtest.TestApp) -> None:
+    plain = create(app, **body("Oslo")).usage.input_tokens
+    payload = body("Oslo", tools=[WEATHER], tool_choice={"type": "none"})
+    with_tools = create(app, **payload).usage.input_tokens
+    counted = app.post_json(URL + "/count_tokens", payload, headers=HEADERS).json["input_tokens"]
+    assert with_tools == counted > plain + 10
+
+
+def test_messages_are_bounded(app: webtest.TestApp) -> None:
+    turns = [{"role": "user", "content": "x"}] * 100_001
+    found = error(app, body(messages=turns), 400)
+    assert found["message"] == "messages: List should have at most 100000 items after validation, not 100001"

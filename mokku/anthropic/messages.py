@@ -37,6 +37,7 @@ MIN_THINKING_BUDGET = 1024
 MAX_STOPS = 64
 MAX_STOP_CHARS = 1000
 MAX_TOOL_NAME = 128
+MAX_MESSAGES = 100_000  # the SDK's docstring: "a limit of 100,000 messages in a single request"
 TOOL_NAME = re.compile("^[a-zA-Z0-9_-]{1,128}$")
 THINKING = "The user wrote a message; the answer repeats it."
 THINKING_TOKENS = count(THINKING)
@@ -97,7 +98,7 @@ class Messages:
         generation = Generation(
             "messages",
             [echoed],
-            [conversation_tokens(framing + messages)],
+            [conversation_tokens(framing + messages) + _definition_tokens(body.get("tools"))],
             Sampling(max_tokens=text_budget, stop=stops, stream=stream),
             chosen,
             output_format,
@@ -164,7 +165,8 @@ class Messages:
         framing = _system(body.get("system"))
         conversation = read_messages(check.required(body, "messages"))
         _tools(body, conversation)
-        return json_response({"input_tokens": conversation_tokens(framing + conversation.messages)})
+        tokens = conversation_tokens(framing + conversation.messages) + _definition_tokens(body.get("tools"))
+        return json_response({"input_tokens": tokens})
 
 
 def _require_version(request: Request) -> None:
@@ -207,6 +209,10 @@ def read_messages(value: Any, continued: bool = False) -> Conversation:
     turns = check.listing(value, "messages") or []
     if not turns:
         raise check.invalid("messages", "at least one message is required")
+    if len(turns) > MAX_MESSAGES:
+        raise check.invalid(
+            "messages", f"List should have at most {MAX_MESSAGES} items after validation, not {len(turns)}"
+        )
     conversation = Conversation()
     last = len(turns) - 1
     unanswered: List[str] = []  # the tool_use ids of the message before
@@ -433,6 +439,16 @@ def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Fu
     after_result = bool(conversation.messages) and conversation.messages[-1].role == TOOL_RESULT
     state = tools.Choice(functions, len(given), after_result, conversation.called)
     return tools.choose(choice, state, parallel, "tool_choice", none_alone=True)
+
+
+def _definition_tokens(value: Any) -> int:
+    """The tool definitions' tokens (their compact JSON): the real API counts them as input."""
+    if not value:
+        return 0
+    try:
+        return count(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+    except RecursionError:
+        raise check.invalid("tools", "tool definitions are nested too deeply") from None
 
 
 def _check_tool_name(name: str, where: str) -> None:
