@@ -12,6 +12,7 @@ import pytest
 import webtest
 
 from mokku import config
+from mokku.api.models import snapshot
 from mokku.api.tokens import count, tokenize
 from mokku.server import stream as mokku_sse
 from mokku.server.app import App
@@ -59,7 +60,7 @@ def test_echoes_last_user_message(app: webtest.TestApp) -> None:
     after = time.time()
     assert re.fullmatch(r"chatcmpl-[A-Za-z0-9]{29}", body["id"])
     assert body["object"] == "chat.completion"
-    assert body["model"] == "gpt-4o"
+    assert body["model"] == "gpt-4o-2024-08-06"  # the snapshot the alias serves, as the real API names it
     assert before <= body["created"] <= after
     assert body["service_tier"] == "default"
     assert body["system_fingerprint"].startswith("fp_")
@@ -752,7 +753,7 @@ def test_text_answers_are_the_compact_json_of_their_document(
 ) -> None:
     raw = app.post_json(URL, {"model": model, "messages": user(text), "max_tokens": 50}).body
     document = json.loads(raw)
-    assert document["model"] == model
+    assert document["model"] == snapshot(model)
     assert document["choices"][0]["message"]["content"] == text
     assert raw == dumps(document)  # the same bytes as encoding the whole document at once
     validate(document, "CreateChatCompletionResponse")
@@ -906,3 +907,14 @@ def test_logit_bias_keys_are_token_ids(app: webtest.TestApp, url: str) -> None:
         "param": "logit_bias",
         "code": "invalid_value",
     }
+
+
+def test_an_alias_is_answered_by_its_snapshot_in_every_chunk(app: webtest.TestApp) -> None:
+    """As the real API names the model that answered (autogen warns on every call otherwise)."""
+    raw = app.post_json(URL, {"model": "gpt-4.1-mini", "messages": user("hi"), "stream": True}).body
+    chunks = sse.parse(raw)
+    assert {chunk["model"] for chunk in chunks} == {"gpt-4.1-mini-2025-04-14"}
+    response = app.post_json("/v1/responses", {"model": "o3", "input": "hi"}).json
+    assert response["model"] == "o3-2025-04-16"
+    assert chat(app, model="gpt-4o-2024-05-13", messages=user("x"))["model"] == "gpt-4o-2024-05-13"
+    assert chat(app, model="my-fine-tune", messages=user("x"))["model"] == "my-fine-tune"

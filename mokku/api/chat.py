@@ -19,6 +19,7 @@ from mokku.api.decide import (
     message_text,
 )
 from mokku.api.ids import random_id
+from mokku.api.models import snapshot
 from mokku.api.sampling import CHAT_OPTIONS, REASONING_MODELS, read_sampling
 from mokku.api.stored_chats import StoredChats
 from mokku.server import stream
@@ -75,6 +76,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     validate.options(body, CHAT_OPTIONS)
     if model.startswith(REASONING_MODELS):
         _check_reasoning(body, model)
+    model = snapshot(model)  # the answer names the snapshot an alias serves
     store = "store" in body and validate.boolean(body["store"], "store")
     tier = render.service_tier(body.get("service_tier"))
     metadata = items.metadata(body) if "metadata" in body else None

@@ -47,6 +47,34 @@ OPENAI_MODELS: Tuple[Tuple[str, int, str], ...] = (
     ("text-embedding-ada-002", 1671217299, "openai-internal"),
 )
 
+# The dated snapshot each alias serves today: an answer names it, as the real API's does
+# (``gpt-4o`` is answered by ``gpt-4o-2024-08-06``); other ids are named as asked.
+SNAPSHOTS: Dict[str, str] = {
+    "gpt-5.2": "gpt-5.2-2025-12-11",
+    "gpt-5.1": "gpt-5.1-2025-11-13",
+    "gpt-5": "gpt-5-2025-08-07",
+    "gpt-5-mini": "gpt-5-mini-2025-08-07",
+    "gpt-5-nano": "gpt-5-nano-2025-08-07",
+    "gpt-4.1": "gpt-4.1-2025-04-14",
+    "gpt-4.1-mini": "gpt-4.1-mini-2025-04-14",
+    "gpt-4.1-nano": "gpt-4.1-nano-2025-04-14",
+    "o4-mini": "o4-mini-2025-04-16",
+    "o3": "o3-2025-04-16",
+    "o3-mini": "o3-mini-2025-01-31",
+    "o1": "o1-2024-12-17",
+    "gpt-4o": "gpt-4o-2024-08-06",
+    "gpt-4o-mini": "gpt-4o-mini-2024-07-18",
+    "gpt-4-turbo": "gpt-4-turbo-2024-04-09",
+    "gpt-4": "gpt-4-0613",
+    "gpt-3.5-turbo": "gpt-3.5-turbo-0125",
+}
+
+
+def snapshot(model: str) -> str:
+    """The model an answer names for the one asked: an alias's snapshot, else the id as asked."""
+    return SNAPSHOTS.get(model, model)
+
+
 # mokku's own models: the plain echo under a name of mokku's, then the fault simulations.
 ECHO_MODEL = "mokku-echo-1"
 OWN_MODELS: Tuple[str, ...] = (ECHO_MODEL, *SIMULATION_MODELS)

@@ -29,6 +29,7 @@ from mokku import errors
 from mokku.api import items, render, tools, validate
 from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversation_tokens, echo_text
 from mokku.api.ids import random_id
+from mokku.api.models import snapshot
 from mokku.api.response_events import Numbered, events, part_logprobs, text_part, unfinished
 from mokku.api.sampling import PASSED_OPTIONS, REASONING_MODELS, SERVICE_TIERS, Output, Sampling, check_effort
 from mokku.api.tokens import count
@@ -237,7 +238,9 @@ class Responses:
         incomplete = output.finish_reason in ("length", "content_filter")
         input_tokens, output_tokens = generation.prompt_tokens[0], reply.completion_tokens()
         usage = _usage(input_tokens, output_tokens, request.cached_tokens)
-        shell = _response_shell(response_id, model, body, instructions, max_output, text_format, store)
+        shell = _response_shell(
+            response_id, snapshot(model), body, instructions, max_output, text_format, store
+        )
         shell["background"] = background
         shell["reasoning"] = reasoning
         if conversation is not None:

@@ -16,6 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from mokku import errors
 from mokku.api import items
+from mokku.api.models import snapshot
 from mokku.control import objects
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
 
@@ -130,8 +131,8 @@ def _filters(query: Mapping[str, List[str]]) -> List[Tuple[str, Any, str]]:
     """``model`` and ``metadata[key]`` as (field, key, value): what a listed completion must hold."""
     wanted: List[Tuple[str, Any, str]] = []
     for name, values in query.items():
-        if name == "model":
-            wanted.append(("model", None, values[-1]))
+        if name == "model":  # an alias finds the completions its snapshot answered
+            wanted.append(("model", None, snapshot(values[-1])))
         elif name.startswith("metadata[") and name.endswith("]"):
             wanted.append(("metadata", name[9:-1], values[-1]))
     return wanted

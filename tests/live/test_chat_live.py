@@ -37,7 +37,7 @@ def test_sdk_create(client: openai.OpenAI) -> None:
     assert completion.choices[0].message.content == "Hello, SDK! ✓"
     assert completion.choices[0].message.role == "assistant"
     assert completion.choices[0].finish_reason == "stop"
-    assert completion.model == "gpt-4o-mini"
+    assert completion.model == "gpt-4o-mini-2024-07-18"
     assert completion.usage is not None and completion.usage.total_tokens > 0
     validate(completion.model_dump(mode="json", exclude_unset=True), "CreateChatCompletionResponse")
 
