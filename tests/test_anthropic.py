@@ -786,3 +786,15 @@ def test_messages_are_bounded(app: webtest.TestApp) -> None:
     turns = [{"role": "user", "content": "x"}] * 100_001
     found = error(app, body(messages=turns), 400)
     assert found["message"] == "messages: List should have at most 100000 items after validation, not 100001"
+
+
+def test_a_tool_type_outside_the_sdks_union_is_refused(app: webtest.TestApp) -> None:
+    """An OpenAI-shaped ``{"type": "function"}`` tool sent to Claude, a common client mistake."""
+    openai_shaped = {"type": "function", "name": "get_weather", "input_schema": {"type": "object"}}
+    found = error(app, body("x", tools=[openai_shaped]), 400)
+    assert found["message"].startswith(
+        "tools.0: Input tag 'function' found using 'type' does not match any of the expected tags: 'custom', "
+        "'bash_20241022', "
+    )
+    newer = {"type": "web_search_20260318", "name": "web_search"}  # a server tool of a later date
+    assert create(app, **body("x", tools=[newer])).content[0].text == "x"

@@ -39,6 +39,31 @@ MAX_STOP_CHARS = 1000
 MAX_TOOL_NAME = 128
 MAX_MESSAGES = 100_000  # the SDK's docstring: "a limit of 100,000 messages in a single request"
 TOOL_NAME = re.compile("^[a-zA-Z0-9_-]{1,128}$")
+# The SDK's (beta) tool union: its tags, and the dated server tools' families (a newer date is taken).
+TOOL_TYPES = (
+    "custom",
+    "bash_20241022",
+    "bash_20250124",
+    "code_execution_20250522",
+    "code_execution_20250825",
+    "computer_20241022",
+    "computer_20250124",
+    "computer_20251124",
+    "memory_20250818",
+    "text_editor_20241022",
+    "text_editor_20250124",
+    "text_editor_20250429",
+    "text_editor_20250728",
+    "web_search_20250305",
+    "web_fetch_20250910",
+    "tool_search_tool_bm25_20251119",
+    "tool_search_tool_regex_20251119",
+    "mcp_toolset",
+)
+SERVER_TOOL = re.compile(
+    r"(bash|code_execution|computer|computer_toolset|browser_toolset|memory|text_editor|web_search|web_fetch"
+    r"|advisor|tool_search_tool_bm25|tool_search_tool_regex)_20[0-9]{6}"
+)
 THINKING = "The user wrote a message; the answer repeats it."
 THINKING_TOKENS = count(THINKING)
 # The text when there is nothing to echo (a turn of images, an empty tool result, a refusal, a call
@@ -419,6 +444,8 @@ def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Fu
         where = f"tools.{index}"
         tool = check.element(tool, dict, where)
         kind = check.text(tool.get("type"), f"{where}.type")
+        if kind is not None and kind not in TOOL_TYPES and not SERVER_TOOL.fullmatch(kind):
+            check.tag(kind, TOOL_TYPES, where)  # an OpenAI-shaped {"type": "function"} among them
         custom = kind in (None, "custom")
         at = f"{where}.custom.name" if custom else f"{where}.name"
         name = check.text(check.required(tool, "name", at), at) or ""
