@@ -798,3 +798,20 @@ def test_a_tool_type_outside_the_sdks_union_is_refused(app: webtest.TestApp) -> 
     )
     newer = {"type": "web_search_20260318", "name": "web_search"}  # a server tool of a later date
     assert create(app, **body("x", tools=[newer])).content[0].text == "x"
+
+
+def test_a_reply_makes_one_call_and_the_next_turn_moves_on(app: webtest.TestApp) -> None:
+    """An agent's tools and its final-answer tool (smolagents, pydantic-ai): calling both at once made
+    the agent refuse the turn; one call, then the one not called yet, as a loop needs."""
+    tools = [_tool("get_weather"), _tool("final_answer")]
+    for choice in ({"type": "auto"}, {"type": "any"}, {"type": "any", "disable_parallel_tool_use": False}):
+        first = create(app, **body("Weather in Oslo?", tools=tools, tool_choice=choice))
+        assert [block.name for block in first.content if block.type == "tool_use"] == ["get_weather"]
+    call = first.content[0]
+    turns = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": [call.model_dump(exclude_none=True)]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "Sunny"}]},
+    ]
+    after = create(app, **dict(body("x", tools=tools, tool_choice={"type": "any"}), messages=turns))
+    assert [block.name for block in after.content if block.type == "tool_use"] == ["final_answer"]

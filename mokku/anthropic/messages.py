@@ -493,19 +493,19 @@ def _forces_tool_use(choice: Any) -> bool:
 
 
 def _tool_choice(value: Any, names: Set[str]) -> Tuple[Any, Any]:
-    """Anthropic's ``tool_choice`` as chat's, and whether calls may come in parallel; ``names``: the
-    tools given."""
+    """Anthropic's ``tool_choice`` as chat's, and whether calls come in parallel: never, as chat's
+    default, so that an agent's final-answer tool is not called beside the tool whose result it
+    needs; ``names``: the tools given."""
     choice = check.mapping(value, "tool_choice")
     if choice is None:
-        return None, True
+        return None, False
     kind = check.one_of(
         check.required(choice, "type", "tool_choice.type"),
         ("auto", "any", "tool", "none"),
         "tool_choice.type",
     )
-    parallel = not check.of_type(
-        choice.get("disable_parallel_tool_use"), bool, "tool_choice.disable_parallel_tool_use"
-    )
+    check.of_type(choice.get("disable_parallel_tool_use"), bool, "tool_choice.disable_parallel_tool_use")
+    parallel = False
     if kind != "none" and not names:
         raise check.invalid("tool_choice", "tool_choice may only be specified while providing tools.")
     if kind == "tool":
