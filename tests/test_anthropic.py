@@ -815,3 +815,16 @@ def test_a_reply_makes_one_call_and_the_next_turn_moves_on(app: webtest.TestApp)
     ]
     after = create(app, **dict(body("x", tools=tools, tool_choice={"type": "any"}), messages=turns))
     assert [block.name for block in after.content if block.type == "tool_use"] == ["final_answer"]
+
+
+def test_calls_an_agent_wrote_in_its_text_count_as_called(app: webtest.TestApp) -> None:
+    """smolagents keeps its calls as text in the history: the next forced call moves on, as chat's does."""
+    written = "Calling tools:\n[{'id': 'call_1', 'type': 'function', 'function': {'name': 'get_weather', 'arguments': {}}}]"
+    turns = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": written},
+        {"role": "user", "content": "Observation: Sunny"},
+    ]
+    tools = [_tool("get_weather"), _tool("final_answer")]
+    after = create(app, **dict(body("x", tools=tools, tool_choice={"type": "any"}), messages=turns))
+    assert [block.name for block in after.content if block.type == "tool_use"] == ["final_answer"]

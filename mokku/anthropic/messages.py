@@ -271,6 +271,9 @@ def read_messages(value: Any, continued: bool = False) -> Conversation:
         if not (continued and index == 0):
             _check_pairs(index, unanswered, results)
         unanswered = uses
+    for message in conversation.messages:  # calls an agent wrote out in its text count too
+        if message.role == "assistant":
+            conversation.called.update(tools.named_in_text(message.text))
     return conversation
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -182,9 +181,6 @@ def read_reply_options(
 
 # A call written out in an assistant's text (``'name': 'get_weather'``), as agents that keep their
 # memory as text (smolagents) send their earlier calls back.
-_NAMED_IN_TEXT = re.compile(r"""["']name["']\s*:\s*["']([^"'\s]{1,64})["']""")
-
-
 def _called(messages: List[Dict[str, Any]]) -> Set[str]:
     """The functions the assistant has called in the conversation: in its calls, or written out in
     its text."""
@@ -194,7 +190,7 @@ def _called(messages: List[Dict[str, Any]]) -> Set[str]:
             continue
         content = message.get("content")
         if content:
-            names.update(_NAMED_IN_TEXT.findall(message_text(content)))
+            names.update(tools.named_in_text(message_text(content)))
         for call in message.get("tool_calls") or ():
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, dict) and isinstance(function.get("name"), str):

@@ -102,6 +102,16 @@ def read_legacy_functions(body: Mapping[str, Any]) -> List[Function]:
     return functions
 
 
+# A call an agent wrote out in its text ("Calling tools: [{'name': 'get_weather', ...}]", as
+# smolagents keeps its history): what it names counts as called, so a loop moves on.
+_NAMED_IN_TEXT = re.compile(r"""["']name["']\s*:\s*["']([^"'\s]{1,64})["']""")
+
+
+def named_in_text(text: str) -> List[str]:
+    """The functions an assistant's text names as called."""
+    return _NAMED_IN_TEXT.findall(text)
+
+
 class Choice(NamedTuple):
     """What a reply's ``tool_choice`` (or legacy ``function_call``) decides among, besides the value."""
 
