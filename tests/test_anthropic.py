@@ -720,6 +720,18 @@ def _tool(name: str) -> Dict[str, Any]:
             "tool_choice: Tool 'b' not found in provided tools.",
         ),
         ({"tools": [None]}, "tools.0: Input should be a valid dictionary"),
+        ({"speed": "warp"}, "speed: Input should be 'standard' or 'fast'"),
+        (
+            {"output_config": {"effort": "bogus"}},
+            "output_config.effort: Input should be 'low', 'medium', 'high', 'xhigh' or 'max'",
+        ),
+        ({"cache_control": {"type": "forever"}}, "cache_control.type: Input should be 'ephemeral'"),
+        (
+            {"cache_control": {"type": "ephemeral", "ttl": "2h"}},
+            "cache_control.ttl: Input should be '5m' or '1h'",
+        ),
+        ({"mcp_servers": "x"}, "mcp_servers: Input should be a valid list"),
+        ({"inference_geo": 5}, "inference_geo: Input should be a valid string"),
         ({"messages": [None]}, "messages.0: Input should be a valid dictionary"),
         (
             {"messages": [{"role": "user", "content": [None]}]},
@@ -828,3 +840,23 @@ def test_calls_an_agent_wrote_in_its_text_count_as_called(app: webtest.TestApp) 
     tools = [_tool("get_weather"), _tool("final_answer")]
     after = create(app, **dict(body("x", tools=tools, tool_choice={"type": "any"}), messages=turns))
     assert [block.name for block in after.content if block.type == "tool_use"] == ["final_answer"]
+
+
+def test_a_tool_results_is_error_is_a_boolean(app: webtest.TestApp) -> None:
+    use = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}
+    result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny", "is_error": "yes"}
+    turns = [
+        {"role": "user", "content": "Weather?"},
+        {"role": "assistant", "content": [use]},
+        {"role": "user", "content": [result]},
+    ]
+    found = error(app, dict(body("x", tools=[_tool("get_weather")]), messages=turns), 400)
+    assert found == {
+        "type": "invalid_request_error",
+        "message": "messages.2.content.0.is_error: Input should be a valid boolean",
+    }
+    result["is_error"] = True
+    assert (
+        create(app, **dict(body("x", tools=[_tool("get_weather")]), messages=turns)).content[0].text
+        == "Sunny"
+    )

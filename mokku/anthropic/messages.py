@@ -102,8 +102,7 @@ class Messages:
         check.number(body.get("temperature"), "temperature", 0, 1)
         check.number(body.get("top_p"), "top_p", 0, 1)
         check.whole(body.get("top_k"), "top_k", 0)
-        if body.get("service_tier") is not None:
-            check.one_of(body["service_tier"], ("auto", "standard_only"), "service_tier")
+        _check_options(body)
         metadata = check.mapping(body.get("metadata"), "metadata") or {}
         check.text(metadata.get("user_id"), "metadata.user_id")
         stream = bool(check.of_type(body.get("stream"), bool, "stream"))
@@ -333,6 +332,7 @@ def _read_blocks(
             out.append(Message("function_call", ""))
         elif kind == "tool_result":
             used = check.text(check.required(block, "tool_use_id", f"{at}.tool_use_id"), f"{at}.tool_use_id")
+            check.of_type(block.get("is_error"), bool, f"{at}.is_error")
             results.append((at, used or ""))
             flush()
             out.append(Message(TOOL_RESULT, _result_text(block.get("content"), f"{at}.content")))
@@ -372,6 +372,32 @@ def _result_text(content: Any, where: str) -> str:
         elif part.get("type") in content_blocks.SOURCE_TYPES:
             content_blocks.check_source(part, part["type"], f"{where}.{index}")
     return "\n".join(texts)
+
+
+# Options only passed along, checked as the SDK types them: (field, its allowed values) of a
+# Literal; the other fields by their type.
+_CHOICES = (
+    ("service_tier", ("auto", "standard_only")),
+    ("speed", ("standard", "fast")),
+)
+
+
+def _check_options(body: Mapping[str, Any]) -> None:
+    for name, allowed in _CHOICES:
+        if body.get(name) is not None:
+            check.one_of(body[name], allowed, name)
+    check.text(body.get("inference_geo"), "inference_geo")
+    check.listing(body.get("mcp_servers"), "mcp_servers")
+    config = check.mapping(body.get("output_config"), "output_config") or {}
+    if config.get("effort") is not None:
+        check.one_of(config["effort"], ("low", "medium", "high", "xhigh", "max"), "output_config.effort")
+    cache = check.mapping(body.get("cache_control"), "cache_control")
+    if cache is not None:
+        check.one_of(
+            check.required(cache, "type", "cache_control.type"), ("ephemeral",), "cache_control.type"
+        )
+        if cache.get("ttl") is not None:
+            check.one_of(cache["ttl"], ("5m", "1h"), "cache_control.ttl")
 
 
 def _output_format(body: Mapping[str, Any]) -> Optional[tools.OutputFormat]:
