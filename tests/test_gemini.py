@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Callable, Dict, List
 
 import pytest
 import webtest
@@ -484,3 +484,20 @@ def test_the_openai_compatible_routes_answer_in_openai_s_envelope(app: webtest.T
     assert set(wrong["error"]) == {"message", "type", "param", "code"}
     body = {"model": "models/gemini-embedding-001", "input": "x"}
     assert len(app.post_json("/v1beta/openai/embeddings", body).json["data"][0]["embedding"]) == 3072
+
+
+def test_every_candidate_counts_in_the_usage_and_the_output_bound(
+    make_app: Callable[..., webtest.TestApp],
+) -> None:
+    app = make_app({"MOKKU_MAX_OUTPUT_TOKENS": "10"})
+    one = generate(app, contents=[user("one two three four")])
+    three = generate(app, contents=[user("one two three four")], generationConfig={"candidateCount": 2})
+    assert three["usageMetadata"]["candidatesTokenCount"] == 2 * one["usageMetadata"]["candidatesTokenCount"]
+    stream = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    body = {"contents": [user("one two three four")], "generationConfig": {"candidateCount": 2}}
+    chunks = sse(app.post_json(stream, body, headers=KEY).body)
+    assert chunks[-1]["usageMetadata"] == three["usageMetadata"]
+    body["generationConfig"] = {"candidateCount": 3}  # 3 x 4 tokens: past the bound of 10
+    error = app.post_json(GENERATE, body, headers=KEY, status=400).json["error"]
+    assert error["status"] == "INVALID_ARGUMENT" and "generation_config.candidate_count" in error["message"]
+    assert "MOKKU_MAX_OUTPUT_TOKENS" in error["message"]

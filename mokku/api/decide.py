@@ -53,6 +53,7 @@ class Generation(NamedTuple):
     legacy: bool = False  # completions: the context error speaks of a prompt
     input_param: str = "messages"  # the field that holds the prompts, for errors
     logprobs_param: str = "top_logprobs"
+    n_param: str = "n"  # the field that asks for several choices, for errors
     conversation: Sequence[Message] = ()  # the first prompt's messages, for the prefix cache
 
 
@@ -209,7 +210,7 @@ class Replies:
         if total <= limit:
             return
         if n > 1:
-            param = "n"
+            param = generation.n_param
         elif weight > 1:
             param = generation.logprobs_param
         else:

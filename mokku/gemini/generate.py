@@ -206,8 +206,9 @@ def openapi_to_json_schema(schema: Any, depth: int = 0) -> Any:
     return out
 
 
-def _config(body: Mapping[str, Any]) -> Tuple[Sampling, Optional[tools.OutputFormat], int, bool]:
-    """generationConfig: the sampling, structured output, candidate count, whether thoughts are shown."""
+def _config(body: Mapping[str, Any]) -> Tuple[Sampling, Optional[tools.OutputFormat], bool]:
+    """generationConfig: the sampling (``candidateCount`` as its ``n``), structured output, whether
+    thoughts are shown."""
     config = _object(field(body, "generationConfig") or {}, "generation_config")
     max_tokens = field(config, "maxOutputTokens")
     if max_tokens is not None and (
@@ -244,9 +245,8 @@ def _config(body: Mapping[str, Any]) -> Tuple[Sampling, Optional[tools.OutputFor
     thinking = _object(field(config, "thinkingConfig") or {}, "generation_config.thinking_config")
     thoughts = bool(field(thinking, "includeThoughts"))
     return (
-        Sampling(max_tokens=max_tokens, stop=tuple(s for s in stops if s)),
+        Sampling(n=candidates, max_tokens=max_tokens, stop=tuple(s for s in stops if s)),
         output_format,
-        candidates,
         thoughts,
     )
 
@@ -339,7 +339,8 @@ class GenerateContent:
     ) -> Tuple[Dict[str, Any], List[str], Dict[str, int], str]:
         conversation = read_contents(body)
         framing = _system(body)
-        sampling, output_format, candidates, thoughts = _config(body)
+        sampling, output_format, thoughts = _config(body)
+        candidates = sampling.n
         output_format = tools.instructed(output_format, [m.text for m in framing])
         chosen = _functions(body, conversation)
         messages = conversation.messages
@@ -351,6 +352,7 @@ class GenerateContent:
             chosen,
             output_format,
             input_param="contents",
+            n_param="generation_config.candidate_count",
             conversation=framing + messages,
         )
         reply = self.replies.decide(request, behaviour, generation)
@@ -367,8 +369,8 @@ class GenerateContent:
             parts.append({"text": "".join(output.tokens)})
         finish = FINISH.get(output.finish_reason, "STOP")
         prompt = generation.prompt_tokens[0]
-        made = reply.completion_tokens()
-        thought_tokens = count(THOUGHT) if thoughts else 0
+        made = reply.completion_tokens() * candidates  # every candidate is generated, and billed
+        thought_tokens = count(THOUGHT) * candidates if thoughts else 0
         usage_metadata: Dict[str, Any] = {
             "promptTokenCount": prompt,
             "candidatesTokenCount": made,
