@@ -361,7 +361,10 @@ def test_a_stream_error_fault_ends_with_an_error_chunk(app: webtest.TestApp) -> 
             {"contents": [user("x")], "foo": 1},
             'Invalid JSON payload received. Unknown name "foo": Cannot find field.',
         ),
-        ({"contents": "x"}, 'Invalid JSON payload received. Expected a list at "contents"'),
+        (
+            {"contents": "x"},
+            "Invalid value at 'contents' (type.googleapis.com/google.ai.generativelanguage.v1beta.Content), \"x\"",
+        ),
         (
             {"contents": [user("x")], "generationConfig": {"temperature": 3}},
             "temperature must be between 0 and 2",
@@ -395,7 +398,7 @@ def test_deep_schemas_and_responses_are_bounded(app: webtest.TestApp) -> None:
     headers = dict(KEY, **{"Content-Type": "application/json"})
     schema = '{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"responseMimeType":"application/json","responseSchema":%s}}'
     refused = app.post(GENERATE, schema % deep, headers=headers, status=400).json["error"]
-    assert "nests deeper than 64 levels" in refused["message"]
+    assert "nests deeper than" in refused["message"]
     echoed = (
         '{"contents":[{"parts":[{"text":"x"}]},{"role":"model","parts":[{"functionCall":{"name":"f"}}]},'
         '{"parts":[{"functionResponse":{"name":"f","response":%s}}]}]}'

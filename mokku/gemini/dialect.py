@@ -15,6 +15,7 @@ from urllib.parse import parse_qs, parse_qsl
 
 from mokku import errors
 from mokku.api.ids import random_id
+from mokku.gemini.protojson import Violations
 from mokku.server.dialect import Dialect
 from mokku.server.http import Headers, Request, Response, dumps, json_response
 from mokku.simulation import limits
@@ -79,6 +80,8 @@ def translate(error: errors.APIError) -> Tuple[int, str, List[Dict[str, Any]]]:
     """(status, message, details) as Google answers the same case."""
     status, message = error.status, error.message
     details: List[Dict[str, Any]] = []
+    if isinstance(error, Violations):
+        return 400, message, error.details()
     if error.code in ("insufficient_quota", "rate_limit_exceeded"):
         retry = next((int(value) for name, value in error.headers if name == "retry-after-ms"), 60_000)
         seconds = max(1, math.ceil(retry / 1000))

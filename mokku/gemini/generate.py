@@ -6,8 +6,8 @@ The request (``contents`` of ``parts``, ``systemInstruction``, ``generationConfi
 the same ``Replies`` as OpenAI's endpoints: the echo of the last user turn (after a
 ``functionResponse``, its response, so loops end), ``functionCall`` parts whose ``args`` fit the
 declaration, structured output for ``responseSchema`` / ``responseJsonSchema``. Field names are
-read in lowerCamelCase or snake_case, as Google's JSON parser reads them; an unknown top-level field
-is a 400, as it is there. Streams are ``data:`` chunks, each a whole ``GenerateContentResponse``
+read in lowerCamelCase or snake_case and checked first, at every depth, as Google's proto3-JSON
+parser checks them (``protojson``). Streams are ``data:`` chunks, each a whole ``GenerateContentResponse``
 (``?alt=sse``), or one JSON array written as it is produced.
 """
 
@@ -22,15 +22,12 @@ from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversa
 from mokku.api.ids import random_id
 from mokku.api.sampling import Sampling
 from mokku.api.tokens import count
+from mokku.gemini import protojson
 from mokku.gemini.dialect import envelope, ratings, translate, wants_sse
 from mokku.gemini.models import not_found
 from mokku.server.http import Request, Response, dumps, json_response
 from mokku.server.stream import Event, Last, Token
 
-TOP_LEVEL = frozenset(
-    "contents systemInstruction generationConfig tools toolConfig safetySettings cachedContent labels model "
-    "system_instruction generation_config tool_config safety_settings cached_content".split()
-)
 ROLES = ("user", "model", "function")
 MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto", "MODE_UNSPECIFIED": "auto"}
 FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
@@ -210,19 +207,17 @@ def _config(body: Mapping[str, Any]) -> Tuple[Sampling, Optional[tools.OutputFor
     """generationConfig: the sampling (``candidateCount`` as its ``n``), structured output, whether
     thoughts are shown."""
     config = _object(field(body, "generationConfig") or {}, "generation_config")
-    max_tokens = field(config, "maxOutputTokens")
-    if max_tokens is not None and (
-        not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1
-    ):
+    max_tokens = protojson.integer(field(config, "maxOutputTokens"))
+    if max_tokens is not None and max_tokens < 1:
         raise invalid("generation_config.max_output_tokens", "max_output_tokens must be positive.")
     stops = _list(field(config, "stopSequences"), "generation_config.stop_sequences")
     if len(stops) > 5 or not all(isinstance(s, str) for s in stops):
         raise invalid("generation_config.stop_sequences", "at most 5 stop sequences, each a string.")
-    temperature = field(config, "temperature")
-    if temperature is not None and (not isinstance(temperature, (int, float)) or not 0 <= temperature <= 2):
+    temperature = protojson.number(field(config, "temperature"))
+    if temperature is not None and not 0 <= temperature <= 2:
         raise invalid("generation_config.temperature", "temperature must be between 0 and 2.")
-    candidates = field(config, "candidateCount") or 1
-    if not isinstance(candidates, int) or not 1 <= candidates <= 8:
+    candidates = protojson.integer(field(config, "candidateCount")) or 1
+    if not 1 <= candidates <= 8:
         raise invalid("generation_config.candidate_count", "candidate_count must be between 1 and 8.")
     mime = field(config, "responseMimeType")
     schema = field(config, "responseJsonSchema")
@@ -294,13 +289,8 @@ class GenerateContent:
 
     def _begin(self, request: Request, model: str) -> Tuple[Dict[str, Any], Any]:
         if not model:
-            raise not_found(model, request.path.split("/")[1])
-        body = request.json()
-        for name in body:
-            if name not in TOP_LEVEL:
-                raise errors.invalid_request(
-                    f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.', name
-                )
+            raise not_found(model, _version(request))
+        protojson.check(request.json(), "GenerateContentRequest", _version(request))
         return self.replies.begin(request, "chat", model=model)
 
     def generate(self, request: Request, model: str) -> Response:
@@ -400,6 +390,7 @@ class GenerateContent:
 
     def count_tokens(self, request: Request, model: str) -> Response:
         body = request.json()
+        protojson.check(body, "CountTokensRequest", _version(request))
         inner = field(body, "generateContentRequest")
         source = _object(inner, "generate_content_request") if inner is not None else body
         conversation = read_contents(source, in_order=False)
@@ -410,10 +401,12 @@ class GenerateContent:
 
     def embed(self, request: Request, model: str) -> Response:
         body = request.json()
+        protojson.check(body, "EmbedContentRequest", _version(request))
         return json_response({"embedding": _embedding(model, body, "")})
 
     def batch_embed(self, request: Request, model: str) -> Response:
         body = request.json()
+        protojson.check(body, "BatchEmbedContentsRequest", _version(request))
         requests = _list(body.get("requests"), "requests")
         if not requests:
             raise errors.invalid_request(
@@ -441,13 +434,20 @@ def _embedding(model: str, body: Mapping[str, Any], where: str) -> Dict[str, Any
         raise errors.invalid_request(
             f"* EmbedContentRequest.{where}content: content must not be empty\n", f"{where}content"
         )
-    dimensions = field(body, "outputDimensionality") or embeddings.GEMINI_DIMENSIONS.get(model, 768)
-    if not isinstance(dimensions, int) or not 1 <= dimensions <= 3072:
+    dimensions = protojson.integer(field(body, "outputDimensionality")) or embeddings.GEMINI_DIMENSIONS.get(
+        model, 768
+    )
+    if not 1 <= dimensions <= 3072:
         raise errors.invalid_request(
             f"* EmbedContentRequest.{where}output_dimensionality: must be between 1 and 3072\n",
             f"{where}output_dimensionality",
         )
     return {"values": list(embeddings.vector(model, text, dimensions))}
+
+
+def _version(request: Request) -> str:
+    """The API version the path asks for (``v1beta``, ``v1``), as Google's type names carry it."""
+    return request.path.split("/")[1]
 
 
 def _frame(chunk: Any, sse: bool, first: bool) -> bytes:

@@ -1,0 +1,161 @@
+"""Gemini's requests checked as Google's proto3-JSON parser checks them: every nested message's
+names (those of google-genai's types), proto3 JSON's scalars, Google's words and ``fieldViolations``."""
+
+from __future__ import annotations
+
+from typing import Any, Dict, List
+
+import pytest
+import webtest
+from google.genai import types
+
+from mokku.gemini.fields import MESSAGES
+
+KEY = {"x-goog-api-key": "gemini-key"}
+GENERATE = "/v1beta/models/gemini-2.5-flash:generateContent"
+USER = [{"role": "user", "parts": [{"text": "hi"}]}]
+SDK_TYPES = (
+    "Content Part Blob FileData FunctionCall FunctionResponse ExecutableCode CodeExecutionResult "
+    "VideoMetadata GenerationConfig ThinkingConfig SafetySetting Tool FunctionDeclaration Schema "
+    "ToolConfig FunctionCallingConfig"
+).split()
+
+
+def camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(word.capitalize() for word in rest)
+
+
+@pytest.mark.parametrize("name", SDK_TYPES)
+def test_the_table_holds_the_fields_of_the_sdk_s_type(name: str) -> None:
+    sdk = {camel(field) for field in getattr(types, name).model_fields}
+    assert set(MESSAGES[name]) == sdk
+
+
+def error(app: webtest.TestApp, body: Dict[str, Any], url: str = GENERATE) -> Dict[str, Any]:
+    found = app.post_json(url, body, headers=KEY, status=400).json["error"]
+    assert found["status"] == "INVALID_ARGUMENT"
+    return found
+
+
+def violations(found: Dict[str, Any]) -> List[Dict[str, str]]:
+    (details,) = found["details"]
+    assert details["@type"] == "type.googleapis.com/google.rpc.BadRequest"
+    return details["fieldViolations"]
+
+
+def test_an_unknown_name_deep_in_a_schema_is_named_where_it_is(app: webtest.TestApp) -> None:
+    tool = {
+        "functionDeclarations": [
+            {
+                "name": "f",
+                "parameters": {"type": "object", "properties": {"a": {"type": "STRING", "const": "x"}}},
+            }
+        ]
+    }
+    found = error(app, {"contents": USER, "tools": [tool], "foo": 1})
+    where = "tools[0].function_declarations[0].parameters.properties[0].value"
+    top = 'Invalid JSON payload received. Unknown name "foo": Cannot find field.'
+    deep = f"Invalid JSON payload received. Unknown name \"const\" at '{where}': Cannot find field."
+    assert found["message"] == deep + "\n" + top
+    assert violations(found) == [{"field": where, "description": deep}, {"description": top}]
+
+
+@pytest.mark.parametrize(
+    "config, words",
+    [
+        ({"topP": "x"}, "Invalid value at 'generation_config.top_p' (TYPE_FLOAT), \"x\""),
+        ({"candidateCount": True}, "Invalid value at 'generation_config.candidate_count' (TYPE_INT32), true"),
+        (
+            {"maxOutputTokens": 1.5},
+            "Invalid value at 'generation_config.max_output_tokens' (TYPE_INT32), 1.5",
+        ),
+        (
+            {"responseLogprobs": "yes"},
+            "Invalid value at 'generation_config.response_logprobs' (TYPE_BOOL), \"yes\"",
+        ),
+        (
+            {"thinkingConfig": {"thinkingLevel": "ULTRA"}},
+            "Invalid value at 'generation_config.thinking_config.thinking_level' "
+            '(type.googleapis.com/google.ai.generativelanguage.v1beta.ThinkingLevel), "ULTRA"',
+        ),
+        ({"thinkingConfig": {"foo": 1}}, "Unknown name \"foo\" at 'generation_config.thinking_config'"),
+        (
+            {"seed": {"a": 1}},
+            "Invalid value at 'generation_config' (seed), Starting an object on a scalar field",
+        ),
+    ],
+)
+def test_bad_values_are_named_as_google_names_them(
+    app: webtest.TestApp, config: Dict[str, Any], words: str
+) -> None:
+    assert words in error(app, {"contents": USER, "generationConfig": config})["message"]
+
+
+def test_a_list_for_a_singular_field_and_bad_base64(app: webtest.TestApp) -> None:
+    found = error(app, {"contents": USER, "generationConfig": []})
+    assert found["message"] == (
+        'Invalid JSON payload received. Unknown name "generationConfig": '
+        "Proto field is not repeating, cannot start list."
+    )
+    image = {"inlineData": {"mimeType": "image/png", "data": "!!!"}}
+    found = error(app, {"contents": [{"parts": [image]}]})
+    where = "contents[0].parts[0].inline_data.data"
+    assert violations(found) == [
+        {
+            "field": where,
+            "description": f"Invalid value at '{where}' (TYPE_BYTES), Base64 decoding failed for \"!!!\"",
+        }
+    ]
+
+
+def test_what_proto3_json_takes_is_taken(app: webtest.TestApp) -> None:
+    config = {
+        "maxOutputTokens": "5",
+        "candidateCount": 2.0,
+        "temperature": "0.5",
+        "topK": 40.0,
+        "responseSchema": None,
+        "thinking_config": {"thinking_budget": "128"},
+    }
+    schema = {"type": "object", "properties": {"a": {"type": "string", "example": {"any": ["json"]}}}}
+    body = {
+        "contents": [{"parts": [{"text": "hi"}, {"inline_data": {"mime_type": "image/png", "data": "aGk"}}]}],
+        "generationConfig": config,
+        "tools": [{"functionDeclarations": [{"name": "f", "parameters": schema}]}, {"googleSearch": {}}],
+        "safetySettings": [{"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "BLOCK_NONE"}],
+        "toolConfig": {"functionCallingConfig": {"mode": "NONE"}},
+        "labels": {"team": "a"},
+    }
+    answer = app.post_json(GENERATE, body, headers=KEY).json
+    assert len(answer["candidates"]) == 2
+
+
+def test_count_tokens_and_embeddings_are_checked_too(app: webtest.TestApp) -> None:
+    count = error(
+        app, {"contents": [{"parts": [{"text": "x", "foo": 1}]}]}, "/v1/models/gemini-2.5-flash:countTokens"
+    )
+    assert "Unknown name \"foo\" at 'contents[0].parts[0]'" in count["message"]
+    embed = error(
+        app,
+        {"content": {"parts": [{"text": "x"}]}, "taskType": "NOPE"},
+        "/v1beta/models/text-embedding-004:embedContent",
+    )
+    assert '(type.googleapis.com/google.ai.generativelanguage.v1beta.TaskType), "NOPE"' in embed["message"]
+    batch = error(
+        app,
+        {"requests": [{"content": {"parts": [{"text": "x"}]}, "outputDimensionality": "x"}]},
+        "/v1beta/models/text-embedding-004:batchEmbedContents",
+    )
+    assert "Invalid value at 'requests[0].output_dimensionality' (TYPE_INT32), \"x\"" in batch["message"]
+
+
+def test_nesting_is_capped(app: webtest.TestApp) -> None:
+    schema: Dict[str, Any] = {"type": "STRING"}
+    for _ in range(150):
+        schema = {"type": "ARRAY", "items": schema}
+    body = {
+        "contents": USER,
+        "generationConfig": {"responseMimeType": "application/json", "responseSchema": schema},
+    }
+    assert "nests deeper than 100 levels" in error(app, body)["message"]
