@@ -159,3 +159,20 @@ def test_nesting_is_capped(app: webtest.TestApp) -> None:
         "generationConfig": {"responseMimeType": "application/json", "responseSchema": schema},
     }
     assert "nests deeper than 100 levels" in error(app, body)["message"]
+
+
+@pytest.mark.parametrize("part", [{}, {"text": None}, {"thought": True}])
+def test_a_part_without_data_is_refused(app: webtest.TestApp, part: Dict[str, Any]) -> None:
+    contents = [*USER, {"role": "user", "parts": [part]}]
+    assert error(app, {"contents": contents})["message"] == (
+        "* GenerateContentRequest.contents[1].parts[0].data: "
+        "required oneof field 'data' must have one initialized field\n"
+    )
+
+
+def test_a_part_with_two_data_fields_is_refused(app: webtest.TestApp) -> None:
+    part = {"text": "a", "inlineData": {"mimeType": "image/png", "data": "aGk="}}
+    found = error(app, {"contents": [{"parts": [part]}]})
+    words = "Invalid value at 'contents[0].parts[0]' (oneof), oneof field 'data' is already set. Cannot set 'inlineData'"
+    assert found["message"] == words
+    assert violations(found) == [{"field": "contents[0].parts[0]", "description": words}]

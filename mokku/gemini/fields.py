@@ -9,7 +9,7 @@ it must be an object, its fields are not read.
 
 from __future__ import annotations
 
-from typing import Dict, NamedTuple
+from typing import Dict, NamedTuple, Tuple
 
 
 class Field(NamedTuple):
@@ -250,4 +250,20 @@ MESSAGES: Dict[str, Dict[str, Field]] = {
         "outputDimensionality": INT32,
     },
     "BatchEmbedContentsRequest": {"requests": Field("EmbedContentRequest", repeated=True)},
+}
+
+# A message's oneof: its name and members; each of these is required, as Google requires a part's data.
+ONEOFS: Dict[str, Tuple[str, Tuple[str, ...]]] = {
+    "Part": (
+        "data",
+        (
+            "text",
+            "inlineData",
+            "fileData",
+            "functionCall",
+            "functionResponse",
+            "executableCode",
+            "codeExecutionResult",
+        ),
+    ),
 }

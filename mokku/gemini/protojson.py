@@ -15,7 +15,7 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from mokku import errors
-from mokku.gemini.fields import CASE_INSENSITIVE_ENUMS, ENUMS, MESSAGES, OPAQUE, SCALAR_TYPES, Field
+from mokku.gemini.fields import CASE_INSENSITIVE_ENUMS, ENUMS, MESSAGES, ONEOFS, OPAQUE, SCALAR_TYPES, Field
 
 MAX_DEPTH = 100  # messages inside messages (a schema's properties nest one level each)
 INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
@@ -28,6 +28,11 @@ _TYPE = "type.googleapis.com/google.ai.generativelanguage.{version}.{name}"
 
 def _snake(camel: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in camel)
+
+
+def _camel(snake: str) -> str:
+    head, *rest = snake.split("_")
+    return head + "".join(word.capitalize() for word in rest)
 
 
 # Each message's fields by either name: (the snake_case name errors use, the field).
@@ -62,6 +67,8 @@ def check(body: Dict[str, Any], request: str, version: str) -> None:
     walk.message(body, request, "", 0)
     if walk.found:
         raise Violations(walk.found)
+    if walk.unset:
+        raise errors.invalid_request("".join(walk.unset))
 
 
 def integer(value: Any) -> Optional[int]:
@@ -83,6 +90,7 @@ class _Walk:
         self.request = request
         self.version = version
         self.found: List[Tuple[str, str]] = []
+        self.unset: List[str] = []  # required oneofs without a member, as Google's checks word them
 
     def message(self, body: Dict[str, Any], name: str, path: str, depth: int) -> None:
         if depth > MAX_DEPTH:
@@ -119,6 +127,27 @@ class _Walk:
                     self.value(item, spec, key, path, f"{where}[{index}].value", depth)
             else:
                 self.value(value, spec, key, path, where, depth)
+        if name in ONEOFS:
+            self.oneof(body, name, path)
+
+    def oneof(self, body: Dict[str, Any], name: str, path: str) -> None:
+        """One member of the message's oneof, no more (the second is refused), no less."""
+        oneof, members = ONEOFS[name]
+        lookup = _LOOKUP[name]
+        first = None
+        for key, value in body.items():
+            if value is None or key not in lookup or _camel(lookup[key][0]) not in members:
+                continue
+            if first is not None:
+                text = f"Invalid value at '{path}' (oneof), oneof field '{oneof}' is already set. Cannot set '{key}'"
+                self.found.append((path, text))
+                return
+            first = key
+        if first is None:
+            where = f"{path}.{oneof}"
+            self.unset.append(
+                f"* {self.request}.{where}: required oneof field '{oneof}' must have one initialized field\n"
+            )
 
     def value(self, value: Any, spec: Field, key: str, parent: str, where: str, depth: int) -> None:
         kind = spec.kind
