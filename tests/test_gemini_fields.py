@@ -176,3 +176,18 @@ def test_a_part_with_two_data_fields_is_refused(app: webtest.TestApp) -> None:
     words = "Invalid value at 'contents[0].parts[0]' (oneof), oneof field 'data' is already set. Cannot set 'inlineData'"
     assert found["message"] == words
     assert violations(found) == [{"field": "contents[0].parts[0]", "description": words}]
+
+
+@pytest.mark.parametrize("name", ["has space!", "9lives", "a" * 65, "ünï"])
+def test_a_function_name_google_refuses_is_a_400(app: webtest.TestApp, name: str) -> None:
+    tools = [{"functionDeclarations": [{"name": "ok_one"}, {"name": name}]}]
+    assert error(app, {"contents": USER, "tools": tools})["message"] == (
+        "* GenerateContentRequest.tools[0].function_declarations[1].name: Invalid function name. Must start "
+        "with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), underscores (_), dots (.), "
+        "colons (:), or dashes (-), with a maximum length of 64.\n"
+    )
+
+
+def test_function_names_google_takes_are_taken(app: webtest.TestApp) -> None:
+    tools = [{"functionDeclarations": [{"name": "_a.b:c-d"}, {"name": "x" * 64}]}]
+    assert app.post_json(GENERATE, {"contents": USER, "tools": tools}, headers=KEY).json["candidates"]

@@ -14,6 +14,7 @@ parser checks them (``protojson``). Streams are ``data:`` chunks, each a whole `
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 from mokku import errors
@@ -32,6 +33,11 @@ ROLES = ("user", "model", "function")
 MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto", "MODE_UNSPECIFIED": "auto"}
 FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
 JSON_TYPES = ("application/json",)
+FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
+BAD_FUNCTION_NAME = (
+    "Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), "
+    "underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64."
+)
 THOUGHT = "The user wrote a message; the answer repeats it."
 
 
@@ -259,6 +265,8 @@ def _functions(body: Mapping[str, Any], conversation: Conversation) -> List[tool
             name = declaration.get("name")
             if not isinstance(name, str) or not name:
                 raise invalid(f"{where}.name", "Name cannot be empty.")
+            if not FUNCTION_NAME.fullmatch(name):
+                raise invalid(f"{where}.name", BAD_FUNCTION_NAME)
             schema = field(declaration, "parametersJsonSchema")
             if schema is None:
                 schema = openapi_to_json_schema(declaration.get("parameters") or {"type": "object"})
