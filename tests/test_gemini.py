@@ -504,3 +504,12 @@ def test_every_candidate_counts_in_the_usage_and_the_output_bound(
     error = app.post_json(GENERATE, body, headers=KEY, status=400).json["error"]
     assert error["status"] == "INVALID_ARGUMENT" and "generation_config.candidate_count" in error["message"]
     assert "MOKKU_MAX_OUTPUT_TOKENS" in error["message"]
+
+
+def test_an_enum_answer_is_the_bare_value(app: webtest.TestApp) -> None:
+    config = {
+        "responseMimeType": "text/x.enum",
+        "responseSchema": {"type": "STRING", "enum": ["red", "green"]},
+    }
+    answer = generate(app, contents=[user("x")], generationConfig=config)
+    assert answer["candidates"][0]["content"]["parts"] == [{"text": "red"}]

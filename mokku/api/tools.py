@@ -29,7 +29,8 @@ class Function(NamedTuple):
 
 
 class OutputFormat(NamedTuple):
-    """Structured output: ``json_object`` or ``json_schema`` (with its schema)."""
+    """Structured output: ``json_object``, ``json_schema`` (with its schema), or ``enum`` (a schema
+    whose value is answered bare, as Gemini's ``text/x.enum``)."""
 
     kind: str
     schema: Optional[Dict[str, Any]]
@@ -295,10 +296,13 @@ def structured_content(kind: str, schema: Optional[Mapping[str, Any]], text: str
                 pass  # the prompt's schema is only a hint: JSON mode still answers JSON
         return _compact({"echo": text})
     try:
-        return _compact(schemagen.generate(schema or {"type": "object"}, text))
+        value = schemagen.generate(schema or {"type": "object"}, text)
     except schemagen.SchemaError as exc:
         named = param.removesuffix(".schema").removesuffix(".json_schema")  # response_format, text.format...
         raise errors.invalid_request(f"Invalid schema for {named}: {exc}.", param) from None
+    if kind == "enum" and isinstance(value, str):
+        return value  # Gemini's text/x.enum answers the chosen value itself, not its JSON
+    return _compact(value)
 
 
 def _compact(value: Any) -> str:

@@ -237,7 +237,7 @@ def _config(body: Mapping[str, Any]) -> Tuple[Sampling, Optional[tools.OutputFor
                 "response_mime_type must be application/json when a response schema is set.",
             )
         output_format = tools.OutputFormat(
-            "json_schema",
+            "enum" if mime == "text/x.enum" else "json_schema",
             _object(schema, "generation_config.response_schema"),
             "generation_config.response_schema",
         )
