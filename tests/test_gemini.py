@@ -384,6 +384,14 @@ def test_keys_from_the_header_or_the_query(tmp_path: Path) -> None:
     app.post_json(GENERATE + "?key=right", {"contents": [user("x")]})
     wrong = app.post_json(GENERATE + "?key=wrong", {"contents": [user("x")]}, status=400).json["error"]
     assert wrong["details"][0]["reason"] == "API_KEY_INVALID"
+    for url in (GENERATE, "/v1beta/models/gemini-2.5-flash:countTokens"):
+        missing = app.post_json(url, {"contents": [user("x")]}, status=403).json["error"]
+        assert missing == {
+            "code": 403,
+            "message": "Method doesn't allow unregistered callers (callers without established identity). "
+            "Please use API Key or other form of API consumer identity to call this API.",
+            "status": "PERMISSION_DENIED",
+        }
     entries = app.app.journal.entries()
     assert [entry["path"] for entry in entries][:2] == [GENERATE, GENERATE]
     assert "right" not in json.dumps(entries)

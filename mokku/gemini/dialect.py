@@ -4,7 +4,7 @@ the key in ``x-goog-api-key`` or ``?key=``.
 Errors are raised once, as ``APIError``, and take here the status and the ``google.rpc`` code
 Google answers for the same case: a rate limit or an exhausted quota is 429 ``RESOURCE_EXHAUSTED``
 with ``RetryInfo``, an overloaded model 503 ``UNAVAILABLE``, a bad key 400 ``INVALID_ARGUMENT``
-with ``API_KEY_INVALID``, a credit error 429 too (Google has no 402).
+with ``API_KEY_INVALID`` (no key at all 403 ``PERMISSION_DENIED``), a credit error 429 too (Google has no 402).
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ INTERNAL = (
 OVERLOADED = "The model is overloaded. Please try again later."
 CONTEXT = "The input token count ({count}) exceeds the maximum number of tokens allowed ({size})."
 PERMISSION = "The caller does not have permission"
+UNREGISTERED = (
+    "Method doesn't allow unregistered callers (callers without established identity). Please use API Key "
+    "or other form of API consumer identity to call this API."
+)
 _TYPE = "type.googleapis.com/google.rpc."
 _SAFETY_CATEGORIES = (
     "HARM_CATEGORY_HATE_SPEECH",
@@ -112,6 +116,8 @@ def translate(error: errors.APIError) -> Tuple[int, str, List[Dict[str, Any]]]:
             {"@type": _TYPE + "RetryInfo", "retryDelay": f"{seconds}s"},
         ]
         return 429, QUOTA, details
+    if status == 401 and error.code is None:  # no key at all: Google cannot tell who calls
+        return 403, UNREGISTERED, details
     if status == 401:
         details = [
             {
