@@ -521,3 +521,15 @@ def test_an_enum_answer_is_the_bare_value(app: webtest.TestApp) -> None:
     }
     answer = generate(app, contents=[user("x")], generationConfig=config)
     assert answer["candidates"][0]["content"]["parts"] == [{"text": "red"}]
+
+
+def test_a_thinking_budget_of_0_turns_thoughts_off(app: webtest.TestApp) -> None:
+    thinking = {"includeThoughts": True, "thinkingBudget": 0}
+    answer = generate(app, contents=[user("think")], generationConfig={"thinkingConfig": thinking})
+    assert answer["candidates"][0]["content"]["parts"] == [{"text": "think"}]
+    assert "thoughtsTokenCount" not in answer["usageMetadata"]
+    pro = "/v1beta/models/gemini-2.5-pro:generateContent"
+    body = {"contents": [user("think")], "generationConfig": {"thinkingConfig": {"thinkingBudget": 0}}}
+    error = app.post_json(pro, body, headers=KEY, status=400).json["error"]
+    assert error["status"] == "INVALID_ARGUMENT"
+    assert error["message"] == "Budget 0 is invalid. This model only works in thinking mode."

@@ -25,7 +25,7 @@ from mokku.api.sampling import Sampling
 from mokku.api.tokens import count
 from mokku.gemini import protojson
 from mokku.gemini.dialect import envelope, ratings, translate, wants_sse
-from mokku.gemini.models import not_found
+from mokku.gemini.models import THINKING_ONLY, not_found
 from mokku.server.http import Request, Response, dumps, json_response
 from mokku.server.stream import Event, Last, Token
 
@@ -38,6 +38,7 @@ BAD_FUNCTION_NAME = (
     "Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), "
     "underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64."
 )
+THINKING_REQUIRED = "Budget 0 is invalid. This model only works in thinking mode."
 THOUGHT = "The user wrote a message; the answer repeats it."
 
 
@@ -209,9 +210,9 @@ def openapi_to_json_schema(schema: Any, depth: int = 0) -> Any:
     return out
 
 
-def _config(body: Mapping[str, Any]) -> Tuple[Sampling, Optional[tools.OutputFormat], bool]:
+def _config(body: Mapping[str, Any], model: str) -> Tuple[Sampling, Optional[tools.OutputFormat], bool]:
     """generationConfig: the sampling (``candidateCount`` as its ``n``), structured output, whether
-    thoughts are shown."""
+    thoughts are shown (``model`` decides whether thinking may be turned off)."""
     config = _object(field(body, "generationConfig") or {}, "generation_config")
     max_tokens = protojson.integer(field(config, "maxOutputTokens"))
     if max_tokens is not None and max_tokens < 1:
@@ -244,7 +245,10 @@ def _config(body: Mapping[str, Any]) -> Tuple[Sampling, Optional[tools.OutputFor
     elif mime in JSON_TYPES:
         output_format = tools.OutputFormat("json_object", None, "generation_config.response_mime_type")
     thinking = _object(field(config, "thinkingConfig") or {}, "generation_config.thinking_config")
-    thoughts = bool(field(thinking, "includeThoughts"))
+    budget = protojson.integer(field(thinking, "thinkingBudget"))
+    if budget == 0 and model in THINKING_ONLY:
+        raise errors.invalid_request(THINKING_REQUIRED, "generation_config.thinking_config.thinking_budget")
+    thoughts = bool(field(thinking, "includeThoughts")) and budget != 0  # a budget of 0 turns thinking off
     return (
         Sampling(n=candidates, max_tokens=max_tokens, stop=tuple(s for s in stops if s)),
         output_format,
@@ -337,7 +341,7 @@ class GenerateContent:
     ) -> Tuple[Dict[str, Any], List[str], Dict[str, int], str]:
         conversation = read_contents(body)
         framing = _system(body)
-        sampling, output_format, thoughts = _config(body)
+        sampling, output_format, thoughts = _config(body, behaviour.model)
         candidates = sampling.n
         output_format = tools.instructed(output_format, [m.text for m in framing])
         chosen = _functions(body, conversation)
