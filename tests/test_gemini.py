@@ -533,3 +533,38 @@ def test_a_thinking_budget_of_0_turns_thoughts_off(app: webtest.TestApp) -> None
     error = app.post_json(pro, body, headers=KEY, status=400).json["error"]
     assert error["status"] == "INVALID_ARGUMENT"
     assert error["message"] == "Budget 0 is invalid. This model only works in thinking mode."
+
+
+@pytest.mark.parametrize(
+    "method, url",
+    [
+        ("POST", "/v1beta/models/gemini-2.5-flash:fooBar"),
+        ("GET", GENERATE),
+        ("PUT", "/v1/models/gemini-2.5-flash:streamGenerateContent"),
+        ("DELETE", "/v1beta/models/gemini-2.5-flash"),
+    ],
+)
+def test_a_method_google_does_not_serve_is_not_found(app: webtest.TestApp, method: str, url: str) -> None:
+    answer = app.request(url, method=method, headers=KEY, body=b"{}", status=404)
+    assert answer.json == {"error": {"code": 404, "message": "Method not found.", "status": "NOT_FOUND"}}
+    assert "Allow" not in answer.headers
+
+
+def test_a_model_answers_only_the_methods_it_serves(app: webtest.TestApp) -> None:
+    embed = {"content": {"parts": [{"text": "a"}]}}
+    for url, body, model, method in [
+        ("/v1beta/models/gemini-2.5-flash:embedContent", embed, "gemini-2.5-flash", "embedContent"),
+        (
+            "/v1/models/text-embedding-004:generateContent",
+            {"contents": [user("x")]},
+            "text-embedding-004",
+            "generateContent",
+        ),
+    ]:
+        error = app.post_json(url, body, headers=KEY, status=404).json["error"]
+        version = url.split("/")[1]
+        assert error["status"] == "NOT_FOUND" and error["message"] == (
+            f"models/{model} is not found for API version {version}, or is not supported for {method}. "
+            "Call ListModels to see the list of available models and their supported methods."
+        )
+    assert app.post_json("/v1beta/models/my-own-model:embedContent", embed, headers=KEY).json["embedding"]

@@ -46,6 +46,7 @@ INTERNAL = (
 OVERLOADED = "The model is overloaded. Please try again later."
 CONTEXT = "The input token count ({count}) exceeds the maximum number of tokens allowed ({size})."
 PERMISSION = "The caller does not have permission"
+NO_METHOD = "Method not found."
 UNREGISTERED = (
     "Method doesn't allow unregistered callers (callers without established identity). Please use API Key "
     "or other form of API consumer identity to call this API."
@@ -116,6 +117,8 @@ def translate(error: errors.APIError) -> Tuple[int, str, List[Dict[str, Any]]]:
             {"@type": _TYPE + "RetryInfo", "retryDelay": f"{seconds}s"},
         ]
         return 429, QUOTA, details
+    if status == 405 or (status == 404 and message.startswith("Invalid URL (")):
+        return 404, NO_METHOD, details  # Google's front end: a path or an HTTP method it does not serve
     if status == 401 and error.code is None:  # no key at all: Google cannot tell who calls
         return 403, UNREGISTERED, details
     if status == 401:
@@ -196,7 +199,7 @@ class Gemini(Dialect):
         headers = [
             (name, value)
             for name, value in error.headers
-            if not name.startswith(("x-ratelimit-", "retry-after"))
+            if not name.startswith(("x-ratelimit-", "retry-after")) and name.lower() != "allow"
         ]
         return json_response(envelope(status, message, details), status, headers)
 

@@ -25,7 +25,7 @@ from mokku.api.sampling import Sampling
 from mokku.api.tokens import count
 from mokku.gemini import protojson
 from mokku.gemini.dialect import envelope, ratings, translate, wants_sse
-from mokku.gemini.models import THINKING_ONLY, not_found
+from mokku.gemini.models import THINKING_ONLY, check_serves, not_found
 from mokku.server.http import Request, Response, dumps, json_response
 from mokku.server.stream import Event, Last, Token
 
@@ -299,19 +299,20 @@ class GenerateContent:
     def __init__(self, replies: Replies) -> None:
         self.replies = replies
 
-    def _begin(self, request: Request, model: str) -> Tuple[Dict[str, Any], Any]:
+    def _begin(self, request: Request, model: str, method: str) -> Tuple[Dict[str, Any], Any]:
         if not model:
             raise not_found(model, _version(request))
+        check_serves(model, method, _version(request))
         protojson.check(request.json(), "GenerateContentRequest", _version(request))
         return self.replies.begin(request, "chat", model=model)
 
     def generate(self, request: Request, model: str) -> Response:
-        body, behaviour = self._begin(request, model)
+        body, behaviour = self._begin(request, model, "generateContent")
         answer, _, usage, finish = self._answer(request, body, behaviour)
         return render.respond(request, behaviour, answer["responseId"], usage, [finish], body=dumps(answer))
 
     def stream(self, request: Request, model: str) -> Response:
-        body, behaviour = self._begin(request, model)
+        body, behaviour = self._begin(request, model, "streamGenerateContent")
         answer, tokens, usage, finish = self._answer(request, body, behaviour)
         sse = wants_sse(request)
         opened: List[bool] = []  # whether the JSON array's "[" went out
@@ -412,11 +413,13 @@ class GenerateContent:
         )
 
     def embed(self, request: Request, model: str) -> Response:
+        check_serves(model, "embedContent", _version(request))
         body = request.json()
         protojson.check(body, "EmbedContentRequest", _version(request))
         return json_response({"embedding": _embedding(model, body, "")})
 
     def batch_embed(self, request: Request, model: str) -> Response:
+        check_serves(model, "batchEmbedContents", _version(request))
         body = request.json()
         protojson.check(body, "BatchEmbedContentsRequest", _version(request))
         requests = _list(body.get("requests"), "requests")

@@ -24,6 +24,11 @@ EMBEDDING_MODELS = (
     ("gemini-embedding-001", "Gemini Embedding 001", 2_048),
     ("text-embedding-004", "Text Embedding 004", 2_048),
 )
+# The methods each of Gemini's own models serves (a batch of embeddings is served like one).
+SERVES: Dict[str, frozenset] = {
+    **{entry[0]: frozenset([*GENERATE, "streamGenerateContent"]) for entry in GEMINI_MODELS},
+    **{entry[0]: frozenset([*EMBED, "batchEmbedContents"]) for entry in EMBEDDING_MODELS},
+}
 PAGE = 50
 MAX_PAGE = 1000
 
@@ -35,6 +40,14 @@ def not_found(model: str, version: str, method: str = "generateContent") -> erro
         "ListModels to see the list of available models and their supported methods.",
         "not_found_error",
     )
+
+
+def check_serves(model: str, method: str, version: str) -> None:
+    """404 for a method one of Gemini's own models does not serve (``embedContent`` on a generation
+    model, ``generateContent`` on an embedding one); any other model id is taken as it comes."""
+    served = SERVES.get(model.partition("@")[0])
+    if served is not None and method not in served:
+        raise not_found(model.partition("@")[0], version, method)
 
 
 def _model(
