@@ -568,3 +568,23 @@ def test_a_model_answers_only_the_methods_it_serves(app: webtest.TestApp) -> Non
             "Call ListModels to see the list of available models and their supported methods."
         )
     assert app.post_json("/v1beta/models/my-own-model:embedContent", embed, headers=KEY).json["embedding"]
+
+
+def test_property_ordering_and_snake_case_schema_keywords(app: webtest.TestApp) -> None:
+    schema = {
+        "type": "OBJECT",
+        "properties": {
+            "a": {"type": "STRING", "min_length": 3},
+            "n": {"type": "INTEGER"},
+            "l": {"type": "ARRAY", "items": {"type": "NUMBER"}, "min_items": 2, "max_items": 2},
+        },
+        "required": ["a", "n", "l"],
+        "property_ordering": ["n", "a", "l"],
+    }
+    config = {"responseMimeType": "application/json", "responseSchema": schema}
+    text = generate(app, contents=[user("x")], generationConfig=config)["candidates"][0]["content"]["parts"][
+        0
+    ]
+    document = json.loads(text["text"])
+    assert list(document) == ["n", "a", "l"]
+    assert len(document["a"]) >= 3 and len(document["l"]) == 2

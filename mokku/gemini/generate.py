@@ -181,8 +181,22 @@ def _system(body: Mapping[str, Any]) -> List[Message]:
 MAX_SCHEMA_DEPTH = 64
 
 
+# Schema keywords as Google's parser reads them in snake_case too, by their JSON Schema names.
+SCHEMA_KEYWORDS = {
+    "any_of": "anyOf",
+    "min_items": "minItems",
+    "max_items": "maxItems",
+    "min_length": "minLength",
+    "max_length": "maxLength",
+    "min_properties": "minProperties",
+    "max_properties": "maxProperties",
+    "property_ordering": "propertyOrdering",
+}
+
+
 def openapi_to_json_schema(schema: Any, depth: int = 0) -> Any:
-    """Gemini's OpenAPI-style schema (``type: OBJECT``, ``nullable``) as JSON Schema."""
+    """Gemini's OpenAPI-style schema (``type: OBJECT``, ``nullable``, ``propertyOrdering``, keywords
+    in either case) as JSON Schema, its properties in the order ``propertyOrdering`` gives."""
     if depth > MAX_SCHEMA_DEPTH:
         raise errors.invalid_request(
             f"* GenerateContentRequest.generation_config.response_schema: the schema nests deeper than "
@@ -194,17 +208,23 @@ def openapi_to_json_schema(schema: Any, depth: int = 0) -> Any:
     if not isinstance(schema, dict):
         return schema
     out: Dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in ("propertyOrdering", "property_ordering", "nullable", "title", "example"):
+    for name, value in schema.items():
+        key = SCHEMA_KEYWORDS.get(name) or str(name)
+        if key in ("propertyOrdering", "nullable", "title", "example"):
             continue
         if key == "type" and isinstance(value, str):
             out["type"] = value.lower()
-        elif key in ("properties",) and isinstance(value, dict):
-            out[key] = {name: openapi_to_json_schema(item, depth + 1) for name, item in value.items()}
-        elif key in ("items", "anyOf", "any_of"):
-            out["anyOf" if key == "any_of" else key] = openapi_to_json_schema(value, depth + 1)
+        elif key == "properties" and isinstance(value, dict):
+            out[key] = {prop: openapi_to_json_schema(item, depth + 1) for prop, item in value.items()}
+        elif key in ("items", "anyOf"):
+            out[key] = openapi_to_json_schema(value, depth + 1)
         else:
             out[key] = value
+    ordering = field(schema, "propertyOrdering")
+    if isinstance(out.get("properties"), dict) and isinstance(ordering, list):
+        properties = out["properties"]
+        first = {prop: properties[prop] for prop in ordering if isinstance(prop, str) and prop in properties}
+        out["properties"] = {**first, **properties}  # the named ones first, in order; the rest after
     if schema.get("nullable") and isinstance(out.get("type"), str):
         out["type"] = [out["type"], "null"]
     return out
