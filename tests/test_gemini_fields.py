@@ -191,3 +191,17 @@ def test_a_function_name_google_refuses_is_a_400(app: webtest.TestApp, name: str
 def test_function_names_google_takes_are_taken(app: webtest.TestApp) -> None:
     tools = [{"functionDeclarations": [{"name": "_a.b:c-d"}, {"name": "x" * 64}]}]
     assert app.post_json(GENERATE, {"contents": USER, "tools": tools}, headers=KEY).json["candidates"]
+
+
+def test_an_enum_is_taken_by_its_name(app: webtest.TestApp) -> None:
+    config = {"functionCallingConfig": {"mode": 1}}
+    assert error(app, {"contents": USER, "toolConfig": config})["message"] == (
+        "Invalid value at 'tool_config.function_calling_config.mode' "
+        "(type.googleapis.com/google.ai.generativelanguage.v1beta.Mode), 1"
+    )
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}  # a schema's type in any case
+    body = {
+        "contents": USER,
+        "generationConfig": {"responseMimeType": "application/json", "responseSchema": schema},
+    }
+    assert app.post_json(GENERATE, body, headers=KEY).json["candidates"]

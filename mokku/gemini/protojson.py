@@ -189,8 +189,7 @@ class _Walk:
 
 
 def _enum(value: Any, kind: str) -> bool:
-    if isinstance(value, int) and not isinstance(value, bool):
-        return True  # proto3 JSON takes an enum's number too
+    """An enum by its name (the numbers proto3 JSON also allows are not taken: nothing sends them)."""
     if not isinstance(value, str):
         return False
     return (value.upper() if kind in CASE_INSENSITIVE_ENUMS else value) in ENUMS[kind]
