@@ -205,3 +205,12 @@ def test_an_enum_is_taken_by_its_name(app: webtest.TestApp) -> None:
         "generationConfig": {"responseMimeType": "application/json", "responseSchema": schema},
     }
     assert app.post_json(GENERATE, body, headers=KEY).json["candidates"]
+
+
+def test_an_error_is_bounded_whatever_the_body(app: webtest.TestApp) -> None:
+    """Every unknown name of 5,000, and a 200,000-character value, were each written out in full."""
+    config: Dict[str, Any] = {f"unknown{i}": 1 for i in range(5_000)}
+    found = error(app, {"contents": USER, "generationConfig": config})
+    assert len(violations(found)) == 100 and found["message"].count("\n") == 99
+    found = error(app, {"contents": USER, "generationConfig": {"topK": "x" * 200_000}})
+    assert len(found["message"]) < 1_200 and found["message"].endswith("xxx...")

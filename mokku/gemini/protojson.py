@@ -18,6 +18,9 @@ from mokku import errors
 from mokku.gemini.fields import CASE_INSENSITIVE_ENUMS, ENUMS, MESSAGES, ONEOFS, OPAQUE, SCALAR_TYPES, Field
 
 MAX_DEPTH = 100  # messages inside messages (a schema's properties nest one level each)
+# An error's size, whatever the body: the violations it lists, and the characters of a value it shows.
+MAX_VIOLATIONS = 100
+MAX_SHOWN = 1_000
 INT_RANGES = {"int32": (-(2**31), 2**31 - 1), "int64": (-(2**63), 2**63 - 1)}
 _INTEGER = re.compile(r"-?[0-9]{1,20}")
 _NUMBER = re.compile(r"-?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|NaN|-?Infinity")
@@ -66,7 +69,7 @@ def check(body: Dict[str, Any], request: str, version: str) -> None:
     walk = _Walk(request, version)
     walk.message(body, request, "", 0)
     if walk.found:
-        raise Violations(walk.found)
+        raise Violations(walk.found[:MAX_VIOLATIONS])
     if walk.unset:
         raise errors.invalid_request("".join(walk.unset))
 
@@ -172,7 +175,7 @@ class _Walk:
             self.found.append(
                 (
                     where,
-                    f"Invalid value at '{where}' (TYPE_BYTES), Base64 decoding failed for {json.dumps(value)}",
+                    f"Invalid value at '{where}' (TYPE_BYTES), Base64 decoding failed for {_shown(value)}",
                 )
             )
         elif not _scalar(value, kind):
@@ -185,7 +188,16 @@ class _Walk:
         return _TYPE.format(version=self.version, name=name)
 
     def invalid(self, where: str, type_name: str, value: Any) -> None:
-        self.found.append((where, f"Invalid value at '{where}' ({type_name}), {json.dumps(value)}"))
+        self.found.append((where, f"Invalid value at '{where}' ({type_name}), {_shown(value)}"))
+
+
+def _shown(value: Any) -> str:
+    """A refused value as an error shows it: its JSON, cut at ``MAX_SHOWN`` characters."""
+    try:
+        shown = json.dumps(value, ensure_ascii=False)
+    except (RecursionError, ValueError):
+        shown = "..."
+    return shown if len(shown) <= MAX_SHOWN else shown[:MAX_SHOWN] + "..."
 
 
 def _enum(value: Any, kind: str) -> bool:
