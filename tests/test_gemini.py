@@ -588,3 +588,24 @@ def test_property_ordering_and_snake_case_schema_keywords(app: webtest.TestApp) 
     document = json.loads(text["text"])
     assert list(document) == ["n", "a", "l"]
     assert len(document["a"]) >= 3 and len(document["l"]) == 2
+
+
+def test_calls_an_agent_wrote_in_its_text_count_as_called(app: webtest.TestApp) -> None:
+    """smolagents keeps its calls as text in the history: a forced call moved on under chat but called
+    get_weather again and again here, until the agent ran out of steps."""
+    final = {
+        "name": "final_answer",
+        "parameters": {"type": "OBJECT", "properties": {"answer": {"type": "STRING"}}},
+    }
+    declarations = {"functionDeclarations": [*WEATHER["functionDeclarations"], final]}
+    written = "Calling tools:\n[{'id': 'call_1', 'type': 'function', 'function': {'name': 'get_weather', 'arguments': {}}}]"
+    contents = [
+        user("Weather in Oslo?"),
+        {"role": "model", "parts": [{"text": written}]},
+        user("Observation: Sunny"),
+    ]
+    answer = generate(
+        app, contents=contents, tools=[declarations], toolConfig={"functionCallingConfig": {"mode": "ANY"}}
+    )
+    parts = answer["candidates"][0]["content"]["parts"]
+    assert [part["functionCall"]["name"] for part in parts if "functionCall" in part] == ["final_answer"]

@@ -139,6 +139,8 @@ def read_contents(body: Mapping[str, Any], in_order: bool = True) -> Conversatio
         previous = (role, calls)
         if texts:
             conversation.messages.append(Message(speaker, "\n".join(texts)))
+            if role == "model":  # calls an agent wrote out in its text count too, as chat's do
+                conversation.called.update(tools.named_in_text(conversation.messages[-1].text))
         if len(conversation.messages) == before:  # only images, files...: the turn is there, without text
             conversation.messages.append(Message(speaker, ""))
     return conversation
