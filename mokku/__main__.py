@@ -122,7 +122,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     from mokku.wsgi import app
 
     try:
-        server = make_server(app, settings.host, settings.port, settings.threads)
+        server = make_server(
+            app, settings.host, settings.port, settings.threads, max_body=settings.max_body_bytes
+        )
     except OSError as exc:
         log.error("cannot listen on %s:%s: %s", settings.host, settings.port, exc)
         state.remove(own_state)

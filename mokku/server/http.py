@@ -121,6 +121,10 @@ class BodyError(ValueError):
     """A request body that breaks its own framing: a bad chunk, or an end before the announced one (400)."""
 
 
+class BodyTooLarge(ValueError):
+    """A chunked body whose size lines announce more than the app takes (413), refused at once."""
+
+
 class BodyTimeout(TimeoutError):
     """A request body that did not arrive within the server's timeouts (408)."""
 
@@ -284,6 +288,8 @@ class Request:
             return self._read_from(stream)
         except BodyTimeout as exc:
             raise errors.APIError(408, f"The request body did not arrive in time: {exc}") from None
+        except BodyTooLarge:
+            raise errors.body_too_large(self.settings.max_body_bytes) from None
         except ConnectionError:
             raise  # the client is gone: nothing to answer
         except _malformed_body_errors() as exc:

@@ -37,7 +37,15 @@ if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
 
 from mokku import __version__, errors
-from mokku.server.http import BODY_READ_SECONDS, BODY_SECONDS, STATUS_LINES, BodyClock, BodyError, dumps
+from mokku.server.http import (
+    BODY_READ_SECONDS,
+    BODY_SECONDS,
+    STATUS_LINES,
+    BodyClock,
+    BodyError,
+    BodyTooLarge,
+    dumps,
+)
 
 log = logging.getLogger("mokku")
 access_log = logging.getLogger("mokku.access")
@@ -253,11 +261,14 @@ class _Input:
     """``wsgi.input``: the request body, from the connection's buffer then its socket.
 
     Content-Length or chunked; ``100 Continue`` goes out the first time the body is waited for.
-    An early end raises ``BodyError``, a client too slow ``BodyTimeout`` (the app answers 400, 408).
+    An early end raises ``BodyError``, a client too slow ``BodyTimeout``, chunks announcing more than
+    ``max_body`` ``BodyTooLarge`` (the app answers 400, 408, 413).
     """
 
-    def __init__(self, conn: _Conn, head: _Head, timeouts: Timeouts) -> None:
+    def __init__(self, conn: _Conn, head: _Head, timeouts: Timeouts, max_body: Optional[int] = None) -> None:
         self._conn = conn
+        self._max_body = max_body
+        self._announced = 0  # the bytes a chunked body's size lines have announced so far
         self._timeouts = timeouts
         self._chunked = head.chunked
         self._length = head.length or 0
@@ -334,6 +345,9 @@ class _Input:
             if not size or len(size) > 16 or not re.fullmatch(rb"[0-9A-Fa-f]+", size):
                 raise BodyError(f"invalid chunk size {size[:20].decode('latin-1')!r}")
             self._chunk_left = int(size, 16)
+            self._announced += self._chunk_left
+            if self._max_body is not None and self._announced > self._max_body:
+                raise BodyTooLarge(f"its chunks announce more than {self._max_body} bytes")
             if self._chunk_left:
                 self._step = "data"
                 continue
@@ -531,7 +545,10 @@ class Server:
         threads: int,
         app: WSGIApplication,
         timeouts: Optional[Timeouts] = None,
+        max_body: Optional[int] = None,
     ) -> None:
+        """``max_body``: the body the app takes at most (``MOKKU_MAX_BODY_BYTES``); chunks announcing
+        more are refused as they are announced, not waited on."""
         host, port = address
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.socket = socket.create_server((host, port), family=family, backlog=1024)
@@ -540,6 +557,7 @@ class Server:
         self.app = app
         self.threads = threads
         self.timeouts = timeouts or Timeouts()
+        self.max_body = max_body
         self.max_connections = _connection_cap(threads)
         self.closing = False
         self._selector = selectors.DefaultSelector()
@@ -867,7 +885,7 @@ class Server:
         head = conn.head
         assert head is not None
         conn.sock.settimeout(self.timeouts.write)
-        body = _Input(conn, head, self.timeouts)
+        body = _Input(conn, head, self.timeouts, self.max_body)
         exchange = _Exchange(self, conn, head, body)
         outcome = exchange.run(self.app, self._environ(conn, head, body))
         status = exchange.status.split(" ", 1)[0] if exchange.status else "-"
@@ -994,7 +1012,12 @@ def _connection_cap(threads: int) -> int:
 
 
 def make_server(
-    app: WSGIApplication, host: str, port: int, threads: int, timeouts: Optional[Timeouts] = None
+    app: WSGIApplication,
+    host: str,
+    port: int,
+    threads: int,
+    timeouts: Optional[Timeouts] = None,
+    max_body: Optional[int] = None,
 ) -> Server:
     """Bind (``port`` 0 picks a free one) and attach the app; call ``serve_forever`` to run."""
-    return Server((host, port), threads, app, timeouts)
+    return Server((host, port), threads, app, timeouts, max_body)

@@ -497,3 +497,16 @@ def test_a_client_that_sends_a_large_body_whole_reads_the_413(kind: str) -> None
             connection.close()
     finally:
         server.close()
+
+
+def test_a_chunk_announcing_more_than_the_cap_is_refused_when_announced() -> None:
+    """The client announces a 4 GB chunk, sends three bytes and waits: the 413 comes at once, not
+    the 408 of a body that stopped arriving."""
+    server = LiveServer("module", env={"MOKKU_MAX_BODY_BYTES": "2000"})
+    try:
+        with _connect(server.port, timeout=60) as sock:
+            sock.sendall(_post("/v1/chat/completions", b'FFFFFFFF\r\n{"m', "Transfer-Encoding: chunked"))
+            status, _, reply = Reader(sock).response()
+        assert status == 413 and _error(reply)["code"] == "request_too_large", reply
+    finally:
+        server.close()
