@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from typing import Dict, Optional
+from typing import Any, Dict, Optional
 
 import pytest
 
@@ -267,3 +267,22 @@ def test_the_state_keeps_a_digest_of_the_key_not_the_key() -> None:
     with store._connections.using() as db:
         names = [row[0] for row in db.execute("SELECT who FROM buckets")]
     assert len(names) == 1 and len(names[0]) == 32 and "secret" not in names[0]
+
+
+def test_the_buckets_in_redis_are_bounded_too(redis_server: Any) -> None:
+    """In Redis a bucket expired once refilled, but ever new keys within a window grew without end."""
+    from mokku.store import redis
+
+    env = redis_server.env()
+    store = redis.RedisBuckets(redis.Redis(env["MOKKU_STATE"], env["MOKKU_STATE_PREFIX"]), limit=100)
+    clock = FakeClock()
+    limiter = limits.Access(config.load({"MOKKU_RPM": "60"}), clock, store)
+    for number in range(100):
+        limiter.check(get(f"sk-{number}"))
+    assert limiter.buckets == 100
+    clock.advance(1.5)
+    limiter.check(get("sk-new"))
+    for number in range(250):
+        limiter.check(get(f"sk-busy-{number}"))
+    assert limiter.buckets <= 100
+    assert dict(limiter.check(get("sk-busy-249")))["x-ratelimit-remaining-requests"] == "58"

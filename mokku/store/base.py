@@ -12,6 +12,7 @@ import json
 import marshal
 from typing import Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Protocol, Sequence, Tuple, Union
 
+MAX_BUCKETS = 10_000  # rate-limit buckets kept, in either store; past it, the older half goes
 SETTLE_TIMEOUT_S = 5.0  # the longest a journal read waits for every writer to write what it holds
 
 # A journal row: time, path, model, size in bytes, the entry (``Stored``), and its body as JSON text

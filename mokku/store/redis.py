@@ -20,7 +20,7 @@ import uuid
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Type
 from urllib.parse import urlsplit
 
-from mokku.store.base import SETTLE_TIMEOUT_S, Left, Page, Refused, Row, TooMany, Want, entry_of
+from mokku.store.base import MAX_BUCKETS, SETTLE_TIMEOUT_S, Left, Page, Refused, Row, TooMany, Want, entry_of
 
 try:
     import redis
@@ -464,13 +464,16 @@ class RedisRules:
         )
 
 
-# KEYS: one bucket per limit; ARGV: now, window, then (capacity, amount) per bucket. Returns
-# {0, level, ...} when taken, {i, seconds} when bucket i is short (as strings: Lua numbers would be cut).
+# KEYS: one bucket per limit, then the index of buckets by last use; ARGV: now, window, the most
+# buckets kept, then (capacity, amount) per bucket. Returns {0, level, ...} when taken, {i, seconds}
+# when bucket i is short (as strings: Lua numbers would be cut). The index drops the buckets that
+# have refilled (and expired); past the most, the older half goes, as the embedded store does.
 _TAKE = """
-local now, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now, window, most = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local index = table.remove(KEYS)
 local levels = {}
 for i, key in ipairs(KEYS) do
-  local capacity, amount = tonumber(ARGV[2 * i + 1]), tonumber(ARGV[2 * i + 2])
+  local capacity, amount = tonumber(ARGV[2 * i + 2]), tonumber(ARGV[2 * i + 3])
   local state = redis.call('HMGET', key, 'level', 'updated')
   local level = tonumber(state[1]) or capacity
   local updated = tonumber(state[2]) or now
@@ -482,7 +485,17 @@ local out = {'0'}
 for i, key in ipairs(KEYS) do
   redis.call('HSET', key, 'level', tostring(levels[i]), 'updated', tostring(now))
   redis.call('PEXPIRE', key, math.ceil(window * 1000))
+  redis.call('ZADD', index, now, key)
   out[#out + 1] = tostring(levels[i])
+end
+local refilled = '(' .. tostring(now - window)
+for _, key in ipairs(redis.call('ZRANGEBYSCORE', index, '-inf', refilled)) do redis.call('DEL', key) end
+redis.call('ZREMRANGEBYSCORE', index, '-inf', refilled)
+local held = redis.call('ZCARD', index)
+if held > most then
+  local last = held - math.floor(most / 2) - 1
+  for _, key in ipairs(redis.call('ZRANGE', index, 0, last)) do redis.call('DEL', key) end
+  redis.call('ZREMRANGEBYRANK', index, 0, last)
 end
 return out
 """
@@ -492,16 +505,17 @@ class RedisBuckets:
     """Rate-limit buckets in Redis, one hash per (client, kind), taken from by one script: one limit
     across every replica. A bucket expires once it would have refilled: the store stays bounded."""
 
-    def __init__(self, store: Redis) -> None:
+    def __init__(self, store: Redis, limit: int = MAX_BUCKETS) -> None:
         self.store = store
         self.name = store.name
+        self.limit = limit
         self._take = store.client.register_script(_TAKE)
 
     def take(
         self, who: str, wants: Sequence[Want], now: float, window: float
     ) -> Tuple[Optional[Refused], List[Left]]:
-        keys = [self.store.key("bucket", kind, who) for kind, _, _ in wants]
-        args: List[Any] = [repr(now), repr(window)]
+        keys = [self.store.key("bucket", kind, who) for kind, _, _ in wants] + [self.store.key("buckets")]
+        args: List[Any] = [repr(now), repr(window), self.limit]
         for _, capacity, amount in wants:
             args += [capacity, repr(float(amount))]
         found = [float(value) for value in self.store.call(self._take, keys=keys, args=args)]

@@ -16,6 +16,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 from mokku.control import statedb
 from mokku.store import tally
 from mokku.store.base import (
+    MAX_BUCKETS,
     SETTLE_TIMEOUT_S,
     Left,
     Page,
@@ -323,9 +324,6 @@ def _shared_flag(path: str) -> Tuple[mmap.mmap, bool]:
         return mmap.mmap(descriptor, 1), created
     finally:
         os.close(descriptor)
-
-
-MAX_BUCKETS = 10_000
 
 
 class SqliteBuckets:
