@@ -918,3 +918,16 @@ def test_an_alias_is_answered_by_its_snapshot_in_every_chunk(app: webtest.TestAp
     assert response["model"] == "o3-2025-04-16"
     assert chat(app, model="gpt-4o-2024-05-13", messages=user("x"))["model"] == "gpt-4o-2024-05-13"
     assert chat(app, model="my-fine-tune", messages=user("x"))["model"] == "my-fine-tune"
+
+
+def test_an_assistant_message_with_an_empty_tool_calls_list_is_refused(app: webtest.TestApp) -> None:
+    """The openai SDK once defaulted parsed messages' tool_calls to [], which the API refuses back."""
+    messages = [*user("hi"), {"role": "assistant", "content": "Hello", "tool_calls": []}, *user("again")]
+    error = app.post_json(URL, {"model": "gpt-4o", "messages": messages}, status=400).json["error"]
+    assert error == {
+        "message": "Invalid 'messages[1].tool_calls': empty array. Expected an array with minimum length 1, but got "
+        "an empty array instead.",
+        "type": "invalid_request_error",
+        "param": "messages[1].tool_calls",
+        "code": "empty_array",
+    }

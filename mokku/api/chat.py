@@ -466,7 +466,7 @@ def _check_message(message: Any, param: str) -> None:
     content = message.get("content")
     if role == "assistant":
         # Content may be left out only when the message carries a call or audio instead.
-        calls = validate.array(message.get("tool_calls"), f"{param}.tool_calls")
+        calls = validate.array(message.get("tool_calls"), f"{param}.tool_calls", 1)  # [] is refused
         function_call = validate.obj(message.get("function_call"), f"{param}.function_call")
         audio = validate.obj(message.get("audio"), f"{param}.audio")
         if content is None and calls is None and function_call is None and audio is None:
