@@ -74,7 +74,9 @@ ENUMS: Dict[str, frozenset] = {
         "CLUSTERING QUESTION_ANSWERING FACT_VERIFICATION CODE_RETRIEVAL_QUERY".split()
     ),
 }
-CASE_INSENSITIVE_ENUMS = frozenset({"Type"})  # clients send a schema's "object" as JSON Schema spells it
+# Taken in any case: a schema's "object" as JSON Schema spells it, and the lower-case task types
+# clients and their docs write ("retrieval_query").
+CASE_INSENSITIVE_ENUMS = frozenset({"Type", "TaskType"})
 
 MESSAGES: Dict[str, Dict[str, Field]] = {
     "Content": {"parts": Field("Part", repeated=True), "role": STRING},
@@ -152,6 +154,7 @@ MESSAGES: Dict[str, Dict[str, Field]] = {
         "responseFormat": OBJECTS,
         "translationConfig": OBJECT,
         "audioTranscriptionConfig": OBJECT,
+        "imageConfig": OBJECT,  # not in the SDK's GenerationConfig, but its GenerateContentConfig writes it here
     },
     "ThinkingConfig": {
         "includeThoughts": BOOL,
