@@ -808,10 +808,10 @@ def test_reasoning_models_refuse_max_tokens_and_a_temperature(app: webtest.TestA
         ("presence_penalty", 0.5),
         ("frequency_penalty", -1),
         ("logit_bias", {"50256": -100}),
-        ("stop", ["x"]),
         ("logprobs", True),
         ("top_logprobs", 2),
-    ]:  # smolagents, LiteLLM and crewAI leave these out for reasoning models: the API refuses them
+    ] + ([("stop", ["x"])] if model.startswith(("o4", "gpt-5")) else []):
+        # smolagents, LiteLLM and crewAI leave these out for reasoning models: the API refuses them
         error = app.post_json(URL, dict(asked, **{name: value}), status=400).json
         assert_invalid_request(
             error,
@@ -830,6 +830,15 @@ def test_reasoning_models_refuse_max_tokens_and_a_temperature(app: webtest.TestA
     taken = chat(app, **dict(asked, max_completion_tokens=1, **defaults))
     assert taken["choices"][0]["finish_reason"] == "length"
     assert chat(app, **dict(asked, reasoning_effort="none", stop=["x"], presence_penalty=0.5))["choices"]
+
+
+@pytest.mark.parametrize("model", ["o1", "o3-mini", "o3-mini-2025-01-31"])
+def test_o1_and_o3_mini_take_stop(app: webtest.TestApp, model: str) -> None:
+    """smolagents sends stop sequences to o3-mini, which the API takes, unlike o3's and gpt-5's."""
+    assert chat(app, model=model, messages=user("think"), stop=["Observation:"])["choices"]
+    for refusing in ("o3", "o3-2025-04-16", "o4-mini", "gpt-5-mini"):
+        error = app.post_json(URL, {"model": refusing, "messages": user("x"), "stop": ["x"]}, status=400).json
+        assert error["error"]["param"] == "stop"
 
 
 def test_other_models_take_max_tokens_and_any_temperature(app: webtest.TestApp) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
 
@@ -371,8 +372,10 @@ _NOT_FOR_REASONING: Tuple[Tuple[str, Tuple[Any, ...]], ...] = (
     ("logprobs", (None, False)),
     ("top_logprobs", (None,)),
     ("logit_bias", (None, {})),
-    ("stop", (None, [])),
 )
+# The reasoning models that refuse ``stop``: o3 and o4 but o3-mini, and gpt-5 (smolagents and
+# crewAI leave it out for exactly these); o1 and o3-mini take it.
+_REFUSE_STOP = re.compile(r"(o3(?!-mini)|o4|gpt-5)([-.]|$)")
 
 
 def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
@@ -387,7 +390,8 @@ def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
         )
     if body.get("reasoning_effort") == "none":
         return
-    for name, default in _NOT_FOR_REASONING:
+    refused = _NOT_FOR_REASONING + ((("stop", (None, [])),) if _REFUSE_STOP.match(model) else ())
+    for name, default in refused:
         if body.get(name) not in default:
             raise errors.invalid_request(
                 f"Unsupported parameter: '{name}' is not supported with this model.",
