@@ -9,6 +9,7 @@ from urllib.parse import parse_qs
 from mokku import errors
 from mokku.api.models import OWN_MODELS
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
+from mokku.simulation.limits import known_window
 
 # (id, display name, created_at)
 CLAUDE_MODELS: Tuple[Tuple[str, str, str], ...] = (
@@ -40,8 +41,8 @@ def model_info(model_id: str, display_name: str, created_at: str) -> Dict[str, o
         "retires_at": None,
         "line": next((line for line in LINES if model_id.startswith(f"claude-{line}-")), None),
         "capabilities": None,
-        "max_input_tokens": 200_000,
-        "max_tokens": 64_000,
+        "max_input_tokens": known_window(model_id)[0],
+        "max_tokens": known_window(model_id)[1],
     }
 
 

@@ -55,7 +55,15 @@ MODEL_WINDOWS: Dict[str, Tuple[int, int]] = {
     "text-embedding-ada-002": (8_192, 0),
 }
 DEFAULT_WINDOW = (128_000, 16_384)
-CLAUDE_WINDOW = (200_000, 64_000)  # any ``claude-*`` model
+CLAUDE_WINDOW = (200_000, 64_000)  # any ``claude-*`` model, but for the output of these:
+CLAUDE_OUTPUT: Dict[str, int] = {
+    "claude-opus-4-1-20250805": 32_000,
+    "claude-opus-4-1": 32_000,
+    "claude-opus-4-20250514": 32_000,
+    "claude-opus-4-0": 32_000,
+    "claude-3-5-haiku-20241022": 8_192,
+    "claude-3-5-haiku-latest": 8_192,
+}
 GEMINI_WINDOW = (1_048_576, 65_536)  # any ``gemini-*`` model (Gemini 2.5's input and output limits)
 _CONTEXT = re.compile(
     r"maximum context length is (\d+) tokens.*?\((\d+) in (?:your prompt|the messages)[;,] (\d+)"
@@ -67,7 +75,7 @@ def known_window(model: str) -> Tuple[int, int]:
     if found is not None:
         return found
     if model.startswith("claude-"):
-        return CLAUDE_WINDOW
+        return CLAUDE_WINDOW[0], CLAUDE_OUTPUT.get(model, CLAUDE_WINDOW[1])
     return GEMINI_WINDOW if model.startswith(("gemini-", "models/gemini-")) else DEFAULT_WINDOW
 
 
