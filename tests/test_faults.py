@@ -390,6 +390,11 @@ def test_real_context_windows() -> None:
         "error"
     ]
     assert too_many["param"] == "max_tokens" and "at most 16384 completion tokens" in too_many["message"]
+    dated = {"model": "gpt-4-0613", "messages": [{"role": "user", "content": text}]}  # the alias's window
+    assert (
+        "maximum context length is 8192 tokens"
+        in app.post_json(CHAT, dated, status=400).json["error"]["message"]
+    )
     legacy = app.post_json(
         "/v1/completions", {"model": "gpt-3.5-turbo-instruct", "prompt": "x", "max_tokens": 4096}, status=400
     )

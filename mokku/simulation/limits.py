@@ -18,6 +18,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mokku import config, errors
+from mokku.api.models import SNAPSHOTS
 from mokku.control import statedb
 from mokku.errors import invalid_api_key, rate_limited
 from mokku.server.dialect import Limit
@@ -70,8 +71,12 @@ _CONTEXT = re.compile(
 )
 
 
+# A dated snapshot has its alias's window: ``gpt-4o-2024-08-06`` is ``gpt-4o``.
+_ALIASES = {dated: alias for alias, dated in SNAPSHOTS.items()}
+
+
 def known_window(model: str) -> Tuple[int, int]:
-    found = MODEL_WINDOWS.get(model)
+    found = MODEL_WINDOWS.get(model) or MODEL_WINDOWS.get(_ALIASES.get(model, ""))
     if found is not None:
         return found
     if model.startswith("claude-"):
