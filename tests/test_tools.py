@@ -621,6 +621,8 @@ def test_a_strict_output_format_must_keep_strict_modes_rules(app: webtest.TestAp
         "param": "response_format",
         "code": None,
     }
+    no_schema = {"type": "json_schema", "json_schema": {"name": "out", "strict": True}}  # optional on chat
+    assert chat(app, response_format=no_schema)["choices"][0]["message"]["content"]
     text = {"format": {"type": "json_schema", "name": "out", "schema": {"type": "array"}, "strict": True}}
     error = app.post_json("/v1/responses", {"model": "gpt-4o", "input": "hi", "text": text}, status=400).json[
         "error"

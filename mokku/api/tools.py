@@ -242,7 +242,7 @@ def read_output_format(value: Any, param: str, nested: bool) -> Optional[OutputF
     name = validate.required_string(fmt, "name", f"{param}.name")
     schema = fmt.get("schema") if nested else validate.required(fmt, "schema", f"{param}.schema")
     validate.obj(schema, f"{param}.schema")
-    if validate.boolean(fmt.get("strict"), f"{param}.strict"):  # chat words it without a code
+    if validate.boolean(fmt.get("strict"), f"{param}.strict") and schema is not None:  # chat's: no code
         where, code = ("response_format", None) if nested else (f"{param}.schema", "invalid_json_schema")
         strict.check(schema, "response_format", name, where, code)
     return OutputFormat(kind, schema, f"{param}.schema")
