@@ -940,3 +940,17 @@ def test_an_assistant_message_with_an_empty_tool_calls_list_is_refused(app: webt
         "param": "messages[1].tool_calls",
         "code": "empty_array",
     }
+
+
+def test_the_chat_model_and_gpt_5_1_take_what_reasoning_models_refuse(app: webtest.TestApp) -> None:
+    """gpt-5-chat-latest is ChatGPT's chat model (the AI SDK sends it stop and penalties); gpt-5.1's
+    reasoning effort is none unless asked, so it takes a temperature as a chat model does."""
+    latest = chat(app, model="gpt-5-chat-latest", messages=user("x"), stop=["END"], presence_penalty=0.3)
+    assert latest["choices"][0]["message"]["content"] == "x"
+    assert chat(app, model="gpt-5.1", messages=user("y"), temperature=0.2, stop=["x"])["choices"]
+    refused = app.post_json(
+        URL,
+        {"model": "gpt-5.1", "messages": user("z"), "reasoning_effort": "low", "temperature": 0.2},
+        status=400,
+    )
+    assert refused.json["error"]["param"] == "temperature"

@@ -378,6 +378,15 @@ _NOT_FOR_REASONING: Tuple[Tuple[str, Tuple[Any, ...]], ...] = (
 _REFUSE_STOP = re.compile(r"(o3(?!-mini)|o4|gpt-5)([-.]|$)")
 
 
+def _default_effort(model: str) -> str:
+    """The reasoning effort a model takes when none is sent: ``none`` for gpt-5.1, which then takes
+    sampling parameters as a chat model does."""
+    return "none" if _EFFORT_NONE.match(model) else "medium"
+
+
+_EFFORT_NONE = re.compile(r"gpt-5\.1(-20|$)")
+
+
 def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
     """``max_tokens`` (``max_completion_tokens`` counts the reasoning too), a temperature other than
     1, and the sampling parameters of ``_NOT_FOR_REASONING`` are 400s, in the real API's words."""
@@ -388,9 +397,12 @@ def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
             "max_tokens",
             "unsupported_parameter",
         )
-    if body.get("reasoning_effort") == "none":
+    if (body.get("reasoning_effort") or _default_effort(model)) == "none":
         return
-    refused = _NOT_FOR_REASONING + ((("stop", (None, [])),) if _REFUSE_STOP.match(model) else ())
+    if model.endswith("-chat-latest"):  # the chat model, not a reasoning one: only top_p, as before
+        refused: Tuple[Tuple[str, Tuple[Any, ...]], ...] = _NOT_FOR_REASONING[:1]
+    else:
+        refused = _NOT_FOR_REASONING + ((("stop", (None, [])),) if _REFUSE_STOP.match(model) else ())
     for name, default in refused:
         if body.get(name) not in default:
             raise errors.invalid_request(
