@@ -230,3 +230,11 @@ def test_what_the_sdk_writes_and_clients_spell_is_taken(app: webtest.TestApp) ->
     embed = {"content": {"parts": [{"text": "a"}]}, "taskType": "retrieval_query"}
     url = "/v1beta/models/text-embedding-004:embedContent"
     assert app.post_json(url, embed, headers=KEY).json["embedding"]["values"]
+
+
+def test_thinking_levels_are_taken_in_lower_case(app: webtest.TestApp) -> None:
+    """The AI SDK sends Gemini 3's thinkingLevel as Google's docs write it: "low"."""
+    config = {"thinkingConfig": {"thinkingLevel": "low", "includeThoughts": True}}
+    body = {"contents": USER, "generationConfig": config}
+    url = "/v1beta/models/gemini-3-pro-preview:generateContent"
+    assert app.post_json(url, body, headers=KEY).json["candidates"]

@@ -74,9 +74,9 @@ ENUMS: Dict[str, frozenset] = {
         "CLUSTERING QUESTION_ANSWERING FACT_VERIFICATION CODE_RETRIEVAL_QUERY".split()
     ),
 }
-# Taken in any case: a schema's "object" as JSON Schema spells it, and the lower-case task types
-# clients and their docs write ("retrieval_query").
-CASE_INSENSITIVE_ENUMS = frozenset({"Type", "TaskType"})
+# Taken in any case: a schema's "object" as JSON Schema spells it, and the lower-case task types and
+# thinking levels clients and Google's docs write ("retrieval_query", "low").
+CASE_INSENSITIVE_ENUMS = frozenset({"Type", "TaskType", "ThinkingLevel"})
 
 MESSAGES: Dict[str, Dict[str, Field]] = {
     "Content": {"parts": Field("Part", repeated=True), "role": STRING},
