@@ -865,3 +865,10 @@ def test_a_tool_results_is_error_is_a_boolean(app: webtest.TestApp) -> None:
         create(app, **dict(body("x", tools=[_tool("get_weather")]), messages=turns)).content[0].text
         == "Sunny"
     )
+
+
+def test_an_mcp_toolset_is_named_by_its_server(app: webtest.TestApp) -> None:
+    toolset = {"type": "mcp_toolset", "mcp_server_name": "docs"}
+    assert create(app, **body("x", tools=[toolset])).content[0].text == "x"
+    found = error(app, body("x", tools=[{"type": "mcp_toolset"}]), 400)
+    assert found["message"] == "tools.0.mcp_server_name: Field required"

@@ -475,6 +475,12 @@ def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Fu
         kind = check.text(tool.get("type"), f"{where}.type")
         if kind is not None and kind not in TOOL_TYPES and not SERVER_TOOL.fullmatch(kind):
             check.tag(kind, TOOL_TYPES, where)  # an OpenAI-shaped {"type": "function"} among them
+        if kind == "mcp_toolset":  # named by its mcp_server_name, not a name of its own
+            check.text(
+                check.required(tool, "mcp_server_name", f"{where}.mcp_server_name"),
+                f"{where}.mcp_server_name",
+            )
+            continue
         custom = kind in (None, "custom")
         at = f"{where}.custom.name" if custom else f"{where}.name"
         name = check.text(check.required(tool, "name", at), at) or ""
