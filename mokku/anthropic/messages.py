@@ -38,7 +38,7 @@ MAX_STOPS = 64
 MAX_STOP_CHARS = 1000
 MAX_TOOL_NAME = 128
 MAX_MESSAGES = 100_000  # the SDK's docstring: "a limit of 100,000 messages in a single request"
-TOOL_NAME = re.compile("^[a-zA-Z0-9_-]{1,128}$")
+TOOL_NAME = re.compile(f"^[a-zA-Z0-9_-]{{1,{MAX_TOOL_NAME}}}$")
 # The SDK's (beta) tool union: its tags, and the dated server tools' families (a newer date is taken).
 TOOL_TYPES = (
     "custom",
@@ -493,14 +493,16 @@ def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Fu
         if name in names:
             raise check.invalid("tools", "Tool names must be unique.")
         names.add(name)
-    choice, parallel = _tool_choice(body.get("tool_choice"), names)
+    choice = _tool_choice(body.get("tool_choice"), names)
     if isinstance(choice, dict) and all(
         function.name != choice["function"]["name"] for function in functions
     ):
         choice = "none"  # a server tool: never run here, so the reply is text
     after_result = bool(conversation.messages) and conversation.messages[-1].role == TOOL_RESULT
     state = tools.Choice(functions, len(given), after_result, conversation.called)
-    return tools.choose(choice, state, parallel, "tool_choice", none_alone=True)
+    # One call a reply, as chat's default: an agent's final-answer tool is never called beside the
+    # tool whose result it needs.
+    return tools.choose(choice, state, False, "tool_choice", none_alone=True)
 
 
 def _definition_tokens(value: Any) -> int:
@@ -527,28 +529,26 @@ def _forces_tool_use(choice: Any) -> bool:
     return isinstance(choice, dict) and choice.get("type") in ("any", "tool")
 
 
-def _tool_choice(value: Any, names: Set[str]) -> Tuple[Any, Any]:
-    """Anthropic's ``tool_choice`` as chat's, and whether calls come in parallel: never, as chat's
-    default, so that an agent's final-answer tool is not called beside the tool whose result it
-    needs; ``names``: the tools given."""
+def _tool_choice(value: Any, names: Set[str]) -> Any:
+    """Anthropic's ``tool_choice`` as chat's (``disable_parallel_tool_use`` checked, and nothing to
+    change: a reply makes one call); ``names``: the tools given."""
     choice = check.mapping(value, "tool_choice")
     if choice is None:
-        return None, False
+        return None
     kind = check.one_of(
         check.required(choice, "type", "tool_choice.type"),
         ("auto", "any", "tool", "none"),
         "tool_choice.type",
     )
     check.of_type(choice.get("disable_parallel_tool_use"), bool, "tool_choice.disable_parallel_tool_use")
-    parallel = False
     if kind != "none" and not names:
         raise check.invalid("tool_choice", "tool_choice may only be specified while providing tools.")
     if kind == "tool":
         name = check.text(check.required(choice, "name", "tool_choice.name"), "tool_choice.name")
         if name not in names:
             raise check.invalid("tool_choice", f"Tool '{name}' not found in provided tools.")
-        return {"type": "function", "function": {"name": name}}, parallel
-    return {"auto": "auto", "any": "required", "none": "none"}[kind], parallel
+        return {"type": "function", "function": {"name": name}}
+    return {"auto": "auto", "any": "required", "none": "none"}[kind]
 
 
 def _stop(finish_reason: str, called: bool, stop_sequence: Optional[str]) -> Tuple[str, Optional[str]]:

@@ -31,6 +31,7 @@ LINES = ("opus", "sonnet", "haiku")
 
 def model_info(model_id: str, display_name: str, created_at: str) -> Dict[str, object]:
     """``capabilities`` is null: what mokku accepts does not depend on the model."""
+    max_input_tokens, max_tokens = known_window(model_id)
     return {
         "type": "model",
         "id": model_id,
@@ -41,8 +42,8 @@ def model_info(model_id: str, display_name: str, created_at: str) -> Dict[str, o
         "retires_at": None,
         "line": next((line for line in LINES if model_id.startswith(f"claude-{line}-")), None),
         "capabilities": None,
-        "max_input_tokens": known_window(model_id)[0],
-        "max_tokens": known_window(model_id)[1],
+        "max_input_tokens": max_input_tokens,
+        "max_tokens": max_tokens,
     }
 
 
