@@ -180,8 +180,6 @@ def read_reply_options(
     return chosen, output_format, (top_logprobs or 0) if wants_logprobs else None, legacy
 
 
-# A call written out in an assistant's text (``'name': 'get_weather'``), as agents that keep their
-# memory as text (smolagents) send their earlier calls back.
 def _called(messages: List[Dict[str, Any]]) -> Set[str]:
     """The functions the assistant has called in the conversation: in its calls, or written out in
     its text."""
@@ -365,8 +363,11 @@ def _call_chunks(
 
 # What a reasoning model refuses unless left at its default (any value in the tuple); taken with
 # ``reasoning_effort: none``, as the newer models take them.
-_NOT_FOR_REASONING: Tuple[Tuple[str, Tuple[Any, ...]], ...] = (
-    ("top_p", (None, 1)),
+Refused = Tuple[Tuple[str, Tuple[Any, ...]], ...]
+_TOP_P = ("top_p", (None, 1))
+_STOP: Tuple[str, Tuple[Any, ...]] = ("stop", (None, []))
+_NOT_FOR_REASONING: Refused = (
+    _TOP_P,
     ("presence_penalty", (None, 0)),
     ("frequency_penalty", (None, 0)),
     ("logprobs", (None, False)),
@@ -377,14 +378,9 @@ _NOT_FOR_REASONING: Tuple[Tuple[str, Tuple[Any, ...]], ...] = (
 # crewAI leave it out for exactly these); o1 and o3-mini take it.
 _REFUSE_STOP = re.compile(r"(o3(?!-mini)|o4|gpt-5)([-.]|$)")
 
-
-def _default_effort(model: str) -> str:
-    """The reasoning effort a model takes when none is sent: ``none`` for gpt-5.1, which then takes
-    sampling parameters as a chat model does."""
-    return "none" if _EFFORT_NONE.match(model) else "medium"
-
-
-_EFFORT_NONE = re.compile(r"gpt-5\.1(-20|$)")
+# The models whose reasoning effort is ``none`` unless asked (gpt-5.1): they take sampling parameters
+# as a chat model does.
+_NO_EFFORT_BY_DEFAULT = re.compile(r"gpt-5\.1(-20|$)")
 
 
 def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
@@ -397,12 +393,12 @@ def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
             "max_tokens",
             "unsupported_parameter",
         )
-    if (body.get("reasoning_effort") or _default_effort(model)) == "none":
+    effort = body.get("reasoning_effort")
+    if effort == "none" or (effort is None and _NO_EFFORT_BY_DEFAULT.match(model)):
         return
-    if model.endswith("-chat-latest"):  # the chat model, not a reasoning one: only top_p, as before
-        refused: Tuple[Tuple[str, Tuple[Any, ...]], ...] = _NOT_FOR_REASONING[:1]
-    else:
-        refused = _NOT_FOR_REASONING + ((("stop", (None, [])),) if _REFUSE_STOP.match(model) else ())
+    refused: Refused = (_TOP_P,)  # the chat model (-chat-latest), not a reasoning one: top_p, as before
+    if not model.endswith("-chat-latest"):
+        refused = _NOT_FOR_REASONING + ((_STOP,) if _REFUSE_STOP.match(model) else ())
     for name, default in refused:
         if body.get(name) not in default:
             raise errors.invalid_request(
