@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import random
 import re
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
@@ -20,8 +19,17 @@ from mokku.anthropic import blocks as content_blocks
 from mokku.anthropic import events
 from mokku.anthropic import validate as check
 from mokku.api import render, tools
-from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversation_tokens, echo_text
-from mokku.api.ids import random_id
+from mokku.api.decide import (
+    THOUGHT,
+    THOUGHT_TOKENS,
+    TOOL_RESULT,
+    Generation,
+    Message,
+    Replies,
+    conversation_tokens,
+    echo_text,
+)
+from mokku.api.ids import random_bits, random_id
 from mokku.api.sampling import Sampling
 from mokku.api.tokens import count, tokenize
 from mokku.server.http import Request, Response, dumps, json_response
@@ -64,8 +72,6 @@ SERVER_TOOL = re.compile(
     r"(bash|code_execution|computer|computer_toolset|browser_toolset|memory|text_editor|web_search|web_fetch"
     r"|advisor|tool_search_tool_bm25|tool_search_tool_regex)_20[0-9]{6}"
 )
-THINKING = "The user wrote a message; the answer repeats it."
-THINKING_TOKENS = count(THINKING)
 # The text when there is nothing to echo (a turn of images, an empty tool result, a refusal, a call
 # the limit cut): one token, so that it fits any max_tokens, and never an empty text block, which the
 # API refuses when the reply is sent back.
@@ -109,8 +115,8 @@ class Messages:
         thinking = _thinking(body.get("thinking"), max_tokens or 1)
         if thinking == "enabled":
             _check_sampling_with_thinking(body)
-        thinks = thinking is not None and THINKING_TOKENS < (max_tokens or 1)  # thinking spends max_tokens
-        text_budget = (max_tokens or 1) - (THINKING_TOKENS if thinks else 0)
+        thinks = thinking is not None and THOUGHT_TOKENS < (max_tokens or 1)  # thinking spends max_tokens
+        text_budget = (max_tokens or 1) - (THOUGHT_TOKENS if thinks else 0)
         chosen = _tools(body, conversation)
         if thinking and _forces_tool_use(body.get("tool_choice")):
             raise errors.invalid_request(
@@ -134,7 +140,7 @@ class Messages:
 
         blocks: List[Dict[str, Any]] = []
         if thinks:
-            blocks.append({"type": "thinking", "thinking": THINKING, "signature": _signature()})
+            blocks.append({"type": "thinking", "thinking": THOUGHT, "signature": _signature()})
         text_tokens = output.tokens
         output_tokens = reply.completion_tokens()
         calls = tools.whole(calls)  # a call the token limit cut has no input to show
@@ -156,7 +162,7 @@ class Messages:
             blocks.append({"type": "text", "text": "".join(text_tokens)})
         stop_reason, stop_sequence = _stop(output.finish_reason, bool(calls), output.stop_sequence)
         input_tokens = generation.prompt_tokens[0]
-        output_tokens += THINKING_TOKENS if thinks else 0
+        output_tokens += THOUGHT_TOKENS if thinks else 0
         message_id = random_id("msg_", 24)
         message = {
             "id": message_id,
@@ -576,8 +582,8 @@ def _usage(input_tokens: int, output_tokens: int, cached: int = 0) -> Dict[str, 
 
 def _signature() -> str:
     """An opaque signature, as a thinking block carries one (no system call: see ``ids``)."""
-    return base64.b64encode(random.getrandbits(8 * 96).to_bytes(96, "big")).decode()
+    return base64.b64encode(random_bits(8 * 96).to_bytes(96, "big")).decode()
 
 
 def thinking_tokens() -> List[str]:
-    return tokenize(THINKING)
+    return tokenize(THOUGHT)

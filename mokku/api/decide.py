@@ -28,6 +28,10 @@ from mokku.simulation.faults import Behaviour, Simulator
 from mokku.simulation.load import Load, Slots
 
 TOOL_RESULT = "tool"
+# What a reply shows of its reasoning where a dialect shows it (Anthropic's thinking block, Gemini's
+# thought part), and its tokens, counted once.
+THOUGHT = "The user wrote a message; the answer repeats it."
+THOUGHT_TOKENS = count(THOUGHT)
 # Model ids are short; a long one would be repeated in every chunk of a stream.
 MAX_MODEL_LENGTH = 256
 

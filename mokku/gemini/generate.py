@@ -19,10 +19,18 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple
 
 from mokku import errors
 from mokku.api import embeddings, render, tools
-from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversation_tokens, echo_text
+from mokku.api.decide import (
+    THOUGHT,
+    THOUGHT_TOKENS,
+    TOOL_RESULT,
+    Generation,
+    Message,
+    Replies,
+    conversation_tokens,
+    echo_text,
+)
 from mokku.api.ids import random_id
 from mokku.api.sampling import Sampling
-from mokku.api.tokens import count
 from mokku.gemini import protojson
 from mokku.gemini.dialect import envelope, ratings, translate, wants_sse
 from mokku.gemini.models import THINKING_ONLY, check_serves, not_found
@@ -39,7 +47,6 @@ BAD_FUNCTION_NAME = (
     "underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64."
 )
 THINKING_REQUIRED = "Budget 0 is invalid. This model only works in thinking mode."
-THOUGHT = "The user wrote a message; the answer repeats it."
 
 
 def field(body: Mapping[str, Any], camel: str) -> Any:
@@ -395,7 +402,7 @@ class GenerateContent:
         finish = FINISH.get(output.finish_reason, "STOP")
         prompt = generation.prompt_tokens[0]
         made = reply.completion_tokens() * candidates  # every candidate is generated, and billed
-        thought_tokens = count(THOUGHT) * candidates if thoughts else 0
+        thought_tokens = THOUGHT_TOKENS * candidates if thoughts else 0
         usage_metadata: Dict[str, Any] = {
             "promptTokenCount": prompt,
             "candidatesTokenCount": made,
