@@ -329,10 +329,11 @@ class GenerateContent:
         self.replies = replies
 
     def _begin(self, request: Request, model: str, method: str) -> Tuple[Dict[str, Any], Any]:
+        version = _version(request)
         if not model:
-            raise not_found(model, _version(request))
-        check_serves(model, method, _version(request))
-        protojson.check(request.json(), "GenerateContentRequest", _version(request))
+            raise not_found(model, version)
+        check_serves(model, method, version)
+        protojson.check(request.json(), "GenerateContentRequest", version)
         return self.replies.begin(request, "chat", model=model)
 
     def generate(self, request: Request, model: str) -> Response:

@@ -45,9 +45,10 @@ def not_found(model: str, version: str, method: str = "generateContent") -> erro
 def check_serves(model: str, method: str, version: str) -> None:
     """404 for a method one of Gemini's own models does not serve (``embedContent`` on a generation
     model, ``generateContent`` on an embedding one); any other model id is taken as it comes."""
-    served = SERVES.get(model.partition("@")[0])
+    base = model.partition("@")[0]  # a fault's suffix is not part of the id
+    served = SERVES.get(base)
     if served is not None and method not in served:
-        raise not_found(model.partition("@")[0], version, method)
+        raise not_found(base, version, method)
 
 
 def _model(
