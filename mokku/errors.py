@@ -94,6 +94,16 @@ def model_not_found(model: str) -> APIError:
     )
 
 
+def responses_only() -> APIError:
+    """404 for chat with a model the real API serves on the Responses API alone."""
+    return APIError(
+        404,
+        "This model is only supported in v1/responses and not in v1/chat/completions.",
+        "invalid_request_error",
+        "model",
+    )
+
+
 def body_too_large(limit: int) -> APIError:
     """413: the body is larger than ``MOKKU_MAX_BODY_BYTES``; it is not read."""
     return APIError(

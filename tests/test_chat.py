@@ -784,7 +784,9 @@ MAX_TOKENS_REFUSED = (
 )
 
 
-@pytest.mark.parametrize("model", ["o1", "o3-mini", "o4-mini-2025-04-16", "gpt-5", "gpt-5.4-mini"])
+@pytest.mark.parametrize(
+    "model", ["o1", "o3-mini", "o4-mini-2025-04-16", "gpt-5", "gpt-6-sol", "gpt-6.2-astra"]
+)
 def test_reasoning_models_refuse_max_tokens_and_a_temperature(app: webtest.TestApp, model: str) -> None:
     asked = {"model": model, "messages": user("think it through")}
     refused = app.post_json(URL, dict(asked, max_tokens=50), status=400).json
@@ -942,15 +944,34 @@ def test_an_assistant_message_with_an_empty_tool_calls_list_is_refused(app: webt
     }
 
 
-def test_the_chat_model_and_gpt_5_1_take_what_reasoning_models_refuse(app: webtest.TestApp) -> None:
-    """gpt-5-chat-latest is ChatGPT's chat model (the AI SDK sends it stop and penalties); gpt-5.1's
-    reasoning effort is none unless asked, so it takes a temperature as a chat model does."""
+@pytest.mark.parametrize("model", ["gpt-5.1", "gpt-5.2", "gpt-5.4-mini", "gpt-5.5-2026-04-23", "gpt-5.6-sol"])
+def test_the_chat_model_and_gpt_5_1_on_take_what_reasoning_models_refuse(
+    app: webtest.TestApp, model: str
+) -> None:
+    """gpt-5-chat-latest is ChatGPT's chat model (the AI SDK sends it stop and penalties); from
+    gpt-5.1 the reasoning effort is none unless asked, so they take a temperature as a chat model does."""
     latest = chat(app, model="gpt-5-chat-latest", messages=user("x"), stop=["END"], presence_penalty=0.3)
     assert latest["choices"][0]["message"]["content"] == "x"
-    assert chat(app, model="gpt-5.1", messages=user("y"), temperature=0.2, stop=["x"])["choices"]
+    assert chat(app, model=model, messages=user("y"), temperature=0.2, stop=["x"], top_p=0.5)["choices"]
     refused = app.post_json(
         URL,
-        {"model": "gpt-5.1", "messages": user("z"), "reasoning_effort": "low", "temperature": 0.2},
+        {"model": model, "messages": user("z"), "reasoning_effort": "low", "temperature": 0.2},
         status=400,
     )
     assert refused.json["error"]["param"] == "temperature"
+
+
+@pytest.mark.parametrize(
+    "model", ["gpt-5-pro", "gpt-5.5-pro-2026-04-23", "gpt-5.1-codex-max", "gpt-5.3-codex", "o3-deep-research"]
+)
+def test_responses_only_models_are_refused_by_chat(app: webtest.TestApp, model: str) -> None:
+    refused = app.post_json(URL, {"model": model, "messages": user("hi")}, status=404).json
+    validate(refused, "ErrorResponse")
+    assert refused["error"] == {
+        "message": "This model is only supported in v1/responses and not in v1/chat/completions.",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": None,
+    }
+    answered = app.post_json("/v1/responses", {"model": model, "input": "hi"}).json
+    assert answered["output"][-1]["content"][0]["text"] == "hi"

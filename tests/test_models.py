@@ -9,7 +9,7 @@ from urllib.parse import quote
 import pytest
 import webtest
 
-from mokku.api.models import ECHO_MODEL, OPENAI_MODELS, SIMULATION_MODELS
+from mokku.api.models import ECHO_MODEL, OPENAI_MODELS, SIMULATION_MODELS, SNAPSHOTS
 
 from .spec import validate
 
@@ -30,14 +30,59 @@ def test_list_models_shape(app: webtest.TestApp) -> None:
     ):
         assert wanted in ids
     for model in body["data"]:
-        assert set(model) == {"id", "object", "created", "owned_by"}
+        assert set(model) == {"id", "object", "created", "owned_by", "shutdown_date"}
         assert model["object"] == "model"
         assert isinstance(model["created"], int) and model["created"] > 1_600_000_000
 
 
-def test_list_covers_catalogue_echo_and_simulations(app: webtest.TestApp) -> None:
+def test_list_covers_catalogue_snapshots_echo_and_simulations(app: webtest.TestApp) -> None:
     ids = [model["id"] for model in app.get("/v1/models").json["data"]]
-    assert ids == [entry[0] for entry in OPENAI_MODELS] + [ECHO_MODEL, *SIMULATION_MODELS]
+    real = [entry[0] for entry in OPENAI_MODELS]
+    assert [model for model in ids if model in real] == real
+    assert ids[len(ids) - len(SIMULATION_MODELS) - 1 :] == [ECHO_MODEL, *SIMULATION_MODELS]
+    # each alias is followed by the snapshot it serves
+    assert ids[ids.index("gpt-4o") + 1] == SNAPSHOTS["gpt-4o"] == "gpt-4o-2024-08-06"
+    assert ids[ids.index("gpt-5.5") + 1] == "gpt-5.5-2026-04-23"
+
+
+@pytest.mark.parametrize(
+    "model", ["gpt-6-sol", "gpt-6.2-astra", "gpt-5.6-luna", "gpt-5.5-pro", "chat-latest"]
+)
+def test_current_models_are_listed(app: webtest.TestApp, model: str) -> None:
+    body = app.get(f"/v1/models/{model}").json
+    validate(body, "Model")
+    assert (body["owned_by"], body["shutdown_date"]) == ("system", None)
+
+
+@pytest.mark.parametrize(
+    "model, shutdown",
+    [
+        ("gpt-4o", "2027-01-14"),
+        ("gpt-4o-2024-08-06", "2027-01-14"),
+        ("gpt-5", "2026-12-11"),
+        ("gpt-5.1", "2027-04-01"),
+    ],
+)
+def test_deprecated_models_carry_their_shutdown_date(app: webtest.TestApp, model: str, shutdown: str) -> None:
+    assert app.get(f"/v1/models/{model}").json["shutdown_date"] == shutdown
+
+
+@pytest.mark.parametrize(
+    "model", ["gpt-3.5-turbo", "gpt-4", "o1", "o3-mini", "o4-mini", "gpt-4-turbo", "gpt-4.1-nano"]
+)
+def test_shut_down_models_are_gone_but_still_answer(app: webtest.TestApp, model: str) -> None:
+    assert app.get(f"/v1/models/{model}", status=404).json["error"]["code"] == "model_not_found"
+    chat = {"model": model, "messages": [{"role": "user", "content": "still here"}]}
+    assert app.post_json("/v1/chat/completions", chat).json["model"] == SNAPSHOTS[model]
+
+
+def test_an_answer_names_a_model_the_list_has(app: webtest.TestApp) -> None:
+    listed = {model["id"] for model in app.get("/v1/models").json["data"]}
+    for model in [entry[0] for entry in OPENAI_MODELS if not entry[0].startswith("text-embedding")]:
+        if model == "gpt-3.5-turbo-instruct" or model.endswith(("-pro", "-codex", "-codex-max")):
+            continue
+        chat = {"model": model, "messages": [{"role": "user", "content": "hi"}]}
+        assert app.post_json("/v1/chat/completions", chat).json["model"] in listed
 
 
 @pytest.mark.parametrize("model", ["gpt-4o", "text-embedding-3-large", "mokku-echo-1", "credit-error"])

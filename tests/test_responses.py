@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import jsonschema
 import pytest
@@ -461,6 +461,34 @@ def test_a_reasoning_model_answers_its_reasoning_item_first(app: webtest.TestApp
     assert follow["output"][1]["content"][0]["text"] == "again"
     calls = create(app, model="o3", input="q", tools=[TOOL], tool_choice="required")
     assert [item["type"] for item in calls["output"]] == ["reasoning", "function_call"]
+
+
+@pytest.mark.parametrize(
+    "model, effort",
+    [
+        ("gpt-5.4", "none"),
+        ("gpt-5.1-2025-11-13", "none"),
+        ("gpt-5.6-luna", "none"),
+        ("gpt-5", "medium"),
+        ("gpt-6-sol", "medium"),
+        ("gpt-5.5-pro", "high"),
+        ("gpt-4.1", None),
+    ],
+)
+def test_a_model_answers_at_its_default_effort(
+    app: webtest.TestApp, model: str, effort: Optional[str]
+) -> None:
+    """gpt-5.1 to gpt-5.6 reason only when asked, so take a temperature; the others think at medium,
+    and the pro models at high."""
+    answer = create(app, model=model, input="x")
+    assert answer["reasoning"] == {"effort": effort, "summary": None}
+    kinds = [item["type"] for item in answer["output"]]
+    assert kinds == (["message"] if effort in (None, "none") else ["reasoning", "message"])
+    if effort in (None, "none"):
+        assert create(app, model=model, input="x", temperature=0.3, top_p=0.5)["status"] == "completed"
+    else:
+        refused = app.post_json(URL, {"model": model, "input": "x", "temperature": 0.3}, status=400)
+        assert refused.json["error"]["param"] == "temperature"
 
 
 def test_a_reasoning_items_stream_events(app: webtest.TestApp) -> None:

@@ -19,8 +19,8 @@ from mokku.api.decide import (
     message_text,
 )
 from mokku.api.ids import random_id
-from mokku.api.models import snapshot
-from mokku.api.sampling import CHAT_OPTIONS, REASONING_MODELS, read_sampling
+from mokku.api.models import RESPONSES_ONLY, snapshot
+from mokku.api.sampling import CHAT_OPTIONS, REASONING_MODELS, default_effort, read_sampling
 from mokku.api.stored_chats import StoredChats
 from mokku.server import stream
 from mokku.server.http import JSONTemplate, Request, Response
@@ -63,6 +63,8 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     """``kept``: where ``store: true`` keeps the completion (none: it is not kept)."""
     body, behaviour = replies.begin(request, "chat", KNOWN_PARAMS)
     model = behaviour.model
+    if RESPONSES_ONLY.match(model):
+        raise errors.responses_only()
     messages = read_messages(body)
     conversation = [
         Message(
@@ -378,10 +380,6 @@ _NOT_FOR_REASONING: Refused = (
 # crewAI leave it out for exactly these); o1 and o3-mini take it.
 _REFUSE_STOP = re.compile(r"(o3(?!-mini)|o4|gpt-5)([-.]|$)")
 
-# The models whose reasoning effort is ``none`` unless asked (gpt-5.1): they take sampling parameters
-# as a chat model does.
-_NO_EFFORT_BY_DEFAULT = re.compile(r"gpt-5\.1(-20|$)")
-
 
 def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
     """``max_tokens`` (``max_completion_tokens`` counts the reasoning too), a temperature other than
@@ -394,7 +392,7 @@ def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
             "unsupported_parameter",
         )
     effort = body.get("reasoning_effort")
-    if effort == "none" or (effort is None and _NO_EFFORT_BY_DEFAULT.match(model)):
+    if (effort or default_effort(model)) == "none":
         return
     refused: Refused = (_TOP_P,)  # the chat model (-chat-latest), not a reasoning one: top_p, as before
     if not model.endswith("-chat-latest"):

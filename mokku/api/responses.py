@@ -31,7 +31,15 @@ from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversa
 from mokku.api.ids import random_id
 from mokku.api.models import snapshot
 from mokku.api.response_events import Numbered, events, part_logprobs, text_part, unfinished
-from mokku.api.sampling import PASSED_OPTIONS, REASONING_MODELS, SERVICE_TIERS, Output, Sampling, check_effort
+from mokku.api.sampling import (
+    PASSED_OPTIONS,
+    REASONING_MODELS,
+    SERVICE_TIERS,
+    Output,
+    Sampling,
+    check_effort,
+    default_effort,
+)
 from mokku.api.tokens import count
 from mokku.control import objects, statedb
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
@@ -191,11 +199,11 @@ class Responses:
         max_output = validate.integer(body.get("max_output_tokens"), "max_output_tokens", 16)
         temperature = validate.number(body.get("temperature"), "temperature", 0, 2)
         top_p = validate.number(body.get("top_p"), "top_p", 0, 1)
-        if (temperature not in (None, 1) or top_p not in (None, 1)) and model.startswith(REASONING_MODELS):
-            _check_reasoning_sampling(temperature, body)
         top_logprobs = validate.integer(body.get("top_logprobs"), "top_logprobs", 0, 20)
         items.metadata(body)
         reasoning = _reasoning(body, model)
+        if temperature not in (None, 1) or top_p not in (None, 1):
+            _check_reasoning_sampling(temperature, reasoning["effort"], model)
         validate.options(body, OPTIONS)
         stream = bool(validate.boolean(body.get("stream"), "stream"))
         store = validate.boolean(body.get("store"), "store") is not False
@@ -399,11 +407,10 @@ class Responses:
             log.warning("response %s could not be stored in %s: %s", response_id, self.stored.name, exc)
 
 
-def _check_reasoning_sampling(temperature: Optional[float], body: Mapping[str, Any]) -> None:
-    """A reasoning model takes no temperature or ``top_p`` but the default, save with
-    ``reasoning.effort: none`` (the newer models), as the real API words it."""
-    reasoning = body.get("reasoning")
-    if isinstance(reasoning, dict) and reasoning.get("effort") == "none":
+def _check_reasoning_sampling(temperature: Optional[float], effort: Optional[str], model: str) -> None:
+    """A reasoning model takes no temperature or ``top_p`` but the default, save at effort ``none``
+    (asked, or the newer models' default), as the real API words it."""
+    if effort in (None, "none") or not model.startswith(REASONING_MODELS):
         return
     param = "temperature" if temperature not in (None, 1) else "top_p"
     raise errors.invalid_request(f"Unsupported parameter: '{param}' is not supported with this model.", param)
@@ -419,12 +426,10 @@ _check_summary = validate.one_of("auto", "concise", "detailed")
 
 def _reasoning(body: Mapping[str, Any], model: str) -> Dict[str, Any]:
     """``reasoning`` as the response echoes it: the effort and summary asked for, a reasoning
-    model's effort ``medium`` when none is."""
+    model's default effort when none is."""
     asked = validate.obj(body.get("reasoning"), "reasoning") or {}
-    effort = check_effort(asked.get("effort"), "reasoning.effort")
+    effort = check_effort(asked.get("effort"), "reasoning.effort") or default_effort(model)
     summary = _check_summary(asked.get("summary"), "reasoning.summary")
-    if effort is None and model.startswith(REASONING_MODELS):
-        effort = "medium"
     return {"effort": effort, "summary": summary}
 
 

@@ -7,6 +7,7 @@ the token limit, ``stop``, ``stream``) and the ones merely range-checked (``temp
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple
 
 from mokku import errors
@@ -30,7 +31,22 @@ class Output(NamedTuple):
 
 
 # Reasoning models' ids: the sampling parameters they do not take are refused, as the real API does.
-REASONING_MODELS = ("o1", "o3", "o4", "gpt-5")
+REASONING_MODELS = ("o1", "o3", "o4", "gpt-5", "gpt-6")
+# The reasoning models whose effort is ``none`` unless asked (gpt-5.1 to gpt-5.6 and their mini,
+# nano and named tiers): they take sampling parameters as a chat model does. The -pro models think
+# at ``high`` only; the rest at ``medium``.
+_NO_EFFORT_BY_DEFAULT = re.compile(r"gpt-5\.[1-6](-(mini|nano|sol|terra|luna))?(-\d{4}-\d{2}-\d{2})?$")
+_PRO = re.compile(r"-pro(-\d{4}-\d{2}-\d{2})?$")
+
+
+def default_effort(model: str) -> Optional[str]:
+    """The reasoning effort a model answers with when none is asked; None for other models."""
+    if not model.startswith(REASONING_MODELS):
+        return None
+    if _NO_EFFORT_BY_DEFAULT.match(model):
+        return "none"
+    return "high" if _PRO.search(model) else "medium"
+
 
 check_effort = validate.one_of("none", "minimal", "low", "medium", "high", "xhigh", "max")
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")

@@ -27,6 +27,21 @@ from mokku.store.base import BucketStore
 
 # (context window, most output tokens) of the catalogue's models; others get DEFAULT_WINDOW.
 MODEL_WINDOWS: Dict[str, Tuple[int, int]] = {
+    **{
+        model: (1_050_000, 128_000)
+        for model in (
+            "gpt-6.2-astra",
+            "gpt-6.2-sol",
+            "gpt-6.1-terra",
+            "gpt-6.1-sol",
+            "gpt-6-astra",
+            "gpt-6-sol",
+            "gpt-6-luna",
+            "gpt-5.6-sol",
+            "gpt-5.6-terra",
+            "gpt-5.6-luna",
+        )
+    },
     "gpt-5.5": (400_000, 128_000),
     "gpt-5.4": (400_000, 128_000),
     "gpt-5.4-mini": (400_000, 128_000),
