@@ -146,7 +146,35 @@ def test_a_rate_limit_in_azures_words(app: webtest.TestApp) -> None:
     assert answer.json["error"]["message"].startswith(
         f"Requests to the ChatCompletions_Create Operation under Azure OpenAI API version {VERSION} have exceeded"
     )
+    assert "have exceeded call rate limit" in answer.json["error"]["message"]  # requests per minute
     assert "Please retry after 3 seconds" in answer.json["error"]["message"]
+    tokens = url.replace("rate_limit:3000", "rate_limit_tokens:1000")
+    answer = app.post_json(tokens, {"messages": MESSAGES}, headers=HEADERS, status=429)
+    assert "have exceeded token rate limit" in answer.json["error"]["message"]
+    assert "Please retry after 1 second. Please go here" in answer.json["error"]["message"]
+
+
+@pytest.mark.parametrize("setting, limit", [("MOKKU_RPM", "call"), ("MOKKU_TPM", "token")])
+def test_configured_limits_name_a_call_or_a_token_rate(tmp_path: Path, setting: str, limit: str) -> None:
+    app = webtest.TestApp(App(config.load({setting: "40", "MOKKU_STATE": str(tmp_path / "s")})))
+    answers = [
+        app.post_json(CHAT, {"messages": MESSAGES}, headers=HEADERS, expect_errors=True) for _ in range(41)
+    ]
+    refused = next(answer for answer in answers if answer.status_int == 429)
+    assert (
+        f"have exceeded {limit} rate limit of your current OpenAI S0 pricing tier"
+        in refused.json["error"]["message"]
+    )
+    assert refused.headers["retry-after"]
+
+
+def test_a_request_larger_than_the_token_limit_is_not_told_to_wait(tmp_path: Path) -> None:
+    app = webtest.TestApp(App(config.load({"MOKKU_TPM": "100", "MOKKU_STATE": str(tmp_path / "s")})))
+    long = [{"role": "user", "content": "word " * 400}]
+    answer = app.post_json(CHAT, {"messages": long}, headers=HEADERS, status=429)
+    assert answer.json["error"]["code"] == "429"
+    assert answer.json["error"]["message"].startswith("Request too large for ")
+    assert "retry-after" not in answer.headers
 
 
 def test_keys_are_read_from_api_key(tmp_path: Path) -> None:

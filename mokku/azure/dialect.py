@@ -32,8 +32,8 @@ PROMPT_FILTERED = (
     "our documentation: https://go.microsoft.com/fwlink/?linkid=2198766"
 )
 _RATE = (
-    "Requests to the {operation} Operation under Azure OpenAI API version {version} have exceeded token "
-    "rate limit of your current OpenAI S0 pricing tier. Please retry after {seconds} seconds. Please go "
+    "Requests to the {operation} Operation under Azure OpenAI API version {version} have exceeded {limit} "
+    "rate limit of your current OpenAI S0 pricing tier. Please retry after {wait}. Please go "
     "here: https://aka.ms/oai/quotaincrease if you would like to further increase the default rate limit."
 )
 DEFAULT_RETRY_SECONDS = "60"
@@ -107,9 +107,10 @@ class Azure(Dialect):
         if error.code == "unsupported_country_region_territory":  # the permission fault: Azure's 403
             return _gateway(403, "403", FIREWALL_DENIED)
         if error.status == 429:
-            headers = error.headers or [
-                ("retry-after", DEFAULT_RETRY_SECONDS)
-            ]  # an exhausted quota names none
+            if error.code == "rate_limit_exceeded" and not any(n == "retry-after" for n, _ in error.headers):
+                return _gateway(429, "429", error.message, error.headers)  # too large to ever fit
+            # Azure's gateway names a wait on every 429: an exhausted quota, which names none, 60 s.
+            headers = error.headers or [("retry-after", DEFAULT_RETRY_SECONDS)]
             return _gateway(429, "429", _rate_message(error, request), headers)
         if error.code == "invalid_prompt":  # the prompt_filter fault: Azure's content filter blocks it
             body = {
@@ -171,7 +172,12 @@ def _rate_message(error: errors.APIError, request: Request) -> str:
         "ChatCompletions_Create",
     )
     seconds = next((value for name, value in error.headers if name == "retry-after"), DEFAULT_RETRY_SECONDS)
-    return _RATE.format(operation=operation, version=api_version(request) or "v1", seconds=seconds)
+    return _RATE.format(
+        operation=operation,
+        version=api_version(request) or "v1",
+        limit="call" if error.type == "requests" else "token",  # RPM is a call rate, TPM a token rate
+        wait="1 second" if seconds == "1" else f"{seconds} seconds",
+    )
 
 
 AZURE = Azure()
