@@ -500,6 +500,8 @@ def test_json_mode_without_a_schema_or_with_one_it_cannot_fill_answers_the_echo(
     for system in (
         "Answer in JSON.",
         'Use {"type": "object", "properties": {"x": {"enum": []}}, "required": ["x"]}',
+        # agno's field map: reads as a schema (``$defs``) but has no root type, so would be a string
+        'Reply in JSON with these fields: {"kind": {"type": "string"}, "$defs": {"S": {}}}',
     ):
         body = chat(
             app,

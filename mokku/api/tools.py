@@ -291,9 +291,11 @@ def structured_content(kind: str, schema: Optional[Mapping[str, Any]], text: str
     if kind == "json_object":
         if schema is not None:
             try:
-                return _compact(schemagen.generate(schema, text))
+                document = schemagen.generate(schema, text)
             except schemagen.SchemaError:
-                pass  # the prompt's schema is only a hint: JSON mode still answers JSON
+                document = None  # the prompt's schema is only a hint: JSON mode still answers JSON
+            if isinstance(document, dict):  # JSON mode answers an object, whatever the hint reads as
+                return _compact(document)
         return _compact({"echo": text})
     try:
         value = schemagen.generate(schema or {"type": "object"}, text)
