@@ -300,6 +300,9 @@ def test_models_list_pages_and_get(app: webtest.TestApp) -> None:
     one = app.get("/v1/models/gemini-2.5-flash", headers=KEY).json  # /v1 with a Gemini key: Gemini's shape
     assert one["name"] == "models/gemini-2.5-flash" and "generateContent" in one["supportedGenerationMethods"]
     assert app.get("/v1/models/gpt-4o").json["object"] == "model"  # without it: OpenAI's
+    names = [m["name"] for m in app.get("/v1beta/models?pageSize=1000", headers=KEY).json["models"]]
+    assert "models/gemini-3.8-flash" in names and "models/gemini-3-flash-preview" in names
+    assert "models/gemini-2.0-flash" not in names  # shut down on 2026-06-01
     missing = app.get("/v1beta/models/gemini-0", headers=KEY, status=404).json["error"]
     assert missing["status"] == "NOT_FOUND" and missing["message"].startswith(
         "models/gemini-0 is not found for API version v1beta"

@@ -12,12 +12,21 @@ from mokku.server.http import Request, Response, dumps, encoded_json_response, j
 
 GENERATE = ["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]
 EMBED = ["embedContent", "countTextTokens", "countTokens"]
-# (id, display name, input limit, output limit, thinking)
+# (id, display name, input limit, output limit, thinking): the models Gemini serves today, deprecated
+# ones (gemini-3.7-flash, gemini-3.5-flash, the 2.5 models) included until they shut down; gemini-2.0
+# shut down on 2026-06-01.
 GEMINI_MODELS: Tuple[Tuple[str, str, int, int, bool], ...] = (
+    ("gemini-3.8-flash", "Gemini 3.8 Flash", 1_048_576, 65_536, True),
+    ("gemini-3.7-flash", "Gemini 3.7 Flash", 1_048_576, 65_536, True),
+    ("gemini-3.6-flash", "Gemini 3.6 Flash", 1_048_576, 65_536, True),
+    ("gemini-3.5-flash", "Gemini 3.5 Flash", 1_048_576, 65_536, True),
+    ("gemini-3.5-flash-lite", "Gemini 3.5 Flash-Lite", 1_048_576, 65_536, True),
+    ("gemini-3.1-flash-lite", "Gemini 3.1 Flash-Lite", 1_048_576, 65_536, True),
+    ("gemini-3.1-pro-preview", "Gemini 3.1 Pro Preview", 1_048_576, 65_536, True),
+    ("gemini-3-flash-preview", "Gemini 3 Flash Preview", 1_048_576, 65_536, True),
     ("gemini-2.5-pro", "Gemini 2.5 Pro", 1_048_576, 65_536, True),
     ("gemini-2.5-flash", "Gemini 2.5 Flash", 1_048_576, 65_536, True),
     ("gemini-2.5-flash-lite", "Gemini 2.5 Flash-Lite", 1_048_576, 65_536, True),
-    ("gemini-2.0-flash", "Gemini 2.0 Flash", 1_048_576, 8_192, False),
 )
 THINKING_ONLY = frozenset({"gemini-2.5-pro"})  # models that always think: a budget of 0 is refused
 EMBEDDING_MODELS = (
