@@ -104,6 +104,12 @@ def test_function_calls_and_the_loop_end(app: webtest.TestApp) -> None:
         assert generate(app, contents=answered, tools=[WEATHER])["candidates"][0]["content"]["parts"] == [
             {"text": text}
         ]
+    # Text beside the response (the AI SDK's, for a tool that returns an image) still ends the loop.
+    beside = {"text": "Tool executed successfully and returned this image as a response"}
+    with_text = [*contents[:2], {"role": "user", "parts": [*contents[2]["parts"], beside]}]
+    assert generate(app, contents=with_text, tools=[WEATHER])["candidates"][0]["content"]["parts"] == [
+        {"text": "Sunny in Oslo"}
+    ]
     forced = generate(
         app, contents=contents, tools=[WEATHER], toolConfig={"functionCallingConfig": {"mode": "ANY"}}
     )

@@ -145,7 +145,11 @@ def read_contents(body: Mapping[str, Any], in_order: bool = True) -> Conversatio
             _check_turn(role, calls, answers, previous)
         previous = (role, calls)
         if texts:
-            conversation.messages.append(Message(speaker, "\n".join(texts)))
+            # Text beside a turn's function responses (the AI SDK's "Tool executed successfully and
+            # returned this image ...") goes before them: the responses still end the turn.
+            conversation.messages.insert(
+                before if answers else len(conversation.messages), Message(speaker, "\n".join(texts))
+            )
             if role == "model":  # calls an agent wrote out in its text count too, as chat's do
                 conversation.called.update(tools.named_in_text(conversation.messages[-1].text))
         if len(conversation.messages) == before:  # only images, files...: the turn is there, without text
