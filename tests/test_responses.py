@@ -132,8 +132,20 @@ def test_text_formats(app: webtest.TestApp) -> None:
         text={"format": {"type": "json_schema", "name": "place", "schema": schema, "strict": True}},
     )
     jsonschema.validate(json.loads(body["output"][0]["content"][0]["text"]), schema)
-    plain = create(app, input="Lima", text={"format": {"type": "json_object"}})
-    assert json.loads(plain["output"][0]["content"][0]["text"]) == {"echo": "Lima"}
+    plain = create(app, input="Lima, in json", text={"format": {"type": "json_object"}})
+    assert json.loads(plain["output"][0]["content"][0]["text"]) == {"echo": "Lima, in json"}
+    # JSON mode needs the word in the input's messages, as the real API does: instructions do not count.
+    for asked in ({"input": "Lima"}, {"input": "Lima", "instructions": "Answer in JSON."}):
+        body = {"model": "gpt-4o", **asked, "text": {"format": {"type": "json_object"}}}
+        refused = app.post_json(URL, body, status=400).json
+        validate(refused, "ErrorResponse")
+        assert refused["error"] == {
+            "message": "Response input messages must contain the word 'json' in some form to use "
+            "'text.format' of type 'json_object'.",
+            "type": "invalid_request_error",
+            "param": "text.format",
+            "code": None,
+        }
 
 
 def test_stream_event_sequence(app: webtest.TestApp) -> None:
@@ -410,11 +422,11 @@ def test_json_mode_follows_a_schema_in_the_instructions(app: webtest.TestApp) ->
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
     result = create(
         app,
-        input="Paris",
+        input="Paris, as JSON",
         instructions=f"Reply with JSON matching this schema: {json.dumps(schema)}",
         text={"format": {"type": "json_object"}},
     )
-    assert json.loads(result["output"][0]["content"][0]["text"]) == {"city": "Paris"}
+    assert json.loads(result["output"][0]["content"][0]["text"]) == {"city": "Paris, as JSON"}
 
 
 def test_reasoning_models_take_no_temperature_or_top_p_but_the_default(app: webtest.TestApp) -> None:

@@ -264,8 +264,26 @@ def test_json_schema_output(app: webtest.TestApp) -> None:
 
 
 def test_json_object_output(app: webtest.TestApp) -> None:
-    body = chat(app, response_format={"type": "json_object"})
+    told = [{"role": "system", "content": "Answer in JSON."}, *ASK]
+    body = chat(app, response_format={"type": "json_object"}, messages=told)
     assert json.loads(body["choices"][0]["message"]["content"]) == {"echo": "Paris"}
+    # Not told to write JSON: the real API's 400.
+    refused = app.post_json(
+        URL, {"model": "gpt-4o", "messages": ASK, "response_format": {"type": "json_object"}}, status=400
+    ).json
+    validate(refused, "ErrorResponse")
+    assert refused["error"] == {
+        "message": "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'.",
+        "type": "invalid_request_error",
+        "param": "messages",
+        "code": None,
+    }
+    # Gemini's OpenAI compatibility has no such rule.
+    compat = {"model": "gemini-2.5-flash", "messages": ASK, "response_format": {"type": "json_object"}}
+    answer = app.post_json(
+        "/v1beta/openai/chat/completions", compat, headers={"Authorization": "Bearer g"}
+    ).json
+    assert json.loads(answer["choices"][0]["message"]["content"]) == {"echo": "Paris"}
 
 
 def test_logprobs(app: webtest.TestApp) -> None:
@@ -499,7 +517,7 @@ def test_json_mode_follows_a_schema_in_the_system_message(app: webtest.TestApp, 
 def test_json_mode_without_a_schema_or_with_one_it_cannot_fill_answers_the_echo(app: webtest.TestApp) -> None:
     for system in (
         "Answer in JSON.",
-        'Use {"type": "object", "properties": {"x": {"enum": []}}, "required": ["x"]}',
+        'Use json: {"type": "object", "properties": {"x": {"enum": []}}, "required": ["x"]}',
         # agno's field map: reads as a schema (``$defs``) but has no root type, so would be a string
         'Reply in JSON with these fields: {"kind": {"type": "string"}, "$defs": {"S": {}}}',
     ):

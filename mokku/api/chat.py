@@ -59,6 +59,11 @@ _PART_FIELDS = {
 }
 
 
+JSON_NOT_NAMED = (
+    "'messages' must contain the word 'json' in some form, to use 'response_format' of type 'json_object'."
+)
+
+
 def create(request: Request, replies: Replies, kept: Optional[StoredChats] = None) -> Response:
     """``kept``: where ``store: true`` keeps the completion (none: it is not kept)."""
     body, behaviour = replies.begin(request, "chat", KNOWN_PARAMS)
@@ -86,6 +91,8 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         body, messages, conversation[-1].role == TOOL_RESULT
     )
     if output_format is not None:
+        if not request.path.startswith("/v1beta/openai/"):  # Gemini's compatibility has no such rule
+            tools.check_json_named(output_format, conversation, JSON_NOT_NAMED, "messages")
         output_format = tools.instructed(
             output_format, [m.text for m in conversation if m.role in INSTRUCTING]
         )

@@ -225,6 +225,7 @@ class Responses:
         chosen = tools.choose(choice, given, body.get("parallel_tool_calls"), "tool_choice", none_alone=True)
         framing = [Message("developer", instructions)] if instructions else []
         if output_format is not None:
+            tools.check_json_named(output_format, messages, JSON_NOT_NAMED, "text.format")
             instructing = [m.text for m in framing + messages if m.role in ("system", "developer")]
             output_format = tools.instructed(output_format, instructing)
         logprobs_top = (top_logprobs or 0) if LOGPROBS in include else None
@@ -416,6 +417,11 @@ def _check_reasoning_sampling(temperature: Optional[float], effort: Optional[str
     raise errors.invalid_request(f"Unsupported parameter: '{param}' is not supported with this model.", param)
 
 
+# JSON mode needs the word in the input's messages: ``instructions`` alone do not count.
+JSON_NOT_NAMED = (
+    "Response input messages must contain the word 'json' in some form to use 'text.format' of type "
+    "'json_object'."
+)
 OPTIONS = {
     **PASSED_OPTIONS,
     "truncation": validate.one_of("auto", "disabled"),

@@ -255,6 +255,13 @@ MAX_INSTRUCTION_CHARS = 64 * 1024
 MAX_SCHEMA_CANDIDATES = 50
 
 
+def check_json_named(output_format: OutputFormat, messages: Sequence[Any], message: str, param: str) -> None:
+    """JSON mode (``json_object``) is refused unless the messages say "json", as the real API refuses
+    it: a model not told to write JSON could write whitespace until its limit."""
+    if output_format.kind == "json_object" and not any("json" in m.text.lower() for m in messages):
+        raise errors.invalid_request(message, param)
+
+
 def instructed(output_format: Optional[OutputFormat], instructions: Sequence[str]) -> Optional[OutputFormat]:
     """JSON mode as prompt-instructed clients use it (instructor's JSON modes, DSPy's JSON adapter):
     ``json_object`` with a JSON Schema in a system or developer message, inline or in a fenced block,
