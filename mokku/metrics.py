@@ -9,8 +9,9 @@ vLLM's server exports, by its names, labels and buckets, so a gateway's scraper 
 reads vLLM. The library is imported only when metrics are on, and after the arbiter has chosen the
 directory: it picks its mode once, when imported.
 
-Labels stay bounded whatever clients send: a route is its template, a model id is cut to
-``MODEL_CHARS`` and past ``MAX_MODELS`` distinct ids a process counts the rest as ``other``.
+Labels stay bounded whatever clients send: a route is its template (in the proxy modes a path no
+route serves is its own label), a route or model id is cut to ``LABEL_CHARS``, and past ``MAX_LABELS``
+distinct ones a process counts the rest as ``other``; a label is valid UTF-8 whatever a client sent.
 """
 
 from __future__ import annotations
@@ -31,8 +32,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("mokku")
 
 MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
-MAX_MODELS = 100
-MODEL_CHARS = 100
+MAX_LABELS = 100
+LABEL_CHARS = 100
 OTHER = "other"
 # Label sets one process keeps (each a few KB of shared memory): past it, new ones count under
 # labels that are all ``other``, whatever mix of routes, statuses and faults clients send.
@@ -103,6 +104,18 @@ def process_gone(pid: int) -> None:
         multiprocess.mark_process_dead(pid)
 
 
+def _label(value: str, seen: Dict[str, str]) -> str:
+    """``value`` as a label: cut, made valid UTF-8 (a lone surrogate would break every later scrape),
+    and ``other`` past the first ``MAX_LABELS`` of its kind."""
+    known = seen.get(value)
+    if known is not None:
+        return known
+    if len(seen) >= MAX_LABELS:
+        return OTHER
+    label = seen[value] = value[:LABEL_CHARS].encode("utf-8", "replace").decode("utf-8")
+    return label
+
+
 class _Series(NamedTuple):
     """The series of one route, dialect and model, looked up once per request."""
 
@@ -134,6 +147,7 @@ class Metrics:
         own = None if self._shared else self._registry
         self._journal_size = journal_size
         self._models: Dict[str, str] = {}
+        self._routes: Dict[str, str] = {}
         self._children: Dict[Tuple[Any, ...], Any] = {}
         self._per_model: Dict[Tuple[str, str, str], _Series] = {}
         # With an OTLP endpoint set, the same figures also go out as GenAI metrics.
@@ -194,7 +208,8 @@ class Metrics:
     ) -> None:
         """Count a request once its answer is over (a stream: when the server closes it)."""
         ended = time.perf_counter()
-        key = (request.route or "unmatched", request.dialect.name, self._model(request))
+        route = _label(request.route, self._routes) if request.route else "unmatched"
+        key = (route, request.dialect.name, self._model(request))
         series = self._per_model.get(key) or self._add_series(key)
         self.child(self.requests, (*key, str(status), request.fault or "none")).inc()
         series.duration.observe(ended - started)
@@ -281,13 +296,7 @@ class Metrics:
             model = parsed.get("model") if parsed is not None else None
         if not isinstance(model, str) or not model:
             return "none"
-        known = self._models.get(model)
-        if known is not None:
-            return known
-        if len(self._models) >= MAX_MODELS:
-            return OTHER
-        label = self._models[model] = model[:MODEL_CHARS]
-        return label
+        return _label(model, self._models)
 
     # -- the scrape ---------------------------------------------------------------------------
 

@@ -130,17 +130,38 @@ def test_scripted_replies_and_other_dialects_are_labelled(tmp_path: Path) -> Non
 
 
 def test_model_labels_are_bounded(tmp_path: Path) -> None:
-    from mokku.metrics import MAX_MODELS, MODEL_CHARS
+    from mokku.metrics import LABEL_CHARS, MAX_LABELS
 
     app = build(tmp_path, MOKKU_JOURNAL="0")
-    app.post_json(CHAT, {"model": "m" * 200, "messages": HI})  # cut to MODEL_CHARS
-    for index in range(MAX_MODELS + 20):  # the first MAX_MODELS - 1 get their own label
+    app.post_json(CHAT, {"model": "m" * 200, "messages": HI})  # cut to LABEL_CHARS
+    for index in range(MAX_LABELS + 20):  # the first MAX_LABELS - 1 get their own label
         app.post_json(CHAT, {"model": f"model-{index}", "messages": HI})
     samples = scrape(app)
     models = {dict(labels)["model"] for name, labels in samples if name == "mokku_requests_total"}
-    assert len(models) == MAX_MODELS + 1 and "other" in models and "m" * MODEL_CHARS in models
+    assert len(models) == MAX_LABELS + 1 and "other" in models and "m" * LABEL_CHARS in models
     other = {"route": CHAT, "dialect": "openai", "model": "other", "status": "200", "fault": "none"}
     assert value(samples, "mokku_requests_total", **other) == 21
+
+
+def test_a_model_id_that_is_not_valid_utf8_leaves_the_scrape_readable(tmp_path: Path) -> None:
+    app = build(tmp_path)
+    app.post_json(CHAT, {"model": "\ud800bad", "messages": HI})  # a lone surrogate, as JSON allows
+    models = {dict(labels)["model"] for name, labels in scrape(app) if name == "mokku_requests_total"}
+    assert models == {"?bad"}
+    assert app.get("/metrics").status_int == 200  # and every later scrape too
+
+
+def test_paths_only_an_upstream_serves_are_bounded_labels(tmp_path: Path) -> None:
+    """In the proxy modes a path no route serves is its own label (a vLLM's /v1/tokenize): cut, and
+    past the bound counted as other."""
+    from mokku.metrics import LABEL_CHARS, MAX_LABELS
+
+    app = build(tmp_path, MOKKU_MODE="replay", MOKKU_CASSETTES=str(tmp_path / "cassettes"))
+    for index in range(MAX_LABELS + 20):
+        app.get(f"/v1/extra-{index}-" + "r" * 300, status=404)  # not recorded: a miss
+    routes = {dict(labels)["route"] for name, labels in scrape(app) if name == "mokku_requests_total"}
+    assert len(routes) == MAX_LABELS + 1 and "other" in routes
+    assert max(len(route) for route in routes) == LABEL_CHARS
 
 
 def test_openmetrics_when_asked(tmp_path: Path) -> None:
