@@ -39,6 +39,8 @@ backlog = 2048
 # The request line the stdlib server takes too (docs/limits.md): longer is a 414, in JSON there.
 limit_request_line = 8190
 loglevel = _settings.log_level.lower()
+# Access lines, when asked for (--access-logfile), without the credentials a request carries.
+logger_class = "mokku.gunicorn_log.AccessLogger"
 # gunicorn 24+ opens a control socket at one fixed path per user, so two servers on a
 # machine (parallel test runs, several ports) would fight over it. Older versions
 # ignore this name.

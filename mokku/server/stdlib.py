@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
 
 from mokku import __version__, errors
+from mokku.credentials import redact_query
 from mokku.server.http import (
     BODY_READ_SECONDS,
     BODY_SECONDS,
@@ -888,16 +889,17 @@ class Server:
         body = _Input(conn, head, self.timeouts, self.max_body)
         exchange = _Exchange(self, conn, head, body)
         outcome = exchange.run(self.app, self._environ(conn, head, body))
-        status = exchange.status.split(" ", 1)[0] if exchange.status else "-"
-        access_log.debug(
-            '%s:%s "%s %s HTTP/1.%d" %s %d',
-            *_peer(conn.peer),
-            head.method,
-            head.target,
-            head.minor,
-            status,
-            exchange.sent,
-        )
+        if access_log.isEnabledFor(logging.DEBUG):
+            path, mark, query = head.target.partition("?")
+            access_log.debug(
+                '%s:%s "%s %s HTTP/1.%d" %s %d',
+                *_peer(conn.peer),
+                head.method,
+                path + mark + redact_query(query),  # never a key sent as ?key=
+                head.minor,
+                exchange.status.split(" ", 1)[0] if exchange.status else "-",
+                exchange.sent,
+            )
         return outcome
 
     def _environ(self, conn: _Conn, head: _Head, body: _Input) -> Dict[str, Any]:
