@@ -110,6 +110,25 @@ def test_function_calls_and_the_loop_end(app: webtest.TestApp) -> None:
     assert generate(app, contents=with_text, tools=[WEATHER])["candidates"][0]["content"]["parts"] == [
         {"text": "Sunny in Oslo"}
     ]
+    # Another agent's result, as google-adk hands it over in text, ends the loop too.
+    adk = [
+        user("Oslo"),
+        {
+            "role": "user",
+            "parts": [
+                {"text": "For context:"},
+                {"text": "[root] called tool `get_weather` with parameters: {'city': 'Oslo'}"},
+            ],
+        },
+        {
+            "role": "user",
+            "parts": [
+                {"text": "For context:"},
+                {"text": "[root] `get_weather` tool returned result: {'result': 'Sunny'}"},
+            ],
+        },
+    ]
+    assert "text" in generate(app, contents=adk, tools=[WEATHER])["candidates"][0]["content"]["parts"][0]
     forced = generate(
         app, contents=contents, tools=[WEATHER], toolConfig={"functionCallingConfig": {"mode": "ANY"}}
     )

@@ -684,3 +684,50 @@ def test_the_openai_sdks_strict_schemas_keep_the_rules() -> None:
     assert (
         strict.violation(to_strict_json_schema(Free)) == f"In context=('properties', 'free'), {STRICT_RULE}"
     )
+
+
+# google-adk hands an agent the turns of another as user text; a transfer between two agents ends
+# with the other agent's tool result.
+ADK_CONTEXT = [
+    {"role": "user", "content": "help me"},
+    {
+        "role": "user",
+        "content": "For context:\n[root] called tool `transfer_to_agent` with parameters: {'agent_name': 'helper'}",
+    },
+    {
+        "role": "user",
+        "content": "For context:\n[root] `transfer_to_agent` tool returned result: {'result': None}",
+    },
+]
+
+
+def test_another_agents_tool_result_ends_the_loop(app: webtest.TestApp) -> None:
+    """Else the agent called would transfer straight back, and the two agents would loop."""
+    transfer = {
+        "type": "function",
+        "function": {
+            "name": "transfer_to_agent",
+            "parameters": {
+                "type": "object",
+                "properties": {"agent_name": {"type": "string", "enum": ["root"]}},
+            },
+        },
+    }
+    body = chat(app, messages=ADK_CONTEXT, tools=[transfer])
+    assert body["choices"][0]["finish_reason"] == "stop"
+    assert "tool returned result" in body["choices"][0]["message"]["content"]
+    responses_tool = {
+        "type": "function",
+        "name": "transfer_to_agent",
+        "parameters": transfer["function"]["parameters"],
+    }
+    answer = app.post_json(
+        "/v1/responses", {"model": "gpt-4o", "input": ADK_CONTEXT, "tools": [responses_tool]}
+    ).json
+    assert [item["type"] for item in answer["output"]] == ["message"]
+    # A question of the user's own still calls the tool, and `required` calls after a result too.
+    assert (
+        chat(app, messages=ADK_CONTEXT[:1], tools=[transfer])["choices"][0]["finish_reason"] == "tool_calls"
+    )
+    forced = chat(app, messages=ADK_CONTEXT, tools=[transfer], tool_choice="required")
+    assert forced["choices"][0]["finish_reason"] == "tool_calls"

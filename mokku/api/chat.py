@@ -16,6 +16,7 @@ from mokku.api.decide import (
     Reply,
     conversation_tokens,
     echo_text,
+    ends_with_result,
     message_text,
 )
 from mokku.api.ids import random_id
@@ -87,9 +88,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     store = "store" in body and validate.boolean(body["store"], "store")
     tier = render.service_tier(body.get("service_tier"))
     metadata = items.metadata(body) if "metadata" in body else None
-    functions, output_format, top, legacy = read_reply_options(
-        body, messages, conversation[-1].role == TOOL_RESULT
-    )
+    functions, output_format, top, legacy = read_reply_options(body, messages, ends_with_result(conversation))
     if output_format is not None:
         if not request.path.startswith("/v1beta/openai/"):  # Gemini's compatibility has no such rule
             tools.check_json_named(output_format, conversation, JSON_NOT_NAMED, "messages")

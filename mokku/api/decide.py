@@ -15,6 +15,7 @@ The echo: the last user message's text (with no user message, the last message's
 
 from __future__ import annotations
 
+import re
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 from mokku import config, errors, telemetry
@@ -83,6 +84,20 @@ def message_text(content: Any) -> str:
 
 
 TEXT_PARTS = ("text", "input_text", "output_text")
+
+
+# A tool's result an agent framework hands another agent as user text: google-adk's "For context:
+# [root] `transfer_to_agent` tool returned result: {...}" when one agent transfers to another.
+_RESULT_IN_TEXT = re.compile(r"\] `[^`\n]{1,64}` tool returned result: ")
+
+
+def ends_with_result(messages: Sequence[Message]) -> bool:
+    """Whether the conversation ends with a tool's result, so that an ``auto`` reply answers text and
+    an agent loop ends (between two agents too: else each would transfer back to the other)."""
+    if not messages:
+        return False
+    last = messages[-1]
+    return last.role == TOOL_RESULT or (last.role == "user" and _RESULT_IN_TEXT.search(last.text) is not None)
 
 
 def echo_text(messages: Sequence[Message]) -> str:

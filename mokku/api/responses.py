@@ -27,7 +27,14 @@ from urllib.parse import parse_qs
 
 from mokku import errors
 from mokku.api import items, render, tools, validate
-from mokku.api.decide import TOOL_RESULT, Generation, Message, Replies, conversation_tokens, echo_text
+from mokku.api.decide import (
+    Generation,
+    Message,
+    Replies,
+    conversation_tokens,
+    echo_text,
+    ends_with_result,
+)
 from mokku.api.ids import random_id
 from mokku.api.models import snapshot
 from mokku.api.response_events import Numbered, events, part_logprobs, text_part, unfinished
@@ -220,7 +227,7 @@ class Responses:
         conversation = _conversation(body)
         context, seen = self._context(previous, conversation, new_items)
         messages = items.messages(context)
-        given = tools.Choice(functions, tool_count, messages[-1].role == TOOL_RESULT, items.called(context))
+        given = tools.Choice(functions, tool_count, ends_with_result(messages), items.called(context))
         choice = _chat_choice(body.get("tool_choice"))
         chosen = tools.choose(choice, given, body.get("parallel_tool_calls"), "tool_choice", none_alone=True)
         framing = [Message("developer", instructions)] if instructions else []

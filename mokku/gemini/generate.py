@@ -28,6 +28,7 @@ from mokku.api.decide import (
     Replies,
     conversation_tokens,
     echo_text,
+    ends_with_result,
 )
 from mokku.api.ids import random_id
 from mokku.api.sampling import Sampling
@@ -321,7 +322,7 @@ def _functions(body: Mapping[str, Any], conversation: Conversation) -> List[tool
     )
     if allowed:
         declared = [function for function in declared if function.name in allowed] or declared
-    after_result = bool(conversation.messages) and conversation.messages[-1].role == TOOL_RESULT
+    after_result = ends_with_result(conversation.messages)
     state = tools.Choice(declared, given, after_result, conversation.called)
     return tools.choose(MODES[mode] if given else None, state, False, "tool_config", none_alone=True)
 
