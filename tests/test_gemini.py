@@ -3,6 +3,7 @@ field at any depth, no snake_case), Google's error envelope, both API versions, 
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 from pathlib import Path
@@ -137,6 +138,24 @@ def test_function_calls_and_the_loop_end(app: webtest.TestApp) -> None:
         app, contents=[user("plain")], tools=[WEATHER], toolConfig={"functionCallingConfig": {"mode": "NONE"}}
     )
     assert none["candidates"][0]["content"]["parts"] == [{"text": "plain"}]
+
+
+def test_gemini_3_signs_its_first_function_call(app: webtest.TestApp) -> None:
+    """As Gemini 3 does, so that a client handing its calls back (the AI SDK) finds a signature."""
+    url = "/v1beta/models/gemini-3-flash-preview:generateContent"
+    (part,) = generate(app, url, contents=[user("Oslo")], tools=[WEATHER])["candidates"][0]["content"][
+        "parts"
+    ]
+    assert (
+        part["functionCall"]["name"] == "get_weather"
+        and len(base64.b64decode(part["thoughtSignature"])) == 96
+    )
+    answered = [user("Oslo"), {"role": "model", "parts": [part]}, {"role": "user", "parts": [ANSWER]}]
+    assert generate(app, url, contents=answered, tools=[WEATHER])["candidates"][0]["content"]["parts"] == [
+        {"text": "Sunny"}
+    ]
+    (older,) = generate(app, contents=[user("Oslo")], tools=[WEATHER])["candidates"][0]["content"]["parts"]
+    assert "thoughtSignature" not in older  # gemini-2.5-flash, without thoughts
 
 
 CALL = {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import os
 import random
 
@@ -22,3 +23,8 @@ random_bits = _RANDOM.getrandbits
 
 def random_id(prefix: str, length: int = 29) -> str:
     return prefix + _RANDOM.randbytes(length).translate(_TO_BASE62).decode("ascii")
+
+
+def signature(size: int = 96) -> str:
+    """An opaque signature in base64, as a thinking block or a thought carries one."""
+    return base64.b64encode(_RANDOM.randbytes(size)).decode("ascii")

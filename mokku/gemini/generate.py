@@ -30,7 +30,7 @@ from mokku.api.decide import (
     echo_text,
     ends_with_result,
 )
-from mokku.api.ids import random_id
+from mokku.api.ids import random_id, signature
 from mokku.api.sampling import Sampling
 from mokku.gemini import protojson
 from mokku.gemini.dialect import envelope, ratings, translate, wants_sse
@@ -108,6 +108,11 @@ def _check_turn(role: str, calls: int, answers: int, before: Optional[Tuple[str,
             raise errors.invalid_request(RESPONSE_AFTER, "contents")
         if answers != before[1]:
             raise errors.invalid_request(RESPONSES_MATCH, "contents")
+
+
+# The models whose replies sign their first function call with a ``thoughtSignature``, which a client
+# hands back on its next turn (the AI SDK warns when it finds none).
+_SIGNS_CALLS = re.compile(r"(models/)?gemini-3")
 
 
 def read_contents(body: Mapping[str, Any], in_order: bool = True) -> Conversation:
@@ -403,6 +408,8 @@ class GenerateContent:
             parts += [
                 {"functionCall": {"name": call.name, "args": json.loads(call.arguments)}} for call in calls
             ]
+            if _SIGNS_CALLS.match(behaviour.model):  # Gemini 3 signs a step's first call
+                parts[len(parts) - len(calls)]["thoughtSignature"] = signature()
         else:
             parts.append({"text": "".join(output.tokens)})
         finish = FINISH.get(output.finish_reason, "STOP")
