@@ -183,6 +183,20 @@ def test_keys_are_read_from_api_key(tmp_path: Path) -> None:
         app.post_json(CHAT, {"messages": MESSAGES}, headers=headers)
     denied = app.post_json(CHAT, {"messages": MESSAGES}, headers={"api-key": "wrong"}, status=401).json
     assert denied["error"]["code"] == "401" and denied["error"]["message"].startswith("Access denied")
+    # A refused bearer token (Entra ID's) is the identity layer's 401 on the dated routes, not the gateway's.
+    token = app.post_json(
+        CHAT, {"messages": MESSAGES}, headers={"Authorization": "Bearer x"}, status=401
+    ).json
+    assert token == {
+        "statusCode": 401,
+        "message": "Unauthorized. Access token is missing, invalid, audience is incorrect "
+        "(https://cognitiveservices.azure.com), or have expired.",
+    }
+    v1 = "/openai/v1/chat/completions"
+    on_v1 = app.post_json(
+        v1, {"model": "gpt-4o", "messages": MESSAGES}, headers={"Authorization": "Bearer x"}, status=401
+    )
+    assert on_v1.json["error"]["code"] == "401"
 
 
 def test_completions_embeddings_models_and_v1(app: webtest.TestApp) -> None:

@@ -26,6 +26,12 @@ ACCESS_DENIED = (
     "for an active subscription and use a correct regional API endpoint for your resource."
 )
 FIREWALL_DENIED = "Access denied due to Virtual Network/Firewall rules."
+# A bearer token the dated routes refuse (an Entra ID token, or a key sent as one): not the gateway's
+# envelope but the identity layer's.
+TOKEN_REFUSED = (
+    "Unauthorized. Access token is missing, invalid, audience is incorrect "
+    "(https://cognitiveservices.azure.com), or have expired."
+)
 PROMPT_FILTERED = (
     "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. "
     "Please modify your prompt and retry. To learn more about our content filtering policies please read "
@@ -103,6 +109,8 @@ class Azure(Dialect):
         if request.route is None and error.status == 404:
             return _gateway(404, "404", "Resource not found")
         if error.status == 401:
+            if not request.header("Api-Key") and request.header("Authorization") and not _on_v1(request):
+                return json_response({"statusCode": 401, "message": TOKEN_REFUSED}, 401)  # Entra ID's
             return _gateway(401, "401", ACCESS_DENIED)
         if error.code == "unsupported_country_region_territory":  # the permission fault: Azure's 403
             return _gateway(403, "403", FIREWALL_DENIED)
@@ -159,6 +167,10 @@ def _choice_results(choice: Dict[str, Any], has_text: bool) -> Dict[str, Any]:
     if choice.get("finish_reason") == "content_filter":
         return FILTERED_RESULTS
     return CHOICE_RESULTS if has_text else {}
+
+
+def _on_v1(request: Request) -> bool:
+    return request.path.startswith("/openai/v1/")
 
 
 def _gateway(status: int, code: str, message: str, headers: Iterable[Any] = ()) -> Response:
