@@ -503,6 +503,19 @@ def test_a_model_answers_at_its_default_effort(
         assert refused.json["error"]["param"] == "temperature"
 
 
+def test_reasoning_context_and_mode_are_echoed_as_used(app: webtest.TestApp) -> None:
+    asked = {"effort": "high", "context": "auto", "mode": "pro"}
+    for model, context in (("gpt-5.6-sol", "all_turns"), ("gpt-5.5", "current_turn")):
+        answer = create(app, model=model, input="x", reasoning=asked)
+        validate(answer, "Response")
+        assert answer["reasoning"] == {"effort": "high", "summary": None, "context": context, "mode": "pro"}
+    kept = create(app, model="gpt-5.5", input="x", reasoning={"context": "all_turns"})["reasoning"]
+    assert kept["context"] == "all_turns" and "mode" not in kept
+    bad = {"model": "gpt-5.5", "input": "x", "reasoning": {"context": "every_turn"}}
+    refused = app.post_json(URL, bad, status=400).json
+    assert refused["error"]["param"] == "reasoning.context"
+
+
 def test_a_reasoning_items_stream_events(app: webtest.TestApp) -> None:
     sequence = events(app, model="o3", input="one two")
     assert [e["type"] for e in sequence] == [

@@ -435,6 +435,7 @@ OPTIONS = {
     "service_tier": validate.one_of(*SERVICE_TIERS, "ultrafast"),  # the Responses API's own tier
 }
 _check_summary = validate.one_of("auto", "concise", "detailed")
+_check_context = validate.one_of("auto", "current_turn", "all_turns")
 
 
 def _reasoning(body: Mapping[str, Any], model: str) -> Dict[str, Any]:
@@ -443,7 +444,18 @@ def _reasoning(body: Mapping[str, Any], model: str) -> Dict[str, Any]:
     asked = validate.obj(body.get("reasoning"), "reasoning") or {}
     effort = check_effort(asked.get("effort"), "reasoning.effort") or default_effort(model)
     summary = _check_summary(asked.get("summary"), "reasoning.summary")
-    return {"effort": effort, "summary": summary}
+    echoed: Dict[str, Any] = {"effort": effort, "summary": summary}
+    context = _check_context(asked.get("context"), "reasoning.context")
+    if context is not None:  # echoed as the mode used: gpt-5.6 keeps every turn's reasoning, others one
+        echoed["context"] = context if context != "auto" else _context_of(model)
+    mode = validate.string(asked.get("mode"), "reasoning.mode")
+    if mode is not None:
+        echoed["mode"] = mode
+    return echoed
+
+
+def _context_of(model: str) -> str:
+    return "all_turns" if model.startswith("gpt-5.6") else "current_turn"
 
 
 def _reasoning_items(model: str, reasoning: Mapping[str, Any]) -> List[Dict[str, Any]]:
