@@ -104,6 +104,15 @@ def responses_only() -> APIError:
     )
 
 
+def wrong_endpoint(chat_model: bool) -> APIError:
+    """404 for a chat model on legacy completions, or a completions model on chat."""
+    if chat_model:
+        message = "This is a chat model and not supported in the v1/completions endpoint. Did you mean to use v1/chat/completions?"
+    else:
+        message = "This is not a chat model and thus not supported in the v1/chat/completions endpoint. Did you mean to use v1/completions?"
+    return APIError(404, message, "invalid_request_error", "model")
+
+
 def body_too_large(limit: int) -> APIError:
     """413: the body is larger than ``MOKKU_MAX_BODY_BYTES``; it is not read."""
     return APIError(

@@ -909,7 +909,7 @@ def test_stream_chunks_end_with_obfuscation_unless_asked_not_to(app: webtest.Tes
 
 @pytest.mark.parametrize("url", [URL, "/v1/completions"])
 def test_logit_bias_keys_are_token_ids(app: webtest.TestApp, url: str) -> None:
-    body: Dict[str, Any] = {"model": "gpt-4o", "logit_bias": {"50256": -100, "hello": 5}}
+    body: Dict[str, Any] = {"model": "mokku-echo-1", "logit_bias": {"50256": -100, "hello": 5}}
     body.update({"messages": user("hi")} if url == URL else {"prompt": "hi"})
     error = app.post_json(url, body, status=400).json["error"]
     assert error == {

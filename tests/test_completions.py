@@ -233,3 +233,29 @@ def test_strict_mode(make_app: Any) -> None:
     app = make_app({"MOKKU_STRICT": "1"})
     response = app.post_json(URL, {"model": "m", "prompt": "x", "messages": []}, status=400)
     assert response.json["error"]["message"] == "Unrecognized request argument supplied: messages"
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-4o-2024-08-06", "gpt-5.5", "o1", "gpt-3.5-turbo"])
+def test_a_chat_model_is_refused_here_and_a_completions_model_on_chat(
+    app: webtest.TestApp, model: str
+) -> None:
+    refused = app.post_json(URL, {"model": model, "prompt": "hi"}, status=404).json
+    validate(refused, "ErrorResponse")
+    assert refused["error"] == {
+        "message": "This is a chat model and not supported in the v1/completions endpoint. "
+        "Did you mean to use v1/chat/completions?",
+        "type": "invalid_request_error",
+        "param": "model",
+        "code": None,
+    }
+    chat = {"model": "gpt-3.5-turbo-instruct", "messages": [{"role": "user", "content": "hi"}]}
+    not_chat = app.post_json("/v1/chat/completions", chat, status=404).json["error"]
+    assert not_chat["message"] == (
+        "This is not a chat model and thus not supported in the v1/chat/completions endpoint. "
+        "Did you mean to use v1/completions?"
+    )
+    assert not_chat["param"] == "model"
+    # A mock's own model name, and an Azure deployment of any name, are taken by both.
+    assert complete(app, model="my-model", prompt="hi")["choices"][0]["text"] == "hi"
+    azure = "/openai/deployments/gpt-4o/completions?api-version=2024-10-21"
+    assert app.post_json(azure, {"prompt": "hi"}, headers={"api-key": "k"}).json["choices"][0]["text"] == "hi"

@@ -47,14 +47,14 @@ def app() -> webtest.TestApp:
 
 def _triggers(fault: str) -> List[Dict[str, Any]]:
     """The same fault asked for by model name, by model suffix (name and status) and by header."""
-    ways: List[Dict[str, Any]] = [
+    ways: List[Dict[str, Any]] = [  # mokku's echo model: chat, legacy completions and embeddings take it
         {"model": faults.model_name(fault)},
-        {"model": f"gpt-4o@{fault}"},
-        {"model": "gpt-4o", "headers": {"X-Mokku-Fault": fault}},
+        {"model": f"mokku-echo-1@{fault}"},
+        {"model": "mokku-echo-1", "headers": {"X-Mokku-Fault": fault}},
     ]
     alias = faults.FAULTS[fault].status_alias
     if alias:
-        ways.append({"model": f"gpt-4o@{alias}"})
+        ways.append({"model": f"mokku-echo-1@{alias}"})
     return ways
 
 

@@ -62,7 +62,7 @@ def test_many_prompts_with_many_choices() -> None:
 )
 def test_the_parameter_that_makes_the_output_is_named(url: str, body: Dict[str, Any], param: str) -> None:
     app = build(MOKKU_MAX_OUTPUT_TOKENS="3")
-    response = app.post_json(url, dict(body, model="gpt-4o"), status=400)
+    response = app.post_json(url, dict(body, model="mokku-echo-1"), status=400)
     assert_invalid_request(response.json, param, "invalid_value", r"more than the 3 this server allows")
 
 

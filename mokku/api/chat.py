@@ -20,7 +20,7 @@ from mokku.api.decide import (
     message_text,
 )
 from mokku.api.ids import random_id
-from mokku.api.models import RESPONSES_ONLY, snapshot
+from mokku.api.models import COMPLETION_MODELS, RESPONSES_ONLY, snapshot
 from mokku.api.sampling import CHAT_OPTIONS, REASONING_MODELS, default_effort, read_sampling
 from mokku.api.stored_chats import StoredChats
 from mokku.server import stream
@@ -71,6 +71,8 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     model = behaviour.model
     if RESPONSES_ONLY.match(model):
         raise errors.responses_only()
+    if model in COMPLETION_MODELS and request.dialect.name == "openai":  # an Azure deployment: any name
+        raise errors.wrong_endpoint(chat_model=False)
     messages = read_messages(body)
     conversation = [
         Message(

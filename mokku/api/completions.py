@@ -15,6 +15,7 @@ from mokku import errors
 from mokku.api import logprobs, render, validate
 from mokku.api.decide import Generation, Replies
 from mokku.api.ids import random_id
+from mokku.api.models import CHAT_MODELS
 from mokku.api.sampling import Output, read_sampling
 from mokku.api.tokens import count, tokenize
 from mokku.server import stream
@@ -43,6 +44,8 @@ class Choice(NamedTuple):
 def create(request: Request, replies: Replies) -> Response:
     body, behaviour = replies.begin(request, "text_completion", KNOWN_PARAMS)
     model = behaviour.model
+    if model in CHAT_MODELS and request.dialect.name == "openai":  # an Azure deployment: any name
+        raise errors.wrong_endpoint(chat_model=True)
     prompts = read_prompts(body.get("prompt"))
     sampling = read_sampling(body, ("max_tokens",), DEFAULT_MAX_TOKENS, min_max_tokens=0)
     echo = bool(validate.boolean(body.get("echo"), "echo"))

@@ -103,6 +103,19 @@ RESPONSES_ONLY = re.compile(
     r"|gpt-5(\.\d+)?-pro|gpt-5(\.\d+)?-codex(-max|-mini)?)(-\d{4}-\d{2}-\d{2})?$"
 )
 
+# The models legacy completions serve, and the chat models of the catalogue (with their snapshots,
+# shut-down ones too): each endpoint refuses the other's by name, as the real API does. Any other id,
+# a mock's own name, is taken by both.
+COMPLETION_MODELS = frozenset({"gpt-3.5-turbo-instruct", "davinci-002", "babbage-002"})
+CHAT_MODELS = frozenset(
+    {
+        *(model for model, _, _ in OPENAI_MODELS if not model.startswith("text-embedding")),
+        *SNAPSHOTS,
+        *SNAPSHOTS.values(),
+    }
+    - COMPLETION_MODELS
+)
+
 
 def snapshot(model: str) -> str:
     """The model an answer names for the one asked: an alias's snapshot, else the id as asked."""

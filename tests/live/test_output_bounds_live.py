@@ -54,7 +54,7 @@ def test_amplifying_requests_are_refused_while_others_are_served(kind: str) -> N
                     # Unbounded, the first of these took 86 s and 1.8 GB (its work is counted in
                     # test_output_bounds); the timeout only keeps a regression from hanging here.
                     status, _, answer = request_json(
-                        "POST", server.url + url, {"model": "gpt-4o", **body}, timeout=60
+                        "POST", server.url + url, {"model": "mokku-echo-1", **body}, timeout=60
                     )
                     assert status == 400
                     assert_invalid_request(answer, param, answer["error"]["code"], r"")  # type: ignore[index]
