@@ -33,8 +33,14 @@ def _delta(index: int, delta: Dict[str, Any]) -> bytes:
 def stream(message: Dict[str, Any], text_tokens: Sequence[str]) -> Iterator[Event]:
     """The events of ``message`` (finished), its text sent as ``text_tokens``."""
     usage = message["usage"]
+    # Nothing written yet: no stop, one output token, its breakdown left to message_delta.
     start = dict(
-        message, content=[], stop_reason=None, stop_sequence=None, usage=dict(usage, output_tokens=1)
+        message,
+        content=[],
+        stop_reason=None,
+        stop_sequence=None,
+        stop_details=None,
+        usage=dict(usage, output_tokens=1, output_tokens_details=None),
     )
     yield typed_event("message_start", {"type": "message_start", "message": start})
     for index, block in enumerate(message["content"]):
@@ -56,12 +62,17 @@ def stream(message: Dict[str, Any], text_tokens: Sequence[str]) -> Iterator[Even
         "message_delta",
         {
             "type": "message_delta",
-            "delta": {"stop_reason": message["stop_reason"], "stop_sequence": message["stop_sequence"]},
+            "delta": {
+                "stop_reason": message["stop_reason"],
+                "stop_sequence": message["stop_sequence"],
+                "stop_details": message["stop_details"],
+            },
             "usage": {  # cumulative, as the real API sends it
                 "input_tokens": usage["input_tokens"],
                 "cache_creation_input_tokens": 0,
                 "cache_read_input_tokens": usage["cache_read_input_tokens"],
                 "output_tokens": usage["output_tokens"],
+                "output_tokens_details": usage["output_tokens_details"],
             },
         },
     )

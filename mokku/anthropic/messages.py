@@ -81,6 +81,9 @@ THINKING_DOCS = (
     "#important-considerations-when-using-extended-thinking"
 )
 STOP_REASONS = {"length": "max_tokens", "content_filter": "refusal"}
+# ``stop_details`` of a refusal (mokku names no policy category); null for every other stop reason.
+REFUSAL = {"type": "refusal", "category": None, "explanation": None}
+INFERENCE_GEO = "not_available"  # where the real API ran the request; nowhere, here
 
 
 class Conversation:
@@ -153,6 +156,7 @@ class Messages:
                         "id": random_id("toolu_", 24),
                         "name": call.name,
                         "input": call_input,
+                        "caller": {"type": "direct"},  # the model called it, not a server tool
                     }
                 )
         else:  # text; when the limit came inside the first call, the call is left out
@@ -162,7 +166,8 @@ class Messages:
             blocks.append({"type": "text", "text": "".join(text_tokens)})
         stop_reason, stop_sequence = _stop(output.finish_reason, bool(calls), output.stop_sequence)
         input_tokens = generation.prompt_tokens[0]
-        output_tokens += THOUGHT_TOKENS if thinks else 0
+        thought_tokens = THOUGHT_TOKENS if thinks else 0
+        output_tokens += thought_tokens
         message_id = random_id("msg_", 24)
         message = {
             "id": message_id,
@@ -172,7 +177,9 @@ class Messages:
             "content": blocks,
             "stop_reason": stop_reason,
             "stop_sequence": stop_sequence,
-            "usage": _usage(input_tokens, output_tokens, request.cached_tokens),
+            "stop_details": REFUSAL if stop_reason == "refusal" else None,
+            "usage": _usage(input_tokens, output_tokens, thought_tokens, request.cached_tokens),
+            "diagnostics": None,  # only a request's diagnostics.previous_message_id asks for any
         }
         usage = {"prompt_tokens": input_tokens, "completion_tokens": output_tokens}
         if stream:
@@ -568,15 +575,18 @@ def _stop(finish_reason: str, called: bool, stop_sequence: Optional[str]) -> Tup
     return "end_turn", None
 
 
-def _usage(input_tokens: int, output_tokens: int, cached: int = 0) -> Dict[str, Any]:
-    """``input_tokens`` are those after the cached ones (``cache_read_input_tokens``), as Anthropic counts."""
+def _usage(input_tokens: int, output_tokens: int, thought_tokens: int, cached: int = 0) -> Dict[str, Any]:
+    """``input_tokens`` are those after the cached ones (``cache_read_input_tokens``), as Anthropic
+    counts; ``output_tokens_details`` tells the thinking tokens among the output tokens."""
     return {
         "input_tokens": input_tokens - cached,
         "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": cached,
         "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
         "output_tokens": output_tokens,
+        "output_tokens_details": {"thinking_tokens": thought_tokens},
         "service_tier": "standard",
+        "inference_geo": INFERENCE_GEO,
     }
 
 

@@ -109,6 +109,26 @@ def test_a_streamed_tool_call_and_thinking(claude: anthropic.Anthropic) -> None:
     assert final.content[1].input == {"city": "Bergen"} and final.stop_reason == "tool_use"  # type: ignore[union-attr]
 
 
+def test_the_sdk_reads_stop_details_thinking_tokens_and_the_caller(claude: anthropic.Anthropic) -> None:
+    with claude.messages.stream(
+        model=MODEL,
+        max_tokens=4096,
+        thinking={"type": "enabled", "budget_tokens": 1024},
+        tools=[WEATHER],  # type: ignore[list-item]
+        messages=[{"role": "user", "content": "Bergen"}],
+    ) as stream:
+        final = stream.get_final_message()
+    details = final.usage.output_tokens_details
+    assert details is not None and 0 < details.thinking_tokens < final.usage.output_tokens
+    assert final.stop_details is None and final.usage.inference_geo == "not_available"
+    assert final.content[1].caller.type == "direct"  # type: ignore[union-attr]
+    refused = claude.messages.create(
+        model=f"{MODEL}@content_filter", max_tokens=10, messages=[{"role": "user", "content": "x"}]
+    )
+    assert refused.stop_reason == "refusal" and refused.stop_details is not None
+    assert refused.stop_details.type == "refusal" and refused.stop_details.category is None
+
+
 def test_structured_output(claude: anthropic.Anthropic) -> None:
     schema = {
         "type": "object",
