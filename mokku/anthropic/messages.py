@@ -80,6 +80,10 @@ THINKING_DOCS = (
     "Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
     "#important-considerations-when-using-extended-thinking"
 )
+# The API versions the real API knows; the later one removed the sampling parameters.
+VERSIONS = ("2023-06-01", "2026-10-21", "2023-01-01")
+NO_SAMPLING = "2026-10-21"
+SAMPLING = ("temperature", "top_p", "top_k")
 STOP_REASONS = {"length": "max_tokens", "content_filter": "refusal"}
 # ``stop_details`` of a refusal (mokku names no policy category); null for every other stop reason.
 REFUSAL = {"type": "refusal", "category": None, "explanation": None}
@@ -101,8 +105,9 @@ class Messages:
         self.replies = replies
 
     def create(self, request: Request) -> Response:
-        _require_version(request)
+        version = _version(request)
         _model(request.json())
+        _check_sampling_removed(request.json(), version)
         body, behaviour = self.replies.begin(request, "chat", KNOWN_PARAMS)
         max_tokens = check.whole(check.required(body, "max_tokens"), "max_tokens", 1)
         framing = _system(body.get("system"))
@@ -196,9 +201,10 @@ class Messages:
 
     def count_tokens(self, request: Request) -> Response:
         """``{"input_tokens": N}``: what the same request's ``usage.input_tokens`` would be."""
-        _require_version(request)
+        version = _version(request)
         body = request.json()
         _model(body)
+        _check_sampling_removed(body, version)
         framing = _system(body.get("system"))
         conversation = read_messages(check.required(body, "messages"))
         _tools(body, conversation)
@@ -206,11 +212,27 @@ class Messages:
         return json_response({"input_tokens": tokens})
 
 
-def _require_version(request: Request) -> None:
-    """``anthropic-version``, which the SDKs always send: the real API refuses a request without it
-    (any value is taken here)."""
-    if not request.header("anthropic-version"):
+def _version(request: Request) -> str:
+    """``anthropic-version``, which the SDKs always send: the real API refuses a request without it,
+    or with a version it does not know."""
+    version = request.header("anthropic-version")
+    if not version:
         raise errors.invalid_request("anthropic-version: header is required", "anthropic-version")
+    if version not in VERSIONS:
+        raise errors.invalid_request(
+            f'anthropic-version: "{version}" is not a valid version', "anthropic-version"
+        )
+    return version
+
+
+def _check_sampling_removed(body: Mapping[str, Any], version: str) -> None:
+    """Under ``2026-10-21`` the request has no ``temperature``, ``top_p`` or ``top_k``: the key alone,
+    whatever its value, is an extra input (the first in the body named)."""
+    if version != NO_SAMPLING:
+        return
+    for name in body:
+        if name in SAMPLING:
+            raise errors.invalid_request(f"{name}: Extra inputs are not permitted", name)
 
 
 def _model(body: Mapping[str, Any]) -> str:

@@ -182,6 +182,25 @@ def test_validation_errors(claude: anthropic.Anthropic) -> None:
     assert caught.value.body["error"]["message"] == "messages: at least one message is required"  # type: ignore[index]
 
 
+def test_the_sdks_version_takes_no_sampling_parameters(live_server: LiveServer) -> None:
+    # The SDK sends anthropic-version 2026-10-21, which refuses temperature (the SDK's create() no
+    # longer names it: a client passes it on in extra_body); 2023-06-01 takes it.
+    hello: list = [{"role": "user", "content": "hello"}]
+    sampling = {"temperature": 0.2}
+    with anthropic.Anthropic(base_url=live_server.url, api_key="sk-ant-test", max_retries=0) as latest:
+        with pytest.raises(anthropic.BadRequestError) as caught:
+            latest.messages.create(model=MODEL, max_tokens=10, messages=hello, extra_body=sampling)
+    assert caught.value.body["error"]["message"] == "temperature: Extra inputs are not permitted"  # type: ignore[index]
+    with anthropic.Anthropic(
+        base_url=live_server.url,
+        api_key="sk-ant-test",
+        max_retries=0,
+        default_headers={"anthropic-version": "2023-06-01"},
+    ) as older:
+        reply = older.messages.create(model=MODEL, max_tokens=10, messages=hello, extra_body=sampling)
+    assert reply.content[0].text == "hello"  # type: ignore[union-attr]
+
+
 def test_a_broken_stream_raises(claude: anthropic.Anthropic) -> None:
     with pytest.raises(anthropic.APIStatusError) as caught:
         with claude.messages.stream(
