@@ -80,9 +80,10 @@ THINKING_DOCS = (
     "Please consult our documentation at https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
     "#important-considerations-when-using-extended-thinking"
 )
-# The API versions the real API knows; the later one removed the sampling parameters.
+# The API versions the real API knows; the latest removed the sampling parameters, and refuses a few
+# blocks the earlier ones take.
 VERSIONS = ("2023-06-01", "2026-10-21", "2023-01-01")
-NO_SAMPLING = "2026-10-21"
+LATEST = "2026-10-21"
 SAMPLING = ("temperature", "top_p", "top_k")
 STOP_REASONS = {"length": "max_tokens", "content_filter": "refusal"}
 # ``stop_details`` of a refusal (mokku names no policy category); null for every other stop reason.
@@ -111,7 +112,9 @@ class Messages:
         body, behaviour = self.replies.begin(request, "chat", KNOWN_PARAMS)
         max_tokens = check.whole(check.required(body, "max_tokens"), "max_tokens", 1)
         framing = _system(body.get("system"))
-        conversation = read_messages(check.required(body, "messages"), _continues_thread(body.get("thread")))
+        conversation = read_messages(
+            check.required(body, "messages"), _continues_thread(body.get("thread")), version
+        )
         stops = _stops(body.get("stop_sequences"))
         check.number(body.get("temperature"), "temperature", 0, 1)
         check.number(body.get("top_p"), "top_p", 0, 1)
@@ -206,7 +209,7 @@ class Messages:
         _model(body)
         _check_sampling_removed(body, version)
         framing = _system(body.get("system"))
-        conversation = read_messages(check.required(body, "messages"))
+        conversation = read_messages(check.required(body, "messages"), version=version)
         _tools(body, conversation)
         tokens = conversation_tokens(framing + conversation.messages) + _definition_tokens(body.get("tools"))
         return json_response({"input_tokens": tokens})
@@ -228,7 +231,7 @@ def _version(request: Request) -> str:
 def _check_sampling_removed(body: Mapping[str, Any], version: str) -> None:
     """Under ``2026-10-21`` the request has no ``temperature``, ``top_p`` or ``top_k``: the key alone,
     whatever its value, is an extra input (the first in the body named)."""
-    if version != NO_SAMPLING:
+    if version != LATEST:
         return
     for name in body:
         if name in SAMPLING:
@@ -262,9 +265,10 @@ def _continues_thread(value: Any) -> bool:
     return isinstance(value, dict) and value.get("type") == "continue"
 
 
-def read_messages(value: Any, continued: bool = False) -> Conversation:
+def read_messages(value: Any, continued: bool = False, version: str = VERSIONS[0]) -> Conversation:
     """``messages``: each turn's text, a ``tool_result`` as a tool's result, a ``tool_use`` as a call.
-    ``continued``: a thread's turn, whose first message may answer calls it does not show."""
+    ``continued``: a thread's turn, whose first message may answer calls it does not show;
+    ``version``: the request's ``anthropic-version``, which some blocks depend on."""
     turns = check.listing(value, "messages") or []
     if not turns:
         raise check.invalid("messages", "at least one message is required")
@@ -299,7 +303,7 @@ def read_messages(value: Any, continued: bool = False) -> Conversation:
             conversation.messages.append(Message(role, content))
         else:
             blocks = check.listing(content, f"{where}.content") or []
-            uses, results = _read_blocks(role, blocks, f"{where}.content", conversation)
+            uses, results = _read_blocks(role, blocks, f"{where}.content", conversation, version == LATEST)
         if index == last and role == "assistant":
             _check_prefill(content)
         if not (continued and index == 0):
@@ -333,10 +337,10 @@ def _check_pairs(index: int, unanswered: List[str], results: List[Tuple[str, str
 
 
 def _read_blocks(
-    role: str, blocks: List[Any], where: str, conversation: Conversation
+    role: str, blocks: List[Any], where: str, conversation: Conversation, latest: bool
 ) -> Tuple[List[str], List[Tuple[str, str]]]:
     """Reads one turn's blocks into the conversation; its ``tool_use`` ids, and its ``tool_result``
-    blocks (where, the id answered)."""
+    blocks (where, the id answered). ``latest``: under ``2026-10-21``, whose refusals apply too."""
     texts: List[str] = []
     uses: List[str] = []
     results: List[Tuple[str, str]] = []
@@ -352,6 +356,8 @@ def _read_blocks(
         at = f"{where}.{index}"
         block = check.element(block, dict, at)
         kind = content_blocks.block_type(block, at)
+        if latest:
+            _check_latest_block(role, kind, block, at)
         if kind == "text":
             text = check.text(check.required(block, "text", f"{at}.text"), f"{at}.text")
             if not text:
@@ -378,6 +384,27 @@ def _read_blocks(
     if len(out) == before:  # only images, documents, thinking...: the turn is there, without text
         out.append(Message(role, ""))
     return uses, results
+
+
+def _check_latest_block(role: str, kind: str, block: Dict[str, Any], at: str) -> None:
+    """What ``2026-10-21`` refuses in a turn's block: a document in an assistant turn, and citations
+    on a user's text (a text block, or one in a search result's content). The real API's words for
+    these are not known: these are mokku's."""
+    if kind == "document" and role == "assistant":
+        raise check.invalid(at, "document blocks are not allowed in assistant messages")
+    if role != "user":
+        return
+    texts = [(at, block)] if kind == "text" else []
+    if kind == "search_result" and isinstance(block.get("content"), list):
+        texts += [
+            (f"{at}.content.{index}", part)
+            for index, part in enumerate(block["content"])
+            if isinstance(part, dict) and part.get("type") == "text"
+        ]
+    for where, text in texts:
+        citations = text.get("citations")
+        if isinstance(citations, list) and citations:
+            raise check.invalid(f"{where}.citations", "citations are not allowed on text in user messages")
 
 
 def _check_text(text: str) -> None:
