@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any, Dict, List
 
 import anthropic.types as types
+import jsonschema
 import pytest
 import webtest
 
@@ -169,6 +170,59 @@ def test_structured_output_follows_the_schema(app: webtest.TestApp) -> None:
     ):
         document = json.loads(create(app, **body("Ada is 36", **field)).content[0].text)
         assert set(document) == {"name", "age"} and isinstance(document["age"], int)
+
+
+PERSON = {
+    "type": "object",
+    "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
+    "required": ["name", "age"],
+}
+# How prompt-instructed clients ask for JSON: instructor's Mode.ANTHROPIC_JSON, pydantic-ai's PromptedOutput.
+INSTRUCTOR = (
+    "As a genius expert, your task is to understand the content and provide the parsed objects in json that "
+    f"match the following json_schema:\n\n{json.dumps(PERSON, indent=2)}\n\nMake sure to return an instance "
+    "of the JSON, not the schema itself"
+)
+PYDANTIC_AI = (
+    "Always respond with a JSON object that's compatible with this schema:\n\n"
+    f"{json.dumps(dict(PERSON, title='Person'))}\n\nDon't include any text or Markdown fencing before or after."
+)
+
+
+@pytest.mark.parametrize(
+    "system",
+    [INSTRUCTOR, PYDANTIC_AI, [{"type": "text", "text": "Be exact."}, {"type": "text", "text": INSTRUCTOR}]],
+)
+def test_a_schema_the_system_prompt_asks_json_of_is_answered(app: webtest.TestApp, system: Any) -> None:
+    reply = create(app, **body("Ada is 36", system=system))
+    document = json.loads(reply.content[0].text)
+    jsonschema.validate(document, PERSON)
+    streamed = events(app, **body("Ada is 36", system=system))
+    deltas = [e["delta"]["text"] for e in streamed if e["type"] == "content_block_delta"]
+    jsonschema.validate(json.loads("".join(deltas)), PERSON)
+
+
+def test_a_prompted_schema_yields_to_tools_formats_and_plain_prompts(app: webtest.TestApp) -> None:
+    called = create(app, **body("Oslo", system=INSTRUCTOR, tools=[WEATHER]))
+    assert [block.type for block in called.content] == ["tool_use"]
+    result = {"type": "tool_result", "tool_use_id": called.content[0].id, "content": "Ada, 36"}
+    turns = [
+        {"role": "user", "content": "Oslo"},
+        {"role": "assistant", "content": [called.content[0].model_dump()]},
+        {"role": "user", "content": [result]},
+    ]
+    final = create(app, **body(messages=turns, system=INSTRUCTOR, tools=[WEATHER]))  # no call: the answer
+    jsonschema.validate(json.loads(final.content[0].text), PERSON)
+    city = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
+    formatted = create(
+        app,
+        **body("Oslo", system=INSTRUCTOR, output_config={"format": {"type": "json_schema", "schema": city}}),
+    )
+    assert set(json.loads(formatted.content[0].text)) == {"city"}
+    without_json = INSTRUCTOR.replace("json", "format").replace("JSON", "object")
+    impossible = INSTRUCTOR.replace('"type": "integer"', '"not": {}')
+    for system in (without_json, "Answer in JSON.", impossible):
+        assert create(app, **body("Ada is 36", system=system)).content[0].text == "Ada is 36"
 
 
 def test_the_stream_sends_the_real_event_sequence(app: webtest.TestApp) -> None:

@@ -134,6 +134,8 @@ class Messages:
                 "Thinking may not be enabled when tool_choice forces tool use.", "tool_choice"
             )
         output_format = _output_format(body)
+        if output_format is None and not chosen:  # a JSON Schema the system prompt asks JSON of
+            output_format = tools.prompted([message.text for message in framing], "system")
         messages = conversation.messages
         echoed = echo_text(messages)
         generation = Generation(

@@ -29,8 +29,9 @@ class Function(NamedTuple):
 
 
 class OutputFormat(NamedTuple):
-    """Structured output: ``json_object``, ``json_schema`` (with its schema), or ``enum`` (a schema
-    whose value is answered bare, as Gemini's ``text/x.enum``)."""
+    """Structured output: ``json_object``, ``json_schema`` (with its schema), ``enum`` (a schema
+    whose value is answered bare, as Gemini's ``text/x.enum``) or ``prompted`` (a schema only the
+    prompt gives: a document when one fits it, else plain text)."""
 
     kind: str
     schema: Optional[Dict[str, Any]]
@@ -275,6 +276,19 @@ def instructed(output_format: Optional[OutputFormat], instructions: Sequence[str
     return output_format
 
 
+def prompted(instructions: Sequence[str], param: str) -> Optional[OutputFormat]:
+    """JSON asked for in the prompt alone, with no format parameter (instructor's ANTHROPIC_JSON,
+    pydantic-ai's PromptedOutput, agno's JSON mode): a system prompt that says "json" and holds a JSON
+    Schema gets a document valid against it."""
+    for text in instructions:
+        head = text[:MAX_INSTRUCTION_CHARS]
+        if "json" in head.lower():
+            schema = _schema_in(head)
+            if schema is not None:
+                return OutputFormat("prompted", schema, param)
+    return None
+
+
 def _schema_in(text: str) -> Optional[Dict[str, Any]]:
     """The first JSON object in ``text`` that reads as a JSON Schema (a fenced block first)."""
     decoder = json.JSONDecoder()
@@ -292,9 +306,17 @@ def _schema_in(text: str) -> Optional[Dict[str, Any]]:
     return None
 
 
-def structured_content(kind: str, schema: Optional[Mapping[str, Any]], text: str, param: str) -> str:
+def structured_content(
+    kind: str, schema: Optional[Mapping[str, Any]], text: str, param: str
+) -> Optional[str]:
     """The reply for ``json_schema`` / ``json_object`` output (a schema found in the prompt guides
-    ``json_object``; when no document fits it, the plain ``{"echo": ...}``)."""
+    ``json_object``; when no document fits it, the plain ``{"echo": ...}``); for ``prompted``, the
+    document, or None (the plain text) when none fits."""
+    if kind == "prompted":
+        try:
+            return _compact(schemagen.generate(schema or {}, text))
+        except schemagen.SchemaError:
+            return None  # only a hint: the echo, as without it
     if kind == "json_object":
         if schema is not None:
             try:
