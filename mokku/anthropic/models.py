@@ -3,44 +3,67 @@ that carries ``anthropic-version``: current Claude models, then mokku's own and 
 
 from __future__ import annotations
 
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Tuple
 from urllib.parse import parse_qs
 
 from mokku import errors
+from mokku.anthropic import claude
 from mokku.api.models import OWN_MODELS
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
 from mokku.simulation.limits import known_window
 
-# (id, display name, created_at)
-CLAUDE_MODELS: Tuple[Tuple[str, str, str], ...] = (
-    ("claude-opus-4-5-20251101", "Claude Opus 4.5", "2025-11-24T00:00:00Z"),
-    ("claude-haiku-4-5-20251001", "Claude Haiku 4.5", "2025-10-15T00:00:00Z"),
-    ("claude-sonnet-4-5-20250929", "Claude Sonnet 4.5", "2025-09-29T00:00:00Z"),
-    ("claude-opus-4-1-20250805", "Claude Opus 4.1", "2025-08-05T00:00:00Z"),
-    ("claude-opus-4-20250514", "Claude Opus 4", "2025-05-22T00:00:00Z"),
-    ("claude-sonnet-4-20250514", "Claude Sonnet 4", "2025-05-22T00:00:00Z"),
-    ("claude-3-5-haiku-20241022", "Claude Haiku 3.5", "2024-10-22T00:00:00Z"),
+
+class Listed(NamedTuple):
+    """A model of the list: ``created_at`` is its release day; a model with ``retires_at`` is
+    deprecated (callable until then, closed to new adopters)."""
+
+    id: str
+    display_name: str
+    created_at: str
+    retires_at: Optional[str] = None
+
+
+# The models the real API serves, newest first (the retired ones, Opus 4 and 4.1, Sonnet 4 and Haiku
+# 3.5, are gone from its list; /v1/messages still answers any id). Access-gated models (Mythos) are
+# left out.
+CLAUDE_MODELS: Tuple[Listed, ...] = (
+    Listed("claude-fable-5-2", "Claude Fable 5.2", "2026-11-09T00:00:00Z"),
+    Listed("claude-haiku-5-5", "Claude Haiku 5.5", "2026-10-07T00:00:00Z"),
+    # Unconfirmed day: reports say September 28 or 29; the earlier is taken.
+    Listed("claude-sonnet-5-5", "Claude Sonnet 5.5", "2026-09-28T00:00:00Z"),
+    Listed("claude-opus-5-5", "Claude Opus 5.5", "2026-09-22T00:00:00Z"),
+    # Unconfirmed day: one report gives September 1 (the day Mythos 5.1 launched); taken.
+    Listed("claude-fable-5-1", "Claude Fable 5.1", "2026-09-01T00:00:00Z"),
+    Listed("claude-opus-5", "Claude Opus 5", "2026-07-24T00:00:00Z"),
+    Listed("claude-sonnet-5", "Claude Sonnet 5", "2026-06-30T00:00:00Z"),
+    Listed("claude-fable-5", "Claude Fable 5", "2026-06-09T00:00:00Z"),
+    Listed("claude-opus-4-8", "Claude Opus 4.8", "2026-05-28T00:00:00Z"),
+    Listed("claude-opus-4-7", "Claude Opus 4.7", "2026-04-16T00:00:00Z"),
+    Listed("claude-sonnet-4-6", "Claude Sonnet 4.6", "2026-02-17T00:00:00Z"),
+    Listed("claude-opus-4-6", "Claude Opus 4.6", "2026-02-05T00:00:00Z"),
+    Listed("claude-opus-4-5-20251101", "Claude Opus 4.5", "2025-11-24T00:00:00Z", "2027-01-22T00:00:00Z"),
+    Listed("claude-haiku-4-5-20251001", "Claude Haiku 4.5", "2025-10-15T00:00:00Z"),
+    Listed("claude-sonnet-4-5-20250929", "Claude Sonnet 4.5", "2025-09-29T00:00:00Z", "2026-11-30T00:00:00Z"),
 )
-CLAUDE_MODEL_IDS = tuple(model_id for model_id, _, _ in CLAUDE_MODELS)
+CLAUDE_MODEL_IDS = tuple(model.id for model in CLAUDE_MODELS)
 OWN_CREATED = "2025-01-01T00:00:00Z"
 MAX_LIMIT = 1000
 
 
-LINES = ("opus", "sonnet", "haiku")
-
-
-def model_info(model_id: str, display_name: str, created_at: str) -> Dict[str, object]:
-    """``capabilities`` is null: what mokku accepts does not depend on the model."""
-    max_input_tokens, max_tokens = known_window(model_id)
+def model_info(model: Listed) -> Dict[str, object]:
+    """``capabilities`` is null: mokku does not tell what each model supports. ``deprecated_at`` is
+    null too: the day a deprecation was announced is not known."""
+    max_input_tokens, max_tokens = known_window(model.id)
+    family = claude.parse(model.id)
     return {
         "type": "model",
-        "id": model_id,
-        "display_name": display_name,
-        "created_at": created_at,
-        "lifecycle": "active",
+        "id": model.id,
+        "display_name": model.display_name,
+        "created_at": model.created_at,
+        "lifecycle": "active" if model.retires_at is None else "deprecated",
         "deprecated_at": None,
-        "retires_at": None,
-        "line": next((line for line in LINES if model_id.startswith(f"claude-{line}-")), None),
+        "retires_at": model.retires_at,
+        "line": family.family if family is not None else None,
         "capabilities": None,
         "max_input_tokens": max_input_tokens,
         "max_tokens": max_tokens,
@@ -61,10 +84,12 @@ class Models:
     """The model list, paged as Anthropic pages it (``limit``, ``after_id``, ``before_id``)."""
 
     def __init__(self, extra_ids: Iterable[str] = ()) -> None:
-        entries = [model_info(*entry) for entry in CLAUDE_MODELS]
-        entries += [model_info(model, model, OWN_CREATED) for model in OWN_MODELS]
+        entries = [model_info(model) for model in CLAUDE_MODELS]
+        entries += [model_info(Listed(model, model, OWN_CREATED)) for model in OWN_MODELS]
         known = {entry["id"] for entry in entries}
-        entries += [model_info(model, model, OWN_CREATED) for model in extra_ids if model not in known]
+        entries += [
+            model_info(Listed(model, model, OWN_CREATED)) for model in extra_ids if model not in known
+        ]
         self._entries = entries
         self._ids = [str(entry["id"]) for entry in entries]
         self._bodies = {str(entry["id"]): dumps(entry) for entry in entries}

@@ -18,6 +18,7 @@ import time
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from mokku import config, errors
+from mokku.anthropic import claude
 from mokku.api.models import SNAPSHOTS
 from mokku.control import statedb
 from mokku.errors import invalid_api_key, rate_limited
@@ -71,7 +72,8 @@ MODEL_WINDOWS: Dict[str, Tuple[int, int]] = {
     "text-embedding-ada-002": (8_192, 0),
 }
 DEFAULT_WINDOW = (128_000, 16_384)
-CLAUDE_WINDOW = (200_000, 64_000)  # any ``claude-*`` model, but for the output of these:
+# Any ``claude-*`` model before 4.6 (from 4.6 on: ``claude.WIDE_WINDOW``), but for the output of these:
+CLAUDE_WINDOW = (200_000, 64_000)
 CLAUDE_OUTPUT: Dict[str, int] = {
     "claude-opus-4-1-20250805": 32_000,
     "claude-opus-4-1": 32_000,
@@ -95,7 +97,7 @@ def known_window(model: str) -> Tuple[int, int]:
     if found is not None:
         return found
     if model.startswith("claude-"):
-        return CLAUDE_WINDOW[0], CLAUDE_OUTPUT.get(model, CLAUDE_WINDOW[1])
+        return claude.window(model) or (CLAUDE_WINDOW[0], CLAUDE_OUTPUT.get(model, CLAUDE_WINDOW[1]))
     return GEMINI_WINDOW if model.startswith(("gemini-", "models/gemini-")) else DEFAULT_WINDOW
 
 
