@@ -660,7 +660,8 @@ def test_thinking_takes_no_sampling_changes(
     found = error(app, body(max_tokens=2048, thinking=thinking, **sampling), 400)
     assert found["type"] == "invalid_request_error" and found["message"].startswith(words)
     assert found["message"].endswith("#important-considerations-when-using-extended-thinking")
-    create(app, **body(max_tokens=2048, thinking=thinking, temperature=1, top_p=0.95))
+    create(app, **body(max_tokens=2048, thinking=thinking, temperature=1))
+    create(app, **body(max_tokens=2048, thinking=thinking, top_p=0.95))
     create(app, **body(**sampling))  # without thinking: accepted
 
 

@@ -111,3 +111,127 @@ def test_the_real_window_follows_the_version(make_app: Any) -> None:
         )
         assert create(app, **body(model=model, max_tokens=128_000)).stop_reason == "end_turn"
     error(app, body(model="claude-sonnet-4-5", max_tokens=64_001), 400)
+
+
+ADAPTIVE = (
+    '"thinking.type.{}" is not supported for this model. Use "thinking.type.adaptive" and '
+    '"output_config.effort" to control thinking behavior.'
+)
+BOTH = "`temperature` and `top_p` cannot both be specified for this model. Please use only one."
+FORCED = 'tool_choice: type "tool" and "any" are not supported for this model.'
+WEATHER_TOOL = {"name": "get_weather", "input_schema": {"type": "object"}}
+ENABLED = {"type": "enabled", "budget_tokens": 1024}
+
+
+@pytest.mark.parametrize(
+    "models, extra, message",
+    [
+        (
+            (
+                "claude-opus-4-7",
+                "claude-opus-4-7-20260416",
+                "claude-sonnet-5",
+                "claude-haiku-5-5",
+                "claude-fable-5",
+            ),
+            {"temperature": 0.5},
+            "temperature is deprecated for this model.",
+        ),
+        (("claude-opus-5-5", "claude-fable-5-2"), {"top_p": 0.9}, "top_p is deprecated for this model."),
+        (("claude-sonnet-5-5",), {"top_k": 5}, "top_k is deprecated for this model."),
+        (
+            (
+                "claude-haiku-4-5",
+                "claude-sonnet-4-5-20250929",
+                "claude-sonnet-4-6",
+                "claude-opus-4-5",
+                "claude-opus-4-6",
+            ),
+            {"temperature": 0.5, "top_p": 0.9},
+            BOTH,
+        ),
+        (
+            ("claude-opus-4-7", "claude-opus-4-8", "claude-sonnet-5", "claude-haiku-5-5", "claude-fable-5-1"),
+            {"thinking": ENABLED},
+            ADAPTIVE.format("enabled"),
+        ),
+        (
+            ("claude-opus-5-5", "claude-fable-5", "claude-fable-5-2"),
+            {"thinking": {"type": "disabled"}},
+            ADAPTIVE.format("disabled"),
+        ),
+        (
+            ("claude-sonnet-5-5",),
+            {"thinking": {"type": "disabled"}},
+            '"thinking.type.disabled" is not supported for this model. Use "thinking.type.between_tools" for the '
+            "lowest thinking setting.",
+        ),
+        (
+            ("claude-opus-5-5", "claude-fable-5-1", "claude-sonnet-5-5"),
+            {"tools": [WEATHER_TOOL], "tool_choice": {"type": "any"}},
+            FORCED,
+        ),
+        (
+            ("claude-fable-5-2",),
+            {"tools": [WEATHER_TOOL], "tool_choice": {"type": "tool", "name": "get_weather"}},
+            FORCED,
+        ),
+    ],
+)
+def test_each_generation_refuses_what_it_no_longer_takes(
+    app: webtest.TestApp, models: Any, extra: Dict[str, Any], message: str
+) -> None:
+    for model in models:
+        found = error(app, body(model=model, max_tokens=2048, **extra), 400)
+        assert found == {"type": "invalid_request_error", "message": message}, model
+    # An id that is no Claude family's, and a fault's suffix, change nothing.
+    for model in ("claude", "mokku-echo-1", "claude-3-5-haiku-20241022"):
+        create(app, **body(model=model, max_tokens=2048, **extra))
+    error(app, body(model=f"{models[0]}@content_filter", max_tokens=2048, **extra), 400)
+
+
+@pytest.mark.parametrize(
+    "model, extra",
+    [
+        ("claude-opus-4-7", {"temperature": 1, "top_p": 1}),
+        ("claude-opus-4-7", {"thinking": {"type": "adaptive"}, "output_config": {"effort": "high"}}),
+        ("claude-opus-4-7", {"thinking": {"type": "disabled"}}),
+        ("claude-opus-4-6", {"thinking": ENABLED, "temperature": 1}),
+        ("claude-opus-4-6", {"top_p": 0.9, "top_k": 5}),
+        ("claude-opus-4-1", {"temperature": 0.5, "top_p": 0.9}),
+        ("claude-opus-5", {"tools": [WEATHER_TOOL], "tool_choice": {"type": "any"}}),
+        ("claude-fable-5", {"tools": [WEATHER_TOOL], "tool_choice": {"type": "any"}}),
+        ("claude-sonnet-5-5", {"thinking": {"type": "between_tools"}}),
+        ("claude-sonnet-5", {"thinking": {"type": "disabled"}}),
+    ],
+)
+def test_what_a_generation_still_takes(app: webtest.TestApp, model: str, extra: Dict[str, Any]) -> None:
+    create(app, **body(model=model, max_tokens=2048, **extra))
+
+
+def test_between_tools_thinks_nothing_before_the_answer(app: webtest.TestApp) -> None:
+    reply = create(app, **body("one two", thinking={"type": "between_tools"}))
+    assert [block.type for block in reply.content] == ["text"] and reply.usage.output_tokens == 2
+
+
+def test_count_tokens_refuses_forced_tools_and_manual_thinking_too(app: webtest.TestApp) -> None:
+    counted = {
+        "model": "claude-opus-5-5",
+        "messages": [{"role": "user", "content": "Hi"}],
+        "tools": [WEATHER_TOOL],
+    }
+    refused = app.post_json(
+        "/v1/messages/count_tokens", dict(counted, tool_choice={"type": "any"}), headers=HEADERS, status=400
+    )
+    assert refused.json["error"]["message"] == FORCED
+    refused = app.post_json(
+        "/v1/messages/count_tokens", dict(counted, thinking=ENABLED), headers=HEADERS, status=400
+    )
+    assert refused.json["error"]["message"] == ADAPTIVE.format("enabled")
+    app.post_json("/v1/messages/count_tokens", dict(counted, temperature=0.5), headers=HEADERS)  # not read
+
+
+def test_the_2026_10_21_sampling_refusal_comes_first(app: webtest.TestApp) -> None:
+    latest = dict(HEADERS, **{"anthropic-version": "2026-10-21"})
+    found = error(app, body(model="claude-opus-4-7", temperature=0.5), 400, latest)
+    assert found["message"] == "temperature: Extra inputs are not permitted"

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from mokku import errors
 from mokku.anthropic import blocks as content_blocks
-from mokku.anthropic import events
+from mokku.anthropic import claude, events
 from mokku.anthropic import validate as check
 from mokku.api import render, tools
 from mokku.api.decide import (
@@ -33,6 +33,7 @@ from mokku.api.ids import random_bits, random_id
 from mokku.api.sampling import Sampling
 from mokku.api.tokens import count, tokenize
 from mokku.server.http import Request, Response, dumps, json_response
+from mokku.simulation.faults import split_model
 
 KNOWN_PARAMS = frozenset(
     "model messages max_tokens system stop_sequences stream temperature top_p top_k metadata tools tool_choice "
@@ -123,6 +124,7 @@ class Messages:
         metadata = check.mapping(body.get("metadata"), "metadata") or {}
         check.text(metadata.get("user_id"), "metadata.user_id")
         stream = bool(check.of_type(body.get("stream"), bool, "stream"))
+        claude.check_request(behaviour.model, body)  # what this model's generation does not take
         thinking = _thinking(body.get("thinking"), max_tokens or 1)
         if thinking == "enabled":
             _check_sampling_with_thinking(body)
@@ -208,8 +210,9 @@ class Messages:
         """``{"input_tokens": N}``: what the same request's ``usage.input_tokens`` would be."""
         version = _version(request)
         body = request.json()
-        _model(body)
+        model = _model(body)
         _check_sampling_removed(body, version)
+        claude.check_request(split_model(model)[0], body, sampling=False)
         framing = _system(body.get("system"))
         conversation = read_messages(check.required(body, "messages"), version=version)
         _tools(body, conversation)
@@ -503,9 +506,11 @@ def _thinking(value: Any, max_tokens: int) -> Optional[str]:
     if config is None:
         return None
     kind = check.one_of(
-        check.required(config, "type", "thinking.type"), ("enabled", "disabled", "adaptive"), "thinking.type"
+        check.required(config, "type", "thinking.type"),
+        ("enabled", "disabled", "between_tools", "adaptive"),
+        "thinking.type",
     )
-    if kind != "enabled":
+    if kind != "enabled":  # between_tools: no thinking before the answer, only between tool calls
         return kind if kind == "adaptive" else None
     where = "thinking.enabled.budget_tokens"
     budget = check.whole(check.required(config, "budget_tokens", where), where, MIN_THINKING_BUDGET) or 0

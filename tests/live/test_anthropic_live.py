@@ -157,6 +157,25 @@ def test_count_tokens_and_models(claude: anthropic.Anthropic) -> None:
     assert claude.models.retrieve(models[0].id).id == models[0].id
 
 
+def test_each_generation_s_rules_reach_the_sdk(claude: anthropic.Anthropic) -> None:
+    hello: list = [{"role": "user", "content": "hello"}]
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        claude.messages.create(
+            model="claude-opus-4-7",
+            max_tokens=2048,
+            thinking={"type": "enabled", "budget_tokens": 1024},
+            messages=hello,
+        )
+    assert caught.value.body["error"]["message"].startswith('"thinking.type.enabled" is not supported')  # type: ignore[index]
+    reply = claude.messages.create(
+        model="claude-sonnet-5-5", max_tokens=100, thinking={"type": "between_tools"}, messages=hello
+    )
+    assert reply.content[0].text == "hello"  # type: ignore[union-attr]
+    retiring = claude.models.retrieve("claude-sonnet-4-5")
+    assert retiring.lifecycle == "deprecated" and retiring.retires_at is not None
+    assert claude.models.retrieve("claude-opus-5-5").max_input_tokens == 1_000_000
+
+
 @pytest.mark.parametrize(
     "fault, exception",
     [
