@@ -785,7 +785,8 @@ MAX_TOKENS_REFUSED = (
 
 
 @pytest.mark.parametrize(
-    "model", ["o1", "o3-mini", "o4-mini-2025-04-16", "gpt-5", "gpt-6-sol", "gpt-6.2-astra"]
+    "model",
+    ["o1", "o3-mini", "o4-mini-2025-04-16", "gpt-5", "gpt-5.5", "gpt-5.6-luna", "gpt-6-sol", "gpt-6.2-astra"],
 )
 def test_reasoning_models_refuse_max_tokens_and_a_temperature(app: webtest.TestApp, model: str) -> None:
     asked = {"model": model, "messages": user("think it through")}
@@ -944,12 +945,12 @@ def test_an_assistant_message_with_an_empty_tool_calls_list_is_refused(app: webt
     }
 
 
-@pytest.mark.parametrize("model", ["gpt-5.1", "gpt-5.2", "gpt-5.4-mini", "gpt-5.5-2026-04-23", "gpt-5.6-sol"])
+@pytest.mark.parametrize("model", ["gpt-5.1", "gpt-5.2", "gpt-5.4-mini", "gpt-5.4-2026-03-05"])
 def test_the_chat_model_and_gpt_5_1_on_take_what_reasoning_models_refuse(
     app: webtest.TestApp, model: str
 ) -> None:
-    """gpt-5-chat-latest is ChatGPT's chat model (the AI SDK sends it stop and penalties); from
-    gpt-5.1 the reasoning effort is none unless asked, so they take a temperature as a chat model does."""
+    """gpt-5-chat-latest is ChatGPT's chat model (the AI SDK sends it stop and penalties); gpt-5.1,
+    gpt-5.2 and gpt-5.4 reason only when asked, so they take a temperature as a chat model does."""
     latest = chat(app, model="gpt-5-chat-latest", messages=user("x"), stop=["END"], presence_penalty=0.3)
     assert latest["choices"][0]["message"]["content"] == "x"
     assert chat(app, model=model, messages=user("y"), temperature=0.2, stop=["x"], top_p=0.5)["choices"]

@@ -480,7 +480,8 @@ def test_a_reasoning_model_answers_its_reasoning_item_first(app: webtest.TestApp
     [
         ("gpt-5.4", "none"),
         ("gpt-5.1-2025-11-13", "none"),
-        ("gpt-5.6-luna", "none"),
+        ("gpt-5.6-luna", "medium"),
+        ("gpt-5.5-2026-04-23", "medium"),
         ("gpt-5", "medium"),
         ("gpt-6-sol", "medium"),
         ("gpt-5.5-pro", "high"),
@@ -490,7 +491,7 @@ def test_a_reasoning_model_answers_its_reasoning_item_first(app: webtest.TestApp
 def test_a_model_answers_at_its_default_effort(
     app: webtest.TestApp, model: str, effort: Optional[str]
 ) -> None:
-    """gpt-5.1 to gpt-5.6 reason only when asked, so take a temperature; the others think at medium,
+    """gpt-5.1, gpt-5.2 and gpt-5.4 reason only when asked, so take a temperature; the others think at medium,
     and the pro models at high."""
     answer = create(app, model=model, input="x")
     assert answer["reasoning"] == {"effort": effort, "summary": None}

@@ -32,10 +32,10 @@ class Output(NamedTuple):
 
 # Reasoning models' ids: the sampling parameters they do not take are refused, as the real API does.
 REASONING_MODELS = ("o1", "o3", "o4", "gpt-5", "gpt-6")
-# The reasoning models whose effort is ``none`` unless asked (gpt-5.1 to gpt-5.6 and their mini,
-# nano and named tiers): they take sampling parameters as a chat model does. The -pro models think
-# at ``high`` only; the rest at ``medium``.
-_NO_EFFORT_BY_DEFAULT = re.compile(r"gpt-5\.[1-6](-(mini|nano|sol|terra|luna))?(-\d{4}-\d{2}-\d{2})?$")
+# The reasoning models whose effort is ``none`` unless asked (gpt-5.1, gpt-5.2 and gpt-5.4, its mini
+# and nano): they take sampling parameters as a chat model does. The -pro models think at ``high``
+# only; the rest (gpt-5.5, gpt-5.6 and gpt-6 too) at ``medium``.
+_NO_EFFORT_BY_DEFAULT = re.compile(r"gpt-5\.[124](-(mini|nano))?(-\d{4}-\d{2}-\d{2})?$")
 _PRO = re.compile(r"-pro(-\d{4}-\d{2}-\d{2})?$")
 
 
