@@ -6,7 +6,7 @@ import json
 import logging
 import re
 import time
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import pytest
 import webtest
@@ -960,6 +960,51 @@ def test_the_chat_model_and_gpt_5_1_on_take_what_reasoning_models_refuse(
         status=400,
     )
     assert refused.json["error"]["param"] == "temperature"
+
+
+FUNCTION = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+
+
+@pytest.mark.parametrize(
+    "model, effort, refused",
+    [
+        ("gpt-5.6-luna", None, True),  # from gpt-5.6 on, reasoning by default: refused unless told none
+        ("gpt-6-sol", None, True),
+        ("gpt-6-sol", "low", True),
+        ("gpt-6-sol", "none", False),
+        ("gpt-5.5", None, False),  # gpt-5.2 to gpt-5.5: refused only when an effort is asked for
+        ("gpt-5.5", "high", True),
+        ("gpt-5.2", "medium", True),
+        ("gpt-5.4", None, False),
+        ("gpt-5.1", "high", False),  # gpt-5.1 and older reasoning models call tools at any effort
+        ("o3", "high", False),
+        ("gpt-5", None, False),
+    ],
+)
+def test_newer_models_take_function_tools_on_chat_only_without_reasoning(
+    app: webtest.TestApp, model: str, effort: Optional[str], refused: bool
+) -> None:
+    body: Dict[str, Any] = {"model": model, "messages": user("call it"), "tools": [FUNCTION]}
+    if effort is not None:
+        body["reasoning_effort"] = effort
+    if not refused:
+        assert app.post_json(URL, body).json["choices"][0]["finish_reason"] == "tool_calls"
+        return
+    answer = app.post_json(URL, body, status=400).json
+    validate(answer, "ErrorResponse")
+    assert answer["error"] == {
+        "message": f"Function tools with reasoning_effort are not supported for {model} in /v1/chat/completions. "
+        "To use function tools, use /v1/responses or set reasoning_effort to 'none'.",
+        "type": "invalid_request_error",
+        "param": "reasoning_effort",
+        "code": None,
+    }
+    responses = {
+        "model": model,
+        "input": "call it",
+        "tools": [{"type": "function", "name": "f", "parameters": {"type": "object", "properties": {}}}],
+    }
+    assert app.post_json("/v1/responses", responses).json["output"][-1]["type"] == "function_call"
 
 
 @pytest.mark.parametrize(

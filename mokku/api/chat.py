@@ -387,6 +387,10 @@ _NOT_FOR_REASONING: Refused = (
 # The reasoning models that refuse ``stop``: o3 and o4 but o3-mini, and gpt-5 (smolagents and
 # crewAI leave it out for exactly these); o1 and o3-mini take it.
 _REFUSE_STOP = re.compile(r"(o3(?!-mini)|o4|gpt-5)([-.]|$)")
+# Chat takes function tools from gpt-5.2 on only at effort none (the Responses API at any): refused
+# when an effort is asked for, and from gpt-5.6 on by default too, as those reason unless told not to.
+_TOOLS_AT_NO_EFFORT = re.compile(r"gpt-(5\.([2-9]|\d\d)|6)")
+_EFFORT_BY_DEFAULT = re.compile(r"gpt-(5\.([6-9]|\d\d)|6)")
 
 
 def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
@@ -400,6 +404,14 @@ def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
             "unsupported_parameter",
         )
     effort = body.get("reasoning_effort")
+    if body.get("tools") and _TOOLS_AT_NO_EFFORT.match(model) and not model.endswith("-chat-latest"):
+        asked = effort or (default_effort(model) if _EFFORT_BY_DEFAULT.match(model) else "none")
+        if asked != "none":
+            raise errors.invalid_request(
+                f"Function tools with reasoning_effort are not supported for {model} in /v1/chat/completions. "
+                "To use function tools, use /v1/responses or set reasoning_effort to 'none'.",
+                "reasoning_effort",
+            )
     if (effort or default_effort(model)) == "none":
         return
     refused: Refused = (_TOP_P,)  # the chat model (-chat-latest), not a reasoning one: top_p, as before
