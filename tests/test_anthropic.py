@@ -112,6 +112,22 @@ def test_tools_are_called_and_the_loop_ends_after_a_result(app: webtest.TestApp)
     ]
     final = create(app, **body(messages=turns, tools=[WEATHER]))
     assert final.stop_reason == "end_turn" and final.content[0].text == "Sunny in Oslo"
+    # Text after the results in the same turn, as the docs allow, still ends the loop.
+    beside = [
+        *turns[:2],
+        {"role": "user", "content": [*turns[2]["content"], {"type": "text", "text": "Now say it"}]},
+    ]
+    after_text = create(app, **body(messages=beside, tools=[WEATHER]))
+    assert after_text.stop_reason == "end_turn" and after_text.content[0].text == "Sunny in Oslo"
+    # So does another agent's result handed over as user text (google-adk, through LiteLLM).
+    adk = [
+        {"role": "user", "content": "Oslo"},
+        {
+            "role": "user",
+            "content": "For context:\n[root] `get_weather` tool returned result: {'result': 'Sunny'}",
+        },
+    ]
+    assert create(app, **body(messages=adk, tools=[WEATHER])).stop_reason == "end_turn"
     other = dict(WEATHER, name="final_answer")
     forced = create(app, **body(messages=turns, tools=[WEATHER, other], tool_choice={"type": "any"}))
     assert [block.name for block in forced.content] == ["final_answer"]  # a tool not called yet

@@ -9,7 +9,6 @@ scripted replies (endpoint ``messages``), faults and pacing. With ``thinking`` e
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
@@ -28,8 +27,9 @@ from mokku.api.decide import (
     Replies,
     conversation_tokens,
     echo_text,
+    ends_with_result,
 )
-from mokku.api.ids import random_bits, random_id
+from mokku.api.ids import random_id, signature
 from mokku.api.sampling import Sampling
 from mokku.api.tokens import count, tokenize
 from mokku.server.http import Request, Response, dumps, json_response
@@ -155,7 +155,7 @@ class Messages:
 
         blocks: List[Dict[str, Any]] = []
         if thinks:
-            blocks.append({"type": "thinking", "thinking": THOUGHT, "signature": _signature()})
+            blocks.append({"type": "thinking", "thinking": THOUGHT, "signature": signature()})
         text_tokens = output.tokens
         output_tokens = reply.completion_tokens()
         calls = tools.whole(calls)  # a call the token limit cut has no input to show
@@ -385,6 +385,9 @@ def _read_blocks(
         elif kind in content_blocks.SOURCE_TYPES:
             content_blocks.check_source(block, kind, at)
         # thinking, redacted_thinking, server tool blocks, search results...: context without text
+    if texts and results:  # text after the turn's results ("Now describe it"): the results end it still
+        out.insert(before, Message(role, "\n".join(texts)))
+        texts.clear()
     flush()
     if len(out) == before:  # only images, documents, thinking...: the turn is there, without text
         out.append(Message(role, ""))
@@ -567,7 +570,7 @@ def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Fu
         function.name != choice["function"]["name"] for function in functions
     ):
         choice = "none"  # a server tool: never run here, so the reply is text
-    after_result = bool(conversation.messages) and conversation.messages[-1].role == TOOL_RESULT
+    after_result = ends_with_result(conversation.messages)
     state = tools.Choice(functions, len(given), after_result, conversation.called)
     # One call a reply, as chat's default: an agent's final-answer tool is never called beside the
     # tool whose result it needs.
@@ -644,11 +647,6 @@ def _usage(input_tokens: int, output_tokens: int, thought_tokens: int, cached: i
         "service_tier": "standard",
         "inference_geo": INFERENCE_GEO,
     }
-
-
-def _signature() -> str:
-    """An opaque signature, as a thinking block carries one (no system call: see ``ids``)."""
-    return base64.b64encode(random_bits(8 * 96).to_bytes(96, "big")).decode()
 
 
 def thinking_tokens() -> List[str]:
