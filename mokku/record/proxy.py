@@ -244,7 +244,7 @@ class Proxy:
             if entry["response"].get("dropped"):
                 connection.drop_connection(request.environ)
 
-        return Response(answer.status, kept, EventStream(request, produce(), Pace(), fault))
+        return Response(answer.status, kept, EventStream(request, produce(), Pace(), fault, live=True))
 
     def _save(self, path: str, record: Tuple[str, int, Dict[str, Any]], entry: Dict[str, Any]) -> None:
         key, number, sent = record
@@ -274,7 +274,7 @@ class Proxy:
             if answer.get("dropped"):
                 connection.drop_connection(request.environ)
 
-        return Response(answer["status"], headers, EventStream(request, produce(), Pace(), fault))
+        return Response(answer["status"], headers, EventStream(request, produce(), Pace(), fault, live=True))
 
 
 def _request_headers(environ: Dict[str, Any]) -> Iterator[Tuple[str, str]]:

@@ -423,7 +423,7 @@ class _Exchange:
             if isinstance(result, (list, tuple)) and self.status is not None and not self.head_sent:
                 self._measure(result)
             for data in result:
-                if data:
+                if data or not self.head_sent:  # an empty first write sends the headers, as gunicorn's does
                     self.write(data)
             self.finish()
         except _CLIENT_GONE as exc:  # gone, dropped on purpose, or not reading

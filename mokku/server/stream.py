@@ -8,7 +8,9 @@ An endpoint produces events, framed here as server-sent events (``event``, ``typ
 - write batching: events ready together share one write. When tokens are paced, a ``Token`` event
   ends a write (it is sent as soon as it is due); other events join the write of the next token,
   or the last write. Unpaced, every event is ready at once: writes of up to ``WRITE_BYTES`` (one
-  write per event costs a system call and a chunk header each, for nothing a client can see);
+  write per event costs a system call and a chunk header each, for nothing a client can see).
+  A ``live`` stream (an upstream's, a recording's) has its own timing, unknown here: its headers
+  go out at once and each ``Token`` in its own write, as it comes;
 - stream faults, counted in events, whatever the batching: drop (a TCP reset), error (an error
   event, then the end), truncated (the end, without ``[DONE]``), stall (a long pause), malformed
   (half an event);
@@ -109,13 +111,16 @@ class EventStream:
         pace: Pace,
         fault: Optional[Tuple[str, int, int]] = None,
         render_error: Callable[[errors.APIError], bytes] = error_event,
+        live: bool = False,
     ) -> None:
         self.request = request
+        self._live = live  # the headers at once (an empty first write), then each token as it comes
         self._events = iter(events)
         self._pace = pace
         self._fault = fault  # (stream fault, the event it strikes at, its argument), once
         self._render_error = render_error
         self._held: Optional[Event] = None  # an event put back while the events before it go out
+        self._flush = False  # each token in its own write (a live stream, once its headers are out)
         self._tokens = 0
         self._callbacks: List[Callable[[EventStream], None]] = []
         self._end_callbacks: List[Callable[[], None]] = []
@@ -145,6 +150,10 @@ class EventStream:
     def __next__(self) -> bytes:
         if self.outcome is not None:
             raise StopIteration
+        if self._live:
+            self._live = False
+            self._flush = True
+            return b""  # the servers send the headers on it
         batch: List[bytes] = []
         unpaced = not self._pace.token_delay
         size = 0
@@ -184,7 +193,7 @@ class EventStream:
                     if self.token_times is not None:
                         self.token_times.append(time.perf_counter())
                     size += len(item.data)
-                    if not unpaced or size >= WRITE_BYTES:
+                    if not unpaced or size >= WRITE_BYTES or self._flush:
                         break
                 else:
                     self._add(item, batch)

@@ -12,7 +12,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List, Protocol, Tuple
 
 import pytest
 
@@ -84,9 +84,11 @@ def call(server: LiveServer, path: str, body: dict, headers: Dict[str, str] = HE
     return status, data
 
 
-def recorder(
-    kind: str, upstream: LiveServer, cassettes: Path, mode: str = "record", **env: str
-) -> LiveServer:
+class Upstream(Protocol):
+    url: str
+
+
+def recorder(kind: str, upstream: Upstream, cassettes: Path, mode: str = "record", **env: str) -> LiveServer:
     settings = {"MOKKU_MODE": mode, "MOKKU_UPSTREAM": upstream.url, "MOKKU_CASSETTES": str(cassettes), **env}
     return LiveServer(kind, env=settings, workers=2 if kind == "gunicorn" else 1)
 
@@ -280,13 +282,13 @@ def sdk_calls(url: str) -> List[str]:
             client.chat.completions.create(
                 model="gpt-4o", messages=[{"role": "user", "content": "Oslo"}], tools=tools
             ).model_dump_json()
-        )  # type: ignore[arg-type]
+        )
         fmt = {"type": "json_schema", "json_schema": {"name": "city", "schema": SCHEMA, "strict": True}}
         out.append(
             client.chat.completions.create(
                 model="gpt-4o", messages=[{"role": "user", "content": "Bergen"}], response_format=fmt
             ).model_dump_json()
-        )  # type: ignore[arg-type]
+        )
         out.append(
             client.embeddings.create(model="text-embedding-3-small", input="sdk embed").model_dump_json()
         )
@@ -535,3 +537,149 @@ def test_a_broken_recording_is_a_500_naming_its_file(tmp_path: Path) -> None:
         assert "Traceback" not in server.output()
     finally:
         server.close()
+
+
+class _GatedUpstream:
+    """An upstream that streams three events, each step only once the test says its client saw the
+    step before (``gates``): its headers, then its first event. A proxy that holds anything back
+    (the headers, the first event) never sees the next step come: the gate times out and ``opened``
+    says so. ``cut``: the connection closes after the second event, without the stream's end."""
+
+    EVENTS: Tuple[bytes, ...] = tuple(b'data: {"i":%d}\n\n' % i for i in range(3))
+
+    def __init__(self, cut: bool = False) -> None:
+        import socketserver
+        import threading
+
+        self.gates = [threading.Event(), threading.Event()]
+        self.opened: List[bool] = []
+        gates, opened = self.gates, self.opened
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    head += self.rfile.read(1)
+                self.rfile.read(int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0]))
+
+                def send(data: bytes) -> None:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+                    self.wfile.flush()
+
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n")
+                self.wfile.write(b"Transfer-Encoding: chunked\r\n\r\n")
+                self.wfile.flush()
+                opened.append(gates[0].wait(15))
+                send(_GatedUpstream.EVENTS[0])
+                opened.append(gates[1].wait(15))
+                send(_GatedUpstream.EVENTS[1])
+                if not cut:
+                    send(_GatedUpstream.EVENTS[2])
+                    self.wfile.write(b"0\r\n\r\n")
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+STREAMED = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "gated"}]}
+
+
+def open_stream(server: LiveServer) -> http.client.HTTPResponse:
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    connection.request("POST", "/v1/chat/completions", json.dumps(STREAMED), HEADERS)
+    return connection.getresponse()
+
+
+def next_event(answer: http.client.HTTPResponse) -> bytes:
+    """The stream's next event, read byte by byte (nothing past it is waited for)."""
+    data = b""
+    while not data.endswith(b"\n\n"):
+        byte = answer.read(1)
+        if not byte:
+            break
+        data += byte
+    return data
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "module"])
+@pytest.mark.parametrize("mode", ["record", "passthrough"])
+def test_a_stream_is_passed_on_as_it_comes(kind: str, mode: str, tmp_path: Path) -> None:
+    """The headers reach the client before the upstream sends an event, and the first event before the
+    upstream sends the next: nothing is held back (the upstream waits on the client, so no timing)."""
+    upstream = _GatedUpstream()
+    server = recorder(kind, upstream, tmp_path, mode=mode)
+    try:
+        answer = open_stream(server)
+        assert answer.status == 200
+        upstream.gates[0].set()
+        assert next_event(answer) == _GatedUpstream.EVENTS[0]
+        upstream.gates[1].set()
+        assert answer.read() == b"".join(_GatedUpstream.EVENTS[1:])
+    finally:
+        server.close()
+        upstream.close()
+    assert upstream.opened == [True, True]
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "module"])
+def test_a_stream_cut_by_the_upstream_passes_on_what_came_and_replays_cut_there(
+    kind: str, tmp_path: Path
+) -> None:
+    upstream = _GatedUpstream(cut=True)
+    for gate in upstream.gates:
+        gate.set()
+    server = recorder(kind, upstream, tmp_path)
+    try:
+        answer = open_stream(server)
+        assert answer.status == 200
+        assert [next_event(answer), next_event(answer)] == list(_GatedUpstream.EVENTS[:2])
+        with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+            answer.read()
+    finally:
+        server.close()
+        upstream.close()
+    (file,) = tmp_path.rglob("*.json")
+    recording = json.loads(file.read_text())
+    assert recording["response"]["dropped"] is True
+    server = replayer(kind, tmp_path, MOKKU_REPLAY_SPEED="0")
+    try:
+        answer = open_stream(server)
+        assert [next_event(answer), next_event(answer)] == list(_GatedUpstream.EVENTS[:2])
+        with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+            answer.read()
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "module"])
+def test_a_replayed_stream_goes_out_at_its_recorded_times(kind: str, tmp_path: Path) -> None:
+    """The first event comes at once although the last one is due an hour later: never held back."""
+    upstream = _GatedUpstream()
+    server = recorder(kind, upstream, tmp_path)
+    try:
+        answer = open_stream(server)
+        upstream.gates[0].set()
+        assert next_event(answer) == _GatedUpstream.EVENTS[0]  # read apart from the rest
+        upstream.gates[1].set()
+        assert answer.read() == b"".join(_GatedUpstream.EVENTS[1:])
+    finally:
+        server.close()
+        upstream.close()
+    (file,) = tmp_path.rglob("*.json")
+    recording = json.loads(file.read_text())
+    recording["response"]["chunks"][-1]["at"] = 3600.0
+    file.write_text(json.dumps(recording))
+    server = replayer(kind, tmp_path)  # real time
+    try:
+        answer = open_stream(server)
+        assert answer.status == 200 and next_event(answer) == _GatedUpstream.EVENTS[0]
+        answer.close()
+    finally:
+        server.close()
+
