@@ -22,7 +22,7 @@ from mokku.metrics import Metrics
 from mokku.record.setup import make_proxy
 from mokku.server import cors
 from mokku.server.dialect import Dialect
-from mokku.server.http import STATUS_LINES, Request, Response
+from mokku.server.http import STATUS_LINES, Headers, Request, Response
 from mokku.server.routes import build_routes, dialect_of
 from mokku.server.routing import Route, Router
 from mokku.server.stream import EventStream
@@ -134,11 +134,11 @@ class App:
             else:
                 self._give_back(request)
         elapsed_ms = int((time.perf_counter() - started) * 1000)
-        headers = response.headers
-        headers.extend(request.headers_out)
-        headers.extend(request.dialect.response_headers(request.id, elapsed_ms))
+        added = request.headers_out + request.dialect.response_headers(request.id, elapsed_ms)
         if "HTTP_ORIGIN" in environ and not preflight:  # a preflight says it itself
-            headers.extend(request.dialect.cross_origin_headers(request))
+            added += request.dialect.cross_origin_headers(request)
+        headers = response.headers
+        _add_missing(headers, added)
         start_response(STATUS_LINES[response.status], headers)
         body = response.body
         if request.method == "HEAD":
@@ -258,6 +258,13 @@ class App:
                 "worker until it ends; use threaded workers (gunicorn -c python:mokku.gunicorn_conf "
                 "or --worker-class gthread)"
             )
+
+
+def _add_missing(headers: Headers, added: Headers) -> None:
+    """Add the headers ``headers`` lack: an upstream's or a recording's own (its request id, its
+    rate limits) are kept, never sent twice beside mokku's."""
+    present = {name.lower() for name, _ in headers}
+    headers.extend(header for header in added if header[0].lower() not in present)
 
 
 def _request_id(environ: Dict[str, Any]) -> str:

@@ -683,3 +683,54 @@ def test_a_replayed_stream_goes_out_at_its_recorded_times(kind: str, tmp_path: P
     finally:
         server.close()
 
+
+def headers_of(server: LiveServer, path: str, body: dict, extra: Dict[str, str]) -> List[Tuple[str, str]]:
+    """Every header of the answer, as sent (none merged)."""
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
+    try:
+        connection.request("POST", path, json.dumps(body), {**HEADERS, **extra})
+        answer = connection.getresponse()
+        answer.read()
+        return [(name.lower(), value) for name, value in answer.getheaders()]
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "module"])
+def test_the_upstreams_headers_are_passed_on_once_mokku_adding_only_what_is_missing(
+    kind: str, tmp_path: Path
+) -> None:
+    anthropic = {"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    calls = [
+        ("/v1/chat/completions", chat("once"), {}, "x-request-id"),
+        ("/v1/messages", anthropic, {"anthropic-version": "2023-06-01"}, "request-id"),
+    ]
+    upstream = LiveServer("module")
+    server = recorder(kind, upstream, tmp_path)
+    passthrough = recorder(kind, upstream, tmp_path, mode="passthrough")
+    try:
+        recorded = [headers_of(server, path, body, extra) for path, body, extra, _ in calls]
+        forwarded = [headers_of(passthrough, path, body, extra) for path, body, extra, _ in calls]
+    finally:
+        passthrough.close()
+        server.close()
+        upstream.close()
+    server = replayer(kind, tmp_path, MOKKU_REPLAY_SPEED="0")
+    try:
+        replayed = [headers_of(server, path, body, extra) for path, body, extra, _ in calls]
+    finally:
+        server.close()
+    for headers in recorded + forwarded + replayed:
+        names = [name for name, _ in headers]
+        assert len(names) == len(set(names)), headers
+    files = {
+        json.loads(f.read_text())["request"]["path"]: json.loads(f.read_text())
+        for f in tmp_path.rglob("*.json")
+    }
+    for (path, _, _, id_header), live, again in zip(calls, recorded, replayed):
+        kept = dict(files[path]["response"]["headers"])
+        assert dict(live)[id_header] == kept[id_header] == dict(again)[id_header]  # the upstream's own
+        assert (
+            "openai-processing-ms" not in kept
+            or dict(again)["openai-processing-ms"] == kept["openai-processing-ms"]
+        )
