@@ -39,9 +39,16 @@ MAX_DESCRIBED = 3
 CACHED = 1024  # recordings kept in memory while replaying
 
 
+# Rate limits counted in tokens (``x-ratelimit-remaining-tokens``): "token" in their names is no credential.
+_RATE_LIMITS = ("x-ratelimit-", "anthropic-ratelimit-")
+
+
 def secret_header(name: str) -> bool:
+    """Whether a response header is left out of a recording: a credential, or the connection's."""
     lowered = name.lower()
-    return lowered in _NEVER_SENT_ON or lowered in _DROPPED_HEADERS or is_secret(lowered)
+    if lowered in _NEVER_SENT_ON or lowered in _DROPPED_HEADERS:
+        return True
+    return is_secret(lowered) and not lowered.startswith(_RATE_LIMITS)
 
 
 class Redaction:

@@ -734,3 +734,34 @@ def test_the_upstreams_headers_are_passed_on_once_mokku_adding_only_what_is_miss
             "openai-processing-ms" not in kept
             or dict(again)["openai-processing-ms"] == kept["openai-processing-ms"]
         )
+
+
+def test_rate_limits_counted_in_tokens_are_recorded_and_replayed(tmp_path: Path) -> None:
+    upstream = LiveServer("module", env={"MOKKU_RPM": "1000", "MOKKU_TPM": "1000000"})
+    server = recorder("module", upstream, tmp_path)
+    anthropic = {"model": "claude-haiku-4-5", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}]}
+    calls = [
+        ("/v1/chat/completions", chat("limits"), {}, "x-ratelimit-remaining-tokens"),
+        (
+            "/v1/messages",
+            anthropic,
+            {"anthropic-version": "2023-06-01"},
+            "anthropic-ratelimit-input-tokens-remaining",
+        ),
+    ]
+    try:
+        recorded = [dict(headers_of(server, path, body, extra)) for path, body, extra, _ in calls]
+    finally:
+        server.close()
+        upstream.close()
+    server = replayer("module", tmp_path, MOKKU_REPLAY_SPEED="0")
+    try:
+        replayed = [dict(headers_of(server, path, body, extra)) for path, body, extra, _ in calls]
+    finally:
+        server.close()
+    for (_, _, _, name), live, again in zip(calls, recorded, replayed):
+        assert live[name] == again[name], (name, live, again)
+    kept = {
+        name for f in tmp_path.rglob("*.json") for name, _ in json.loads(f.read_text())["response"]["headers"]
+    }
+    assert {"x-ratelimit-limit-tokens", "x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens"} <= kept
