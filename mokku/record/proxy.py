@@ -16,12 +16,14 @@ import base64
 import http.client
 import json
 import time
-from typing import Any, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Tuple
 from urllib.parse import urlsplit
 
 from mokku import errors
 from mokku.config import NEEDS_CASSETTES, NEEDS_UPSTREAM
 from mokku.control.scenarios import Scenarios
+from mokku.record import answers
+from mokku.record.answers import Outcome
 from mokku.record.cassettes import (
     Cassettes,
     Redaction,
@@ -31,7 +33,7 @@ from mokku.record.cassettes import (
     secret_header,
 )
 from mokku.server import connection
-from mokku.server.http import Request, Response
+from mokku.server.http import Request, Response, Result
 from mokku.server.stream import Event, EventStream, Token
 from mokku.simulation.faults import Simulator
 from mokku.simulation.latency import Pace
@@ -103,7 +105,7 @@ class Proxy:
         raw = request.body()
         try:
             body: Any = json.loads(raw) if raw else None
-        except ValueError:
+        except (ValueError, RecursionError):
             body = raw.decode("utf-8", "replace")
         # The model a fault suffix rides on: the path's (Gemini, an Azure deployment) or the body's.
         model = request.params.get("model") or request.params.get("deployment")
@@ -124,6 +126,9 @@ class Proxy:
                     raise errors.invalid_request(
                         f"Scripted rule {rule['rule_id']}: {why}.", code="mode_unavailable"
                     )
+        if isinstance(body, dict):  # for the journal, the metrics and the verdict, as mock answers have it
+            request.parsed = body
+        request.model = model or None
         behaviour = self.simulator.decide(request, model)
         query = request.environ.get("QUERY_STRING", "")
         sent = {
@@ -215,11 +220,12 @@ class Proxy:
             entry["response"].update(_body(data), elapsed=round(time.monotonic() - started, 4))
             if record:
                 self._save(request.path, record, entry)
+            request.result = _result(answer.status, data)
             return Response(answer.status, kept, [data])
         chunks: List[Dict[str, Any]] = []
         entry["response"]["chunks"] = chunks
 
-        def produce() -> Iterator[Event]:
+        def reads() -> Generator[bytes, None, None]:
             size = 0
             try:
                 while True:
@@ -231,7 +237,7 @@ class Proxy:
                         chunks.append(dict(_body(data), at=round(time.monotonic() - started, 4)))
                     else:  # the recording stops short: it replays as a broken answer, not a whole one
                         entry["response"]["dropped"] = True
-                    yield Token(data)
+                    yield data
             except (OSError, http.client.HTTPException):
                 entry["response"]["dropped"] = True
             except GeneratorExit:  # the client left: what was recorded is not the whole answer
@@ -241,10 +247,11 @@ class Proxy:
                 upstream.close()
                 if record:
                     self._save(request.path, record, entry)
-            if entry["response"].get("dropped"):
-                connection.drop_connection(request.environ)
 
-        return Response(answer.status, kept, EventStream(request, produce(), Pace(), fault, live=True))
+        def dropped() -> bool:
+            return bool(entry["response"].get("dropped"))
+
+        return self._stream(request, answer.status, kept, reads(), dropped, fault)
 
     def _save(self, path: str, record: Tuple[str, int, Dict[str, Any]], entry: Dict[str, Any]) -> None:
         key, number, sent = record
@@ -261,20 +268,50 @@ class Proxy:
         if "chunks" not in answer:
             if self.speed:
                 connection.hold(answer.get("elapsed", 0) / self.speed, request.environ, "the replay waited")
-            return Response(answer["status"], headers, [_bytes(answer)])
+            data = _bytes(answer)
+            request.result = _result(answer["status"], data)
+            return Response(answer["status"], headers, [data])
         speed = self.speed
 
-        def produce() -> Iterator[Event]:
+        def reads() -> Generator[bytes, None, None]:
             started = time.monotonic()
             for chunk in answer["chunks"]:
                 if speed:
                     due = started + chunk["at"] / speed
                     connection.hold(due - time.monotonic(), request.environ, "the replay waited")
-                yield Token(_bytes(chunk))
-            if answer.get("dropped"):
+                yield _bytes(chunk)
+
+        return self._stream(
+            request, answer["status"], headers, reads(), lambda: bool(answer.get("dropped")), fault
+        )
+
+    def _stream(
+        self,
+        request: Request,
+        status: int,
+        headers: List[Tuple[str, str]],
+        reads: Generator[bytes, None, None],
+        dropped: Callable[[], bool],
+        fault: Any,
+    ) -> Response:
+        """An upstream's or a recording's reads passed on as they come, an event stream event by
+        event (what it says of itself noted for the journal), cut off where the upstream cut it."""
+        sse = any(name.lower() == "content-type" and "text/event-stream" in value for name, value in headers)
+        outcome = Outcome()
+
+        def produce() -> Iterator[Event]:
+            try:
+                for data in answers.events(reads) if sse else reads:
+                    if sse:
+                        outcome.event(data)
+                    yield Token(data)
+            finally:
+                reads.close()
+                request.result = outcome.result() if status < 400 else None
+            if dropped():
                 connection.drop_connection(request.environ)
 
-        return Response(answer["status"], headers, EventStream(request, produce(), Pace(), fault, live=True))
+        return Response(status, headers, EventStream(request, produce(), Pace(), fault, live=True))
 
 
 def _request_headers(environ: Dict[str, Any]) -> Iterator[Tuple[str, str]]:
@@ -297,3 +334,12 @@ def _bytes(kept: Dict[str, Any]) -> bytes:
     if "base64" in kept:
         return base64.b64decode(kept["base64"])
     return str(kept.get("text", "")).encode("utf-8")
+
+
+def _result(status: int, data: bytes) -> Optional[Result]:
+    """What a whole answer says of itself, for the journal (None for an error)."""
+    if status >= 400:
+        return None
+    outcome = Outcome()
+    outcome.body(data)
+    return outcome.result()

@@ -340,6 +340,11 @@ class Request:
         """The JSON body if it was read and valid, else None (for the journal)."""
         return self._json
 
+    @parsed.setter
+    def parsed(self, value: Dict[str, Any]) -> None:
+        """A body parsed elsewhere: the proxy's, which forwards the body as it came."""
+        self._json = value
+
     def json(self) -> Dict[str, Any]:
         """The body as a JSON object, or a 400 saying precisely what is wrong with it."""
         if self._json is not None:

@@ -765,3 +765,55 @@ def test_rate_limits_counted_in_tokens_are_recorded_and_replayed(tmp_path: Path)
         name for f in tmp_path.rglob("*.json") for name, _ in json.loads(f.read_text())["response"]["headers"]
     }
     assert {"x-ratelimit-limit-tokens", "x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens"} <= kept
+
+
+JOURNALED = ("status", "body", "model", "response_id", "finish_reasons", "usage", "stream")
+
+
+def journal(server: LiveServer) -> List[dict]:
+    """The journal's entries, oldest first, with what a generation's entry says of it."""
+    status, _, data = request("GET", server.url + "/mokku/requests?limit=100")
+    assert status == 200
+    entries = sorted(json.loads(data)["data"], key=lambda entry: entry["time"])
+    return [{name: entry.get(name) for name in JOURNALED} for entry in entries]
+
+
+def test_forwarded_and_replayed_calls_are_journaled_as_mock_answers_are(tmp_path: Path) -> None:
+    """The upstream is mokku in mock mode: its journal says what the recorder's, the passthrough's
+    and the replayer's must say of the same calls (a stream's events counted as events)."""
+    claude = {
+        "model": "claude-haiku-4-5",
+        "max_tokens": 50,
+        "stream": True,
+        "messages": [{"role": "user", "content": "a streamed message"}],
+    }
+    calls = [
+        ("/v1/chat/completions", chat("journal me")),
+        ("/v1/chat/completions", dict(STREAMED, stream_options={"include_usage": True})),
+        ("/v1/messages", claude),
+        ("/v1beta/models/gemini-2.5-flash:generateContent", {"contents": [{"parts": [{"text": "g"}]}]}),
+    ]
+    upstream = LiveServer("module")
+    server = recorder("module", upstream, tmp_path)
+    passthrough = recorder("module", upstream, tmp_path, mode="passthrough")
+    try:
+        for proxy in (server, passthrough):
+            assert [call(proxy, path, body)[0] for path, body in calls] == [200] * len(calls)
+        truth, recorded, forwarded = journal(upstream), journal(server), journal(passthrough)
+    finally:
+        passthrough.close()
+        server.close()
+        upstream.close()
+    assert truth[0]["usage"] and truth[1]["stream"]["events"] > 3 and truth[2]["response_id"]
+    for got, want in zip(recorded + forwarded, truth):
+        assert got == want, (got, want)
+    server = replayer("module", tmp_path, MOKKU_REPLAY_SPEED="0")
+    try:
+        assert [call(server, path, body)[0] for path, body in calls] == [200] * len(calls)
+        assert journal(server) == recorded
+        for word in ("one", "two", "three"):  # three different questions, none recorded: no retry
+            assert call(server, "/v1/chat/completions", chat(word))[0] == 404
+        verdict = json.loads(request("GET", server.url + "/mokku/verdict")[2])
+        assert verdict["passed"], verdict
+    finally:
+        server.close()
