@@ -193,6 +193,14 @@ class Proxy:
         except (OSError, http.client.HTTPException) as exc:
             upstream.close()
             raise upstream_unreachable(self.upstream, exc) from None
+        if not 200 <= answer.status <= 599:  # an interim 1xx as the answer, or no HTTP status at all
+            upstream.close()
+            raise errors.APIError(
+                502,
+                f"The upstream {self.upstream} answered status {answer.status}, which HTTP does not have.",
+                "server_error",
+                code="upstream_unavailable",
+            )
         kept = [
             (name.lower(), value) for name, value in answer.getheaders() if name.lower() not in _HOP_BY_HOP
         ]

@@ -22,7 +22,7 @@ from mokku.metrics import Metrics
 from mokku.record.setup import make_proxy
 from mokku.server import cors
 from mokku.server.dialect import Dialect
-from mokku.server.http import STATUS_LINES, Headers, Request, Response
+from mokku.server.http import Headers, Request, Response, status_line
 from mokku.server.routes import build_routes, dialect_of
 from mokku.server.routing import Route, Router
 from mokku.server.stream import EventStream
@@ -139,7 +139,7 @@ class App:
             added += request.dialect.cross_origin_headers(request)
         headers = response.headers
         _add_missing(headers, added)
-        start_response(STATUS_LINES[response.status], headers)
+        start_response(status_line(response.status), headers)
         body = response.body
         if request.method == "HEAD":
             close = getattr(body, "close", None)

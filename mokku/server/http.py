@@ -36,6 +36,11 @@ STATUS_LINES[499] = "499 Client Closed Request"  # nginx's
 STATUS_LINES[529] = "529 Overloaded"  # Anthropic's
 
 
+def status_line(status: int) -> str:
+    """The status line of any status, one HTTP names or not (a gateway's 520, 522, 524)."""
+    return STATUS_LINES.get(status) or f"{status} Unknown"
+
+
 class Response:
     """What a handler returns: ``body`` is iterated by the server as it is produced."""
 

@@ -448,7 +448,8 @@ def test_every_api_route_is_forwarded_and_replayed(tmp_path: Path) -> None:
 
 
 class _HostileUpstream:
-    """An upstream that misbehaves as the request's model says: ``short`` promises 1,000 bytes and
+    """An upstream that misbehaves as the request's model says: ``status-N`` answers status N (520, a
+    gateway's, with no reason phrase); ``short`` promises 1,000 bytes and
     sends 5; ``endless`` and ``endless-Chunked`` send 1 MiB blocks (to the close; chunked, the
     coding's name capitalised) until the reader goes."""
 
@@ -465,7 +466,13 @@ class _HostileUpstream:
                 model = json.loads(self.rfile.read(length))["model"]
                 block = b"x" * (1 << 20)
                 try:
-                    if model == "short":
+                    if model.startswith("status-"):  # a gateway's status, with no reason phrase
+                        page = b"<html>error code: %s</html>" % model[7:].encode()
+                        self.wfile.write(b"HTTP/1.1 %s \r\nContent-Type: text/html\r\n" % model[7:].encode())
+                        self.wfile.write(
+                            b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(page), page)
+                        )
+                    elif model == "short":
                         self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
                         self.wfile.write(b'Content-Length: 1000\r\nConnection: close\r\n\r\n{"a":')
                     elif model == "endless":
@@ -815,5 +822,28 @@ def test_forwarded_and_replayed_calls_are_journaled_as_mock_answers_are(tmp_path
             assert call(server, "/v1/chat/completions", chat(word))[0] == 404
         verdict = json.loads(request("GET", server.url + "/mokku/verdict")[2])
         assert verdict["passed"], verdict
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "module"])
+def test_a_status_http_does_not_name_is_passed_on_recorded_and_replayed(kind: str, tmp_path: Path) -> None:
+    upstream = _HostileUpstream()
+    server = recorder(kind, upstream, tmp_path)
+    try:
+        passed = [call(server, "/v1/chat/completions", {"model": f"status-{n}"}) for n in (520, 522, 524)]
+        invalid = call(server, "/v1/chat/completions", {"model": "status-999"})
+    finally:
+        server.close()
+        upstream.close()
+    assert passed == [(n, b"<html>error code: %d</html>" % n) for n in (520, 522, 524)]
+    assert invalid[0] == 502 and json.loads(invalid[1])["error"]["code"] == "upstream_unavailable"
+    assert len(list(tmp_path.rglob("*.json"))) == 3
+    server = replayer(kind, tmp_path, MOKKU_REPLAY_SPEED="0")
+    try:
+        assert [
+            call(server, "/v1/chat/completions", {"model": f"status-{n}"}) for n in (520, 522, 524)
+        ] == passed
+        assert "Traceback" not in server.output()
     finally:
         server.close()
