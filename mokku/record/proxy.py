@@ -233,6 +233,8 @@ class Proxy:
         chunks: List[Dict[str, Any]] = []
         entry["response"]["chunks"] = chunks
 
+        broke: List[bool] = []  # the upstream failed mid-answer: the client's connection is dropped too
+
         def reads() -> Generator[bytes, None, None]:
             size = 0
             try:
@@ -248,6 +250,7 @@ class Proxy:
                     yield data
             except (OSError, http.client.HTTPException):
                 entry["response"]["dropped"] = True
+                broke.append(True)
             except GeneratorExit:  # the client left: what was recorded is not the whole answer
                 entry["response"]["dropped"] = True
                 raise
@@ -256,10 +259,8 @@ class Proxy:
                 if record:
                     self._save(request.path, record, entry)
 
-        def dropped() -> bool:
-            return bool(entry["response"].get("dropped"))
-
-        return self._stream(request, answer.status, kept, reads(), dropped, fault)
+        # A recording cut short (past its bound) is marked dropped, the client's answer is not.
+        return self._stream(request, answer.status, kept, reads(), lambda: bool(broke), fault)
 
     def _save(self, path: str, record: Tuple[str, int, Dict[str, Any]], entry: Dict[str, Any]) -> None:
         key, number, sent = record
@@ -299,7 +300,7 @@ class Proxy:
         status: int,
         headers: List[Tuple[str, str]],
         reads: Generator[bytes, None, None],
-        dropped: Callable[[], bool],
+        broken: Callable[[], bool],
         fault: Any,
     ) -> Response:
         """An upstream's or a recording's reads passed on as they come, an event stream event by
@@ -316,7 +317,7 @@ class Proxy:
             finally:
                 reads.close()
                 request.result = outcome.result() if status < 400 else None
-            if dropped():
+            if broken():
                 connection.drop_connection(request.environ)
 
         return Response(status, headers, EventStream(request, produce(), Pace(), fault, live=True))

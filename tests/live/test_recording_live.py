@@ -447,9 +447,12 @@ def test_every_api_route_is_forwarded_and_replayed(tmp_path: Path) -> None:
     ]
 
 
+BIG = 65 << 20  # past MAX_RECORDED_BYTES (64 MiB)
+
+
 class _HostileUpstream:
     """An upstream that misbehaves as the request's model says: ``status-N`` answers status N (520, a
-    gateway's, with no reason phrase); ``short`` promises 1,000 bytes and
+    gateway's, with no reason phrase); ``big`` sends 65 MiB of a stated length; ``short`` promises 1,000 bytes and
     sends 5; ``endless`` and ``endless-Chunked`` send 1 MiB blocks (to the close; chunked, the
     coding's name capitalised) until the reader goes."""
 
@@ -472,6 +475,11 @@ class _HostileUpstream:
                         self.wfile.write(
                             b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(page), page)
                         )
+                    elif model == "big":  # whole, of a stated length past the recording's bound
+                        self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+                        self.wfile.write(b"Content-Length: %d\r\n\r\n" % BIG)
+                        for _ in range(BIG // len(block)):
+                            self.wfile.write(block)
                     elif model == "short":
                         self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
                         self.wfile.write(b'Content-Length: 1000\r\nConnection: close\r\n\r\n{"a":')
@@ -847,3 +855,25 @@ def test_a_status_http_does_not_name_is_passed_on_recorded_and_replayed(kind: st
         assert "Traceback" not in server.output()
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("mode", ["record", "passthrough"])
+def test_an_answer_past_the_recordings_bound_reaches_the_client_whole(mode: str, tmp_path: Path) -> None:
+    upstream = _HostileUpstream()
+    server = recorder("module", upstream, tmp_path, mode=mode)
+    try:
+        connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=60)
+        connection.request("POST", "/v1/chat/completions", json.dumps({"model": "big"}), HEADERS)
+        answer = connection.getresponse()
+        assert answer.status == 200 and len(answer.read()) == BIG  # whole, and no reset at its end
+        connection.close()
+    finally:
+        server.close()
+        upstream.close()
+    recorded = [json.loads(path.read_text()) for path in tmp_path.rglob("*.json")]
+    if mode == "record":  # only the recording is cut: it never replays as a whole answer
+        (entry,) = recorded
+        assert entry["response"]["dropped"] is True
+        assert sum(len(chunk["text"]) for chunk in entry["response"]["chunks"]) <= 64 << 20
+    else:
+        assert recorded == []
