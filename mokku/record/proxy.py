@@ -7,7 +7,8 @@ differs); ``replay_or_record`` replays a match, else records; ``passthrough`` fo
 recording. Streams are passed on as they arrive, never buffered whole, each read noted with its
 offset from the request's start; a replay keeps that timing (``MOKKU_REPLAY_SPEED``: 0 as fast as
 possible, 1 real time, 2 twice as fast). Error faults (model suffix, header, chance) answer before
-anything is forwarded or replayed; stream faults apply to the recorded chunks.
+anything is forwarded or replayed; stream faults apply to the client's stream (what is recorded is
+the upstream's answer whole). ``X-Mokku-*`` headers are mokku's: never forwarded.
 """
 
 from __future__ import annotations
@@ -183,7 +184,7 @@ class Proxy:
         headers = {
             name: value
             for name, value in _request_headers(request.environ)
-            if name.lower() not in _HOP_BY_HOP
+            if name.lower() not in _HOP_BY_HOP and not name.lower().startswith("x-mokku-")  # mokku's own
         }
         try:
             upstream.request(
@@ -235,24 +236,36 @@ class Proxy:
 
         broke: List[bool] = []  # the upstream failed mid-answer: the client's connection is dropped too
 
+        size = 0
+
+        def keep(data: bytes) -> bool:
+            """Record a read, up to the bound; False past it."""
+            nonlocal size
+            size += len(data)
+            if size <= MAX_RECORDED_BYTES:
+                chunks.append(dict(_body(data), at=round(time.monotonic() - started, 4)))
+                return True
+            entry["response"]["dropped"] = True  # the recording stops short: it replays broken, not whole
+            return False
+
         def reads() -> Generator[bytes, None, None]:
-            size = 0
             try:
                 while True:
                     data = answer.read1(READ_SIZE)
                     if not data:
                         break
-                    size += len(data)
-                    if size <= MAX_RECORDED_BYTES:
-                        chunks.append(dict(_body(data), at=round(time.monotonic() - started, 4)))
-                    else:  # the recording stops short: it replays as a broken answer, not a whole one
-                        entry["response"]["dropped"] = True
+                    keep(data)
                     yield data
             except (OSError, http.client.HTTPException):
                 entry["response"]["dropped"] = True
                 broke.append(True)
-            except GeneratorExit:  # the client left: what was recorded is not the whole answer
-                entry["response"]["dropped"] = True
+            except GeneratorExit:
+                if (
+                    record and fault is not None
+                ):  # the fault was the client's: the upstream's answer is recorded whole
+                    _drain(answer, keep, entry)
+                else:  # the client left: what was recorded is not the whole answer
+                    entry["response"]["dropped"] = True
                 raise
             finally:
                 upstream.close()
@@ -321,6 +334,17 @@ class Proxy:
                 connection.drop_connection(request.environ)
 
         return Response(status, headers, EventStream(request, produce(), Pace(), fault, live=True))
+
+
+def _drain(answer: http.client.HTTPResponse, keep: Callable[[bytes], bool], entry: Dict[str, Any]) -> None:
+    """Read the rest of an answer into its recording, up to its bound (the client is sent no more)."""
+    try:
+        while True:
+            data = answer.read1(READ_SIZE)
+            if not data or not keep(data):
+                return
+    except (OSError, http.client.HTTPException):
+        entry["response"]["dropped"] = True
 
 
 def _request_headers(environ: Dict[str, Any]) -> Iterator[Tuple[str, str]]:

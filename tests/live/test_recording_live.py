@@ -183,17 +183,16 @@ def test_a_miss_names_the_closest_recording_and_sequences_replay_in_order(tmp_pa
 
 
 def test_streams_replay_with_their_timing(tmp_path: Path) -> None:
-    upstream = LiveServer("module")
+    upstream = LiveServer("module", env={"MOKKU_TOKEN_MS": "150"})
     server = recorder("module", upstream, tmp_path)
     body = {
         "model": "gpt-4o",
         "stream": True,
         "messages": [{"role": "user", "content": "one two three four five"}],
     }
-    paced = dict(HEADERS, **{"X-Mokku-Token-Ms": "150"})
     try:
         started = time.monotonic()
-        recorded = call(server, "/v1/chat/completions", body, paced)
+        recorded = call(server, "/v1/chat/completions", body)
         took = time.monotonic() - started
     finally:
         server.close()
@@ -202,7 +201,7 @@ def test_streams_replay_with_their_timing(tmp_path: Path) -> None:
     server = replayer("module", tmp_path)  # real time by default
     try:
         started = time.monotonic()
-        assert call(server, "/v1/chat/completions", body, paced) == recorded
+        assert call(server, "/v1/chat/completions", body) == recorded
         assert time.monotonic() - started >= 0.5  # the recorded pacing, kept (no upper bound: machines vary)
     finally:
         server.close()
@@ -605,9 +604,9 @@ class _GatedUpstream:
 STREAMED = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "gated"}]}
 
 
-def open_stream(server: LiveServer) -> http.client.HTTPResponse:
+def open_stream(server: LiveServer, headers: Dict[str, str] = HEADERS) -> http.client.HTTPResponse:
     connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
-    connection.request("POST", "/v1/chat/completions", json.dumps(STREAMED), HEADERS)
+    connection.request("POST", "/v1/chat/completions", json.dumps(STREAMED), headers)
     return connection.getresponse()
 
 
@@ -877,3 +876,34 @@ def test_an_answer_past_the_recordings_bound_reaches_the_client_whole(mode: str,
         assert sum(len(chunk["text"]) for chunk in entry["response"]["chunks"]) <= 64 << 20
     else:
         assert recorded == []
+
+
+def test_a_fault_while_recording_reaches_the_client_only(tmp_path: Path) -> None:
+    """mokku's control headers stay with mokku; the cassette holds the upstream's real answer."""
+    upstream = LiveServer("module")
+    server = recorder("module", upstream, tmp_path)
+    faulty = dict(HEADERS, **{"X-Mokku-Fault": "stream_drop:2", "X-Mokku-Token-Ms": "1"})
+    try:
+        answer = open_stream(server, faulty)
+        assert [next_event(answer), next_event(answer)] != [b"", b""]
+        with pytest.raises((http.client.IncompleteRead, ConnectionError)):
+            answer.read()
+        (seen,) = [entry for entry in json.loads(request("GET", upstream.url + "/mokku/requests")[2])["data"]]
+    finally:
+        server.close()
+        upstream.close()
+    assert not [name for name in seen["headers"] if name.lower().startswith("x-mokku-")]
+    assert seen["stream"] == {"outcome": "completed", "events": seen["stream"]["events"]}
+    (file,) = tmp_path.rglob("*.json")
+    response = json.loads(file.read_text())["response"]
+    assert "dropped" not in response and "".join(c["text"] for c in response["chunks"]).endswith(
+        "data: [DONE]\n\n"
+    )
+    server = replayer("module", tmp_path, MOKKU_REPLAY_SPEED="0")
+    try:
+        replayed = open_stream(server).read()  # whole, as the upstream sent it
+        assert (
+            replayed.endswith(b"data: [DONE]\n\n") and replayed.count(b"data: ") == seen["stream"]["events"]
+        )
+    finally:
+        server.close()
