@@ -167,7 +167,7 @@ class Proxy:
                 return self._replay(request, entry, behaviour.stream_fault)
             record = (key, number, sent)
         elif cassettes is not None and mode == "record":
-            record = (key, cassettes.next(key, "recorded"), sent)
+            record = (key, 0, sent)  # numbered when saved: an upstream that fails uses up no number
         return self._forward(request, raw, record, behaviour.stream_fault)
 
     # Forwarding
@@ -277,9 +277,10 @@ class Proxy:
 
     def _save(self, path: str, record: Tuple[str, int, Dict[str, Any]], entry: Dict[str, Any]) -> None:
         key, number, sent = record
+        assert self.cassettes is not None
+        number = number or self.cassettes.next(key, "recorded")
         entry = dict(entry, request=sent, key=key, sequence=number)
         entry["response"] = self.redaction.value(entry["response"])
-        assert self.cassettes is not None
         self.cassettes.save(path, key, number, entry)
 
     # Replaying

@@ -451,13 +451,16 @@ BIG = 65 << 20  # past MAX_RECORDED_BYTES (64 MiB)
 
 class _HostileUpstream:
     """An upstream that misbehaves as the request's model says: ``status-N`` answers status N (520, a
-    gateway's, with no reason phrase); ``big`` sends 65 MiB of a stated length; ``short`` promises 1,000 bytes and
+    gateway's, with no reason phrase); ``big`` sends 65 MiB of a stated length; ``flaky`` closes
+    the first connection unanswered, then answers ``{"n": 1}``, ``{"n": 2}`` ...; ``short`` promises 1,000 bytes and
     sends 5; ``endless`` and ``endless-Chunked`` send 1 MiB blocks (to the close; chunked, the
     coding's name capitalised) until the reader goes."""
 
     def __init__(self) -> None:
         import socketserver
         import threading
+
+        answered: List[int] = []
 
         class Handler(socketserver.StreamRequestHandler):
             def handle(self) -> None:
@@ -479,6 +482,12 @@ class _HostileUpstream:
                         self.wfile.write(b"Content-Length: %d\r\n\r\n" % BIG)
                         for _ in range(BIG // len(block)):
                             self.wfile.write(block)
+                    elif model == "flaky":  # the first call closed unanswered, then each answered
+                        answered.append(len(answered))
+                        if answered[-1]:
+                            page = b'{"n":%d}' % answered[-1]
+                            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+                            self.wfile.write(b"Content-Length: %d\r\n\r\n%s" % (len(page), page))
                     elif model == "short":
                         self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
                         self.wfile.write(b'Content-Length: 1000\r\nConnection: close\r\n\r\n{"a":')
@@ -905,5 +914,22 @@ def test_a_fault_while_recording_reaches_the_client_only(tmp_path: Path) -> None
         assert (
             replayed.endswith(b"data: [DONE]\n\n") and replayed.count(b"data: ") == seen["stream"]["events"]
         )
+    finally:
+        server.close()
+
+
+def test_an_upstream_that_fails_uses_up_no_number(tmp_path: Path) -> None:
+    upstream = _HostileUpstream()
+    server = recorder("module", upstream, tmp_path)
+    try:
+        statuses = [call(server, "/v1/chat/completions", {"model": "flaky"}) for _ in range(3)]
+    finally:
+        server.close()
+        upstream.close()
+    assert [status for status, _ in statuses] == [502, 200, 200]
+    assert sorted(path.name.rsplit("-", 1)[1] for path in tmp_path.rglob("*.json")) == ["1.json", "2.json"]
+    server = replayer("module", tmp_path, MOKKU_REPLAY_SPEED="0")
+    try:
+        assert [call(server, "/v1/chat/completions", {"model": "flaky"}) for _ in range(2)] == statuses[1:]
     finally:
         server.close()
