@@ -332,11 +332,19 @@ def _recording(env: Mapping[str, str]) -> Dict[str, Any]:
         "upstream": upstream,
         "cassettes": cassettes,
         "replay_speed": _number(env, "MOKKU_REPLAY_SPEED", 1.0, 0.0, 1000.0),
-        "replay_miss_status": _int(env, "MOKKU_REPLAY_MISS_STATUS", 404, 400),
+        "replay_miss_status": _miss_status(env),
         "redact_fields": _listed(env, "MOKKU_REDACT_FIELDS"),
         "redact_patterns": patterns,
         "match_ignore": ignored or ("user", "metadata", "stream_options"),
     }
+
+
+def _miss_status(env: Mapping[str, str]) -> int:
+    """``MOKKU_REPLAY_MISS_STATUS``: a client error or a server error, as a miss is one."""
+    status: int = _int(env, "MOKKU_REPLAY_MISS_STATUS", 404, 400)
+    if status > 599:
+        raise ConfigError(f"MOKKU_REPLAY_MISS_STATUS must be an HTTP error status (400 to 599), got {status}")
+    return status
 
 
 def setup_logging(level: str) -> None:

@@ -207,15 +207,22 @@ class Cassettes:
         for name in names:
             try:
                 with open(os.path.join(folder, name), encoding="utf-8") as handle:
-                    yield os.path.join(folder, name), json.load(handle)
-            except (OSError, ValueError):
+                    entry = json.load(handle)
+            except (OSError, ValueError, RecursionError):
                 continue
+            if isinstance(entry, dict) and isinstance(
+                entry.get("request"), dict
+            ):  # else no request to compare
+                yield os.path.join(folder, name), entry
 
     def closest(self, request: Mapping[str, Any]) -> Tuple[Optional[str], List[str]]:
         """The recording nearest ``request`` (method, path, dialect, query, body) and what differs."""
         best: Tuple[Optional[str], List[str]] = (None, [])
         for file, entry in self.recordings(str(request["path"])):
-            differences = describe(entry.get("request", {}), request)
+            try:
+                differences = describe(entry["request"], request)
+            except RecursionError:  # nested past comparing: not the closest
+                continue
             if best[0] is None or len(differences) < len(best[1]):
                 best = (file, differences)
         return best
@@ -253,22 +260,12 @@ _MISSING = object()
 
 def _read(path: str) -> Dict[str, Any]:
     """A recording from its file, checked as far as replaying reads it: a file broken or edited by
-    hand is a 500 naming it, not a traceback."""
+    hand is a 500 naming it, not a traceback, and never a header that would break the response."""
     try:
         with open(path, encoding="utf-8") as handle:
             entry = json.load(handle)
-        response = entry["response"]
-        if not isinstance(response["status"], int) or not 100 <= response["status"] <= 599:
-            raise ValueError("response.status is not an HTTP status")
-        for name, value in response.get("headers", []):
-            if not isinstance(name, str) or not isinstance(value, str):
-                raise ValueError("response.headers holds a header that is not two strings")
-        for part in [response, *response.get("chunks", [])]:
-            if part is not response and not isinstance(part["at"], (int, float)):
-                raise ValueError("a chunk's at is not a number")
-            if "base64" in part:
-                base64.b64decode(part["base64"], validate=True)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        check(entry)
+    except (OSError, ValueError, KeyError, TypeError, RecursionError) as exc:
         raise errors.APIError(
             500,
             f"The recording {path} cannot be replayed: {exc!r}.",
@@ -276,3 +273,46 @@ def _read(path: str) -> Dict[str, Any]:
             code="recording_unreadable",
         ) from None
     return entry
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+_FIELD_VALUE = re.compile(r"[^\r\n\x00]*\Z")
+MAX_OFFSET = 24 * 3600.0  # seconds: a recorded wait past a day is no recording of an answer
+
+
+def check(entry: Any) -> None:
+    """Raise ValueError unless ``entry`` is a recording replaying can send as it is."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("response"), dict):
+        raise ValueError("the recording is not an object with a response object")
+    response = entry["response"]
+    status = response.get("status")
+    if type(status) is not int or not 200 <= status <= 599:
+        raise ValueError("response.status is not an HTTP status from 200 to 599")
+    headers = response.get("headers", [])
+    if not isinstance(headers, list):
+        raise ValueError("response.headers is not a list")
+    for header in headers:
+        if not (
+            isinstance(header, list) and len(header) == 2 and all(isinstance(part, str) for part in header)
+        ):
+            raise ValueError("response.headers holds a header that is not two strings")
+        if not _TOKEN.match(header[0]) or not _FIELD_VALUE.match(header[1]):
+            raise ValueError(f"response.headers holds a header HTTP cannot carry: {header[0][:40]!r}")
+    chunks = response.get("chunks", [])
+    if not isinstance(chunks, list):
+        raise ValueError("response.chunks is not a list")
+    _check_time(response.get("elapsed", 0), "response.elapsed")
+    for part in [response, *chunks]:
+        if not isinstance(part, dict):
+            raise ValueError("a chunk is not an object")
+        if part is not response:
+            _check_time(part.get("at"), "a chunk's at")
+        if "base64" in part:
+            base64.b64decode(part["base64"], validate=True)
+        elif not isinstance(part.get("text", ""), str):
+            raise ValueError("a text is not a string")
+
+
+def _check_time(value: Any, name: str) -> None:
+    if type(value) not in (int, float) or not 0 <= value <= MAX_OFFSET:
+        raise ValueError(f"{name} is not a number of seconds from 0 to {MAX_OFFSET:g}")

@@ -287,7 +287,10 @@ class Proxy:
 
     def _replay(self, request: Request, entry: Dict[str, Any], fault: Any) -> Response:
         answer = entry["response"]
-        headers = [(name, value) for name, value in answer.get("headers", [])]
+        # The framing is the replay's own: a length edited into a recording would cut its body.
+        headers = [
+            (name, value) for name, value in answer.get("headers", []) if name.lower() not in _HOP_BY_HOP
+        ]
         if "chunks" not in answer:
             if self.speed:
                 connection.hold(answer.get("elapsed", 0) / self.speed, request.environ, "the replay waited")
