@@ -18,7 +18,7 @@ import http.client
 import json
 import time
 from typing import Any, Callable, Dict, Generator, Iterator, List, Optional, Tuple
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from mokku import errors
 from mokku.config import NEEDS_CASSETTES, NEEDS_UPSTREAM
@@ -50,7 +50,8 @@ _ENDPOINTS = (
     (":streamGenerateContent", "generate_content"),
 )
 _HOP_BY_HOP = frozenset(
-    "connection keep-alive transfer-encoding content-length host accept-encoding te upgrade".split()
+    "connection keep-alive transfer-encoding content-length host accept-encoding te upgrade "
+    "proxy-authorization proxy-authenticate proxy-connection trailer".split()
 )
 READ_SIZE = 64 * 1024
 MAX_MISSES_KEPT = 100  # calls that matched no recording, kept for the pytest plugin to report
@@ -177,14 +178,16 @@ class Proxy:
     ) -> Response:
         started = time.monotonic()
         target = urlsplit(self.upstream)
+        path = target.path.rstrip("/") + _upstream_path(request.environ.get("PATH_INFO", ""))
         kind = http.client.HTTPSConnection if target.scheme == "https" else http.client.HTTPConnection
         upstream = kind(target.netloc, timeout=UPSTREAM_TIMEOUT)
-        path = target.path.rstrip("/") + request.path
         query = request.environ.get("QUERY_STRING", "")
+        # The connection's own headers (and those it names), and mokku's own, stay here.
+        hop = _HOP_BY_HOP | {name.strip().lower() for name in request.header("Connection").split(",")}
         headers = {
             name: value
             for name, value in _request_headers(request.environ)
-            if name.lower() not in _HOP_BY_HOP and not name.lower().startswith("x-mokku-")  # mokku's own
+            if name.lower() not in hop and not name.lower().startswith("x-mokku-")
         }
         try:
             upstream.request(
@@ -338,6 +341,15 @@ class Proxy:
                 connection.drop_connection(request.environ)
 
         return Response(status, headers, EventStream(request, produce(), Pace(), fault, live=True))
+
+
+def _upstream_path(path_info: str) -> str:
+    """The path to forward, encoded again as it came (a ``?`` or ``#`` in it stays in the path, a
+    space is sent as ``%20``); one with a ``.`` or ``..`` segment, which would leave the upstream's
+    base path, is refused."""
+    if {".", ".."} & set(path_info.split("/")):
+        raise errors.invalid_request("The path has a . or .. segment, which mokku does not forward.")
+    return quote(path_info.encode("latin-1", "replace"), safe="/:@!$&'()*+,;=")  # PEP 3333: latin-1
 
 
 def _drain(answer: http.client.HTTPResponse, keep: Callable[[bytes], bool], entry: Dict[str, Any]) -> None:

@@ -933,3 +933,58 @@ def test_an_upstream_that_fails_uses_up_no_number(tmp_path: Path) -> None:
         assert [call(server, "/v1/chat/completions", {"model": "flaky"}) for _ in range(2)] == statuses[1:]
     finally:
         server.close()
+
+
+class _Mirror:
+    """An upstream that answers every request with what it received: its request line and headers."""
+
+    def __init__(self) -> None:
+        import socketserver
+        import threading
+
+        self.seen: List[str] = []
+        seen = self.seen
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                head = b""
+                while not head.endswith(b"\r\n\r\n"):
+                    head += self.rfile.read(1)
+                seen.append(head.decode("latin-1"))
+                page = json.dumps(head.decode("latin-1").split("\r\n")).encode()
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
+                self.wfile.write(b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(page), page))
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "module"])
+def test_a_forwarded_path_stays_under_the_upstreams_base_and_carries_no_query(kind: str) -> None:
+    mirror = _Mirror()
+    server = LiveServer(kind, env={"MOKKU_MODE": "passthrough", "MOKKU_UPSTREAM": mirror.url + "/base"})
+    hops = {"Proxy-Authorization": "Basic c2VjcmV0", "Connection": "X-Hop", "X-Hop": "1", "X-Kept": "1"}
+    try:
+        for path in ("/v1/%2e%2e/%2e%2e/admin", "/v1/%2E%2E/x", "/v1/./models", "/v1/models/.."):
+            status, _, data = request("GET", server.url + path)
+            assert status == 400 and json.loads(data)["error"]["type"] == "invalid_request_error", path
+        assert mirror.seen == []  # nothing left the base path
+        lines = [
+            json.loads(request("GET", server.url + path, None, hops)[2])
+            for path in ("/v1/models/x%3Fkey=INJ%26alt=sse%23frag", "/v1/models/a%20b")
+        ]
+    finally:
+        server.close()
+        mirror.close()
+    assert [head[0] for head in lines] == [
+        "GET /base/v1/models/x%3Fkey=INJ&alt=sse%23frag HTTP/1.1",
+        "GET /base/v1/models/a%20b HTTP/1.1",
+    ]
+    sent = [name.split(":")[0].lower() for name in lines[0][1:]]
+    assert "x-kept" in sent and not {"proxy-authorization", "x-hop"} & set(sent)
