@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Set
 
 import pytest
 
@@ -41,6 +41,7 @@ class MokkuHandle:
         assert app.journal is not None and app.scenarios is not None  # the plugin turns both on
         self._journal, self._scenarios = app.journal, app.scenarios
         self.app = app
+        self._recorded: Set[str] = set()  # cassettes emptied for recording this session
 
     def requests(self, **filters: Any) -> List[Dict[str, Any]]:
         """Journal entries, oldest first (filters: ``path``, ``model``, ``since``, ``limit``)."""
@@ -77,8 +78,9 @@ class MokkuHandle:
         env = {**os.environ, "MOKKU_MODE": mode, "MOKKU_CASSETTES": directory, "MOKKU_UPSTREAM": upstream}
         proxy = make_proxy(config.load(env), self.app.counters)
         assert proxy.cassettes is not None
-        if mode == "record":
-            proxy.cassettes.clear()
+        if mode == "record" and os.path.abspath(directory) not in self._recorded:
+            proxy.cassettes.clear()  # once a session: tests sharing a cassette record into it together
+            self._recorded.add(os.path.abspath(directory))
         proxy.cassettes.reset()
         self.app.proxy = proxy
         self._scenarios.mode_unavailable = proxy.available

@@ -120,6 +120,42 @@ def test_a_cassette_is_recorded_then_replayed_offline(
     result.stdout.fnmatch_lines(['*body.messages[[]0[]].content: "weather?" recorded, "other" sent*'])
 
 
+SHARED = """
+import pytest
+
+
+def ask(client, text):
+    return client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": text}]).id
+
+
+@pytest.mark.mokku_cassette("weather")
+def test_twice(mokku, openai_client):
+    assert ask(openai_client, "first") != ask(openai_client, "second")
+
+
+@pytest.mark.mokku_cassette("weather")
+def test_once(mokku, openai_client):
+    ask(openai_client, "third")
+"""
+
+
+def test_tests_sharing_a_cassette_record_into_it_together(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .servers import LiveServer
+
+    pytester.makepyfile(test_shared=SHARED)
+    upstream = LiveServer("module")
+    try:
+        monkeypatch.setenv("MOKKU_UPSTREAM", upstream.url)
+        pytester.runpytest_subprocess("-q", "--mokku-record").assert_outcomes(passed=2)
+    finally:
+        upstream.close()
+    monkeypatch.delenv("MOKKU_UPSTREAM")
+    assert len(list((pytester.path / "cassettes" / "weather").rglob("*.json"))) == 3
+    pytester.runpytest_subprocess("-q").assert_outcomes(passed=2)  # both replayed, offline
+
+
 UNMARKED = """
 def test_unmarked(mokku, openai_client):
     reply = openai_client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "echo?"}])
