@@ -89,6 +89,7 @@ def claim_state(settings: config.Settings) -> Optional[str]:
         raise config.ConfigError(f"MOKKU_STATE: cannot use {path + tally.SUFFIX}: {exc}") from None
     try:
         _load_scenarios(settings, path)
+        _restart_counts(settings, path)
     except config.ConfigError:
         remove(owned)
         raise
@@ -96,6 +97,16 @@ def claim_state(settings: config.Settings) -> Optional[str]:
 
 
 _LOAD_ERRORS: Tuple[Type[BaseException], ...] = (OSError, ValueError, *statedb.STATE_ERRORS)
+
+
+def _restart_counts(settings: config.Settings, path: str) -> None:
+    """A new run counts the calls to its cassettes from 1, even in a state file kept from an earlier
+    one (with Redis the count goes on: the other replicas are counting in it)."""
+    if settings.cassettes:
+        try:
+            open_stores(settings, path).counters.reset(os.path.abspath(settings.cassettes))
+        except _LOAD_ERRORS as exc:
+            raise config.ConfigError(f"MOKKU_STATE: cannot reset the cassettes' counts: {exc}") from None
 
 
 def _load_scenarios(settings: config.Settings, path: str) -> None:

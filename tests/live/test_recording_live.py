@@ -988,3 +988,27 @@ def test_a_forwarded_path_stays_under_the_upstreams_base_and_carries_no_query(ki
     ]
     sent = [name.split(":")[0].lower() for name in lines[0][1:]]
     assert "x-kept" in sent and not {"proxy-authorization", "x-hop"} & set(sent)
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "module"])
+def test_a_restarted_server_counts_from_1_in_a_kept_state_file(kind: str, tmp_path: Path) -> None:
+    state = {"MOKKU_STATE": str(tmp_path / "state.sqlite3")}
+    cassettes = tmp_path / "c"
+    upstream = LiveServer("module")
+    try:
+        answers = []
+        for times in (2, 1):  # two runs on one state file
+            server = recorder(kind, upstream, cassettes, **state)
+            try:
+                answers += [call(server, "/v1/chat/completions", chat("again")) for _ in range(times)]
+            finally:
+                server.close()
+    finally:
+        upstream.close()
+    assert sorted(path.name[-6:] for path in cassettes.rglob("*.json")) == ["1.json", "2.json"]
+    for _ in range(2):  # a replay restarted on the same state file replays from the first again
+        server = replayer(kind, cassettes, MOKKU_REPLAY_SPEED="0", **state)
+        try:
+            assert call(server, "/v1/chat/completions", chat("again")) == answers[2]  # the last run's 1st
+        finally:
+            server.close()
