@@ -238,7 +238,6 @@ class Proxy:
         entry["response"]["chunks"] = chunks
 
         broke: List[bool] = []  # the upstream failed mid-answer: the client's connection is dropped too
-
         size = 0
 
         def keep(data: bytes) -> bool:
@@ -263,9 +262,7 @@ class Proxy:
                 entry["response"]["dropped"] = True
                 broke.append(True)
             except GeneratorExit:
-                if (
-                    record and fault is not None
-                ):  # the fault was the client's: the upstream's answer is recorded whole
+                if record and fault is not None:  # the fault was the client's: the answer is recorded whole
                     _drain(answer, keep, entry)
                 else:  # the client left: what was recorded is not the whole answer
                     entry["response"]["dropped"] = True
