@@ -141,6 +141,43 @@ def test_tools_are_called_and_the_loop_ends_after_a_result(app: webtest.TestApp)
     assert server_only.content[0].text == "search"
 
 
+@pytest.mark.parametrize(
+    "tool, called",
+    [
+        ({"type": "bash_20250124", "name": "bash"}, {"command": "ls"}),
+        (
+            {"type": "text_editor_20250728", "name": "str_replace_based_edit_tool"},
+            {"command": "view", "path": "ls"},
+        ),
+        ({"type": "memory_20250818", "name": "memory"}, {"command": "view", "path": "/memories"}),
+        (
+            {
+                "type": "computer_20250124",
+                "name": "computer",
+                "display_width_px": 1024,
+                "display_height_px": 768,
+            },
+            {"action": "screenshot"},
+        ),
+    ],
+)
+def test_the_tools_a_client_runs_are_called(
+    app: webtest.TestApp, tool: Dict[str, Any], called: Dict[str, Any]
+) -> None:
+    """bash, the text editor, memory and computer use are Anthropic's tools that the client runs:
+    Claude writes their calls, as for a client's own tool (web search, which Anthropic runs, is not)."""
+    first = create(app, **body("ls", tools=[tool]))
+    (call,) = first.content
+    assert first.stop_reason == "tool_use" and (call.name, call.input) == (tool["name"], called)
+    result = {"type": "tool_result", "tool_use_id": call.id, "content": "a.txt"}
+    turns = [
+        {"role": "user", "content": "ls"},
+        {"role": "assistant", "content": [call.model_dump()]},
+        {"role": "user", "content": [result]},
+    ]
+    assert create(app, **body(messages=turns, tools=[tool])).content[0].text == "a.txt"
+
+
 def test_max_tokens_inside_a_tool_call_stops_with_max_tokens(app: webtest.TestApp) -> None:
     whole = create(app, **body("Oslo", tools=[WEATHER]))
     assert whole.usage.output_tokens > 8

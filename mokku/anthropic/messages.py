@@ -73,6 +73,28 @@ SERVER_TOOL = re.compile(
     r"(bash|code_execution|computer|computer_toolset|browser_toolset|memory|text_editor|web_search|web_fetch"
     r"|advisor|tool_search_tool_bm25|tool_search_tool_regex)_20[0-9]{6}"
 )
+# The Anthropic-defined tools a client runs (Claude writes their calls; the client executes them),
+# by the family of their dated type, with the input each call gets: a shell command, a file to view,
+# the memory directory, a screenshot.
+_CLIENT_RUN = re.compile(r"(bash|text_editor|memory|computer)_20[0-9]{6}")
+_CLIENT_RUN_INPUTS: Dict[str, Dict[str, Any]] = {
+    "bash": {"type": "object", "properties": {"command": {"type": "string"}}, "required": ["command"]},
+    "text_editor": {
+        "type": "object",
+        "properties": {"command": {"enum": ["view"]}, "path": {"type": "string"}},
+        "required": ["command", "path"],
+    },
+    "memory": {
+        "type": "object",
+        "properties": {"command": {"enum": ["view"]}, "path": {"enum": ["/memories"]}},
+        "required": ["command", "path"],
+    },
+    "computer": {
+        "type": "object",
+        "properties": {"action": {"enum": ["screenshot"]}},
+        "required": ["action"],
+    },
+}
 # The text when there is nothing to echo (a turn of images, an empty tool result, a refusal, a call
 # the limit cut): one token, so that it fits any max_tokens, and never an empty text block, which the
 # API refuses when the reply is sent back.
@@ -562,6 +584,8 @@ def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Fu
             schema = check.mapping(check.required(tool, "input_schema", at), at) or {}
             check.one_of(check.required(schema, "type", f"{at}.type"), ("object",), f"{at}.type")
             functions.append(tools.Function(name, schema, at))
+        elif kind is not None and _CLIENT_RUN.fullmatch(kind):  # bash, the editor...: the client runs them
+            functions.append(tools.Function(name, _CLIENT_RUN_INPUTS[kind.rsplit("_", 1)[0]], at))
         if name in names:
             raise check.invalid("tools", "Tool names must be unique.")
         names.add(name)
