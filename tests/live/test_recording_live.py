@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import http.client
 import json
+import socketserver
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Dict, List, Protocol, Tuple
+from typing import Dict, List, Protocol, Tuple, Type
 
 import pytest
 
@@ -449,7 +451,21 @@ def test_every_api_route_is_forwarded_and_replayed(tmp_path: Path) -> None:
 BIG = 65 << 20  # past MAX_RECORDED_BYTES (64 MiB)
 
 
-class _HostileUpstream:
+class _RawServer:
+    """An upstream written on raw sockets, in a thread: ``url`` once ``serve`` has started it."""
+
+    def serve(self, handler: Type[socketserver.StreamRequestHandler]) -> None:
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class _HostileUpstream(_RawServer):
     """An upstream that misbehaves as the request's model says: ``status-N`` answers status N (520, a
     gateway's, with no reason phrase); ``big`` sends 65 MiB of a stated length; ``flaky`` closes
     the first connection unanswered, then answers ``{"n": 1}``, ``{"n": 2}`` ...; ``short`` promises 1,000 bytes and
@@ -457,8 +473,6 @@ class _HostileUpstream:
     coding's name capitalised) until the reader goes."""
 
     def __init__(self) -> None:
-        import socketserver
-        import threading
 
         answered: List[int] = []
 
@@ -505,14 +519,7 @@ class _HostileUpstream:
                 except OSError:
                     pass  # the reader went
 
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
 
 @pytest.mark.parametrize("kind", ["gunicorn", "module"])
@@ -562,7 +569,7 @@ def test_a_broken_recording_is_a_500_naming_its_file(tmp_path: Path) -> None:
         server.close()
 
 
-class _GatedUpstream:
+class _GatedUpstream(_RawServer):
     """An upstream that streams three events, each step only once the test says its client saw the
     step before (``gates``): its headers, then its first event. A proxy that holds anything back
     (the headers, the first event) never sees the next step come: the gate times out and ``opened``
@@ -571,8 +578,6 @@ class _GatedUpstream:
     EVENTS: Tuple[bytes, ...] = tuple(b'data: {"i":%d}\n\n' % i for i in range(3))
 
     def __init__(self, cut: bool = False) -> None:
-        import socketserver
-        import threading
 
         self.gates = [threading.Event(), threading.Event()]
         self.opened: List[bool] = []
@@ -600,14 +605,7 @@ class _GatedUpstream:
                     send(_GatedUpstream.EVENTS[2])
                     self.wfile.write(b"0\r\n\r\n")
 
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
 
 STREAMED = {"model": "gpt-4o", "stream": True, "messages": [{"role": "user", "content": "gated"}]}
@@ -935,12 +933,10 @@ def test_an_upstream_that_fails_uses_up_no_number(tmp_path: Path) -> None:
         server.close()
 
 
-class _Mirror:
+class _Mirror(_RawServer):
     """An upstream that answers every request with what it received: its request line and headers."""
 
     def __init__(self) -> None:
-        import socketserver
-        import threading
 
         self.seen: List[str] = []
         seen = self.seen
@@ -955,14 +951,7 @@ class _Mirror:
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n")
                 self.wfile.write(b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(page), page))
 
-        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.serve(Handler)
 
 
 @pytest.mark.parametrize("kind", ["gunicorn", "module"])
