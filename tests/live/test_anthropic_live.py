@@ -5,7 +5,7 @@ every fault as the SDK's own exception class."""
 from __future__ import annotations
 
 import json
-from typing import Iterator
+from typing import Any, Iterator
 
 import anthropic
 import anthropic.types as types
@@ -96,7 +96,7 @@ def test_a_message_thread_sends_only_new_messages_and_its_tool_runner_ends(
     assert runner.until_done().content[0].text == "Rain in Bergen"  # type: ignore[union-attr]
 
 
-def test_a_streamed_tool_call_and_thinking(claude: anthropic.Anthropic) -> None:
+def _streamed_call_with_thinking(claude: anthropic.Anthropic) -> Any:
     with claude.messages.stream(
         model=MODEL,
         max_tokens=4096,
@@ -104,20 +104,17 @@ def test_a_streamed_tool_call_and_thinking(claude: anthropic.Anthropic) -> None:
         tools=[WEATHER],  # type: ignore[list-item]
         messages=[{"role": "user", "content": "Bergen"}],
     ) as stream:
-        final = stream.get_final_message()
+        return stream.get_final_message()
+
+
+def test_a_streamed_tool_call_and_thinking(claude: anthropic.Anthropic) -> None:
+    final = _streamed_call_with_thinking(claude)
     assert [block.type for block in final.content] == ["thinking", "tool_use"]
     assert final.content[1].input == {"city": "Bergen"} and final.stop_reason == "tool_use"  # type: ignore[union-attr]
 
 
 def test_the_sdk_reads_stop_details_thinking_tokens_and_the_caller(claude: anthropic.Anthropic) -> None:
-    with claude.messages.stream(
-        model=MODEL,
-        max_tokens=4096,
-        thinking={"type": "enabled", "budget_tokens": 1024},
-        tools=[WEATHER],  # type: ignore[list-item]
-        messages=[{"role": "user", "content": "Bergen"}],
-    ) as stream:
-        final = stream.get_final_message()
+    final = _streamed_call_with_thinking(claude)
     details = final.usage.output_tokens_details
     assert details is not None and 0 < details.thinking_tokens < final.usage.output_tokens
     assert final.stop_details is None and final.usage.inference_geo == "not_available"
