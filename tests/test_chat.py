@@ -832,7 +832,8 @@ def test_reasoning_models_refuse_max_tokens_and_a_temperature(app: webtest.TestA
     }
     taken = chat(app, **dict(asked, max_completion_tokens=1, **defaults))
     assert taken["choices"][0]["finish_reason"] == "length"
-    assert chat(app, **dict(asked, reasoning_effort="none", stop=["x"], presence_penalty=0.5))["choices"]
+    if model != "gpt-5":  # which cannot think less than minimal
+        assert chat(app, **dict(asked, reasoning_effort="none", stop=["x"], presence_penalty=0.5))["choices"]
 
 
 @pytest.mark.parametrize("model", ["o1", "o3-mini", "o3-mini-2025-01-31"])
@@ -960,6 +961,37 @@ def test_the_chat_model_and_gpt_5_1_on_take_what_reasoning_models_refuse(
         status=400,
     )
     assert refused.json["error"]["param"] == "temperature"
+
+
+@pytest.mark.parametrize(
+    "model, effort, allowed",
+    [
+        ("gpt-5", "none", "'minimal', 'low', 'medium', and 'high'"),
+        ("gpt-5-mini-2025-08-07", "xhigh", "'minimal', 'low', 'medium', and 'high'"),
+        ("gpt-6-astra", "none", "'low', 'medium', 'high', and 'xhigh'"),
+    ],
+)
+def test_an_effort_the_model_does_not_take_is_refused(
+    app: webtest.TestApp, model: str, effort: str, allowed: str
+) -> None:
+    chat_body = {"model": model, "messages": user("x"), "reasoning_effort": effort}
+    refused = app.post_json(URL, chat_body, status=400).json
+    validate(refused, "ErrorResponse")
+    assert refused["error"] == {
+        "message": f"Unsupported value: 'reasoning_effort' does not support '{effort}' with this model. "
+        f"Supported values are: {allowed}.",
+        "type": "invalid_request_error",
+        "param": "reasoning_effort",
+        "code": "unsupported_value",
+    }
+    responses_body = {"model": model, "input": "x", "reasoning": {"effort": effort}}
+    answer = app.post_json("/v1/responses", responses_body, status=400).json["error"]
+    assert (
+        answer["param"] == "reasoning.effort" and "'reasoning.effort' does not support" in answer["message"]
+    )
+    # What each takes, and every effort on models that take them all
+    assert chat(app, model=model, messages=user("y"), reasoning_effort="high")["choices"]
+    assert chat(app, model="gpt-5.2", messages=user("z"), reasoning_effort=effort)["choices"]
 
 
 FUNCTION = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}

@@ -21,7 +21,7 @@ from mokku.api.decide import (
 )
 from mokku.api.ids import random_id
 from mokku.api.models import COMPLETION_MODELS, RESPONSES_ONLY, snapshot
-from mokku.api.sampling import CHAT_OPTIONS, REASONING_MODELS, default_effort, read_sampling
+from mokku.api.sampling import CHAT_OPTIONS, REASONING_MODELS, check_effort_for, default_effort, read_sampling
 from mokku.api.stored_chats import StoredChats
 from mokku.server import stream
 from mokku.server.http import JSONTemplate, Request, Response
@@ -404,6 +404,7 @@ def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
             "unsupported_parameter",
         )
     effort = body.get("reasoning_effort")
+    check_effort_for(model, effort, "reasoning_effort")
     if body.get("tools") and _TOOLS_AT_NO_EFFORT.match(model) and not model.endswith("-chat-latest"):
         asked = effort or (default_effort(model) if _EFFORT_BY_DEFAULT.match(model) else "none")
         if asked != "none":

@@ -45,6 +45,7 @@ from mokku.api.sampling import (
     Output,
     Sampling,
     check_effort,
+    check_effort_for,
     default_effort,
 )
 from mokku.api.tokens import count
@@ -442,7 +443,9 @@ def _reasoning(body: Mapping[str, Any], model: str) -> Dict[str, Any]:
     """``reasoning`` as the response echoes it: the effort and summary asked for, a reasoning
     model's default effort when none is."""
     asked = validate.obj(body.get("reasoning"), "reasoning") or {}
-    effort = check_effort(asked.get("effort"), "reasoning.effort") or default_effort(model)
+    effort = check_effort(asked.get("effort"), "reasoning.effort")
+    check_effort_for(model, effort, "reasoning.effort")
+    effort = effort or default_effort(model)
     summary = _check_summary(asked.get("summary"), "reasoning.summary")
     echoed: Dict[str, Any] = {"effort": effort, "summary": summary}
     context = _check_context(asked.get("context"), "reasoning.context")

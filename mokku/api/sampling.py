@@ -49,6 +49,32 @@ def default_effort(model: str) -> Optional[str]:
 
 
 check_effort = validate.one_of("none", "minimal", "low", "medium", "high", "xhigh", "max")
+# The efforts a model takes where it takes fewer than the API knows: gpt-5 (its mini and nano) cannot
+# think less than minimal, gpt-6 Astra cannot stop thinking.
+_EFFORTS: Tuple[Tuple[re.Pattern[str], Tuple[str, ...]], ...] = (
+    (re.compile(r"gpt-5(-mini|-nano)?(-\d{4}-\d{2}-\d{2})?$"), ("minimal", "low", "medium", "high")),
+    (re.compile(r"gpt-6-astra"), ("low", "medium", "high", "xhigh")),
+)
+
+
+def check_effort_for(model: str, effort: Optional[str], param: str) -> None:
+    """400 ``unsupported_value`` for an effort the model does not take, listing those it does, as the
+    real API answers."""
+    if effort is None:
+        return
+    for pattern, allowed in _EFFORTS:
+        if pattern.match(model):
+            if effort not in allowed:
+                listed = ", ".join(f"'{value}'" for value in allowed[:-1]) + f", and '{allowed[-1]}'"
+                raise errors.invalid_request(
+                    f"Unsupported value: '{param}' does not support '{effort}' with this model. "
+                    f"Supported values are: {listed}.",
+                    param,
+                    "unsupported_value",
+                )
+            return
+
+
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
 # Options of chat and the Responses API that only pass along: their types and values checked as the
 # real API checks them.
