@@ -274,7 +274,13 @@ def test_a_prompted_schema_yields_to_tools_formats_and_plain_prompts(app: webtes
     assert set(json.loads(formatted.content[0].text)) == {"city"}
     without_json = INSTRUCTOR.replace("json", "format").replace("JSON", "object")
     impossible = INSTRUCTOR.replace('"type": "integer"', '"not": {}')
-    for system in (without_json, "Answer in JSON.", impossible):
+    # agno's JSON mode: a map of fields that reads as a schema ($defs) but has no root type.
+    field_map = (
+        'Provide your output as a JSON containing the following fields: <json_field_properties>{"kind": '
+        '{"enum": ["a", "b"], "type": "string"}, "$defs": {"Step": {"output": {"type": "string"}}}}'
+        "</json_field_properties> Start your response with `{`."
+    )
+    for system in (without_json, "Answer in JSON.", impossible, field_map):
         assert create(app, **body("Ada is 36", system=system)).content[0].text == "Ada is 36"
 
 

@@ -715,6 +715,12 @@ def test_another_agents_tool_result_ends_the_loop(app: webtest.TestApp) -> None:
     }
     body = chat(app, messages=ADK_CONTEXT, tools=[transfer])
     assert body["choices"][0]["finish_reason"] == "stop"
+    # google-adk 2.13 fences the other agent's words on a line of their own.
+    fenced = (
+        "For context:\n[root] `transfer_to_agent` tool returned result:\n<<<BEGIN_QUOTED_AGENT_CONTENT>>>\n{}"
+    )
+    newer = [*ADK_CONTEXT[:2], {"role": "user", "content": fenced}]
+    assert chat(app, messages=newer, tools=[transfer])["choices"][0]["finish_reason"] == "stop"
     assert "tool returned result" in body["choices"][0]["message"]["content"]
     responses_tool = {
         "type": "function",

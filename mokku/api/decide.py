@@ -88,7 +88,9 @@ TEXT_PARTS = ("text", "input_text", "output_text")
 
 # A tool's result an agent framework hands another agent as user text: google-adk's "For context:
 # [root] `transfer_to_agent` tool returned result: {...}" when one agent transfers to another.
-_RESULT_IN_TEXT = re.compile(r"\] `[^`\n]{1,64}` tool returned result: ")
+_RESULT_IN_TEXT = re.compile(
+    r"\] `[^`\n]{1,64}` tool returned result:\s"
+)  # a space, or a newline and a fence
 
 
 def ends_with_result(messages: Sequence[Message]) -> bool:

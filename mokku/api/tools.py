@@ -306,26 +306,29 @@ def _schema_in(text: str) -> Optional[Dict[str, Any]]:
     return None
 
 
+def _hinted(schema: Optional[Mapping[str, Any]], text: str) -> Optional[Dict[str, Any]]:
+    """The document a schema found in the prompt asks for, when it is an object: the schema is only a
+    hint (agno's field map reads as one, but has no root type), so anything else is None."""
+    if schema is None:
+        return None
+    try:
+        document = schemagen.generate(schema, text)
+    except schemagen.SchemaError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
 def structured_content(
     kind: str, schema: Optional[Mapping[str, Any]], text: str, param: str
 ) -> Optional[str]:
     """The reply for ``json_schema`` / ``json_object`` output (a schema found in the prompt guides
     ``json_object``; when no document fits it, the plain ``{"echo": ...}``); for ``prompted``, the
     document, or None (the plain text) when none fits."""
-    if kind == "prompted":
-        try:
-            return _compact(schemagen.generate(schema or {}, text))
-        except schemagen.SchemaError:
-            return None  # only a hint: the echo, as without it
-    if kind == "json_object":
-        if schema is not None:
-            try:
-                document = schemagen.generate(schema, text)
-            except schemagen.SchemaError:
-                document = None  # the prompt's schema is only a hint: JSON mode still answers JSON
-            if isinstance(document, dict):  # JSON mode answers an object, whatever the hint reads as
-                return _compact(document)
-        return _compact({"echo": text})
+    if kind in ("prompted", "json_object"):
+        document = _hinted(schema, text)
+        if document is not None:
+            return _compact(document)
+        return None if kind == "prompted" else _compact({"echo": text})  # JSON mode still answers JSON
     try:
         value = schemagen.generate(schema or {"type": "object"}, text)
     except schemagen.SchemaError as exc:
