@@ -269,23 +269,27 @@ def instructed(output_format: Optional[OutputFormat], instructions: Sequence[str
     answers a document valid against that schema."""
     if output_format is None or output_format.kind != "json_object" or output_format.schema is not None:
         return output_format
-    for text in instructions:
-        schema = _schema_in(text[:MAX_INSTRUCTION_CHARS])
-        if schema is not None:
-            return OutputFormat("json_object", schema, output_format.param)
-    return output_format
+    schema = _prompt_schema(instructions)
+    return output_format if schema is None else OutputFormat("json_object", schema, output_format.param)
 
 
 def prompted(instructions: Sequence[str], param: str) -> Optional[OutputFormat]:
     """JSON asked for in the prompt alone, with no format parameter (instructor's ANTHROPIC_JSON,
-    pydantic-ai's PromptedOutput, agno's JSON mode): a system prompt that says "json" and holds a JSON
-    Schema gets a document valid against it."""
+    pydantic-ai's PromptedOutput): a system prompt that says "json" and holds a JSON Schema gets a
+    document valid against it."""
+    schema = _prompt_schema(instructions, says_json=True)
+    return None if schema is None else OutputFormat("prompted", schema, param)
+
+
+def _prompt_schema(instructions: Sequence[str], says_json: bool = False) -> Optional[Dict[str, Any]]:
+    """The first JSON Schema the instructions hold, in the first ``MAX_INSTRUCTION_CHARS`` of each
+    (``says_json``: of one that also says "json")."""
     for text in instructions:
         head = text[:MAX_INSTRUCTION_CHARS]
-        if "json" in head.lower():
+        if not says_json or "json" in head.lower():
             schema = _schema_in(head)
             if schema is not None:
-                return OutputFormat("prompted", schema, param)
+                return schema
     return None
 
 
