@@ -455,15 +455,17 @@ class GenerateContent:
         )
 
     def embed(self, request: Request, model: str) -> Response:
-        check_serves(model, "embedContent", _version(request))
+        version = _version(request)
+        check_serves(model, "embedContent", version)
         body = request.json()
-        protojson.check(body, "EmbedContentRequest", _version(request))
+        protojson.check(body, "EmbedContentRequest", version)
         return json_response({"embedding": _embedding(model, body, "")})
 
     def batch_embed(self, request: Request, model: str) -> Response:
-        check_serves(model, "batchEmbedContents", _version(request))
+        version = _version(request)
+        check_serves(model, "batchEmbedContents", version)
         body = request.json()
-        protojson.check(body, "BatchEmbedContentsRequest", _version(request))
+        protojson.check(body, "BatchEmbedContentsRequest", version)
         requests = _list(body.get("requests"), "requests")
         if not requests:
             raise errors.invalid_request(
