@@ -130,8 +130,9 @@ class Messages:
 
     def create(self, request: Request) -> Response:
         version = _version(request)
-        _model(request.json())
-        _check_sampling_removed(request.json(), version)
+        asked = request.json()
+        _model(asked)
+        _check_sampling_removed(asked, version)
         body, behaviour = self.replies.begin(request, "chat", KNOWN_PARAMS)
         max_tokens = check.whole(check.required(body, "max_tokens"), "max_tokens", 1)
         framing = _system(body.get("system"))
@@ -576,6 +577,7 @@ def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Fu
             )
             continue
         custom = kind in (None, "custom")
+        run = _CLIENT_RUN.fullmatch(kind) if kind is not None else None
         at = f"{where}.custom.name" if custom else f"{where}.name"
         name = check.text(check.required(tool, "name", at), at) or ""
         if custom:
@@ -584,8 +586,8 @@ def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Fu
             schema = check.mapping(check.required(tool, "input_schema", at), at) or {}
             check.one_of(check.required(schema, "type", f"{at}.type"), ("object",), f"{at}.type")
             functions.append(tools.Function(name, schema, at))
-        elif kind is not None and _CLIENT_RUN.fullmatch(kind):  # bash, the editor...: the client runs them
-            functions.append(tools.Function(name, _CLIENT_RUN_INPUTS[kind.rsplit("_", 1)[0]], at))
+        elif run is not None:  # bash, the editor...: the client runs them
+            functions.append(tools.Function(name, _CLIENT_RUN_INPUTS[run.group(1)], at))
         if name in names:
             raise check.invalid("tools", "Tool names must be unique.")
         names.add(name)
