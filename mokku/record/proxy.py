@@ -233,7 +233,7 @@ class Proxy:
             if record:
                 self._save(request.path, record, entry)
             request.result = _result(answer.status, data)
-            return Response(answer.status, kept, [data])
+            return Response(answer.status, kept, [data], forwarded=True)
         chunks: List[Dict[str, Any]] = []
         entry["response"]["chunks"] = chunks
 
@@ -296,7 +296,7 @@ class Proxy:
                 connection.hold(answer.get("elapsed", 0) / self.speed, request.environ, "the replay waited")
             data = _bytes(answer)
             request.result = _result(answer["status"], data)
-            return Response(answer["status"], headers, [data])
+            return Response(answer["status"], headers, [data], forwarded=True)
         speed = self.speed
 
         def reads() -> Generator[bytes, None, None]:
@@ -337,7 +337,8 @@ class Proxy:
             if broken():
                 connection.drop_connection(request.environ)
 
-        return Response(status, headers, EventStream(request, produce(), Pace(), fault, live=True))
+        stream = EventStream(request, produce(), Pace(), fault, live=True)
+        return Response(status, headers, stream, forwarded=True)
 
 
 def _upstream_path(path_info: str) -> str:

@@ -138,7 +138,10 @@ class App:
         if "HTTP_ORIGIN" in environ and not preflight:  # a preflight says it itself
             added += request.dialect.cross_origin_headers(request)
         headers = response.headers
-        _add_missing(headers, added)
+        if response.forwarded:
+            _add_missing(headers, added)
+        else:
+            headers.extend(added)
         start_response(status_line(response.status), headers)
         body = response.body
         if request.method == "HEAD":

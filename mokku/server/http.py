@@ -44,12 +44,13 @@ def status_line(status: int) -> str:
 class Response:
     """What a handler returns: ``body`` is iterated by the server as it is produced."""
 
-    __slots__ = ("body", "headers", "status")
+    __slots__ = ("body", "forwarded", "headers", "status")
 
-    def __init__(self, status: int, headers: Headers, body: Iterable[bytes]) -> None:
+    def __init__(self, status: int, headers: Headers, body: Iterable[bytes], forwarded: bool = False) -> None:
         self.status = status
         self.headers = headers
         self.body = body
+        self.forwarded = forwarded  # an upstream's or a recording's answer: its headers are its own
 
 
 # Made once: json.dumps and json.loads build a new encoder or decoder on every call given options.
