@@ -165,3 +165,19 @@ def state_file(server: LiveServer, timeout: float = 10.0) -> str:
         if time.monotonic() > deadline:
             raise AssertionError(f"no 'state file:' line in the output:\n{server.output()}")
         time.sleep(0.05)
+
+
+def cassette_why(directory: object, request_file: object) -> subprocess.CompletedProcess[str]:
+    """``python -m mokku cassette why`` on a directory of recordings and a request file."""
+    command = [
+        sys.executable,
+        "-m",
+        "mokku",
+        "cassette",
+        "why",
+        "--dir",
+        str(directory),
+        "--request",
+        str(request_file),
+    ]
+    return subprocess.run(command, capture_output=True, text=True, timeout=60)

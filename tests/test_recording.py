@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
@@ -16,6 +14,8 @@ from mokku.record import answers
 from mokku.record.cassettes import Cassettes, matching_key, secret_header
 from mokku.server.app import App
 from mokku.server.http import Result
+
+from .servers import cassette_why
 
 
 @pytest.mark.parametrize(
@@ -190,22 +190,7 @@ def test_a_miss_beside_a_broken_recording_still_names_what_differs(tmp_path: Pat
     assert '"gpt-4o" recorded, "gpt-4o-mini" sent' in error["message"]
     asked = tmp_path / "request.json"
     asked.write_text(json.dumps({"path": "/v1/chat/completions", "body": dict(CHAT, model="gpt-4o-mini")}))
-    why = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mokku",
-            "cassette",
-            "why",
-            "--dir",
-            str(tmp_path / "c"),
-            "--request",
-            str(asked),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    why = cassette_why(tmp_path / "c", asked)
     assert why.returncode == 1 and "Traceback" not in why.stderr
     assert '"gpt-4o" recorded, "gpt-4o-mini" sent' in why.stdout
 

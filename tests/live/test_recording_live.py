@@ -8,8 +8,6 @@ from __future__ import annotations
 import http.client
 import json
 import socketserver
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -18,7 +16,7 @@ from typing import Dict, List, Protocol, Tuple, Type
 
 import pytest
 
-from ..servers import LiveServer, request
+from ..servers import LiveServer, cassette_why, request
 
 SECRET = "sk-live-secret-0123456789"
 HEADERS = {
@@ -164,22 +162,7 @@ def test_a_miss_names_the_closest_recording_and_sequences_replay_in_order(tmp_pa
             }
         )
     )
-    why = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mokku",
-            "cassette",
-            "why",
-            "--dir",
-            str(tmp_path),
-            "--request",
-            str(request_file),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    why = cassette_why(tmp_path, request_file)
     assert why.returncode == 1 and "no match; the closest recording is" in why.stdout
     assert '"same question" recorded, "other question" sent' in why.stdout
 
