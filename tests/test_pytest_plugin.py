@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import List
 
 import pytest
 
@@ -92,22 +93,31 @@ def test_asks_something_else(mokku, openai_client):
 """
 
 
-def test_a_cassette_is_recorded_then_replayed_offline(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _record_then_replay(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, passed: int
+) -> List[Path]:
+    """The tests run with --mokku-record against a live upstream, then again once it is gone (so
+    replayed); the recordings of the weather cassette."""
     from .servers import LiveServer
 
-    pytester.makepyfile(test_cassette=CASSETTE_TESTS)
     upstream = LiveServer("module")
     try:
         monkeypatch.setenv("MOKKU_UPSTREAM", upstream.url)
-        pytester.runpytest_subprocess("-q", "--mokku-record").assert_outcomes(passed=1)
+        pytester.runpytest_subprocess("-q", "--mokku-record").assert_outcomes(passed=passed)
     finally:
         upstream.close()
     monkeypatch.delenv("MOKKU_UPSTREAM")
     recordings = list((pytester.path / "cassettes" / "weather").rglob("*.json"))
+    pytester.runpytest_subprocess("-q").assert_outcomes(passed=passed)  # the upstream is gone: replayed
+    return recordings
+
+
+def test_a_cassette_is_recorded_then_replayed_offline(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makepyfile(test_cassette=CASSETTE_TESTS)
+    recordings = _record_then_replay(pytester, monkeypatch, passed=1)
     assert len(recordings) == 1
-    pytester.runpytest_subprocess("-q").assert_outcomes(passed=1)  # the upstream is gone: replayed
     recorded_id, replayed_id = (pytester.path / "ids.txt").read_text().split()
     assert recorded_id == replayed_id
     pytester.makepyfile(test_cassette=CASSETTE_TESTS + SWITCHED)
@@ -142,18 +152,8 @@ def test_once(mokku, openai_client):
 def test_tests_sharing_a_cassette_record_into_it_together(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from .servers import LiveServer
-
     pytester.makepyfile(test_shared=SHARED)
-    upstream = LiveServer("module")
-    try:
-        monkeypatch.setenv("MOKKU_UPSTREAM", upstream.url)
-        pytester.runpytest_subprocess("-q", "--mokku-record").assert_outcomes(passed=2)
-    finally:
-        upstream.close()
-    monkeypatch.delenv("MOKKU_UPSTREAM")
-    assert len(list((pytester.path / "cassettes" / "weather").rglob("*.json"))) == 3
-    pytester.runpytest_subprocess("-q").assert_outcomes(passed=2)  # both replayed, offline
+    assert len(_record_then_replay(pytester, monkeypatch, passed=2)) == 3  # both replayed, offline
 
 
 UNMARKED = """
