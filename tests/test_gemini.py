@@ -158,6 +158,42 @@ def test_gemini_3_signs_its_first_function_call(app: webtest.TestApp) -> None:
     assert "thoughtSignature" not in older  # gemini-2.5-flash, without thoughts
 
 
+def test_gemini_3_refuses_a_call_of_the_current_turn_handed_back_without_its_signature(
+    app: webtest.TestApp,
+) -> None:
+    """Gemini 3 checks each step of the current turn (since the last user prompt) for the signature of
+    its first call; earlier turns, other models and the image models are not checked."""
+    url = "/v1beta/models/gemini-3.8-flash:generateContent"
+    signed = dict(CALL, thoughtSignature="c2ln")
+    second = {"functionCall": {"name": "get_time", "args": {}}}
+    steps = [user("Oslo"), {"role": "model", "parts": [signed]}, {"role": "user", "parts": [ANSWER]}]
+    unsigned = [*steps, {"role": "model", "parts": [second]}, {"role": "user", "parts": [ANSWER]}]
+    answer = app.post_json(url, {"contents": unsigned, "tools": [WEATHER]}, headers=KEY, status=400).json
+    assert answer == {
+        "error": {
+            "code": 400,
+            "message": "Function call is missing a thought_signature in functionCall parts. This is required "
+            "for tools to work correctly, and missing thought_signature may lead to degraded model "
+            "performance. Additional data, function call `default_api:get_time` , position 4. Please refer "
+            "to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+            "status": "INVALID_ARGUMENT",
+        }
+    }
+    stream = url.replace(":generateContent", ":streamGenerateContent?alt=sse")
+    app.post_json(stream, {"contents": unsigned, "tools": [WEATHER]}, headers=KEY, status=400)
+    parallel = [
+        user("Oslo"),
+        {"role": "model", "parts": [signed, second]},
+        {"role": "user", "parts": [ANSWER, ANSWER]},
+    ]
+    earlier_turn = [*unsigned, {"role": "model", "parts": [{"text": "Sunny"}]}, user("and Bergen?")]
+    snake = [user("Oslo"), {"role": "model", "parts": [dict(CALL, thought_signature="c2ln")]}, steps[2]]
+    for contents in (steps, parallel, earlier_turn, snake):
+        generate(app, url, contents=contents, tools=[WEATHER])
+    for model in ("gemini-2.5-flash", "gemini-3-pro-image-preview"):
+        generate(app, f"/v1beta/models/{model}:generateContent", contents=unsigned, tools=[WEATHER])
+
+
 CALL = {"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}}
 ANSWER = {"functionResponse": {"name": "get_weather", "response": {"result": "Sunny"}}}
 CALL_AFTER = "Please ensure that function call turn comes immediately after a user turn or after a function response turn."

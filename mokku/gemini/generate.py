@@ -111,18 +111,26 @@ def _check_turn(role: str, calls: int, answers: int, before: Optional[Tuple[str,
 
 
 # The models whose replies sign their first function call with a ``thoughtSignature``, which a client
-# hands back on its next turn (the AI SDK warns when it finds none).
-_SIGNS_CALLS = re.compile(r"(models/)?gemini-3")
+# hands back on its next turn: Gemini 3 and later, but for the image models, which neither sign nor check.
+_SIGNS_CALLS = re.compile(r"(models/)?gemini-([3-9]|[1-9][0-9])(?!.*-image)")
+UNSIGNED_CALL = (
+    "Function call is missing a thought_signature in functionCall parts. This is required for tools to work "
+    "correctly, and missing thought_signature may lead to degraded model performance. Additional data, function "
+    "call `default_api:{name}` , position {position}. Please refer to "
+    "https://ai.google.dev/gemini-api/docs/thought-signatures for more details."
+)
 
 
-def read_contents(body: Mapping[str, Any], in_order: bool = True) -> Conversation:
+def read_contents(body: Mapping[str, Any], in_order: bool = True, signed: bool = False) -> Conversation:
     """The turns as neutral messages; ``in_order`` checks function turns as generating does (counting
-    tokens takes any piece of a conversation)."""
+    tokens takes any piece of a conversation). ``signed``: the model wants each step of the current turn
+    (since the last user prompt) to hand back the signature of its first function call."""
     contents = _list(body.get("contents"), "contents")
     if not contents:
         raise invalid("contents", "contents is not specified")
     conversation = Conversation()
     previous: Optional[Tuple[str, int]] = None
+    unsigned: Optional[str] = None  # the current turn's first step without its signature
     for index, content in enumerate(contents):
         where = f"contents[{index}]"
         content = _object(content, where)
@@ -142,6 +150,13 @@ def read_contents(body: Mapping[str, Any], in_order: bool = True) -> Conversatio
                     texts.append(part["text"])
             elif isinstance(call, dict):
                 calls += 1
+                if (
+                    calls == 1
+                    and role == "model"
+                    and not field(part, "thoughtSignature")
+                    and unsigned is None
+                ):
+                    unsigned = UNSIGNED_CALL.format(name=call.get("name"), position=index + 1)
                 conversation.called.add(str(call.get("name")))
                 conversation.messages.append(Message("function_call", ""))
             elif isinstance(answer, dict):
@@ -149,6 +164,8 @@ def read_contents(body: Mapping[str, Any], in_order: bool = True) -> Conversatio
                 conversation.messages.append(Message(TOOL_RESULT, _response_text(answer.get("response"))))
         if in_order:
             _check_turn(role, calls, answers, previous)
+        if role != "model" and not answers:  # a user prompt begins a new turn
+            unsigned = None
         previous = (role, calls)
         if texts:
             # Text beside a turn's function responses (the AI SDK's "Tool executed successfully and
@@ -160,6 +177,8 @@ def read_contents(body: Mapping[str, Any], in_order: bool = True) -> Conversatio
                 conversation.called.update(tools.named_in_text(conversation.messages[-1].text))
         if len(conversation.messages) == before:  # only images, files...: the turn is there, without text
             conversation.messages.append(Message(speaker, ""))
+    if signed and unsigned:
+        raise errors.invalid_request(unsigned, "contents")
     return conversation
 
 
@@ -380,7 +399,7 @@ class GenerateContent:
     def _answer(
         self, request: Request, body: Dict[str, Any], behaviour: Any
     ) -> Tuple[Dict[str, Any], List[str], Dict[str, int], str]:
-        conversation = read_contents(body)
+        conversation = read_contents(body, signed=bool(_SIGNS_CALLS.match(behaviour.model)))
         framing = _system(body)
         sampling, output_format, thoughts = _config(body, behaviour.model)
         candidates = sampling.n
