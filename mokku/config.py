@@ -152,7 +152,7 @@ def _context_window(env: Mapping[str, str]) -> str:
     raise ConfigError(f"MOKKU_CONTEXT_WINDOW must be 'real' or a number of tokens, got {raw!r}")
 
 
-def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
+def _flag(env: Mapping[str, str], name: str, default: bool = False, other: str = "") -> bool:
     raw = env.get(name, "").strip().lower()
     if not raw:
         return default
@@ -160,7 +160,7 @@ def _flag(env: Mapping[str, str], name: str, default: bool = False) -> bool:
         return False
     if raw in ("1", "true", "yes", "on"):
         return True
-    raise ConfigError(f"{name} must be 1 or 0 (true/false), got {raw!r}")
+    raise ConfigError(f"{name} must be 1 or 0 (true/false){other}, got {raw!r}")
 
 
 def _admin_open(env: Mapping[str, str]) -> bool:
@@ -220,7 +220,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         metrics=_metrics(env),
         metrics_model=_metrics_model(env),
         **_load(env),
-        admin=_admin_open(env) or _flag(env, "MOKKU_ADMIN", True),
+        admin=_admin_open(env) or _flag(env, "MOKKU_ADMIN", True, " or open"),
         admin_open=_admin_open(env),
         admin_token=env.get("MOKKU_ADMIN_TOKEN", "").strip(),
         scenarios_file=env.get("MOKKU_SCENARIOS", "").strip(),

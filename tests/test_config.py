@@ -48,6 +48,8 @@ def test_values_from_env() -> None:
         ({"MOKKU_MAX_BODY_BYTES": "-1"}, "MOKKU_MAX_BODY_BYTES must be at least 1"),
         ({"MOKKU_LOG_LEVEL": "LOUD"}, "MOKKU_LOG_LEVEL must be a logging level"),
         ({"MOKKU_MODELS_FILE": "/nonexistent/models.txt"}, "MOKKU_MODELS_FILE cannot be read"),
+        ({"MOKKU_ADMIN": "maybe"}, r"MOKKU_ADMIN must be 1 or 0 \(true/false\) or open, got 'maybe'"),
+        ({"MOKKU_JOURNAL": "maybe"}, r"MOKKU_JOURNAL must be 1 or 0 \(true/false\), got 'maybe'"),
     ],
 )
 def test_bad_values_are_rejected(env: dict, message: str) -> None:
