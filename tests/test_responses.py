@@ -205,7 +205,7 @@ def test_credit_error_and_faults(app: webtest.TestApp) -> None:
         ({"model": "m"}, "input"),
         ({"model": "m", "input": 3}, "input"),
         ({"model": "m", "input": []}, "input"),
-        ({"model": "m", "input": [{"role": "robot", "content": "x"}]}, "input[0].role"),
+        ({"model": "m", "input": [{"role": "robot", "content": "x"}]}, "input[0]"),
         ({"model": "m", "input": "x", "max_output_tokens": 5}, "max_output_tokens"),
         ({"model": "o3", "input": "x", "reasoning": {"effort": "extreme"}}, "reasoning.effort"),
         ({"model": "o3", "input": "x", "reasoning": {"summary": 1}}, "reasoning.summary"),
@@ -230,6 +230,130 @@ def test_validation(app: webtest.TestApp, body: Dict[str, Any], param: str) -> N
     response = app.post_json(URL, body, status=400)
     validate(response.json, "ErrorResponse")
     assert response.json["error"]["param"] == param
+
+
+ROLES = "Supported values are: 'assistant', 'system', 'developer', and 'user'."
+USER_PARTS = (
+    "Supported values are: 'input_text', 'input_image', 'input_file', 'scoped_content', and 'input_audio'."
+)
+
+
+@pytest.mark.parametrize(
+    ("item", "param", "message"),
+    [
+        ({"role": "robot", "content": "x"}, "input[0]", f"Invalid value: 'robot'. {ROLES}"),
+        ({}, "input[0]", f"Invalid value: ''. {ROLES}"),
+        (
+            {"type": "bogus_item"},
+            "input[0]",
+            "Invalid value: 'bogus_item'. Supported values are: 'additional_tools'",
+        ),
+        (
+            {"type": 7, "role": "user", "content": "x"},
+            "input[0]",
+            "Invalid value: ''. Supported values are: 'add",
+        ),
+        (
+            {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+            "input[0].content[0].type",
+            "Invalid value: 'text'. Supported values are: 'input_text', 'input_image', 'input_audio', "
+            "'output_text', 'refusal', 'input_file', 'computer_screenshot', 'summary_text', and 'encrypted_content'.",
+        ),
+        (
+            {"role": "user", "content": [{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]},
+            "input[0].content[0].type",
+            "Invalid value: 'image_url'.",
+        ),
+        (
+            {"role": "user", "content": [{"type": "output_text", "text": "x"}]},
+            "input[0].content[0]",
+            f"Invalid value: 'output_text'. {USER_PARTS}",
+        ),
+        (
+            {"role": "assistant", "content": [{"type": "input_text", "text": "x"}]},
+            "input[0].content[0]",
+            "Invalid value: 'input_text'. Supported values are: 'output_text' and 'refusal'.",
+        ),
+        (
+            {
+                "type": "function_call_output",
+                "call_id": "c",
+                "output": [{"type": "output_text", "text": "x"}],
+            },
+            "input[0].output[0]",
+            "Invalid value: 'output_text'. Supported values are: 'input_text', 'input_image', and 'input_file'.",
+        ),
+        (
+            {"role": "user", "content": [{"type": "input_text"}]},
+            "input[0].content[0].text",
+            "Missing required",
+        ),
+    ],
+)
+def test_items_and_their_parts_are_the_types_the_api_takes(
+    app: webtest.TestApp, item: Dict[str, Any], param: str, message: str
+) -> None:
+    """A chat-style part (``text``, ``image_url``), a part of the other side's kind, an unknown item
+    or role: the real API's 400, naming the item or part."""
+    error = app.post_json(URL, {"model": "m", "input": [item]}, status=400).json["error"]
+    assert (error["param"], error["code"]) == (
+        param,
+        "invalid_value" if "Invalid" in message else error["code"],
+    )
+    assert error["message"].startswith(message)
+
+
+def test_the_response_gives_back_what_it_was_asked_with(app: webtest.TestApp) -> None:
+    asked = {
+        "truncation": "auto",
+        "max_tool_calls": 3,
+        "text": {"verbosity": "low"},
+        "user": "u-1",
+        "safety_identifier": "s-1",
+        "prompt_cache_key": "k-1",
+        "prompt_cache_retention": "24h",
+    }
+    answer = app.post_json(URL, {"model": "m", "input": "hi", **asked}).json
+    validate(answer, "Response")
+    assert {name: answer[name] for name in asked} == dict(
+        asked, text={"format": {"type": "text"}, "verbosity": "low"}
+    )
+    plain = app.post_json(URL, {"model": "m", "input": "hi"}).json
+    assert (plain["truncation"], plain["max_tool_calls"], plain["text"]["verbosity"]) == (
+        "disabled",
+        None,
+        "medium",
+    )
+    assert plain["safety_identifier"] is plain["prompt_cache_key"] is plain["prompt_cache_retention"] is None
+    assert "user" not in plain  # a string in the spec, never null
+    for bad, param in (
+        ({"max_tool_calls": 0}, "max_tool_calls"),
+        ({"text": {"verbosity": "loud"}}, "text.verbosity"),
+        ({"prompt_cache_retention": "1h"}, "prompt_cache_retention"),
+        ({"user": 7}, "user"),
+    ):
+        assert (
+            app.post_json(URL, {"model": "m", "input": "hi", **bad}, status=400).json["error"]["param"]
+            == param
+        )
+
+
+def test_items_of_every_kind_a_conversation_holds_are_taken(app: webtest.TestApp) -> None:
+    parts = [
+        {"type": "input_text", "text": "look"},
+        {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "auto"},
+        {"type": "input_file", "file_id": "file-1"},
+    ]
+    said = [{"type": "output_text", "text": "ok", "annotations": []}, {"type": "refusal", "refusal": "no"}]
+    conversation = [
+        {"role": "developer", "content": "be brief"},
+        {"role": "user", "content": parts},
+        {"type": "message", "role": "assistant", "content": said},
+        {"type": "reasoning", "id": "rs_1", "summary": []},
+        {"role": "user", "content": "again"},
+    ]
+    answer = app.post_json(URL, {"model": "m", "input": conversation}).json
+    assert answer["output"][-1]["content"][0]["text"] == "again"
 
 
 def test_strict_mode_rejects_unknown_params(make_app: Any) -> None:

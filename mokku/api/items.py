@@ -21,7 +21,25 @@ from mokku.api.ids import random_id
 from mokku.control import objects, statedb
 from mokku.server.http import Request, dumps
 
-MESSAGE_ROLES = ("user", "assistant", "system", "developer")
+MESSAGE_ROLES = ("assistant", "system", "developer", "user")  # in the order the API lists them
+# The input item types the API takes, in its words' order; any other is a 400 naming the item.
+ITEM_TYPES = (
+    "additional_tools", "agent_message", "apply_patch_call", "apply_patch_call_output",
+    "code_interpreter_call", "compaction", "compaction_trigger", "computer_call", "computer_call_output",
+    "custom_tool_call", "custom_tool_call_output", "file_search_call", "function_call",
+    "function_call_output", "image_generation_call", "item_reference", "local_shell_call",
+    "local_shell_call_output", "mcp_approval_request", "mcp_approval_response", "mcp_call", "mcp_list_tools",
+    "message", "multi_agent_call", "multi_agent_call_output", "program", "program_output", "reasoning",
+    "shell_call", "shell_call_output", "tool_search_call", "tool_search_output", "web_search_call",
+)  # fmt: skip
+# Content part types: every one the API knows, and those each side of a conversation may send.
+PART_TYPES = (
+    "input_text", "input_image", "input_audio", "output_text", "refusal", "input_file",
+    "computer_screenshot", "summary_text", "encrypted_content",
+)  # fmt: skip
+USER_PARTS = ("input_text", "input_image", "input_file", "scoped_content", "input_audio")
+ASSISTANT_PARTS = ("output_text", "refusal")
+OUTPUT_PARTS = ("input_text", "input_image", "input_file")  # a function's output as parts
 ORDERS = ("asc", "desc")
 MAX_PAGE = 100
 # Items that point at other items: they add nothing a listing shows.
@@ -45,22 +63,26 @@ def read(value: Any, param: str) -> List[Item]:
         where = f"{param}[{index}]"
         if not isinstance(item, dict):
             raise validate.wrong_type(where, "an object", item)
-        kind = validate.string(item.get("type"), f"{where}.type") or (
-            "item_reference" if "id" in item and "role" not in item else "message"  # its type is optional
-        )
+        kind = item.get("type")
+        if kind is None:  # its type is optional
+            kind = "item_reference" if "id" in item and "role" not in item else "message"
+        elif kind not in ITEM_TYPES:
+            raise validate.invalid_value(where, kind if isinstance(kind, str) else "", ITEM_TYPES)
         validate.identifier(item.get("id"), f"{where}.id")
         if kind == "message":
-            role = validate.required_string(item, "role", f"{where}.role")
+            role = item.get("role")
             if role not in MESSAGE_ROLES:
-                raise validate.invalid_value(f"{where}.role", role, MESSAGE_ROLES)
+                raise validate.invalid_value(where, role if isinstance(role, str) else "", MESSAGE_ROLES)
             content = validate.required(item, "content", f"{where}.content")
-            _check_content(content, f"{where}.content")
+            _check_content(
+                content, f"{where}.content", ASSISTANT_PARTS if role == "assistant" else USER_PARTS
+            )
             stored = dict(item, type="message", content=_parts(role, content))
         elif kind == "function_call_output":
             validate.required_string(item, "call_id", f"{where}.call_id")
             output = validate.required(item, "output", f"{where}.output")
             if not isinstance(output, str):
-                _check_content(output, f"{where}.output")
+                _check_content(output, f"{where}.output", OUTPUT_PARTS)
             stored = dict(item)
         elif kind == "function_call":
             for field in ("call_id", "name", "arguments"):
@@ -97,17 +119,24 @@ def _parts(role: str, content: Any) -> List[Dict[str, Any]]:
     return [{"type": "input_text", "text": content}]
 
 
-def _check_content(content: Any, param: str) -> None:
+def _check_content(content: Any, param: str, allowed: Sequence[str]) -> None:
+    """Content parts of the types the API knows, each of a type its side may send (a chat-style
+    ``text`` or ``image_url`` part is the real API's 400)."""
     if isinstance(content, str):
         return
     if not isinstance(content, list):
         raise validate.wrong_type(param, "a string or an array of content parts", content)
     for index, part in enumerate(content):
+        where = f"{param}[{index}]"
         if not isinstance(part, dict):
-            raise validate.wrong_type(f"{param}[{index}]", "an object", part)
-        kind = validate.required_string(part, "type", f"{param}[{index}].type")
-        if kind in ("input_text", "output_text", "text"):
-            validate.required_string(part, "text", f"{param}[{index}].text")
+            raise validate.wrong_type(where, "an object", part)
+        kind = validate.required_string(part, "type", f"{where}.type")
+        if kind not in PART_TYPES and kind not in allowed:
+            raise validate.invalid_value(f"{where}.type", kind, PART_TYPES)
+        if kind not in allowed:
+            raise validate.invalid_value(where, kind, allowed)
+        if kind in ("input_text", "output_text"):
+            validate.required_string(part, "text", f"{where}.text")
 
 
 def messages(items: Sequence[Item]) -> List[Message]:

@@ -221,6 +221,7 @@ class Responses:
                 "Background responses must be stored: leave 'store' out or set it to true.", "store"
             )
         validate.boolean(body.get("parallel_tool_calls"), "parallel_tool_calls")
+        validate.integer(body.get("max_tool_calls"), "max_tool_calls", 1)
         include = _include(body)
         text_format, output_format = read_text_format(body)
         functions, tool_count = tools.read_functions(body, flat=True)
@@ -434,7 +435,13 @@ OPTIONS = {
     **PASSED_OPTIONS,
     "truncation": validate.one_of("auto", "disabled"),
     "service_tier": validate.one_of(*SERVICE_TIERS, "ultrafast"),  # the Responses API's own tier
+    "prompt_cache_retention": validate.one_of("in_memory", "24h"),
+    "user": validate.string,
 }
+_check_verbosity = validate.one_of("low", "medium", "high")
+# Request fields the response object gives back as sent (null when not sent; ``user``, never null, only
+# when sent).
+ECHOED = ("safety_identifier", "prompt_cache_key", "prompt_cache_retention")
 _check_summary = validate.one_of("auto", "concise", "detailed")
 _check_context = validate.one_of("auto", "current_turn", "all_turns")
 
@@ -551,6 +558,8 @@ def read_text_format(
     """``text.format`` as sent (for the response object), and the structured output it asks for."""
     text = validate.obj(body.get("text"), "text")
     fmt = text.get("format") if text else None
+    if text:
+        _check_verbosity(text.get("verbosity"), "text.verbosity")
     return fmt, tools.read_output_format(fmt, "text.format", nested=False)
 
 
@@ -576,7 +585,7 @@ def _response_shell(
         "incomplete_details": None,
         "instructions": instructions,
         "max_output_tokens": max_output,
-        "max_tool_calls": None,
+        "max_tool_calls": body.get("max_tool_calls"),
         "model": model,
         "output": [],
         "parallel_tool_calls": body.get("parallel_tool_calls") is not False,
@@ -585,14 +594,21 @@ def _response_shell(
         "service_tier": render.service_tier(body.get("service_tier")),
         "store": store,
         "temperature": 1.0 if body.get("temperature") is None else body["temperature"],
-        "text": {"format": text_format or {"type": "text"}},
+        "text": {"format": text_format or {"type": "text"}, "verbosity": _verbosity(body)},
         "tool_choice": body.get("tool_choice") or "auto",
         "tools": [_as_answered(tool) for tool in body.get("tools") or []],
         "top_logprobs": body.get("top_logprobs") or 0,
         "top_p": 1.0 if body.get("top_p") is None else body["top_p"],
-        "truncation": "disabled",
+        "truncation": body.get("truncation") or "disabled",
         "metadata": body.get("metadata") or {},
+        **{name: body.get(name) for name in ECHOED},
+        **({"user": body["user"]} if body.get("user") is not None else {}),
     }
+
+
+def _verbosity(body: Mapping[str, Any]) -> str:
+    text = body.get("text")
+    return (text.get("verbosity") if isinstance(text, dict) else None) or "medium"
 
 
 def _output_items(
