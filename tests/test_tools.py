@@ -77,6 +77,41 @@ def test_named_choice_and_parallel_calls(app: webtest.TestApp) -> None:
     assert len({c["id"] for c in calls}) == 2
 
 
+def test_allowed_tools_lets_the_reply_call_only_those_listed(app: webtest.TestApp) -> None:
+    """Chat nests the list under ``allowed_tools``; the Responses API has it flat. Either way the
+    reply calls a listed function, and ``auto`` with none listed answers with text."""
+    only_time = {"type": "function", "function": {"name": "get_time"}}
+    for mode in ("auto", "required"):
+        choice = {"type": "allowed_tools", "allowed_tools": {"mode": mode, "tools": [only_time]}}
+        body = chat(app, tools=[WEATHER, TIME], tool_choice=choice)
+        assert [c["function"]["name"] for c in body["choices"][0]["message"]["tool_calls"]] == ["get_time"]
+    nothing = {"type": "allowed_tools", "allowed_tools": {"mode": "auto", "tools": []}}
+    assert (
+        chat(app, tools=[WEATHER, TIME], tool_choice=nothing)["choices"][0]["message"]["content"] == "Paris"
+    )
+    flat = [
+        {"type": "function", "name": t["function"]["name"], "parameters": t["function"]["parameters"]}
+        for t in (WEATHER, TIME)
+    ]
+    responses_choice = {
+        "type": "allowed_tools",
+        "mode": "required",
+        "tools": [{"type": "function", "name": "get_time"}],
+    }
+    answer = app.post_json(
+        "/v1/responses", {"model": "gpt-4o", "input": "Paris", "tools": flat, "tool_choice": responses_choice}
+    ).json
+    validate(answer, "Response")
+    assert [item["name"] for item in answer["output"]] == ["get_time"] and answer[
+        "tool_choice"
+    ] == responses_choice
+    bad = {"type": "allowed_tools", "allowed_tools": {"mode": "sometimes", "tools": []}}
+    error = app.post_json(
+        URL, {"model": "gpt-4o", "messages": ASK, "tools": [WEATHER], "tool_choice": bad}, status=400
+    ).json
+    assert error["error"]["param"] == "tool_choice.allowed_tools.mode"
+
+
 def test_none_and_tool_results_answer_with_text(app: webtest.TestApp) -> None:
     assert chat(app, tools=[WEATHER], tool_choice="none")["choices"][0]["message"]["content"] == "Paris"
     loop = [

@@ -142,6 +142,9 @@ def choose(
             choice_param,
         )
     functions = given.functions
+    if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
+        mode, allowed = _allowed(choice, functions, choice_param)
+        return choose(mode, given._replace(functions=allowed), parallel, choice_param, none_alone)
     if isinstance(choice, dict):
         return _named(choice, functions, choice_param)
     if choice not in (None, "none", "auto", "required"):
@@ -154,12 +157,36 @@ def choose(
     return functions if parallel is True and len(functions) > 1 else functions[:1]
 
 
+_check_mode = validate.one_of("auto", "required")
+
+
+def _allowed(
+    choice: Dict[str, Any], functions: List[Function], choice_param: str
+) -> Tuple[str, List[Function]]:
+    """``allowed_tools``: its mode, and the functions it lets the reply call. Chat nests them
+    (``{"allowed_tools": {"mode", "tools": [{"function": {"name"}}]}}``), Responses do not."""
+    nested = "allowed_tools" in choice
+    where = f"{choice_param}.allowed_tools" if nested else choice_param
+    spec = validate.obj(choice.get("allowed_tools"), where) if nested else choice
+    if spec is None:
+        raise validate.missing(where)
+    mode = _check_mode(validate.required(spec, "mode", f"{where}.mode"), f"{where}.mode")
+    listed = validate.array(validate.required(spec, "tools", f"{where}.tools"), f"{where}.tools") or []
+    names = set()
+    for index, tool in enumerate(listed):
+        if not isinstance(tool, dict):
+            raise validate.wrong_type(f"{where}.tools[{index}]", "an object", tool)
+        named = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+        names.add(named.get("name"))
+    return mode, [function for function in functions if function.name in names]
+
+
 def _named(choice: Dict[str, Any], functions: List[Function], choice_param: str) -> List[Function]:
     name = (
         choice.get("name") if choice_param == "function_call" else (choice.get("function") or {}).get("name")
     )
     if choice_param == "tool_choice" and choice.get("type") not in ("function", None):
-        return functions[:1]  # allowed_tools and other forms: call the first function
+        return functions[:1]  # a hosted or custom tool forced: the first function, as before
     if not isinstance(name, str):
         raise validate.missing(
             f"{choice_param}.function.name" if choice_param == "tool_choice" else f"{choice_param}.name"
