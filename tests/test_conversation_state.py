@@ -373,7 +373,10 @@ def test_responses_in_a_conversation_read_and_append_its_items(app: webtest.Test
         ({"items": "hi"}, "items"),
         ({"items": [{"role": "robot", "content": "x"}]}, "items[0]"),
         ({"items": [{"type": "bogus"}]}, "items[0]"),
-        ({"items": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]}, "items[0].content[0].type"),
+        (
+            {"items": [{"role": "user", "content": [{"type": "text", "text": "x"}]}]},
+            "items[0].content[0].type",
+        ),
         ({"items": [{"role": "user", "content": "x"}] * 21}, "items"),
         ({"metadata": {f"k{n}": "v" for n in range(17)}}, "metadata"),
         ({"metadata": {"k": 1}}, "metadata.k"),

@@ -224,6 +224,19 @@ def test_credit_error_and_faults(app: webtest.TestApp) -> None:
             },
             "tool_choice",
         ),
+        (
+            {"model": "m", "input": "x", "tools": [TOOL], "tool_choice": {"type": "function"}},
+            "tool_choice.name",
+        ),
+        (
+            {
+                "model": "m",
+                "input": "x",
+                "tools": [TOOL],
+                "tool_choice": {"type": "function", "function": {"name": "f"}},
+            },
+            "tool_choice.name",
+        ),
     ],
 )
 def test_validation(app: webtest.TestApp, body: Dict[str, Any], param: str) -> None:

@@ -140,6 +140,14 @@ def test_none_and_tool_results_answer_with_text(app: webtest.TestApp) -> None:
         ({"tool_choice": "auto"}, "tool_choice"),
         ({"tools": [WEATHER], "tool_choice": "sometimes"}, "tool_choice"),
         (
+            {"tools": [WEATHER], "tool_choice": {"type": "function", "function": "get_weather"}},
+            "tool_choice.function",
+        ),
+        (
+            {"tools": [WEATHER], "tool_choice": {"type": "function", "function": ["x"]}},
+            "tool_choice.function",
+        ),
+        (
             {
                 "tools": [
                     {

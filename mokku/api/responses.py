@@ -547,8 +547,11 @@ def _as_answered(tool: Any) -> Any:
 
 def _chat_choice(choice: Any) -> Any:
     """Responses name a forced function at the top level; chat nests it under ``function``."""
-    if isinstance(choice, dict) and choice.get("type") == "function" and "name" in choice:
-        return {"type": "function", "function": {"name": choice["name"]}}
+    if isinstance(choice, dict) and choice.get("type") == "function":
+        return {
+            "type": "function",
+            "function": {"name": validate.required_string(choice, "name", "tool_choice.name")},
+        }
     return choice
 
 

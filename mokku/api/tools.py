@@ -176,15 +176,16 @@ def _allowed(
     for index, tool in enumerate(listed):
         if not isinstance(tool, dict):
             raise validate.wrong_type(f"{where}.tools[{index}]", "an object", tool)
-        named = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+        named: Dict[str, Any] = tool["function"] if isinstance(tool.get("function"), dict) else tool
         names.add(named.get("name"))
     return mode, [function for function in functions if function.name in names]
 
 
 def _named(choice: Dict[str, Any], functions: List[Function], choice_param: str) -> List[Function]:
-    name = (
-        choice.get("name") if choice_param == "function_call" else (choice.get("function") or {}).get("name")
-    )
+    if choice_param == "function_call":
+        name = choice.get("name")
+    else:
+        name = (validate.obj(choice.get("function"), f"{choice_param}.function") or {}).get("name")
     if choice_param == "tool_choice" and choice.get("type") not in ("function", None):
         return functions[:1]  # a hosted or custom tool forced: the first function, as before
     if not isinstance(name, str):
