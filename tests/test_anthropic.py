@@ -785,6 +785,23 @@ def _png(**source: Any) -> Dict[str, Any]:
             "messages.2.content.0.content.0.image.source.base64: invalid base64 data",
         ),
         (
+            [
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": [USE]},
+                {"role": "user", "content": [dict(_result(), content=[{"type": ["text"], "text": "r"}])]},
+            ],
+            "messages.2.content.0.content.0.type: Input should be a valid string",
+        ),
+        (
+            [
+                {"role": "user", "content": "weather?"},
+                {"role": "assistant", "content": [USE]},
+                {"role": "user", "content": [dict(_result(), content=[USE])]},
+            ],
+            "messages.2.content.0.content.0: Input tag 'tool_use' found using 'type' does not match any of the "
+            "expected tags: 'text', 'image', 'search_result', 'document', 'tool_reference', 'browser_state'",
+        ),
+        (
             [{"role": "user", "content": [{"type": "document", "source": _png()["source"]}]}],
             "messages.0.content.0.document.source.base64.media_type: Input should be 'application/pdf'",
         ),

@@ -36,6 +36,15 @@ BLOCK_TYPES: Tuple[str, ...] = (
     "mcp_tool_listing",
     "fallback",
 )
+# The blocks a ``tool_result``'s content may hold (the SDK's ToolResultBlockParam.Content).
+RESULT_TYPES: Tuple[str, ...] = (
+    "text",
+    "image",
+    "search_result",
+    "document",
+    "tool_reference",
+    "browser_state",
+)
 SOURCE_TYPES: Dict[str, Tuple[str, ...]] = {
     "image": ("base64", "url", "file"),
     "document": ("base64", "text", "content", "url", "file"),
@@ -48,10 +57,10 @@ BASE64_MEDIA_TYPES: Dict[str, Tuple[str, ...]] = {
 SOURCE_FIELDS = {"url": "url", "file": "file_id", "text": "data"}
 
 
-def block_type(block: Dict[str, Any], where: str) -> str:
-    """The block's ``type``, one the SDK's union names."""
+def block_type(block: Dict[str, Any], where: str, types: Tuple[str, ...] = BLOCK_TYPES) -> str:
+    """The block's ``type``, one the SDK's union (``types``) names."""
     kind = check.text(check.required(block, "type", f"{where}.type"), f"{where}.type")
-    return check.tag(kind, BLOCK_TYPES, where)
+    return check.tag(kind, types, where)
 
 
 def check_source(block: Dict[str, Any], kind: str, where: str) -> None:

@@ -460,10 +460,11 @@ def _result_text(content: Any, where: str) -> str:
     texts = []
     for index, part in enumerate(parts):
         part = check.mapping(part, f"{where}.{index}") or {}
-        if part.get("type") == "text":
+        kind = content_blocks.block_type(part, f"{where}.{index}", content_blocks.RESULT_TYPES)
+        if kind == "text":
             texts.append(check.text(part.get("text"), f"{where}.{index}.text") or "")
-        elif part.get("type") in content_blocks.SOURCE_TYPES:
-            content_blocks.check_source(part, part["type"], f"{where}.{index}")
+        elif kind in content_blocks.SOURCE_TYPES:
+            content_blocks.check_source(part, kind, f"{where}.{index}")
     return "\n".join(texts)
 
 
