@@ -50,6 +50,25 @@ def test_many_prompts_with_many_choices() -> None:
     assert_invalid_request(response.json, "n", "invalid_value", r"over 4000 prompts")
 
 
+def test_an_echoed_prompt_counts_as_output() -> None:
+    """``echo`` repeats the prompt in every choice (with its logprobs): without ``max_tokens`` output
+    of its own, a 1 MB prompt once made a 103 MB answer."""
+    app = build(MOKKU_MAX_OUTPUT_TOKENS="1000")
+    echo = {
+        "model": "gpt-3.5-turbo-instruct",
+        "prompt": " ".join(["word"] * 400),
+        "echo": True,
+        "max_tokens": 0,
+    }
+    assert app.post_json("/v1/completions", echo).json["choices"][0]["text"].startswith("word word")
+    response = app.post_json("/v1/completions", dict(echo, n=3), status=400)
+    assert_invalid_request(
+        response.json, "n", "invalid_value", r"3 choice\(s\) x 400 tokens with the echoed prompt"
+    )
+    response = app.post_json("/v1/completions", dict(echo, logprobs=2), status=400)
+    assert_invalid_request(response.json, "logprobs", "invalid_value", r"would produce 1,200 output tokens")
+
+
 @pytest.mark.parametrize(
     ("url", "body", "param"),
     [

@@ -65,6 +65,7 @@ def create(request: Request, replies: Replies) -> Response:
         legacy=True,
         input_param="prompt",
         logprobs_param="logprobs",
+        echoed=sum(prompt.tokens for prompt in prompts) if echo else 0,
     )
     reply = replies.decide(request, behaviour, generation)
 

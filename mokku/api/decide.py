@@ -60,6 +60,7 @@ class Generation(NamedTuple):
     logprobs_param: str = "top_logprobs"
     n_param: str = "n"  # the field that asks for several choices, for errors
     conversation: Sequence[Message] = ()  # the first prompt's messages, for the prefix cache
+    echoed: int = 0  # completions' ``echo``: prompt tokens each choice repeats before its own
 
 
 class Reply(NamedTuple):
@@ -222,8 +223,9 @@ class Replies:
 
     def _check_output(self, generation: Generation, reply: Reply) -> None:
         """400 before any rendering when the reply would be larger than one request may produce:
-        ``n`` choices of every prompt, each token with its logprob alternatives."""
-        per_choice = sum(reply.completion_tokens(i) for i in range(len(reply.outputs)))
+        ``n`` choices of every prompt (with the prompt when echoed), each token with its logprob
+        alternatives."""
+        per_choice = generation.echoed + sum(reply.completion_tokens(i) for i in range(len(reply.outputs)))
         weight = 1 + (generation.top_logprobs or 0)
         n = generation.sampling.n
         total = per_choice * n * weight
@@ -239,7 +241,9 @@ class Replies:
         prompts = len(reply.outputs)
         parts = [
             f"{n} choice(s)",
-            f"{per_choice:,} tokens" + (f" over {prompts} prompts" if prompts > 1 else ""),
+            f"{per_choice:,} tokens"
+            + (f" over {prompts} prompts" if prompts > 1 else "")
+            + (" with the echoed prompt" if generation.echoed else ""),
         ]
         if weight > 1:
             parts.append(f"{weight} with logprob alternatives")
