@@ -3,10 +3,15 @@
 gunicorn writes an access line only when asked (``--access-logfile``), and then as it comes: a
 Gemini key in ``?key=``, an ``Authorization`` header in a format's ``%({authorization}i)s``. Here
 each credential is masked as the journal and the spans mask it (``mokku.credentials``).
+
+A client that stops reading its answer has its connection closed once a write waits
+``WRITE_SECONDS`` (``mokku.server.http``); gunicorn logs that as a socket error with a traceback,
+which here is one line, as mokku's own server logs it.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any, Dict
 
 from gunicorn.glogging import Logger
@@ -15,6 +20,12 @@ from mokku.credentials import is_secret, redact_query
 
 
 class AccessLogger(Logger):
+    def exception(self, msg: Any, *args: Any, **kwargs: Any) -> None:
+        if isinstance(sys.exc_info()[1], TimeoutError):
+            self.info("Closed a connection whose client stopped reading: %s", sys.exc_info()[1])
+            return
+        super().exception(msg, *args, **kwargs)
+
     def atoms(self, resp: Any, req: Any, environ: Any, request_time: Any) -> Dict[str, Any]:
         atoms: Dict[str, Any] = super().atoms(resp, req, environ, request_time)
         query = atoms.get("q") or ""

@@ -29,6 +29,7 @@ _READ_CHUNK = 64 * 1024
 # How long a request body may keep a thread waiting (``BodyClock``), under either server.
 BODY_READ_SECONDS = 10.0  # for one read
 BODY_SECONDS = 60.0  # for the whole body
+WRITE_SECONDS = 30.0  # for one write of the answer the client does not take
 
 STATUS_LINES: Dict[int, str] = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 STATUS_LINES[402] = "402 Payment Required"
@@ -152,31 +153,62 @@ class BodyClock:
         if self.deadline is None:
             self.deadline = now + self.whole_seconds
         left = self.deadline - now
+        whole = f"the whole body takes at most {self.whole_seconds:g} s"
         if left <= 0:
-            raise BodyTimeout(f"the whole body takes at most {self.whole_seconds:g} s")
+            raise BodyTimeout(whole)
         wait = min(self.read_seconds, left)
         sock.settimeout(wait)
         try:
             return read()
         except socket.timeout:
-            raise BodyTimeout(f"nothing came for {wait:g} s") from None
+            raise BodyTimeout(
+                f"nothing came for {wait:g} s" if wait == self.read_seconds else whole
+            ) from None
 
 
-def _timed_reads(stream: Any, environ: Dict[str, Any]) -> Callable[[int], bytes]:
+class _ClockedSocket:
+    """gunicorn's socket as its body reader sees it while the app reads: every ``recv`` waits only
+    what the ``BodyClock`` leaves, so a body dripping in a byte at a time still ends at its deadline."""
+
+    __slots__ = ("clock", "sock")
+
+    def __init__(self, sock: socket.socket, clock: BodyClock) -> None:
+        self.sock, self.clock = sock, clock
+
+    def recv(self, size: int) -> bytes:
+        return self.clock.read(self.sock, lambda: self.sock.recv(size))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
+def _timed_reads(
+    stream: Any, environ: Dict[str, Any], clock: Optional[BodyClock] = None
+) -> Callable[[int], bytes]:
     """``wsgi.input.read``, bounded by a ``BodyClock`` under gunicorn, which would wait on a body
     that stops coming for as long as its client keeps the connection open; read in pieces of at
-    most ``_READ_CHUNK``, each timed. mokku's own server times its reads itself."""
-    sock = environ.get("gunicorn.socket")
-    if sock is None:
+    most ``_READ_CHUNK``, each ``recv`` timed (gunicorn's reader receives until it has the piece).
+    The socket is then left to time out a write the client does not take, as mokku's own server
+    does (gunicorn's are blocking). mokku's own server times its reads itself."""
+    if environ.get("gunicorn.socket") is None:
         return stream.read
-    clock = BodyClock()
+    sock: socket.socket = environ["gunicorn.socket"]
+    clock = clock or BodyClock()
+    unreader: Any = getattr(getattr(stream, "reader", None), "unreader", None)
+    clocked = _ClockedSocket(sock, clock) if getattr(unreader, "sock", None) is sock else None
 
     def read(size: int) -> bytes:
-        previous = sock.gettimeout()
+        if clocked is None:  # another reader: each read is timed whole
+            try:
+                return clock.read(sock, lambda: stream.read(min(size, _READ_CHUNK)))
+            finally:
+                sock.settimeout(WRITE_SECONDS)
+        unreader.sock = clocked
         try:
-            return clock.read(sock, lambda: stream.read(min(size, _READ_CHUNK)))
+            return stream.read(min(size, _READ_CHUNK))
         finally:
-            sock.settimeout(previous)
+            unreader.sock = sock
+            sock.settimeout(WRITE_SECONDS)
 
     return read
 

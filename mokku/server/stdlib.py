@@ -42,6 +42,7 @@ from mokku.server.http import (
     BODY_READ_SECONDS,
     BODY_SECONDS,
     STATUS_LINES,
+    WRITE_SECONDS,
     BodyClock,
     BodyError,
     BodyTooLarge,
@@ -62,7 +63,7 @@ class Timeouts:
     head: float = 10.0  # a request's line and headers (and a body up to PREREAD), from its first byte
     body_read: float = BODY_READ_SECONDS  # one read of a larger body, in a worker thread
     body: float = BODY_SECONDS  # a larger body in all
-    write: float = 30.0  # one write the client does not take
+    write: float = WRITE_SECONDS  # one write the client does not take
     drain: float = 2.0  # on stop, for the requests in flight; the connections left are then reset
     linger: float = 2.0  # closing after an error: the client's unread bytes are read and dropped this long
 
