@@ -419,7 +419,7 @@ INVALID = [
         {"model": "m", "messages": MESSAGE, "temperature": "hot"},
         "temperature",
         "invalid_type",
-        r"expected a number, but got a string",
+        r"expected a decimal, but got a string",
     ),
     ({"model": "m", "messages": MESSAGE, "top_p": 1.5}, "top_p", "decimal_above_max_value", r"<= 1"),
     (
@@ -433,7 +433,7 @@ INVALID = [
         {"model": "m", "messages": MESSAGE, "n": 1.5},
         "n",
         "invalid_type",
-        r"expected an integer, but got a number",
+        r"expected an integer, but got a decimal number",
     ),
     (
         {"model": "m", "messages": MESSAGE, "n": True},
@@ -533,7 +533,7 @@ INVALID = [
         {"model": "m", "messages": MESSAGE, "response_format": {"type": "xml"}},
         "response_format.type",
         "invalid_value",
-        r"Supported values are: 'text', 'json_object', and 'json_schema'\.",
+        r"Supported values are: 'json_object', 'json_schema', and 'text'\.",
     ),
     (
         {"model": "m", "messages": MESSAGE, "response_format": {"type": "json_schema"}},
@@ -969,6 +969,7 @@ def test_the_chat_model_and_gpt_5_1_on_take_what_reasoning_models_refuse(
         ("gpt-5", "none", "'minimal', 'low', 'medium', and 'high'"),
         ("gpt-5-mini-2025-08-07", "xhigh", "'minimal', 'low', 'medium', and 'high'"),
         ("gpt-6-astra", "none", "'low', 'medium', 'high', and 'xhigh'"),
+        ("gpt-5.6-terra", "max", "'none', 'low', 'medium', 'high', and 'xhigh'"),
     ],
 )
 def test_an_effort_the_model_does_not_take_is_refused(
@@ -984,10 +985,11 @@ def test_an_effort_the_model_does_not_take_is_refused(
         "param": "reasoning_effort",
         "code": "unsupported_value",
     }
-    responses_body = {"model": model, "input": "x", "reasoning": {"effort": effort}}
+    responses_effort = "minimal" if model.startswith("gpt-5.6") else effort  # max it takes there
+    responses_body = {"model": model, "input": "x", "reasoning": {"effort": responses_effort}}
     answer = app.post_json("/v1/responses", responses_body, status=400).json["error"]
-    assert (
-        answer["param"] == "reasoning.effort" and "'reasoning.effort' does not support" in answer["message"]
+    assert answer["param"] == "reasoning.effort" and answer["message"].startswith(
+        f"Unsupported value: '{responses_effort}' is not supported with the '{model}' model. Supported values are: "
     )
     # What each takes, and every effort on models that take them all
     assert chat(app, model=model, messages=user("y"), reasoning_effort="high")["choices"]

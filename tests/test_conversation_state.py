@@ -364,7 +364,12 @@ def test_responses_in_a_conversation_read_and_append_its_items(app: webtest.Test
         ("assistant", "turn one"),
     ]
     error = app.post_json(URL, {"model": "m", "input": "x", "conversation": "conv_missing"}, status=404).json
-    assert error["error"]["param"] == "conversation"
+    assert error["error"] == {
+        "message": "Conversation with id 'conv_missing' not found.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
 
 
 @pytest.mark.parametrize(

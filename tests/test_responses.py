@@ -204,7 +204,7 @@ def test_credit_error_and_faults(app: webtest.TestApp) -> None:
     [
         ({"model": "m"}, "input"),
         ({"model": "m", "input": 3}, "input"),
-        ({"model": "m", "input": []}, "input"),
+        ({"model": "m", "input": [{"role": "user", "content": "x"}, 7]}, "input[1]"),
         ({"model": "m", "input": [{"role": "robot", "content": "x"}]}, "input[0]"),
         ({"model": "m", "input": "x", "max_output_tokens": 5}, "max_output_tokens"),
         ({"model": "o3", "input": "x", "reasoning": {"effort": "extreme"}}, "reasoning.effort"),
@@ -314,6 +314,140 @@ def test_items_and_their_parts_are_the_types_the_api_takes(
         "invalid_value" if "Invalid" in message else error["code"],
     )
     assert error["message"].startswith(message)
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "code", "message"),
+    [
+        (
+            {"input": []},
+            None,
+            "missing_required_parameter",
+            "One of \"input\" or \"previous_response_id\" or 'prompt' or 'conversation' must be provided.",
+        ),
+        ({"input": ""}, None, "missing_required_parameter", 'One of "input" or'),
+        (
+            {"input": [], "previous_response_id": "resp_x"},
+            "previous_response_id",
+            "previous_response_not_found",
+            "Previous response with id 'resp_x' not found.",
+        ),
+        (
+            {"input": None},
+            "input",
+            "invalid_type",
+            "Invalid type for 'input': expected a string, but got null instead.",
+        ),
+        (
+            {"input": {"a": 1}},
+            "input",
+            "invalid_type",
+            "Invalid type for 'input': expected one of a string or array of input items, but got an object instead.",
+        ),
+        (
+            {"input": [7]},
+            "input[0]",
+            "invalid_type",
+            "Invalid type for 'input[0]': expected an input item, but got an integer instead.",
+        ),
+        (
+            {"input": "x", "temperature": "hot"},
+            "temperature",
+            "invalid_type",
+            "Invalid type for 'temperature': expected a decimal, but got a string instead.",
+        ),
+        (
+            {"input": "x", "tool_choice": 7},
+            "tool_choice",
+            "invalid_type",
+            "Invalid type for 'tool_choice': expected one of an object or 'none', 'auto', or 'required', but got an "
+            "integer instead.",
+        ),
+        (
+            {"input": "x", "prompt": "x"},
+            "prompt",
+            "invalid_type",
+            "Invalid type for 'prompt': expected an object,",
+        ),
+        (
+            {"input": "x", "stream_options": "x"},
+            "stream_options",
+            "invalid_type",
+            "Invalid type for 'stream_options': expected an object,",
+        ),
+        (
+            {"input": "x", "moderation": "x"},
+            "moderation",
+            "invalid_type",
+            "Invalid type for 'moderation': expected an object,",
+        ),
+        (
+            {"input": "x", "context_management": "x"},
+            "context_management",
+            "invalid_type",
+            "Invalid type for 'context_management': expected an array of objects, but got a string instead.",
+        ),
+        (
+            {"input": "x", "text": {"format": {"type": "bogus"}}},
+            "text.format.type",
+            "invalid_value",
+            "Invalid value: 'bogus'. Supported values are: 'json_object', 'text', and 'json_schema'.",
+        ),
+        (
+            {"input": "x", "reasoning": {"summary": "bogus"}},
+            "reasoning.summary",
+            "invalid_value",
+            "Invalid value: 'bogus'. Supported values are: 'concise', 'detailed', and 'auto'.",
+        ),
+        (
+            {"input": "x", "conversation": "conv_x", "previous_response_id": "resp_x"},
+            None,
+            "mutually_exclusive_parameters",
+            "Mutually exclusive parameters: ''. Ensure you are only providing one of: 'pre..._id' or 'conversation'.",
+        ),
+        (
+            {"model": "gpt-5.6-terra", "input": "x", "top_logprobs": 1},
+            "top_logprobs",
+            "unsupported_parameter",
+            "logprobs are not supported with reasoning models.",
+        ),
+        (
+            {
+                "model": "gpt-5.6-terra",
+                "input": "x",
+                "include": ["message.output_text.logprobs"],
+                "top_logprobs": 1,
+            },
+            "include",
+            "unsupported_parameter",
+            "logprobs are not supported with reasoning models.",
+        ),
+        (
+            {"model": "gpt-5.6-terra", "input": "x", "reasoning": {"effort": "minimal"}},
+            "reasoning.effort",
+            "unsupported_value",
+            "Unsupported value: 'minimal' is not supported with the 'gpt-5.6-terra' model. Supported values are: 'none', 'low', 'medium', 'high', 'xhigh', and 'max'.",
+        ),
+    ],
+)
+def test_refusals_in_the_apis_words(
+    app: webtest.TestApp, body: Dict[str, Any], param: Any, code: str, message: str
+) -> None:
+    """As the real API answered these (observed against gpt-5.6-terra)."""
+    error = app.post_json(URL, {"model": "m", **body}, status=400).json["error"]
+    assert (error["param"], error["code"]) == (param, code)
+    assert error["message"].startswith(message)
+
+
+def test_a_reasoning_model_thinking_at_none_gives_logprobs(app: webtest.TestApp) -> None:
+    body = {
+        "model": "gpt-5.2",
+        "input": "hi there",
+        "include": ["message.output_text.logprobs"],
+        "top_logprobs": 2,
+    }
+    answer = app.post_json(URL, body).json
+    assert [entry["token"] for entry in answer["output"][-1]["content"][0]["logprobs"]] == ["hi", " there"]
 
 
 def test_the_response_gives_back_what_it_was_asked_with(app: webtest.TestApp) -> None:

@@ -138,6 +138,7 @@ def test_none_and_tool_results_answer_with_text(app: webtest.TestApp) -> None:
             "tool_choice",
         ),
         ({"tool_choice": "auto"}, "tool_choice"),
+        ({"tool_choice": 7}, "tool_choice"),
         ({"tools": [WEATHER], "tool_choice": "sometimes"}, "tool_choice"),
         (
             {"tools": [WEATHER], "tool_choice": {"type": "function", "function": "get_weather"}},

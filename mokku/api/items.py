@@ -62,7 +62,7 @@ def read(value: Any, param: str) -> List[Item]:
     for index, item in enumerate(items):
         where = f"{param}[{index}]"
         if not isinstance(item, dict):
-            raise validate.wrong_type(where, "an object", item)
+            raise validate.wrong_type(where, "an input item", item)
         kind = item.get("type")
         if kind is None:  # its type is optional
             kind = "item_reference" if "id" in item and "role" not in item else "message"

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import parse_qs
 
 from mokku import errors
@@ -94,7 +94,7 @@ def previous_not_found(response_id: str) -> errors.APIError:
 
 def conversation_not_found(conversation_id: str) -> errors.APIError:
     return errors.APIError(
-        404, f"Conversation with id '{conversation_id}' not found.", "invalid_request_error", "conversation"
+        404, f"Conversation with id '{conversation_id}' not found.", "invalid_request_error"
     )
 
 
@@ -202,7 +202,7 @@ class Responses:
     def create(self, request: Request) -> Response:
         body, behaviour = self.replies.begin(request, "chat", KNOWN_PARAMS)
         model = behaviour.model
-        new_items = items.read(validate.required(body, "input"), "input")
+        new_items = _new_items(body)
         instructions = validate.string(body.get("instructions"), "instructions")
         max_output = validate.integer(body.get("max_output_tokens"), "max_output_tokens", 16)
         temperature = validate.number(body.get("temperature"), "temperature", 0, 2)
@@ -223,6 +223,8 @@ class Responses:
         validate.boolean(body.get("parallel_tool_calls"), "parallel_tool_calls")
         validate.integer(body.get("max_tool_calls"), "max_tool_calls", 1)
         include = _include(body)
+        if reasoning["effort"] not in (None, "none"):
+            _check_no_logprobs(include, top_logprobs)
         text_format, output_format = read_text_format(body)
         functions, tool_count = tools.read_functions(body, flat=True)
         previous = validate.identifier(body.get("previous_response_id"), "previous_response_id")
@@ -377,8 +379,8 @@ class Responses:
         output), or a conversation's."""
         if previous is not None and conversation is not None:
             raise errors.invalid_request(
-                "Mutually exclusive parameters: Ensure you are only providing one of: "
-                "'previous_response_id' or 'conversation'.",
+                "Mutually exclusive parameters: ''. Ensure you are only providing one of: "
+                "'pre..._id' or 'conversation'.",
                 None,
                 "mutually_exclusive_parameters",
             )
@@ -426,6 +428,15 @@ def _check_reasoning_sampling(temperature: Optional[float], effort: Optional[str
     raise errors.invalid_request(f"Unsupported parameter: '{param}' is not supported with this model.", param)
 
 
+def _check_no_logprobs(include: Sequence[str], top_logprobs: Optional[int]) -> None:
+    """A reasoning model (thinking) gives no logprobs, asked for either way."""
+    param = "include" if LOGPROBS in include else "top_logprobs" if top_logprobs is not None else None
+    if param is not None:
+        raise errors.invalid_request(
+            "logprobs are not supported with reasoning models.", param, "unsupported_parameter"
+        )
+
+
 # JSON mode needs the word in the input's messages: ``instructions`` alone do not count.
 JSON_NOT_NAMED = (
     "Response input messages must contain the word 'json' in some form to use 'text.format' of type "
@@ -437,12 +448,24 @@ OPTIONS = {
     "service_tier": validate.one_of(*SERVICE_TIERS, "ultrafast"),  # the Responses API's own tier
     "prompt_cache_retention": validate.one_of("in_memory", "24h"),
     "user": validate.string,
+    "prompt": validate.obj,
+    "stream_options": validate.obj,
+    "moderation": validate.obj,
+    "context_management": lambda value, param: _objects(value, param),
 }
+
+
+def _objects(value: Any, param: str) -> Any:
+    if value is not None and not (isinstance(value, list) and all(isinstance(item, dict) for item in value)):
+        raise validate.wrong_type(param, "an array of objects", value)
+    return value
+
+
 _check_verbosity = validate.one_of("low", "medium", "high")
 # Request fields the response object gives back as sent (null when not sent; ``user``, never null, only
 # when sent).
 ECHOED = ("safety_identifier", "prompt_cache_key", "prompt_cache_retention")
-_check_summary = validate.one_of("auto", "concise", "detailed")
+_check_summary = validate.one_of("concise", "detailed", "auto")
 _check_context = validate.one_of("auto", "current_turn", "all_turns")
 
 
@@ -543,6 +566,28 @@ def _as_answered(tool: Any) -> Any:
     if isinstance(tool, dict) and tool.get("type") == "function" and tool.get("strict") is None:
         return dict(tool, strict=True)
     return tool
+
+
+# An empty input is taken only beside what a response may continue instead.
+NOTHING_TO_ANSWER = (
+    "One of \"input\" or \"previous_response_id\" or 'prompt' or 'conversation' must be provided."
+)
+_CONTINUED = ("previous_response_id", "prompt", "conversation")
+
+
+def _new_items(body: Mapping[str, Any]) -> List[items.Item]:
+    """``input`` as items: required, and empty only when the request continues something."""
+    raw = body.get("input")
+    if raw is None and "input" in body:
+        raise validate.wrong_type("input", "a string", raw)
+    raw = validate.required(body, "input")
+    if raw in ("", []):
+        if not any(body.get(name) for name in _CONTINUED):
+            raise errors.invalid_request(NOTHING_TO_ANSWER, None, "missing_required_parameter")
+        return []
+    if not isinstance(raw, (str, list)):
+        raise validate.wrong_type("input", "one of a string or array of input items", raw)
+    return items.read(raw, "input")
 
 
 def _chat_choice(choice: Any) -> Any:

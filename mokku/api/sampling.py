@@ -49,26 +49,42 @@ def default_effort(model: str) -> Optional[str]:
 
 
 check_effort = validate.one_of("none", "minimal", "low", "medium", "high", "xhigh", "max")
-# The efforts a model takes where it takes fewer than the API knows: gpt-5 (its mini and nano) cannot
-# think less than minimal, gpt-6 Astra cannot stop thinking.
-_EFFORTS: Tuple[Tuple[re.Pattern[str], Tuple[str, ...]], ...] = (
-    (re.compile(r"gpt-5(-mini|-nano)?(-\d{4}-\d{2}-\d{2})?$"), ("minimal", "low", "medium", "high")),
-    (re.compile(r"gpt-6-astra"), ("low", "medium", "high", "xhigh")),
+# The efforts a model takes where it takes fewer than the API knows, on chat and on the Responses
+# API: gpt-5 (its mini and nano) cannot think less than minimal, gpt-6 Astra cannot stop thinking,
+# gpt-5.6 thinks at none or from low (to xhigh on chat, to max on the Responses API).
+_EFFORTS: Tuple[Tuple[re.Pattern[str], Tuple[str, ...], Tuple[str, ...]], ...] = (
+    (
+        re.compile(r"gpt-5(-mini|-nano)?(-\d{4}-\d{2}-\d{2})?$"),
+        ("minimal", "low", "medium", "high"),
+        ("minimal", "low", "medium", "high"),
+    ),
+    (re.compile(r"gpt-6-astra"), ("low", "medium", "high", "xhigh"), ("low", "medium", "high", "xhigh")),
+    (
+        re.compile(r"gpt-5\.6"),
+        ("none", "low", "medium", "high", "xhigh"),
+        ("none", "low", "medium", "high", "xhigh", "max"),
+    ),
 )
 
 
 def check_effort_for(model: str, effort: Optional[str], param: str) -> None:
-    """400 ``unsupported_value`` for an effort the model does not take, listing those it does, as the
-    real API answers."""
+    """400 ``unsupported_value`` for an effort the model does not take, listing those it does, in the
+    words of chat (``reasoning_effort``) or of the Responses API (``reasoning.effort``)."""
     if effort is None:
         return
-    for pattern, allowed in _EFFORTS:
+    responses = param == "reasoning.effort"
+    for pattern, on_chat, on_responses in _EFFORTS:
         if pattern.match(model):
+            allowed = on_responses if responses else on_chat
             if effort not in allowed:
                 listed = ", ".join(f"'{value}'" for value in allowed[:-1]) + f", and '{allowed[-1]}'"
+                problem = (
+                    f"'{effort}' is not supported with the '{model}' model"
+                    if responses
+                    else f"'{param}' does not support '{effort}' with this model"
+                )
                 raise errors.invalid_request(
-                    f"Unsupported value: '{param}' does not support '{effort}' with this model. "
-                    f"Supported values are: {listed}.",
+                    f"Unsupported value: {problem}. Supported values are: {listed}.",
                     param,
                     "unsupported_value",
                 )

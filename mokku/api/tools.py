@@ -39,6 +39,11 @@ class OutputFormat(NamedTuple):
 
 
 FORMATS = ("text", "json_object", "json_schema")
+# As each endpoint lists them when refusing another: chat's response_format, the Responses API's text.format.
+_LISTED_FORMATS = {
+    True: ("json_object", "json_schema", "text"),
+    False: ("json_object", "text", "json_schema"),
+}
 
 
 class Call(NamedTuple):
@@ -135,6 +140,14 @@ def choose(
     still moves on. ``none`` answers text;
     without any tools it is refused, unless ``none_alone`` (the Responses API takes it).
     """
+    if choice is not None and not isinstance(choice, (str, dict)) and choice_param == "tool_choice":
+        raise validate.wrong_type(
+            choice_param,
+            "one of an object or 'none', 'auto', or 'required'"  # the Responses API's words
+            if none_alone
+            else "one of one of 'none', 'auto', or 'required' or object",
+            choice,
+        )
     if choice is not None and not given.tools and not (choice == "none" and none_alone):
         raise errors.invalid_request(
             f"Invalid value for '{choice_param}': '{choice_param}' is only allowed when "
@@ -260,7 +273,7 @@ def read_output_format(value: Any, param: str, nested: bool) -> Optional[OutputF
         return None
     kind = validate.required(fmt, "type", f"{param}.type")
     if kind not in FORMATS:
-        raise validate.invalid_value(f"{param}.type", kind, FORMATS)
+        raise validate.invalid_value(f"{param}.type", kind, _LISTED_FORMATS[nested])
     if kind == "text":
         return None
     if kind == "json_object":

@@ -232,7 +232,7 @@ def number(
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise wrong_type(param, "a number", value)
+        raise wrong_type(param, "a decimal", value)
     return _range(value, param, "decimal", minimum, maximum)
 
 
