@@ -1042,6 +1042,32 @@ def test_newer_models_take_function_tools_on_chat_only_without_reasoning(
 
 
 @pytest.mark.parametrize(
+    ("extra", "param", "code"),
+    [
+        ({"tools": "x"}, "tools", "invalid_type"),
+        ({"tools": [{"type": "function"}]}, "tools[0].function", "missing_required_parameter"),
+        ({"tools": [FUNCTION], "tool_choice": "bogus"}, "tool_choice", "invalid_value"),
+    ],
+)
+def test_tools_are_checked_before_the_refusal_of_tools_with_reasoning(
+    app: webtest.TestApp, extra: Dict[str, Any], param: str, code: str
+) -> None:
+    body = {"model": "gpt-5.6-terra", "messages": user("call it"), **extra}
+    error = app.post_json(URL, body, status=400).json["error"]
+    assert (error["param"], error["code"]) == (param, code)
+
+
+def test_top_logprobs_needs_logprobs(app: webtest.TestApp) -> None:
+    body = {"model": "gpt-4o", "messages": user("x"), "top_logprobs": 2}
+    assert app.post_json(URL, body, status=400).json["error"] == {
+        "message": "The 'top_logprobs' parameter is only allowed when 'logprobs' is enabled.",
+        "type": "invalid_request_error",
+        "param": "top_logprobs",
+        "code": None,
+    }
+
+
+@pytest.mark.parametrize(
     "model", ["gpt-5-pro", "gpt-5.5-pro-2026-04-23", "gpt-5.1-codex-max", "gpt-5.3-codex", "o3-deep-research"]
 )
 def test_responses_only_models_are_refused_by_chat(app: webtest.TestApp, model: str) -> None:

@@ -172,7 +172,7 @@ def read_reply_options(
     top_logprobs = validate.integer(body.get("top_logprobs"), "top_logprobs", 0, 20)
     if top_logprobs is not None and not wants_logprobs:
         raise errors.invalid_request(
-            "Invalid value for 'top_logprobs': 'logprobs' must be set to true when 'top_logprobs' is used.",
+            "The 'top_logprobs' parameter is only allowed when 'logprobs' is enabled.",
             "top_logprobs",
         )
     output_format = tools.read_output_format(body.get("response_format"), "response_format", nested=True)
@@ -408,6 +408,11 @@ def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
     if body.get("tools") and _TOOLS_AT_NO_EFFORT.match(model) and not model.endswith("-chat-latest"):
         asked = effort or (default_effort(model) if _EFFORT_BY_DEFAULT.match(model) else "none")
         if asked != "none":
+            # The tools are checked first: a malformed one is its own 400, as the real API answers.
+            functions, count = tools.read_functions(body)
+            tools.choose(
+                body.get("tool_choice"), tools.Choice(functions, count, False, set()), None, "tool_choice"
+            )
             raise errors.invalid_request(
                 f"Function tools with reasoning_effort are not supported for {model} in /v1/chat/completions. "
                 "To use function tools, use /v1/responses or set reasoning_effort to 'none'.",
