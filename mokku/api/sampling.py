@@ -129,7 +129,7 @@ def read_sampling(
     validate.number(body.get("top_p"), "top_p", 0, 1)
     validate.number(body.get("presence_penalty"), "presence_penalty", -2, 2)
     validate.number(body.get("frequency_penalty"), "frequency_penalty", -2, 2)
-    validate.integer(body.get("seed"), "seed")
+    validate.integer(body.get("seed"), "seed", -(2**63), 2**63 - 1)  # an int64
     validate.string(body.get("user"), "user")
     logit_bias = validate.obj(body.get("logit_bias"), "logit_bias") or {}
     for token, bias in logit_bias.items():

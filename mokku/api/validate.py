@@ -219,7 +219,7 @@ def integer(
 ) -> Optional[int]:
     if value is None:
         return None
-    if isinstance(value, float) and value.is_integer():
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise wrong_type(param, "an integer", value)
