@@ -12,6 +12,7 @@ import pytest
 import webtest
 
 from mokku import config
+from mokku.api.conversations import Conversations
 from mokku.api.decide import Replies
 from mokku.api.responses import Responses
 from mokku.control.objects import DEFAULT_BOUNDS, Bounds, Duplicate, Objects, TooLarge
@@ -234,11 +235,15 @@ def test_input_items_page_both_ways(app: webtest.TestApp) -> None:
 
 def _app_with_clock(clock: FakeClock, tmp_path: Path) -> webtest.TestApp:
     settings = config.load({})
-    responses = Responses(Replies(settings, Simulator(settings)), Objects(str(tmp_path / "state")), clock)
+    stored = Objects(str(tmp_path / "state"))
+    responses = Responses(Replies(settings, Simulator(settings)), stored, clock)
+    conversations = Conversations(stored)
     routes = [
         Route("POST", URL, responses.create),
         Route("GET", URL + "/{response_id}", responses.retrieve),
         Route("POST", URL + "/{response_id}/cancel", responses.cancel),
+        Route("POST", "/v1/conversations", conversations.create),
+        Route("GET", "/v1/conversations/{conversation_id}/items", conversations.list_items),
     ]
     return webtest.TestApp(App(settings, routes))
 
@@ -282,6 +287,18 @@ def test_cancelling_a_queued_background_response(tmp_path: Path) -> None:
     assert app.post(f"{URL}/{created['id']}/cancel").json["status"] == "cancelled"  # again: the same
     replayed = sse(app.get(f"{URL}/{created['id']}?stream=true").body)
     assert [event["type"] for event in replayed] == ["response.created", "response.queued"]
+
+
+def test_a_cancelled_background_response_leaves_no_answer_in_its_conversation(tmp_path: Path) -> None:
+    """The next turn of the conversation must not see (nor be billed for) an answer never given."""
+    app = _app_with_clock(FakeClock(1_700_000_000.0), tmp_path)
+    conversation = app.post_json("/v1/conversations", {}).json["id"]
+    created = create(
+        app, {"X-Mokku-Latency-Ms": "5000"}, input="stop me", background=True, conversation=conversation
+    )
+    app.post(f"{URL}/{created['id']}/cancel")
+    kept = app.get(f"/v1/conversations/{conversation}/items?order=asc").json["data"]
+    assert [(item["type"], item.get("role")) for item in kept] == [("message", "user")]
 
 
 def test_a_background_stream_resumes_after_a_sequence_number(app: webtest.TestApp) -> None:

@@ -130,19 +130,24 @@ class Responses:
         return json_response({"id": response_id, "object": "response", "deleted": True})
 
     def cancel(self, request: Request, response_id: str) -> Response:
-        """A queued or running background response becomes ``cancelled``; a finished one is answered
-        as it is; one not made in the background cannot be cancelled."""
+        """A queued or running background response becomes ``cancelled``, its output taken back out of
+        its conversation; a finished one is answered as it is; one not made in the background cannot
+        be cancelled."""
         stored = self._find(response_id)
         if stored.job is None:
             raise errors.invalid_request("Cannot cancel a synchronous response.", None)
         body, status = _current(stored, self.clock())
         if status not in ("queued", "in_progress"):
             return encoded_json_response(body)
-        cancelled = dumps(unfinished(json.loads(stored.body), "cancelled"))
+        final = json.loads(stored.body)
+        cancelled = dumps(unfinished(final, "cancelled"))
         job = json.dumps(dict(json.loads(stored.job), cancelled=True))
+        conversation: str = (final.get("conversation") or {}).get("id") or ""
         with statedb.answered(self.stored.name):
             if not self.stored.replace_response(response_id, cancelled, job):
                 raise not_found(response_id)
+            for item in final["output"] if conversation else ():
+                self.stored.delete_item(conversation, item["id"])
         return encoded_json_response(cancelled)
 
     def input_items(self, request: Request, response_id: str) -> Response:
