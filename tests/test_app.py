@@ -168,7 +168,7 @@ def test_malformed_json_is_400(body_app: webtest.TestApp, body: bytes, message: 
         (b"[1, 2]", "an array"),
         (b'"text"', "a string"),
         (b"3", "an integer"),
-        (b"2.5", "a number"),
+        (b"2.5", "a decimal number"),
         (b"null", "null"),
         (b"true", "a boolean"),
     ],
