@@ -195,7 +195,8 @@ def test_rules_file_at_startup(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("rule", "param", "code"),
     [
-        ({"reply": {"content": "a"}, "times": 1e30}, "rule.times", "integer_above_max_value"),
+        ({"reply": {"content": "a"}, "times": 10**30}, "rule.times", "integer_above_max_value"),
+        ({"reply": {"content": "a"}, "times": 1e30}, "rule.times", "invalid_type"),  # a decimal that large
         ({"reply": {"content": "a"}, "match": {"nth": 10**12}}, "rule.match.nth", "integer_above_max_value"),
         ({"reply": {"content": "a" * 70_000}}, "rule", "rule_too_large"),
     ],
