@@ -363,23 +363,14 @@ def test_items_and_their_parts_are_the_types_the_api_takes(
             "Invalid type for 'tool_choice': expected one of an object or 'none', 'auto', or 'required', but got an "
             "integer instead.",
         ),
-        (
-            {"input": "x", "prompt": "x"},
-            "prompt",
-            "invalid_type",
-            "Invalid type for 'prompt': expected an object,",
-        ),
-        (
-            {"input": "x", "stream_options": "x"},
-            "stream_options",
-            "invalid_type",
-            "Invalid type for 'stream_options': expected an object,",
-        ),
-        (
-            {"input": "x", "moderation": "x"},
-            "moderation",
-            "invalid_type",
-            "Invalid type for 'moderation': expected an object,",
+        *(
+            (
+                {"input": "x", name: "x"},
+                name,
+                "invalid_type",
+                f"Invalid type for '{name}': expected an object,",
+            )
+            for name in ("prompt", "stream_options", "moderation")
         ),
         (
             {"input": "x", "context_management": "x"},
