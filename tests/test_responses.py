@@ -476,6 +476,28 @@ def test_the_response_gives_back_what_it_was_asked_with(app: webtest.TestApp) ->
         )
 
 
+def test_a_custom_tools_output_is_answered_as_a_functions_is(app: webtest.TestApp) -> None:
+    """The reply after a ``custom_tool_call_output`` is that output, so a loop around a custom tool
+    (apply_patch, say) ends as one around a function does."""
+    loop = [
+        {"role": "user", "content": "patch it"},
+        {"type": "custom_tool_call", "call_id": "call_1", "name": "apply", "input": "--- a\n+++ b"},
+        {
+            "type": "custom_tool_call_output",
+            "call_id": "call_1",
+            "output": [{"type": "input_text", "text": "applied"}],
+        },
+    ]
+    answer = app.post_json(
+        URL, {"model": "m", "input": loop, "tools": [{"type": "custom", "name": "apply"}]}
+    ).json
+    validate(answer, "Response")
+    assert answer["output"][-1]["content"][0]["text"] == "applied"
+    missing = [loop[0], {"type": "custom_tool_call_output", "call_id": "call_1"}]
+    error = app.post_json(URL, {"model": "m", "input": missing}, status=400).json["error"]
+    assert error["param"] == "input[1].output"
+
+
 def test_items_of_every_kind_a_conversation_holds_are_taken(app: webtest.TestApp) -> None:
     parts = [
         {"type": "input_text", "text": "look"},

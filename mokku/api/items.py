@@ -46,6 +46,7 @@ MAX_PAGE = 100
 REFERENCES = ("item_reference",)
 OPAQUE = (*REFERENCES, "compaction")  # items standing for others the server does not read back
 _ID_PREFIXES = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_"}
+TOOL_OUTPUTS = ("function_call_output", "custom_tool_call_output")
 
 Item = Dict[str, Any]
 
@@ -78,7 +79,7 @@ def read(value: Any, param: str) -> List[Item]:
                 content, f"{where}.content", ASSISTANT_PARTS if role == "assistant" else USER_PARTS
             )
             stored = dict(item, type="message", content=_parts(role, content))
-        elif kind == "function_call_output":
+        elif kind in TOOL_OUTPUTS:
             validate.required_string(item, "call_id", f"{where}.call_id")
             output = validate.required(item, "output", f"{where}.output")
             if not isinstance(output, str):
@@ -147,7 +148,7 @@ def messages(items: Sequence[Item]) -> List[Message]:
         kind = item.get("type", "message")
         if kind == "message":
             out.append(Message(item["role"], message_text(item["content"])))
-        elif kind == "function_call_output":
+        elif kind in TOOL_OUTPUTS:  # a function's or a custom tool's: the reply answers from it
             output = item["output"]
             out.append(Message(TOOL_RESULT, output if isinstance(output, str) else message_text(output)))
         else:
