@@ -476,6 +476,35 @@ def test_the_response_gives_back_what_it_was_asked_with(app: webtest.TestApp) ->
         )
 
 
+CUSTOM = {"type": "custom", "name": "apply", "description": "Apply a patch"}
+
+
+@pytest.mark.parametrize("choice", [{"type": "custom", "name": "apply"}, "required"])
+def test_a_custom_tool_forced_is_called_with_the_echo_as_its_input(app: webtest.TestApp, choice: Any) -> None:
+    (call,) = create(app, input="fix the typo", tools=[CUSTOM], tool_choice=choice)["output"]
+    assert (
+        call["type"] == "custom_tool_call"
+        and call["id"].startswith("ctc_")
+        and call["call_id"].startswith("call_")
+    )
+    assert (call["name"], call["input"], call["status"]) == ("apply", "fix the typo", "completed")
+    streamed = events(app, input="fix the typo", tools=[CUSTOM], tool_choice=choice)
+    kinds = [event["type"] for event in streamed]
+    assert kinds[2:] == [
+        "response.output_item.added",
+        "response.custom_tool_call_input.delta",
+        "response.custom_tool_call_input.delta",
+        "response.custom_tool_call_input.delta",
+        "response.custom_tool_call_input.done",
+        "response.output_item.done",
+        "response.completed",
+    ]
+    assert "".join(e["delta"] for e in streamed if e["type"].endswith("input.delta")) == "fix the typo"
+    assert streamed[-1]["response"]["output"][0]["input"] == "fix the typo"
+    # auto leaves the choice to the model: text, as with hosted tools
+    assert create(app, input="fix the typo", tools=[CUSTOM])["output"][0]["type"] == "message"
+
+
 def test_a_custom_tools_output_is_answered_as_a_functions_is(app: webtest.TestApp) -> None:
     """The reply after a ``custom_tool_call_output`` is that output, so a loop around a custom tool
     (apply_patch, say) ends as one around a function does."""

@@ -88,6 +88,27 @@ def events(
         item_id = item["id"]
         if item["type"] == "reasoning":
             yield emit("response.output_item.added", output_index=output_index, item=item)
+        elif item["type"] == "custom_tool_call":
+            yield emit(
+                "response.output_item.added",
+                output_index=output_index,
+                item=dict(item, status="in_progress", input=""),
+            )
+            for token in tokens:
+                yield Token(
+                    emit(
+                        "response.custom_tool_call_input.delta",
+                        item_id=item_id,
+                        output_index=output_index,
+                        delta=token,
+                    )
+                )
+            yield emit(
+                "response.custom_tool_call_input.done",
+                item_id=item_id,
+                output_index=output_index,
+                input=item["input"],
+            )
         elif item["type"] == "function_call":
             yield emit(
                 "response.output_item.added",

@@ -258,6 +258,7 @@ class Responses:
         )
         reply = self.replies.decide(request, behaviour, generation)
         output, calls = reply.outputs[0], reply.calls
+        decided = output.finish_reason == "content_filter" or bool(calls)  # no custom call then
 
         response_id = random_id("resp_", 48)
         incomplete = output.finish_reason in ("length", "content_filter")
@@ -280,7 +281,7 @@ class Responses:
             if incomplete
             else None,
             output=_reasoning_items(model, reasoning)
-            + _output_items(output, calls, incomplete, logprobs_top),
+            + _output_items(output, calls, incomplete, logprobs_top, _custom_called(body, given, decided)),
             usage=usage,
         )
         if conversation is not None:
@@ -664,9 +665,43 @@ def _verbosity(body: Mapping[str, Any]) -> str:
     return (text.get("verbosity") if isinstance(text, dict) else None) or "medium"
 
 
+def _custom_called(body: Mapping[str, Any], given: tools.Choice, answered: bool) -> Optional[str]:
+    """The custom tool (freeform input, ``{"type": "custom"}``) the reply calls: the one
+    ``tool_choice`` names, or with ``required`` and no function to call the first, unless the turn
+    ends with a tool's output or the reply is already decided otherwise (calls, a filter)."""
+    choice = body.get("tool_choice")
+    if answered or given.after_result or not (isinstance(choice, dict) or choice == "required"):
+        return None
+    custom = [
+        tool.get("name")
+        for tool in body.get("tools") or ()
+        if isinstance(tool, dict) and tool.get("type") == "custom"
+    ]
+    if isinstance(choice, dict):
+        named = choice.get("name") if choice.get("type") == "custom" else None
+        return named if named in custom else None
+    return custom[0] if custom and not given.functions else None
+
+
 def _output_items(
-    output: Output, calls: List[tools.Call], incomplete: bool, top_logprobs: Optional[int]
+    output: Output,
+    calls: List[tools.Call],
+    incomplete: bool,
+    top_logprobs: Optional[int],
+    custom: Optional[str] = None,
 ) -> List[Dict[str, Any]]:
+    if custom is not None:  # its input is the text the reply would have been
+        status = "incomplete" if incomplete else "completed"
+        return [
+            {
+                "id": random_id("ctc_", 48),
+                "type": "custom_tool_call",
+                "status": status,
+                "call_id": random_id("call_", 24),
+                "name": custom,
+                "input": "".join(output.tokens),
+            }
+        ]
     if calls:
         return [
             {
