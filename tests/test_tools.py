@@ -112,6 +112,31 @@ def test_allowed_tools_lets_the_reply_call_only_those_listed(app: webtest.TestAp
     assert error["error"]["param"] == "tool_choice.allowed_tools.mode"
 
 
+def test_after_a_handoff_the_agent_acts_on_the_request_and_never_hands_it_back(app: webtest.TestApp) -> None:
+    """A ``transfer_to_<agent>`` result is no answer to echo: the agent handed to calls its own tool
+    for the user's request, or answers it; it does not call a handoff again (agents would bounce)."""
+    back = {"type": "function", "function": {"name": "transfer_to_triage", "parameters": {"type": "object"}}}
+    handed = [
+        *ASK,
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "transfer_to_weather", "arguments": "{}"},
+                }
+            ],
+        },
+        {"role": "tool", "tool_call_id": "call_1", "content": '{"assistant": "weather"}'},
+    ]
+    acting = chat(app, messages=handed, tools=[back, WEATHER])["choices"][0]["message"]
+    assert [call["function"]["name"] for call in acting["tool_calls"]] == ["get_weather"]
+    assert json.loads(acting["tool_calls"][0]["function"]["arguments"])["city"] == "Paris"
+    assert chat(app, messages=handed, tools=[back])["choices"][0]["message"]["content"] == "Paris"
+
+
 def test_none_and_tool_results_answer_with_text(app: webtest.TestApp) -> None:
     assert chat(app, tools=[WEATHER], tool_choice="none")["choices"][0]["message"]["content"] == "Paris"
     loop = [

@@ -9,6 +9,7 @@ from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Seque
 from mokku import errors, telemetry
 from mokku.api import items, logprobs, render, tokens, tools, validate
 from mokku.api.decide import (
+    HANDED_OFF,
     TOOL_RESULT,
     Generation,
     Message,
@@ -82,6 +83,8 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         )
         for m in messages
     ]
+    if conversation[-1].role == TOOL_RESULT and _hands_off(messages):
+        conversation[-1] = Message(HANDED_OFF, "")
     sampling = read_sampling(body, ("max_completion_tokens", "max_tokens"))
     validate.options(body, CHAT_OPTIONS)
     if model.startswith(REASONING_MODELS):
@@ -90,7 +93,9 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     store = "store" in body and validate.boolean(body["store"], "store")
     tier = render.service_tier(body.get("service_tier"))
     metadata = items.metadata(body) if "metadata" in body else None
-    functions, output_format, top, legacy = read_reply_options(body, messages, ends_with_result(conversation))
+    functions, output_format, top, legacy = read_reply_options(
+        body, messages, ends_with_result(conversation), conversation[-1].role == HANDED_OFF
+    )
     if output_format is not None:
         if not request.path.startswith("/v1beta/openai/"):  # Gemini's compatibility has no such rule
             tools.check_json_named(output_format, conversation, JSON_NOT_NAMED, "messages")
@@ -161,8 +166,18 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
 
 
+def _hands_off(messages: List[Dict[str, Any]]) -> bool:
+    """Whether the last message (a tool's) answers a handoff: a ``transfer_to_<agent>`` call."""
+    call_id = messages[-1].get("tool_call_id")
+    for message in reversed(messages):
+        for call in message.get("tool_calls") or () if message["role"] == "assistant" else ():
+            if isinstance(call, dict) and call.get("id") == call_id:
+                return tools.HANDOFF.match(str((call.get("function") or {}).get("name"))) is not None
+    return False
+
+
 def read_reply_options(
-    body: Mapping[str, Any], messages: List[Dict[str, Any]], after_result: bool
+    body: Mapping[str, Any], messages: List[Dict[str, Any]], after_result: bool, after_handoff: bool = False
 ) -> Tuple[List[tools.Function], Optional[tools.OutputFormat], Optional[int], bool]:
     """The functions to call, the output format, the logprobs asked for, and whether the calls
     take the legacy ``function_call`` form; a 400 naming the field that is wrong."""
@@ -179,7 +194,7 @@ def read_reply_options(
     functions, count = tools.read_functions(body)
     validate.boolean(body.get("parallel_tool_calls"), "parallel_tool_calls")
     called = _called(messages)
-    given = tools.Choice(functions, count, after_result, called)
+    given = tools.Choice(functions, count, after_result, called, after_handoff)
     chosen = tools.choose(body.get("tool_choice"), given, body.get("parallel_tool_calls"), "tool_choice")
     legacy = False
     if not chosen and "functions" in body:

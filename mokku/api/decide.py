@@ -29,6 +29,9 @@ from mokku.simulation.faults import Behaviour, Simulator
 from mokku.simulation.load import Load, Slots
 
 TOOL_RESULT = "tool"
+# A handoff's result (``tools.HANDOFF``): the agent handed to takes the user's request up, so it ends
+# no turn and its text is not echoed.
+HANDED_OFF = "handoff"
 # What a reply shows of its reasoning where a dialect shows it (Anthropic's thinking block, Gemini's
 # thought part), and its tokens, counted once.
 THOUGHT = "The user wrote a message; the answer repeats it."

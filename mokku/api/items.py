@@ -16,8 +16,9 @@ from urllib.parse import parse_qs
 
 from mokku import errors
 from mokku.api import validate
-from mokku.api.decide import TOOL_RESULT, Message, message_text
+from mokku.api.decide import HANDED_OFF, TOOL_RESULT, Message, message_text
 from mokku.api.ids import random_id
+from mokku.api.tools import HANDOFF
 from mokku.control import objects, statedb
 from mokku.server.http import Request, dumps
 
@@ -142,16 +143,22 @@ def _check_content(content: Any, param: str, allowed: Sequence[str]) -> None:
 
 def messages(items: Sequence[Item]) -> List[Message]:
     """The neutral messages of a conversation: a message's text, a function's output as a tool
-    result, other items (calls, reasoning, references...) as context without text."""
+    result (a handoff's as the handoff), other items (calls, reasoning, references...) as context
+    without text."""
     out = []
+    handoffs = set()  # the calls that hand the conversation to another agent
     for item in items:
         kind = item.get("type", "message")
         if kind == "message":
             out.append(Message(item["role"], message_text(item["content"])))
+        elif kind in TOOL_OUTPUTS and item.get("call_id") in handoffs:
+            out.append(Message(HANDED_OFF, ""))
         elif kind in TOOL_OUTPUTS:  # a function's or a custom tool's: the reply answers from it
             output = item["output"]
             out.append(Message(TOOL_RESULT, output if isinstance(output, str) else message_text(output)))
         else:
+            if kind == "function_call" and HANDOFF.match(str(item.get("name"))):
+                handoffs.add(item.get("call_id"))
             out.append(Message(kind, ""))
     return out
 

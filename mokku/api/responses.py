@@ -28,6 +28,7 @@ from urllib.parse import parse_qs
 from mokku import errors
 from mokku.api import items, render, tools, validate
 from mokku.api.decide import (
+    HANDED_OFF,
     Generation,
     Message,
     Replies,
@@ -236,7 +237,10 @@ class Responses:
         conversation = _conversation(body)
         context, seen = self._context(previous, conversation, new_items)
         messages = items.messages(context)
-        given = tools.Choice(functions, tool_count, ends_with_result(messages), items.called(context))
+        handed_off = bool(messages) and messages[-1].role == HANDED_OFF
+        given = tools.Choice(
+            functions, tool_count, ends_with_result(messages), items.called(context), handed_off
+        )
         choice = _chat_choice(body.get("tool_choice"))
         chosen = tools.choose(choice, given, body.get("parallel_tool_calls"), "tool_choice", none_alone=True)
         framing = [Message("developer", instructions)] if instructions else []

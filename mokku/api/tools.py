@@ -119,6 +119,10 @@ def named_in_text(text: str) -> List[str]:
     return _NAMED_IN_TEXT.findall(text)
 
 
+# Handoff tools: openai-agents' and LangGraph's ``transfer_to_<agent>``.
+HANDOFF = re.compile(r"transfer_to_\w+$")
+
+
 class Choice(NamedTuple):
     """What a reply's ``tool_choice`` (or legacy ``function_call``) decides among, besides the value."""
 
@@ -126,6 +130,7 @@ class Choice(NamedTuple):
     tools: int  # every tool given, hosted and custom ones too
     after_result: bool  # the conversation ends with a tool's (or function's) result
     called: AbstractSet[str]  # the functions the conversation has called already
+    after_handoff: bool = False  # the conversation ends with a handoff: the new agent takes the request up
 
 
 def choose(
@@ -155,6 +160,9 @@ def choose(
             choice_param,
         )
     functions = given.functions
+    if given.after_handoff:  # the agent handed to acts on the request, and does not hand it back
+        functions = [function for function in functions if not HANDOFF.match(function.name)]
+        given = given._replace(functions=functions)
     if isinstance(choice, dict) and choice.get("type") == "allowed_tools":
         mode, allowed = _allowed(choice, functions, choice_param)
         return choose(mode, given._replace(functions=allowed), parallel, choice_param, none_alone)
