@@ -97,6 +97,26 @@ def test_stop_sequences_max_tokens_and_refusal(app: webtest.TestApp) -> None:
     assert refused.stop_reason == "refusal" and refused.model == "claude"
 
 
+def test_after_a_handoff_the_agent_handed_to_acts_on_the_request(app: webtest.TestApp) -> None:
+    """LangGraph's swarm on Claude: a ``transfer_to_<agent>`` result is no answer to echo."""
+    back = {"name": "transfer_to_triage", "input_schema": {"type": "object"}}
+    handoff = {"type": "tool_use", "id": "toolu_9", "name": "transfer_to_weather", "input": {}}
+    turns = [
+        {"role": "user", "content": "Oslo"},
+        {"role": "assistant", "content": [handoff]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_9", "content": "Transferred"}],
+        },
+    ]
+    acting = create(app, **body(messages=turns, tools=[back, WEATHER]))
+    assert acting.stop_reason == "tool_use" and [(b.name, b.input) for b in acting.content] == [
+        ("get_weather", {"city": "Oslo"})
+    ]
+    alone = create(app, **body(messages=turns, tools=[back]))
+    assert alone.stop_reason == "end_turn" and alone.content[0].text == "Oslo"
+
+
 def test_tools_are_called_and_the_loop_ends_after_a_result(app: webtest.TestApp) -> None:
     first = create(app, **body("Oslo", tools=[WEATHER]))
     assert first.stop_reason == "tool_use"

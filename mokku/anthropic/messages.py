@@ -19,6 +19,7 @@ from mokku.anthropic import claude, events
 from mokku.anthropic import validate as check
 from mokku.api import render, tools
 from mokku.api.decide import (
+    HANDED_OFF,
     THOUGHT,
     THOUGHT_TOKENS,
     TOOL_RESULT,
@@ -120,6 +121,7 @@ class Conversation:
     def __init__(self) -> None:
         self.messages: List[Message] = []
         self.called: Set[str] = set()
+        self.handoffs: Set[str] = set()  # the tool_use ids of handoffs (``transfer_to_<agent>``)
 
 
 class Messages:
@@ -398,13 +400,18 @@ def _read_blocks(
             check.mapping(check.required(block, "input", f"{at}.input"), f"{at}.input")
             flush()
             conversation.called.add(name or "")
+            if tools.HANDOFF.match(name or ""):
+                conversation.handoffs.add(uses[-1])
             out.append(Message("function_call", ""))
         elif kind == "tool_result":
             used = check.text(check.required(block, "tool_use_id", f"{at}.tool_use_id"), f"{at}.tool_use_id")
             check.of_type(block.get("is_error"), bool, f"{at}.is_error")
             results.append((at, used or ""))
             flush()
-            out.append(Message(TOOL_RESULT, _result_text(block.get("content"), f"{at}.content")))
+            result = _result_text(block.get("content"), f"{at}.content")
+            out.append(
+                Message(HANDED_OFF, "") if used in conversation.handoffs else Message(TOOL_RESULT, result)
+            )
         elif kind in content_blocks.SOURCE_TYPES:
             content_blocks.check_source(block, kind, at)
         # thinking, redacted_thinking, server tool blocks, search results...: context without text
@@ -598,7 +605,8 @@ def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Fu
     ):
         choice = "none"  # a server tool: never run here, so the reply is text
     after_result = ends_with_result(conversation.messages)
-    state = tools.Choice(functions, len(given), after_result, conversation.called)
+    handed_off = bool(conversation.messages) and conversation.messages[-1].role == HANDED_OFF
+    state = tools.Choice(functions, len(given), after_result, conversation.called, handed_off)
     # One call a reply, as chat's default: an agent's final-answer tool is never called beside the
     # tool whose result it needs.
     return tools.choose(choice, state, False, "tool_choice", none_alone=True)
