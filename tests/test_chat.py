@@ -1053,6 +1053,17 @@ def test_newer_models_take_function_tools_on_chat_only_without_reasoning(
     assert app.post_json("/v1/responses", responses).json["output"][-1]["type"] == "function_call"
 
 
+@pytest.mark.parametrize("url", [URL, "/v1/completions", "/v1/embeddings"])
+def test_an_empty_model_is_no_model(app: webtest.TestApp, url: str) -> None:
+    body = {"model": "", "messages": user("x"), "prompt": "x", "input": "x"}
+    assert app.post_json(url, body, status=400).json["error"] == {
+        "message": "you must provide a model parameter",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+
+
 @pytest.mark.parametrize(
     ("extra", "param", "code"),
     [

@@ -326,6 +326,7 @@ def test_items_and_their_parts_are_the_types_the_api_takes(
             "One of \"input\" or \"previous_response_id\" or 'prompt' or 'conversation' must be provided.",
         ),
         ({"input": ""}, None, "missing_required_parameter", 'One of "input" or'),
+        ({"model": "", "input": "x"}, "model", "model_not_found", "The requested model '' does not exist."),
         (
             {"input": [], "previous_response_id": "resp_x"},
             "previous_response_id",

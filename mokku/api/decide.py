@@ -133,6 +133,13 @@ def conversation_tokens(messages: Sequence[Message]) -> int:
     return total
 
 
+def _no_model(path: str) -> errors.APIError:
+    """An empty ``model``, as the Responses API and the older endpoints word it."""
+    if path.endswith("/responses"):
+        return errors.invalid_request("The requested model '' does not exist.", "model", "model_not_found")
+    return errors.invalid_request("you must provide a model parameter", None)
+
+
 class Replies:
     """Decides every reply: the simulated fault, a scripted reply, or the reply the rules give."""
 
@@ -165,6 +172,8 @@ class Replies:
             validate.reject_unknown(body, known_params)
         if model is None:
             model = validate.required_string(body, "model")
+            if not model and request.dialect.name == "openai":
+                raise _no_model(request.path)
         if len(model) > MAX_MODEL_LENGTH:
             raise validate.too_long("model", MAX_MODEL_LENGTH, len(model))
         request.model = model
