@@ -92,7 +92,7 @@ def events(
             yield emit(
                 "response.output_item.added",
                 output_index=output_index,
-                item=dict(item, status="in_progress", input=""),
+                item=dict(item, input=""),
             )
             for token in tokens:
                 yield Token(

@@ -694,13 +694,11 @@ def _output_items(
     top_logprobs: Optional[int],
     custom: Optional[str] = None,
 ) -> List[Dict[str, Any]]:
-    if custom is not None:  # its input is the text the reply would have been
-        status = "incomplete" if incomplete else "completed"
+    if custom is not None:  # its input is the text the reply would have been; no status, as the spec has it
         return [
             {
                 "id": random_id("ctc_", 48),
                 "type": "custom_tool_call",
-                "status": status,
                 "call_id": random_id("call_", 24),
                 "name": custom,
                 "input": "".join(output.tokens),
