@@ -452,6 +452,14 @@ JSON_NOT_NAMED = (
     "Response input messages must contain the word 'json' in some form to use 'text.format' of type "
     "'json_object'."
 )
+
+
+def _objects(value: Any, param: str) -> Any:
+    if value is not None and not (isinstance(value, list) and all(isinstance(item, dict) for item in value)):
+        raise validate.wrong_type(param, "an array of objects", value)
+    return value
+
+
 OPTIONS = {
     **PASSED_OPTIONS,
     "truncation": validate.one_of("auto", "disabled"),
@@ -461,14 +469,8 @@ OPTIONS = {
     "prompt": validate.obj,
     "stream_options": validate.obj,
     "moderation": validate.obj,
-    "context_management": lambda value, param: _objects(value, param),
+    "context_management": _objects,
 }
-
-
-def _objects(value: Any, param: str) -> Any:
-    if value is not None and not (isinstance(value, list) and all(isinstance(item, dict) for item in value)):
-        raise validate.wrong_type(param, "an array of objects", value)
-    return value
 
 
 _check_verbosity = validate.one_of("low", "medium", "high")
@@ -669,12 +671,12 @@ def _verbosity(body: Mapping[str, Any]) -> str:
     return (text.get("verbosity") if isinstance(text, dict) else None) or "medium"
 
 
-def _custom_called(body: Mapping[str, Any], given: tools.Choice, answered: bool) -> Optional[str]:
+def _custom_called(body: Mapping[str, Any], given: tools.Choice, decided: bool) -> Optional[str]:
     """The custom tool (freeform input, ``{"type": "custom"}``) the reply calls: the one
     ``tool_choice`` names, or with ``required`` and no function to call the first, unless the turn
     ends with a tool's output or the reply is already decided otherwise (calls, a filter)."""
     choice = body.get("tool_choice")
-    if answered or given.after_result or not (isinstance(choice, dict) or choice == "required"):
+    if decided or given.after_result or not (isinstance(choice, dict) or choice == "required"):
         return None
     custom = [
         tool.get("name")
