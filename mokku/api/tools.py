@@ -208,9 +208,9 @@ def _named(choice: Dict[str, Any], functions: List[Function], choice_param: str)
     else:
         name = (validate.obj(choice.get("function"), f"{choice_param}.function") or {}).get("name")
     if choice_param == "tool_choice" and choice.get("type") not in ("function", None):
-        return (
-            [] if choice.get("type") == "custom" else functions[:1]
-        )  # a hosted tool forced: the first function
+        if choice.get("type") == "custom":
+            return []  # a custom tool forced: no function (the Responses API calls the custom tool)
+        return functions[:1]  # a hosted tool forced: the first function
     if not isinstance(name, str):
         raise validate.missing(
             f"{choice_param}.function.name" if choice_param == "tool_choice" else f"{choice_param}.name"
