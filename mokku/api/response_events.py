@@ -67,6 +67,15 @@ def unfinished(final: Dict[str, Any], status: str) -> Dict[str, Any]:
     return shell
 
 
+def _call_input(
+    emit: Numbered, item_id: str, output_index: int, event: str, fragments: Sequence[str], **done: Any
+) -> Iterator[Event]:
+    """A call's input as it is made: each fragment an ``<event>.delta``, then ``<event>.done``."""
+    for fragment in fragments:
+        yield Token(emit(f"{event}.delta", item_id=item_id, output_index=output_index, delta=fragment))
+    yield emit(f"{event}.done", item_id=item_id, output_index=output_index, **done)
+
+
 def events(
     emit: Numbered,
     final: Dict[str, Any],
@@ -94,20 +103,8 @@ def events(
                 output_index=output_index,
                 item=dict(item, input=""),
             )
-            for token in tokens:
-                yield Token(
-                    emit(
-                        "response.custom_tool_call_input.delta",
-                        item_id=item_id,
-                        output_index=output_index,
-                        delta=token,
-                    )
-                )
-            yield emit(
-                "response.custom_tool_call_input.done",
-                item_id=item_id,
-                output_index=output_index,
-                input=item["input"],
+            yield from _call_input(
+                emit, item_id, output_index, "response.custom_tool_call_input", tokens, input=item["input"]
             )
         elif item["type"] == "function_call":
             yield emit(
@@ -115,19 +112,12 @@ def events(
                 output_index=output_index,
                 item=dict(item, status="in_progress", arguments=""),
             )
-            for fragment in tokenize(item["arguments"]):
-                yield Token(
-                    emit(
-                        "response.function_call_arguments.delta",
-                        item_id=item_id,
-                        output_index=output_index,
-                        delta=fragment,
-                    )
-                )
-            yield emit(
-                "response.function_call_arguments.done",
-                item_id=item_id,
-                output_index=output_index,
+            yield from _call_input(
+                emit,
+                item_id,
+                output_index,
+                "response.function_call_arguments",
+                tokenize(item["arguments"]),
                 name=item["name"],
                 arguments=item["arguments"],
             )
