@@ -181,3 +181,13 @@ def cassette_why(directory: object, request_file: object) -> subprocess.Complete
         str(request_file),
     ]
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
+
+
+def run_python(code: str, *args: str, timeout: float = 120) -> str:
+    """A client script (an SDK's, a framework's) run in its own interpreter; its output, once it
+    has succeeded."""
+    result = subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=timeout
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
 from pathlib import Path
 
-from ..servers import LiveServer
+from ..servers import LiveServer, run_python
 
 ENDPOINTS_DOC = Path(__file__).resolve().parents[2] / "docs" / "endpoints.md"
 
@@ -17,9 +15,7 @@ def test_documented_agent_loop_runs_to_completion(live_server: LiveServer) -> No
     block = re.search(r"```python\n(from openai import AsyncOpenAI\nfrom agents import.*?)```", text, re.S)
     assert block, "the agent example in docs/endpoints.md is missing"
     code = block.group(1).replace("http://127.0.0.1:8080/v1", live_server.url + "/v1")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.strip() == "Sunny in Oslo"
+    assert run_python(code).strip() == "Sunny in Oslo"
 
 
 HANDOFF_RUN = """
@@ -49,14 +45,7 @@ for Model in (OpenAIResponsesModel, OpenAIChatCompletionsModel):
 def test_a_handoff_hands_the_request_to_an_agent_that_acts_on_it(live_server: LiveServer) -> None:
     """Triage hands off; the specialist calls its tool for the user's request (not the handoff's
     output echoed), then answers, on the Responses API and on chat."""
-    result = subprocess.run(
-        [sys.executable, "-c", HANDOFF_RUN, live_server.url + "/v1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stdout.splitlines() == [
+    assert run_python(HANDOFF_RUN, live_server.url + "/v1").splitlines() == [
         "OpenAIResponsesModel weather Sunny in Oslo",
         "OpenAIChatCompletionsModel weather Sunny in Oslo",
     ]

@@ -4,8 +4,6 @@ every stored object is answered the same by any worker, and none is lost or dupl
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, List, Set
@@ -13,7 +11,7 @@ from typing import Iterator, List, Set
 import openai
 import pytest
 
-from ..servers import LiveServer, request_json
+from ..servers import LiveServer, request_json, run_python
 from ..spec import validate
 
 # Each request on a new connection, so that the two workers share the traffic.
@@ -215,11 +213,7 @@ asyncio.run(main())
 
 
 def test_the_agents_sdk_keeps_state_on_the_server(server: LiveServer) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", AGENT_SCRIPT, server.url + "/v1"], capture_output=True, text=True, timeout=120
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    answers, count, tokens = result.stdout.strip().splitlines()
+    answers, count, tokens = run_python(AGENT_SCRIPT, server.url + "/v1").strip().splitlines()
     assert answers == "Sunny in Oslo|Sunny in Bergen|Sunny in Tromso|Sunny in Narvik"
     # two runs in the conversation, each: the user's input, the call, its output, the answer
     assert int(count) == 8
@@ -289,14 +283,7 @@ asyncio.run(main())
 
 
 def test_the_agents_sdk_compacts_its_session(server: LiveServer) -> None:
-    result = subprocess.run(
-        [sys.executable, "-c", COMPACTION_SCRIPT, server.url + "/v1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    answers, kinds = result.stdout.strip().splitlines()
+    answers, kinds = run_python(COMPACTION_SCRIPT, server.url + "/v1").strip().splitlines()
     assert answers == "Sunny in Oslo|Sunny in Bergen"
     # After each run the session is compacted: the user messages, then one compaction item.
     assert kinds.split() == ["message:user", "message:user", "compaction:"]
