@@ -3,8 +3,8 @@ side by side, in one run.
 
 Every server is started here on 127.0.0.1 and stopped at the end; load comes from ``wrk``
 (Debian package ``wrk``: ``apt-get install wrk``) and, for time to first byte and many slow
-streams, from the asyncio client in ``bench/streams.py``. Each workload runs 5 interleaved rounds
-(one with ``--quick``); the primary figure is each server's CPU time per request, and its ratio to
+streams, from the asyncio client in ``bench/streams.py``. Each wrk workload runs 9 interleaved
+rounds (one with ``--quick``); the primary figure is each server's CPU time per request, and its ratio to
 the baseline's is reported round by round (median and range), since only ratios mean anything on a
 shared machine. A chart of every ratio goes to ``bench/chart.svg``. Peers are installed on first use into their
 own venvs (``bench/peers.py``). Prints Markdown tables.
@@ -37,6 +37,9 @@ ROOT = Path(__file__).resolve().parents[1]
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 CHART = ROOT / "bench" / "chart.svg"  # linked from bench/README.md
 PEER_TARGET = 1.3  # on W1 and W2, a peer's CPU per request over mokku's
+# Rounds per wrk workload. Five gave ranges that another machine's medians fell just outside of; the
+# range of 9 rounds spans about 80% of a ratio's spread rather than 67%, and the median moves less.
+ROUNDS = 9
 WIDE_RANGE = 0.15  # a ratio's range across rounds past which the machine was too busy to trust it
 # Before a round every server must be idle: under QUIET_CPU_S of CPU in QUIET_WINDOW_S, waited for up
 # to QUIET_WAIT_S.
@@ -244,7 +247,8 @@ class Bench:
         self.versions: Dict[str, str] = {}
         self.peer_results: Dict[str, Dict[str, str]] = {}
         self.seconds = 1 if quick else 5
-        self.repeats = 1 if quick else 5
+        self.repeats = 1 if quick else 5  # W5, time to first byte, startup and the float batch
+        self.wrk_rounds = 1 if quick else ROUNDS
         self.directory = Path(tempfile.mkdtemp(prefix="mokku-bench-"))
         self.scripts = {
             "chat": wrk_script(self.directory, "chat", "POST", CHAT),
@@ -269,7 +273,7 @@ class Bench:
         for server in servers.values():
             wrk(server.port, path, self.scripts[script], 1)  # warm up
         runs: Dict[str, List[Dict[str, float]]] = {name: [] for name in servers}
-        for _ in range(self.repeats):
+        for _ in range(self.wrk_rounds):
             for name, server in servers.items():
                 quiet(servers)
                 before = server.cpu_seconds()
