@@ -48,6 +48,7 @@ CHAT = {"model": "gpt-4o", "messages": [{"role": "user", "content": peers.PROMPT
 STREAM = dict(CHAT, stream=True)
 # The same prompt as an Anthropic Messages stream (the same core, another dialect's events).
 MESSAGES = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "stream": True, "messages": CHAT["messages"]}
+ANTHROPIC_HEADERS = {"anthropic-version": "2023-06-01", "x-api-key": "sk-ant-bench"}
 EMBED = {"model": "text-embedding-3-small", "input": "The food was delicious and the waiter friendly."}
 GUNICORN = [sys.executable, "-m", "gunicorn", "-c", "python:mokku.gunicorn_conf"]
 PATHS = {
@@ -187,9 +188,14 @@ def quiet(servers: Dict[str, Server], limit: float = QUIET_WAIT_S) -> None:
             return
 
 
-def wrk_script(directory: Path, name: str, method: str, body: Optional[dict]) -> Path:
+def wrk_script(
+    directory: Path, name: str, method: str, body: Optional[dict], headers: Optional[Dict[str, str]] = None
+) -> Path:
     path = directory / f"{name}.lua"
     lines = [f'wrk.method = "{method}"', 'wrk.headers["Content-Type"] = "application/json"']
+    lines += [
+        f"wrk.headers[{json.dumps(key)}] = {json.dumps(value)}" for key, value in (headers or {}).items()
+    ]
     if body is not None:
         lines.append(f"wrk.body = {json.dumps(json.dumps(body))}")
     path.write_text("\n".join(lines) + "\n")
@@ -227,6 +233,7 @@ def wrk(port: int, path: str, script: Path, seconds: int) -> Dict[str, float]:
     failed = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     if failed and total:  # only successful answers count
         rps *= 1 - int(failed.group(1)) / total
+        print(f"bench: {failed.group(1)} of {total} answers to {path} were errors", file=sys.stderr)
     return {"rps": rps, "p50": latency("50%"), "p99": latency("99%"), "requests": float(total)}
 
 
@@ -253,7 +260,7 @@ class Bench:
         self.scripts = {
             "chat": wrk_script(self.directory, "chat", "POST", CHAT),
             "stream": wrk_script(self.directory, "stream", "POST", STREAM),
-            "messages": wrk_script(self.directory, "messages", "POST", MESSAGES),
+            "messages": wrk_script(self.directory, "messages", "POST", MESSAGES, ANTHROPIC_HEADERS),
             "embed": wrk_script(self.directory, "embed", "POST", EMBED),
             "get": wrk_script(self.directory, "get", "GET", None),
         }
@@ -298,7 +305,8 @@ class Bench:
             self.ratios.append(chart.Ratio(label, median, ratios[0], ratios[-1], target))
         text = f"{median:.2f} by CPU ({ratios[0]:.2f} to {ratios[-1]:.2f})"
         if ratios[-1] - ratios[0] > WIDE_RANGE:
-            print(f"bench: a wide range, {text}: the machine is busy", file=sys.stderr)
+            rounds = ", ".join(f"{ratio:.2f}" for ratio in ratios)
+            print(f"bench: a wide range, {text}, rounds {rounds}: the machine is busy", file=sys.stderr)
             text += " (wide)"
         return text
 
