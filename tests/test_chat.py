@@ -124,10 +124,13 @@ def test_user_message_wins_over_later_assistant_messages(app: webtest.TestApp) -
     assert chat(app, messages=messages)["choices"][0]["message"]["content"] == "the question"
 
 
+CALL = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+
+
 def test_a_tool_result_is_echoed(app: webtest.TestApp) -> None:
     messages = [
         {"role": "user", "content": "the question"},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function"}]},
+        {"role": "assistant", "content": None, "tool_calls": [CALL]},
         {"role": "tool", "tool_call_id": "c1", "content": "tool output"},
     ]
     assert chat(app, messages=messages)["choices"][0]["message"]["content"] == "tool output"
@@ -306,7 +309,6 @@ INVALID = [
         "string_above_max_length",
         r"^Invalid 'safety_identifier': string too long\. Expected a string with maximum length 64, but got a string with length 65 instead\.$",
     ),
-    ({"messages": MESSAGE}, "model", "missing_required_parameter", r"Missing required parameter: 'model'\."),
     (
         {"model": 4, "messages": MESSAGE},
         "model",
@@ -314,7 +316,12 @@ INVALID = [
         r"Invalid type for 'model': expected a string, but got an integer",
     ),
     ({"model": "m"}, "messages", "missing_required_parameter", r"Missing required parameter: 'messages'\."),
-    ({"model": "m", "messages": "hi"}, "messages", "invalid_type", r"expected an array, but got a string"),
+    (
+        {"model": "m", "messages": "hi"},
+        "messages",
+        "invalid_type",
+        r"^Invalid type for 'messages': expected an array of objects, but got a string instead\.$",
+    ),
     ({"model": "m", "messages": []}, "messages", "empty_array", r"Invalid 'messages': empty array"),
     (
         {"model": "m", "messages": ["hi"]},
@@ -332,19 +339,19 @@ INVALID = [
         {"model": "m", "messages": [{"role": "robot", "content": "x"}]},
         "messages[0].role",
         "invalid_value",
-        r"Invalid value: 'robot'\. Supported values are: 'system', 'developer', 'user', 'assistant', 'tool', and 'function'\.",
+        r"Invalid value: 'robot'\. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'\.",
     ),
     (
         {"model": "m", "messages": [{"role": "user"}]},
-        "messages[0].content",
-        "missing_required_parameter",
-        r"'messages\[0\]\.content'",
+        "messages.[0].content",
+        None,
+        r"^Invalid value for 'content': expected a string, got null\.$",
     ),
     (
         {"model": "m", "messages": [{"role": "user", "content": 5}]},
         "messages[0].content",
         "invalid_type",
-        r"expected a string or an array of content parts, but got an integer",
+        r"expected one of a string or array of objects, but got an integer",
     ),
     (
         {"model": "m", "messages": [{"role": "user", "content": []}]},
@@ -387,15 +394,15 @@ INVALID = [
     ),
     (
         {"model": "m", "messages": [{"role": "assistant"}]},
-        "messages[0].content",
-        "missing_required_parameter",
-        r"'messages\[0\]\.content'",
+        "messages.[0].content",
+        None,
+        r"^Invalid value for 'content': expected a string, got null\.$",
     ),
     (
         {"model": "m", "messages": [{"role": "assistant", "content": None, "tool_calls": "x"}]},
         "messages[0].tool_calls",
         "invalid_type",
-        r"expected an array",
+        r"expected an array of objects, but got a string instead",
     ),
     (
         {"model": "m", "messages": [{"role": "function", "content": "x"}]},
@@ -520,7 +527,7 @@ INVALID = [
         {"model": "m", "messages": MESSAGE, "tools": {"type": "function"}},
         "tools",
         "invalid_type",
-        r"expected an array",
+        r"expected an array of objects, but got an object instead",
     ),
     ({"model": "m", "messages": MESSAGE, "tools": ["f"]}, "tools[0]", "invalid_type", r"expected an object"),
     (
@@ -681,16 +688,239 @@ def test_unknown_and_known_extra_params_are_accepted(app: webtest.TestApp) -> No
     assert body["choices"][0]["message"]["content"] == "hi"
 
 
-def test_strict_mode_rejects_unknown_params(make_app: Any) -> None:
+@pytest.mark.parametrize(
+    ("extra", "param", "message"),
+    [  # the real API's answers (gpt-5.6-terra), word for word
+        (
+            {"functions": "x"},
+            "functions",
+            "Invalid type for 'functions': expected an array of function definitions, but got a string instead.",
+        ),
+        (
+            {"metadata": "x"},
+            "metadata",
+            "Invalid type for 'metadata': expected a metadata object, but got a string instead.",
+        ),
+        (
+            {"metadata": {"k" * 70: "v"}},
+            "metadata." + "k" * 70,
+            "Invalid property name in 'metadata': 'kkk...kkk' is too long. Expected a string with maximum "
+            "length 64, but got a string with length 70 instead.",
+        ),
+    ],
+)
+def test_type_errors_name_what_the_field_holds(
+    app: webtest.TestApp, extra: Dict[str, Any], param: str, message: str
+) -> None:
+    error = app.post_json(URL, {"model": "m", "messages": MESSAGE, **extra}, status=400).json["error"]
+    assert (error["param"], error["message"]) == (param, message)
+
+
+NULL_CONTENT = "Invalid value for 'content': expected a string, got null."
+CONTENT_TYPES = "expected one of a string or array of objects"
+# The real API's answers (gpt-5.6-terra): the schema (types, roles, a developer message's content) is
+# checked across every message first, then the model's limits, then whether each message has content.
+CONTENT_ROWS = [
+    (
+        [*user("a"), {"role": "developer"}],
+        {},
+        "messages[1].content",
+        "Missing required parameter: 'messages[1].content'.",
+    ),
+    (
+        [*user("a"), {"role": "developer", "content": None}],
+        {},
+        "messages[1].content",
+        f"Invalid type for 'messages[1].content': {CONTENT_TYPES}, but got null instead.",
+    ),
+    (
+        [*user("a"), {"role": "developer", "refusal": "no"}],
+        {},
+        "messages[1].content",
+        "Missing required parameter: 'messages[1].content'.",
+    ),
+    ([*user("a"), {"role": "assistant", "refusal": None}], {}, "messages.[1].content", NULL_CONTENT),
+    ([*user("a"), {"role": "assistant", "tool_calls": None}], {}, "messages.[1].content", NULL_CONTENT),
+    ([*user("a"), {"role": "assistant", "function_call": None}], {}, "messages.[1].content", NULL_CONTENT),
+    (
+        [*user("a"), {"role": "assistant", "content": 7, "tool_calls": []}],
+        {},
+        "messages[1].content",
+        f"Invalid type for 'messages[1].content': {CONTENT_TYPES}, but got an integer instead.",
+    ),
+    (
+        [{"role": "user"}, {"role": "user", "content": 7}],
+        {},
+        "messages[1].content",
+        f"Invalid type for 'messages[1].content': {CONTENT_TYPES}, but got an integer instead.",
+    ),
+    ([{"role": "user"}, *user("a")], {}, "messages.[0].content", NULL_CONTENT),
+    (
+        [{"role": "user"}, {"role": "bogus", "content": "a"}],
+        {},
+        "messages[1].role",
+        "Invalid value: 'bogus'. Supported values are: 'system', 'assistant', 'user', 'function', 'tool', and 'developer'.",
+    ),
+    (
+        [{"role": "user"}],
+        {"model": "gpt-5", "temperature": 0.5},
+        "temperature",
+        "Unsupported value: 'temperature' does not support 0.5 with this model. Only the default (1) value is supported.",
+    ),
+    ([{"role": "user"}], {"model": "gpt-5", "temperature": 1}, "messages.[0].content", NULL_CONTENT),
+    (
+        [*user("a"), {"role": "tool", "tool_call_id": "c", "refusal": "no"}],
+        {},
+        "messages.[1].content",
+        NULL_CONTENT,
+    ),
+    ([{"role": "system", "audio": {"id": "a"}}, *user("a")], {}, "messages.[0].content", NULL_CONTENT),
+    (
+        [
+            {
+                "role": "user",
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                ],
+            }
+        ],
+        {},
+        "messages.[0].content",
+        NULL_CONTENT,
+    ),
+]
+
+
+@pytest.mark.parametrize(("messages", "extra", "param", "message"), CONTENT_ROWS)
+def test_a_message_without_content(
+    app: webtest.TestApp, messages: List[Any], extra: Dict[str, Any], param: str, message: str
+) -> None:
+    error = app.post_json(URL, {"model": "m", "messages": messages, **extra}, status=400).json["error"]
+    assert (error["param"], error["message"]) == (param, message)
+
+
+@pytest.mark.parametrize(
+    ("call", "param", "code"),
+    [
+        ("c1", "messages[1].tool_calls[0]", "invalid_type"),
+        (
+            {"type": "function", "function": {"name": "f", "arguments": "{}"}},
+            "messages[1].tool_calls[0].id",
+            "missing_required_parameter",
+        ),
+        (
+            {"id": "c1", "function": {"name": "f", "arguments": "{}"}},
+            "messages[1].tool_calls[0].type",
+            "missing_required_parameter",
+        ),
+        ({"id": "c1", "type": "bogus"}, "messages[1].tool_calls[0].type", "invalid_value"),
+        (
+            {"id": "c1", "type": "function"},
+            "messages[1].tool_calls[0].function",
+            "missing_required_parameter",
+        ),
+        (
+            {"id": "c1", "type": "function", "function": "f"},
+            "messages[1].tool_calls[0].function",
+            "invalid_type",
+        ),
+        (
+            {"id": "c1", "type": "function", "function": 5},
+            "messages[1].tool_calls[0].function",
+            "invalid_type",
+        ),
+        (
+            {"id": "c1", "type": "function", "function": {"name": 5, "arguments": "{}"}},
+            "messages[1].tool_calls[0].function.name",
+            "invalid_type",
+        ),
+        (
+            {"id": "c1", "type": "function", "function": {"name": "f"}},
+            "messages[1].tool_calls[0].function.arguments",
+            "missing_required_parameter",
+        ),
+        (
+            {"id": "c1", "type": "custom", "custom": {"name": "f"}},
+            "messages[1].tool_calls[0].custom.input",
+            "missing_required_parameter",
+        ),
+    ],
+)
+def test_a_handed_back_call_is_checked_field_by_field(
+    app: webtest.TestApp, call: Any, param: str, code: str
+) -> None:
+    turns = [
+        *user("a"),
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "x"},
+    ]
+    error = app.post_json(URL, {"model": "m", "messages": turns}, status=400).json["error"]
+    assert (error["param"], error["code"]) == (param, code)
+
+
+def test_an_assistant_message_may_carry_a_call_or_audio_instead_of_content(app: webtest.TestApp) -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    turns = [
+        *user("a"),
+        {"role": "assistant", "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "c1", "content": "x"},
+    ]
+    assert app.post_json(URL, {"model": "m", "messages": turns}).status_int == 200
+    turns = [*user("a"), {"role": "assistant", "audio": {"id": "audio_1"}}, *user("b")]
+    assert app.post_json(URL, {"model": "m", "messages": turns}).status_int == 200
+    turns = [*user("a"), {"role": "function", "name": "f", "content": None}]
+    assert app.post_json(URL, {"model": "m", "messages": turns}).status_int == 200
+
+
+# The real API's answers to unknown keys (gpt-5.6-terra), but for the last two (three names; a long
+# key): the known names within two edits, nearest first, never one the body has sent.
+UNKNOWN_KEYS = [
+    ("brand_new", "Unknown parameter: 'brand_new'."),
+    ("stor", "Unknown parameter: 'stor'. Did you mean 'stop' or 'store'?"),
+    ("strem", "Unknown parameter: 'strem'. Did you mean 'stream' or 'store'?"),
+    ("temperatur", "Unknown parameter: 'temperatur'. Did you mean 'temperature'?"),
+    ("usr", "Unknown parameter: 'usr'. Did you mean 'user'?"),
+    ("tool", "Unknown parameter: 'tool'. Did you mean 'tools'?"),
+    ("messagess", "Unknown parameter: 'messagess'."),
+    ("stre", "Unknown parameter: 'stre'. Did you mean 'store', 'stop', or 'stream'?"),
+    ("m" * 100_000, f"Unknown parameter: '{'m' * 100_000}'."),
+]
+
+
+@pytest.mark.parametrize(("key", "message"), UNKNOWN_KEYS)
+def test_strict_mode_rejects_unknown_params(make_app: Any, key: str, message: str) -> None:
     app = make_app({"MOKKU_STRICT": "1"})
-    response = app.post_json(URL, {"model": "m", "messages": MESSAGE, "brand_new": 1}, status=400)
+    response = app.post_json(URL, {"model": "m", "messages": MESSAGE, key: 1}, status=400)
     assert response.json["error"] == {
-        "message": "Unrecognized request argument supplied: brand_new",
+        "message": message,
         "type": "invalid_request_error",
-        "param": "brand_new",
-        "code": None,
+        "param": key,
+        "code": "unknown_parameter",
     }
     assert app.post_json(URL, {"model": "m", "messages": MESSAGE, "temperature": 1}).status_int == 200
+
+
+def test_strict_mode_rejects_an_unknown_member_before_a_misplaced_object(make_app: Any) -> None:
+    app = make_app({"MOKKU_STRICT": "1"})
+    body = {"model": "m", "messages": MESSAGE, "stream_options": {"bogus": True}}
+    assert app.post_json(URL, body, status=400).json["error"] == {
+        "message": "Unknown parameter: 'stream_options.bogus'.",
+        "type": "invalid_request_error",
+        "param": "stream_options.bogus",
+        "code": "unknown_parameter",
+    }
+    body = {"model": "m", "messages": MESSAGE, "stream": True, "stream_options": {"include_usage": True}}
+    assert app.post_json(URL, body).status_int == 200
+
+
+def test_strict_mode_names_an_unknown_key_after_a_missing_one_and_before_a_bad_value(make_app: Any) -> None:
+    app = make_app({"MOKKU_STRICT": "1"})
+    body = {"model": "m", "messages": [], "n": "2", "zzz_unknown": 1}
+    assert app.post_json(URL, body, status=400).json["error"]["param"] == "zzz_unknown"
+    error = app.post_json(URL, {"model": "m", "zzz_unknown": 1}, status=400).json["error"]
+    assert (error["message"], error["param"]) == ("Missing required parameter: 'messages'.", "messages")
+    error = app.post_json(URL, {"messages": MESSAGE, "zzz_unknown": 1}, status=400).json["error"]
+    assert error["message"] == "you must provide a model parameter"
 
 
 def test_events_ready_together_share_a_write_and_faults_count_events() -> None:
@@ -1053,9 +1283,10 @@ def test_newer_models_take_function_tools_on_chat_only_without_reasoning(
     assert app.post_json("/v1/responses", responses).json["output"][-1]["type"] == "function_call"
 
 
+@pytest.mark.parametrize("model", [{"model": ""}, {}], ids=["empty", "absent"])
 @pytest.mark.parametrize("url", [URL, "/v1/completions", "/v1/embeddings"])
-def test_an_empty_model_is_no_model(app: webtest.TestApp, url: str) -> None:
-    body = {"model": "", "messages": user("x"), "prompt": "x", "input": "x"}
+def test_an_empty_or_absent_model_is_no_model(app: webtest.TestApp, url: str, model: Dict[str, str]) -> None:
+    body = {**model, "messages": user("x"), "prompt": "x", "input": "x"}
     assert app.post_json(url, body, status=400).json["error"] == {
         "message": "you must provide a model parameter",
         "type": "invalid_request_error",

@@ -188,7 +188,6 @@ PROMPT_TYPES = (
 )
 
 INVALID = [
-    ({"prompt": "x"}, "model", "missing_required_parameter", r"'model'"),
     ({"model": "m"}, "prompt", "missing_required_parameter", r"'prompt'"),
     ({"model": "m", "prompt": 5}, "prompt", "invalid_type", PROMPT_TYPES),
     ({"model": "m", "prompt": {"a": 1}}, "prompt", "invalid_type", PROMPT_TYPES),
@@ -232,7 +231,8 @@ def test_validation_errors(
 def test_strict_mode(make_app: Any) -> None:
     app = make_app({"MOKKU_STRICT": "1"})
     response = app.post_json(URL, {"model": "m", "prompt": "x", "messages": []}, status=400)
-    assert response.json["error"]["message"] == "Unrecognized request argument supplied: messages"
+    assert response.json["error"]["message"] == "Unknown parameter: 'messages'."
+    assert response.json["error"]["code"] == "unknown_parameter"
 
 
 @pytest.mark.parametrize("model", ["gpt-4o", "gpt-4o-2024-08-06", "gpt-5.5", "o1", "gpt-3.5-turbo"])

@@ -163,7 +163,6 @@ def test_known_vector_is_pinned() -> None:
 
 
 INVALID = [
-    ({"input": "x"}, "model", "missing_required_parameter", r"'model'"),
     ({"model": "m"}, "input", "missing_required_parameter", r"'input'"),
     ({"model": "m", "input": ""}, "input", "empty_string", r"Invalid 'input': empty string"),
     ({"model": "m", "input": []}, "input", "empty_array", r"empty array"),

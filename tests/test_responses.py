@@ -549,17 +549,92 @@ def test_items_of_every_kind_a_conversation_holds_are_taken(app: webtest.TestApp
     assert answer["output"][-1]["content"][0]["text"] == "again"
 
 
-def test_strict_mode_rejects_unknown_params(make_app: Any) -> None:
+@pytest.mark.parametrize(
+    ("key", "message"),
+    [  # the real API's answers (gpt-5.6-terra)
+        ("brand_new", "Unknown parameter: 'brand_new'."),
+        ("stop", "Unknown parameter: 'stop'. Did you mean 'store'?"),
+        ("sto", "Unknown parameter: 'sto'. Did you mean 'store'?"),
+        ("st", "Unknown parameter: 'st'."),
+        ("stre", "Unknown parameter: 'stre'. Did you mean 'store' or 'stream'?"),
+        ("inclde", "Unknown parameter: 'inclde'. Did you mean 'include'?"),
+        ("inpu", "Unknown parameter: 'inpu'."),
+        ("max_tokens", "Unknown parameter: 'max_tokens'."),
+    ],
+)
+def test_strict_mode_rejects_unknown_params(make_app: Any, key: str, message: str) -> None:
     app = make_app({"MOKKU_STRICT": "1"})
-    response = app.post_json(URL, {"model": "m", "input": "hi", "brand_new": 1}, status=400)
+    response = app.post_json(URL, {"model": "m", "input": "hi", key: 1}, status=400)
     assert response.json["error"] == {
-        "message": "Unrecognized request argument supplied: brand_new",
+        "message": message,
         "type": "invalid_request_error",
-        "param": "brand_new",
-        "code": None,
+        "param": key,
+        "code": "unknown_parameter",
     }
     known = {"instructions": "Be brief.", "temperature": 1, "store": False, "reasoning": {"effort": "low"}}
     assert app.post_json(URL, {"model": "m", "input": "hi", **known}).status_int == 200
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "param"),
+    [  # the real API's answers (gpt-5.6-terra)
+        ("reasoning", {"effort": "low", "generate_summary": "auto"}, "reasoning.generate_summary"),
+        ("reasoning", {"bogus": 1}, "reasoning.bogus"),
+        ("stream_options", {"include_usage": True}, "stream_options.include_usage"),
+        ("text", {"zzz": 1}, "text.zzz"),
+        ("prompt_cache_options", {"bogus": 1}, "prompt_cache_options.bogus"),
+    ],
+)
+def test_strict_mode_rejects_unknown_members(make_app: Any, name: str, value: Any, param: str) -> None:
+    app = make_app({"MOKKU_STRICT": "1"})
+    response = app.post_json(URL, {"model": "m", "input": "hi", name: value}, status=400)
+    assert response.json["error"] == {
+        "message": f"Unknown parameter: '{param}'.",
+        "type": "invalid_request_error",
+        "param": param,
+        "code": "unknown_parameter",
+    }
+    known = {"reasoning": {"effort": "low", "summary": "auto"}, "text": {"verbosity": "low"}}
+    assert app.post_json(URL, {"model": "gpt-5", "input": "hi", **known}).status_int == 200
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "message"),
+    [  # the real API's answers (gpt-5.6-terra), word for word
+        (
+            {"input": {}},
+            "input",
+            "Invalid type for 'input': expected one of a string or array of input items, but got an object instead.",
+        ),
+        (
+            {"tools": "x"},
+            "tools",
+            "Invalid type for 'tools': expected an array of tools, but got a string instead.",
+        ),
+        (
+            {"metadata": "x"},
+            "metadata",
+            "Invalid type for 'metadata': expected a metadata object, but got a string instead.",
+        ),
+        (
+            {"include": "x"},
+            "include",
+            "Invalid type for 'include': expected an array of one of 'fil...lts', 'web...lts', 'web...ces', "
+            "'mes...url', 'com...url', 'cod...uts', 'rea...ent', or 'mes...obs', but got a string instead.",
+        ),
+        (
+            {"metadata": {"k" * 70: "v"}},
+            "metadata." + "k" * 70,
+            "Invalid property name in 'metadata': 'kkk...kkk' is too long. Expected a string with maximum "
+            "length 64, but got a string with length 70 instead.",
+        ),
+    ],
+)
+def test_type_errors_name_what_the_field_holds(
+    app: webtest.TestApp, extra: Dict[str, Any], param: str, message: str
+) -> None:
+    error = app.post_json(URL, {"model": "m", "input": "hi", **extra}, status=400).json["error"]
+    assert (error["param"], error["message"]) == (param, message)
 
 
 def test_a_stored_response_is_served_as_it_was_answered(app: webtest.TestApp) -> None:

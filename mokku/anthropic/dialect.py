@@ -80,6 +80,8 @@ def translate(error: errors.APIError, model: str = "") -> Tuple[int, str, str]:
         return 413, "request_too_large", TOO_LARGE
     if status == 400 and message.endswith(_OPENAI_JSON):
         return 400, "invalid_request_error", _json_message(message)
+    if error.code == "unknown_parameter":
+        return 400, "invalid_request_error", f"{error.param}: Extra inputs are not permitted"
     reworded = _reworded(message, model) if status == 400 else None
     if reworded is not None:
         return 400, "invalid_request_error", reworded
@@ -105,7 +107,6 @@ def _json_message(message: str) -> str:
 _TOO_MANY_OUTPUT = re.compile(
     r"^max_tokens is too large: (\d+)\. This model supports at most (\d+) completion tokens"
 )
-_UNKNOWN_FIELD = re.compile(r"^Unrecognized request argument supplied: (.*)$", re.S)
 
 
 def _reworded(message: str, model: str) -> Optional[str]:
@@ -117,9 +118,6 @@ def _reworded(message: str, model: str) -> Optional[str]:
             f"max_tokens: {found[1]} > {found[2]}, which is the maximum allowed number of output tokens "
             f"for {dated}"
         )
-    found = _UNKNOWN_FIELD.match(message)
-    if found is not None:
-        return f"{found[1]}: Extra inputs are not permitted"
     return None
 
 

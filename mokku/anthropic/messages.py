@@ -17,7 +17,7 @@ from mokku import errors
 from mokku.anthropic import blocks as content_blocks
 from mokku.anthropic import claude, events
 from mokku.anthropic import validate as check
-from mokku.api import render, tools
+from mokku.api import render, tools, validate
 from mokku.api.decide import (
     HANDED_OFF,
     THOUGHT,
@@ -36,10 +36,10 @@ from mokku.api.tokens import count, tokenize
 from mokku.server.http import Request, Response, dumps, json_response
 from mokku.simulation.faults import split_model
 
-KNOWN_PARAMS = frozenset(
+KNOWN_PARAMS = validate.known_params(
     "model messages max_tokens system stop_sequences stream temperature top_p top_k metadata tools tool_choice "
     "thinking service_tier container mcp_servers context_management output_config output_format speed "
-    "inference_geo diagnostics cache_control thread".split()
+    "inference_geo diagnostics cache_control thread"
 )
 ROLES = ("user", "assistant")
 TEXT_BLOCKS = ("text",)

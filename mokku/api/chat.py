@@ -29,19 +29,25 @@ from mokku.server.http import JSONTemplate, Request, Response
 from mokku.server.stream import Event, Token
 
 # Top-level parameters of CreateChatCompletionRequest; others are refused only with MOKKU_STRICT.
-KNOWN_PARAMS = frozenset(
+KNOWN_PARAMS = validate.known_params(
     "audio frequency_penalty function_call functions logit_bias logprobs max_completion_tokens max_tokens "
     "messages metadata modalities model moderation n parallel_tool_calls prediction presence_penalty "
     "prompt_cache_key prompt_cache_options prompt_cache_retention reasoning_effort response_format "
     "safety_identifier seed service_tier stop store stream stream_options temperature tool_choice tools "
-    "top_logprobs top_p user verbosity web_search_options".split()
+    "top_logprobs top_p user verbosity web_search_options",
+    stream_options="include_usage include_obfuscation",
+    prompt_cache_options="ttl mode",
 )
 
 # What read_reply_options reads: a request with none of them gets the plain echo.
 OUTPUT_OPTIONS = frozenset(
     "logprobs top_logprobs response_format tools tool_choice parallel_tool_calls functions function_call".split()
 )
-ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+ROLES = ("system", "assistant", "user", "function", "tool", "developer")  # in the order errors list them
+OBJECTS = "an array of objects"
+CONTENT_TYPES = f"one of a string or {OBJECTS[3:]}"  # a message's content, as type errors name it
+CALL_FIELDS = {"function": ("name", "arguments"), "custom": ("name", "input")}  # a handed-back call's
+CONTENT_INSTEAD = ("tool_calls", "function_call", "audio")  # what an assistant message may carry instead
 INSTRUCTING = ("system", "developer")  # where a prompt-instructed client puts its JSON Schema
 # Content part types each role may send in an array content.
 PART_TYPES: Dict[str, tuple] = {
@@ -68,7 +74,7 @@ JSON_NOT_NAMED = (
 
 def create(request: Request, replies: Replies, kept: Optional[StoredChats] = None) -> Response:
     """``kept``: where ``store: true`` keeps the completion (none: it is not kept)."""
-    body, behaviour = replies.begin(request, "chat", KNOWN_PARAMS)
+    body, behaviour = replies.begin(request, "chat", KNOWN_PARAMS, required=("messages",))
     model = behaviour.model
     if RESPONSES_ONLY.match(model):
         raise errors.responses_only()
@@ -89,6 +95,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     validate.options(body, CHAT_OPTIONS)
     if model.startswith(REASONING_MODELS):
         _check_reasoning(body, model)
+    check_turns(messages)
     model = snapshot(model)  # the answer names the snapshot an alias serves
     store = "store" in body and validate.boolean(body["store"], "store")
     tier = render.service_tier(body.get("service_tier"))
@@ -456,10 +463,9 @@ def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
 
 
 def read_messages(body: Mapping[str, Any]) -> List[Dict[str, Any]]:
-    messages = validate.array(validate.required(body, "messages"), "messages", 1) or []
+    messages = validate.array(validate.required(body, "messages"), "messages", 1, expected=OBJECTS) or []
     for index, message in enumerate(messages):
         _check_message(message, f"messages[{index}]")
-    _check_tool_turns(messages)
     return messages
 
 
@@ -515,28 +521,68 @@ def _check_message(message: Any, param: str) -> None:
         raise validate.invalid_value(f"{param}.role", role, ROLES)
     validate.string(message.get("name"), f"{param}.name")
     content = message.get("content")
-    if role == "assistant":
-        # Content may be left out only when the message carries a call or audio instead.
-        calls = validate.array(message.get("tool_calls"), f"{param}.tool_calls", 1)  # [] is refused
-        function_call = validate.obj(message.get("function_call"), f"{param}.function_call")
-        audio = validate.obj(message.get("audio"), f"{param}.audio")
-        if content is None and calls is None and function_call is None and audio is None:
-            raise validate.missing(f"{param}.content")
-    elif role == "function":
+    if role == "function":
         validate.required_string(message, "name", f"{param}.name")
         validate.string(content, f"{param}.content")
         return
-    elif content is None:
-        raise validate.missing(f"{param}.content")
-    if role == "tool":
+    if content is not None:
+        _check_content(content, f"{param}.content", PART_TYPES[role])
+    elif role == "developer":  # the one role whose schema requires content; the others, see check_turns
+        if "content" not in message:
+            raise validate.missing(f"{param}.content")
+        raise validate.wrong_type(f"{param}.content", CONTENT_TYPES, content)
+    if role == "assistant":
+        calls = validate.array(
+            message.get("tool_calls"), f"{param}.tool_calls", 1, expected=OBJECTS
+        )  # not []
+        for index, call in enumerate(calls or ()):
+            _check_call(call, f"{param}.tool_calls[{index}]")
+        validate.obj(message.get("function_call"), f"{param}.function_call")
+        validate.obj(message.get("audio"), f"{param}.audio")
+    elif role == "tool":
         validate.required_string(message, "tool_call_id", f"{param}.tool_call_id")
-    if content is not None and not isinstance(content, str):
-        _check_parts(content, f"{param}.content", PART_TYPES[role])
 
 
-def _check_parts(content: Any, param: str, allowed: tuple) -> None:
+def _check_call(call: Any, param: str) -> None:
+    """A call an assistant message hands back: a function's (name and arguments) or a custom tool's
+    (name and input), each field a string."""
+    if not isinstance(call, dict):
+        raise validate.wrong_type(param, "an object", call)
+    validate.required_string(call, "id", f"{param}.id")
+    kind = validate.required_string(call, "type", f"{param}.type")
+    if kind not in CALL_FIELDS:
+        raise validate.invalid_value(f"{param}.type", kind, tuple(CALL_FIELDS))
+    inner = validate.required(call, kind, f"{param}.{kind}")
+    if not isinstance(inner, dict):
+        raise validate.wrong_type(f"{param}.{kind}", "an object", inner)
+    for field in CALL_FIELDS[kind]:
+        validate.required_string(inner, field, f"{param}.{kind}.{field}")
+
+
+def check_turns(messages: List[Dict[str, Any]]) -> None:
+    """What the messages say together, checked as the real API does after each message's fields and
+    the model's own limits: every message has content, then the tool turns."""
+    _check_contents(messages)
+    _check_tool_turns(messages)
+
+
+def _check_contents(messages: List[Dict[str, Any]]) -> None:
+    """A message without content, in other words than a missing field. An assistant message may carry
+    a call or audio instead."""
+    for index, message in enumerate(messages):
+        if message.get("content") is None and message["role"] != "function":
+            if message["role"] == "assistant" and any(message.get(field) for field in CONTENT_INSTEAD):
+                continue
+            raise errors.invalid_request(
+                "Invalid value for 'content': expected a string, got null.", f"messages.[{index}].content"
+            )
+
+
+def _check_content(content: Any, param: str, allowed: tuple) -> None:
+    if isinstance(content, str):
+        return
     if not isinstance(content, list):
-        raise validate.wrong_type(param, "a string or an array of content parts", content)
+        raise validate.wrong_type(param, CONTENT_TYPES, content)
     validate.array(content, param, 1)
     for index, part in enumerate(content):
         part_param = f"{param}[{index}]"

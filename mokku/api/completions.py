@@ -22,9 +22,10 @@ from mokku.server import stream
 from mokku.server.http import Request, Response
 from mokku.server.stream import Event
 
-KNOWN_PARAMS = frozenset(
+KNOWN_PARAMS = validate.known_params(
     "best_of echo frequency_penalty logit_bias logprobs max_tokens model n presence_penalty prompt seed "
-    "stop stream stream_options suffix temperature top_p user".split()
+    "stop stream stream_options suffix temperature top_p user",
+    stream_options="include_usage include_obfuscation",
 )
 DEFAULT_MAX_TOKENS = 16
 PROMPT_TYPES = "a string, an array of strings, an array of integers, or an array of arrays of integers"

@@ -16,7 +16,7 @@ The echo: the last user message's text (with no user message, the last message's
 from __future__ import annotations
 
 import re
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from mokku import config, errors, telemetry
 from mokku.api import tools, validate
@@ -161,19 +161,25 @@ class Replies:
         self,
         request: Request,
         operation: str,
-        known_params: Optional[frozenset] = None,
+        known_params: Optional[Mapping[str, Optional[frozenset]]] = None,
         model: Optional[str] = None,
+        required: Tuple[str, ...] = (),
     ) -> Tuple[Dict[str, Any], Behaviour]:
         """The body and the model (the body's, or ``model`` when the path names it), with the fault
-        and pace decided; raises an error fault."""
+        and pace decided; raises an error fault. With ``MOKKU_STRICT``, a parameter outside
+        ``known_params`` is refused, after a missing model or ``required`` parameter as the real API
+        orders them."""
         request.operation = operation
         body = request.json()
-        if known_params is not None and self.settings.strict:
-            validate.reject_unknown(body, known_params)
         if model is None:
+            openai = request.dialect.name == "openai"
+            if openai and "model" not in body and not request.path.endswith("/responses"):
+                raise _no_model(request.path)  # the older endpoints word an absent model as an empty one
             model = validate.required_string(body, "model")
-            if not model and request.dialect.name == "openai":
+            if not model and openai:
                 raise _no_model(request.path)
+        if known_params is not None and self.settings.strict:
+            validate.reject_unknown(body, known_params, required)
         if len(model) > MAX_MODEL_LENGTH:
             raise validate.too_long("model", MAX_MODEL_LENGTH, len(model))
         request.model = model

@@ -28,7 +28,7 @@ from mokku.server import connection
 from mokku.server.http import JSON_CONTENT_TYPE, Request, Response, Result, dumps
 from mokku.simulation import limits
 
-KNOWN_PARAMS = frozenset(("input", "model", "encoding_format", "dimensions", "user"))
+KNOWN_PARAMS = validate.known_params("input model encoding_format dimensions user")
 # Google's, for its own routes and for its OpenAI compatibility (``/v1beta/openai/embeddings``).
 GEMINI_DIMENSIONS = {"gemini-embedding-001": 3072, "text-embedding-004": 768, "embedding-001": 768}
 MODEL_DIMENSIONS = {

@@ -45,6 +45,7 @@ ORDERS = ("asc", "desc")
 MAX_PAGE = 100
 # Items that point at other items: they add nothing a listing shows.
 REFERENCES = ("item_reference",)
+INPUT_TYPES = "one of a string or array of input items"  # ``input``, as type errors name it
 OPAQUE = (*REFERENCES, "compaction")  # items standing for others the server does not read back
 _ID_PREFIXES = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_"}
 TOOL_OUTPUTS = ("function_call_output", "custom_tool_call_output")
@@ -57,9 +58,9 @@ def read(value: Any, param: str) -> List[Item]:
     is wrong. ``item_reference`` items are kept (they point at context), never listed."""
     if isinstance(value, str):
         return [_message("user", value)]
-    items = validate.array(value, param, 1)
+    items = validate.array(value, param, 1, expected=INPUT_TYPES)
     if items is None:
-        raise validate.wrong_type(param, "a string or an array of input items", value)
+        raise validate.wrong_type(param, INPUT_TYPES, value)
     out = []
     for index, item in enumerate(items):
         where = f"{param}[{index}]"
@@ -312,9 +313,11 @@ def replace_metadata(
 
 def metadata(body: Mapping[str, Any], param: str = "metadata") -> Optional[Dict[str, Any]]:
     """``metadata``: at most 16 string values, keys up to 64 characters, values up to 512."""
-    value = validate.obj(body.get(param), param)
+    value = body.get(param)
     if value is None:
         return None
+    if not isinstance(value, dict):
+        raise validate.wrong_type(param, "a metadata object", value)
     if len(value) > 16:
         raise errors.invalid_request(
             f"Invalid '{param}': too many properties. Expected an object with at most 16 properties, "
@@ -325,10 +328,10 @@ def metadata(body: Mapping[str, Any], param: str = "metadata") -> Optional[Dict[
     for key, item in value.items():
         if len(key) > 64:
             raise errors.invalid_request(
-                f"Invalid '{param}': key too long. Expected a key with maximum length 64, but got a key "
-                f"with length {len(key)} instead.",
-                param,
-                "string_above_max_length",
+                f"Invalid property name in '{param}': '{validate.abbreviated(key)}' is too long. Expected a "
+                f"string with maximum length 64, but got a string with length {len(key)} instead.",
+                f"{param}.{key}",
+                "property_name_above_max_length",
             )
         if not isinstance(item, str):
             raise validate.wrong_type(f"{param}.{key}", "a string", item)

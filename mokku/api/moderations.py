@@ -20,7 +20,7 @@ from mokku.server.http import Request, Response, json_response
 if TYPE_CHECKING:  # decide reads the scripted replies, which know the categories from here
     from mokku.api.decide import Replies
 
-KNOWN_PARAMS = frozenset(("input", "model"))
+KNOWN_PARAMS = validate.known_params("input model")
 DEFAULT_MODEL = "omni-moderation-latest"
 CATEGORIES = (
     "harassment",

@@ -58,11 +58,15 @@ from mokku.simulation.latency import Pace
 log = logging.getLogger("mokku")
 
 # Top-level parameters of CreateResponse; others are refused only with MOKKU_STRICT.
-KNOWN_PARAMS = frozenset(
+KNOWN_PARAMS = validate.known_params(
     "background context_management conversation include input instructions max_output_tokens max_tool_calls "
     "metadata model moderation parallel_tool_calls previous_response_id prompt prompt_cache_key "
     "prompt_cache_options prompt_cache_retention reasoning safety_identifier service_tier store stream "
-    "stream_options temperature text tool_choice tools top_logprobs top_p truncation user".split()
+    "stream_options temperature text tool_choice tools top_logprobs top_p truncation user",
+    reasoning="mode effort summary context",
+    text="format verbosity",
+    stream_options="include_obfuscation",
+    prompt_cache_options="ttl mode",
 )
 INCLUDABLE = (
     "file_search_call.results",
@@ -74,10 +78,12 @@ INCLUDABLE = (
     "reasoning.encrypted_content",
     "message.output_text.logprobs",
 )
+INCLUDE_TYPES = "an array of one of " + validate.either([validate.abbreviated(name) for name in INCLUDABLE])
 LOGPROBS = "message.output_text.logprobs"
-COMPACT_PARAMS = frozenset(
+COMPACT_PARAMS = validate.known_params(
     "model input previous_response_id instructions prompt_cache_key prompt_cache_retention prompt_cache_options "
-    "service_tier".split()
+    "service_tier",
+    prompt_cache_options="ttl mode",
 )
 
 
@@ -390,7 +396,7 @@ class Responses:
         if previous is not None and conversation is not None:
             raise errors.invalid_request(
                 "Mutually exclusive parameters: ''. Ensure you are only providing one of: "
-                "'pre..._id' or 'conversation'.",
+                f"'{validate.abbreviated('previous_response_id')}' or 'conversation'.",
                 None,
                 "mutually_exclusive_parameters",
             )
@@ -552,7 +558,7 @@ def _flag(raw: Optional[str], param: str) -> bool:
 
 
 def _include(body: Mapping[str, Any]) -> List[str]:
-    values = validate.array(body.get("include"), "include") or []
+    values = validate.array(body.get("include"), "include", expected=INCLUDE_TYPES) or []
     for index, value in enumerate(values):
         if not isinstance(value, str):
             raise validate.wrong_type(f"include[{index}]", "a string", value)

@@ -66,7 +66,14 @@ def read_functions(body: Mapping[str, Any], flat: bool = False) -> Tuple[List[Fu
     functions = []
     # Chat refuses an empty list; the Responses API takes one.
     tools = (
-        validate.array(body.get("tools"), "tools", 0 if flat else 1, None if flat else MAX_CHAT_TOOLS) or []
+        validate.array(
+            body.get("tools"),
+            "tools",
+            0 if flat else 1,
+            None if flat else MAX_CHAT_TOOLS,
+            "an array of tools" if flat else "an array of objects",
+        )
+        or []
     )
     for index, tool in enumerate(tools):
         param = f"tools[{index}]"
@@ -99,7 +106,10 @@ def _parameters(definition: Mapping[str, Any], name: str, where: str) -> Dict[st
 def read_legacy_functions(body: Mapping[str, Any]) -> List[Function]:
     functions = []
     for index, definition in enumerate(
-        validate.array(body.get("functions"), "functions", 1, MAX_CHAT_TOOLS) or []
+        validate.array(
+            body.get("functions"), "functions", 1, MAX_CHAT_TOOLS, "an array of function definitions"
+        )
+        or []
     ):
         param = f"functions[{index}]"
         if not isinstance(definition, dict):

@@ -8,7 +8,7 @@ optional fields, as the API's fields are nullable.
 from __future__ import annotations
 
 import re
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence
 
 from mokku import errors
 from mokku.errors import APIError, json_type
@@ -166,12 +166,13 @@ def options(body: Mapping[str, Any], checks: Mapping[str, Check]) -> None:
 
 
 def array(
-    value: Any, param: str, min_length: int = 0, max_length: Optional[int] = None
+    value: Any, param: str, min_length: int = 0, max_length: Optional[int] = None, expected: str = "an array"
 ) -> Optional[List[Any]]:
+    """``expected``: what the type error says the array holds (``an array of objects``)."""
     if value is None:
         return None
     if not isinstance(value, list):
-        raise wrong_type(param, "an array", value)
+        raise wrong_type(param, expected, value)
     if len(value) < min_length:
         if not value:
             raise errors.invalid_request(
@@ -236,8 +237,67 @@ def number(
     return _range(value, param, "decimal", minimum, maximum)
 
 
-def reject_unknown(body: Mapping[str, Any], known: frozenset) -> None:
-    """``MOKKU_STRICT``: refuse parameters the real API does not know, as it does."""
+def known_params(names: str, **members: str) -> Dict[str, Optional[frozenset]]:
+    """An operation's top-level parameters for ``MOKKU_STRICT``, with the members of the objects whose
+    unknown members the real API refuses too (``None``: not looked into)."""
+    known: Dict[str, Optional[frozenset]] = dict.fromkeys(names.split())
+    for name, listed in members.items():
+        known[name] = frozenset(listed.split())
+    return known
+
+
+def reject_unknown(
+    body: Mapping[str, Any], known: Mapping[str, Optional[frozenset]], required: Sequence[str] = ()
+) -> None:
+    """``MOKKU_STRICT``: refuse parameters the real API does not know, as it does: a missing
+    ``required`` one first, then an unknown key, then an unknown member of a known object."""
+    for name in required:
+        if name not in body:
+            raise missing(name)
     for name in body:
         if name not in known:
-            raise errors.invalid_request(f"Unrecognized request argument supplied: {name}", name)
+            raise _unknown(name, name, known.keys() - body.keys())
+    for name, members in known.items():
+        value = body.get(name)
+        if members is not None and isinstance(value, dict):
+            for member in value:
+                if member not in members:
+                    raise _unknown(f"{name}.{member}", member, members - value.keys())
+
+
+def _unknown(param: str, name: str, candidates: Iterable[str]) -> APIError:
+    """Suggesting the known names within two edits of ``name`` that the body has not sent, nearest
+    first."""
+    near = sorted((edits, candidate) for candidate in candidates if (edits := _edits(name, candidate)) <= 2)
+    message = f"Unknown parameter: '{param}'."
+    if near:
+        message += f" Did you mean {either([candidate for _, candidate in near])}?"
+    return errors.invalid_request(message, param, "unknown_parameter")
+
+
+def abbreviated(name: str) -> str:
+    """A long name as the real API shortens it inside some messages: ``'pre..._id'``."""
+    return f"{name[:3]}...{name[-3:]}" if len(name) > 16 else name
+
+
+def either(names: Sequence[str]) -> str:
+    """Names quoted as the real API lists alternatives: 'a' or 'b'; 'a', 'b', or 'c'."""
+    listed = [f"'{name}'" for name in names]
+    if len(listed) <= 2:
+        return " or ".join(listed)
+    return ", ".join(listed[:-1]) + ", or " + listed[-1]
+
+
+def _edits(one: str, other: str, most: int = 2) -> int:
+    """Levenshtein distance, or ``most + 1`` once it is past ``most`` (so a long name costs nothing)."""
+    if abs(len(one) - len(other)) > most:
+        return most + 1
+    previous = list(range(len(other) + 1))
+    for i, char in enumerate(one, 1):
+        current = [i]
+        for j, other_char in enumerate(other, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char != other_char)))
+        if min(current) > most:
+            return most + 1
+        previous = current
+    return previous[-1]
