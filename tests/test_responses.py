@@ -637,6 +637,51 @@ def test_type_errors_name_what_the_field_holds(
     assert (error["param"], error["message"]) == (param, message)
 
 
+@pytest.mark.parametrize(
+    ("name", "values"),
+    [  # the real API's words (gpt-5.6-terra) for the first two
+        ("truncation", "'auto' or 'disabled'"),
+        ("prompt_cache_retention", "'in_memory' or '24h'"),
+        ("service_tier", "'auto', 'default', 'flex', 'scale', 'priority', 'fast', or 'ultrafast'"),
+    ],
+)
+def test_an_enum_of_another_type_names_its_values(app: webtest.TestApp, name: str, values: str) -> None:
+    error = app.post_json(URL, {"model": "m", "input": "hi", name: {}}, status=400).json["error"]
+    assert (error["param"], error["code"], error["message"]) == (
+        name,
+        "invalid_type",
+        f"Invalid type for '{name}': expected one of {values}, but got an object instead.",
+    )
+
+
+def test_messages_have_moved_to_input(app: webtest.TestApp) -> None:
+    body = {"model": "m", "input": "ping", "messages": [{"role": "user", "content": "ping"}]}
+    assert app.post_json(URL, body, status=400).json["error"] == {
+        "message": "Unsupported parameter: 'messages'. In the Responses API, this parameter has moved to 'input'. "
+        "Try again with the new parameter. See the API documentation for more information: "
+        "https://platform.openai.com/docs/api-reference/responses/create.",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": "unsupported_parameter",
+    }
+
+
+@pytest.mark.parametrize("penalty", ["presence_penalty", "frequency_penalty"])
+def test_penalties_are_checked_and_refused_by_reasoning_models(make_app: Any, penalty: str) -> None:
+    app = make_app({"MOKKU_STRICT": "1"})
+    assert app.post_json(URL, {"model": "gpt-4o", "input": "hi", penalty: 0.5}).status_int == 200
+    error = app.post_json(URL, {"model": "gpt-5", "input": "hi", penalty: 0.5}, status=400).json["error"]
+    assert (error["param"], error["message"]) == (
+        penalty,
+        f"Unsupported parameter: '{penalty}' is not supported with this model.",
+    )
+    assert app.post_json(URL, {"model": "gpt-5", "input": "hi", penalty: 0}).status_int == 200
+    error = app.post_json(URL, {"model": "gpt-4o", "input": "hi", penalty: "x"}, status=400).json["error"]
+    assert error["message"] == f"Invalid type for '{penalty}': expected a decimal, but got a string instead."
+    error = app.post_json(URL, {"model": "gpt-4o", "input": "hi", penalty: 3}, status=400).json["error"]
+    assert (error["param"], error["code"]) == (penalty, "decimal_above_max_value")
+
+
 def test_a_stored_response_is_served_as_it_was_answered(app: webtest.TestApp) -> None:
     created = app.post_json(URL, {"model": "gpt-4o", "input": "keep me"})
     assert app.get(f"{URL}/{created.json['id']}").body == created.body

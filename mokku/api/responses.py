@@ -40,6 +40,7 @@ from mokku.api.ids import random_id
 from mokku.api.models import snapshot
 from mokku.api.response_events import Numbered, events, part_logprobs, text_part, unfinished
 from mokku.api.sampling import (
+    CACHE_RETENTIONS,
     PASSED_OPTIONS,
     REASONING_MODELS,
     SERVICE_TIERS,
@@ -59,8 +60,9 @@ log = logging.getLogger("mokku")
 
 # Top-level parameters of CreateResponse; others are refused only with MOKKU_STRICT.
 KNOWN_PARAMS = validate.known_params(
-    "background context_management conversation include input instructions max_output_tokens max_tool_calls "
-    "metadata model moderation parallel_tool_calls previous_response_id prompt prompt_cache_key "
+    "background context_management conversation frequency_penalty include input instructions max_output_tokens "
+    "max_tool_calls messages metadata model moderation parallel_tool_calls presence_penalty previous_response_id "
+    "prompt prompt_cache_key "
     "prompt_cache_options prompt_cache_retention reasoning safety_identifier service_tier store stream "
     "stream_options temperature text tool_choice tools top_logprobs top_p truncation user",
     reasoning="mode effort summary context",
@@ -80,6 +82,18 @@ INCLUDABLE = (
 )
 INCLUDE_TYPES = "an array of one of " + validate.either([validate.abbreviated(name) for name in INCLUDABLE])
 LOGPROBS = "message.output_text.logprobs"
+# Sampling parameters: the lowest and highest values, and the default, the only one a reasoning model takes.
+SAMPLING = (
+    ("temperature", 0, 2, 1),
+    ("top_p", 0, 1, 1),
+    ("presence_penalty", -2, 2, 0),
+    ("frequency_penalty", -2, 2, 0),
+)
+MOVED_TO_INPUT = (
+    "Unsupported parameter: 'messages'. In the Responses API, this parameter has moved to 'input'. Try again "
+    "with the new parameter. See the API documentation for more information: "
+    "https://platform.openai.com/docs/api-reference/responses/create."
+)
 COMPACT_PARAMS = validate.known_params(
     "model input previous_response_id instructions prompt_cache_key prompt_cache_retention prompt_cache_options "
     "service_tier",
@@ -213,17 +227,18 @@ class Responses:
 
     def create(self, request: Request) -> Response:
         body, behaviour = self.replies.begin(request, "chat", KNOWN_PARAMS)
+        if "messages" in body:
+            raise errors.invalid_request(MOVED_TO_INPUT, None, "unsupported_parameter")
         model = behaviour.model
         new_items = _new_items(body)
         instructions = validate.string(body.get("instructions"), "instructions")
         max_output = validate.integer(body.get("max_output_tokens"), "max_output_tokens", 16)
-        temperature = validate.number(body.get("temperature"), "temperature", 0, 2)
-        top_p = validate.number(body.get("top_p"), "top_p", 0, 1)
+        for param, lowest, highest, _ in SAMPLING:
+            validate.number(body.get(param), param, lowest, highest)
         top_logprobs = validate.integer(body.get("top_logprobs"), "top_logprobs", 0, 20)
         items.metadata(body)
         reasoning = _reasoning(body, model)
-        if temperature not in (None, 1) or top_p not in (None, 1):
-            _check_reasoning_sampling(temperature, reasoning["effort"], model)
+        _check_reasoning_sampling(body, reasoning["effort"], model)
         validate.options(body, OPTIONS)
         stream = bool(validate.boolean(body.get("stream"), "stream"))
         store = validate.boolean(body.get("store"), "store") is not False
@@ -435,13 +450,16 @@ class Responses:
             log.warning("response %s could not be stored in %s: %s", response_id, self.stored.name, exc)
 
 
-def _check_reasoning_sampling(temperature: Optional[float], effort: Optional[str], model: str) -> None:
-    """A reasoning model takes no temperature or ``top_p`` but the default, save at effort ``none``
-    (asked, or the newer models' default), as the real API words it."""
+def _check_reasoning_sampling(body: Mapping[str, Any], effort: Optional[str], model: str) -> None:
+    """A reasoning model takes no temperature, ``top_p`` or penalty but the default, save at effort
+    ``none`` (asked, or the newer models' default), as the real API words it."""
     if effort in (None, "none") or not model.startswith(REASONING_MODELS):
         return
-    param = "temperature" if temperature not in (None, 1) else "top_p"
-    raise errors.invalid_request(f"Unsupported parameter: '{param}' is not supported with this model.", param)
+    for param, _, _, default in SAMPLING:
+        if body.get(param) not in (None, default):
+            raise errors.invalid_request(
+                f"Unsupported parameter: '{param}' is not supported with this model.", param
+            )
 
 
 def _check_no_logprobs(include: Sequence[str], top_logprobs: Optional[int]) -> None:
@@ -468,9 +486,9 @@ def _objects(value: Any, param: str) -> Any:
 
 OPTIONS = {
     **PASSED_OPTIONS,
-    "truncation": validate.one_of("auto", "disabled"),
-    "service_tier": validate.one_of(*SERVICE_TIERS, "ultrafast"),  # the Responses API's own tier
-    "prompt_cache_retention": validate.one_of("in_memory", "24h"),
+    "truncation": validate.one_of("auto", "disabled", listed=True),
+    "service_tier": validate.one_of(*SERVICE_TIERS, "ultrafast", listed=True),  # the Responses API's own tier
+    "prompt_cache_retention": validate.one_of(*CACHE_RETENTIONS, listed=True),
     "user": validate.string,
     "prompt": validate.obj,
     "stream_options": validate.obj,

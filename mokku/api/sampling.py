@@ -92,12 +92,24 @@ def check_effort_for(model: str, effort: Optional[str], param: str) -> None:
 
 
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
+CACHE_RETENTIONS = ("in_memory", "24h")
+
+
+def check_chat_retention(value: Any, param: str) -> Any:
+    """Chat's ``prompt_cache_retention``: an unknown one is refused in chat's own words."""
+    if value is not None and not isinstance(value, str):
+        raise validate.wrong_type(param, f"one of {validate.either(CACHE_RETENTIONS)}", value)
+    if value is not None and value not in CACHE_RETENTIONS:
+        raise errors.invalid_request("Invalid prompt_cache_retention argument", param)
+    return value
+
+
 # Options of chat and the Responses API that only pass along: their types and values checked as the
 # real API checks them.
 PASSED_OPTIONS: Dict[str, validate.Check] = {
-    "service_tier": validate.one_of(*SERVICE_TIERS),
+    "service_tier": validate.one_of(*SERVICE_TIERS, listed=True),
     "prompt_cache_key": validate.string,
-    "prompt_cache_retention": validate.string,
+    "prompt_cache_retention": check_chat_retention,
     "prompt_cache_options": validate.obj,
     "safety_identifier": validate.short_string(64),
 }

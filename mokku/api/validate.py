@@ -87,11 +87,17 @@ def obj(value: Any, param: str) -> Optional[Dict[str, Any]]:
 Check = Callable[[Any, str], Any]
 
 
-def one_of(*values: str) -> Check:
-    """A string field's check: one of ``values``."""
+def one_of(*values: str, listed: bool = False) -> Check:
+    """A string field's check: one of ``values``; ``listed``: a value of another type is refused
+    naming them (``expected one of 'auto' or 'disabled'``), as the real API does for some fields."""
+    expected = f"one of {either(values)}" if listed else "a string"
 
     def check(value: Any, param: str) -> Any:
-        if value is not None and string(value, param) not in values:
+        if value is None:
+            return value
+        if not isinstance(value, str):
+            raise wrong_type(param, expected, value)
+        if value not in values:
             raise invalid_value(param, value, values)
         return value
 
