@@ -778,7 +778,9 @@ def journal(server: LiveServer) -> List[dict]:
     """The journal's entries, oldest first, with what a generation's entry says of it."""
     status, _, data = request("GET", server.url + "/mokku/requests?limit=100")
     assert status == 200
-    entries = sorted(json.loads(data)["data"], key=lambda entry: entry["time"])
+    # In the order the requests came: an entry's time is when its answer ended, and a stream's server
+    # may end it after the client, which had the last event, has sent its next request.
+    entries = sorted(json.loads(data)["data"], key=lambda entry: entry["time"] - entry["duration_ms"] / 1000)
     return [{name: entry.get(name) for name in JOURNALED} for entry in entries]
 
 
