@@ -29,13 +29,10 @@ def wrong_type(param: str, expected: str, value: Any) -> APIError:
 
 
 def invalid_value(param: str, value: Any, supported: Sequence[str]) -> APIError:
-    listed = [f"'{item}'" for item in supported]
-    if len(listed) <= 2:
-        choices = " and ".join(listed)
-    else:
-        choices = ", ".join(listed[:-1]) + ", and " + listed[-1]
     return errors.invalid_request(
-        f"Invalid value: '{value}'. Supported values are: {choices}.", param, "invalid_value"
+        f"Invalid value: '{value}'. Supported values are: {_quoted(supported, 'and')}.",
+        param,
+        "invalid_value",
     )
 
 
@@ -288,10 +285,15 @@ def abbreviated(name: str) -> str:
 
 def either(names: Sequence[str]) -> str:
     """Names quoted as the real API lists alternatives: 'a' or 'b'; 'a', 'b', or 'c'."""
+    return _quoted(names, "or")
+
+
+def _quoted(names: Sequence[str], conjunction: str) -> str:
+    """'a' and 'b'; 'a', 'b', and 'c' (with ``conjunction`` ``and``), as the real API lists names."""
     listed = [f"'{name}'" for name in names]
     if len(listed) <= 2:
-        return " or ".join(listed)
-    return ", ".join(listed[:-1]) + ", or " + listed[-1]
+        return f" {conjunction} ".join(listed)
+    return ", ".join(listed[:-1]) + f", {conjunction} " + listed[-1]
 
 
 def _edits(one: str, other: str, most: int = 2) -> int:
