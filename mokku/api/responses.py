@@ -43,11 +43,13 @@ from mokku.api.sampling import (
     CACHE_RETENTIONS,
     PASSED_OPTIONS,
     REASONING_MODELS,
+    SAMPLING_RANGES,
     SERVICE_TIERS,
     Output,
     Sampling,
     check_effort,
     check_effort_for,
+    check_ranges,
     default_effort,
 )
 from mokku.api.tokens import count
@@ -62,9 +64,8 @@ log = logging.getLogger("mokku")
 KNOWN_PARAMS = validate.known_params(
     "background context_management conversation frequency_penalty include input instructions max_output_tokens "
     "max_tool_calls messages metadata model moderation parallel_tool_calls presence_penalty previous_response_id "
-    "prompt prompt_cache_key "
-    "prompt_cache_options prompt_cache_retention reasoning safety_identifier service_tier store stream "
-    "stream_options temperature text tool_choice tools top_logprobs top_p truncation user",
+    "prompt prompt_cache_key prompt_cache_options prompt_cache_retention reasoning safety_identifier service_tier "
+    "store stream stream_options temperature text tool_choice tools top_logprobs top_p truncation user",
     reasoning="mode effort summary context",
     text="format verbosity",
     stream_options="include_obfuscation",
@@ -82,13 +83,6 @@ INCLUDABLE = (
 )
 INCLUDE_TYPES = "an array of one of " + validate.either([validate.abbreviated(name) for name in INCLUDABLE])
 LOGPROBS = "message.output_text.logprobs"
-# Sampling parameters: the lowest and highest values, and the default, the only one a reasoning model takes.
-SAMPLING = (
-    ("temperature", 0, 2, 1),
-    ("top_p", 0, 1, 1),
-    ("presence_penalty", -2, 2, 0),
-    ("frequency_penalty", -2, 2, 0),
-)
 MOVED_TO_INPUT = (
     "Unsupported parameter: 'messages'. In the Responses API, this parameter has moved to 'input'. Try again "
     "with the new parameter. See the API documentation for more information: "
@@ -233,8 +227,7 @@ class Responses:
         new_items = _new_items(body)
         instructions = validate.string(body.get("instructions"), "instructions")
         max_output = validate.integer(body.get("max_output_tokens"), "max_output_tokens", 16)
-        for param, lowest, highest, _ in SAMPLING:
-            validate.number(body.get(param), param, lowest, highest)
+        check_ranges(body)
         top_logprobs = validate.integer(body.get("top_logprobs"), "top_logprobs", 0, 20)
         items.metadata(body)
         reasoning = _reasoning(body, model)
@@ -455,7 +448,7 @@ def _check_reasoning_sampling(body: Mapping[str, Any], effort: Optional[str], mo
     ``none`` (asked, or the newer models' default), as the real API words it."""
     if effort in (None, "none") or not model.startswith(REASONING_MODELS):
         return
-    for param, _, _, default in SAMPLING:
+    for param, _, _, default in SAMPLING_RANGES:
         if body.get(param) not in (None, default):
             raise errors.invalid_request(
                 f"Unsupported parameter: '{param}' is not supported with this model.", param

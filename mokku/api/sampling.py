@@ -123,9 +123,23 @@ CHAT_OPTIONS: Dict[str, validate.Check] = {
     "web_search_options": validate.obj,
 }
 
+# The sampling parameters both APIs take: lowest and highest values, and the default, the only value a
+# reasoning model takes.
+SAMPLING_RANGES = (
+    ("temperature", 0, 2, 1),
+    ("top_p", 0, 1, 1),
+    ("presence_penalty", -2, 2, 0),
+    ("frequency_penalty", -2, 2, 0),
+)
 SAMPLING_PARAMS = frozenset(
     "temperature top_p presence_penalty frequency_penalty seed user logit_bias n stream stream_options stop".split()
 )
+
+
+def check_ranges(body: Mapping[str, Any]) -> None:
+    """Each sampling parameter sent, inside its range (a 400 naming it otherwise)."""
+    for param, lowest, highest, _ in SAMPLING_RANGES:
+        validate.number(body.get(param), param, lowest, highest)
 
 
 def read_sampling(
@@ -137,10 +151,7 @@ def read_sampling(
     """Validate the generation parameters; ``token_limits`` lists the field names, first one wins."""
     if body.keys().isdisjoint(SAMPLING_PARAMS) and body.keys().isdisjoint(token_limits):
         return Sampling(max_tokens=default_max_tokens)  # nothing sent: nothing to check
-    validate.number(body.get("temperature"), "temperature", 0, 2)
-    validate.number(body.get("top_p"), "top_p", 0, 1)
-    validate.number(body.get("presence_penalty"), "presence_penalty", -2, 2)
-    validate.number(body.get("frequency_penalty"), "frequency_penalty", -2, 2)
+    check_ranges(body)
     validate.integer(body.get("seed"), "seed", -(2**63), 2**63 - 1)  # an int64
     validate.string(body.get("user"), "user")
     logit_bias = validate.obj(body.get("logit_bias"), "logit_bias") or {}
