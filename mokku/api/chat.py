@@ -45,7 +45,7 @@ OUTPUT_OPTIONS = frozenset(
 )
 ROLES = ("system", "assistant", "user", "function", "tool", "developer")  # in the order errors list them
 OBJECTS = "an array of objects"
-CONTENT_TYPES = f"one of a string or {OBJECTS[3:]}"  # a message's content, as type errors name it
+CONTENT_TYPES = "one of a string or array of objects"  # a message's content, as type errors name it
 CALL_FIELDS = {"function": ("name", "arguments"), "custom": ("name", "input")}  # a handed-back call's
 CONTENT_INSTEAD = ("tool_calls", "function_call", "audio")  # what an assistant message may carry instead
 INSTRUCTING = ("system", "developer")  # where a prompt-instructed client puts its JSON Schema
@@ -581,10 +581,7 @@ def _check_contents(messages: List[Dict[str, Any]]) -> None:
 def _check_content(content: Any, param: str, allowed: tuple) -> None:
     if isinstance(content, str):
         return
-    if not isinstance(content, list):
-        raise validate.wrong_type(param, CONTENT_TYPES, content)
-    validate.array(content, param, 1)
-    for index, part in enumerate(content):
+    for index, part in enumerate(validate.array(content, param, 1, expected=CONTENT_TYPES) or ()):
         part_param = f"{param}[{index}]"
         if not isinstance(part, dict):
             raise validate.wrong_type(part_param, "an object", part)
