@@ -5,6 +5,8 @@ limit holds across them, the journal read from any one shows every request exact
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List
 
@@ -13,6 +15,7 @@ import webtest
 
 from mokku import config
 from mokku.server.app import App
+from mokku.store.redis import Redis
 
 CHAT = "/v1/chat/completions"
 
@@ -65,6 +68,22 @@ def test_the_journal_shows_every_request_once_from_any_replica(store_env: Dict[s
         assert len({entry["id"] for entry in entries}) == 60
     apps[1].delete("/mokku/requests")
     assert apps[2].get("/mokku/requests").json["data"] == []
+
+
+def test_a_read_waits_for_a_replica_slower_to_answer_than_one_redis_read(redis_server: Any) -> None:
+    """A replica may take seconds to write what it holds (a loaded machine): the reader waits for
+    its ack, up to the settle timeout, instead of taking an empty wait for one or for an outage."""
+    store = Redis(redis_server.url, "slow-ack:")
+    acked = threading.Event()
+
+    def slow_replica(token: str) -> None:
+        time.sleep(2.5)  # longer than one read from Redis may take
+        acked.set()
+        store.ack(token)
+
+    assert store.listener.on("settle", slow_replica, wait=5)
+    assert store.broadcast("settle", 10.0) is True
+    assert acked.is_set()
 
 
 def test_the_journal_keeps_the_newest(store_env: Dict[str, str]) -> None:

@@ -32,6 +32,11 @@ log = logging.getLogger("mokku")
 TIMEOUT_S = 2.0  # connect, read or write: past it, the store is down for this request
 _SCAN_CHUNK = 256
 _KEEP_ACKS_S = 30
+# One BLPOP's wait for an ack: shorter than the socket's read timeout, so that an empty wait comes
+# back as nothing rather than as a timeout that would read as an outage; and never under 10 ms,
+# as Redis reads a wait that rounds to 0 ms as "wait forever".
+_ACK_WAIT_S = TIMEOUT_S / 2
+_MIN_BLOCK_S = 0.01
 
 # The Redis URLs this process finds down: an outage is logged once per process, its end once.
 _DOWN: Set[str] = set()
@@ -96,11 +101,15 @@ class Redis:
         client = self.client
         heard = int(self.call(client.publish, channel, token))
         deadline = time.monotonic() + timeout
-        for _ in range(heard):
+        acked = 0
+        while acked < heard:
             left = deadline - time.monotonic()
-            if left <= 0 or self.call(client.blpop, [acks], timeout=min(left, TIMEOUT_S)) is None:
-                if time.monotonic() >= deadline:
-                    return False
+            if left <= 0:
+                return False
+            # A BLPOP that comes back empty is no ack: wait again, until the deadline.
+            wait = max(_MIN_BLOCK_S, min(left, _ACK_WAIT_S))
+            if self.call(client.blpop, [acks], timeout=wait) is not None:
+                acked += 1
         self.call(client.delete, acks)
         return True
 
