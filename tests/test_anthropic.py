@@ -97,6 +97,21 @@ def test_stop_sequences_max_tokens_and_refusal(app: webtest.TestApp) -> None:
     assert refused.stop_reason == "refusal" and refused.model == "claude"
 
 
+def test_a_flagged_prompt_is_refused_in_a_message_not_answered_with_openais_error(
+    app: webtest.TestApp,
+) -> None:
+    refused = create(app, **body("anything", model="claude-haiku-4-5@prompt_filter"))
+    assert refused.stop_reason == "refusal" and refused.stop_details is not None
+    streamed = events(app, **body("anything", model="claude-haiku-4-5@prompt_filter"))
+    assert streamed[-2]["delta"]["stop_reason"] == "refusal" and streamed[-1]["type"] == "message_stop"
+    answer = app.post_json(
+        "/v1/chat/completions",
+        {"model": "gpt-4o@prompt_filter", "messages": [{"role": "user", "content": "hi"}]},
+        status=400,
+    )
+    assert answer.json["error"]["code"] == "invalid_prompt"  # OpenAI's routes keep OpenAI's answer
+
+
 def test_after_a_handoff_the_agent_handed_to_acts_on_the_request(app: webtest.TestApp) -> None:
     """LangGraph's swarm on Claude: a ``transfer_to_<agent>`` result is no answer to echo."""
     back = {"name": "transfer_to_triage", "input_schema": {"type": "object"}}
@@ -347,6 +362,22 @@ def test_a_stream_error_fault_ends_with_an_error_event(app: webtest.TestApp) -> 
         and last["request_id"].startswith("req_")
     )
     assert "message_stop" not in [event["type"] for event in sequence]
+
+
+def test_a_malformed_event_fault_breaks_the_json_of_whichever_event_it_strikes(app: webtest.TestApp) -> None:
+    count = len(events(app, **body("one two three")))
+    for index in range(count):  # the ping, whose payload is short, among them
+        raw = app.post_json(
+            URL, body("one two three", model=f"claude@stream_malformed:{index}", stream=True), headers=HEADERS
+        ).body
+        frames = raw.split(b"\n\n")[:-1]
+        assert len(frames) == count
+        kind, data = frames[index].split(b"\n")
+        assert kind.startswith(b"event: ") and data.startswith(b"data: {")
+        with pytest.raises(ValueError):
+            json.loads(data[len(b"data: ") :])
+        for frame in frames[:index] + frames[index + 1 :]:
+            json.loads(frame.split(b"\n")[1][len(b"data: ") :])
 
 
 @pytest.mark.parametrize(

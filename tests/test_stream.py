@@ -100,8 +100,9 @@ def test_faults_count_events_whatever_the_batching(
     if last is not None:
         assert last in writes[-1]
     if fault[0] == "stream_malformed":
-        token = event({"token": 0})
-        assert writes[0] == event({"opening": True}) and writes[1] == token[: len(token) // 2] + b"\n\n"
+        payload = b'{"token":0}'
+        assert event({"token": 0}) == b"data: " + payload + b"\n\n"
+        assert writes[0] == event({"opening": True}) and writes[1] == b'data: {"tok\n\n'
 
 
 def test_a_drop_resets_after_the_events_before_it() -> None:

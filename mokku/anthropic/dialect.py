@@ -138,6 +138,7 @@ def envelope(error_type: str, message: str, request_id: Optional[str]) -> Dict[s
 class Anthropic(Dialect):
     name = "anthropic"
     provider = "anthropic"
+    refuses_flagged_prompts = True
 
     def error_response(self, error: errors.APIError, request: Request) -> Response:
         status, error_type, message = translate(error, request.model or "")

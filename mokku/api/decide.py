@@ -224,7 +224,7 @@ class Replies:
             limits.check_context(
                 request, behaviour.model, prompt_tokens, sampling.max_tokens, forced, generation.legacy
             )
-        filtered = behaviour.is_("content_filter")
+        filtered = behaviour.is_("content_filter") or behaviour.is_("prompt_filter")
         if script is not None and "tool_call" in script:
             return _calls([tools.scripted_call(script["tool_call"])], sampling.max_tokens, top)
         if script is not None and "content" in script:

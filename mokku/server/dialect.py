@@ -44,6 +44,9 @@ class Dialect:
     # What a dialect adds to chat and completions answers (Azure: its content-filter results).
     decorates = False
 
+    # A flagged prompt (the ``prompt_filter`` fault) answered as a refusal, not as an error (Anthropic).
+    refuses_flagged_prompts = False
+
     def completion(self, answer: Dict[str, Any], request: Request) -> Dict[str, Any]:
         """A JSON completion as this dialect sends it."""
         return answer

@@ -92,6 +92,15 @@ def error_event(error: errors.APIError) -> bytes:
 
 
 # Faults that end the stream where they strike.
+def half_event(data: bytes) -> bytes:
+    """The event cut halfway through its data, its lines and its ending kept: whatever the event
+    (an ``event:`` line before a short payload, as Anthropic's ping), its JSON does not parse."""
+    body = data.rstrip(b"\r\n")
+    start = body.rfind(b"data:")
+    start = 0 if start < 0 else start + (6 if body[start + 5 : start + 6] == b" " else 5)
+    return body[: start + max(1, (len(body) - start) // 2)] + (data[len(body) :] or b"\n\n")
+
+
 _ENDINGS = frozenset(("stream_drop", "stream_error", "stream_truncated"))
 
 
@@ -250,7 +259,7 @@ class EventStream:
             self._add(data, batch)
         else:  # stream_malformed
             self._fault = None
-            self._add(data[: len(data) // 2] + b"\n\n", batch)
+            self._add(half_event(data), batch)
 
     def _end(self, name: str, batch: List[bytes]) -> None:
         """End the stream as the fault says: a reset, an error event, or no ``[DONE]``."""

@@ -203,6 +203,8 @@ def _fire(request: Request, model: str, chosen: Chosen) -> None:
     request.headers_out[:] = [h for h in request.headers_out if h[0] != "x-mokku-fault"]
     request.headers_out.append(("x-mokku-fault", chosen.name))
     make_error = FAULTS[chosen.name].error
+    if chosen.name == "prompt_filter" and request.dialect.refuses_flagged_prompts:
+        make_error = None  # answered as ``content_filter`` is
     if make_error is not None:
         raise make_error(model, bearer_key(request.header("Authorization")), chosen.arg)
     if chosen.name == "timeout":
