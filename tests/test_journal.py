@@ -234,6 +234,29 @@ def test_a_broken_state_file_costs_the_entry_not_the_request(tmp_path: Path) -> 
     assert len(entries(app)) == 1
 
 
+@pytest.mark.parametrize(
+    "waits, warned",
+    [
+        ((0.5, 0.75), False),  # the SDKs' doubling with the most jitter: 0.5 s, then 1 s less a quarter
+        ((0.375, 1.0), False),
+        ((0.25, 0.5, 1.0), False),
+        ((0.5, 0.5), True),  # a fixed pause
+        ((1.0, 0.0), True),
+    ],
+)
+def test_no_backoff_spares_the_sdks_jittered_doubling(waits: tuple, warned: bool) -> None:
+    from mokku.control.verdict import judge
+
+    entries, now = [], 1000.0
+    for index, wait in enumerate((0.0, *waits)):
+        now += wait + 0.01  # each attempt takes 10 ms
+        headers = {"authorization": "Bearer sk-...retry"}
+        entry = {"id": index, "time": now, "duration_ms": 10, "status": 500, "path": CHAT, "body": {}}
+        entries.append({**entry, "headers": headers})
+    (client,) = judge(entries)["clients"]
+    assert ("no_backoff" in [finding["kind"] for finding in client["findings"]]) is warned
+
+
 def test_the_verdict_reads_the_journal_a_few_entries_at_a_time(tmp_path: Path) -> None:
     from mokku.control.journal import Journal
 

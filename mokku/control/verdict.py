@@ -22,6 +22,7 @@ NON_RETRYABLE = frozenset((400, 401, 403, 404))
 BROKEN_STREAM_FAULTS = frozenset(("stream_drop", "stream_error", "stream_truncated", "stream_malformed"))
 STORM = 10
 TOLERANCE_MS = 50  # clocks and scheduling: a retry this close to the deadline is on time
+BACKOFF_GROWTH = 1.25  # the last wait over the first below which a client is not backing off
 
 
 def fingerprint(entry: Dict[str, Any]) -> str:
@@ -113,8 +114,9 @@ def _judge_call(attempts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         for before, after in zip(attempts, attempts[1:])
         if before.get("retry_after_ms") is None and before["status"] in RETRYABLE
     ]
-    # Backing off means the waits grow: the last clearly longer than the first (jitter allowed).
-    if len(waits) >= 2 and waits[-1] < 1.5 * waits[0] + 0.05:
+    # Backing off means the waits grow. The official SDKs double each wait and take up to a quarter
+    # off at random, so their second wait can be as little as 1.5 times the first.
+    if len(waits) >= 2 and waits[-1] < BACKOFF_GROWTH * waits[0]:
         findings.append(_finding("no_backoff", "warning", "retries did not wait longer each time", attempts))
     last = attempts[-1]
     if last.get("fault") in BROKEN_STREAM_FAULTS and last["stream"]:
