@@ -164,6 +164,8 @@ def test_none_and_tool_results_answer_with_text(app: webtest.TestApp) -> None:
         ),
         ({"tool_choice": "auto"}, "tool_choice"),
         ({"tool_choice": 7}, "tool_choice"),
+        ({"parallel_tool_calls": True}, "parallel_tool_calls"),  # only with tools, as the real API
+        ({"parallel_tool_calls": False}, "parallel_tool_calls"),
         ({"tools": [WEATHER], "tool_choice": "sometimes"}, "tool_choice"),
         (
             {"tools": [WEATHER], "tool_choice": {"type": "function", "function": "get_weather"}},

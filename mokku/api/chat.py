@@ -203,6 +203,12 @@ def read_reply_options(
     called = _called(messages)
     given = tools.Choice(functions, count, after_result, called, after_handoff)
     chosen = tools.choose(body.get("tool_choice"), given, body.get("parallel_tool_calls"), "tool_choice")
+    if body.get("parallel_tool_calls") is not None and not count:
+        raise errors.invalid_request(
+            "Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only allowed when 'tools' "
+            "are specified.",
+            "parallel_tool_calls",
+        )
     legacy = False
     if not chosen and "functions" in body:
         legacy_functions = tools.read_legacy_functions(body)
