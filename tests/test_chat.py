@@ -152,6 +152,23 @@ def test_token_limit_truncates_with_length(app: webtest.TestApp, field: str) -> 
     assert body["usage"]["completion_tokens"] == 2
 
 
+def test_both_token_limits_at_once_are_refused(app: webtest.TestApp) -> None:
+    both = {"model": "gpt-4o", "messages": user("one two"), "max_tokens": 2, "max_completion_tokens": 3}
+    error = app.post_json(URL, both, status=400).json["error"]
+    assert error == {
+        "message": "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported.",
+        "type": "invalid_request_error",
+        "param": "max_tokens",
+        "code": "invalid_parameter_combination",
+    }
+    assert (
+        chat(app, messages=user("one two"), max_tokens=None, max_completion_tokens=1)["usage"][
+            "completion_tokens"
+        ]
+        == 1
+    )  # a null one is not sent
+
+
 def test_token_limit_not_reached_is_stop(app: webtest.TestApp) -> None:
     body = chat(app, messages=user("one two"), max_tokens=2)
     assert body["choices"][0]["message"]["content"] == "one two"

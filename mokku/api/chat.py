@@ -95,6 +95,12 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     validate.options(body, CHAT_OPTIONS)
     if model.startswith(REASONING_MODELS):
         _check_reasoning(body, model)
+    if body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
+        raise errors.invalid_request(
+            "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported.",
+            "max_tokens",
+            "invalid_parameter_combination",
+        )
     check_turns(messages)
     model = snapshot(model)  # the answer names the snapshot an alias serves
     store = "store" in body and validate.boolean(body["store"], "store")
