@@ -48,6 +48,20 @@ def events(app: webtest.TestApp, **body: Any) -> List[Dict[str, Any]]:
     return out
 
 
+def test_text_deltas_end_with_obfuscation_unless_asked_not_to(app: webtest.TestApp) -> None:
+    deltas = [e for e in events(app, input="padded words") if e["type"] == "response.output_text.delta"]
+    assert len(deltas) == 2 and all(list(delta)[-1] == "obfuscation" for delta in deltas)
+    assert all(delta["obfuscation"].isalnum() for delta in deltas)
+    plain = events(app, input="padded words", stream_options={"include_obfuscation": False})
+    assert not any("obfuscation" in event for event in plain)
+    error = app.post_json(
+        URL,
+        {"model": "gpt-4o", "input": "x", "stream": True, "stream_options": {"include_obfuscation": "no"}},
+        status=400,
+    ).json["error"]
+    assert error["param"] == "stream_options.include_obfuscation"
+
+
 def test_text_response(app: webtest.TestApp) -> None:
     body = create(app, input="Hello there")
     assert body["object"] == "response" and body["id"].startswith("resp_")

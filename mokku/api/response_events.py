@@ -82,9 +82,13 @@ def events(
     tokens: Sequence[str],
     top_logprobs: Optional[int] = None,
     cancelled: bool = False,
+    obfuscation: Optional[str] = None,
 ) -> Iterator[Event]:
     """The typed events of ``final``, in the real API's order (a background response is first
-    queued); a cancelled one stops before its output."""
+    queued); a cancelled one stops before its output. Each text delta ends with ``obfuscation``
+    when given, as the real API's do unless ``include_obfuscation`` is false: here one random
+    string per stream, where the real API pads each event to a size of its own."""
+    padding = {} if obfuscation is None else {"obfuscation": obfuscation}
     background = final.get("background", False)
     first = unfinished(final, "queued" if background else "in_progress")
     yield emit("response.created", response=first)
@@ -133,7 +137,9 @@ def events(
             deltas = [_delta_logprobs(entry) for entry in entries]
             for index, token in enumerate(tokens):
                 logprobs = [deltas[index]] if deltas else []
-                yield Token(emit("response.output_text.delta", **where, delta=token, logprobs=logprobs))
+                yield Token(
+                    emit("response.output_text.delta", **where, delta=token, logprobs=logprobs, **padding)
+                )
             part = item["content"][0]
             yield emit("response.output_text.done", **where, text=part["text"], logprobs=deltas)
             yield emit("response.content_part.done", **where, part=part)

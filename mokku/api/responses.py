@@ -132,9 +132,12 @@ class Responses:
             name: values[-1] for name, values in parse_qs(request.environ.get("QUERY_STRING", "")).items()
         }
         stream = _flag(query.get("stream"), "stream")
+        obfuscated = query.get("include_obfuscation") is None or _flag(
+            query["include_obfuscation"], "include_obfuscation"
+        )
         stored = self._find(response_id)
         if stream:
-            return self._replay(request, response_id, stored, query.get("starting_after"))
+            return self._replay(request, response_id, stored, query.get("starting_after"), obfuscated)
         return encoded_json_response(_current(stored, self.clock())[0])
 
     def delete(self, request: Request, response_id: str) -> Response:
@@ -180,7 +183,12 @@ class Responses:
         return stored
 
     def _replay(
-        self, request: Request, response_id: str, stored: objects.StoredResponse, after: Optional[str]
+        self,
+        request: Request,
+        response_id: str,
+        stored: objects.StoredResponse,
+        after: Optional[str],
+        obfuscated: bool,
     ) -> Response:
         """A background response's events after ``after`` (a sequence number), paced as what is left
         of its job."""
@@ -201,7 +209,9 @@ class Responses:
         now = self.clock()
         pace = Pace() if now >= job["ends"] else Pace(max(0.0, job["starts"] - now), job["delay"])
         emit = Numbered()
-        every = events(emit, final, job["tokens"], job.get("top"), bool(job.get("cancelled")))
+        every = events(
+            emit, final, job["tokens"], job.get("top"), bool(job.get("cancelled")), _obfuscation(obfuscated)
+        )
         usage = final.get("usage") or {}
         chat_usage = {
             "prompt_tokens": usage.get("input_tokens", 0),
@@ -234,6 +244,11 @@ class Responses:
         _check_reasoning_sampling(body, reasoning["effort"], model)
         validate.options(body, OPTIONS)
         stream = bool(validate.boolean(body.get("stream"), "stream"))
+        options = body.get("stream_options") or {}
+        obfuscated = (
+            validate.boolean(options.get("include_obfuscation"), "stream_options.include_obfuscation")
+            is not False
+        )
         store = validate.boolean(body.get("store"), "store") is not False
         background = bool(validate.boolean(body.get("background"), "background"))
         if background and not store:
@@ -327,7 +342,7 @@ class Responses:
                 response_id,
                 chat_usage,
                 finish_reasons,
-                events=events(emit, final, output.tokens, logprobs_top),
+                events=events(emit, final, output.tokens, logprobs_top, obfuscation=_obfuscation(obfuscated)),
                 render_error=emit.error,
             )
         if background:  # answered at once; the response moves on as it is read back
@@ -557,6 +572,10 @@ def _current(stored: objects.StoredResponse, now: float) -> Tuple[bytes, str]:
         return stored.body, "finished"
     status = "queued" if now < job["starts"] else "in_progress"
     return dumps(unfinished(json.loads(stored.body), status)), status
+
+
+def _obfuscation(wanted: bool) -> Optional[str]:
+    return random_id("", 12) if wanted else None
 
 
 def _flag(raw: Optional[str], param: str) -> bool:
