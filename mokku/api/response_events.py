@@ -35,8 +35,12 @@ class Numbered:
                 yield event
 
     def error(self, error: errors.APIError) -> bytes:
-        """The ``error`` event the Responses API sends when a stream fails."""
-        return self("error", code=error.code or error.type, message=error.message, param=error.param)
+        """The ``error`` event the Responses API sends when a stream fails. The real API nests the
+        error under ``error`` (as the official SDKs and the AI SDK read it), where the spec puts its
+        fields at the top level (as generated clients read it): both, so that either kind sees it."""
+        code = error.code or error.type
+        fields = {"code": code, "message": error.message, "param": error.param}
+        return self("error", error={"type": error.type, **fields}, **fields)
 
 
 def text_part(text: str, logprobs: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:

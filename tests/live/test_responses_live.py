@@ -112,6 +112,17 @@ def test_input_tokens_and_compaction(client: openai.OpenAI) -> None:
     assert following.output_text == "next"
 
 
+def test_a_failed_stream_raises_while_iterating_as_the_real_apis_does(client: openai.OpenAI) -> None:
+    seen = []
+    with pytest.raises(openai.APIError) as caught:
+        for event in client.responses.create(
+            model="gpt-4o@stream_error:4", input="one two three", stream=True
+        ):
+            seen.append(event.type)
+    assert seen[-1] == "response.content_part.added" and len(seen) == 4
+    assert "help.openai.com" in caught.value.message and caught.value.code == "server_error"
+
+
 def test_credit_error(client: openai.OpenAI) -> None:
     with pytest.raises(openai.APIStatusError) as caught:
         client.responses.create(model="credit-error", input="x")
