@@ -132,6 +132,22 @@ def test_after_a_handoff_the_agent_handed_to_acts_on_the_request(app: webtest.Te
     assert alone.stop_reason == "end_turn" and alone.content[0].text == "Oslo"
 
 
+def test_a_supervisor_handed_back_passes_on_the_answer_it_got(app: webtest.TestApp) -> None:
+    """LangGraph's supervisor on Claude: ``transfer_back_to_supervisor``'s result is no answer."""
+    handoff = {"name": "transfer_to_weather_expert", "input_schema": {"type": "object"}}
+    back = {"type": "tool_use", "id": "toolu_2", "name": "transfer_back_to_supervisor", "input": {}}
+    turns = [
+        {"role": "user", "content": "Weather in Oslo?"},
+        {"role": "assistant", "content": [{"type": "text", "text": "Sunny in Oslo"}, back]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "toolu_2", "content": "Transferred back"}],
+        },
+    ]
+    answer = create(app, **body(messages=turns, tools=[handoff]))
+    assert answer.stop_reason == "end_turn" and answer.content[0].text == "Sunny in Oslo"
+
+
 def test_tools_are_called_and_the_loop_ends_after_a_result(app: webtest.TestApp) -> None:
     first = create(app, **body("Oslo", tools=[WEATHER]))
     assert first.stop_reason == "tool_use"

@@ -137,6 +137,72 @@ def test_after_a_handoff_the_agent_acts_on_the_request_and_never_hands_it_back(a
     assert chat(app, messages=handed, tools=[back])["choices"][0]["message"]["content"] == "Paris"
 
 
+def _call(call_id: str, name: str, arguments: str = "{}") -> Dict[str, Any]:
+    function = {"name": name, "arguments": arguments}
+    return {
+        "role": "assistant",
+        "content": None,
+        "tool_calls": [{"id": call_id, "type": "function", "function": function}],
+    }
+
+
+def test_llamaindex_handoff_passes_the_request_on(app: webtest.TestApp) -> None:
+    """LlamaIndex's agents hand over with a tool named ``handoff`` (``handOff`` in TypeScript)."""
+    for name in ("handoff", "handOff"):
+        handoff = {"type": "function", "function": {"name": name, "parameters": {"type": "object"}}}
+        handed = [
+            *ASK,
+            _call("call_1", name, '{"to_agent": "WeatherAgent"}'),
+            {
+                "role": "tool",
+                "tool_call_id": "call_1",
+                "content": "Agent WeatherAgent is now handling the request.",
+            },
+        ]
+        acting = chat(app, messages=handed, tools=[handoff, WEATHER])["choices"][0]["message"]
+        assert [call["function"]["name"] for call in acting["tool_calls"]] == ["get_weather"]
+
+
+HANDED_BACK = [
+    {"role": "user", "content": "Weather in Paris?"},
+    _call("call_1", "transfer_to_weather_expert"),
+    {"role": "tool", "tool_call_id": "call_1", "content": "Successfully transferred to weather_expert"},
+    {"role": "assistant", "content": "Sunny in Paris", "name": "weather_expert"},
+    _call("call_2", "transfer_back_to_supervisor"),
+    {"role": "tool", "tool_call_id": "call_2", "content": "Successfully transferred back to supervisor"},
+]
+
+
+def test_a_supervisor_handed_back_passes_on_the_answer_it_got(app: webtest.TestApp) -> None:
+    """LangGraph's supervisor: after ``transfer_back_to_supervisor`` the supervisor answers with what
+    the agent it handed to said, not with the hand-back's own result."""
+    handoff = {
+        "type": "function",
+        "function": {"name": "transfer_to_weather_expert", "parameters": {"type": "object"}},
+    }
+    body = chat(app, messages=HANDED_BACK, tools=[handoff])
+    assert body["choices"][0]["message"]["content"] == "Sunny in Paris"
+    assert body["choices"][0]["finish_reason"] == "stop"
+    items: List[Dict[str, Any]] = [{"role": "user", "content": "Weather in Paris?"}]
+    for message in HANDED_BACK[1:]:
+        if message["role"] == "tool":
+            items.append(
+                {
+                    "type": "function_call_output",
+                    "call_id": message["tool_call_id"],
+                    "output": message["content"],
+                }
+            )
+        elif message.get("tool_calls"):
+            (call,) = message["tool_calls"]
+            items.append({"type": "function_call", "call_id": call["id"], **call["function"]})
+        else:
+            items.append({"role": "assistant", "content": message["content"]})
+    flat = {"type": "function", "name": "transfer_to_weather_expert", "parameters": {"type": "object"}}
+    response = app.post_json("/v1/responses", {"model": "gpt-4o", "input": items, "tools": [flat]}).json
+    assert response["output"][0]["content"][0]["text"] == "Sunny in Paris"
+
+
 def test_none_and_tool_results_answer_with_text(app: webtest.TestApp) -> None:
     assert chat(app, tools=[WEATHER], tool_choice="none")["choices"][0]["message"]["content"] == "Paris"
     loop = [

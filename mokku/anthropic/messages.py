@@ -29,6 +29,7 @@ from mokku.api.decide import (
     conversation_tokens,
     echo_text,
     ends_with_result,
+    handed_back,
 )
 from mokku.api.ids import random_id, signature
 from mokku.api.sampling import Sampling
@@ -122,6 +123,7 @@ class Conversation:
         self.messages: List[Message] = []
         self.called: Set[str] = set()
         self.handoffs: Set[str] = set()  # the tool_use ids of handoffs (``transfer_to_<agent>``)
+        self.hand_backs: Set[str] = set()  # of hand-backs (``transfer_back_to_<agent>``)
 
 
 class Messages:
@@ -402,6 +404,8 @@ def _read_blocks(
             conversation.called.add(name or "")
             if tools.HANDOFF.match(name or ""):
                 conversation.handoffs.add(uses[-1])
+            elif tools.HAND_BACK.match(name or ""):
+                conversation.hand_backs.add(uses[-1])
             out.append(Message("function_call", ""))
         elif kind == "tool_result":
             used = check.text(check.required(block, "tool_use_id", f"{at}.tool_use_id"), f"{at}.tool_use_id")
@@ -409,9 +413,12 @@ def _read_blocks(
             results.append((at, used or ""))
             flush()
             result = _result_text(block.get("content"), f"{at}.content")
-            out.append(
-                Message(HANDED_OFF, "") if used in conversation.handoffs else Message(TOOL_RESULT, result)
-            )
+            if used in conversation.handoffs:
+                out.append(Message(HANDED_OFF, ""))
+            elif used in conversation.hand_backs:
+                out.append(handed_back(out, result))
+            else:
+                out.append(Message(TOOL_RESULT, result))
         elif kind in content_blocks.SOURCE_TYPES:
             content_blocks.check_source(block, kind, at)
         # thinking, redacted_thinking, server tool blocks, search results...: context without text

@@ -18,6 +18,7 @@ from mokku.api.decide import (
     conversation_tokens,
     echo_text,
     ends_with_result,
+    handed_back,
     message_text,
 )
 from mokku.api.ids import random_id
@@ -89,8 +90,11 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         )
         for m in messages
     ]
-    if conversation[-1].role == TOOL_RESULT and _hands_off(messages):
+    answered = _answered_call(messages) if conversation[-1].role == TOOL_RESULT else ""
+    if tools.HANDOFF.match(answered):
         conversation[-1] = Message(HANDED_OFF, "")
+    elif tools.HAND_BACK.match(answered):
+        conversation[-1] = handed_back(conversation[:-1], conversation[-1].text)
     sampling = read_sampling(body, ("max_completion_tokens", "max_tokens"))
     validate.options(body, CHAT_OPTIONS)
     if model.startswith(REASONING_MODELS):
@@ -179,14 +183,15 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
 
 
-def _hands_off(messages: List[Dict[str, Any]]) -> bool:
-    """Whether the last message (a tool's) answers a handoff: a ``transfer_to_<agent>`` call."""
+def _answered_call(messages: List[Dict[str, Any]]) -> str:
+    """The name of the function whose call the last message (a tool's) answers ("" if none is
+    found): a handoff's or a hand-back's result is no answer to echo."""
     call_id = messages[-1].get("tool_call_id")
     for message in reversed(messages):
         for call in message.get("tool_calls") or () if message["role"] == "assistant" else ():
             if isinstance(call, dict) and call.get("id") == call_id:
-                return tools.HANDOFF.match(str((call.get("function") or {}).get("name"))) is not None
-    return False
+                return str((call.get("function") or {}).get("name"))
+    return ""
 
 
 def read_reply_options(

@@ -106,6 +106,15 @@ def ends_with_result(messages: Sequence[Message]) -> bool:
     return last.role == TOOL_RESULT or (last.role == "user" and _RESULT_IN_TEXT.search(last.text) is not None)
 
 
+def handed_back(before: Sequence[Message], result: str) -> Message:
+    """A hand-back's result (``tools.HAND_BACK``): the answer of the agent that handed the request
+    back, which the agent it returns to passes on (a tool result: its turn ends with it)."""
+    for message in reversed(before):
+        if message.role == "assistant" and message.text:
+            return Message(TOOL_RESULT, message.text)
+    return Message(TOOL_RESULT, result)
+
+
 def echo_text(messages: Sequence[Message]) -> str:
     """The text the reply echoes (see the module's docstring)."""
     if messages[-1].role == TOOL_RESULT:

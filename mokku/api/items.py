@@ -16,9 +16,9 @@ from urllib.parse import parse_qs
 
 from mokku import errors
 from mokku.api import validate
-from mokku.api.decide import HANDED_OFF, TOOL_RESULT, Message, message_text
+from mokku.api.decide import HANDED_OFF, TOOL_RESULT, Message, handed_back, message_text
 from mokku.api.ids import random_id
-from mokku.api.tools import HANDOFF
+from mokku.api.tools import HAND_BACK, HANDOFF
 from mokku.control import objects, statedb
 from mokku.server.http import Request, dumps
 
@@ -146,8 +146,9 @@ def messages(items: Sequence[Item]) -> List[Message]:
     """The neutral messages of a conversation: a message's text, a function's output as a tool
     result (a handoff's as the handoff), other items (calls, reasoning, references...) as context
     without text."""
-    out = []
+    out: List[Message] = []
     handoffs = set()  # the calls that hand the conversation to another agent
+    hand_backs = set()  # the calls that hand it back with an answer
     for item in items:
         kind = item.get("type", "message")
         if kind == "message":
@@ -156,10 +157,15 @@ def messages(items: Sequence[Item]) -> List[Message]:
             out.append(Message(HANDED_OFF, ""))
         elif kind in TOOL_OUTPUTS:  # a function's or a custom tool's: the reply answers from it
             output = item["output"]
-            out.append(Message(TOOL_RESULT, output if isinstance(output, str) else message_text(output)))
+            result = output if isinstance(output, str) else message_text(output)
+            back = item.get("call_id") in hand_backs
+            out.append(handed_back(out, result) if back else Message(TOOL_RESULT, result))
         else:
-            if kind == "function_call" and HANDOFF.match(str(item.get("name"))):
+            name = str(item.get("name"))
+            if kind == "function_call" and HANDOFF.match(name):
                 handoffs.add(item.get("call_id"))
+            elif kind == "function_call" and HAND_BACK.match(name):
+                hand_backs.add(item.get("call_id"))
             out.append(Message(kind, ""))
     return out
 

@@ -129,8 +129,11 @@ def named_in_text(text: str) -> List[str]:
     return _NAMED_IN_TEXT.findall(text)
 
 
-# Handoff tools: openai-agents' and LangGraph's ``transfer_to_<agent>``.
-HANDOFF = re.compile(r"transfer_to_\w+$")
+# Handoff tools: openai-agents' and LangGraph's ``transfer_to_<agent>``, LlamaIndex's ``handoff``
+# (``handOff`` in TypeScript).
+HANDOFF = re.compile(r"transfer_to_\w+$|hand_?off$", re.IGNORECASE)
+# LangGraph's supervisor: the agent handed to gives the request back with its answer.
+HAND_BACK = re.compile(r"transfer_back_to_\w+$")
 
 
 class Choice(NamedTuple):
