@@ -8,7 +8,8 @@ application-level retry loops count. Per client (its masked API key, else "anony
 - ``retry_storm`` (error): more than 10 attempts at one call;
 - ``no_backoff`` (warning): three or more attempts at a retryable error (sent with no ``retry-after``)
   whose last wait is not clearly longer than the first;
-- ``accepted_broken_stream`` (warning): a stream ended without ``[DONE]`` and the client never asked again.
+- ``accepted_broken_stream`` (warning): a stream a fault broke (no ``[DONE]``, no final event) and the
+  client never asked again.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def _judge_call(attempts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
             _finding(
                 "accepted_broken_stream",
                 "warning",
-                "a stream ended without [DONE] and the client did not ask again",
+                f"a stream broken by the {last['fault']} fault was not asked for again",
                 [last],
             )
         )
