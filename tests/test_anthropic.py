@@ -1043,6 +1043,27 @@ def test_calls_an_agent_wrote_in_its_text_count_as_called(app: webtest.TestApp) 
     assert [block.name for block in after.content if block.type == "tool_use"] == ["final_answer"]
 
 
+def test_a_forced_call_on_a_later_turn_moves_on_to_the_tool_called_longest_ago(app: webtest.TestApp) -> None:
+    """pydantic-ai's second run on Claude: every tool was called on the first turn; the output tool,
+    called longest ago, ends this one too."""
+
+    def called(use_id: str, name: str) -> List[Dict[str, Any]]:
+        use = {"type": "tool_use", "id": use_id, "name": name, "input": {}}
+        result = {"type": "tool_result", "tool_use_id": use_id, "content": "done"}
+        return [{"role": "assistant", "content": [use]}, {"role": "user", "content": [result]}]
+
+    turns = [
+        {"role": "user", "content": "Oslo"},
+        *called("toolu_1", "get_weather"),
+        *called("toolu_2", "final_result"),
+        {"role": "user", "content": "Bergen"},
+        *called("toolu_3", "get_weather"),
+    ]
+    tools = [_tool("get_weather"), _tool("final_result")]
+    after = create(app, **dict(body("x", tools=tools, tool_choice={"type": "any"}), messages=turns))
+    assert [block.name for block in after.content if block.type == "tool_use"] == ["final_result"]
+
+
 def test_a_tool_results_is_error_is_a_boolean(app: webtest.TestApp) -> None:
     use = {"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {}}
     result = {"type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny", "is_error": "yes"}

@@ -515,6 +515,31 @@ def test_required_after_a_new_user_turn_moves_on_from_the_functions_called(app: 
     ]  # nothing called yet
 
 
+def test_required_on_a_later_turn_moves_on_to_the_function_called_longest_ago(app: webtest.TestApp) -> None:
+    """A second run on the same history (pydantic-ai's ``message_history``): every function was
+    called on the first turn, so ``required`` calls the one whose last call is the oldest, and the
+    agent's output tool ends this turn too."""
+    result = {"type": "function", "function": {"name": "final_result", "parameters": {"type": "object"}}}
+    first_turn = [
+        *ASK,
+        _call("call_1", "get_weather", '{"city": "Paris"}'),
+        {"role": "tool", "tool_call_id": "call_1", "content": "Sunny in Paris"},
+        _call("call_2", "final_result", "{}"),
+        {"role": "tool", "tool_call_id": "call_2", "content": "Final result processed."},
+        {"role": "user", "content": "Bergen"},
+    ]
+    asked = chat(app, tools=[WEATHER, result], tool_choice="required", messages=first_turn)
+    assert _called(asked) == ["get_weather"]  # its last call is older than final_result's
+    weather = [
+        *first_turn,
+        _call("call_3", "get_weather", '{"city": "Bergen"}'),
+        {"role": "tool", "tool_call_id": "call_3", "content": "Sunny in Bergen"},
+    ]
+    assert _called(chat(app, tools=[WEATHER, result], tool_choice="required", messages=weather)) == [
+        "final_result"
+    ]
+
+
 def test_calls_written_in_an_assistant_text_count_as_called(app: webtest.TestApp) -> None:
     """smolagents keeps its memory as text: its earlier calls come back as an assistant's text and
     their results as a user's; ``required`` then calls its ``final_answer`` and the run ends."""

@@ -121,7 +121,7 @@ class Conversation:
 
     def __init__(self) -> None:
         self.messages: List[Message] = []
-        self.called: Set[str] = set()
+        self.called: List[str] = []  # in order: in tool_use blocks, or written out in text
         self.handoffs: Set[str] = set()  # the tool_use ids of handoffs (``transfer_to_<agent>``)
         self.hand_backs: Set[str] = set()  # of hand-backs (``transfer_back_to_<agent>``)
 
@@ -333,6 +333,8 @@ def read_messages(value: Any, continued: bool = False, version: str = VERSIONS[0
         if isinstance(content, str):
             _check_text(content)
             conversation.messages.append(Message(role, content))
+            if role == "assistant":  # calls an agent wrote out in its text count too
+                conversation.called.extend(tools.named_in_text(content))
         else:
             blocks = check.listing(content, f"{where}.content") or []
             uses, results = _read_blocks(role, blocks, f"{where}.content", conversation, version == LATEST)
@@ -341,9 +343,6 @@ def read_messages(value: Any, continued: bool = False, version: str = VERSIONS[0
         if not (continued and index == 0):
             _check_pairs(index, unanswered, results)
         unanswered = uses
-    for message in conversation.messages:  # calls an agent wrote out in its text count too
-        if message.role == "assistant":
-            conversation.called.update(tools.named_in_text(message.text))
     return conversation
 
 
@@ -396,12 +395,14 @@ def _read_blocks(
                 raise check.invalid(f"{at}.text", "text content blocks must be non-empty")
             _check_text(text)
             texts.append(text)
+            if role == "assistant":  # calls an agent wrote out in its text count too
+                conversation.called.extend(tools.named_in_text(text))
         elif kind == "tool_use":
             uses.append(check.text(check.required(block, "id", f"{at}.id"), f"{at}.id") or "")
             name = check.text(check.required(block, "name", f"{at}.name"), f"{at}.name")
             check.mapping(check.required(block, "input", f"{at}.input"), f"{at}.input")
             flush()
-            conversation.called.add(name or "")
+            conversation.called.append(name or "")
             if tools.HANDOFF.match(name or ""):
                 conversation.handoffs.add(uses[-1])
             elif tools.HAND_BACK.match(name or ""):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from mokku import errors, telemetry
 from mokku.api import items, logprobs, render, tokens, tools, validate
@@ -229,23 +229,23 @@ def read_reply_options(
     return chosen, output_format, (top_logprobs or 0) if wants_logprobs else None, legacy
 
 
-def _called(messages: List[Dict[str, Any]]) -> Set[str]:
-    """The functions the assistant has called in the conversation: in its calls, or written out in
-    its text."""
-    names = set()
+def _called(messages: List[Dict[str, Any]]) -> List[str]:
+    """The functions the assistant has called in the conversation, in order: in its calls, or
+    written out in its text."""
+    names: List[str] = []
     for message in messages:
         if message["role"] != "assistant":
             continue
         content = message.get("content")
         if content:
-            names.update(tools.named_in_text(message_text(content)))
+            names.extend(tools.named_in_text(message_text(content)))
         for call in message.get("tool_calls") or ():
             function = call.get("function") if isinstance(call, dict) else None
             if isinstance(function, dict) and isinstance(function.get("name"), str):
-                names.add(function["name"])
+                names.append(function["name"])
         legacy = message.get("function_call")
         if isinstance(legacy, dict) and isinstance(legacy.get("name"), str):
-            names.add(legacy["name"])
+            names.append(legacy["name"])
     return names
 
 
@@ -450,7 +450,7 @@ def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
             # The tools are checked first: a malformed one is its own 400, as the real API answers.
             functions, count = tools.read_functions(body)
             tools.choose(
-                body.get("tool_choice"), tools.Choice(functions, count, False, set()), None, "tool_choice"
+                body.get("tool_choice"), tools.Choice(functions, count, False, ()), None, "tool_choice"
             )
             raise errors.invalid_request(
                 f"Function tools with reasoning_effort are not supported for {model} in /v1/chat/completions. "

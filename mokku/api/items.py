@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Set, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import parse_qs
 
 from mokku import errors
@@ -170,13 +170,13 @@ def messages(items: Sequence[Item]) -> List[Message]:
     return out
 
 
-def called(items: Sequence[Item]) -> Set[str]:
-    """The functions the conversation shows called already (its ``function_call`` items)."""
-    return {
+def called(items: Sequence[Item]) -> List[str]:
+    """The functions the conversation shows called, in order (its ``function_call`` items)."""
+    return [
         item["name"]
         for item in items
         if item.get("type") == "function_call" and isinstance(item.get("name"), str)
-    }
+    ]
 
 
 def check_calls(items: Sequence[Item], param: str = "input") -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import AbstractSet, Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from mokku import errors
 from mokku.api import schemagen, strict, validate
@@ -142,7 +142,7 @@ class Choice(NamedTuple):
     functions: List[Function]  # the tools a reply can call
     tools: int  # every tool given, hosted and custom ones too
     after_result: bool  # the conversation ends with a tool's (or function's) result
-    called: AbstractSet[str]  # the functions the conversation has called already
+    called: Sequence[str]  # the functions the conversation has called, in order (each call once)
     after_handoff: bool = False  # the conversation ends with a handoff: the new agent takes the request up
 
 
@@ -154,8 +154,8 @@ def choose(
     ``auto`` (or nothing) calls the first function (each, with ``parallel_tool_calls: true``), and
     answers with text after a tool result, so that agent loops end. ``required`` and a named function
     always call, after a result too: once the conversation has called a function, ``required``
-    prefers one not called yet (an agent's final-output tool, say), so that a loop that needs a call
-    still moves on. ``none`` answers text;
+    prefers one not called yet (an agent's final-output tool, say), else the one called longest ago,
+    so that a loop that needs a call still moves on. ``none`` answers text;
     without any tools it is refused, unless ``none_alone`` (the Responses API takes it).
     """
     if choice is not None and not isinstance(choice, (str, dict)) and choice_param == "tool_choice":
@@ -186,9 +186,15 @@ def choose(
     if choice == "none" or not functions or (given.after_result and choice != "required"):
         return []
     if given.after_result or (choice == "required" and given.called):
-        fresh = [function for function in functions if function.name not in given.called]
-        return (fresh or functions)[:1]
+        return [_least_recent(functions, given.called)]
     return functions if parallel is True and len(functions) > 1 else functions[:1]
+
+
+def _least_recent(functions: List[Function], called: Sequence[str]) -> Function:
+    """The first function not called yet, else the one whose last call is the oldest: a loop that
+    must call moves on to its output tool, on a later turn of the conversation too."""
+    last = {name: index for index, name in enumerate(called)}
+    return min(functions, key=lambda function: last.get(function.name, -1))
 
 
 _check_mode = validate.one_of("auto", "required")

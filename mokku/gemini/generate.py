@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Set, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from mokku import errors
 from mokku.api import embeddings, render, tools
@@ -94,7 +94,7 @@ RESPONSES_MATCH = (
 class Conversation:
     def __init__(self) -> None:
         self.messages: List[Message] = []
-        self.called: Set[str] = set()
+        self.called: List[str] = []  # in order
 
 
 def _check_turn(role: str, calls: int, answers: int, before: Optional[Tuple[str, int]]) -> None:
@@ -157,7 +157,7 @@ def read_contents(body: Mapping[str, Any], in_order: bool = True, signed: bool =
                     and unsigned is None
                 ):
                     unsigned = UNSIGNED_CALL.format(name=call.get("name"), position=index + 1)
-                conversation.called.add(str(call.get("name")))
+                conversation.called.append(str(call.get("name")))
                 conversation.messages.append(Message("function_call", ""))
             elif isinstance(answer, dict):
                 answers += 1
@@ -174,7 +174,7 @@ def read_contents(body: Mapping[str, Any], in_order: bool = True, signed: bool =
                 before if answers else len(conversation.messages), Message(speaker, "\n".join(texts))
             )
             if role == "model":  # calls an agent wrote out in its text count too, as chat's do
-                conversation.called.update(tools.named_in_text(conversation.messages[-1].text))
+                conversation.called.extend(tools.named_in_text(conversation.messages[-1].text))
         if len(conversation.messages) == before:  # only images, files...: the turn is there, without text
             conversation.messages.append(Message(speaker, ""))
     if signed and unsigned:
