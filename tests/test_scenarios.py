@@ -166,6 +166,12 @@ def test_state_files_are_removed_together(tmp_path: Path) -> None:
         ({"reply": {"content": "a"}, "match": {"colour": "red"}}, "rule.match.colour"),
         ({"reply": {"content": "a"}, "times": 0}, "rule.times"),
         ({"reply": {"latency": {"ttft_ms": -1}}}, "rule.reply.latency.ttft_ms"),
+        # A reply is told by its keys: one present is never null (else every match was a 500).
+        ({"reply": {"content": None}}, "rule.reply.content"),
+        ({"reply": {"flagged": None}}, "rule.reply.flagged"),
+        ({"reply": {"latency": None}}, "rule.reply.latency"),
+        ({"reply": {"content": "a", "latency": None}}, "rule.reply.latency"),
+        ({"reply": {"tool_call": {"name": "f", "arguments": None}}}, "rule.reply.tool_call.arguments"),
     ],
 )
 def test_bad_rules_are_400(store_env: Dict[str, str], rule: Dict[str, Any], param: str) -> None:

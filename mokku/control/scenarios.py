@@ -40,6 +40,15 @@ ENDPOINTS = (
 )
 _MATCH_KEYS = ("model", "endpoint", "contains", "regex", "nth")
 _REPLY_KEYS = ("content", "tool_call", "flagged", "fault", "latency", "mode")
+# What each of a reply's fields holds: present, it is never null (a reply is told by its keys).
+_REPLY_TYPES = {
+    "content": "a string",
+    "tool_call": "an object",
+    "flagged": "an array",
+    "fault": "a string",
+    "latency": "an object",
+    "mode": "a string",
+}
 _ANSWERS = ("content", "tool_call", "flagged", "fault", "mode")  # a reply has one of these
 PROXY_MODES = (*config.RECORD_MODES, "mock")  # ``mock``: mokku's own answer
 _REPLIES, _MODES = 1, 2  # kinds of rule: replies, switches the mode
@@ -77,9 +86,11 @@ def check_rule(rule: Any, param: str = "rule") -> Dict[str, Any]:
             raise errors.invalid_request(f"Invalid regex: {exc}.", f"{param}.match.regex") from None
     validate.integer(match.get("nth"), f"{param}.match.nth", 1, MAX_TIMES)
     reply = validate.obj(validate.required(rule, "reply", f"{param}.reply"), f"{param}.reply") or {}
-    for key in reply:
+    for key, value in reply.items():
         if key not in _REPLY_KEYS:
             raise validate.invalid_value(f"{param}.reply.{key}", key, _REPLY_KEYS)
+        if value is None:
+            raise validate.wrong_type(f"{param}.reply.{key}", _REPLY_TYPES[key], value)
     kinds: List[str] = [key for key in _ANSWERS if key in reply]
     if "mode" in reply and "latency" in reply:
         kinds.append("latency")  # a recording or the upstream sets the pace
@@ -95,7 +106,10 @@ def check_rule(rule: Any, param: str = "rule") -> Dict[str, Any]:
     if "tool_call" in reply:
         call = validate.obj(reply["tool_call"], f"{param}.reply.tool_call") or {}
         validate.required_string(call, "name", f"{param}.reply.tool_call.name")
-        validate.obj(call.get("arguments"), f"{param}.reply.tool_call.arguments")
+        arguments = f"{param}.reply.tool_call.arguments"
+        if "arguments" in call and call["arguments"] is None:  # left out, they come from the tool's schema
+            raise validate.wrong_type(arguments, "an object", None)
+        validate.obj(call.get("arguments"), arguments)
     for index, category in enumerate(validate.array(reply.get("flagged"), f"{param}.reply.flagged", 1) or []):
         if category not in moderations.CATEGORIES:
             raise validate.invalid_value(f"{param}.reply.flagged[{index}]", category, moderations.CATEGORIES)
