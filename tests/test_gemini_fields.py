@@ -69,6 +69,8 @@ def test_an_unknown_name_deep_in_a_schema_is_named_where_it_is(app: webtest.Test
     "config, words",
     [
         ({"topP": "x"}, "Invalid value at 'generation_config.top_p' (TYPE_FLOAT), \"x\""),
+        # Past the largest double: no float holds it (it was a 500).
+        ({"temperature": 10**400}, "Invalid value at 'generation_config.temperature' (TYPE_FLOAT), 1000"),
         ({"candidateCount": True}, "Invalid value at 'generation_config.candidate_count' (TYPE_INT32), true"),
         (
             {"maxOutputTokens": 1.5},
@@ -94,6 +96,12 @@ def test_bad_values_are_named_as_google_names_them(
     app: webtest.TestApp, config: Dict[str, Any], words: str
 ) -> None:
     assert words in error(app, {"contents": USER, "generationConfig": config})["message"]
+
+
+def test_a_number_that_reads_as_infinity_is_invalid(app: webtest.TestApp) -> None:
+    body = b'{"contents": [{"parts": [{"text": "hi"}]}], "generationConfig": {"topP": 1e400}}'
+    found = app.post(GENERATE, body, headers={**KEY, "Content-Type": "application/json"}, status=400)
+    assert "Invalid value at 'generation_config.top_p' (TYPE_FLOAT)" in found.json["error"]["message"]
 
 
 def test_a_list_for_a_singular_field_and_bad_base64(app: webtest.TestApp) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 from typing import Any, Dict, List, Optional, Tuple
 
 from mokku import errors
@@ -211,6 +212,9 @@ def _base64(value: str) -> bool:
     return _BASE64.fullmatch(value) is not None and len(value.rstrip("=")) % 4 != 1
 
 
+_LARGEST_DOUBLE = int(sys.float_info.max)
+
+
 def _scalar(value: Any, kind: str) -> bool:
     if kind == "bool":
         return isinstance(value, bool)
@@ -231,4 +235,6 @@ def _scalar(value: Any, kind: str) -> bool:
         return isinstance(value, (int, float)) and low <= value <= high
     if isinstance(value, str):  # float, double
         return _NUMBER.fullmatch(value) is not None
-    return isinstance(value, (int, float))
+    if isinstance(value, int):
+        return abs(value) <= _LARGEST_DOUBLE  # a larger one does not convert
+    return isinstance(value, float) and math.isfinite(value)  # 1e400 reads as infinity
