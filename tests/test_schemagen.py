@@ -425,3 +425,14 @@ def test_patterns_are_matched_in_linear_time() -> None:
     with at_most(200_000):  # re.search: 2 s at 24 characters, doubling with each
         value = generate({"type": "string", "pattern": "^(a+)+$"}, "a" * 9_000 + "!")
     assert value == "a"
+
+
+def test_a_long_enum_checked_against_itself_is_bounded_work() -> None:
+    """Each value of an enum is tested against a ``not`` of the same enum: a membership test is one
+    step, so the work grows with the enum, not its square; past the check bound, the bound's 400."""
+    values = list(range(20_000))
+    with pytest.raises(SchemaError, match="no enum value satisfies"):
+        generate({"enum": values, "not": {"enum": values}}, "x")
+    values = list(range(100_000))
+    with pytest.raises(SchemaError, match="more than 200,000 checks"):
+        generate({"enum": values, "not": {"enum": values}}, "x")

@@ -40,7 +40,7 @@ import math
 import sys
 import uuid
 from fractions import Fraction
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, Iterator, List, Optional, Tuple
 
 from mokku import saferegex
 
@@ -128,6 +128,7 @@ class Budget:
         self.used = [0, 0, 0, 0]
         self.limits: Tuple[int, ...] = self.LIMITS
         self.regexes: Dict[str, saferegex.Regex] = {}
+        self.enums: Dict[int, Tuple[List[Any], FrozenSet[Any]]] = {}  # by the enum list's id
 
     def spend(self, which: int, count: int) -> None:
         self.used[which] += count
@@ -153,7 +154,22 @@ class Budget:
         following = Budget()
         following.used[3] = self.used[3]
         following.regexes = self.regexes
+        following.enums = self.enums
         return following
+
+    def enum_keys(self, enum: Any) -> FrozenSet[Any]:
+        """An enum's values as ``_key``s, worked out once per request at a check per value: a
+        membership test is then one step however long the enum (else a schema of a long enum
+        checked against itself, in ``not``, takes the square of its length)."""
+        known = self.enums.get(id(enum))
+        if known is not None:
+            return known[1]
+        if not isinstance(enum, list):
+            raise SchemaError("enum is a list")
+        self.spend(2, len(enum))
+        keys = frozenset(_key(option) for option in enum)
+        self.enums[id(enum)] = (enum, keys)  # the list kept, so that its id is not another's
+        return keys
 
     def search(self, pattern: Any, where: str, text: str) -> bool:
         """Whether ``pattern`` matches in ``text``; a search costs its setup too (about 20 steps)."""
@@ -678,10 +694,8 @@ class _Checker:
     def generic(self, schema: Dict[str, Any], value: Any, path: str, depth: int) -> Optional[str]:
         if "const" in schema and _key(schema["const"]) != _key(value):
             return f"{path or '/'} is not the const value"
-        if "enum" in schema:
-            key = _key(value)
-            if not any(_key(option) == key for option in schema["enum"]):
-                return f"{path or '/'} is not one of the enum values"
+        if "enum" in schema and _key(value) not in self.budget.enum_keys(schema["enum"]):
+            return f"{path or '/'} is not one of the enum values"
         if "$ref" in schema:
             return self.problem(_resolve(self.root, schema["$ref"]), value, path, depth + 1)
         return None
