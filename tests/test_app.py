@@ -352,3 +352,35 @@ def test_head_answers_as_get_without_a_body(app: webtest.TestApp, path: str) -> 
     assert head.status_int == 200 and head.body == b""
     assert head.headers["Content-Length"] == got.headers["Content-Length"] == str(len(got.body))
     assert head.headers["Content-Type"] == got.headers["Content-Type"]
+
+
+def test_a_large_answer_the_client_does_not_take_makes_the_servers_close_immediate() -> None:
+    """An answer that may not fit the socket's buffers: if the server does not get all of it out
+    (the client stopped reading), the connection resets at once on close, as a stream's does,
+    instead of gunicorn's polite close waiting on its worker's main thread."""
+    import socket
+    import struct
+
+    app = App(config.load({"MOKKU_JOURNAL": "0"}))
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    server, _ = listener.accept()
+    with listener, client, server:
+        for words, taken in ((2, True), (60_000, True), (60_000, False)):
+            body = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "word " * words}]})
+            environ = {
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": "/v1/chat/completions",
+                "CONTENT_TYPE": "application/json",
+                "CONTENT_LENGTH": str(len(body)),
+                "wsgi.input": io.BytesIO(body.encode()),
+                "gunicorn.socket": server,
+            }
+            answer = app(environ, lambda status, headers, exc_info=None: None)
+            iterator = iter(answer)
+            first = next(iterator)
+            if taken:
+                assert b"".join([first, *iterator]).endswith(b"}")
+            getattr(answer, "close", lambda: None)()
+            linger = struct.unpack("ii", server.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8))
+            assert linger == ((0, 0) if taken else (1, 0)), (words, taken)

@@ -140,3 +140,32 @@ def test_tokens_after_a_stall_keep_their_pace_instead_of_catching_up() -> None:
     after = next(stream)
     assert time.monotonic() - started >= 0.4 - 0.01
     assert _counts([*before, after]) == [2, 1, 1, 1]
+
+
+def test_a_stream_left_before_its_end_makes_the_servers_close_immediate() -> None:
+    """A write that failed (a client that stopped reading) or a client gone: the connection is set
+    to reset on close and its read side shut, so that gunicorn's polite close (which waits up to
+    2 s for the client's own close, on the worker's main thread) returns at once. A stream the
+    server took to its end leaves the connection as it is."""
+    import socket
+    import struct
+
+    for drained in (False, True):
+        listener = socket.create_server(("127.0.0.1", 0))
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+        with listener, client, server:
+            request = _request()
+            request.environ["gunicorn.socket"] = server
+            stream = EventStream(request, _events(), Pace(token_delay=1e-6))
+            writes = list(stream) if drained else [next(stream), next(stream)]
+            stream.close()
+            assert writes
+            linger = struct.unpack("ii", server.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8))
+            server.settimeout(1.0)
+            if drained:
+                assert linger == (0, 0)
+                with pytest.raises(socket.timeout):
+                    server.recv(1)  # still open both ways: the client may send its next request
+            else:
+                assert linger == (1, 0) and server.recv(1) == b""  # at once: the read side is shut

@@ -20,7 +20,7 @@ from mokku.control.scenarios import Scenarios
 from mokku.control.state import default_path
 from mokku.metrics import Metrics
 from mokku.record.setup import make_proxy
-from mokku.server import cors
+from mokku.server import connection, cors
 from mokku.server.dialect import Dialect
 from mokku.server.http import Headers, Request, Response, status_line
 from mokku.server.routes import build_routes, dialect_of
@@ -165,6 +165,8 @@ class App:
                 self._measure(request, response.status, started)
             if journaled:
                 self._record(request, response, started)
+            if isinstance(body, list) and sum(map(len, body)) > connection.LARGE_ANSWER:
+                return connection.Watched(body, environ)
         return body
 
     def _give_back(self, request: Request) -> None:

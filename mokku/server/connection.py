@@ -15,7 +15,7 @@ import select
 import socket
 import struct
 import time
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 
 class ConnectionClosed(ConnectionResetError):
@@ -97,6 +97,43 @@ def hold(seconds: float, environ: Dict[str, Any], what: str) -> None:
     so no work goes on for nobody (``ConnectionClosed``: both servers close quietly)."""
     if seconds > 0 and not wait(seconds, environ):
         raise ConnectionClosed(f"client disconnected while {what}")
+
+
+def abandon(environ: Dict[str, Any]) -> None:
+    """The client stopped taking the answer (or left) before its end: make the server's close of
+    the connection immediate. Linger 0 (a reset, not a FIN queued behind bytes the client will not
+    read) and the read side shut: gunicorn's close first waits up to 2 s for the client's own close,
+    on its worker's main thread, so that a few dozen such clients stopped every worker's heartbeat."""
+    sock = client_socket(environ)
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
+        sock.shutdown(socket.SHUT_RD)
+    except OSError:
+        pass
+
+
+# An answer past this may not fit the socket's buffers: a client that stops reading stalls its write.
+LARGE_ANSWER = 256 * 1024
+
+
+class Watched:
+    """A large answer (past ``LARGE_ANSWER``) handed to the server through this, so that a client
+    that does not take all of it gets the immediate close of ``abandon``, as a stream's does."""
+
+    __slots__ = ("_body", "_environ", "_taken")
+
+    def __init__(self, body: List[bytes], environ: Dict[str, Any]) -> None:
+        self._body, self._environ, self._taken = body, environ, False
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield from self._body
+        self._taken = True  # the server came back after the last write: it went out
+
+    def close(self) -> None:
+        if not self._taken:
+            abandon(self._environ)
 
 
 def drop_connection(environ: Dict[str, Any]) -> None:

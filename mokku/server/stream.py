@@ -138,6 +138,7 @@ class EventStream:
         self.first_at = 0.0  # perf_counter() when the first write was made
         self.token_times: Optional[List[float]] = None  # when each token was written, if wanted
         self.outcome: Optional[str] = None  # completed, failed; client_disconnected if it never ends
+        self._taken = False  # the server asked past the last write: every byte was handed over and sent
         self._closed = False
 
     def on_close(self, callback: Callable[[EventStream], None]) -> None:
@@ -158,6 +159,7 @@ class EventStream:
 
     def __next__(self) -> bytes:
         if self.outcome is not None:
+            self._taken = True
             raise StopIteration
         if self._live:
             self._live = False
@@ -219,6 +221,7 @@ class EventStream:
         if self.outcome is not None and not self.ended:
             self._run_end_callbacks()
         if not batch:
+            self._taken = True
             raise StopIteration
         if not self.first_at:
             self.first_at = time.perf_counter()
@@ -287,6 +290,8 @@ class EventStream:
             return
         self._closed = True
         request = self.request
+        if self.events and not self._taken:  # a write failed or the client left: no polite close
+            connection.abandon(request.environ)
         try:
             close = getattr(self._events, "close", None)
             if close is not None:
