@@ -676,6 +676,50 @@ def test_json_mode_follows_a_schema_in_the_system_message(app: webtest.TestApp, 
     assert trip.traveller == "Ada visits Paris" and trip.cities
 
 
+# DSPy's JSON adapter when it cannot send a schema (ReAct's ``next_tool_args: dict[str, Any]``):
+# JSON mode, and a template of the output fields, each with a note on its type.
+DSPY_PROMPT = """Your input fields are:
+1. `question` (str):
+Your output fields are:
+1. `next_thought` (str):
+2. `next_tool_name` (Literal['get_weather', 'finish']):
+3. `next_tool_args` (dict[str, Any]):
+4. `confident` (bool):
+All interactions will be structured in the following way, with the appropriate values filled in.
+
+Inputs will have the following structure:
+
+[[ ## question ## ]]
+{question}
+
+Outputs will be a JSON object with the following fields.
+
+{
+  "next_thought": "{next_thought}",
+  "next_tool_name": "{next_tool_name}        # note: the value you produce must exactly match (no extra characters) one of: get_weather; finish",
+  "next_tool_args": "{next_tool_args}        # note: the value you produce must adhere to the JSON schema: {\\"type\\": \\"object\\", \\"additionalProperties\\": true}",
+  "confident": "{confident}        # note: the value you produce must be True or False"
+}
+In adhering to this structure, your objective is:
+        Answer the question with the tools."""
+
+
+def test_json_mode_fills_dspys_field_template(app: webtest.TestApp) -> None:
+    body = chat(
+        app,
+        response_format={"type": "json_object"},
+        messages=[
+            {"role": "system", "content": DSPY_PROMPT},
+            {"role": "user", "content": "Weather in Oslo?"},
+        ],
+    )
+    document = json.loads(body["choices"][0]["message"]["content"])
+    assert list(document) == ["next_thought", "next_tool_name", "next_tool_args", "confident"]
+    assert document["next_tool_name"] in ("get_weather", "finish")
+    assert isinstance(document["next_thought"], str) and isinstance(document["next_tool_args"], dict)
+    assert isinstance(document["confident"], bool)
+
+
 def test_json_mode_without_a_schema_or_with_one_it_cannot_fill_answers_the_echo(app: webtest.TestApp) -> None:
     for system in (
         "Answer in JSON.",

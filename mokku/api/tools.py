@@ -364,10 +364,12 @@ def _prompt_schema(instructions: Sequence[str], says_json: bool = False) -> Opti
 
 
 def _schema_in(text: str) -> Optional[Dict[str, Any]]:
-    """The first JSON object in ``text`` that reads as a JSON Schema (a fenced block first)."""
+    """The first JSON object in ``text`` that reads as a JSON Schema (a fenced block first), else
+    the schema of the first field template (``_template_schema``)."""
     decoder = json.JSONDecoder()
     candidates = [match.group(1) for match in _FENCED.finditer(text)]
     starts = [index for index, char in enumerate(text) if char == "{"][:MAX_SCHEMA_CANDIDATES]
+    template = None
     for chunk in [*candidates, *(text[start:] for start in starts)]:
         try:
             value, _ = decoder.raw_decode(chunk.strip())
@@ -377,7 +379,59 @@ def _schema_in(text: str) -> Optional[Dict[str, Any]]:
             any(key in value for key in _SCHEMA_KEYS) or value.get("type") == "object"
         ):
             return value
-    return None
+        if template is None and isinstance(value, dict):
+            template = _template_schema(value)
+    return template
+
+
+# A field of DSPy's JSON template: its name in braces, then a note on its type.
+_PLACEHOLDER = re.compile(r"\{(\w+)\}(?:\s*# note: the value you produce (.*))?\Z", re.DOTALL)
+_ONE_OF = re.compile(
+    r"(?:must be one of|must exactly match \(no extra characters\) one of): (.*)\Z", re.DOTALL
+)
+_ADHERES = "must adhere to the JSON schema: "
+_NOTED_TYPES = {
+    "must be True or False": {"type": "boolean"},
+    "must be a single int value": {"type": "integer"},
+    "must be a single float value": {"type": "number"},
+}
+
+
+def _template_schema(template: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+    """The schema a field template describes: DSPy's JSON adapter without a schema it can send
+    (``{"answer": "{answer}", "n": "{n}        # note: the value you produce must be a single int
+    value"}``), each value its field's name in braces and a note on the field's type."""
+    properties: Dict[str, Any] = {}
+    for name, text in template.items():
+        found = _PLACEHOLDER.match(text) if isinstance(text, str) else None
+        if found is None or found.group(1) != name:
+            return None
+        properties[name] = _noted_type(found.group(2) or "")
+    if not properties:
+        return None
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _noted_type(note: str) -> Any:
+    """The schema of a template's field from its note (none: a string)."""
+    if note in _NOTED_TYPES:
+        return _NOTED_TYPES[note]
+    one_of = _ONE_OF.match(note)
+    if one_of is not None:
+        return {"enum": [value.strip() for value in one_of.group(1).split(";")]}
+    if note.startswith(_ADHERES):
+        try:
+            schema = json.loads(note[len(_ADHERES) :])
+        except ValueError:
+            schema = None
+        if isinstance(schema, dict):
+            return schema
+    return {"type": "string"}
 
 
 def _hinted(schema: Optional[Mapping[str, Any]], text: str) -> Optional[Dict[str, Any]]:
