@@ -9,7 +9,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from typing import Optional
+from typing import ClassVar, Optional, Set
 
 import pytest
 
@@ -17,11 +17,19 @@ from .servers import free_port
 
 
 class RedisServer:
+    # Ports this process gave a server already: never again. mokku's clients of an earlier test's
+    # server live on (their threads try again and again) and note its outage by URL, once per
+    # process: a new server at the same URL would find its outage noted already.
+    used_ports: ClassVar[Set[int]] = set()
+
     def __init__(self) -> None:
         binary = shutil.which("redis-server") or shutil.which("valkey-server")
         if binary is None:
             pytest.skip("no redis-server installed (Debian package redis-server; .ci/run installs it)")
         self.port = free_port()
+        while self.port in self.used_ports:
+            self.port = free_port()
+        self.used_ports.add(self.port)
         self.directory = tempfile.mkdtemp(prefix="mokku-redis-")
         self.binary = binary
         self.process: Optional[subprocess.Popen] = None
