@@ -1354,3 +1354,22 @@ def test_responses_only_models_are_refused_by_chat(app: webtest.TestApp, model: 
     }
     answered = app.post_json("/v1/responses", {"model": model, "input": "hi"}).json
     assert answered["output"][-1]["content"][0]["text"] == "hi"
+
+
+def test_a_stream_with_logprobs_opens_with_empty_ones(app: webtest.TestApp) -> None:
+    """The real API's role chunk carries ``{"content": [], "refusal": null}`` when logprobs are asked
+    for, so that code reading ``chunk.choices[0].logprobs.content`` on every chunk works from the
+    first; without them it is null."""
+    body = {
+        "model": "gpt-4o",
+        "messages": user("two words"),
+        "stream": True,
+        "logprobs": True,
+        "top_logprobs": 2,
+    }
+    chunks = sse.parse(app.post_json(URL, body).body)
+    assert chunks[0]["choices"][0]["delta"]["role"] == "assistant"
+    assert chunks[0]["choices"][0]["logprobs"] == {"content": [], "refusal": None}
+    assert [len(chunk["choices"][0]["logprobs"]["content"]) for chunk in chunks[1:3]] == [1, 1]
+    plain = sse.parse(app.post_json(URL, dict(body, logprobs=False, top_logprobs=None)).body)
+    assert plain[0]["choices"][0]["logprobs"] is None

@@ -366,8 +366,12 @@ def _stream(
         for index in choices:
             yield from _call_chunks(chunk, index, reply.calls, legacy)
     else:
+        # With logprobs asked for, the role chunk carries empty ones, as the real API's does.
+        opening = None if reply.top_logprobs is None else {"content": [], "refusal": None}
         for index in choices:
-            yield stream.event(chunk(index, {"role": "assistant", "content": "", "refusal": None}))
+            yield stream.event(
+                chunk(index, {"role": "assistant", "content": "", "refusal": None}, None, opening)
+            )
         renderers: Sequence[render.TokenEvents]
         if reply.top_logprobs is None:
             renderers = [
