@@ -943,3 +943,25 @@ def test_another_agents_tool_result_ends_the_loop(app: webtest.TestApp) -> None:
     )
     forced = chat(app, messages=ADK_CONTEXT, tools=[transfer], tool_choice="required")
     assert forced["choices"][0]["finish_reason"] == "tool_calls"
+
+
+def test_each_choice_calls_with_ids_of_its_own(app: webtest.TestApp) -> None:
+    """``n`` choices that call a tool: the same call, but each choice's with its own id, as the real
+    API's (a client keys the results on them), streamed or not."""
+    body = chat(app, tools=[WEATHER], n=3)
+    ids = [choice["message"]["tool_calls"][0]["id"] for choice in body["choices"]]
+    assert len(set(ids)) == 3 and all(i.startswith("call_") for i in ids)
+    names = {choice["message"]["tool_calls"][0]["function"]["name"] for choice in body["choices"]}
+    assert names == {"get_weather"}
+    raw = app.post_json(
+        URL, {"model": "gpt-4o", "messages": ASK, "tools": [WEATHER], "n": 2, "stream": True}
+    ).body
+    streamed = [
+        call["id"]
+        for line in raw.split(b"\n\n")
+        if line.startswith(b"data: {")
+        for choice in json.loads(line[6:])["choices"]
+        for call in choice["delta"].get("tool_calls") or ()
+        if "id" in call
+    ]
+    assert len(streamed) == 2 and len(set(streamed)) == 2

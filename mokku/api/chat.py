@@ -270,10 +270,23 @@ def _completion(
 
 
 def _choices(reply: Reply, legacy: bool, finish: str, n: int) -> List[Dict[str, Any]]:
-    """The ``n`` choices of a whole answer, alike."""
+    """The ``n`` choices of a whole answer, alike (but for their calls' ids)."""
     message = _message(reply, legacy)
     choice_logprobs = _logprobs(reply.outputs[0].tokens, reply.top_logprobs)
-    return [_choice(index, message, choice_logprobs, finish) for index in range(n)]
+    choices = [_choice(0, message, choice_logprobs, finish)]
+    for index in range(1, n):
+        if reply.calls:
+            message = _message(reply, legacy, _calls_of(reply, index))
+        choices.append(_choice(index, message, choice_logprobs, finish))
+    return choices
+
+
+def _calls_of(reply: Reply, index: int) -> List[tools.Call]:
+    """Choice ``index``'s calls: the first choice's, with ids of their own, as each choice's calls
+    have in the real API (a client keys results on them)."""
+    if index == 0:
+        return reply.calls
+    return [call._replace(id=random_id("call_", 24)) for call in reply.calls]
 
 
 def _choice(index: int, message: Dict[str, Any], logprobs: Any, finish: str) -> Dict[str, Any]:
@@ -297,17 +310,18 @@ _TEXT_ANSWER = JSONTemplate(
 )
 
 
-def _message(reply: Reply, legacy: bool) -> Dict[str, Any]:
-    if not reply.calls:
+def _message(reply: Reply, legacy: bool, calls: Optional[List[tools.Call]] = None) -> Dict[str, Any]:
+    calls = reply.calls if calls is None else calls
+    if not calls:
         return _text_message("".join(reply.outputs[0].tokens))
     message = _text_message(None)
     if legacy:
-        call = reply.calls[0]
+        call = calls[0]
         message["function_call"] = {"name": call.name, "arguments": call.arguments}
     else:
         message["tool_calls"] = [
             {"id": c.id, "type": "function", "function": {"name": c.name, "arguments": c.arguments}}
-            for c in reply.calls
+            for c in calls
         ]
     return message
 
@@ -364,10 +378,12 @@ def _stream(
     choices = range(n)
     if reply.calls:
         for index in choices:
-            yield from _call_chunks(chunk, index, reply.calls, legacy)
+            yield from _call_chunks(chunk, index, _calls_of(reply, index), legacy)
     else:
         # With logprobs asked for, the role chunk carries empty ones, as the real API's does.
-        opening = None if reply.top_logprobs is None else {"content": [], "refusal": None}
+        opening: Optional[Dict[str, Any]] = (
+            None if reply.top_logprobs is None else {"content": [], "refusal": None}
+        )
         for index in choices:
             yield stream.event(
                 chunk(index, {"role": "assistant", "content": "", "refusal": None}, None, opening)
