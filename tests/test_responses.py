@@ -54,6 +54,9 @@ def test_text_deltas_end_with_obfuscation_unless_asked_not_to(app: webtest.TestA
     assert all(delta["obfuscation"].isalnum() for delta in deltas)
     plain = events(app, input="padded words", stream_options={"include_obfuscation": False})
     assert not any("obfuscation" in event for event in plain)
+    for tool in (TOOL, CUSTOM):  # a call's input deltas too
+        called = [e for e in events(app, input="Paris", tools=[tool], tool_choice="required") if "delta" in e]
+        assert called and all(list(event)[-1] == "obfuscation" for event in called)
     error = app.post_json(
         URL,
         {"model": "gpt-4o", "input": "x", "stream": True, "stream_options": {"include_obfuscation": "no"}},

@@ -72,11 +72,19 @@ def unfinished(final: Dict[str, Any], status: str) -> Dict[str, Any]:
 
 
 def _call_input(
-    emit: Numbered, item_id: str, output_index: int, event: str, fragments: Sequence[str], **done: Any
+    emit: Numbered,
+    item_id: str,
+    output_index: int,
+    event: str,
+    fragments: Sequence[str],
+    padding: Dict[str, str],
+    **done: Any,
 ) -> Iterator[Event]:
-    """A call's input as it is made: each fragment an ``<event>.delta``, then ``<event>.done``."""
+    """A call's input as it is made: each fragment an ``<event>.delta`` (with the stream's
+    ``obfuscation``, in ``padding``), then ``<event>.done``."""
     for fragment in fragments:
-        yield Token(emit(f"{event}.delta", item_id=item_id, output_index=output_index, delta=fragment))
+        delta = emit(f"{event}.delta", item_id=item_id, output_index=output_index, delta=fragment, **padding)
+        yield Token(delta)
     yield emit(f"{event}.done", item_id=item_id, output_index=output_index, **done)
 
 
@@ -89,9 +97,9 @@ def events(
     obfuscation: Optional[str] = None,
 ) -> Iterator[Event]:
     """The typed events of ``final``, in the real API's order (a background response is first
-    queued); a cancelled one stops before its output. Each text delta ends with ``obfuscation``
-    when given, as the real API's do unless ``include_obfuscation`` is false: here one random
-    string per stream, where the real API pads each event to a size of its own."""
+    queued); a cancelled one stops before its output. Each delta (text, a call's input) ends with
+    ``obfuscation`` when given, as the real API's do unless ``include_obfuscation`` is false: here
+    one random string per stream, where the real API pads each event to a size of its own."""
     padding = {} if obfuscation is None else {"obfuscation": obfuscation}
     background = final.get("background", False)
     first = unfinished(final, "queued" if background else "in_progress")
@@ -112,7 +120,13 @@ def events(
                 item=dict(item, input=""),
             )
             yield from _call_input(
-                emit, item_id, output_index, "response.custom_tool_call_input", tokens, input=item["input"]
+                emit,
+                item_id,
+                output_index,
+                "response.custom_tool_call_input",
+                tokens,
+                padding,
+                input=item["input"],
             )
         elif item["type"] == "function_call":
             yield emit(
@@ -126,6 +140,7 @@ def events(
                 output_index,
                 "response.function_call_arguments",
                 tokenize(item["arguments"]),
+                padding,
                 name=item["name"],
                 arguments=item["arguments"],
             )
