@@ -688,6 +688,7 @@ def test_valid_messages_of_every_role(app: webtest.TestApp) -> None:
 def test_unknown_and_known_extra_params_are_accepted(app: webtest.TestApp) -> None:
     body = chat(
         app,
+        model="mokku-echo-1",  # any id takes a reasoning effort; a known chat model refuses it (below)
         messages=user("hi"),
         temperature=0.2,
         top_p=1,
@@ -1138,8 +1139,43 @@ def test_the_options_only_passed_along_are_taken_in_their_valid_forms(app: webte
         "web_search_options": {},
         "audio": None,
     }
-    answer = chat(app, model="gpt-4o", messages=user("passed along"), **taken)
+    answer = chat(app, model="gpt-5-mini", messages=user("passed along"), **taken)
     assert answer["choices"][0]["message"]["content"] == "passed along"
+
+
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-4.1-mini", "gpt-3.5-turbo", "chatgpt-4o-latest"])
+def test_a_model_that_does_not_reason_refuses_an_effort_and_a_verbosity_but_medium(
+    app: webtest.TestApp, model: str
+) -> None:
+    def refused(**extra: Any) -> Dict[str, Any]:
+        body = {"model": model, "messages": user("x"), **extra}
+        return app.post_json(URL, body, status=400).json["error"]
+
+    assert refused(reasoning_effort="low") == {
+        "message": "Unsupported parameter: 'reasoning_effort' is not supported with this model.",
+        "type": "invalid_request_error",
+        "param": "reasoning_effort",
+        "code": "unsupported_parameter",
+    }
+    assert refused(verbosity="low") == {
+        "message": "Unsupported value: 'verbosity' does not support 'low' with this model. Supported values are: 'medium'.",
+        "type": "invalid_request_error",
+        "param": "verbosity",
+        "code": "unsupported_value",
+    }
+    assert chat(app, model=model, messages=user("x"), verbosity="medium", reasoning_effort=None)["choices"]
+    responses = "/v1/responses"
+    effort = app.post_json(
+        responses, {"model": model, "input": "x", "reasoning": {"effort": "low"}}, status=400
+    )
+    assert (
+        effort.json["error"]["message"]
+        == "Unsupported parameter: 'reasoning.effort' is not supported with this model."
+    )
+    verbose = app.post_json(
+        responses, {"model": model, "input": "x", "text": {"verbosity": "high"}}, status=400
+    )
+    assert verbose.json["error"]["param"] == "text.verbosity"
 
 
 def test_the_service_tier_asked_for_is_named_in_the_answer(app: webtest.TestApp) -> None:

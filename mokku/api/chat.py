@@ -23,7 +23,14 @@ from mokku.api.decide import (
 )
 from mokku.api.ids import random_id
 from mokku.api.models import COMPLETION_MODELS, RESPONSES_ONLY, snapshot
-from mokku.api.sampling import CHAT_OPTIONS, REASONING_MODELS, check_effort_for, default_effort, read_sampling
+from mokku.api.sampling import (
+    CHAT_OPTIONS,
+    REASONING_MODELS,
+    check_effort_for,
+    check_verbosity_for,
+    default_effort,
+    read_sampling,
+)
 from mokku.api.stored_chats import StoredChats
 from mokku.server import stream
 from mokku.server.http import JSONTemplate, Request, Response
@@ -99,6 +106,9 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     validate.options(body, CHAT_OPTIONS)
     if model.startswith(REASONING_MODELS):
         _check_reasoning(body, model)
+    else:
+        check_effort_for(model, body.get("reasoning_effort"), "reasoning_effort")
+    check_verbosity_for(model, body.get("verbosity"), "verbosity")
     if body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
         raise errors.invalid_request(
             "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported.",

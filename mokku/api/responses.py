@@ -50,6 +50,7 @@ from mokku.api.sampling import (
     check_effort,
     check_effort_for,
     check_ranges,
+    check_verbosity_for,
     default_effort,
 )
 from mokku.api.tokens import count
@@ -261,6 +262,7 @@ class Responses:
         if reasoning["effort"] not in (None, "none"):
             _check_no_logprobs(include, top_logprobs)
         text_format, output_format = read_text_format(body)
+        check_verbosity_for(model, _verbosity(body), "text.verbosity")
         functions, tool_count = tools.read_functions(body, flat=True)
         previous = validate.identifier(body.get("previous_response_id"), "previous_response_id")
         conversation = _conversation(body)

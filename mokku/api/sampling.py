@@ -32,6 +32,8 @@ class Output(NamedTuple):
 
 # Reasoning models' ids: the sampling parameters they do not take are refused, as the real API does.
 REASONING_MODELS = ("o1", "o3", "o4", "gpt-5", "gpt-6")
+# Models that do not reason: a reasoning effort is refused, and any verbosity but ``medium``.
+NON_REASONING_MODELS = ("gpt-4", "gpt-3.5", "chatgpt-")
 # The reasoning models whose effort is ``none`` unless asked (gpt-5.1, gpt-5.2 and gpt-5.4, its mini
 # and nano): they take sampling parameters as a chat model does. The -pro models think at ``high``
 # only; the rest (gpt-5.5, gpt-5.6 and gpt-6 too) at ``medium``.
@@ -72,6 +74,12 @@ def check_effort_for(model: str, effort: Optional[str], param: str) -> None:
     words of chat (``reasoning_effort``) or of the Responses API (``reasoning.effort``)."""
     if effort is None:
         return
+    if model.startswith(NON_REASONING_MODELS):
+        raise errors.invalid_request(
+            f"Unsupported parameter: '{param}' is not supported with this model.",
+            param,
+            "unsupported_parameter",
+        )
     responses = param == "reasoning.effort"
     for pattern, on_chat, on_responses in _EFFORTS:
         if pattern.match(model):
@@ -89,6 +97,17 @@ def check_effort_for(model: str, effort: Optional[str], param: str) -> None:
                     "unsupported_value",
                 )
             return
+
+
+def check_verbosity_for(model: str, verbosity: Any, param: str) -> None:
+    """400 ``unsupported_value`` for a verbosity a model that does not reason cannot give."""
+    if verbosity not in (None, "medium") and model.startswith(NON_REASONING_MODELS):
+        raise errors.invalid_request(
+            f"Unsupported value: '{param}' does not support '{verbosity}' with this model. "
+            "Supported values are: 'medium'.",
+            param,
+            "unsupported_value",
+        )
 
 
 SERVICE_TIERS = ("auto", "default", "flex", "scale", "priority", "fast")
