@@ -97,18 +97,20 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         )
         for m in messages
     ]
-    answered = _answered_call(messages) if conversation[-1].role == TOOL_RESULT else ""
-    if tools.HANDOFF.match(answered):
-        conversation[-1] = Message(HANDED_OFF, "")
-    elif tools.HAND_BACK.match(answered):
-        conversation[-1] = handed_back(conversation[:-1], conversation[-1].text)
+    if conversation[-1].role == TOOL_RESULT:
+        answered = _answered_call(messages)
+        if tools.HANDOFF.match(answered):
+            conversation[-1] = Message(HANDED_OFF, "")
+        elif tools.HAND_BACK.match(answered):
+            conversation[-1] = handed_back(conversation[:-1], conversation[-1].text)
     sampling = read_sampling(body, ("max_completion_tokens", "max_tokens"))
     validate.options(body, CHAT_OPTIONS)
     if model.startswith(REASONING_MODELS):
         _check_reasoning(body, model)
-    else:
-        check_effort_for(model, body.get("reasoning_effort"), "reasoning_effort")
-    check_verbosity_for(model, body.get("verbosity"), "verbosity")
+    elif "reasoning_effort" in body:
+        check_effort_for(model, body["reasoning_effort"], "reasoning_effort")
+    if "verbosity" in body:
+        check_verbosity_for(model, body["verbosity"], "verbosity")
     if body.get("max_tokens") is not None and body.get("max_completion_tokens") is not None:
         raise errors.invalid_request(
             "Setting 'max_tokens' and 'max_completion_tokens' at the same time is not supported.",
