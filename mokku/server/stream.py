@@ -91,7 +91,6 @@ def error_event(error: errors.APIError) -> bytes:
     return event(error.to_dict())
 
 
-# Faults that end the stream where they strike.
 def half_event(data: bytes) -> bytes:
     """The event cut halfway through its data, its lines and its ending kept: whatever the event
     (an ``event:`` line before a short payload, as Anthropic's ping), its JSON does not parse."""
@@ -101,6 +100,7 @@ def half_event(data: bytes) -> bytes:
     return body[: start + max(1, (len(body) - start) // 2)] + (data[len(body) :] or b"\n\n")
 
 
+# Faults that end the stream where they strike.
 _ENDINGS = frozenset(("stream_drop", "stream_error", "stream_truncated"))
 
 
