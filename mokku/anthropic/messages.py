@@ -29,7 +29,7 @@ from mokku.api.decide import (
     conversation_tokens,
     echo_text,
     ends_with_result,
-    handed_back,
+    tool_answer,
 )
 from mokku.api.ids import random_id, signature
 from mokku.api.sampling import Sampling
@@ -122,8 +122,7 @@ class Conversation:
     def __init__(self) -> None:
         self.messages: List[Message] = []
         self.called: List[str] = []  # in order: in tool_use blocks, or written out in text
-        self.handoffs: Set[str] = set()  # the tool_use ids of handoffs (``transfer_to_<agent>``)
-        self.hand_backs: Set[str] = set()  # of hand-backs (``transfer_back_to_<agent>``)
+        self.tool_uses: Dict[str, str] = {}  # each tool_use's name, by its id
 
 
 class Messages:
@@ -403,10 +402,7 @@ def _read_blocks(
             check.mapping(check.required(block, "input", f"{at}.input"), f"{at}.input")
             flush()
             conversation.called.append(name or "")
-            if tools.HANDOFF.match(name or ""):
-                conversation.handoffs.add(uses[-1])
-            elif tools.HAND_BACK.match(name or ""):
-                conversation.hand_backs.add(uses[-1])
+            conversation.tool_uses[uses[-1]] = name or ""
             out.append(Message("function_call", ""))
         elif kind == "tool_result":
             used = check.text(check.required(block, "tool_use_id", f"{at}.tool_use_id"), f"{at}.tool_use_id")
@@ -414,12 +410,8 @@ def _read_blocks(
             results.append((at, used or ""))
             flush()
             result = _result_text(block.get("content"), f"{at}.content")
-            if used in conversation.handoffs:
-                out.append(Message(HANDED_OFF, ""))
-            elif used in conversation.hand_backs:
-                out.append(handed_back(out, result))
-            else:
-                out.append(Message(TOOL_RESULT, result))
+            answered = conversation.tool_uses.get(used or "", "")
+            out.append(tool_answer(answered, Message(TOOL_RESULT, result), out))
         elif kind in content_blocks.SOURCE_TYPES:
             content_blocks.check_source(block, kind, at)
         # thinking, redacted_thinking, server tool blocks, search results...: context without text

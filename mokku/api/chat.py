@@ -18,8 +18,8 @@ from mokku.api.decide import (
     conversation_tokens,
     echo_text,
     ends_with_result,
-    handed_back,
     message_text,
+    tool_answer,
 )
 from mokku.api.ids import random_id
 from mokku.api.models import COMPLETION_MODELS, RESPONSES_ONLY, snapshot
@@ -98,11 +98,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         for m in messages
     ]
     if conversation[-1].role == TOOL_RESULT:
-        answered = _answered_call(messages)
-        if tools.HANDOFF.match(answered):
-            conversation[-1] = Message(HANDED_OFF, "")
-        elif tools.HAND_BACK.match(answered):
-            conversation[-1] = handed_back(conversation[:-1], conversation[-1].text)
+        conversation[-1] = tool_answer(_answered_call(messages), conversation[-1], conversation[:-1])
     sampling = read_sampling(body, ("max_completion_tokens", "max_tokens"))
     validate.options(body, CHAT_OPTIONS)
     if model.startswith(REASONING_MODELS):

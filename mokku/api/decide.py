@@ -106,13 +106,19 @@ def ends_with_result(messages: Sequence[Message]) -> bool:
     return last.role == TOOL_RESULT or (last.role == "user" and _RESULT_IN_TEXT.search(last.text) is not None)
 
 
-def handed_back(before: Sequence[Message], result: str) -> Message:
-    """A hand-back's result (``tools.HAND_BACK``): the answer of the agent that handed the request
-    back, which the agent it returns to passes on (a tool result: its turn ends with it)."""
-    for message in reversed(before):
-        if message.role == "assistant" and message.text:
-            return Message(TOOL_RESULT, message.text)
-    return Message(TOOL_RESULT, result)
+def tool_answer(call: str, result: Message, before: Sequence[Message]) -> Message:
+    """What a tool's ``result`` is to the reply, by the name of the call it answers. A handoff's
+    (``tools.HANDOFF``) is no answer to echo: the agent handed to takes the request up. A hand-back's
+    (``tools.HAND_BACK``) is the answer of the agent that handed the request back, which the agent it
+    returns to passes on (a tool result: its turn ends with it). Any other is the result."""
+    if tools.HANDOFF.match(call):
+        return Message(HANDED_OFF, "")
+    if tools.HAND_BACK.match(call):
+        for message in reversed(before):
+            if message.role == "assistant" and message.text:
+                return Message(TOOL_RESULT, message.text)
+        return Message(TOOL_RESULT, result.text)
+    return result
 
 
 def echo_text(messages: Sequence[Message]) -> str:

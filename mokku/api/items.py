@@ -16,9 +16,8 @@ from urllib.parse import parse_qs
 
 from mokku import errors
 from mokku.api import validate
-from mokku.api.decide import HANDED_OFF, TOOL_RESULT, Message, handed_back, message_text
+from mokku.api.decide import TOOL_RESULT, Message, message_text, tool_answer
 from mokku.api.ids import random_id
-from mokku.api.tools import HAND_BACK, HANDOFF
 from mokku.control import objects, statedb
 from mokku.server.http import Request, dumps
 
@@ -147,25 +146,18 @@ def messages(items: Sequence[Item]) -> List[Message]:
     result (a handoff's as the handoff), other items (calls, reasoning, references...) as context
     without text."""
     out: List[Message] = []
-    handoffs = set()  # the calls that hand the conversation to another agent
-    hand_backs = set()  # the calls that hand it back with an answer
+    functions: Dict[Any, str] = {}  # the name of each function call, by its call id
     for item in items:
         kind = item.get("type", "message")
         if kind == "message":
             out.append(Message(item["role"], message_text(item["content"])))
-        elif kind in TOOL_OUTPUTS and item.get("call_id") in handoffs:
-            out.append(Message(HANDED_OFF, ""))
         elif kind in TOOL_OUTPUTS:  # a function's or a custom tool's: the reply answers from it
             output = item["output"]
-            result = output if isinstance(output, str) else message_text(output)
-            back = item.get("call_id") in hand_backs
-            out.append(handed_back(out, result) if back else Message(TOOL_RESULT, result))
+            result = Message(TOOL_RESULT, output if isinstance(output, str) else message_text(output))
+            out.append(tool_answer(functions.get(item.get("call_id"), ""), result, out))
         else:
-            name = str(item.get("name"))
-            if kind == "function_call" and HANDOFF.match(name):
-                handoffs.add(item.get("call_id"))
-            elif kind == "function_call" and HAND_BACK.match(name):
-                hand_backs.add(item.get("call_id"))
+            if kind == "function_call":
+                functions[item.get("call_id")] = str(item.get("name"))
             out.append(Message(kind, ""))
     return out
 
