@@ -166,7 +166,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
             sampling.n,
             usage if sampling.include_usage else None,
             tier,
-            random_id("", 12) if sampling.include_obfuscation else None,
+            render.obfuscation(sampling.include_obfuscation),
         )
         sent = request.dialect.completion_events(events, request)  # Azure adds its filter results
         return render.respond(request, behaviour, completion_id, usage, finish_reasons, events=sent)

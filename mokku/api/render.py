@@ -11,6 +11,7 @@ import time
 from typing import Any, Callable, Dict, Iterable, Iterator, Optional, Protocol, Sequence
 
 from mokku import errors
+from mokku.api.ids import random_id
 from mokku.server import connection
 from mokku.server.http import Request, Response, Result, encoded_json_response, json_response
 from mokku.server.stream import DONE, Event, EventStream, Token, error_event, event
@@ -78,6 +79,12 @@ def respond(
 
         stream.on_close(on_close)
     return stream.response()
+
+
+def obfuscation(wanted: bool) -> Optional[str]:
+    """The string a stream's events end with (``obfuscation``) unless ``include_obfuscation`` is
+    false: one random string per stream, where the real API pads each event to a size of its own."""
+    return random_id("", 12) if wanted else None
 
 
 def chunk_base(

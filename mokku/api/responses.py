@@ -211,7 +211,12 @@ class Responses:
         pace = Pace() if now >= job["ends"] else Pace(max(0.0, job["starts"] - now), job["delay"])
         emit = Numbered()
         every = events(
-            emit, final, job["tokens"], job.get("top"), bool(job.get("cancelled")), _obfuscation(obfuscated)
+            emit,
+            final,
+            job["tokens"],
+            job.get("top"),
+            bool(job.get("cancelled")),
+            render.obfuscation(obfuscated),
         )
         usage = final.get("usage") or {}
         chat_usage = {
@@ -344,7 +349,9 @@ class Responses:
                 response_id,
                 chat_usage,
                 finish_reasons,
-                events=events(emit, final, output.tokens, logprobs_top, obfuscation=_obfuscation(obfuscated)),
+                events=events(
+                    emit, final, output.tokens, logprobs_top, obfuscation=render.obfuscation(obfuscated)
+                ),
                 render_error=emit.error,
             )
         if background:  # answered at once; the response moves on as it is read back
@@ -574,10 +581,6 @@ def _current(stored: objects.StoredResponse, now: float) -> Tuple[bytes, str]:
         return stored.body, "finished"
     status = "queued" if now < job["starts"] else "in_progress"
     return dumps(unfinished(json.loads(stored.body), status)), status
-
-
-def _obfuscation(wanted: bool) -> Optional[str]:
-    return random_id("", 12) if wanted else None
 
 
 def _flag(raw: Optional[str], param: str) -> bool:
