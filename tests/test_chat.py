@@ -695,7 +695,7 @@ def test_unknown_and_known_extra_params_are_accepted(app: webtest.TestApp) -> No
         seed=42,
         user="u-1",
         metadata={"k": "v"},
-        store=False,
+        store=True,
         reasoning_effort="low",
         logit_bias={"50256": -100},
         brand_new_parameter={"x": 1},

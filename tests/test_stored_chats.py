@@ -187,13 +187,27 @@ def test_update_sets_the_metadata_and_delete_removes_it(app: webtest.TestApp) ->
         ({"store": True, "metadata": ["a"]}, "metadata"),
         ({"store": True, "metadata": {"k": 1}}, "metadata.k"),
         ({"store": True, "metadata": {f"k{n}": "v" for n in range(17)}}, "metadata"),
+        ({"metadata": {"k": "v"}}, "metadata"),  # the API keeps metadata only on a stored completion
+        ({"store": False, "metadata": {"k": "v"}}, "metadata"),
     ],
 )
 def test_bad_store_and_metadata_are_400s(app: webtest.TestApp, body: Dict[str, Any], param: str) -> None:
     request = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x"}], **body}
     error = app.post_json(URL, request, status=400).json["error"]
     assert error["param"] == param and error["type"] == "invalid_request_error"
+    if "store" not in body:
+        assert error["message"] == "The 'metadata' parameter is only allowed when 'store' is enabled."
     assert ids(app.get(URL).json) == []
+
+
+def test_empty_or_null_metadata_needs_no_store(app: webtest.TestApp) -> None:
+    for metadata in ({}, None):
+        request = {
+            "model": "gpt-4o-mini",
+            "messages": [{"role": "user", "content": "x"}],
+            "metadata": metadata,
+        }
+        assert app.post_json(URL, request).json["object"] == "chat.completion"
 
 
 @pytest.mark.parametrize(

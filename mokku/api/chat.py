@@ -118,6 +118,10 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     store = "store" in body and validate.boolean(body["store"], "store")
     tier = render.service_tier(body.get("service_tier"))
     metadata = items.metadata(body) if "metadata" in body else None
+    if metadata and not store and not request.path.startswith("/v1beta/openai/"):
+        raise errors.invalid_request(
+            "The 'metadata' parameter is only allowed when 'store' is enabled.", "metadata"
+        )
     functions, output_format, top, legacy = read_reply_options(
         body, messages, ends_with_result(conversation), conversation[-1].role == HANDED_OFF
     )
