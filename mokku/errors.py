@@ -180,12 +180,16 @@ def unsupported_region() -> APIError:
 
 
 def format_duration(seconds: float) -> str:
-    """Durations as the real API's rate-limit headers write them: ``120ms``, ``20s``, ``6m0s``."""
+    """Durations as the real API's rate-limit headers write them (Go's): ``120ms``, ``20s``, ``6m0s``,
+    ``2h24m0s``."""
     if seconds < 1:
         return f"{max(0, round(seconds * 1000))}ms"
     minutes, rest = divmod(seconds, 60)
     rest_text = f"{rest:.3f}".rstrip("0").rstrip(".")
-    return f"{int(minutes)}m{rest_text}s" if minutes else f"{rest_text}s"
+    if minutes < 60:
+        return f"{int(minutes)}m{rest_text}s" if minutes else f"{rest_text}s"
+    hours, minutes = divmod(int(minutes), 60)
+    return f"{hours}h{minutes}m{rest_text}s"
 
 
 _RATE_UNITS = {"requests": "requests per min (RPM)", "tokens": "tokens per min (TPM)"}

@@ -499,11 +499,14 @@ def test_tokens_per_minute() -> None:
 
 
 def test_format_duration() -> None:
-    assert [errors.format_duration(s) for s in (0.12, 1, 20, 90, 360, 2.5)] == [
+    assert [errors.format_duration(s) for s in (0.12, 1, 20, 90, 360, 2.5, 3600, 8640, 17279.991)] == [
         "120ms",
         "1s",
         "20s",
         "1m30s",
         "6m0s",
         "2.5s",
+        "1h0m0s",  # Go's Duration.String(), as the real API's headers
+        "2h24m0s",
+        "4h47m59.991s",
     ]

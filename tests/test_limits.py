@@ -45,11 +45,16 @@ def get(key: Optional[str] = "sk-a", address: str = "127.0.0.1") -> Request:
     return Request(environ, SETTINGS)
 
 
-def chat(prompt_tokens: int, max_tokens: int, key: str = "sk-a") -> Request:
-    """A chat request whose estimate is ``prompt_tokens + max_tokens``: its body is exactly
-    ``4 * prompt_tokens`` bytes long (JSON padded with spaces)."""
+def chat(prompt_tokens: int, max_tokens: int, key: str = "sk-a", **extra: Any) -> Request:
+    """A chat request whose estimate is ``prompt_tokens + max_tokens`` (times ``n``): its body is
+    exactly ``4 * prompt_tokens`` bytes long (JSON padded with spaces)."""
     body = json.dumps(
-        {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}], "max_tokens": max_tokens}
+        {
+            "model": "gpt-4o",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": max_tokens,
+            **extra,
+        }
     ).encode()
     assert len(body) <= 4 * prompt_tokens
     body += b" " * (4 * prompt_tokens - len(body))
@@ -254,6 +259,14 @@ def test_a_request_larger_than_the_whole_limit_is_too_large_not_told_to_wait() -
     )
     assert dict(error.headers) == {"x-ratelimit-limit-tokens": "600"}
     assert served(limiter, chat(100, 200))["x-ratelimit-remaining-tokens"] == "300"  # it took nothing
+
+
+def test_every_choice_asked_for_counts_its_max_tokens() -> None:
+    limiter = access(FakeClock(), tpm="600")
+    assert served(limiter, chat(100, 100, n=3))["x-ratelimit-remaining-tokens"] == "200"  # 100 + 3 x 100
+    assert "Requested 700." in refused(limiter, chat(100, 200, n=3)).message
+    error = refused(access(FakeClock(), tpm="600"), chat(100, 100, n=10))
+    assert error.message.startswith("Request too large") and "Requested 1100." in error.message
 
 
 def test_the_state_keeps_a_digest_of_the_key_not_the_key() -> None:

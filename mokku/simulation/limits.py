@@ -245,8 +245,11 @@ def _estimated_tokens(request: Request) -> int:
         return 0
     asked = [body.get(name) for name in ("max_completion_tokens", "max_tokens", "max_output_tokens")]
     completion = next((n for n in asked if isinstance(n, int) and not isinstance(n, bool)), 0)
+    # Every choice may use them all: n (best_of for legacy completions) times over, as the API counts.
+    choices = [body.get(name) for name in ("n", "best_of")]
+    times = max([n for n in choices if isinstance(n, int) and not isinstance(n, bool) and n > 0] or [1])
     prompt = math.ceil(int(request.environ.get("CONTENT_LENGTH") or 0) / 4)
-    return prompt + max(0, completion)
+    return prompt + max(0, completion) * times
 
 
 def context_numbers(error: errors.APIError) -> Optional[Tuple[int, int, int]]:
