@@ -490,6 +490,22 @@ def test_remaining_counts_down() -> None:
     assert response.headers["x-ratelimit-limit-tokens"] == "100000"
 
 
+def test_a_rate_limit_fault_under_real_limits_sends_each_header_once() -> None:
+    app = build_limited({"MOKKU_RPM": "4", "MOKKU_TPM": "100000"})
+    body = {"model": "m", "messages": HI}
+    response = app.post_json(CHAT, body, headers={"X-Mokku-Fault": "rate_limit"}, status=429)
+    names = [name.lower() for name, _ in response.headerlist]
+    assert len(names) == len(set(names)), names
+    assert response.headers["x-ratelimit-remaining-requests"] == "0"  # the fault's own, not the limiter's
+    assert response.headers["x-ratelimit-limit-tokens"] == "100000"  # the limiter's other limit still told
+    anthropic = {"X-Mokku-Fault": "rate_limit_tokens", "x-api-key": "k", "anthropic-version": "2023-06-01"}
+    message = {"model": "claude-haiku-4-5", "max_tokens": 5, "messages": HI}
+    response = app.post_json("/v1/messages", message, headers=anthropic, status=429)
+    names = [name.lower() for name, _ in response.headerlist]
+    assert len(names) == len(set(names)), names
+    assert response.headers["anthropic-ratelimit-input-tokens-remaining"] == "0"
+
+
 def test_tokens_per_minute() -> None:
     app = build_limited({"MOKKU_TPM": "1000"})
     app.post_json(CHAT, {"model": "m", "messages": HI, "max_tokens": 900})

@@ -138,8 +138,10 @@ class App:
         if "HTTP_ORIGIN" in environ and not preflight:  # a preflight says it itself
             added += request.dialect.cross_origin_headers(request)
         headers = response.headers
-        if response.forwarded:
-            _add_missing(headers, added)
+        if response.forwarded or (response.status >= 400 and request.headers_out):
+            _add_missing(
+                headers, added
+            )  # an error's own rate-limit headers (a fault's) win over the limiter's
         else:
             headers.extend(added)
         start_response(status_line(response.status), headers)
@@ -266,8 +268,8 @@ class App:
 
 
 def _add_missing(headers: Headers, added: Headers) -> None:
-    """Add the headers ``headers`` lack: an upstream's or a recording's own (its request id, its
-    rate limits) are kept, never sent twice beside mokku's."""
+    """Add the headers ``headers`` lack: an upstream's, a recording's or an error's own (its request
+    id, its rate limits) are kept, never sent twice beside mokku's."""
     present = {name.lower() for name, _ in headers}
     headers.extend(header for header in added if header[0].lower() not in present)
 
