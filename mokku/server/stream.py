@@ -102,6 +102,7 @@ def half_event(data: bytes) -> bytes:
 
 # Faults that end the stream where they strike.
 _ENDINGS = frozenset(("stream_drop", "stream_error", "stream_truncated"))
+_KEEP_ALIVE = b"event: ping\n"  # Anthropic's keep-alive: the official SDKs never parse its data
 
 
 def _strikes(fault: Tuple[str, int, int], sent: int, item: Event) -> bool:
@@ -260,6 +261,9 @@ class EventStream:
             self._wait(float(arg))
             self._pace.resume()
             self._add(data, batch)
+        elif data.startswith(_KEEP_ALIVE):  # stream_malformed at a ping, which clients skip unparsed
+            self._add(data, batch)
+            self._fault = (name, self.events, arg)  # the next event is cut instead
         else:  # stream_malformed
             self._fault = None
             self._add(half_event(data), batch)
