@@ -979,9 +979,18 @@ def test_strict_fields_and_huge_numbers_are_said_in_anthropic_s_words(make_app: 
     assert message.startswith("The request body is not valid JSON: ") and "sys." not in message
 
 
+def test_count_tokens_refuses_max_tokens(app: webtest.TestApp) -> None:
+    payload = {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "Hi"}], "max_tokens": 5}
+    answer = app.post_json(URL + "/count_tokens", payload, headers=HEADERS, status=400).json
+    assert answer["error"] == {
+        "type": "invalid_request_error",
+        "message": "max_tokens: Extra inputs are not permitted",
+    }
+
+
 @pytest.mark.parametrize("path", [URL, URL + "/count_tokens"])
 def test_anthropic_version_is_required(app: webtest.TestApp, path: str) -> None:
-    payload = body()
+    payload = body() if path == URL else {k: v for k, v in body().items() if k != "max_tokens"}
     answer = app.post_json(path, payload, headers={"x-api-key": "sk-ant-test"}, status=400).json
     assert answer["error"] == {
         "type": "invalid_request_error",
@@ -994,6 +1003,7 @@ def test_tool_definitions_count_as_input(app: webtest.TestApp) -> None:
     plain = create(app, **body("Oslo")).usage.input_tokens
     payload = body("Oslo", tools=[WEATHER], tool_choice={"type": "none"})
     with_tools = create(app, **payload).usage.input_tokens
+    del payload["max_tokens"]
     counted = app.post_json(URL + "/count_tokens", payload, headers=HEADERS).json["input_tokens"]
     assert with_tools == counted > plain + 10
 

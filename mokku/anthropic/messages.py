@@ -237,6 +237,8 @@ class Messages:
         version = _version(request)
         body = request.json()
         model = _model(body)
+        if "max_tokens" in body:  # a generation's own: the real API refuses it here, whatever its value
+            raise errors.invalid_request("max_tokens: Extra inputs are not permitted", "max_tokens")
         _check_sampling_removed(body, version)
         claude.check_request(split_model(model)[0], body, sampling=False)
         framing = _system(body.get("system"))
