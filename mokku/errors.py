@@ -228,12 +228,15 @@ def request_too_large(model: str, limit: int, requested: int) -> APIError:
     )
 
 
+NO_KEY = "You didn't provide an API key."
+
+
 def invalid_api_key(key: str) -> APIError:
     """401: no key, or a wrong one (shown masked, as the real API shows it)."""
     if not key:
         return APIError(
             401,
-            "You didn't provide an API key. You need to provide your API key in an Authorization header "
+            f"{NO_KEY} You need to provide your API key in an Authorization header "
             "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank "
             "username) if you're accessing the API from your browser and are prompted for a username. "
             "You can obtain an API key from https://platform.openai.com/account/api-keys.",

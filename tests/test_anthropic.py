@@ -631,6 +631,8 @@ def test_api_keys_and_rate_limit_headers(tmp_path: Path) -> None:
         assert answer.headers["anthropic-ratelimit-requests-reset"].endswith("Z")
     wrong = app.post_json(URL, body(), headers={"x-api-key": "sk-ant-wrong"}, status=401).json
     assert wrong["error"] == {"type": "authentication_error", "message": "invalid x-api-key"}
+    none = app.post_json(URL, body(), headers={"anthropic-version": "2023-06-01"}, status=401).json
+    assert none["error"] == {"type": "authentication_error", "message": "x-api-key header is required"}
 
 
 def test_a_scripted_reply_targets_messages(tmp_path: Path) -> None:

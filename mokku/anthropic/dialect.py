@@ -46,6 +46,7 @@ USAGE_LIMIT = (
 OVERLOADED = "Overloaded"
 INTERNAL = "Internal server error"
 INVALID_KEY = "invalid x-api-key"
+NO_KEY = "x-api-key header is required"
 PERMISSION = "Your API key does not have permission to use the specified resource."
 TOO_LARGE = "Request exceeds the maximum allowed number of bytes."
 _RATE = (
@@ -73,7 +74,7 @@ def translate(error: errors.APIError, model: str = "") -> Tuple[int, str, str]:
     if status == 500:
         return 500, "api_error", INTERNAL
     if status == 401:
-        return 401, "authentication_error", INVALID_KEY
+        return 401, "authentication_error", NO_KEY if message.startswith(errors.NO_KEY) else INVALID_KEY
     if status == 403 and error.code != "admin_disabled":
         return 403, "permission_error", PERMISSION
     if status == 413:
