@@ -302,6 +302,18 @@ def test_json_mode_follows_a_schema_in_the_system_instruction(app: webtest.TestA
     assert json.loads(plain["candidates"][0]["content"]["parts"][0]["text"]) == {"echo": "Paris"}
 
 
+def test_a_response_mime_type_is_one_the_api_can_write(app: webtest.TestApp) -> None:
+    for mime in ("text/plain", "application/xml", "application/yaml", ""):
+        generate(app, contents=[user("Paris")], generationConfig={"responseMimeType": mime})
+    for mime in ("text/csv", "image/png", "application/JSON"):
+        body = {"contents": [user("Paris")], "generationConfig": {"responseMimeType": mime}}
+        error = app.post_json(GENERATE, body, headers=KEY, status=400).json["error"]
+        assert error["status"] == "INVALID_ARGUMENT" and error["message"] == (
+            "* GenerateContentRequest.generation_config.response_mime_type: allowed mimetypes are text/plain, "
+            "application/json, application/xml, application/yaml and text/x.enum\n"
+        )
+
+
 def test_thoughts_when_asked(app: webtest.TestApp) -> None:
     answer = generate(
         app, contents=[user("think")], generationConfig={"thinkingConfig": {"includeThoughts": True}}
@@ -371,6 +383,8 @@ def test_embeddings(app: webtest.TestApp) -> None:
 
 
 def test_models_list_pages_and_get(app: webtest.TestApp) -> None:
+    every = app.get("/v1beta/models", headers=KEY).json
+    assert app.get("/v1beta/models?pageSize=0", headers=KEY).json == every  # proto3's 0: unset
     first = app.get("/v1beta/models?pageSize=2", headers=KEY).json
     assert len(first["models"]) == 2 and first["nextPageToken"]
     rest = app.get(f"/v1beta/models?pageSize=1000&pageToken={first['nextPageToken']}", headers=KEY).json

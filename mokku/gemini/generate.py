@@ -42,6 +42,9 @@ ROLES = ("user", "model", "function")
 MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto", "MODE_UNSPECIFIED": "auto"}
 FINISH = {"stop": "STOP", "length": "MAX_TOKENS", "content_filter": "SAFETY"}
 JSON_TYPES = ("application/json",)
+MIME_TYPES = frozenset(
+    ("text/plain", "application/json", "application/xml", "application/yaml", "text/x.enum")
+)
 FUNCTION_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")
 BAD_FUNCTION_NAME = (
     "Invalid function name. Must start with a letter or an underscore. Must be alphameric (a-z, A-Z, 0-9), "
@@ -285,6 +288,11 @@ def _config(body: Mapping[str, Any], model: str) -> Tuple[Sampling, Optional[too
     if not 1 <= candidates <= 8:
         raise invalid("generation_config.candidate_count", "candidate_count must be between 1 and 8.")
     mime = field(config, "responseMimeType")
+    if mime and mime not in MIME_TYPES:
+        raise invalid(
+            "generation_config.response_mime_type",
+            "allowed mimetypes are text/plain, application/json, application/xml, application/yaml and text/x.enum",
+        )
     schema = field(config, "responseJsonSchema")
     if schema is None and field(config, "responseSchema") is not None:
         schema = openapi_to_json_schema(field(config, "responseSchema"))

@@ -100,7 +100,7 @@ class Models:
                 raise errors.invalid_request(
                     f"Invalid value at 'page_size' (TYPE_INT32), \"{query['pageSize']}\"", "pageSize"
                 ) from None
-            size = min(max(size, 1), MAX_PAGE)
+            size = min(max(size, 1), MAX_PAGE) if size else PAGE  # 0 is proto3's unset: the default
         start = 0
         token = query.get("pageToken")
         if token:
