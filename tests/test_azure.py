@@ -34,7 +34,8 @@ def chunks(raw: bytes) -> List[Any]:
 def test_a_deployment_stands_for_the_model(app: webtest.TestApp) -> None:
     answer = app.post_json(CHAT, {"messages": MESSAGES, "model": "ignored"}, headers=HEADERS)
     body = answer.json
-    assert body["model"] == "gpt-4o-prod" and body["choices"][0]["message"]["content"] == "hello Azure"
+    # Azure names the model the deployment serves, not the deployment (LiteLLM prices by it).
+    assert body["model"] == "gpt-4o-2024-08-06" and body["choices"][0]["message"]["content"] == "hello Azure"
     assert answer.headers["apim-request-id"] == answer.headers["x-request-id"]
     results = body["prompt_filter_results"][0]
     assert results["prompt_index"] == 0 and results["content_filter_results"]["hate"] == SAFE
@@ -213,7 +214,19 @@ def test_completions_embeddings_models_and_v1(app: webtest.TestApp) -> None:
         f"/openai/deployments/emb/embeddings?api-version={VERSION}", {"input": "vector me"}, headers=HEADERS
     ).json
     strict(types.CreateEmbeddingResponse, embedded)
-    assert embedded["model"] == "emb" and "prompt_filter_results" not in embedded
+    assert embedded["model"] == "emb" and "prompt_filter_results" not in embedded  # no model it names
+    large = app.post_json(
+        f"/openai/deployments/text-embedding-3-large-eu/embeddings?api-version={VERSION}",
+        {"input": "vector me"},
+        headers=HEADERS,
+    ).json
+    assert large["model"] == "text-embedding-3-large" and len(large["data"][0]["embedding"]) == 3072
+    mini = app.post_json(
+        f"/openai/deployments/gpt-4o-mini-2/chat/completions?api-version={VERSION}",
+        {"messages": MESSAGES},
+        headers=HEADERS,
+    ).json
+    assert mini["model"] == "gpt-4o-mini-2024-07-18"  # the longest id the name starts with
     listed = app.get(f"/openai/models?api-version={VERSION}", headers=HEADERS).json
     assert listed["object"] == "list" and listed["data"]
     v1 = app.post_json(

@@ -114,7 +114,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
             "invalid_parameter_combination",
         )
     check_turns(messages)
-    model = snapshot(model)  # the answer names the snapshot an alias serves
+    model = snapshot(request.dialect.answer_model(model))  # the answer names the snapshot an alias serves
     store = "store" in body and validate.boolean(body["store"], "store")
     tier = render.service_tier(body.get("service_tier"))
     metadata = items.metadata(body) if "metadata" in body else None

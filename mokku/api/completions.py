@@ -47,6 +47,7 @@ def create(request: Request, replies: Replies) -> Response:
     model = behaviour.model
     if model in CHAT_MODELS and request.dialect.name == "openai":  # an Azure deployment: any name
         raise errors.wrong_endpoint(chat_model=True)
+    model = request.dialect.answer_model(model)
     prompts = read_prompts(body.get("prompt"))
     sampling = read_sampling(body, ("max_tokens",), DEFAULT_MAX_TOKENS, min_max_tokens=0)
     echo = bool(validate.boolean(body.get("echo"), "echo"))

@@ -76,7 +76,7 @@ def _encode(values: array, encoding: str) -> bytes:
 
 def create(request: Request, replies: Replies) -> Response:
     body, behaviour = replies.begin(request, "embeddings", KNOWN_PARAMS)
-    model = behaviour.model
+    model = request.dialect.answer_model(behaviour.model)
     texts, prompt_tokens = read_inputs(validate.required(body, "input"))
     replies.script(request, behaviour, "embeddings", texts[0])  # only its fault and latency apply
     forced = behaviour.is_("context_length")

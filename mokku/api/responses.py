@@ -305,7 +305,13 @@ class Responses:
         input_tokens, output_tokens = generation.prompt_tokens[0], reply.completion_tokens()
         usage = _usage(input_tokens, output_tokens, request.cached_tokens)
         shell = _response_shell(
-            response_id, snapshot(model), body, instructions, max_output, text_format, store
+            response_id,
+            snapshot(request.dialect.answer_model(model)),
+            body,
+            instructions,
+            max_output,
+            text_format,
+            store,
         )
         shell["background"] = background
         shell["reasoning"] = reasoning

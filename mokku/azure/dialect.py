@@ -8,11 +8,13 @@ a rate limit, a prompt its filters block) take Azure's shapes and wording.
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any, Dict, Iterable, Iterator, Optional
 from urllib.parse import parse_qs
 
 from mokku import errors
+from mokku.api.models import CHAT_MODELS, COMPLETION_MODELS, OPENAI_MODELS
 from mokku.credentials import bearer_key
 from mokku.server import stream
 from mokku.server.dialect import Dialect
@@ -99,6 +101,12 @@ class Azure(Dialect):
     def api_key(self, request: Request) -> str:
         """``api-key``, as the SDK sends a key (or a bearer token, as Entra ID sends one)."""
         return request.header("Api-Key") or bearer_key(request.header("Authorization"))
+
+    def answer_model(self, model: str) -> str:
+        """Azure answers with the model a deployment serves, never the deployment's name (LiteLLM
+        prices a response by it): a deployment named after a known model, or starting with its id
+        and a dash (``gpt-4o-prod``), serves that model; any other name stands for itself."""
+        return underlying_model(model) or model
 
     def response_headers(self, request_id: str, elapsed_ms: int) -> Headers:
         return [("x-request-id", request_id), ("apim-request-id", request_id)]
@@ -190,6 +198,21 @@ def _rate_message(error: errors.APIError, request: Request) -> str:
         limit="call" if error.type == "requests" else "token",  # RPM is a call rate, TPM a token rate
         wait="1 second" if seconds == "1" else f"{seconds} seconds",
     )
+
+
+# Every model id the catalogue knows, longest first: the longest a deployment's name starts with wins.
+_KNOWN_MODELS = sorted(
+    {*(model for model, _, _ in OPENAI_MODELS), *CHAT_MODELS, *COMPLETION_MODELS}, key=len, reverse=True
+)
+
+
+@functools.lru_cache(maxsize=256)
+def underlying_model(deployment: str) -> Optional[str]:
+    """The known model a deployment's name names: itself, or the longest id it starts with before a dash."""
+    for known in _KNOWN_MODELS:
+        if deployment == known or deployment.startswith(known + "-"):
+            return known
+    return None
 
 
 AZURE = Azure()

@@ -58,6 +58,10 @@ class Dialect:
     def api_key(self, request: Request) -> str:
         return bearer_key(request.header("Authorization"))
 
+    def answer_model(self, model: str) -> str:
+        """The model an answer names (before an alias becomes its snapshot): the one asked for."""
+        return model
+
     def response_headers(self, request_id: str, elapsed_ms: int) -> Headers:
         return [
             ("x-request-id", request_id),

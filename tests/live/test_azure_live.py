@@ -38,7 +38,7 @@ def test_chat_through_a_deployment(azure: openai.AzureOpenAI) -> None:
         model="gpt-4o-prod", messages=[{"role": "user", "content": "Hello Azure ✓"}]
     )
     reply = raw.parse()
-    assert reply.choices[0].message.content == "Hello Azure ✓" and reply.model == "gpt-4o-prod"
+    assert reply.choices[0].message.content == "Hello Azure ✓" and reply.model == "gpt-4o-2024-08-06"
     body = json.loads(raw.http_response.content)
     assert body["prompt_filter_results"][0]["content_filter_results"]["hate"]["severity"] == "safe"
     assert raw.headers["apim-request-id"] and reply._request_id == raw.headers["x-request-id"]
@@ -50,7 +50,7 @@ def test_the_responses_api_on_the_dated_routes(live_server: LiveServer) -> None:
         azure_endpoint=live_server.url, api_key="k", api_version="2025-04-01-preview", max_retries=0
     ) as client:
         response = client.responses.create(model="gpt-4o-prod", input="Hello Responses")
-        assert response.output_text == "Hello Responses" and response.model == "gpt-4o-prod"
+        assert response.output_text == "Hello Responses" and response.model == "gpt-4o-2024-08-06"
         assert client.responses.retrieve(response.id).id == response.id
         assert [item.type for item in client.responses.input_items.list(response.id)] == ["message"]
         with client.responses.stream(model="gpt-4o-prod", input="streamed here") as stream:

@@ -101,7 +101,8 @@ def run_langchain(url: str) -> List[Dict[str, Any]]:
     return turns
 
 
-def run_litellm(url: str, model: str = f"anthropic/{MODEL}") -> List[Dict[str, Any]]:
+def quiet_litellm() -> Any:
+    """LiteLLM with its cost map from the package and no callbacks: nothing sent elsewhere."""
     os.environ["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"  # before the import, which would fetch it
     import litellm
 
@@ -109,6 +110,11 @@ def run_litellm(url: str, model: str = f"anthropic/{MODEL}") -> List[Dict[str, A
     litellm.callbacks = []
     litellm.success_callback = []
     litellm.failure_callback = []
+    return litellm
+
+
+def run_litellm(url: str, model: str = f"anthropic/{MODEL}") -> List[Dict[str, Any]]:
+    litellm = quiet_litellm()
 
     tools = [
         {
@@ -173,7 +179,38 @@ def run_litellm_gemini(url: str) -> List[Dict[str, Any]]:
     return run_litellm(url + "/v1beta", "gemini/gemini-2.5-flash")
 
 
-RUNNERS = {"langchain": run_langchain, "litellm": run_litellm, "litellm-gemini": run_litellm_gemini}
+def run_litellm_azure_cost(url: str) -> List[Dict[str, Any]]:
+    """LiteLLM prices an answer by the model it names: Azure's is the deployment's model."""
+    litellm = quiet_litellm()
+    priced = []
+    for model in ("azure/gpt-4o-prod", "azure/text-embedding-3-small-eu"):
+        call = litellm.embedding if "embedding" in model else litellm.completion
+        asked: Dict[str, Any] = (
+            {"input": ["price me"]}
+            if "embedding" in model
+            else {"messages": [{"role": "user", "content": "price me"}]}
+        )
+        response = call(
+            model=model,
+            api_base=url,
+            api_key=API_KEY,
+            api_version="2024-10-21",
+            num_retries=0,
+            timeout=10,
+            **asked,
+        )
+        priced.append(
+            {"model": response.model, "cost": litellm.completion_cost(completion_response=response)}
+        )
+    return priced
+
+
+RUNNERS = {
+    "langchain": run_langchain,
+    "litellm": run_litellm,
+    "litellm-gemini": run_litellm_gemini,
+    "litellm-azure-cost": run_litellm_azure_cost,
+}
 
 
 def main(framework: str, url: str) -> None:
@@ -234,6 +271,13 @@ def test_langchain_chat_anthropic_tool_loop(live_server: LiveServer) -> None:
 
 def test_litellm_anthropic_tool_loop(live_server: LiveServer) -> None:
     check_loop(run_child("litellm", live_server.url), tool_stop="tool_calls", final_stop="stop")
+
+
+def test_litellm_prices_an_azure_deployment_by_the_model_it_serves(live_server: LiveServer) -> None:
+    result = run_child("litellm-azure-cost", live_server.url)
+    assert result["outside"] == [], "the framework tried to reach beyond this machine"
+    assert [entry["model"] for entry in result["turns"]] == ["gpt-4o-2024-08-06", "text-embedding-3-small"]
+    assert all(entry["cost"] > 0 for entry in result["turns"]), result
 
 
 def test_litellm_gemini_tool_loop(live_server: LiveServer) -> None:
