@@ -654,6 +654,13 @@ def test_type_errors_name_what_the_field_holds(
     assert (error["param"], error["message"]) == (param, message)
 
 
+@pytest.mark.parametrize("name", ["a b", "n" * 65])
+def test_a_text_format_name_is_one_the_spec_allows(app: webtest.TestApp, name: str) -> None:
+    text = {"format": {"type": "json_schema", "name": name, "schema": {"type": "object"}}}
+    error = app.post_json(URL, {"model": "m", "input": "hi", "text": text}, status=400).json["error"]
+    assert error["param"] == "text.format.name" and error["type"] == "invalid_request_error"
+
+
 @pytest.mark.parametrize(
     ("name", "values"),
     [  # the real API's words (gpt-5.6-terra) for the first two

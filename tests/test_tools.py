@@ -268,6 +268,13 @@ def test_none_and_tool_results_answer_with_text(app: webtest.TestApp) -> None:
             },
             "response_format.json_schema.schema",
         ),
+        *(  # the name the spec allows: a-z, A-Z, 0-9, _ and -, at most 64
+            (
+                {"response_format": {"type": "json_schema", "json_schema": {"name": name, "schema": {}}}},
+                "response_format.json_schema.name",
+            )
+            for name in ("a b", "n" * 65, "", "café")
+        ),
         ({"parallel_tool_calls": "yes", "tools": [WEATHER]}, "parallel_tool_calls"),
     ],
 )

@@ -310,7 +310,7 @@ def read_output_format(value: Any, param: str, nested: bool) -> Optional[OutputF
     if nested:
         param = f"{param}.json_schema"
         fmt = validate.obj(validate.required(fmt, "json_schema", param), param) or {}
-    name = validate.required_string(fmt, "name", f"{param}.name")
+    name = validate.function_name(validate.required_string(fmt, "name", f"{param}.name"), f"{param}.name")
     schema = fmt.get("schema") if nested else validate.required(fmt, "schema", f"{param}.schema")
     validate.obj(schema, f"{param}.schema")
     if validate.boolean(fmt.get("strict"), f"{param}.strict") and schema is not None:  # chat's: no code
