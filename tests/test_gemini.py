@@ -287,6 +287,19 @@ def test_structured_output(app: webtest.TestApp) -> None:
     assert isinstance(json.loads(tagged["candidates"][0]["content"]["parts"][0]["text"])["tags"], list)
 
 
+@pytest.mark.parametrize(
+    "name, param", [("responseJsonSchema", "response_json_schema"), ("responseSchema", "response_schema")]
+)
+def test_a_bad_schema_is_named_by_the_field_that_carried_it(
+    app: webtest.TestApp, name: str, param: str
+) -> None:
+    config = {"responseMimeType": "application/json", name: {"$ref": "#/nowhere"}}
+    error = app.post_json(
+        GENERATE, {"contents": [user("x")], "generationConfig": config}, headers=KEY, status=400
+    )
+    assert f"generation_config.{param}" in error.json["error"]["message"]
+
+
 def test_json_mode_follows_a_schema_in_the_system_instruction(app: webtest.TestApp) -> None:
     """pydantic-ai's PromptedOutput: JSON mode, and the schema written in the instructions."""
     schema = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}

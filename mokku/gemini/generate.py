@@ -293,9 +293,10 @@ def _config(body: Mapping[str, Any], model: str) -> Tuple[Sampling, Optional[too
             "generation_config.response_mime_type",
             "allowed mimetypes are text/plain, application/json, application/xml, application/yaml and text/x.enum",
         )
-    schema = field(config, "responseJsonSchema")
+    schema, schema_param = field(config, "responseJsonSchema"), "generation_config.response_json_schema"
     if schema is None and field(config, "responseSchema") is not None:
         schema = openapi_to_json_schema(field(config, "responseSchema"))
+        schema_param = "generation_config.response_schema"
     output_format = None
     if schema is not None:
         if mime not in JSON_TYPES and mime != "text/x.enum":
@@ -305,8 +306,8 @@ def _config(body: Mapping[str, Any], model: str) -> Tuple[Sampling, Optional[too
             )
         output_format = tools.OutputFormat(
             "enum" if mime == "text/x.enum" else "json_schema",
-            _object(schema, "generation_config.response_schema"),
-            "generation_config.response_schema",
+            _object(schema, schema_param),
+            schema_param,
         )
     elif mime in JSON_TYPES:
         output_format = tools.OutputFormat("json_object", None, "generation_config.response_mime_type")
