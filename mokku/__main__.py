@@ -110,9 +110,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     from mokku import metrics, store, telemetry
     from mokku.control import state
+    from mokku.simulation import faults
 
     try:
         metrics.check(settings)
+        faults.chance_faults(settings)
         own_state = state.claim_state(settings)
     except config.ConfigError as exc:
         print(f"mokku: {exc}", file=sys.stderr)

@@ -89,7 +89,26 @@ class Settings:
     match_ignore: Tuple[str, ...] = ("user", "metadata", "stream_options")
 
 
-def _int(env: Mapping[str, str], name: str, default: Any, minimum: int) -> Any:
+SETTINGS_FILE_BYTES = 16 * 1024 * 1024  # MOKKU_MODELS_FILE, MOKKU_SCENARIOS
+
+
+def read_file(path: str, name: str, limit: int = SETTINGS_FILE_BYTES) -> str:
+    """A settings file's text, read no further than ``limit`` bytes: a device (``/dev/zero``) or a
+    huge file is refused, never read for ever at start-up."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"{name} cannot be read: {exc}") from None
+    if len(data) > limit:
+        raise ConfigError(f"{name} is larger than {limit} bytes: {path}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(f"{name} is not UTF-8 text: {path}") from None
+
+
+def _int(env: Mapping[str, str], name: str, default: Any, minimum: int, maximum: Optional[int] = None) -> Any:
     raw = env.get(name, "").strip()
     if not raw:
         return default
@@ -99,6 +118,8 @@ def _int(env: Mapping[str, str], name: str, default: Any, minimum: int) -> Any:
         raise ConfigError(f"{name} must be an integer, got {raw!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
@@ -180,11 +201,7 @@ def _extra_models(env: Mapping[str, str]) -> Tuple[str, ...]:
     ids = [part.strip() for part in env.get("MOKKU_MODELS", "").split(",")]
     path = env.get("MOKKU_MODELS_FILE", "").strip()
     if path:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                lines = handle.read().splitlines()
-        except OSError as exc:
-            raise ConfigError(f"MOKKU_MODELS_FILE cannot be read: {exc}") from None
+        lines = read_file(path, "MOKKU_MODELS_FILE").splitlines()
         ids += [line.split("#", 1)[0].strip() for line in lines]
     return tuple(dict.fromkeys(model for model in ids if model))
 
@@ -194,7 +211,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
     env = os.environ if env is None else env
     return Settings(
         host=env.get("MOKKU_HOST", "").strip() or DEFAULT_HOST,
-        port=_int(env, "MOKKU_PORT", DEFAULT_PORT, 0),
+        port=_int(env, "MOKKU_PORT", DEFAULT_PORT, 0, 65535),
         threads=_int(env, "MOKKU_THREADS", DEFAULT_THREADS, 1),
         workers=_int(env, "MOKKU_WORKERS", DEFAULT_WORKERS, 1),
         log_level=_log_level(env),

@@ -16,6 +16,7 @@ from mokku import store as _store
 from mokku import telemetry as _telemetry
 from mokku.control import admin as _admin
 from mokku.control import state as _state
+from mokku.simulation import faults as _faults
 from mokku.simulation import load as _load
 from mokku.simulation import prefix as _prefix
 
@@ -54,6 +55,7 @@ def on_starting(server):
     """Choose the state file in the arbiter, so that every worker shares it; warn when the admin
     surface is on an address other machines reach (gunicorn's own ``--bind`` included)."""
     try:
+        _faults.chance_faults(_settings)
         _own_state.append(_state.claim_state(_settings))
     except _config.ConfigError as exc:  # as python -m mokku: the reason, and exit status 2
         server.log.error("mokku: %s", exc)

@@ -47,7 +47,12 @@ def test_values_from_env() -> None:
         ({"MOKKU_THREADS": "0"}, "MOKKU_THREADS must be at least 1"),
         ({"MOKKU_MAX_BODY_BYTES": "-1"}, "MOKKU_MAX_BODY_BYTES must be at least 1"),
         ({"MOKKU_LOG_LEVEL": "LOUD"}, "MOKKU_LOG_LEVEL must be a logging level"),
+        ({"MOKKU_PORT": "99999"}, "MOKKU_PORT must be at most 65535, got 99999"),
         ({"MOKKU_MODELS_FILE": "/nonexistent/models.txt"}, "MOKKU_MODELS_FILE cannot be read"),
+        (
+            {"MOKKU_MODELS_FILE": "/dev/zero"},
+            "MOKKU_MODELS_FILE is larger than 16777216 bytes",
+        ),  # read no further
         ({"MOKKU_ADMIN": "maybe"}, r"MOKKU_ADMIN must be 1 or 0 \(true/false\) or open, got 'maybe'"),
         ({"MOKKU_JOURNAL": "maybe"}, r"MOKKU_JOURNAL must be 1 or 0 \(true/false\), got 'maybe'"),
     ],

@@ -262,8 +262,7 @@ def _matches(
 
 def load_file(rules_path: str, state: str, store: Optional[RulesStore] = None) -> int:
     """Add the rules of a JSON file (YAML too when PyYAML is installed) at start-up; returns how many."""
-    with open(rules_path, encoding="utf-8") as handle:
-        text = handle.read()
+    text = config.read_file(rules_path, "the file")
     if rules_path.endswith((".yml", ".yaml")):
         try:
             import yaml  # optional: only for YAML rule files

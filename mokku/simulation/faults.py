@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import random
 import threading
-from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
 
 from mokku import config, errors, telemetry
 from mokku.credentials import bearer_key
@@ -142,14 +142,20 @@ class Behaviour:
         return fault.name, at, fault.arg
 
 
+def chance_faults(settings: config.Settings) -> List[Tuple[Chosen, float]]:
+    """``MOKKU_FAULTS``' faults with their chances; checked before the server starts, so that a fault
+    it does not know stops it with a message, not with a traceback from every worker."""
+    try:
+        return [(parse_spec(spec), rate) for spec, rate in settings.fault_rates]
+    except ValueError as exc:
+        raise config.ConfigError(f"MOKKU_FAULTS: {exc}") from None
+
+
 class Simulator:
     """Decides each request's behaviour from its model, its headers and the server's settings."""
 
     def __init__(self, settings: config.Settings) -> None:
-        try:
-            self._rates = [(parse_spec(spec), rate) for spec, rate in settings.fault_rates]
-        except ValueError as exc:
-            raise config.ConfigError(f"MOKKU_FAULTS: {exc}") from None
+        self._rates = chance_faults(settings)
         self._random = random.Random(settings.seed)
         self._lock = threading.Lock()
         self._settings = settings

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import socket
@@ -12,7 +13,7 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Iterator, List
+from typing import Dict, Iterator, List
 
 import openai
 import pytest
@@ -247,6 +248,29 @@ def test_bad_configuration_exits_2_with_message() -> None:
     )
     assert out.returncode == 2
     assert "MOKKU_PORT must be an integer" in out.stderr
+
+
+@pytest.mark.parametrize("kind", ["module", "gunicorn"])
+@pytest.mark.parametrize(
+    "setting, words",
+    [
+        ({"MOKKU_FAULTS": "bogus=0.1"}, "MOKKU_FAULTS: Unknown fault 'bogus'"),
+        ({"MOKKU_FAULTS": "timeout:nan=0.1"}, "MOKKU_FAULTS: "),
+        ({"MOKKU_SCENARIOS": "/dev/urandom"}, "MOKKU_SCENARIOS: the file is larger than 16777216 bytes"),
+    ],
+)
+def test_a_setting_found_bad_past_the_first_read_still_exits_2(
+    kind: str, setting: Dict[str, str], words: str, tmp_path: Path
+) -> None:
+    """Checked before any worker starts: a message and status 2, not a traceback per worker."""
+    command = {
+        "module": [sys.executable, "-m", "mokku"],
+        "gunicorn": [sys.executable, "-m", "gunicorn", "-c", "python:mokku.gunicorn_conf", "mokku.wsgi:app"],
+    }[kind]
+    env = {**os.environ, "MOKKU_PORT": "0", "MOKKU_STATE": str(tmp_path / "state"), **setting}
+    out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, (out.returncode, out.stderr[-2000:])
+    assert words in out.stderr and "Traceback" not in out.stderr, out.stderr[-2000:]
 
 
 def _parse(request: Request) -> Response:
