@@ -27,7 +27,8 @@ _settings = _config.load()
 _host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host
 
 bind = [f"{_host}:{_settings.port}"]
-worker_class = "gthread"
+# gunicorn's gthread worker, closing connections politely off its main thread (mokku/gunicorn_worker.py).
+worker_class = "mokku.gunicorn_worker.Worker"
 workers = _settings.workers
 threads = _settings.threads
 # gthread workers answer the arbiter's heartbeat from their main loop, so long

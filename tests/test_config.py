@@ -84,7 +84,7 @@ def test_gunicorn_config_reads_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOKKU_WORKERS", "4")
     conf = importlib.reload(conf)
     assert conf.bind == ["0.0.0.0:9100"]
-    assert (conf.worker_class, conf.threads, conf.workers) == ("gthread", 16, 4)
+    assert (conf.worker_class, conf.threads, conf.workers) == ("mokku.gunicorn_worker.Worker", 16, 4)
     monkeypatch.setenv("MOKKU_HOST", "::")
     assert importlib.reload(conf).bind == ["[::]:9100"]
 
@@ -100,7 +100,11 @@ def test_many_streams_profile(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MOKKU_PORT", "9101")
     importlib.reload(conf)  # a fresh process reads the environment once, for both modules
     streams = importlib.reload(streams)
-    assert (streams.worker_class, streams.threads, streams.worker_connections) == ("gthread", 640, 672)
+    assert (streams.worker_class, streams.threads, streams.worker_connections) == (
+        "mokku.gunicorn_worker.Worker",
+        640,
+        672,
+    )
     assert streams.bind == ["127.0.0.1:9101"]
     assert callable(streams.on_starting) and callable(streams.post_fork)  # the same hooks
     monkeypatch.setenv("MOKKU_THREADS", "100")

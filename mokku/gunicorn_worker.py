@@ -1,0 +1,151 @@
+"""gunicorn's threaded (``gthread``) worker, with its polite close of a connection moved off the
+worker's main thread.
+
+gunicorn 25+ closes a connection that will not be kept alive (the client's ``Connection: close``,
+HTTP/1.0, its own 400 and 408 answers) as RFC 9112 asks: it sends its FIN, then waits up to 2 s for
+the client's, so that request bytes left unread do not turn the close into a reset that could cut
+the answer short. It waits on the worker's main thread, one connection after another, and sends no
+heartbeat meanwhile: a few dozen clients that never close stalled every request for tens of
+seconds, and 80 got a worker killed (``WORKER TIMEOUT``) with every stream it held. Here the FIN
+goes out at once as before, and one thread per worker waits for all such clients together, closing
+each at its FIN, after 64 KiB drained, or after the same 2 s. Past ``MAX_LINGERING`` waiting
+sockets a new one is closed at once: the descriptors it holds stay bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import socket
+import threading
+import time
+from typing import Any, Dict, List, Tuple
+
+from gunicorn.workers import gthread
+
+LINGER_S = 2.0  # as gunicorn's own close
+MAX_DRAIN = 64 * 1024  # as gunicorn's own close
+MAX_LINGERING = 1024  # sockets one worker waits on at once
+
+
+class Lingerer:
+    """One thread that waits for many half-closed sockets' FINs, each up to ``LINGER_S``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._new: List[socket.socket] = []
+        self._pid = -1
+
+    def _start(self) -> None:
+        """A selector and thread of this process's own (a worker is forked after the import)."""
+        self._selector = selectors.DefaultSelector()
+        self._wake_read, self._wake = socket.socketpair()
+        self._wake_read.setblocking(False)
+        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._waiting: Dict[socket.socket, Tuple[float, int]] = {}  # deadline, bytes drained
+        self._new = []
+        threading.Thread(target=self._run, name="mokku-linger", daemon=True).start()
+        self._pid = os.getpid()
+
+    def take(self, sock: socket.socket) -> None:
+        """Send the FIN now; the close follows the client's, off the caller's thread."""
+        try:
+            sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            _close(sock)
+            return
+        with self._lock:
+            if self._pid != os.getpid():
+                self._start()
+            if len(self._new) + len(self._waiting) >= MAX_LINGERING:
+                full = True
+            else:
+                full = False
+                self._new.append(sock)
+        if full:
+            _close(sock)
+            return
+        try:
+            self._wake.send(b"\0")
+        except OSError:  # the pair's buffer is full: the thread is awake already
+            pass
+
+    def _run(self) -> None:
+        while True:
+            now = time.monotonic()
+            timeout = min((deadline for deadline, _ in self._waiting.values()), default=now + 60) - now
+            for key, _ in self._selector.select(max(0.0, timeout)):
+                sock: Any = key.fileobj
+                if sock is self._wake_read:
+                    self._adopt()
+                else:
+                    self._drain(sock)
+            now = time.monotonic()
+            for sock in [s for s, (deadline, _) in self._waiting.items() if deadline <= now]:
+                self._forget(sock)
+
+    def _adopt(self) -> None:
+        try:
+            while self._wake_read.recv(4096):
+                pass
+        except OSError:
+            pass
+        with self._lock:
+            new, self._new = self._new, []
+        deadline = time.monotonic() + LINGER_S
+        for sock in new:
+            try:
+                sock.setblocking(False)
+                self._selector.register(sock, selectors.EVENT_READ)
+            except (OSError, ValueError):
+                _close(sock)
+                continue
+            self._waiting[sock] = (deadline, 0)
+
+    def _drain(self, sock: socket.socket) -> None:
+        deadline, drained = self._waiting[sock]
+        try:
+            data = sock.recv(MAX_DRAIN)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        drained += len(data)
+        if not data or drained >= MAX_DRAIN:
+            self._forget(sock)
+        else:
+            self._waiting[sock] = (deadline, drained)
+
+    def _forget(self, sock: socket.socket) -> None:
+        del self._waiting[sock]
+        try:
+            self._selector.unregister(sock)
+        except (KeyError, ValueError):
+            pass
+        _close(sock)
+
+
+def _close(sock: socket.socket) -> None:
+    try:
+        sock.close()
+    except OSError:
+        pass
+
+
+LINGERER = Lingerer()
+
+
+class Connection(gthread.TConn):
+    def close(self, graceful: bool = False) -> None:
+        if graceful:  # gunicorn 25+; older versions never ask, and close at once
+            LINGERER.take(self.sock)
+        else:
+            super().close()
+
+
+class Worker(gthread.ThreadWorker):
+    """gunicorn's ``gthread`` worker whose connections close politely off its main thread."""
+
+    def init_process(self) -> None:
+        gthread.TConn = Connection  # what its ``accept`` makes, in this worker process only
+        super().init_process()
