@@ -82,6 +82,26 @@ def test_error_faults_by_model_and_header(app: webtest.TestApp, fault: str, path
         assert response.headers["x-mokku-fault"] == fault
 
 
+@pytest.mark.parametrize(
+    "model",
+    [
+        "gpt-4o@rate_limit:-1",
+        "gpt-4o@rate_limit:nan",
+        "gpt-4o@timeout:1e9",
+        "gpt-4o@rate_limit:\u0665",  # an Arabic-Indic five: a digit to str.isdigit
+        "gpt-4o@credit:1",
+    ],
+)
+def test_a_fault_named_in_the_model_with_a_bad_argument_is_a_400(app: webtest.TestApp, model: str) -> None:
+    error = app.post_json(CHAT, {"model": model, "messages": HI}, status=400).json["error"]
+    assert error["param"] == "model" and error["message"].startswith("The fault ")
+
+
+def test_an_at_sign_that_names_no_fault_is_part_of_the_model_id(app: webtest.TestApp) -> None:
+    answer = app.post_json(CHAT, {"model": "claude-3-5-sonnet@20240620", "messages": HI}).json
+    assert answer["model"] == "claude-3-5-sonnet@20240620"
+
+
 def test_rate_limit_fault_headers_and_message(app: webtest.TestApp) -> None:
     response = app.post_json(CHAT, {"model": "gpt-4o@rate_limit:2500", "messages": HI}, status=429)
     assert response.headers["retry-after-ms"] == "2500"

@@ -97,11 +97,15 @@ def parse_spec(spec: str) -> Chosen:
     if not raw_arg:
         return Chosen(name, _default(fault))
     if fault.arg is None:
-        raise ValueError(f"The fault {name!r} takes no argument.")
+        raise BadArgument(f"The fault {name!r} takes no argument.")
     meaning, _, maximum = fault.arg
-    if not raw_arg.isdigit() or int(raw_arg) > maximum:
-        raise ValueError(f"The fault {name!r} takes {meaning} from 0 to {maximum}, got {raw_arg!r}.")
+    if not (raw_arg.isascii() and raw_arg.isdigit()) or int(raw_arg) > maximum:
+        raise BadArgument(f"The fault {name!r} takes {meaning} from 0 to {maximum}, got {raw_arg!r}.")
     return Chosen(name, int(raw_arg))
+
+
+class BadArgument(ValueError):
+    """A fault named with an argument it cannot take."""
 
 
 def split_model(model: str) -> Tuple[str, Optional[Chosen]]:
@@ -113,6 +117,8 @@ def split_model(model: str) -> Tuple[str, Optional[Chosen]]:
     if at and base:
         try:
             return base, parse_spec(suffix)
+        except BadArgument as exc:  # a fault named, but mistyped: said, not quietly turned off
+            raise errors.invalid_request(str(exc), "model") from None
         except ValueError:
             pass  # an "@" that names no fault is part of the model id
     return model, None
