@@ -495,7 +495,7 @@ class GenAiInstruments:
 
 
 def _finished_reason(request: Request, status: int) -> str:
-    if status >= 500 or request.stream_outcome == "failed":
+    if status >= 500 or request.stream_outcome in ("failed", "dropped"):  # dropped: by the server
         return "error"
     if request.stream_outcome == "client_disconnected" or status == 499:
         return "abort"

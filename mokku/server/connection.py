@@ -140,11 +140,14 @@ def drop_connection(environ: Dict[str, Any]) -> None:
     """Abort the connection with a TCP reset, as a provider's failing load balancer would.
 
     The socket is set to linger 0, so that closing it sends a reset; mokku's own server closes a
-    connection whose response ends in an exception at once, without a polite shutdown first."""
+    connection whose response ends in an exception at once, without a polite shutdown first.
+    gunicorn's shuts it down first (a FIN, a clean end), so under gunicorn it is closed here."""
     sock = client_socket(environ)
     if sock is not None:
         try:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _NO_LINGER)
+            if "gunicorn.socket" in environ:
+                sock.close()  # the reset now; gunicorn's own close of it does nothing more
         except OSError:
             pass
     raise ConnectionClosed("connection dropped on purpose (simulated fault)")

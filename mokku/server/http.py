@@ -305,7 +305,7 @@ class Request:
         self.scenario: Optional[int] = None  # the scripted-reply rule that answered it
         self.result: Optional[Result] = None  # what a generation answered
         self.stream_outcome: Optional[str] = (
-            None  # how its stream ended: completed, client_disconnected, failed
+            None  # how its stream ended: completed, client_disconnected, failed, dropped
         )
         self.stream_events = 0  # events its stream sent
         self._raw: Optional[bytes] = None

@@ -138,7 +138,7 @@ class EventStream:
         self.events = 0  # events handed to the server
         self.first_at = 0.0  # perf_counter() when the first write was made
         self.token_times: Optional[List[float]] = None  # when each token was written, if wanted
-        self.outcome: Optional[str] = None  # completed, failed; client_disconnected if it never ends
+        self.outcome: Optional[str] = None  # completed, failed, dropped; client_disconnected if it never ends
         self._taken = False  # the server asked past the last write: every byte was handed over and sent
         self._closed = False
 
@@ -272,10 +272,13 @@ class EventStream:
         """End the stream as the fault says: a reset, an error event, or no ``[DONE]``."""
         self._fault = None
         if name == "stream_drop":
+            self.outcome = "dropped"  # by the server, not left by the client
             connection.drop_connection(self.request.environ)
         if name == "stream_error":
             self._add(self._render_error(errors.simulated_server_error()), batch)
-        self.outcome = "completed"
+            self.outcome = "failed"  # as a stream ended by a real error
+        else:
+            self.outcome = "completed"
 
     def _wait(self, seconds: float) -> None:
         connection.hold(seconds, self.request.environ, "the stream waited")

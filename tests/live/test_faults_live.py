@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Dict, List, Optional
@@ -103,6 +104,21 @@ def test_stream_drop_breaks_the_connection(client: openai.OpenAI) -> None:
         assert isinstance(error, openai.APIConnectionError) or type(error).__module__.startswith("httpx"), (
             repr(error)
         )
+
+
+def test_stream_drop_is_a_reset_on_both_servers(live_server: LiveServer) -> None:
+    """A reset (ECONNRESET), as a failing load balancer's, not a clean FIN: clients that handle only
+    resets see the same on either server."""
+    body = json.dumps({"model": "m@stream_drop:2", "messages": HI, "stream": True}).encode()
+    with socket.create_connection(("127.0.0.1", live_server.port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + b"Content-Length: %d\r\n\r\n" % len(body)
+            + body
+        )
+        with pytest.raises(ConnectionResetError):
+            while sock.recv(65536):
+                pass
 
 
 def test_stream_error_event(client: openai.OpenAI) -> None:
