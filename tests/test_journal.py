@@ -59,6 +59,13 @@ def test_stream_and_fault_entries(store_env: Dict[str, str]) -> None:
     assert limited["status"] == 429 and limited["fault"] == "rate_limit"
 
 
+def test_a_stream_a_fault_ends_with_an_error_is_failed(store_env: Dict[str, str]) -> None:
+    app = build(store_env)
+    app.post_json(CHAT, {"model": "gpt-4o@stream_error:2", "messages": HI, "stream": True})
+    (entry,) = entries(app)
+    assert entry["stream"] == {"outcome": "failed", "events": 3}  # role, a token, the error event
+
+
 def test_filters_and_clear(store_env: Dict[str, str]) -> None:
     app = build(store_env)
     app.post_json(CHAT, {"model": "a", "messages": HI})
