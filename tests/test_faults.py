@@ -275,6 +275,12 @@ def test_latency_headers_pace_streams_and_whole_responses(app: webtest.TestApp) 
     assert time.monotonic() - started >= 9 * 0.05 - 0.01
 
 
+def test_a_whole_response_waits_as_long_as_its_stream_would_last() -> None:
+    pace = latency.Pace(ttft=0.1, token_delay=0.05)
+    assert pace.whole_response(10) == pytest.approx(0.1 + 9 * 0.05)  # the first token, then 9 gaps
+    assert pace.whole_response(1) == pace.whole_response(0) == pytest.approx(0.1)
+
+
 def _paced(monkeypatch: pytest.MonkeyPatch, spent: List[float]) -> List[float]:
     """The waits a 50 ms token pace asks for, on a clock that advances by ``spent`` before each token."""
     clock = [100.0]

@@ -65,8 +65,9 @@ class Pace:
         self.next_token_at = -math.inf
 
     def whole_response(self, tokens: int) -> float:
-        """A non-streamed answer arrives when a stream of it would have ended."""
-        return self._jittered(self.ttft) + tokens * self._jittered(self.token_delay)
+        """A non-streamed answer arrives when a stream of it would have ended: its first token after
+        the time to it, each later one a delay after the one before."""
+        return self._jittered(self.ttft) + max(0, tokens - 1) * self._jittered(self.token_delay)
 
 
 def read_pace(request: Request, settings: config.Settings) -> Pace:
