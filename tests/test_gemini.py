@@ -68,7 +68,19 @@ def test_a_generation_echoes_the_last_user_turn(app: webtest.TestApp) -> None:
         assert candidate["content"] == {"parts": [{"text": "second"}], "role": "model"}
         assert candidate["finishReason"] == "STOP" and answer["modelVersion"] == "gemini-2.5-flash"
         usage = answer["usageMetadata"]
-        assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"]
+        # 2.5 Flash thinks unless told not to: its thoughts are counted, though not shown.
+        assert usage["thoughtsTokenCount"] > 0 and usage["totalTokenCount"] == (
+            usage["promptTokenCount"] + usage["candidatesTokenCount"] + usage["thoughtsTokenCount"]
+        )
+
+
+def test_a_model_thinks_by_default_unless_its_budget_is_0(app: webtest.TestApp) -> None:
+    off = {"thinkingConfig": {"thinkingBudget": 0}}
+    usage = generate(app, contents=[user("hi")], generationConfig=off)["usageMetadata"]
+    assert "thoughtsTokenCount" not in usage
+    assert usage["totalTokenCount"] == usage["promptTokenCount"] + usage["candidatesTokenCount"]
+    own = "/v1beta/models/my-own-model:generateContent"  # no thinking model the catalogue knows
+    assert "thoughtsTokenCount" not in generate(app, own, contents=[user("hi")])["usageMetadata"]
 
 
 def test_snake_case_and_camel_case_are_both_read(app: webtest.TestApp) -> None:

@@ -34,7 +34,7 @@ from mokku.api.ids import random_id, signature
 from mokku.api.sampling import Sampling
 from mokku.gemini import protojson
 from mokku.gemini.dialect import envelope, ratings, translate, wants_sse
-from mokku.gemini.models import THINKING_ONLY, check_serves, not_found
+from mokku.gemini.models import THINKING, THINKING_ONLY, check_serves, not_found
 from mokku.server.http import Request, Response, dumps, json_response
 from mokku.server.stream import Event, Last, Token
 
@@ -271,9 +271,10 @@ def openapi_to_json_schema(schema: Any, depth: int = 0) -> Any:
     return out
 
 
-def _config(body: Mapping[str, Any], model: str) -> Tuple[Sampling, Optional[tools.OutputFormat], bool]:
+def _config(body: Mapping[str, Any], model: str) -> Tuple[Sampling, Optional[tools.OutputFormat], bool, bool]:
     """generationConfig: the sampling (``candidateCount`` as its ``n``), structured output, whether
-    thoughts are shown (``model`` decides whether thinking may be turned off)."""
+    the model thinks (a thinking model unless its budget is 0; any with ``includeThoughts``) and whether
+    its thoughts are shown (``includeThoughts``): a thinking model's thoughts are counted either way."""
     config = _object(field(body, "generationConfig") or {}, "generation_config")
     max_tokens = protojson.integer(field(config, "maxOutputTokens"))
     if max_tokens is not None and max_tokens < 1:
@@ -315,11 +316,13 @@ def _config(body: Mapping[str, Any], model: str) -> Tuple[Sampling, Optional[too
     budget = protojson.integer(field(thinking, "thinkingBudget"))
     if budget == 0 and model in THINKING_ONLY:
         raise errors.invalid_request(THINKING_REQUIRED, "generation_config.thinking_config.thinking_budget")
-    thoughts = bool(field(thinking, "includeThoughts")) and budget != 0  # a budget of 0 turns thinking off
+    shown = bool(field(thinking, "includeThoughts")) and budget != 0  # a budget of 0 turns thinking off
+    thinks = shown or (model in THINKING and budget != 0)
     return (
         Sampling(n=candidates, max_tokens=max_tokens, stop=tuple(s for s in stops if s)),
         output_format,
-        thoughts,
+        thinks,
+        shown,
     )
 
 
@@ -410,7 +413,7 @@ class GenerateContent:
     ) -> Tuple[Dict[str, Any], List[str], Dict[str, int], str]:
         conversation = read_contents(body, signed=bool(_SIGNS_CALLS.match(behaviour.model)))
         framing = _system(body)
-        sampling, output_format, thoughts = _config(body, behaviour.model)
+        sampling, output_format, thinks, thoughts = _config(body, behaviour.model)
         candidates = sampling.n
         output_format = tools.instructed(output_format, [m.text for m in framing])
         chosen = _functions(body, conversation)
@@ -443,7 +446,7 @@ class GenerateContent:
         finish = FINISH.get(output.finish_reason, "STOP")
         prompt = generation.prompt_tokens[0]
         made = reply.completion_tokens() * candidates  # every candidate is generated, and billed
-        thought_tokens = THOUGHT_TOKENS * candidates if thoughts else 0
+        thought_tokens = THOUGHT_TOKENS * candidates if thinks else 0
         usage_metadata: Dict[str, Any] = {
             "promptTokenCount": prompt,
             "candidatesTokenCount": made,
@@ -453,7 +456,7 @@ class GenerateContent:
         if request.cached_tokens:  # the simulated prefix cache (simulation.prefix)
             usage_metadata["cachedContentTokenCount"] = request.cached_tokens
             usage_metadata["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": request.cached_tokens}]
-        if thoughts:
+        if thinks:
             usage_metadata["thoughtsTokenCount"] = thought_tokens
         candidate: Dict[str, Any] = {
             "content": {"parts": parts, "role": "model"},
