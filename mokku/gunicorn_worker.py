@@ -25,7 +25,7 @@ from gunicorn.workers import gthread
 
 LINGER_S = 2.0  # as gunicorn's own close
 MAX_DRAIN = 64 * 1024  # as gunicorn's own close
-MAX_LINGERING = 1024  # sockets one worker waits on at once
+MAX_LINGERING = 256  # sockets one worker waits on at once (each holds a descriptor)
 
 
 class Lingerer:
