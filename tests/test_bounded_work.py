@@ -230,7 +230,7 @@ def test_schema_errors_name_the_parameter_of_each_dialect(app: webtest.TestApp) 
     }
     answer = app.post_json("/v1beta/models/gemini-2.5-flash:generateContent", gemini, status=400)
     assert answer.json["error"]["message"].startswith(
-        "Invalid schema for generation_config.response_schema: "
+        "Invalid schema for generation_config.response_json_schema: "
     )
     url, body, _ = _responses_format(refused)
     assert _post(app, url, body).json["error"]["message"].startswith("Invalid schema for text.format: ")
