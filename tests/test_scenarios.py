@@ -77,6 +77,21 @@ def test_model_endpoint_nth_and_times(store_env: Dict[str, str]) -> None:
     assert [(rule["times_left"], rule["calls"]) for rule in listed] == [(None, 3), (0, 1)]
 
 
+def test_nth_counts_the_calls_an_earlier_rule_answered(store_env: Dict[str, str]) -> None:
+    """control.md's pair: the second gpt-4o call fails, though the first was the weather rule's."""
+    app = build(store_env)
+    app.post_json(
+        "/mokku/scenarios", {"match": {"contains": "weather"}, "reply": {"content": "Sunny"}, "times": 1}
+    )
+    app.post_json(
+        "/mokku/scenarios", {"match": {"model": "gpt-4o", "nth": 2}, "reply": {"fault": "server_error"}}
+    )
+    statuses = [say(app, "weather?").status_int for _ in range(3)]
+    assert statuses == [200, 500, 200]
+    listed = app.get("/mokku/scenarios").json["data"]
+    assert [rule["calls"] for rule in listed] == [1, 3]
+
+
 def test_first_match_wins(store_env: Dict[str, str]) -> None:
     app = build(store_env)
     app.post_json("/mokku/scenarios", {"reply": {"content": "first"}})

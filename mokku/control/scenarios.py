@@ -55,6 +55,7 @@ _REPLIES, _MODES = 1, 2  # kinds of rule: replies, switches the mode
 MAX_RULES = 1000  # rules held at once
 MAX_RULE_BYTES = 64 * 1024  # one rule, as JSON
 MAX_TIMES = 1_000_000_000  # the largest ``times`` and ``nth``
+COUNT_ONLY = 0  # an ``nth`` no rule has (they start at 1): ``hit`` counts the call and never answers it
 # One call's regex matching, over every rule, in saferegex's work (characters read, states
 # visited): about a second at worst, however many rules there are.
 MATCH_WORK = 4_000_000
@@ -208,13 +209,22 @@ class Scenarios:
                 )
 
         try:
-            for rule_id, rule in self._candidates():
+            candidates = self._candidates()
+            for index, (rule_id, rule) in enumerate(candidates):
                 match = rule["match"]
                 if (
                     _switches(rule) == modes
                     and _matches(match, endpoint, model, text, spend)
                     and self.store.hit(rule_id, match.get("nth"))
                 ):
+                    # A later rule's ``nth`` counts this call too: it matches the rest of that rule.
+                    for later_id, later in candidates[index + 1 :]:
+                        if (
+                            later["match"].get("nth") is not None
+                            and _switches(later) == modes
+                            and _matches(later["match"], endpoint, model, text, spend)
+                        ):
+                            self.store.hit(later_id, COUNT_ONLY)
                     return dict(rule["reply"], rule_id=rule_id)
         except statedb.STATE_ERRORS as exc:
             raise self._unavailable(exc) from None
