@@ -427,6 +427,24 @@ def test_real_context_windows() -> None:
     assert "(1 in your prompt; 4096 for the completion)" in legacy.json["error"]["message"]
 
 
+def test_responses_context_window_error_speaks_of_input() -> None:
+    """The Responses API words it without numbers and names ``input``; too many output tokens name
+    ``max_output_tokens``."""
+    app = build({"MOKKU_CONTEXT_WINDOW": "real"})
+    long_input = {"model": "gpt-4", "input": "word " * 9000}
+    for body in (long_input, dict(long_input, stream=True), {"model": "gpt-4@context_length", "input": "hi"}):
+        error = app.post_json("/v1/responses", body, status=400).json["error"]
+        assert error == {
+            "message": "Your input exceeds the context window of this model. Please adjust your input and try again.",
+            "type": "invalid_request_error",
+            "param": "input",
+            "code": "context_length_exceeded",
+        }
+    too_many = {"model": "gpt-4o", "input": "hi", "max_output_tokens": 20000}
+    error = app.post_json("/v1/responses", too_many, status=400).json["error"]
+    assert error["param"] == "max_output_tokens" and "at most 16384 completion tokens" in error["message"]
+
+
 def test_one_window_for_all() -> None:
     app = build({"MOKKU_CONTEXT_WINDOW": "50"})
     assert app.post_json(CHAT, {"model": "anything", "messages": HI, "max_tokens": 40}).status_int == 200

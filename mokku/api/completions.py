@@ -64,7 +64,6 @@ def create(request: Request, replies: Replies) -> Response:
         [prompt.tokens for prompt in prompts],
         sampling,
         top_logprobs=top,
-        legacy=True,
         input_param="prompt",
         logprobs_param="logprobs",
         echoed=sum(prompt.tokens for prompt in prompts) if echo else 0,

@@ -58,8 +58,7 @@ class Generation(NamedTuple):
     functions: Sequence[tools.Function] = ()  # the functions the reply calls instead of answering text
     output_format: Optional[tools.OutputFormat] = None
     top_logprobs: Optional[int] = None  # logprobs asked for: how many alternatives per token
-    legacy: bool = False  # completions: the context error speaks of a prompt
-    input_param: str = "messages"  # the field that holds the prompts, for errors
+    input_param: str = "messages"  # the field that holds the prompts, for errors (and their words)
     logprobs_param: str = "top_logprobs"
     n_param: str = "n"  # the field that asks for several choices, for errors
     conversation: Sequence[Message] = ()  # the first prompt's messages, for the prefix cache
@@ -237,7 +236,7 @@ class Replies:
         forced = behaviour.is_("context_length")
         for prompt_tokens in generation.prompt_tokens:
             limits.check_context(
-                request, behaviour.model, prompt_tokens, sampling.max_tokens, forced, generation.legacy
+                request, behaviour.model, prompt_tokens, sampling.max_tokens, forced, generation.input_param
             )
         filtered = behaviour.is_("content_filter") or behaviour.is_("prompt_filter")
         if script is not None and "tool_call" in script:

@@ -117,12 +117,14 @@ def check_context(
     prompt_tokens: int,
     completion_tokens: Optional[int],
     forced: bool,
-    legacy: bool = False,
+    wording: str = "messages",
 ) -> None:
     """400 ``context_length_exceeded`` when prompt plus completion overflow the model's window.
 
     ``forced`` (the ``context_length`` fault) answers it whatever the sizes, with numbers that
-    overflow the window just as a real oversized request would.
+    overflow the window just as a real oversized request would. ``wording`` is the field that holds
+    the prompt, which the error names and whose endpoint it words as: ``prompt`` (legacy completions,
+    embeddings), ``input`` (Responses, whose error gives no numbers), else chat's.
     """
     limits = window(request.settings, model) or (known_window(model) if forced else None)
     if limits is None:
@@ -131,7 +133,9 @@ def check_context(
     asked = completion_tokens or 0
     if not forced:
         if most_output and asked > most_output:
-            field = "max_completion_tokens" if request.json().get("max_completion_tokens") else "max_tokens"
+            body = request.json()
+            names = ("max_output_tokens", "max_completion_tokens", "max_tokens")
+            field = next((name for name in names if body.get(name)), "max_tokens")
             raise errors.invalid_request(
                 f"{field} is too large: {asked}. This model supports at most {most_output} completion tokens, "
                 f"whereas you provided {asked}.",
@@ -143,7 +147,11 @@ def check_context(
     else:
         asked = max(asked, size - prompt_tokens + 1)
     total = prompt_tokens + asked
-    if legacy:
+    if wording == "input":
+        message = (
+            "Your input exceeds the context window of this model. Please adjust your input and try again."
+        )
+    elif wording == "prompt":
         message = (
             f"This model's maximum context length is {size} tokens, however you requested {total} tokens "
             f"({prompt_tokens} in your prompt; {asked} for the completion). "
@@ -155,7 +163,7 @@ def check_context(
             f"({prompt_tokens} in the messages, {asked} in the completion). "
             "Please reduce the length of the messages or completion."
         )
-    raise errors.invalid_request(message, "messages" if not legacy else "prompt", "context_length_exceeded")
+    raise errors.invalid_request(message, wording, "context_length_exceeded")
 
 
 class Access:
