@@ -9,6 +9,8 @@ import jsonschema
 import pytest
 import webtest
 
+from mokku.api.responses import REASONING_SUMMARY
+
 from .spec import validate
 
 URL = "/v1/responses"
@@ -911,14 +913,17 @@ def test_reasoning_models_take_no_temperature_or_top_p_but_the_default(app: webt
 
 
 def test_a_reasoning_model_answers_its_reasoning_item_first(app: webtest.TestApp) -> None:
-    """As the real API: the reasoning item (no summary, its encrypted content) comes before the
-    answer, and ``reasoning`` echoes the effort and summary asked for."""
+    """As the real API: the reasoning item (its summary when one is asked for, its encrypted
+    content) comes before the answer, and ``reasoning`` echoes the effort and summary asked for."""
     answer = create(app, model="o4-mini", input="think", reasoning={"effort": "low", "summary": "auto"})
     reasoning, message = answer["output"]
     assert reasoning["type"] == "reasoning" and reasoning["id"].startswith("rs_")
-    assert reasoning["summary"] == [] and reasoning["encrypted_content"]
+    assert reasoning["summary"] == [{"type": "summary_text", "text": REASONING_SUMMARY}]
+    assert reasoning["encrypted_content"]
     assert message["content"][0]["text"] == "think"
     assert answer["reasoning"] == {"effort": "low", "summary": "auto"}
+    unsummed = create(app, model="o4-mini", input="think")["output"][0]
+    assert unsummed["summary"] == [] and unsummed["encrypted_content"]
     assert create(app, model="gpt-5", input="x")["reasoning"] == {"effort": "medium", "summary": None}
     # No reasoning item without reasoning: another model, or the effort none.
     plain = create(app, model="gpt-4o", input="x")
@@ -934,6 +939,33 @@ def test_a_reasoning_model_answers_its_reasoning_item_first(app: webtest.TestApp
     assert follow["output"][1]["content"][0]["text"] == "again"
     calls = create(app, model="o3", input="q", tools=[TOOL], tool_choice="required")
     assert [item["type"] for item in calls["output"]] == ["reasoning", "function_call"]
+
+
+def test_a_reasoning_summary_streams_in_parts(app: webtest.TestApp) -> None:
+    """The summary's part added, its text in deltas, done, part done, all inside the reasoning item's
+    added and done (``events`` checks each against the spec)."""
+    streamed = events(app, model="o3", input="think", reasoning={"summary": "detailed"})
+    item_id = streamed[-1]["response"]["output"][0]["id"]
+    kinds = [event["type"] for event in streamed]
+    first = kinds.index("response.output_item.added")
+    last = kinds.index("response.output_item.done")
+    deltas = kinds.count("response.reasoning_summary_text.delta")
+    assert deltas > 1 and kinds[first : last + 1] == [
+        "response.output_item.added",
+        "response.reasoning_summary_part.added",
+        *["response.reasoning_summary_text.delta"] * deltas,
+        "response.reasoning_summary_text.done",
+        "response.reasoning_summary_part.done",
+        "response.output_item.done",
+    ]
+    assert streamed[first]["item"]["summary"] == []
+    summary = streamed[first + 1 : last]
+    assert all(event["item_id"] == item_id and event["summary_index"] == 0 for event in summary)
+    assert summary[0]["part"] == {"type": "summary_text", "text": ""}
+    assert "".join(event["delta"] for event in summary[1:-2]) == REASONING_SUMMARY
+    assert summary[-2]["text"] == REASONING_SUMMARY
+    assert summary[-1]["part"] == {"type": "summary_text", "text": REASONING_SUMMARY}
+    assert streamed[last]["item"]["summary"] == [{"type": "summary_text", "text": REASONING_SUMMARY}]
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,20 @@ def _call_input(
     yield emit(f"{event}.done", item_id=item_id, output_index=output_index, **done)
 
 
+def _summary(
+    emit: Numbered, item: Dict[str, Any], output_index: int, padding: Dict[str, str]
+) -> Iterator[bytes]:
+    """A reasoning item's summary parts as they are made: each part added, its text in deltas (not
+    paced: the reasoning is over before the answer's first token), done."""
+    for summary_index, part in enumerate(item["summary"]):
+        where = {"item_id": item["id"], "output_index": output_index, "summary_index": summary_index}
+        yield emit("response.reasoning_summary_part.added", **where, part=dict(part, text=""))
+        for piece in tokenize(part["text"]):
+            yield emit("response.reasoning_summary_text.delta", **where, delta=piece, **padding)
+        yield emit("response.reasoning_summary_text.done", **where, text=part["text"])
+        yield emit("response.reasoning_summary_part.done", **where, part=part)
+
+
 def events(
     emit: Numbered,
     final: Dict[str, Any],
@@ -112,7 +126,8 @@ def events(
     for output_index, item in enumerate(final["output"]):
         item_id = item["id"]
         if item["type"] == "reasoning":
-            yield emit("response.output_item.added", output_index=output_index, item=item)
+            yield emit("response.output_item.added", output_index=output_index, item=dict(item, summary=[]))
+            yield from _summary(emit, item, output_index, padding)
         elif item["type"] == "custom_tool_call":
             yield emit(
                 "response.output_item.added",

@@ -550,16 +550,23 @@ def _context_of(model: str) -> str:
     return "all_turns" if model.startswith("gpt-5.6") else "current_turn"
 
 
+# What a reasoning item's summary says when one is asked for (``reasoning.summary``): the real API's
+# summaries begin with a bold title.
+REASONING_SUMMARY = "**Echoing the message**\n\nThe answer repeats the last user message back, as written."
+
+
 def _reasoning_items(model: str, reasoning: Mapping[str, Any]) -> List[Dict[str, Any]]:
     """A reasoning model's output begins with its reasoning item (unless its effort is ``none``):
-    no summary, and ``encrypted_content`` a client hands back on a later turn, as the real API's."""
+    a summary when one is asked for, and ``encrypted_content`` a client hands back on a later turn,
+    as the real API's."""
     if not model.startswith(REASONING_MODELS) or reasoning["effort"] == "none":
         return []
+    summary = [{"type": "summary_text", "text": REASONING_SUMMARY}] if reasoning["summary"] else []
     return [
         {
             "id": random_id("rs_", 48),
             "type": "reasoning",
-            "summary": [],
+            "summary": summary,
             "encrypted_content": random_id("gAAAAA", 96),
         }
     ]
