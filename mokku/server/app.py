@@ -138,10 +138,9 @@ class App:
         if "HTTP_ORIGIN" in environ and not preflight:  # a preflight says it itself
             added += request.dialect.cross_origin_headers(request)
         headers = response.headers
+        # An error's own rate-limit headers (a fault's) win over the limiter's.
         if response.forwarded or (response.status >= 400 and request.headers_out):
-            _add_missing(
-                headers, added
-            )  # an error's own rate-limit headers (a fault's) win over the limiter's
+            _add_missing(headers, added)
         else:
             headers.extend(added)
         start_response(status_line(response.status), headers)
