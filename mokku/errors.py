@@ -195,8 +195,17 @@ def format_duration(seconds: float) -> str:
 _RATE_UNITS = {"requests": "requests per min (RPM)", "tokens": "tokens per min (TPM)"}
 
 
-def rate_limited(model: str, kind: str, limit: int, used: int, requested: int, retry_ms: int) -> APIError:
-    """429 ``rate_limit_exceeded`` on requests (RPM) or tokens (TPM), with the retry headers."""
+def rate_limited(
+    model: str,
+    kind: str,
+    limit: int,
+    used: int,
+    requested: int,
+    retry_ms: int,
+    others: Sequence[Tuple[str, str]] = (),
+) -> APIError:
+    """429 ``rate_limit_exceeded`` on requests (RPM) or tokens (TPM), with the retry headers, the
+    refused limit's and then ``others`` (the other limit's ``x-ratelimit-*``)."""
     wait = format_duration(retry_ms / 1000)
     return APIError(
         429,
@@ -211,6 +220,7 @@ def rate_limited(model: str, kind: str, limit: int, used: int, requested: int, r
             (f"x-ratelimit-limit-{kind}", str(limit)),
             (f"x-ratelimit-remaining-{kind}", "0"),
             (f"x-ratelimit-reset-{kind}", wait),
+            *others,
         ),
     )
 

@@ -192,6 +192,43 @@ def test_a_refused_request_takes_nothing_from_either_bucket() -> None:
     assert headers["x-ratelimit-remaining-tokens"] == "0"
 
 
+@pytest.mark.parametrize("where", ["sqlite", "redis"])
+def test_a_429_carries_the_other_limits_headers_as_they_stand(where: str, request: Any) -> None:
+    """The real API's 429 sends both limits' ``x-ratelimit-*``: the refused one's, then the other's,
+    untaken, in either store."""
+    clock = FakeClock()
+    env = {"MOKKU_RPM": "60", "MOKKU_TPM": "600"}
+    if where == "redis":
+        from mokku.store import redis
+
+        server = request.getfixturevalue("redis_server").env()
+        store = redis.RedisBuckets(redis.Redis(server["MOKKU_STATE"], server["MOKKU_STATE_PREFIX"]))
+        limiter = limits.Access(config.load(env), clock, store)
+    else:
+        limiter = access(clock, rpm="60", tpm="600")
+    served(limiter, chat(100, 200))
+    served(limiter, chat(100, 200))
+    error = refused(limiter, chat(100, 200))
+    assert error.type == "tokens"
+    assert list(error.headers) == [
+        ("retry-after", "30"),
+        ("retry-after-ms", "30000"),
+        ("x-ratelimit-limit-tokens", "600"),
+        ("x-ratelimit-remaining-tokens", "0"),
+        ("x-ratelimit-reset-tokens", "30s"),
+        ("x-ratelimit-limit-requests", "60"),
+        ("x-ratelimit-remaining-requests", "58"),
+        ("x-ratelimit-reset-requests", "2s"),
+    ]
+    clock.advance(0.5)
+    for _ in range(58):
+        served(limiter, get())
+    error = refused(limiter, get())
+    assert error.type == "requests"  # with the tokens refilled by 0.5 s's worth
+    assert dict(error.headers)["x-ratelimit-remaining-tokens"] == "5"
+    assert dict(error.headers)["x-ratelimit-reset-tokens"] == "59.5s"
+
+
 def test_buckets_are_per_key_else_per_client_address() -> None:
     limiter = access(FakeClock(), rpm="1")
     served(limiter, get("sk-a"))

@@ -22,7 +22,7 @@ from mokku.anthropic import claude
 from mokku.api.models import SNAPSHOTS
 from mokku.control import statedb
 from mokku.errors import invalid_api_key, rate_limited
-from mokku.server.dialect import Limit
+from mokku.server.dialect import OPENAI, Limit
 from mokku.server.http import Request
 from mokku.store.base import BucketStore
 
@@ -219,14 +219,19 @@ class Access:
             refused, left = self._buckets.take(who, wants, self._clock(), self._window)
         except statedb.STATE_ERRORS as exc:
             raise statedb.unavailable(self._buckets.name, exc) from None
+        levels = [
+            Limit(kind, capacity, max(0, math.floor(level)), reset) for kind, capacity, level, reset in left
+        ]
         if refused is not None:
             kind, capacity, amount, wait = refused
             used = capacity - (amount - wait * capacity / self._window)  # the level was amount short by wait
             retry_ms = max(1, math.ceil(wait * 1000))
-            raise rate_limited(_model(request), kind, capacity, max(0, round(used)), int(amount), retry_ms)
-        return request.dialect.rate_limit_headers(
-            [Limit(kind, capacity, max(0, math.floor(level)), reset) for kind, capacity, level, reset in left]
-        )
+            # The other limit's headers too, as they stand: the real API's 429 sends every limit's.
+            others = OPENAI.rate_limit_headers([limit for limit in levels if limit.kind != kind])
+            raise rate_limited(
+                _model(request), kind, capacity, max(0, round(used)), int(amount), retry_ms, others
+            )
+        return request.dialect.rate_limit_headers(levels)
 
     @property
     def buckets(self) -> int:

@@ -110,9 +110,9 @@ class RulesStore(Protocol):
         """Count one matching call, atomically; True when the rule answers it."""
 
 
-# A rate-limit decision: what was asked (kind, capacity, amount) per limit; the answer is either the
-# first limit that refused with the seconds until it would not, or each bucket's level and seconds
-# until full after taking.
+# A rate-limit decision: what was asked (kind, capacity, amount) per limit; the answer is the first
+# limit that refused with the seconds until it would not (or None), and each bucket's level and
+# seconds until full: after taking, or as they stand when refused.
 Want = Tuple[str, int, float]
 Refused = Tuple[str, int, float, float]
 Left = Tuple[str, int, float, float]
@@ -129,7 +129,11 @@ def decide(
     """Take every want from its bucket, or none: the first that is short refuses."""
     for level, (kind, capacity, amount) in zip(levels, wants):
         if level < amount:
-            return (kind, capacity, amount, (amount - level) * window / capacity), []
+            refused = (kind, capacity, amount, (amount - level) * window / capacity)
+            return refused, [
+                (kind, capacity, level, (capacity - level) * window / capacity)
+                for level, (kind, capacity, _) in zip(levels, wants)
+            ]
     return None, [
         (kind, capacity, level - amount, (capacity - level + amount) * window / capacity)
         for level, (kind, capacity, amount) in zip(levels, wants)

@@ -474,24 +474,31 @@ class RedisRules:
 
 
 # KEYS: one bucket per limit, then the index of buckets by last use; ARGV: now, window, the most
-# buckets kept, then (capacity, amount) per bucket. Returns {0, level, ...} when taken, {i, seconds}
-# when bucket i is short (as strings: Lua numbers would be cut). The index drops the buckets that
+# buckets kept, then (capacity, amount) per bucket. Returns {0, level, ...} when taken, {i, seconds,
+# level, ...} when bucket i is short (the levels untaken; as strings: Lua numbers would be cut). The index drops the buckets that
 # have refilled (and expired); past the most, the older half goes, as the embedded store does.
 _TAKE = """
 local now, window, most = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local index = table.remove(KEYS)
 local levels = {}
 for i, key in ipairs(KEYS) do
-  local capacity, amount = tonumber(ARGV[2 * i + 2]), tonumber(ARGV[2 * i + 3])
+  local capacity = tonumber(ARGV[2 * i + 2])
   local state = redis.call('HMGET', key, 'level', 'updated')
   local level = tonumber(state[1]) or capacity
   local updated = tonumber(state[2]) or now
-  level = math.min(capacity, level + math.max(0, now - updated) * capacity / window)
-  if level < amount then return {tostring(i), tostring((amount - level) * window / capacity)} end
-  levels[i] = level - amount
+  levels[i] = math.min(capacity, level + math.max(0, now - updated) * capacity / window)
+end
+for i = 1, #KEYS do
+  local capacity, amount = tonumber(ARGV[2 * i + 2]), tonumber(ARGV[2 * i + 3])
+  if levels[i] < amount then
+    local short = {tostring(i), tostring((amount - levels[i]) * window / capacity)}
+    for j = 1, #KEYS do short[#short + 1] = tostring(levels[j]) end
+    return short
+  end
 end
 local out = {'0'}
 for i, key in ipairs(KEYS) do
+  levels[i] = levels[i] - tonumber(ARGV[2 * i + 3])
   redis.call('HSET', key, 'level', tostring(levels[i]), 'updated', tostring(now))
   redis.call('PEXPIRE', key, math.ceil(window * 1000))
   redis.call('ZADD', index, now, key)
@@ -528,12 +535,14 @@ class RedisBuckets:
         for _, capacity, amount in wants:
             args += [capacity, repr(float(amount))]
         found = [float(value) for value in self.store.call(self._take, keys=keys, args=args)]
+        refused: Optional[Refused] = None
         if found[0]:
             kind, capacity, amount = wants[int(found[0]) - 1]
-            return (kind, capacity, amount, found[1]), []
-        return None, [
+            refused = (kind, capacity, amount, found[1])
+        levels = found[2:] if refused is not None else found[1:]
+        return refused, [
             (kind, capacity, level, (capacity - level) * window / capacity)
-            for (kind, capacity, _), level in zip(wants, found[1:])
+            for (kind, capacity, _), level in zip(wants, levels)
         ]
 
     def count(self) -> int:

@@ -353,7 +353,8 @@ class SqliteBuckets:
                 refused, left = decide(levels, wants, window)
                 if new and db.execute("SELECT COUNT(*) FROM buckets").fetchone()[0] >= self.limit:
                     self._prune(db, now, window)
-                for kind, capacity, level, _ in left:
+                taken = left if refused is None else []  # refused: every bucket stays as it was
+                for kind, capacity, level, _ in taken:
                     db.execute(
                         "INSERT OR REPLACE INTO buckets (who, kind, capacity, level, updated) "
                         "VALUES (?, ?, ?, ?, ?)",
