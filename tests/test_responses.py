@@ -863,7 +863,10 @@ def test_compact_keeps_the_user_messages_and_folds_the_rest(app: webtest.TestApp
     assert refused["error"]["code"] == "insufficient_quota"
 
 
-def test_a_stream_error_fault_sends_the_typed_error_event(app: webtest.TestApp) -> None:
+def test_a_stream_error_fault_sends_the_typed_error_event_then_the_failed_response(
+    app: webtest.TestApp,
+) -> None:
+    """As the real API ends a stream that fails: ``error``, then ``response.failed``."""
     out = events(app, model="gpt-4o@stream_error:4", input="one two three")
     assert [e["type"] for e in out[:4]] == [
         "response.created",
@@ -878,7 +881,11 @@ def test_a_stream_error_fault_sends_the_typed_error_event(app: webtest.TestApp) 
         "error": {"type": "server_error", **fields},  # as the real API sends it
         **fields,  # as the spec has it
     }
-    assert len(out) == 5 and "help.openai.com" in out[4]["message"]
+    assert "help.openai.com" in out[4]["message"]
+    assert len(out) == 6 and out[5]["type"] == "response.failed"
+    failed = out[5]["response"]
+    assert failed["id"] == out[0]["response"]["id"] and failed["status"] == "failed"
+    assert failed["error"] == {"code": "server_error", "message": out[4]["message"]}
 
 
 def test_json_mode_follows_a_schema_in_the_instructions(app: webtest.TestApp) -> None:

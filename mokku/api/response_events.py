@@ -23,6 +23,7 @@ class Numbered:
     def __init__(self) -> None:
         self._sequence = itertools.count()
         self.last = -1  # the number of the event made last
+        self.response: Optional[Dict[str, Any]] = None  # as created: what ``response.failed`` ends
 
     def __call__(self, kind: str, **fields: Any) -> bytes:
         self.last = next(self._sequence)
@@ -35,12 +36,22 @@ class Numbered:
                 yield event
 
     def error(self, error: errors.APIError) -> bytes:
-        """The ``error`` event the Responses API sends when a stream fails. The real API nests the
-        error under ``error`` (as the official SDKs and the AI SDK read it), where the spec puts its
-        fields at the top level (as generated clients read it): both, so that either kind sees it."""
+        """The ``error`` event the Responses API sends when a stream fails, then ``response.failed``
+        (the response failed, with the error's code and message), as the real API ends one. The real
+        API nests the error under ``error`` (as the official SDKs and the AI SDK read it), where the
+        spec puts its fields at the top level (as generated clients read it): both, so that either
+        kind sees it."""
         code = error.code or error.type
         fields = {"code": code, "message": error.message, "param": error.param}
-        return self("error", error={"type": error.type, **fields}, **fields)
+        event = self("error", error={"type": error.type, **fields}, **fields)
+        if self.response is None:
+            return event
+        reason = {"code": code if code in FAILURE_CODES else "server_error", "message": error.message}
+        return event + self("response.failed", response=dict(self.response, status="failed", error=reason))
+
+
+# The codes a failed response's ``error`` takes (``ResponseErrorCode``) that a stream may end with.
+FAILURE_CODES = ("server_error", "rate_limit_exceeded")
 
 
 def text_part(text: str, logprobs: Optional[List[Dict[str, Any]]] = None) -> Dict[str, Any]:
@@ -117,6 +128,7 @@ def events(
     padding = {} if obfuscation is None else {"obfuscation": obfuscation}
     background = final.get("background", False)
     first = unfinished(final, "queued" if background else "in_progress")
+    emit.response = first
     yield emit("response.created", response=first)
     if background:
         yield emit("response.queued", response=first)
