@@ -254,18 +254,22 @@ def test_a_background_response_moves_from_queued_to_completed(tmp_path: Path) ->
     pace = {"X-Mokku-Latency-Ms": "2000", "X-Mokku-Token-Ms": "1000"}
     created = create(app, pace, input="one two three", background=True)
     assert created["status"] == "queued" and created["background"] is True and created["output"] == []
+    assert created["created_at"] == 1_700_000_000 and created["completed_at"] is None
     assert app.get(f"{URL}/{created['id']}").json["status"] == "queued"
     clock.advance(2.5)
     running = app.get(f"{URL}/{created['id']}").json
     validate(running, "Response")
     assert running["status"] == "in_progress" and running["output"] == []
-    clock.advance(3)
+    clock.advance(1.4)  # the last of three tokens is due at 2 + 2 x 1 s
+    assert app.get(f"{URL}/{created['id']}").json["status"] == "in_progress"
+    clock.advance(0.1)
     done = app.get(f"{URL}/{created['id']}").json
     validate(done, "Response")
     assert (
         done["status"] == "completed"
         and text(done) == "one two three"
         and done["usage"]["output_tokens"] == 3
+        and done["completed_at"] == 1_700_000_004
     )
     # a finished background response is answered as it is; a synchronous one cannot be cancelled
     assert app.post(f"{URL}/{created['id']}/cancel").json == done

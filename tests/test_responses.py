@@ -100,6 +100,13 @@ def test_input_items_and_instructions(app: webtest.TestApp) -> None:
     assert body["instructions"] == "Be brief."
 
 
+def test_completed_at_is_when_the_last_token_came_and_only_when_completed(app: webtest.TestApp) -> None:
+    done = create(app, input="one two three")
+    assert done["completed_at"] - done["created_at"] in (0, 1)  # no latency: the same second
+    cut = create(app, input=" ".join(["w"] * 40), max_output_tokens=16)
+    assert cut["status"] == "incomplete" and cut["completed_at"] is None
+
+
 def test_max_output_tokens_is_incomplete(app: webtest.TestApp) -> None:
     body = create(app, input=" ".join(["w"] * 40), max_output_tokens=16)
     assert body["status"] == "incomplete"

@@ -304,6 +304,7 @@ class Responses:
         incomplete = output.finish_reason in ("length", "content_filter")
         input_tokens, output_tokens = generation.prompt_tokens[0], reply.completion_tokens()
         usage = _usage(input_tokens, output_tokens, request.cached_tokens)
+        now = self.clock()
         shell = _response_shell(
             response_id,
             snapshot(request.dialect.answer_model(model)),
@@ -312,15 +313,19 @@ class Responses:
             max_output,
             text_format,
             store,
+            int(now),
         )
         shell["background"] = background
         shell["reasoning"] = reasoning
         if conversation is not None:
             shell["conversation"] = {"id": conversation}
+        # The answer's last token comes after the first token's wait and a delay per token since.
+        starts = now + behaviour.pace.ttft
+        ends = starts + max(0, len(output.tokens) - 1) * behaviour.pace.token_delay
         final = dict(
             shell,
             status="incomplete" if incomplete else "completed",
-            completed_at=shell["created_at"],
+            completed_at=None if incomplete else int(ends),
             incomplete_details={
                 "reason": "max_output_tokens" if output.finish_reason == "length" else "content_filter"
             }
@@ -335,10 +340,9 @@ class Responses:
         encoded = dumps(final)
         job = None
         if background:
-            starts = self.clock() + behaviour.pace.ttft
             job = {
                 "starts": starts,
-                "ends": starts + len(output.tokens) * behaviour.pace.token_delay,
+                "ends": ends,
                 "delay": behaviour.pace.token_delay,
                 "tokens": output.tokens,
                 "top": logprobs_top,
@@ -685,9 +689,9 @@ def _response_shell(
     max_output: Optional[int],
     text_format: Optional[Dict[str, Any]],
     store: bool,
+    created: int,
 ) -> Dict[str, Any]:
     """The response object as it stands before any output."""
-    created = render.now()
     return {
         "id": response_id,
         "object": "response",
