@@ -264,6 +264,24 @@ def test_no_backoff_spares_the_sdks_jittered_doubling(waits: tuple, warned: bool
     assert ("no_backoff" in [finding["kind"] for finding in client["findings"]]) is warned
 
 
+@pytest.mark.parametrize("header", ["authorization", "x-api-key", "api-key", "x-goog-api-key"])
+def test_the_verdict_tells_clients_apart_by_the_key_header_of_each_dialect(header: str) -> None:
+    """Two clients with keys of their own, each failing once and retrying as asked: neither is
+    judged by the other's attempts."""
+    from mokku.control.verdict import judge
+
+    entries = []
+    for index, (key, time) in enumerate(
+        [("sk-...aaaa", 1000.0), ("sk-...bbbb", 1000.1), ("sk-...aaaa", 1001.05), ("sk-...bbbb", 1001.15)]
+    ):
+        status, retry = (429, 1000) if time < 1001 else (200, None)
+        entry = {"id": index, "time": time, "duration_ms": 10, "status": status, "path": CHAT, "body": {}}
+        entries.append({**entry, "retry_after_ms": retry, "headers": {header: key}})
+    verdict = judge(entries)
+    assert [client["client"] for client in verdict["clients"]] == ["sk-...aaaa", "sk-...bbbb"]
+    assert verdict["passed"], verdict
+
+
 def test_the_verdict_reads_the_journal_a_few_entries_at_a_time(tmp_path: Path) -> None:
     from mokku.control.journal import Journal
 

@@ -49,13 +49,22 @@ def _summary(entry: Dict[str, Any]) -> Dict[str, Any]:
     }
 
 
+# The headers that name a client, by its key (masked in the journal), in each dialect: OpenAI's,
+# Anthropic's, Azure's, Google's.
+CLIENT_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key")
+
+
+def _client(headers: Dict[str, str]) -> str:
+    return next((headers[name] for name in CLIENT_HEADERS if headers.get(name)), "anonymous")
+
+
 def judge(entries: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
     """The verdict on journal entries, read one at a time (``Journal.scan``): memory holds a short
     summary per entry, never the entries themselves."""
     clients: Dict[str, Dict[str, List[Dict[str, Any]]]] = {}
     first_seen: Dict[str, float] = {}
     for entry in entries:
-        client = (entry.get("headers") or {}).get("authorization") or "anonymous"
+        client = _client(entry.get("headers") or {})
         summary = _summary(entry)
         clients.setdefault(client, {}).setdefault(fingerprint(entry), []).append(summary)
         first_seen[client] = min(first_seen.get(client, summary["start"]), summary["start"])
