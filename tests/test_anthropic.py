@@ -69,13 +69,26 @@ def test_a_message_echoes_the_last_user_turn(app: webtest.TestApp) -> None:
         {"role": "user", "content": [{"type": "text", "text": "second"}, {"type": "text", "text": "part"}]},
     ]
     message = create(app, **body(system=[{"type": "text", "text": "Be brief."}], messages=turns))
-    assert (
-        message.id.startswith("msg_") and message.role == "assistant" and message.model == "claude-sonnet-4-5"
-    )
+    assert message.id.startswith("msg_") and message.role == "assistant"
+    assert message.model == "claude-sonnet-4-5-20250929"  # the alias answers as its dated model
     assert [block.type for block in message.content] == ["text"]
     assert message.content[0].text == "second\npart"
     assert message.stop_reason == "end_turn" and message.stop_sequence is None
     assert message.usage.output_tokens == 3 and message.usage.input_tokens > 0
+
+
+def test_fields_the_node_sdk_types_as_always_there_are_sent(app: webtest.TestApp) -> None:
+    """Required though nullable in ``@anthropic-ai/sdk``: sent, in the message and in its stream."""
+    answer = app.post_json(URL, body("hi", model="claude-opus-4-6"), headers=HEADERS).json
+    assert answer["model"] == "claude-opus-4-6"  # no dated id to name
+    assert answer["container"] is None and answer["content"][0]["citations"] is None
+    assert answer["usage"]["server_tool_use"] is None and answer["usage"]["speed"] == "standard"
+    raw = app.post_json(URL, body("hi", stream=True), headers=HEADERS).text
+    events = [json.loads(line[6:]) for line in raw.splitlines() if line.startswith("data: ")]
+    start, block, delta = events[0], events[1], events[-2]
+    assert start["message"]["container"] is None and start["message"]["model"] == "claude-sonnet-4-5-20250929"
+    assert block["content_block"] == {"type": "text", "text": "", "citations": None}
+    assert delta["type"] == "message_delta" and delta["usage"]["server_tool_use"] is None
 
 
 def test_count_tokens_matches_the_usage(app: webtest.TestApp) -> None:

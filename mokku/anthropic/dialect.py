@@ -14,7 +14,7 @@ import time
 from typing import Dict, List, Optional, Tuple
 
 from mokku import errors
-from mokku.anthropic.models import CLAUDE_MODEL_IDS, aliases
+from mokku.anthropic.models import CLAUDE_ALIASES
 from mokku.credentials import bearer_key
 from mokku.server import cors
 from mokku.server.dialect import Dialect, Limit
@@ -114,7 +114,7 @@ def _reworded(message: str, model: str) -> Optional[str]:
     """OpenAI's words for a check mokku shares across dialects, in Anthropic's (None: keep them)."""
     found = _TOO_MANY_OUTPUT.match(message)
     if found is not None:
-        dated = aliases(CLAUDE_MODEL_IDS).get(model, model)
+        dated = CLAUDE_ALIASES.get(model, model)
         return (
             f"max_tokens: {found[1]} > {found[2]}, which is the maximum allowed number of output tokens "
             f"for {dated}"

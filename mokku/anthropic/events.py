@@ -50,7 +50,7 @@ def stream(message: Dict[str, Any], text_tokens: Sequence[str]) -> Iterator[Even
         elif kind == "tool_use":
             opened = dict(block, input={})
         else:
-            opened = {"type": "text", "text": ""}
+            opened = {"type": "text", "text": "", "citations": None}
         yield typed_event(
             "content_block_start", {"type": "content_block_start", "index": index, "content_block": opened}
         )
@@ -73,6 +73,7 @@ def stream(message: Dict[str, Any], text_tokens: Sequence[str]) -> Iterator[Even
                 "cache_read_input_tokens": usage["cache_read_input_tokens"],
                 "output_tokens": usage["output_tokens"],
                 "output_tokens_details": usage["output_tokens_details"],
+                "server_tool_use": None,
             },
         },
     )

@@ -17,6 +17,7 @@ from mokku import errors
 from mokku.anthropic import blocks as content_blocks
 from mokku.anthropic import claude, events
 from mokku.anthropic import validate as check
+from mokku.anthropic.models import CLAUDE_ALIASES
 from mokku.api import render, tools, validate
 from mokku.api.decide import (
     HANDED_OFF,
@@ -201,7 +202,7 @@ class Messages:
             if not "".join(text_tokens):
                 text_tokens = tokenize(NO_TEXT)
                 output_tokens = max(output_tokens, len(text_tokens))
-            blocks.append({"type": "text", "text": "".join(text_tokens)})
+            blocks.append({"type": "text", "text": "".join(text_tokens), "citations": None})
         stop_reason, stop_sequence = _stop(output.finish_reason, bool(calls), output.stop_sequence)
         input_tokens = generation.prompt_tokens[0]
         thought_tokens = THOUGHT_TOKENS if thinks else 0
@@ -211,7 +212,8 @@ class Messages:
             "id": message_id,
             "type": "message",
             "role": "assistant",
-            "model": behaviour.model,
+            "container": None,  # no code execution tool runs here
+            "model": CLAUDE_ALIASES.get(behaviour.model, behaviour.model),  # an alias answers as its model
             "content": blocks,
             "stop_reason": stop_reason,
             "stop_sequence": stop_sequence,
@@ -681,8 +683,10 @@ def _usage(input_tokens: int, output_tokens: int, thought_tokens: int, cached: i
         "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": 0},
         "output_tokens": output_tokens,
         "output_tokens_details": {"thinking_tokens": thought_tokens},
+        "server_tool_use": None,  # mokku runs no server tool
         "service_tier": "standard",
         "inference_geo": INFERENCE_GEO,
+        "speed": "standard",
     }
 
 

@@ -80,6 +80,10 @@ def aliases(model_ids: Iterable[str]) -> Dict[str, str]:
     }
 
 
+# The dated model each alias of the list stands for: the model an answer names.
+CLAUDE_ALIASES = aliases(CLAUDE_MODEL_IDS)
+
+
 class Models:
     """The model list, paged as Anthropic pages it (``limit``, ``after_id``, ``before_id``)."""
 
