@@ -463,6 +463,15 @@ def test_filters(app: webtest.TestApp) -> None:
         GENERATE, {"contents": [user("x")]}, headers=dict(KEY, **{"X-Mokku-Fault": "prompt_filter"})
     ).json
     assert strict(blocked).prompt_feedback.block_reason == "SAFETY" and "candidates" not in blocked  # type: ignore[union-attr]
+    # The prompt was read: its tokens count, as countTokens counts them.
+    prompt = {"contents": [user("one two three")], "systemInstruction": {"parts": [{"text": "Be brief."}]}}
+    inner = {"model": "models/gemini-2.5-flash", **prompt}
+    count = GENERATE.replace("generateContent", "countTokens")
+    counted = app.post_json(count, {"generateContentRequest": inner}, headers=KEY).json["totalTokens"]
+    for url in (GENERATE, GENERATE.replace(":generateContent", ":streamGenerateContent?alt=sse")):
+        answer = app.post_json(url, prompt, headers=dict(KEY, **{"X-Mokku-Fault": "prompt_filter"})).text
+        usage = json.loads(answer.removeprefix("data: ").strip())["usageMetadata"]
+        assert counted > 0 and usage == {"promptTokenCount": counted, "totalTokenCount": counted}
 
 
 def test_a_stream_error_fault_ends_with_an_error_chunk(app: webtest.TestApp) -> None:

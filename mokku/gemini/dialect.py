@@ -71,11 +71,20 @@ def ratings(blocked: bool) -> List[Dict[str, Any]]:
     return out
 
 
-def prompt_blocked(model: str) -> Dict[str, Any]:
+class Blocked(errors.APIError):
+    """The ``prompt_filter`` fault on a generation route, with the prompt's size: the prompt was
+    read, and its tokens are counted."""
+
+    def __init__(self, error: errors.APIError, prompt_tokens: int) -> None:
+        super().__init__(error.status, error.message, error.type, error.param, error.code, error.headers)
+        self.prompt_tokens = prompt_tokens
+
+
+def prompt_blocked(model: str, prompt_tokens: int = 0) -> Dict[str, Any]:
     """A prompt Gemini's filters block: 200, no candidates, the reason in ``promptFeedback``."""
     return {
         "promptFeedback": {"blockReason": "SAFETY", "safetyRatings": ratings(blocked=True)},
-        "usageMetadata": {"promptTokenCount": 0, "totalTokenCount": 0},
+        "usageMetadata": {"promptTokenCount": prompt_tokens, "totalTokenCount": prompt_tokens},
         "modelVersion": model,
         "responseId": random_id("", 23),
     }
@@ -191,7 +200,10 @@ class Gemini(Dialect):
 
     def error_response(self, error: errors.APIError, request: Request) -> Response:
         if error.code == "invalid_prompt":  # the prompt_filter fault: Gemini answers 200, blocked
-            blocked = prompt_blocked(str(request.params.get("model", "")).partition("@")[0])
+            blocked = prompt_blocked(
+                str(request.params.get("model", "")).partition("@")[0],
+                error.prompt_tokens if isinstance(error, Blocked) else 0,
+            )
             if request.route and request.route.endswith(":streamGenerateContent"):
                 return stream_of(blocked, request)
             return json_response(blocked)

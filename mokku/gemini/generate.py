@@ -33,7 +33,7 @@ from mokku.api.decide import (
 from mokku.api.ids import random_id, signature
 from mokku.api.sampling import Sampling
 from mokku.gemini import protojson
-from mokku.gemini.dialect import envelope, ratings, translate, wants_sse
+from mokku.gemini.dialect import Blocked, envelope, ratings, translate, wants_sse
 from mokku.gemini.models import THINKING, THINKING_ONLY, check_serves, not_found
 from mokku.server.http import Request, Response, dumps, json_response
 from mokku.server.stream import Event, Last, Token
@@ -375,7 +375,12 @@ class GenerateContent:
             raise not_found(model, version)
         check_serves(model, method, version)
         protojson.check(request.json(), "GenerateContentRequest", version)
-        return self.replies.begin(request, "chat", model=model)
+        try:
+            return self.replies.begin(request, "chat", model=model)
+        except errors.APIError as error:
+            if error.code != "invalid_prompt":
+                raise
+            raise Blocked(error, _prompt_tokens(request.json())) from None
 
     def generate(self, request: Request, model: str) -> Response:
         body, behaviour = self._begin(request, model, "generateContent")
@@ -479,8 +484,7 @@ class GenerateContent:
         protojson.check(body, "CountTokensRequest", _version(request))
         inner = field(body, "generateContentRequest")
         source = _object(inner, "generate_content_request") if inner is not None else body
-        conversation = read_contents(source, in_order=False)
-        total = conversation_tokens(_system(source) + conversation.messages)
+        total = _prompt_tokens(source)
         return json_response(
             {"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}
         )
@@ -514,6 +518,12 @@ class GenerateContent:
                 ]
             }
         )
+
+
+def _prompt_tokens(body: Mapping[str, Any]) -> int:
+    """A request's prompt tokens (its system instruction and contents), as ``countTokens`` counts
+    them."""
+    return conversation_tokens(_system(body) + read_contents(body, in_order=False).messages)
 
 
 def _embedding(model: str, body: Mapping[str, Any], where: str) -> Dict[str, Any]:
