@@ -173,18 +173,29 @@ HANDED_BACK = [
 ]
 
 
-def test_a_supervisor_handed_back_passes_on_the_answer_it_got(app: webtest.TestApp) -> None:
+# As langgraph-supervisor writes the hand-back: its call beside words of its own.
+WORDED_HAND_BACK = [
+    *HANDED_BACK[:4],
+    dict(_call("call_2", "transfer_back_to_supervisor"), content="Transferring back to supervisor"),
+    HANDED_BACK[5],
+]
+
+
+@pytest.mark.parametrize("conversation", [HANDED_BACK, WORDED_HAND_BACK])
+def test_a_supervisor_handed_back_passes_on_the_answer_it_got(
+    app: webtest.TestApp, conversation: List[Dict[str, Any]]
+) -> None:
     """LangGraph's supervisor: after ``transfer_back_to_supervisor`` the supervisor answers with what
-    the agent it handed to said, not with the hand-back's own result."""
+    the agent it handed to said, not with the hand-back's own result or words."""
     handoff = {
         "type": "function",
         "function": {"name": "transfer_to_weather_expert", "parameters": {"type": "object"}},
     }
-    body = chat(app, messages=HANDED_BACK, tools=[handoff])
+    body = chat(app, messages=conversation, tools=[handoff])
     assert body["choices"][0]["message"]["content"] == "Sunny in Paris"
     assert body["choices"][0]["finish_reason"] == "stop"
     items: List[Dict[str, Any]] = [{"role": "user", "content": "Weather in Paris?"}]
-    for message in HANDED_BACK[1:]:
+    for message in conversation[1:]:
         if message["role"] == "tool":
             items.append(
                 {
@@ -194,6 +205,8 @@ def test_a_supervisor_handed_back_passes_on_the_answer_it_got(app: webtest.TestA
                 }
             )
         elif message.get("tool_calls"):
+            if message.get("content"):
+                items.append({"role": "assistant", "content": message["content"]})
             (call,) = message["tool_calls"]
             items.append({"type": "function_call", "call_id": call["id"], **call["function"]})
         else:

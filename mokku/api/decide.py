@@ -109,12 +109,13 @@ def tool_answer(call: str, result: Message, before: Sequence[Message]) -> Messag
     """What a tool's ``result`` is to the reply, by the name of the call it answers. A handoff's
     (``tools.HANDOFF``) is no answer to echo: the agent handed to takes the request up. A hand-back's
     (``tools.HAND_BACK``) is the answer of the agent that handed the request back, which the agent it
-    returns to passes on (a tool result: its turn ends with it). Any other is the result."""
+    returns to passes on (a tool result: its turn ends with it), not the words that went with the
+    hand-back call. Any other is the result."""
     if tools.HANDOFF.match(call):
         return Message(HANDED_OFF, "")
     if tools.HAND_BACK.match(call):
         for message in reversed(before):
-            if message.role == "assistant" and message.text:
+            if message.role == "assistant" and message.text and not tools.HAND_BACK_TEXT.match(message.text):
                 return Message(TOOL_RESULT, message.text)
         return Message(TOOL_RESULT, result.text)
     return result

@@ -132,8 +132,10 @@ def named_in_text(text: str) -> List[str]:
 # Handoff tools: openai-agents' and LangGraph's ``transfer_to_<agent>``, LlamaIndex's ``handoff``
 # (``handOff`` in TypeScript).
 HANDOFF = re.compile(r"transfer_to_\w+$|hand_?off$", re.IGNORECASE)
-# LangGraph's supervisor: the agent handed to gives the request back with its answer.
+# LangGraph's supervisor: the agent handed to gives the request back with its answer, in a message of
+# its own words beside the call (``HAND_BACK_TEXT``), which is no answer.
 HAND_BACK = re.compile(r"transfer_back_to_\w+$")
+HAND_BACK_TEXT = re.compile(r"Transferring back to \w+$")
 
 
 class Choice(NamedTuple):
