@@ -367,6 +367,33 @@ def test_streams_in_sse_and_as_a_json_array(app: webtest.TestApp) -> None:
     ]
 
 
+def _called(name: str) -> Dict[str, Any]:
+    return {"role": "model", "parts": [{"functionCall": {"name": name, "args": {}}}]}
+
+
+def _answered(name: str, output: str) -> Dict[str, Any]:
+    return {"role": "user", "parts": [{"functionResponse": {"name": name, "response": {"output": output}}}]}
+
+
+def test_handoffs_and_hand_backs_read_as_chat_reads_them(app: webtest.TestApp) -> None:
+    """After a handoff the agent handed to acts on the request (its own tool), not on the handoff's
+    result; after LangGraph's hand-back the supervisor passes on its agent's answer."""
+    handed = [user("Oslo"), _called("transfer_to_weather_expert")]
+    handed.append(_answered("transfer_to_weather_expert", "Successfully transferred to weather_expert"))
+    acting = generate(app, contents=handed, tools=[WEATHER])["candidates"][0]["content"]["parts"]
+    assert acting == [{"functionCall": {"name": "get_weather", "args": {"city": "Oslo"}}}]
+    back = [
+        *handed,
+        {"role": "model", "parts": [{"text": "Sunny in Oslo"}]},
+        user("next"),
+        _called("transfer_back_to_supervisor"),
+        _answered("transfer_back_to_supervisor", "Successfully transferred back to supervisor"),
+    ]
+    handoff = {"functionDeclarations": [{"name": "transfer_to_weather_expert"}]}
+    answer = generate(app, contents=back, tools=[handoff])["candidates"][0]
+    assert answer["content"]["parts"] == [{"text": "Sunny in Oslo"}] and answer["finishReason"] == "STOP"
+
+
 def test_count_tokens_matches_the_usage(app: webtest.TestApp) -> None:
     contents = [user("count these words")]
     counted = app.post_json(

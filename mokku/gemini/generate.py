@@ -20,6 +20,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
 from mokku import errors
 from mokku.api import embeddings, render, tools
 from mokku.api.decide import (
+    HANDED_OFF,
     THOUGHT,
     THOUGHT_TOKENS,
     TOOL_RESULT,
@@ -29,6 +30,7 @@ from mokku.api.decide import (
     conversation_tokens,
     echo_text,
     ends_with_result,
+    tool_answer,
 )
 from mokku.api.ids import random_id, signature
 from mokku.api.sampling import Sampling
@@ -162,9 +164,11 @@ def read_contents(body: Mapping[str, Any], in_order: bool = True, signed: bool =
                     unsigned = UNSIGNED_CALL.format(name=call.get("name"), position=index + 1)
                 conversation.called.append(str(call.get("name")))
                 conversation.messages.append(Message("function_call", ""))
-            elif isinstance(answer, dict):
+            elif isinstance(answer, dict):  # a handoff's or a hand-back's, as chat reads them
                 answers += 1
-                conversation.messages.append(Message(TOOL_RESULT, _response_text(answer.get("response"))))
+                result = Message(TOOL_RESULT, _response_text(answer.get("response")))
+                answered = str(answer.get("name") or "")
+                conversation.messages.append(tool_answer(answered, result, conversation.messages))
         if in_order:
             _check_turn(role, calls, answers, previous)
         if role != "model" and not answers:  # a user prompt begins a new turn
@@ -359,7 +363,8 @@ def _functions(body: Mapping[str, Any], conversation: Conversation) -> List[tool
     if allowed:
         declared = [function for function in declared if function.name in allowed] or declared
     after_result = ends_with_result(conversation.messages)
-    state = tools.Choice(declared, given, after_result, conversation.called)
+    handed_off = bool(conversation.messages) and conversation.messages[-1].role == HANDED_OFF
+    state = tools.Choice(declared, given, after_result, conversation.called, handed_off)
     return tools.choose(MODES[mode] if given else None, state, False, "tool_config", none_alone=True)
 
 
