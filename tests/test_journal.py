@@ -271,11 +271,11 @@ def test_the_verdict_tells_clients_apart_by_the_key_header_of_each_dialect(heade
     from mokku.control.verdict import judge
 
     entries = []
-    for index, (key, time) in enumerate(
+    for index, (key, at) in enumerate(
         [("sk-...aaaa", 1000.0), ("sk-...bbbb", 1000.1), ("sk-...aaaa", 1001.05), ("sk-...bbbb", 1001.15)]
     ):
-        status, retry = (429, 1000) if time < 1001 else (200, None)
-        entry = {"id": index, "time": time, "duration_ms": 10, "status": status, "path": CHAT, "body": {}}
+        status, retry = (429, 1000) if at < 1001 else (200, None)
+        entry = {"id": index, "time": at, "duration_ms": 10, "status": status, "path": CHAT, "body": {}}
         entries.append({**entry, "retry_after_ms": retry, "headers": {header: key}})
     verdict = judge(entries)
     assert [client["client"] for client in verdict["clients"]] == ["sk-...aaaa", "sk-...bbbb"]
