@@ -393,6 +393,32 @@ def test_legacy_functions(app: webtest.TestApp) -> None:
     assert streamed[-1]["choices"][0]["finish_reason"] == "function_call"
 
 
+@pytest.mark.parametrize("model", ["gpt-4", "gpt-4-turbo", "gpt-3.5-turbo-0125", "gpt-4o-2024-05-13"])
+def test_json_schema_is_refused_by_models_without_structured_outputs(
+    app: webtest.TestApp, model: str
+) -> None:
+    """As the real API answers (and LangChain tells its users, who then pick function calling); their
+    JSON mode still answers."""
+    schema = {"type": "object", "properties": {"a": {"type": "string"}}}
+    asked = {"model": model, "messages": [{"role": "user", "content": "as json"}]}
+    wanted = {"type": "json_schema", "json_schema": {"name": "a", "schema": schema}}
+    error = app.post_json("/v1/chat/completions", dict(asked, response_format=wanted), status=400).json[
+        "error"
+    ]
+    assert error == {
+        "message": "Invalid parameter: 'response_format' of type 'json_schema' is not supported with this model.",
+        "type": "invalid_request_error",
+        "param": "response_format",
+        "code": None,
+    }
+    assert app.post_json("/v1/chat/completions", dict(asked, response_format={"type": "json_object"})).json
+    flat = {"type": "json_schema", "name": "a", "schema": schema}
+    text = {"model": model, "input": "as json", "text": {"format": flat}}
+    error = app.post_json("/v1/responses", text, status=400).json["error"]
+    assert error["param"] == "text.format" and "'text.format' of type 'json_schema'" in error["message"]
+    assert app.post_json("/v1/chat/completions", dict(asked, model="gpt-4o", response_format=wanted)).json
+
+
 def test_json_schema_output(app: webtest.TestApp) -> None:
     schema = {
         "type": "object",

@@ -126,6 +126,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         body, messages, ends_with_result(conversation), conversation[-1].role == HANDED_OFF
     )
     if output_format is not None:
+        tools.check_structured_outputs(model, output_format, "response_format")
         if not request.path.startswith("/v1beta/openai/"):  # Gemini's compatibility has no such rule
             tools.check_json_named(output_format, conversation, JSON_NOT_NAMED, "messages")
         output_format = tools.instructed(

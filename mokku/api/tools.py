@@ -321,6 +321,27 @@ def read_output_format(value: Any, param: str, nested: bool) -> Optional[OutputF
     return OutputFormat(kind, schema, f"{param}.schema")
 
 
+# The models without Structured Outputs (before gpt-4o-2024-08-06 and gpt-4o-mini): json_schema is
+# refused, where json_object is taken.
+NO_STRUCTURED_OUTPUTS = re.compile(
+    r"gpt-3\.5-turbo(-\w+)*|gpt-4(-0314|-0613|-32k(-\w+)*|-turbo(-\w+)*|-\d{4}-preview|(-1106)?-vision-preview)?"
+    r"|gpt-4o-2024-05-13"
+)
+
+
+def check_structured_outputs(model: str, output_format: Optional[OutputFormat], param: str) -> None:
+    """400 for a ``json_schema`` format asked of a model that has no Structured Outputs, in the real
+    API's words (``param``: ``response_format``, ``text.format``)."""
+    if (
+        output_format is not None
+        and output_format.kind == "json_schema"
+        and NO_STRUCTURED_OUTPUTS.fullmatch(model)
+    ):
+        raise errors.invalid_request(
+            f"Invalid parameter: '{param}' of type 'json_schema' is not supported with this model.", param
+        )
+
+
 # JSON Schema found in a prompt: where to look, and how far.
 _FENCED = re.compile(r"```(?:json)?\s*\n(.*?)\n\s*```", re.DOTALL)
 _SCHEMA_KEYS = ("properties", "$defs", "definitions", "anyOf", "oneOf", "allOf", "$schema")
