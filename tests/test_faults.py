@@ -427,6 +427,27 @@ def test_real_context_windows() -> None:
     assert "(1 in your prompt; 4096 for the completion)" in legacy.json["error"]["message"]
 
 
+def test_with_real_windows_an_answer_stops_at_the_models_output_limit() -> None:
+    """No limit asked: the model's own (16,384 output tokens for gpt-4o) cuts the answer, as it cuts a
+    real one; the Responses API then says the response is incomplete."""
+    app = build({"MOKKU_CONTEXT_WINDOW": "real"})
+    long_text = "word " * 20000
+    chat = app.post_json(CHAT, {"model": "gpt-4o", "messages": [{"role": "user", "content": long_text}]}).json
+    assert chat["choices"][0]["finish_reason"] == "length"
+    assert chat["usage"]["completion_tokens"] == 16384
+    response = app.post_json("/v1/responses", {"model": "gpt-4o", "input": long_text}).json
+    assert response["status"] == "incomplete" and response["usage"]["output_tokens"] == 16384
+    assert response["incomplete_details"] == {"reason": "max_output_tokens"}
+    short = app.post_json(CHAT, {"model": "gpt-4o", "messages": HI}).json
+    assert short["choices"][0]["finish_reason"] == "stop"
+    window = build({"MOKKU_CONTEXT_WINDOW": "100"})  # one window for all: what the prompt leaves
+    near = window.post_json(
+        CHAT, {"model": "m", "messages": [{"role": "user", "content": "word " * 80}]}
+    ).json
+    assert near["choices"][0]["finish_reason"] == "length"
+    assert near["usage"]["prompt_tokens"] + near["usage"]["completion_tokens"] == 100
+
+
 def test_responses_context_window_error_speaks_of_input() -> None:
     """The Responses API words it without numbers and names ``input``; too many output tokens name
     ``max_output_tokens``."""

@@ -239,6 +239,9 @@ class Replies:
             limits.check_context(
                 request, behaviour.model, prompt_tokens, sampling.max_tokens, forced, generation.input_param
             )
+        if sampling.max_tokens is None and self.settings.context_window:  # the model's own limit cuts
+            room = limits.output_room(self.settings, behaviour.model, max(generation.prompt_tokens))
+            sampling = sampling._replace(max_tokens=room)
         filtered = behaviour.is_("content_filter") or behaviour.is_("prompt_filter")
         if script is not None and "tool_call" in script:
             return _calls([tools.scripted_call(script["tool_call"])], sampling.max_tokens, top)

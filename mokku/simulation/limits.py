@@ -111,6 +111,16 @@ def window(settings: config.Settings, model: str) -> Optional[Tuple[int, int]]:
     return size, size
 
 
+def output_room(settings: config.Settings, model: str, prompt_tokens: int) -> Optional[int]:
+    """The most tokens an answer that asks for no limit may have, when windows are on: the model's
+    output limit, or what its window leaves past the prompt if less (None: no bound)."""
+    limits = window(settings, model)
+    if limits is None:
+        return None
+    size, most_output = limits
+    return max(1, min(most_output or size, size - prompt_tokens))
+
+
 def check_context(
     request: Request,
     model: str,
