@@ -722,6 +722,28 @@ def test_json_mode_follows_a_schema_in_the_system_message(app: webtest.TestApp, 
     assert trip.traveller == "Ada visits Paris" and trip.cities
 
 
+def test_a_schema_the_system_message_asks_json_of_is_answered_without_a_format(app: webtest.TestApp) -> None:
+    """instructor's MD_JSON (and pydantic-ai's PromptedOutput): no response_format, the schema and the
+    word in the prompt alone. A prompt without the word, or tools, keep their answers."""
+    system = INSTRUCTOR_PROMPT.format(schema=json.dumps(_Trip.model_json_schema()))
+    asked = [
+        {"role": "system", "content": system},
+        {
+            "role": "user",
+            "content": "Ada visits Paris\n\nReturn the correct JSON response within a ```json codeblock.",
+        },
+    ]
+    content = chat(app, messages=asked)["choices"][0]["message"]["content"]
+    assert _Trip.model_validate_json(content).cities
+    flat = {"model": "gpt-4o", "instructions": system, "input": "Ada visits Paris"}
+    answer = app.post_json("/v1/responses", flat).json["output"][0]["content"][0]["text"]
+    assert _Trip.model_validate_json(answer).cities
+    plain = [{"role": "system", "content": "Be brief."}, asked[1]]
+    assert chat(app, messages=plain)["choices"][0]["message"]["content"] == asked[1]["content"]
+    called = chat(app, messages=asked, tools=[WEATHER])["choices"][0]["message"]
+    assert called["tool_calls"] and called["content"] is None
+
+
 # DSPy's JSON adapter when it cannot send a schema (ReAct's ``next_tool_args: dict[str, Any]``):
 # JSON mode, and a template of the output fields, each with a note on its type.
 DSPY_PROMPT = """Your input fields are:

@@ -132,6 +132,9 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         output_format = tools.instructed(
             output_format, [m.text for m in conversation if m.role in INSTRUCTING]
         )
+    elif not functions:  # a JSON Schema a system or developer message asks JSON of
+        instructing = [m.text for m in conversation if m.role in INSTRUCTING]
+        output_format = tools.prompted(instructing, "messages") if instructing else None
     generation = Generation(
         "chat.completions",
         [echo_text(conversation)],

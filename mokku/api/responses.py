@@ -281,10 +281,12 @@ class Responses:
         choice = _chat_choice(body.get("tool_choice"))
         chosen = tools.choose(choice, given, body.get("parallel_tool_calls"), "tool_choice", none_alone=True)
         framing = [Message("developer", instructions)] if instructions else []
+        instructing = [m.text for m in framing + messages if m.role in ("system", "developer")]
         if output_format is not None:
             tools.check_json_named(output_format, messages, JSON_NOT_NAMED, "text.format")
-            instructing = [m.text for m in framing + messages if m.role in ("system", "developer")]
             output_format = tools.instructed(output_format, instructing)
+        elif not chosen and instructing:  # a JSON Schema the instructions ask JSON of
+            output_format = tools.prompted(instructing, "instructions")
         logprobs_top = (top_logprobs or 0) if LOGPROBS in include else None
         generation = Generation(
             "responses",
