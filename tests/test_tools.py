@@ -163,6 +163,59 @@ def test_llamaindex_handoff_passes_the_request_on(app: webtest.TestApp) -> None:
         assert [call["function"]["name"] for call in acting["tool_calls"]] == ["get_weather"]
 
 
+# LlamaIndex's handoff tool, as its AgentWorkflow describes it to an agent that may hand to two others.
+LLAMA_HANDOFF = {
+    "name": "handoff",
+    "description": "Useful for handing off to another agent.\nCurrently available agents:\n"
+    "{'WeatherAgent': 'Tells the weather', \"MathAgent\": 'Does sums'}\n",
+    "parameters": {
+        "type": "object",
+        "properties": {"to_agent": {"type": "string"}, "reason": {"type": "string"}},
+        "required": ["to_agent", "reason"],
+    },
+}
+
+
+def test_a_llamaindex_handoff_hands_to_an_agent_its_description_lists(app: webtest.TestApp) -> None:
+    """Its ``to_agent`` names an agent of the workflow (the first listed), as a model's would: an
+    echoed name would be "not found", and the handoff would never happen. On every dialect."""
+    called = chat(app, tools=[{"type": "function", "function": LLAMA_HANDOFF}])["choices"][0]["message"]
+    arguments = json.loads(called["tool_calls"][0]["function"]["arguments"])
+    assert arguments["to_agent"] == "WeatherAgent" and arguments["reason"] == "Paris"
+    flat = {"type": "function", **LLAMA_HANDOFF}
+    response = app.post_json("/v1/responses", {"model": "gpt-4o", "input": "Paris", "tools": [flat]}).json
+    assert json.loads(response["output"][0]["arguments"])["to_agent"] == "WeatherAgent"
+    anthropic = {k: v for k, v in LLAMA_HANDOFF.items() if k != "parameters"}
+    anthropic["input_schema"] = LLAMA_HANDOFF["parameters"]
+    message = app.post_json(
+        "/v1/messages",
+        {
+            "model": "claude-haiku-4-5",
+            "max_tokens": 99,
+            "messages": [{"role": "user", "content": "Paris"}],
+            "tools": [anthropic],
+        },
+        headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+    ).json
+    assert message["content"][0]["input"]["to_agent"] == "WeatherAgent"
+    gemini = {
+        "functionDeclarations": [
+            dict(LLAMA_HANDOFF, parameters={"type": "OBJECT", "properties": {"to_agent": {"type": "STRING"}}})
+        ]
+    }
+    answer = app.post_json(
+        "/v1beta/models/gemini-2.5-flash:generateContent",
+        {"contents": [{"role": "user", "parts": [{"text": "Paris"}]}], "tools": [gemini]},
+        headers={"x-goog-api-key": "k"},
+    ).json
+    assert answer["candidates"][0]["content"]["parts"][0]["functionCall"]["args"] == {
+        "to_agent": "WeatherAgent"
+    }
+    plain = dict(LLAMA_HANDOFF, description="Hand off.")  # no agents listed: the echo, as before
+    called = chat(app, tools=[{"type": "function", "function": plain}])["choices"][0]["message"]
+    assert json.loads(called["tool_calls"][0]["function"]["arguments"])["to_agent"] == "Paris"
+
+
 HANDED_BACK = [
     {"role": "user", "content": "Weather in Paris?"},
     _call("call_1", "transfer_to_weather_expert"),

@@ -597,7 +597,7 @@ def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Fu
             at = f"{where}.custom.input_schema"
             schema = check.mapping(check.required(tool, "input_schema", at), at) or {}
             check.one_of(check.required(schema, "type", f"{at}.type"), ("object",), f"{at}.type")
-            functions.append(tools.Function(name, schema, at))
+            functions.append(tools.Function(name, schema, at, tools.described(tool)))
         elif run is not None:  # bash, the editor...: the client runs them
             functions.append(tools.Function(name, _CLIENT_RUN_INPUTS[run.group(1)], at))
         if name in names:

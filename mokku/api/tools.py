@@ -26,6 +26,7 @@ class Function(NamedTuple):
     name: str
     parameters: Dict[str, Any]
     param: str  # where it was declared, for error messages
+    description: str = ""  # read only for what a handoff may hand to
 
 
 class OutputFormat(NamedTuple):
@@ -91,8 +92,15 @@ def read_functions(body: Mapping[str, Any], flat: bool = False) -> Tuple[List[Fu
             definition = validate.obj(validate.required(tool, kind, where), where) or {}
         name = validate.function_name(validate.required(definition, "name", f"{where}.name"), f"{where}.name")
         if kind == "function":
-            functions.append(Function(name, _parameters(definition, name, where), f"{where}.parameters"))
+            parameters = _parameters(definition, name, where)
+            functions.append(Function(name, parameters, f"{where}.parameters", described(definition)))
     return functions, len(tools)
+
+
+def described(definition: Mapping[str, Any]) -> str:
+    """A tool's ``description`` when it is a string, else ""."""
+    description = definition.get("description")
+    return description if isinstance(description, str) else ""
 
 
 def _parameters(definition: Mapping[str, Any], name: str, where: str) -> Dict[str, Any]:
@@ -244,12 +252,33 @@ def _named(choice: Dict[str, Any], functions: List[Function], choice_param: str)
     )
 
 
+# LlamaIndex's ``handoff`` tool lists the agents it may hand to in its description, as a dict of
+# their names and descriptions; its ``to_agent`` must be one of them.
+_AGENTS = re.compile(r"Currently available agents:\s*\{(.*?)\}", re.DOTALL)
+_AGENT_NAME = re.compile(r"""['"]([^'"\n]{1,128})['"]\s*:""")
+MAX_DESCRIPTION_CHARS = 16 * 1024
+
+
+def _handed_to(function: Function) -> Dict[str, Any]:
+    """A handoff's parameters with ``to_agent`` held to the agents its description lists, so that its
+    call names one (the first), as a model does; any other function's as given."""
+    target = (function.parameters.get("properties") or {}).get("to_agent")
+    if not isinstance(target, dict) or "enum" in target or not HANDOFF.match(function.name):
+        return function.parameters
+    listed = _AGENTS.search(function.description[:MAX_DESCRIPTION_CHARS])
+    names = _AGENT_NAME.findall(listed.group(1)) if listed else []
+    if not names:
+        return function.parameters
+    properties = dict(function.parameters["properties"], to_agent=dict(target, enum=names))
+    return dict(function.parameters, properties=properties)
+
+
 def make_calls(functions: Sequence[Function], text: str) -> List[Call]:
     calls = []
     budget = schemagen.Budget()
     for function in functions:
         try:
-            arguments = schemagen.generate(function.parameters, text, budget)
+            arguments = schemagen.generate(_handed_to(function), text, budget)
             budget = budget.next_document()
         except schemagen.SchemaError as exc:
             raise errors.invalid_request(

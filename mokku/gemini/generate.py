@@ -351,7 +351,7 @@ def _functions(body: Mapping[str, Any], conversation: Conversation) -> List[tool
             schema = _object(schema, f"{where}.parameters")
             if schema.get("type") != "object":
                 raise invalid(f"{where}.parameters.type", "parameters must be of type OBJECT.")
-            declared.append(tools.Function(name, schema, f"{where}.parameters"))
+            declared.append(tools.Function(name, schema, f"{where}.parameters", tools.described(declaration)))
     config = _object(field(body, "toolConfig") or {}, "tool_config")
     calling = _object(field(config, "functionCallingConfig") or {}, "tool_config.function_calling_config")
     mode = calling.get("mode") or "AUTO"
