@@ -448,6 +448,18 @@ def test_with_real_windows_an_answer_stops_at_the_models_output_limit() -> None:
     assert near["usage"]["prompt_tokens"] + near["usage"]["completion_tokens"] == 100
 
 
+def test_an_embeddings_context_error_puts_every_token_in_the_prompt(app: webtest.TestApp) -> None:
+    """Embeddings complete nothing: the fault's overflow is the prompt's, as the real API counts it."""
+    error = app.post_json(
+        "/v1/embeddings", {"model": "text-embedding-3-small@context_length", "input": "hello"}, status=400
+    ).json["error"]
+    assert (error["code"], error["param"]) == ("context_length_exceeded", "prompt")
+    assert error["message"] == (
+        "This model's maximum context length is 8192 tokens, however you requested 8193 tokens "
+        "(8193 in your prompt; 0 for the completion). Please reduce your prompt; or completion length."
+    )
+
+
 def test_responses_context_window_error_speaks_of_input() -> None:
     """The Responses API words it without numbers and names ``input``; too many output tokens name
     ``max_output_tokens``."""

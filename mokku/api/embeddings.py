@@ -81,7 +81,7 @@ def create(request: Request, replies: Replies) -> Response:
     replies.script(request, behaviour, "embeddings", texts[0])  # only its fault and latency apply
     forced = behaviour.is_("context_length")
     if forced or request.settings.context_window:
-        limits.check_context(request, model, max(map(count, texts)), 0, forced, "prompt")
+        limits.check_context(request, model, max(map(count, texts)), 0, forced, "prompt", prompt_only=True)
     encoding = validate.string(body.get("encoding_format"), "encoding_format") or "float"
     if encoding not in ENCODINGS:
         raise validate.invalid_value("encoding_format", encoding, ENCODINGS)

@@ -128,13 +128,15 @@ def check_context(
     completion_tokens: Optional[int],
     forced: bool,
     wording: str = "messages",
+    prompt_only: bool = False,
 ) -> None:
     """400 ``context_length_exceeded`` when prompt plus completion overflow the model's window.
 
     ``forced`` (the ``context_length`` fault) answers it whatever the sizes, with numbers that
     overflow the window just as a real oversized request would. ``wording`` is the field that holds
     the prompt, which the error names and whose endpoint it words as: ``prompt`` (legacy completions,
-    embeddings), ``input`` (Responses, whose error gives no numbers), else chat's.
+    embeddings), ``input`` (Responses, whose error gives no numbers), else chat's. ``prompt_only``
+    (embeddings): nothing is completed, so a forced overflow is all the prompt's.
     """
     limits = window(request.settings, model) or (known_window(model) if forced else None)
     if limits is None:
@@ -154,6 +156,8 @@ def check_context(
             )
         if prompt_tokens + asked <= size:
             return
+    elif prompt_only:
+        prompt_tokens = max(prompt_tokens, size + 1)
     else:
         asked = max(asked, size - prompt_tokens + 1)
     total = prompt_tokens + asked
