@@ -107,6 +107,14 @@ def test_completed_at_is_when_the_last_token_came_and_only_when_completed(app: w
     assert cut["status"] == "incomplete" and cut["completed_at"] is None
 
 
+def test_a_function_tool_is_listed_with_every_field_the_spec_requires(app: webtest.TestApp) -> None:
+    """``strict`` (true unless sent) and ``parameters`` (null unless sent): ``FunctionTool`` requires both."""
+    bare = {"type": "function", "name": "ping"}
+    loose = dict(TOOL, strict=False)
+    listed = create(app, input="x", tools=[bare, loose], tool_choice="none")["tools"]
+    assert listed == [dict(bare, strict=True, parameters=None), loose]
+
+
 def test_max_output_tokens_is_incomplete(app: webtest.TestApp) -> None:
     body = create(app, input=" ".join(["w"] * 40), max_output_tokens=16)
     assert body["status"] == "incomplete"

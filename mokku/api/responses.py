@@ -635,9 +635,11 @@ def _conversation(body: Mapping[str, Any]) -> Optional[str]:
 
 
 def _as_answered(tool: Any) -> Any:
-    """A tool as the response lists it: a function tool's ``strict`` defaults to true."""
-    if isinstance(tool, dict) and tool.get("type") == "function" and tool.get("strict") is None:
-        return dict(tool, strict=True)
+    """A tool as the response lists it: a function tool's ``strict`` defaults to true, and its
+    ``parameters`` (which the spec requires, nullable) to null."""
+    if isinstance(tool, dict) and tool.get("type") == "function":
+        strict = True if tool.get("strict") is None else tool["strict"]
+        return dict(tool, strict=strict, parameters=tool.get("parameters"))
     return tool
 
 
