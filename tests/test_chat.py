@@ -1104,7 +1104,7 @@ def test_reasoning_models_refuse_max_tokens_and_a_temperature(app: webtest.TestA
     }
     taken = chat(app, **dict(asked, max_completion_tokens=1, **defaults))
     assert taken["choices"][0]["finish_reason"] == "length"
-    if model != "gpt-5":  # which cannot think less than minimal
+    if not model.startswith(("o", "gpt-5-", "gpt-5")) or model.startswith("gpt-5."):  # those think at none
         assert chat(app, **dict(asked, reasoning_effort="none", stop=["x"], presence_penalty=0.5))["choices"]
 
 
@@ -1277,6 +1277,10 @@ def test_the_chat_model_and_gpt_5_1_on_take_what_reasoning_models_refuse(
         ("gpt-5-mini-2025-08-07", "xhigh", "'minimal', 'low', 'medium', and 'high'"),
         ("gpt-6-astra", "none", "'low', 'medium', 'high', and 'xhigh'"),
         ("gpt-5.6-terra", "max", "'none', 'low', 'medium', 'high', and 'xhigh'"),
+        ("o3", "none", "'low', 'medium', and 'high'"),
+        ("o4-mini-2025-04-16", "minimal", "'low', 'medium', and 'high'"),
+        ("gpt-5.1", "minimal", "'none', 'low', 'medium', and 'high'"),  # the real API's answer
+        ("gpt-5.2", "minimal", "'none', 'low', 'medium', 'high', and 'xhigh'"),
     ],
 )
 def test_an_effort_the_model_does_not_take_is_refused(
@@ -1298,9 +1302,24 @@ def test_an_effort_the_model_does_not_take_is_refused(
     assert answer["param"] == "reasoning.effort" and answer["message"].startswith(
         f"Unsupported value: '{responses_effort}' is not supported with the '{model}' model. Supported values are: "
     )
-    # What each takes, and every effort on models that take them all
+    # What each takes, and every effort on a model no rule narrows
     assert chat(app, model=model, messages=user("y"), reasoning_effort="high")["choices"]
-    assert chat(app, model="gpt-5.2", messages=user("z"), reasoning_effort=effort)["choices"]
+    assert chat(app, model="gpt-5.4", messages=user("z"), reasoning_effort=effort)["choices"]
+
+
+@pytest.mark.parametrize(
+    "model, effort, allowed",
+    [("gpt-5-codex", "none", "'low', 'medium', and 'high'"), ("gpt-5-pro", "medium", "'high'")],
+)
+def test_a_responses_only_model_refuses_an_effort_it_does_not_take(
+    app: webtest.TestApp, model: str, effort: str, allowed: str
+) -> None:
+    body = {"model": model, "input": "x", "reasoning": {"effort": effort}}
+    error = app.post_json("/v1/responses", body, status=400).json["error"]
+    assert error["message"] == (
+        f"Unsupported value: '{effort}' is not supported with the '{model}' model. Supported values are: {allowed}."
+    )
+    assert (error["param"], error["code"]) == ("reasoning.effort", "unsupported_value")
 
 
 FUNCTION = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}

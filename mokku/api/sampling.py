@@ -52,9 +52,18 @@ def default_effort(model: str) -> Optional[str]:
 
 check_effort = validate.one_of("none", "minimal", "low", "medium", "high", "xhigh", "max")
 # The efforts a model takes where it takes fewer than the API knows, on chat and on the Responses
-# API: gpt-5 (its mini and nano) cannot think less than minimal, gpt-6 Astra cannot stop thinking,
-# gpt-5.6 thinks at none or from low (to xhigh on chat, to max on the Responses API).
+# API: the o-series and gpt-5-codex think at low, medium or high, gpt-5-pro at high alone, gpt-5 (its
+# mini and nano) cannot think less than minimal, gpt-5.1 and gpt-5.2 think at none or from low (5.2 to
+# xhigh), gpt-6 Astra cannot stop thinking, gpt-5.6 thinks at none or from low (to xhigh on chat, to
+# max on the Responses API).
+_DATED = r"(-\d{4}-\d{2}-\d{2})?$"
+_THREE = ("low", "medium", "high")
 _EFFORTS: Tuple[Tuple[re.Pattern[str], Tuple[str, ...], Tuple[str, ...]], ...] = (
+    (re.compile(r"o[134](-mini)?" + _DATED), _THREE, _THREE),
+    (re.compile(r"gpt-5-codex" + _DATED), _THREE, _THREE),
+    (re.compile(r"gpt-5-pro" + _DATED), ("high",), ("high",)),
+    (re.compile(r"gpt-5\.1" + _DATED), ("none", *_THREE), ("none", *_THREE)),
+    (re.compile(r"gpt-5\.2" + _DATED), ("none", *_THREE, "xhigh"), ("none", *_THREE, "xhigh")),
     (
         re.compile(r"gpt-5(-mini|-nano)?(-\d{4}-\d{2}-\d{2})?$"),
         ("minimal", "low", "medium", "high"),
@@ -85,7 +94,8 @@ def check_effort_for(model: str, effort: Optional[str], param: str) -> None:
         if pattern.match(model):
             allowed = on_responses if responses else on_chat
             if effort not in allowed:
-                listed = ", ".join(f"'{value}'" for value in allowed[:-1]) + f", and '{allowed[-1]}'"
+                quoted = [f"'{value}'" for value in allowed]
+                listed = ", ".join(quoted[:-1]) + f", and {quoted[-1]}" if len(quoted) > 1 else quoted[0]
                 problem = (
                     f"'{effort}' is not supported with the '{model}' model"
                     if responses
