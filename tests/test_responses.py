@@ -115,6 +115,35 @@ def test_a_function_tool_is_listed_with_every_field_the_spec_requires(app: webte
     assert listed == [dict(bare, strict=True, parameters=None), loose]
 
 
+def test_input_items_are_listed_as_their_schemas_require(app: webtest.TestApp) -> None:
+    """A part sent without a field its schema requires is listed with the field's default; an item
+    kept as context without one is refused, naming it."""
+    said = {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "yo"}]}
+    shown = {"role": "user", "content": [{"type": "input_image", "image_url": "https://x.test/y.png"}]}
+    made = create(app, input=[said, shown, {"role": "user", "content": "hi"}])
+    listed = app.get(f"{URL}/{made['id']}/input_items?order=asc").json["data"]
+    for item in listed:
+        validate(item, "ItemResource")
+    assert listed[0]["content"] == [{"annotations": [], "logprobs": [], "type": "output_text", "text": "yo"}]
+    assert listed[1]["content"][0]["detail"] == "auto"
+    for item, param in [
+        ({"type": "reasoning", "id": "rs_1"}, "input[1].summary"),
+        ({"type": "web_search_call", "id": "ws_1", "status": "completed"}, "input[1].action"),
+        ({"role": "assistant", "content": [{"type": "refusal"}]}, "input[1].content[0].refusal"),
+    ]:
+        body = {
+            "model": "gpt-4o",
+            "input": [{"role": "user", "content": "a"}, item, {"role": "user", "content": "b"}],
+        }
+        error = app.post_json(URL, body, status=400).json["error"]
+        assert error == {
+            "message": f"Missing required parameter: '{param}'.",
+            "type": "invalid_request_error",
+            "param": param,
+            "code": "missing_required_parameter",
+        }
+
+
 def test_max_output_tokens_is_incomplete(app: webtest.TestApp) -> None:
     body = create(app, input=" ".join(["w"] * 40), max_output_tokens=16)
     assert body["status"] == "incomplete"

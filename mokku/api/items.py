@@ -48,6 +48,8 @@ INPUT_TYPES = "one of a string or array of input items"  # ``input``, as type er
 OPAQUE = (*REFERENCES, "compaction")  # items standing for others the server does not read back
 _ID_PREFIXES = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_"}
 TOOL_OUTPUTS = ("function_call_output", "custom_tool_call_output")
+# The field an item kept as context must have, as its schema requires (and the listing shows).
+_REQUIRED = {"reasoning": "summary", "web_search_call": "action"}
 
 Item = Dict[str, Any]
 
@@ -93,6 +95,9 @@ def read(value: Any, param: str) -> List[Item]:
         elif kind == "item_reference":
             validate.required_string(item, "id", f"{where}.id")
             stored = dict(item, type="item_reference")
+        elif kind in _REQUIRED:
+            validate.required(item, _REQUIRED[kind], f"{where}.{_REQUIRED[kind]}")
+            stored = dict(item)
         else:
             stored = dict(item)  # other item types (reasoning, hosted tool calls...) are kept as context
         if kind not in REFERENCES:
@@ -112,10 +117,18 @@ def _message(role: str, text: str) -> Item:
     }
 
 
+# What a part the spec's schema requires a field of is listed with when sent without it.
+_PART_DEFAULTS: Dict[str, Dict[str, Any]] = {
+    "output_text": {"annotations": [], "logprobs": []},
+    "input_image": {"detail": "auto"},
+}
+
+
 def _parts(role: str, content: Any) -> List[Dict[str, Any]]:
-    """A message's content as parts: a string is one text part, as the API lists it."""
+    """A message's content as parts, as the API lists them: a string is one text part, and a part
+    sent without a field its schema requires has the field's default."""
     if not isinstance(content, str):
-        return content
+        return [dict(_PART_DEFAULTS.get(part["type"], {}), **part) for part in content]
     if role == "assistant":
         return [{"type": "output_text", "text": content, "annotations": [], "logprobs": []}]
     return [{"type": "input_text", "text": content}]
@@ -139,6 +152,8 @@ def _check_content(content: Any, param: str, allowed: Sequence[str]) -> None:
             raise validate.invalid_value(where, kind, allowed)
         if kind in ("input_text", "output_text"):
             validate.required_string(part, "text", f"{where}.text")
+        elif kind == "refusal":
+            validate.required_string(part, "refusal", f"{where}.refusal")
 
 
 def messages(items: Sequence[Item]) -> List[Message]:
