@@ -115,6 +115,38 @@ def test_a_function_tool_is_listed_with_every_field_the_spec_requires(app: webte
     assert listed == [dict(bare, strict=True, parameters=None), loose]
 
 
+@pytest.mark.parametrize(
+    ("extra", "param", "code"),
+    [
+        ({"tools": [{"type": "bogus"}]}, "tools[0].type", "invalid_value"),
+        ({"tools": [TOOL, {"type": "custom"}]}, "tools[1].name", "missing_required_parameter"),
+        ({"tools": [{"type": "file_search"}]}, "tools[0].vector_store_ids", "missing_required_parameter"),
+        ({"tools": [{"type": "mcp"}]}, "tools[0].server_label", "missing_required_parameter"),
+        ({"tools": [TOOL], "tool_choice": {"type": "bogus"}}, "tool_choice.type", "invalid_value"),
+        (
+            {"tools": [TOOL], "tool_choice": {"type": "custom"}},
+            "tool_choice.name",
+            "missing_required_parameter",
+        ),
+        (
+            {"tools": [TOOL], "tool_choice": {"type": "mcp"}},
+            "tool_choice.server_label",
+            "missing_required_parameter",
+        ),
+    ],
+)
+def test_tools_and_tool_choices_are_of_the_types_the_api_knows(
+    app: webtest.TestApp, extra: Dict[str, Any], param: str, code: str
+) -> None:
+    """Else they would be given back in a response no schema describes."""
+    error = app.post_json(URL, {"model": "gpt-4o", "input": "x", **extra}, status=400).json["error"]
+    assert (error["param"], error["code"]) == (param, code)
+    if code == "invalid_value":
+        assert error["message"].startswith("Invalid value: 'bogus'. Supported values are: ")
+    hosted = [{"type": "web_search"}, {"type": "file_search", "vector_store_ids": ["vs_1"]}, TOOL]
+    assert create(app, input="x", tools=hosted, tool_choice={"type": "file_search"})["tools"][0] == hosted[0]
+
+
 def test_input_items_are_listed_as_their_schemas_require(app: webtest.TestApp) -> None:
     """A part sent without a field its schema requires is listed with the field's default; an item
     kept as context without one is refused, naming it."""

@@ -667,6 +667,7 @@ def _new_items(body: Mapping[str, Any]) -> List[items.Item]:
 
 def _chat_choice(choice: Any) -> Any:
     """Responses name a forced function at the top level; chat nests it under ``function``."""
+    tools.check_responses_choice(choice)
     if isinstance(choice, dict) and choice.get("type") == "function":
         return {
             "type": "function",

@@ -82,6 +82,10 @@ def read_functions(body: Mapping[str, Any], flat: bool = False) -> Tuple[List[Fu
             raise validate.wrong_type(param, "an object", tool)
         kind = validate.required_string(tool, "type", f"{param}.type")
         if flat:
+            if kind not in RESPONSES_TOOLS:
+                raise validate.invalid_value(f"{param}.type", kind, tuple(RESPONSES_TOOLS))
+            for field in RESPONSES_TOOLS[kind]:
+                validate.required(tool, field, f"{param}.{field}")
             if kind != "function":
                 continue
             definition, where = tool, param
@@ -101,6 +105,58 @@ def described(definition: Mapping[str, Any]) -> str:
     """A tool's ``description`` when it is a string, else ""."""
     description = definition.get("description")
     return description if isinstance(description, str) else ""
+
+
+# The Responses API's tool types (``Tool``), each with the fields it requires besides its type.
+RESPONSES_TOOLS: Dict[str, Tuple[str, ...]] = {
+    "function": ("name",),
+    "file_search": ("vector_store_ids",),
+    "computer": (),
+    "computer_use_preview": ("environment", "display_width", "display_height"),
+    "web_search": (),
+    "web_search_2025_08_26": (),
+    "mcp": ("server_label",),
+    "code_interpreter": ("container",),
+    "programmatic_tool_calling": (),
+    "image_generation": (),
+    "local_shell": (),
+    "shell": (),
+    "custom": ("name",),
+    "namespace": ("name", "description", "tools"),
+    "tool_search": (),
+    "web_search_preview": (),
+    "web_search_preview_2025_03_11": (),
+    "apply_patch": (),
+}
+# Its ``tool_choice`` object types (``ToolChoiceParam``), likewise.
+RESPONSES_CHOICES: Dict[str, Tuple[str, ...]] = {
+    "allowed_tools": (),  # its mode and tools are read where it is obeyed
+    "file_search": (),
+    "web_search_preview": (),
+    "computer": (),
+    "computer_use_preview": (),
+    "computer_use": (),
+    "web_search_preview_2025_03_11": (),
+    "image_generation": (),
+    "code_interpreter": (),
+    "function": ("name",),
+    "mcp": ("server_label",),
+    "custom": ("name",),
+    "programmatic_tool_calling": (),
+    "apply_patch": (),
+    "shell": (),
+}
+
+
+def check_responses_choice(choice: Any) -> None:
+    """A ``tool_choice`` object of a type the Responses API knows, with the fields its type requires."""
+    if not isinstance(choice, dict):
+        return
+    kind = validate.required_string(choice, "type", "tool_choice.type")
+    if kind not in RESPONSES_CHOICES:
+        raise validate.invalid_value("tool_choice.type", kind, tuple(RESPONSES_CHOICES))
+    for field in RESPONSES_CHOICES[kind]:
+        validate.required(choice, field, f"tool_choice.{field}")
 
 
 def _parameters(definition: Mapping[str, Any], name: str, where: str) -> Dict[str, Any]:
