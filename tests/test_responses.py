@@ -962,6 +962,9 @@ def test_a_stream_error_fault_sends_the_typed_error_event_then_the_failed_respon
     failed = out[5]["response"]
     assert failed["id"] == out[0]["response"]["id"] and failed["status"] == "failed"
     assert failed["error"] == {"code": "server_error", "message": out[4]["message"]}
+    stored = app.get(f"{URL}/{failed['id']}").json  # kept as failed, as the stream ended
+    validate(stored, "Response")
+    assert stored["status"] == "failed" and stored["error"] == failed["error"]
 
 
 def test_json_mode_follows_a_schema_in_the_instructions(app: webtest.TestApp) -> None:

@@ -8,7 +8,7 @@ finished response and its output tokens, so a resumed stream repeats the numbers
 from __future__ import annotations
 
 import itertools
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from mokku import errors
 from mokku.api import logprobs as token_logprobs
@@ -24,6 +24,7 @@ class Numbered:
         self._sequence = itertools.count()
         self.last = -1  # the number of the event made last
         self.response: Optional[Dict[str, Any]] = None  # as created: what ``response.failed`` ends
+        self.on_failure: Optional[Callable[[Dict[str, Any]], None]] = None  # given the failed response
 
     def __call__(self, kind: str, **fields: Any) -> bytes:
         self.last = next(self._sequence)
@@ -47,7 +48,10 @@ class Numbered:
         if self.response is None:
             return event
         reason = {"code": code if code in FAILURE_CODES else "server_error", "message": error.message}
-        return event + self("response.failed", response=dict(self.response, status="failed", error=reason))
+        failed = dict(self.response, status="failed", error=reason)
+        if self.on_failure is not None:
+            self.on_failure(failed)
+        return event + self("response.failed", response=failed)
 
 
 # The codes a failed response's ``error`` takes (``ResponseErrorCode``) that a stream may end with.

@@ -19,6 +19,7 @@ worker runs a job and every worker answers the same.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import time
@@ -356,6 +357,8 @@ class Responses:
         chat_usage = {"prompt_tokens": input_tokens, "completion_tokens": output_tokens}
         if stream:
             emit = Numbered()
+            if store:
+                emit.on_failure = functools.partial(self._failed, response_id)
             return render.respond(
                 request,
                 behaviour,
@@ -465,6 +468,16 @@ class Responses:
             appended = self.stored.add_items(conversation, items.encoded(added))
         if not appended:  # deleted since it was read
             raise conversation_not_found(conversation)
+
+    def _failed(self, response_id: str, failed: Dict[str, Any]) -> None:
+        """A stored response whose stream failed is kept as failed, as the real API keeps it (a
+        background one too: it is over)."""
+        try:
+            self.stored.replace_response(response_id, dumps(failed), None)
+        except statedb.STATE_ERRORS as exc:
+            log.warning(
+                "response %s could not be stored as failed in %s: %s", response_id, self.stored.name, exc
+            )
 
     def _keep(self, response_id: str, encoded: bytes, seen: bytes, job: Optional[Dict[str, Any]]) -> None:
         """Store the response. A plain one that cannot be stored is still answered (a warning says
