@@ -133,6 +133,19 @@ def test_a_function_tool_is_listed_with_every_field_the_spec_requires(app: webte
             "tool_choice.server_label",
             "missing_required_parameter",
         ),
+        ({"tools": [{"type": "mcp", "server_label": 5}]}, "tools[0].server_label", "invalid_type"),
+        (
+            {"tools": [{"type": "file_search", "vector_store_ids": "x"}]},
+            "tools[0].vector_store_ids",
+            "invalid_type",
+        ),
+        ({"tools": [{"type": "code_interpreter", "container": 5}]}, "tools[0].container", "invalid_type"),
+        ({"tools": [dict(TOOL, description=5)]}, "tools[0].description", "invalid_type"),
+        (
+            {"tools": [TOOL], "tool_choice": {"type": "custom", "name": []}},
+            "tool_choice.name",
+            "invalid_type",
+        ),
     ],
 )
 def test_tools_and_tool_choices_are_of_the_types_the_api_knows(
@@ -158,6 +171,26 @@ def test_input_items_are_listed_as_their_schemas_require(app: webtest.TestApp) -
         validate(item, "ItemResource")
     assert listed[0]["content"] == [{"annotations": [], "logprobs": [], "type": "output_text", "text": "yo"}]
     assert listed[1]["content"][0]["detail"] == "auto"
+    nulled = dict(said, content=[{"type": "output_text", "text": "yo", "annotations": None}])
+    assert create(app, input=[nulled, {"role": "user", "content": "hi"}])["status"] == "completed"
+    image = {"type": "input_image", "image_url": "https://x.test/y.png", "detail": "tiny"}
+    for item, param, code in [
+        ({"type": "reasoning", "id": "rs_1", "summary": "x"}, "input[1].summary", "invalid_type"),
+        ({"type": "reasoning", "id": "rs_1", "summary": [1]}, "input[1].summary[0]", "invalid_type"),
+        ({"type": "web_search_call", "id": "w", "action": "x"}, "input[1].action", "invalid_type"),
+        (
+            dict(said, content=[{"type": "output_text", "text": "yo", "annotations": "x"}]),
+            "input[1].content[0].annotations",
+            "invalid_type",
+        ),
+        ({"role": "user", "content": [image]}, "input[1].content[0].detail", "invalid_value"),
+    ]:
+        body = {
+            "model": "gpt-4o",
+            "input": [{"role": "user", "content": "a"}, item, {"role": "user", "content": "b"}],
+        }
+        error = app.post_json(URL, body, status=400).json["error"]
+        assert (error["param"], error["code"]) == (param, code)
     for item, param in [
         ({"type": "reasoning", "id": "rs_1"}, "input[1].summary"),
         ({"type": "web_search_call", "id": "ws_1", "status": "completed"}, "input[1].action"),
@@ -959,6 +992,9 @@ def test_a_stream_error_fault_sends_the_typed_error_event_then_the_failed_respon
     }
     assert "help.openai.com" in out[4]["message"]
     assert len(out) == 6 and out[5]["type"] == "response.failed"
+    # At the stream's end the error takes the place (and the number) of the final event never sent.
+    ended = events(app, model="gpt-4o@stream_error:1000", input="one two")  # which checks the numbers
+    assert [event["type"] for event in ended[-2:]] == ["error", "response.failed"]
     failed = out[5]["response"]
     assert failed["id"] == out[0]["response"]["id"] and failed["status"] == "failed"
     assert failed["error"] == {"code": "server_error", "message": out[4]["message"]}

@@ -211,6 +211,10 @@ def test_a_llamaindex_handoff_hands_to_an_agent_its_description_lists(app: webte
     assert answer["candidates"][0]["content"]["parts"][0]["functionCall"]["args"] == {
         "to_agent": "WeatherAgent"
     }
+    narrow = json.loads(json.dumps(LLAMA_HANDOFF))  # a to_agent no listed name might satisfy: as sent
+    narrow["parameters"]["properties"]["to_agent"]["maxLength"] = 2
+    called = chat(app, tools=[{"type": "function", "function": narrow}])["choices"][0]["message"]
+    assert len(json.loads(called["tool_calls"][0]["function"]["arguments"])["to_agent"]) <= 2
     plain = dict(LLAMA_HANDOFF, description="Hand off.")  # no agents listed: the echo, as before
     called = chat(app, tools=[{"type": "function", "function": plain}])["choices"][0]["message"]
     assert json.loads(called["tool_calls"][0]["function"]["arguments"])["to_agent"] == "Paris"
@@ -470,6 +474,24 @@ def test_json_schema_is_refused_by_models_without_structured_outputs(
     error = app.post_json("/v1/responses", text, status=400).json["error"]
     assert error["param"] == "text.format" and "'text.format' of type 'json_schema'" in error["message"]
     assert app.post_json("/v1/chat/completions", dict(asked, model="gpt-4o", response_format=wanted)).json
+
+
+@pytest.mark.parametrize("properties", [[1, 2], "x", 5, True])
+def test_a_function_whose_properties_are_not_an_object_is_a_400(
+    app: webtest.TestApp, properties: Any
+) -> None:
+    for name in ("get_x", "handoff"):
+        function = {"name": name, "parameters": {"type": "object", "properties": properties}}
+        body = {
+            "messages": [{"role": "user", "content": "hi"}],
+            "tools": [{"type": "function", "function": function}],
+        }
+        error = app.post_json(
+            "/v1/chat/completions", dict(body, model="gpt-4o", tool_choice="required"), status=400
+        ).json["error"]
+        assert (
+            error["param"] == "tools[0].function.parameters" and "cannot make arguments" in error["message"]
+        )
 
 
 def test_json_schema_output(app: webtest.TestApp) -> None:
@@ -795,6 +817,26 @@ def test_a_schema_the_system_message_asks_json_of_is_answered_without_a_format(a
     assert chat(app, messages=plain)["choices"][0]["message"]["content"] == asked[1]["content"]
     called = chat(app, messages=asked, tools=[WEATHER])["choices"][0]["message"]
     assert called["tool_calls"] and called["content"] is None
+
+
+@pytest.mark.parametrize(
+    "system",
+    [
+        'Reply in JSON: {"a":' + "[" * 100_000 + "]" * 100_000 + "}",  # nested past the decoder's depth
+        "json " + '{"properties": ' * 5000,
+        "json " + "a```\n" * 13_000,  # fences that never close
+    ],
+)
+def test_hostile_instructions_are_read_in_bounded_time_and_answered(
+    app: webtest.TestApp, system: str
+) -> None:
+    """The prompt is a hint: what it holds that is no schema is passed over, never a 500."""
+    asked = [{"role": "system", "content": system}] * 4 + [{"role": "user", "content": "json hi"}]
+    assert chat(app, messages=asked)["choices"][0]["message"]["content"] == "json hi"
+    answer = app.post_json("/v1/responses", {"model": "gpt-4o", "instructions": system, "input": "hi"}).json
+    assert answer["output"][0]["content"][0]["text"] == "hi"
+    json_mode = chat(app, messages=asked, response_format={"type": "json_object"})
+    assert json.loads(json_mode["choices"][0]["message"]["content"]) == {"echo": "json hi"}
 
 
 # DSPy's JSON adapter when it cannot send a schema (ReAct's ``next_tool_args: dict[str, Any]``):

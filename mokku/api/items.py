@@ -48,8 +48,23 @@ INPUT_TYPES = "one of a string or array of input items"  # ``input``, as type er
 OPAQUE = (*REFERENCES, "compaction")  # items standing for others the server does not read back
 _ID_PREFIXES = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_"}
 TOOL_OUTPUTS = ("function_call_output", "custom_tool_call_output")
-# The field an item kept as context must have, as its schema requires (and the listing shows).
-_REQUIRED = {"reasoning": "summary", "web_search_call": "action"}
+
+
+def _summary_part(part: Any, param: str) -> Any:
+    """A reasoning summary's part (``SummaryTextContent``)."""
+    validate.obj(part, param)
+    if validate.required_string(part, "type", f"{param}.type") != "summary_text":
+        raise validate.invalid_value(f"{param}.type", part["type"], ("summary_text",))
+    return validate.required_string(part, "text", f"{param}.text")
+
+
+# The field an item kept as context must have, as its schema requires (and the listing shows), and
+# its check.
+_REQUIRED: Dict[str, Tuple[str, validate.Check]] = {
+    "reasoning": ("summary", validate.array_of(_summary_part)),
+    "web_search_call": ("action", validate.obj),
+}
+IMAGE_DETAILS = ("low", "high", "auto", "original")
 
 Item = Dict[str, Any]
 
@@ -96,7 +111,8 @@ def read(value: Any, param: str) -> List[Item]:
             validate.required_string(item, "id", f"{where}.id")
             stored = dict(item, type="item_reference")
         elif kind in _REQUIRED:
-            validate.required(item, _REQUIRED[kind], f"{where}.{_REQUIRED[kind]}")
+            field, check = _REQUIRED[kind]
+            check(validate.required(item, field, f"{where}.{field}"), f"{where}.{field}")
             stored = dict(item)
         else:
             stored = dict(item)  # other item types (reasoning, hosted tool calls...) are kept as context
@@ -124,11 +140,19 @@ _PART_DEFAULTS: Dict[str, Dict[str, Any]] = {
 }
 
 
+def _with_defaults(part: Dict[str, Any]) -> Dict[str, Any]:
+    """A part with the default of each field its schema requires that was sent missing or null."""
+    defaults = _PART_DEFAULTS.get(part["type"])
+    if not defaults:
+        return part
+    return dict(part, **{name: value for name, value in defaults.items() if part.get(name) is None})
+
+
 def _parts(role: str, content: Any) -> List[Dict[str, Any]]:
     """A message's content as parts, as the API lists them: a string is one text part, and a part
     sent without a field its schema requires has the field's default."""
     if not isinstance(content, str):
-        return [dict(_PART_DEFAULTS.get(part["type"], {}), **part) for part in content]
+        return [_with_defaults(part) for part in content]
     if role == "assistant":
         return [{"type": "output_text", "text": content, "annotations": [], "logprobs": []}]
     return [{"type": "input_text", "text": content}]
@@ -152,6 +176,12 @@ def _check_content(content: Any, param: str, allowed: Sequence[str]) -> None:
             raise validate.invalid_value(where, kind, allowed)
         if kind in ("input_text", "output_text"):
             validate.required_string(part, "text", f"{where}.text")
+            for name in ("annotations", "logprobs"):
+                validate.array(part.get(name), f"{where}.{name}")
+        elif kind == "input_image":
+            detail = validate.string(part.get("detail"), f"{where}.detail")
+            if detail is not None and detail not in IMAGE_DETAILS:
+                raise validate.invalid_value(f"{where}.detail", detail, IMAGE_DETAILS)
         elif kind == "refusal":
             validate.required_string(part, "refusal", f"{where}.refusal")
 

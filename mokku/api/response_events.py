@@ -23,11 +23,15 @@ class Numbered:
     def __init__(self) -> None:
         self._sequence = itertools.count()
         self.last = -1  # the number of the event made last
+        self._final = (
+            False  # whether that event ends the stream (and so cannot have gone out before an error)
+        )
         self.response: Optional[Dict[str, Any]] = None  # as created: what ``response.failed`` ends
         self.on_failure: Optional[Callable[[Dict[str, Any]], None]] = None  # given the failed response
 
     def __call__(self, kind: str, **fields: Any) -> bytes:
         self.last = next(self._sequence)
+        self._final = kind in FINAL_EVENTS
         return stream.typed_event(kind, {"type": kind, "sequence_number": self.last, **fields})
 
     def after(self, number: int, made: Iterable[Event]) -> Iterator[Event]:
@@ -42,6 +46,8 @@ class Numbered:
         API nests the error under ``error`` (as the official SDKs and the AI SDK read it), where the
         spec puts its fields at the top level (as generated clients read it): both, so that either
         kind sees it."""
+        if self._final:  # made, but a fault struck in its place: its number is the error's
+            self._sequence = itertools.count(self.last)
         code = error.code or error.type
         fields = {"code": code, "message": error.message, "param": error.param}
         event = self("error", error={"type": error.type, **fields}, **fields)
@@ -54,6 +60,7 @@ class Numbered:
         return event + self("response.failed", response=failed)
 
 
+FINAL_EVENTS = ("response.completed", "response.incomplete")
 # The codes a failed response's ``error`` takes (``ResponseErrorCode``) that a stream may end with.
 FAILURE_CODES = ("server_error", "rate_limit_exceeded")
 

@@ -82,10 +82,8 @@ def read_functions(body: Mapping[str, Any], flat: bool = False) -> Tuple[List[Fu
             raise validate.wrong_type(param, "an object", tool)
         kind = validate.required_string(tool, "type", f"{param}.type")
         if flat:
-            if kind not in RESPONSES_TOOLS:
-                raise validate.invalid_value(f"{param}.type", kind, tuple(RESPONSES_TOOLS))
-            for field in RESPONSES_TOOLS[kind]:
-                validate.required(tool, field, f"{param}.{field}")
+            check_typed(tool, param, RESPONSES_TOOLS)
+            validate.string(tool.get("description"), f"{param}.description")
             if kind != "function":
                 continue
             definition, where = tool, param
@@ -107,56 +105,77 @@ def described(definition: Mapping[str, Any]) -> str:
     return description if isinstance(description, str) else ""
 
 
-# The Responses API's tool types (``Tool``), each with the fields it requires besides its type.
-RESPONSES_TOOLS: Dict[str, Tuple[str, ...]] = {
-    "function": ("name",),
-    "file_search": ("vector_store_ids",),
-    "computer": (),
-    "computer_use_preview": ("environment", "display_width", "display_height"),
-    "web_search": (),
-    "web_search_2025_08_26": (),
-    "mcp": ("server_label",),
-    "code_interpreter": ("container",),
-    "programmatic_tool_calling": (),
-    "image_generation": (),
-    "local_shell": (),
-    "shell": (),
-    "custom": ("name",),
-    "namespace": ("name", "description", "tools"),
-    "tool_search": (),
-    "web_search_preview": (),
-    "web_search_preview_2025_03_11": (),
-    "apply_patch": (),
+def _container(value: Any, param: str) -> Any:
+    """A code interpreter's ``container``: its id, or the object that makes one."""
+    if not isinstance(value, (str, dict)):
+        raise validate.wrong_type(param, "one of a string or an object", value)
+    return value
+
+
+_TEXT, _LIST = validate.string, validate.array
+# The Responses API's tool types (``Tool``), each with the fields it requires besides its type, and
+# the check of each.
+RESPONSES_TOOLS: Dict[str, Dict[str, validate.Check]] = {
+    "function": {"name": _TEXT},
+    "file_search": {"vector_store_ids": validate.array_of(_TEXT)},
+    "computer": {},
+    "computer_use_preview": {
+        "environment": _TEXT,
+        "display_width": validate.integer,
+        "display_height": validate.integer,
+    },
+    "web_search": {},
+    "web_search_2025_08_26": {},
+    "mcp": {"server_label": _TEXT},
+    "code_interpreter": {"container": _container},
+    "programmatic_tool_calling": {},
+    "image_generation": {},
+    "local_shell": {},
+    "shell": {},
+    "custom": {"name": _TEXT},
+    "namespace": {"name": _TEXT, "description": _TEXT, "tools": _LIST},
+    "tool_search": {},
+    "web_search_preview": {},
+    "web_search_preview_2025_03_11": {},
+    "apply_patch": {},
 }
 # Its ``tool_choice`` object types (``ToolChoiceParam``), likewise.
-RESPONSES_CHOICES: Dict[str, Tuple[str, ...]] = {
-    "allowed_tools": (),  # its mode and tools are read where it is obeyed
-    "file_search": (),
-    "web_search_preview": (),
-    "computer": (),
-    "computer_use_preview": (),
-    "computer_use": (),
-    "web_search_preview_2025_03_11": (),
-    "image_generation": (),
-    "code_interpreter": (),
-    "function": ("name",),
-    "mcp": ("server_label",),
-    "custom": ("name",),
-    "programmatic_tool_calling": (),
-    "apply_patch": (),
-    "shell": (),
+RESPONSES_CHOICES: Dict[str, Dict[str, validate.Check]] = {
+    "allowed_tools": {},  # its mode and tools are read where it is obeyed
+    "file_search": {},
+    "web_search_preview": {},
+    "computer": {},
+    "computer_use_preview": {},
+    "computer_use": {},
+    "web_search_preview_2025_03_11": {},
+    "image_generation": {},
+    "code_interpreter": {},
+    "function": {"name": _TEXT},
+    "mcp": {"server_label": _TEXT},
+    "custom": {"name": _TEXT},
+    "programmatic_tool_calling": {},
+    "apply_patch": {},
+    "shell": {},
 }
+
+
+def check_typed(
+    value: Mapping[str, Any], param: str, known: Mapping[str, Mapping[str, validate.Check]]
+) -> str:
+    """A tool or tool choice of a ``known`` type, with the fields its type requires, each of its
+    type: 400 naming the field that is not. Its type."""
+    kind = validate.required_string(value, "type", f"{param}.type")
+    if kind not in known:
+        raise validate.invalid_value(f"{param}.type", kind, tuple(known))
+    for field, check in known[kind].items():
+        check(validate.required(value, field, f"{param}.{field}"), f"{param}.{field}")
+    return kind
 
 
 def check_responses_choice(choice: Any) -> None:
     """A ``tool_choice`` object of a type the Responses API knows, with the fields its type requires."""
-    if not isinstance(choice, dict):
-        return
-    kind = validate.required_string(choice, "type", "tool_choice.type")
-    if kind not in RESPONSES_CHOICES:
-        raise validate.invalid_value("tool_choice.type", kind, tuple(RESPONSES_CHOICES))
-    for field in RESPONSES_CHOICES[kind]:
-        validate.required(choice, field, f"tool_choice.{field}")
+    if isinstance(choice, dict):
+        check_typed(choice, "tool_choice", RESPONSES_CHOICES)
 
 
 def _parameters(definition: Mapping[str, Any], name: str, where: str) -> Dict[str, Any]:
@@ -313,13 +332,17 @@ def _named(choice: Dict[str, Any], functions: List[Function], choice_param: str)
 _AGENTS = re.compile(r"Currently available agents:\s*\{(.*?)\}", re.DOTALL)
 _AGENT_NAME = re.compile(r"""['"]([^'"\n]{1,128})['"]\s*:""")
 MAX_DESCRIPTION_CHARS = 16 * 1024
+_PLAIN = {"type", "description", "title"}  # a string schema no agent's name could fail
 
 
 def _handed_to(function: Function) -> Dict[str, Any]:
-    """A handoff's parameters with ``to_agent`` held to the agents its description lists, so that its
-    call names one (the first), as a model does; any other function's as given."""
-    target = (function.parameters.get("properties") or {}).get("to_agent")
-    if not isinstance(target, dict) or "enum" in target or not HANDOFF.match(function.name):
+    """A handoff's parameters with ``to_agent`` (a plain string) held to the agents its description
+    lists, so that its call names one (the first), as a model does; any other function's as given."""
+    if not HANDOFF.match(function.name):
+        return function.parameters
+    properties = function.parameters.get("properties")
+    target = properties.get("to_agent") if isinstance(properties, dict) else None
+    if not isinstance(target, dict) or target.get("type", "string") != "string" or target.keys() - _PLAIN:
         return function.parameters
     listed = _AGENTS.search(function.description[:MAX_DESCRIPTION_CHARS])
     names = _AGENT_NAME.findall(listed.group(1)) if listed else []
@@ -427,10 +450,11 @@ def check_structured_outputs(model: str, output_format: Optional[OutputFormat], 
         )
 
 
-# JSON Schema found in a prompt: where to look, and how far.
-_FENCED = re.compile(r"```(?:json)?\s*\n(.*?)\n\s*```", re.DOTALL)
+# JSON Schema found in a prompt: where to look, and how far (in each message, and in all of them).
+_FENCE = "```"
 _SCHEMA_KEYS = ("properties", "$defs", "definitions", "anyOf", "oneOf", "allOf", "$schema")
 MAX_INSTRUCTION_CHARS = 64 * 1024
+MAX_INSTRUCTIONS_CHARS = 4 * MAX_INSTRUCTION_CHARS
 MAX_SCHEMA_CANDIDATES = 50
 
 
@@ -461,9 +485,13 @@ def prompted(instructions: Sequence[str], param: str) -> Optional[OutputFormat]:
 
 def _prompt_schema(instructions: Sequence[str], says_json: bool = False) -> Optional[Dict[str, Any]]:
     """The first JSON Schema the instructions hold, in the first ``MAX_INSTRUCTION_CHARS`` of each
-    (``says_json``: of one that also says "json")."""
+    and ``MAX_INSTRUCTIONS_CHARS`` of all (``says_json``: of one that also says "json")."""
+    left = MAX_INSTRUCTIONS_CHARS
     for text in instructions:
-        head = text[:MAX_INSTRUCTION_CHARS]
+        if left <= 0:
+            break
+        head = text[: min(MAX_INSTRUCTION_CHARS, left)]
+        left -= len(head)
         if not says_json or "json" in head.lower():
             schema = _schema_in(head)
             if schema is not None:
@@ -475,13 +503,12 @@ def _schema_in(text: str) -> Optional[Dict[str, Any]]:
     """The first JSON object in ``text`` that reads as a JSON Schema (a fenced block first), else
     the schema of the first field template (``_template_schema``)."""
     decoder = json.JSONDecoder()
-    candidates = [match.group(1) for match in _FENCED.finditer(text)]
     starts = [index for index, char in enumerate(text) if char == "{"][:MAX_SCHEMA_CANDIDATES]
     template = None
-    for chunk in [*candidates, *(text[start:] for start in starts)]:
+    for chunk in [*_fenced(text), *(text[start:] for start in starts)]:
         try:
             value, _ = decoder.raw_decode(chunk.strip())
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past what the decoder takes
             continue
         if isinstance(value, dict) and (
             any(key in value for key in _SCHEMA_KEYS) or value.get("type") == "object"
@@ -490,6 +517,26 @@ def _schema_in(text: str) -> Optional[Dict[str, Any]]:
         if template is None and isinstance(value, dict):
             template = _template_schema(value)
     return template
+
+
+def _fenced(text: str) -> List[str]:
+    """What fenced blocks (a ``` line, or ```json, to the next ```) hold, the first
+    ``MAX_SCHEMA_CANDIDATES``: one pass over ``text``, whatever fences it holds."""
+    blocks: List[str] = []
+    start = text.find(_FENCE)
+    while start != -1 and len(blocks) < MAX_SCHEMA_CANDIDATES:
+        line_end = text.find("\n", start)
+        if line_end == -1:
+            break
+        if text[start + len(_FENCE) : line_end].strip() not in ("", "json"):  # another language's
+            start = text.find(_FENCE, start + len(_FENCE))
+            continue
+        end = text.find(_FENCE, line_end)
+        if end == -1:
+            break
+        blocks.append(text[line_end + 1 : end])
+        start = text.find(_FENCE, end + len(_FENCE))
+    return blocks
 
 
 # A field of DSPy's JSON template: its name in braces, then a note on its type.
