@@ -78,16 +78,17 @@ def test_a_message_echoes_the_last_user_turn(app: webtest.TestApp) -> None:
 
 
 def test_fields_the_node_sdk_types_as_always_there_are_sent(app: webtest.TestApp) -> None:
-    """Required though nullable in ``@anthropic-ai/sdk``: sent, in the message and in its stream."""
+    """Required though nullable in ``@anthropic-ai/sdk``: sent, in the message and in its stream. Not a
+    text block's ``citations``: the AI SDK refuses a null there, as the real API never sends one."""
     answer = app.post_json(URL, body("hi", model="claude-opus-4-6"), headers=HEADERS).json
     assert answer["model"] == "claude-opus-4-6"  # no dated id to name
-    assert answer["container"] is None and answer["content"][0]["citations"] is None
+    assert answer["container"] is None and "citations" not in answer["content"][0]
     assert answer["usage"]["server_tool_use"] is None and answer["usage"]["speed"] == "standard"
     raw = app.post_json(URL, body("hi", stream=True), headers=HEADERS).text
     events = [json.loads(line[6:]) for line in raw.splitlines() if line.startswith("data: ")]
     start, block, delta = events[0], events[1], events[-2]
     assert start["message"]["container"] is None and start["message"]["model"] == "claude-sonnet-4-5-20250929"
-    assert block["content_block"] == {"type": "text", "text": "", "citations": None}
+    assert block["content_block"] == {"type": "text", "text": ""}
     assert delta["type"] == "message_delta" and delta["usage"]["server_tool_use"] is None
 
 

@@ -273,6 +273,21 @@ def test_credit_error_is_402_exact(app: webtest.TestApp) -> None:
     assert response.content_type == "application/json"
 
 
+def test_other_errors_are_written_as_the_real_api_writes_them(app: webtest.TestApp) -> None:
+    """Indented by four spaces: LiteLLM, for one, finds a context overflow by its
+    ``"code": "context_length_exceeded"``. The 402 above stays as it has always been."""
+    raw = app.post_json(URL, {"model": "gpt-4o@context_length", "messages": user("hi")}, status=400).body
+    assert raw.startswith(b'{\n    "error": {\n        "message": "This model') and raw.endswith(
+        b"\n    }\n}\n"
+    )
+    assert b'"code": "context_length_exceeded"' in raw
+    assert json.loads(raw)["error"]["param"] == "messages"
+    azure = app.post_json(
+        "/openai/deployments/d/chat/completions?api-version=2024-10-21", {"messages": 5}, status=400
+    ).body
+    assert azure.startswith(b'{"error":{')  # Azure's gateway writes it compact
+
+
 def test_credit_error_wins_over_other_problems(app: webtest.TestApp) -> None:
     response = app.post_json(URL, {"model": "credit-error", "messages": []}, status=402)
     assert response.body == QUOTA_BODY

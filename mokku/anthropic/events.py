@@ -50,7 +50,7 @@ def stream(message: Dict[str, Any], text_tokens: Sequence[str]) -> Iterator[Even
         elif kind == "tool_use":
             opened = dict(block, input={})
         else:
-            opened = {"type": "text", "text": "", "citations": None}
+            opened = {"type": "text", "text": ""}
         yield typed_event(
             "content_block_start", {"type": "content_block_start", "index": index, "content_block": opened}
         )

@@ -202,7 +202,7 @@ class Messages:
             if not "".join(text_tokens):
                 text_tokens = tokenize(NO_TEXT)
                 output_tokens = max(output_tokens, len(text_tokens))
-            blocks.append({"type": "text", "text": "".join(text_tokens), "citations": None})
+            blocks.append({"type": "text", "text": "".join(text_tokens)})
         stop_reason, stop_sequence = _stop(output.finish_reason, bool(calls), output.stop_sequence)
         input_tokens = generation.prompt_tokens[0]
         thought_tokens = THOUGHT_TOKENS if thinks else 0

@@ -18,7 +18,7 @@ from mokku.api.models import CHAT_MODELS, COMPLETION_MODELS, OPENAI_MODELS
 from mokku.credentials import bearer_key
 from mokku.server import stream
 from mokku.server.dialect import Dialect
-from mokku.server.http import Headers, Request, Response, json_response
+from mokku.server.http import Headers, Request, Response, error_response, json_response
 from mokku.server.stream import DONE, Event, Token
 
 GATEWAY = "azure_gateway"  # the type of an error Azure's gateway answers (its shape, not OpenAI's)
@@ -143,7 +143,7 @@ class Azure(Dialect):
                 }
             }
             return json_response(body, 400)
-        return super().error_response(error, request)
+        return error_response(error)  # compact, as Azure's gateway writes it
 
     def completion(self, answer: Dict[str, Any], request: Request) -> Dict[str, Any]:
         """The prompt's filter results, and each choice's (filtered under ``content_filter``)."""

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, List, NamedTuple, Tuple
 from mokku import errors
 from mokku.credentials import bearer_key
 from mokku.server import cors
-from mokku.server.http import Headers, Request, Response, error_response
+from mokku.server.http import Headers, Request, Response, encoded_json_response, error_body, error_response
 
 if TYPE_CHECKING:
     from mokku.server.stream import Event
@@ -39,7 +39,11 @@ class Dialect:
     provider = "openai"  # gen_ai.provider.name
 
     def error_response(self, error: errors.APIError, request: Request) -> Response:
-        return error_response(error)
+        """The envelope as the real API writes it, indented (clients such as LiteLLM look for
+        ``"code": "context_length_exceeded"`` in it); ``credit-error``'s 402 as it has always been."""
+        if error.status == 402:
+            return error_response(error)
+        return encoded_json_response(error_body(error), error.status, error.headers)
 
     # What a dialect adds to chat and completions answers (Azure: its content-filter results).
     decorates = False

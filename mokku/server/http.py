@@ -110,6 +110,16 @@ def error_response(error: errors.APIError) -> Response:
     return json_response(error.to_dict(), error.status, error.headers)
 
 
+# The real API's error bodies: four-space indents (ASCII, ``\u`` escapes: a message may quote any
+# text a request sent).
+_INDENTED = json.JSONEncoder(indent=4)
+
+
+def error_body(error: errors.APIError) -> bytes:
+    """The OpenAI envelope as the real API writes it."""
+    return _INDENTED.encode(error.to_dict()).encode("ascii") + b"\n"
+
+
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 

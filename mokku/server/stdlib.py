@@ -46,7 +46,7 @@ from mokku.server.http import (
     BodyClock,
     BodyError,
     BodyTooLarge,
-    dumps,
+    error_body,
 )
 
 log = logging.getLogger("mokku")
@@ -164,7 +164,7 @@ def _parse_line(line: bytes) -> Tuple[str, str, int]:
 
 def _error_response(error: errors.APIError) -> bytes:
     """A complete error response in the OpenAI envelope, for the server's own refusals; it closes."""
-    body = dumps(error.to_dict())
+    body = error_body(error)
     head = (
         f"HTTP/1.1 {STATUS_LINES[error.status]}\r\nDate: {formatdate(usegmt=True)}\r\nServer: {SERVER}\r\n"
         f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"

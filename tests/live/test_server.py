@@ -334,7 +334,7 @@ def test_live_declared_huge_body_is_refused_without_sending_it(threaded_server_w
         )
         reply = sock.makefile("rb").read()
     assert reply.startswith(b"HTTP/1.1 413 ")
-    assert b'"code":"request_too_large"' in reply
+    assert b'"code": "request_too_large"' in reply
 
 
 def test_a_signal_while_a_request_is_handed_to_a_thread_stops_the_server(
