@@ -23,9 +23,8 @@ class Numbered:
     def __init__(self) -> None:
         self._sequence = itertools.count()
         self.last = -1  # the number of the event made last
-        self._final = (
-            False  # whether that event ends the stream (and so cannot have gone out before an error)
-        )
+        # Whether that event ends the stream (and so cannot have gone out before an error).
+        self._final = False
         self.response: Optional[Dict[str, Any]] = None  # as created: what ``response.failed`` ends
         self.on_failure: Optional[Callable[[Dict[str, Any]], None]] = None  # given the failed response
 
