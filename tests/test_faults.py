@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 import time
@@ -460,19 +461,28 @@ def test_an_embeddings_context_error_puts_every_token_in_the_prompt(app: webtest
     )
 
 
+RESPONSES_CONTEXT_ERROR = {
+    "message": "Your input exceeds the context window of this model. Please adjust your input and try again.",
+    "type": "invalid_request_error",
+    "param": "input",
+    "code": "context_length_exceeded",
+}
+
+
 def test_responses_context_window_error_speaks_of_input() -> None:
     """The Responses API words it without numbers and names ``input``; too many output tokens name
-    ``max_output_tokens``."""
+    ``max_output_tokens``. Streamed, it comes once the stream has begun, as the real API sends it:
+    created, in progress, then the error event (numbered 2)."""
     app = build({"MOKKU_CONTEXT_WINDOW": "real"})
     long_input = {"model": "gpt-4", "input": "word " * 9000}
-    for body in (long_input, dict(long_input, stream=True), {"model": "gpt-4@context_length", "input": "hi"}):
-        error = app.post_json("/v1/responses", body, status=400).json["error"]
-        assert error == {
-            "message": "Your input exceeds the context window of this model. Please adjust your input and try again.",
-            "type": "invalid_request_error",
-            "param": "input",
-            "code": "context_length_exceeded",
-        }
+    for body in (long_input, {"model": "gpt-4@context_length", "input": "hi"}):
+        assert app.post_json("/v1/responses", body, status=400).json["error"] == RESPONSES_CONTEXT_ERROR
+        raw = app.post_json("/v1/responses", dict(body, stream=True)).text
+        streamed = [json.loads(line[6:]) for line in raw.splitlines() if line.startswith("data: ")]
+        assert [event["type"] for event in streamed] == ["response.created", "response.in_progress", "error"]
+        assert streamed[2]["sequence_number"] == 2 and streamed[2]["error"] == RESPONSES_CONTEXT_ERROR
+        for event in streamed:
+            validate(event, "ResponseStreamEvent")
     too_many = {"model": "gpt-4o", "input": "hi", "max_output_tokens": 20000}
     error = app.post_json("/v1/responses", too_many, status=400).json["error"]
     assert error["param"] == "max_output_tokens" and "at most 16384 completion tokens" in error["message"]

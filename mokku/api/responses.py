@@ -57,6 +57,7 @@ from mokku.api.sampling import (
 from mokku.api.tokens import count
 from mokku.control import objects, statedb
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
+from mokku.server.stream import Last
 from mokku.simulation.faults import Behaviour
 from mokku.simulation.latency import Pace
 
@@ -300,14 +301,7 @@ class Responses:
             input_param="input",
             conversation=framing + messages,
         )
-        reply = self.replies.decide(request, behaviour, generation)
-        output, calls = reply.outputs[0], reply.calls
-        decided = output.finish_reason == "content_filter" or bool(calls)  # no custom call then
-
         response_id = random_id("resp_", 48)
-        incomplete = output.finish_reason in ("length", "content_filter")
-        input_tokens, output_tokens = generation.prompt_tokens[0], reply.completion_tokens()
-        usage = _usage(input_tokens, output_tokens, request.cached_tokens)
         now = self.clock()
         shell = _response_shell(
             response_id,
@@ -323,6 +317,17 @@ class Responses:
         shell["reasoning"] = reasoning
         if conversation is not None:
             shell["conversation"] = {"id": conversation}
+        try:
+            reply = self.replies.decide(request, behaviour, generation)
+        except errors.APIError as error:
+            if not stream or error.code != "context_length_exceeded":
+                raise
+            return _refused_in_stream(request, behaviour, shell, error)
+        output, calls = reply.outputs[0], reply.calls
+        decided = output.finish_reason == "content_filter" or bool(calls)  # no custom call then
+        incomplete = output.finish_reason in ("length", "content_filter")
+        input_tokens, output_tokens = generation.prompt_tokens[0], reply.completion_tokens()
+        usage = _usage(input_tokens, output_tokens, request.cached_tokens)
         # The answer's last token comes after the first token's wait and a delay per token since.
         starts = now + behaviour.pace.ttft
         ends = starts + max(0, len(output.tokens) - 1) * behaviour.pace.token_delay
@@ -491,6 +496,23 @@ class Responses:
             if job is not None:
                 raise statedb.unavailable(self.stored.name, exc) from None
             log.warning("response %s could not be stored in %s: %s", response_id, self.stored.name, exc)
+
+
+def _refused_in_stream(
+    request: Request, behaviour: Behaviour, shell: Dict[str, Any], error: errors.APIError
+) -> Response:
+    """An input past the context window, streamed: as the real API refuses it once the stream has
+    begun, ``response.created`` and ``response.in_progress`` then the ``error`` event (there no
+    ``response.failed``: its error codes have none for it)."""
+    emit = Numbered()
+    made = [
+        emit("response.created", response=shell),
+        emit("response.in_progress", response=shell),
+        Last(emit.error(error)),
+    ]
+    return render.respond(
+        request, behaviour, shell["id"], {}, ["error"], events=made, render_error=emit.error
+    )
 
 
 def _check_reasoning_sampling(body: Mapping[str, Any], effort: Optional[str], model: str) -> None:
