@@ -23,6 +23,8 @@ from typing import Any, Dict, List, Tuple
 
 from gunicorn.workers import gthread
 
+from mokku.server.connection import Wakeup
+
 LINGER_S = 2.0  # as gunicorn's own close
 MAX_DRAIN = 64 * 1024  # as gunicorn's own close
 MAX_LINGERING = 256  # sockets one worker waits on at once (each holds a descriptor)
@@ -39,9 +41,8 @@ class Lingerer:
     def _start(self) -> None:
         """A selector and thread of this process's own (a worker is forked after the import)."""
         self._selector = selectors.DefaultSelector()
-        self._wake_read, self._wake = socket.socketpair()
-        self._wake_read.setblocking(False)
-        self._selector.register(self._wake_read, selectors.EVENT_READ)
+        self._wakeup = Wakeup()
+        self._selector.register(self._wakeup.reader, selectors.EVENT_READ)
         self._waiting: Dict[socket.socket, Tuple[float, int]] = {}  # deadline, bytes drained
         self._new = []
         threading.Thread(target=self._run, name="mokku-linger", daemon=True).start()
@@ -65,10 +66,7 @@ class Lingerer:
         if full:
             _close(sock)
             return
-        try:
-            self._wake.send(b"\0")
-        except OSError:  # the pair's buffer is full: the thread is awake already
-            pass
+        self._wakeup.ring()
 
     def _run(self) -> None:
         while True:
@@ -76,7 +74,7 @@ class Lingerer:
             timeout = min((deadline for deadline, _ in self._waiting.values()), default=now + 60) - now
             for key, _ in self._selector.select(max(0.0, timeout)):
                 sock: Any = key.fileobj
-                if sock is self._wake_read:
+                if sock is self._wakeup.reader:
                     self._adopt()
                 else:
                     self._drain(sock)
@@ -85,11 +83,7 @@ class Lingerer:
                 self._forget(sock)
 
     def _adopt(self) -> None:
-        try:
-            while self._wake_read.recv(4096):
-                pass
-        except OSError:
-            pass
+        self._wakeup.drain()
         with self._lock:
             new, self._new = self._new, []
         deadline = time.monotonic() + LINGER_S

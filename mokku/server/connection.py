@@ -151,3 +151,30 @@ def drop_connection(environ: Dict[str, Any]) -> None:
         except OSError:
             pass
     raise ConnectionClosed("connection dropped on purpose (simulated fault)")
+
+
+class Wakeup:
+    """A selector loop's doorbell: other threads ``ring`` it, the loop selects ``reader`` and
+    ``drain``s it. Both ends are non-blocking: a ring while one is pending is dropped, not waited on."""
+
+    def __init__(self) -> None:
+        self.reader, self._writer = socket.socketpair()
+        self.reader.setblocking(False)
+        self._writer.setblocking(False)
+
+    def ring(self) -> None:
+        try:
+            self._writer.send(b"\0")
+        except OSError:
+            pass  # a wake-up is already pending, or the loop is closed
+
+    def drain(self) -> None:
+        try:
+            while self.reader.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.reader.close()
+        self._writer.close()

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 
 from mokku import __version__, errors
 from mokku.credentials import redact_query
+from mokku.server.connection import Wakeup
 from mokku.server.http import (
     BODY_READ_SECONDS,
     BODY_SECONDS,
@@ -563,11 +564,9 @@ class Server:
         self.max_connections = _connection_cap(threads)
         self.closing = False
         self._selector = selectors.DefaultSelector()
-        self._wake_in, self._wake_out = socket.socketpair()
-        self._wake_in.setblocking(False)
-        self._wake_out.setblocking(False)
+        self._wakeup = Wakeup()
         self._selector.register(self.socket, selectors.EVENT_READ, _LISTEN)
-        self._selector.register(self._wake_in, selectors.EVENT_READ, _WAKE)
+        self._selector.register(self._wakeup.reader, selectors.EVENT_READ, _WAKE)
         self._accepting = True
         self._accept_again = 0.0  # when accepting out of descriptors, when to try again
         self._open = 0  # connections open, wherever they are
@@ -627,7 +626,7 @@ class Server:
             if key.data is _LISTEN:
                 self._accept()
             elif key.data is _WAKE:
-                self._drain_wake()
+                self._wakeup.drain()
             elif key.data.state == "linger":
                 self._linger_read(key.data)
             elif key.data.state != "closed":  # not closed by an earlier event of this turn
@@ -841,17 +840,7 @@ class Server:
                 self._watch(conn, self.timeouts.idle)
 
     def _wake(self) -> None:
-        try:
-            self._wake_out.send(b"\0")
-        except OSError:
-            pass  # a wake-up is already pending, or the server is closed
-
-    def _drain_wake(self) -> None:
-        try:
-            while self._wake_in.recv(4096):
-                pass
-        except OSError:
-            pass
+        self._wakeup.ring()
 
     # The threads.
 
@@ -986,8 +975,7 @@ class Server:
                 while self._active and time.monotonic() < deadline:
                     self._changed.wait(deadline - time.monotonic())
         self._selector.close()
-        self._wake_in.close()
-        self._wake_out.close()
+        self._wakeup.close()
 
 
 _LISTEN = object()
