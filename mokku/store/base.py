@@ -129,14 +129,17 @@ def decide(
     """Take every want from its bucket, or none: the first that is short refuses."""
     for level, (kind, capacity, amount) in zip(levels, wants):
         if level < amount:
-            refused = (kind, capacity, amount, (amount - level) * window / capacity)
-            return refused, [
-                (kind, capacity, level, (capacity - level) * window / capacity)
-                for level, (kind, capacity, _) in zip(levels, wants)
-            ]
-    return None, [
-        (kind, capacity, level - amount, (capacity - level + amount) * window / capacity)
-        for level, (kind, capacity, amount) in zip(levels, wants)
+            return (kind, capacity, amount, (amount - level) * window / capacity), standing(
+                wants, levels, window
+            )
+    return None, standing(wants, [level - amount for level, (_, _, amount) in zip(levels, wants)], window)
+
+
+def standing(wants: Sequence[Want], levels: Sequence[float], window: float) -> List[Left]:
+    """Each bucket at its level, with the seconds until it is full."""
+    return [
+        (kind, capacity, level, (capacity - level) * window / capacity)
+        for level, (kind, capacity, _) in zip(levels, wants)
     ]
 
 

@@ -20,7 +20,18 @@ import uuid
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set, Tuple, Type
 from urllib.parse import urlsplit
 
-from mokku.store.base import MAX_BUCKETS, SETTLE_TIMEOUT_S, Left, Page, Refused, Row, TooMany, Want, entry_of
+from mokku.store.base import (
+    MAX_BUCKETS,
+    SETTLE_TIMEOUT_S,
+    Left,
+    Page,
+    Refused,
+    Row,
+    TooMany,
+    Want,
+    entry_of,
+    standing,
+)
 
 try:
     import redis
@@ -539,11 +550,7 @@ class RedisBuckets:
         if found[0]:
             kind, capacity, amount = wants[int(found[0]) - 1]
             refused = (kind, capacity, amount, found[1])
-        levels = found[2:] if refused is not None else found[1:]
-        return refused, [
-            (kind, capacity, level, (capacity - level) * window / capacity)
-            for (kind, capacity, _), level in zip(wants, levels)
-        ]
+        return refused, standing(wants, found[2:] if refused is not None else found[1:], window)
 
     def count(self) -> int:
         pattern = self.store.key("bucket", "*")
