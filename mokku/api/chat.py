@@ -125,16 +125,14 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     functions, output_format, top, legacy = read_reply_options(
         body, messages, ends_with_result(conversation), conversation[-1].role == HANDED_OFF
     )
+    instructing = [m.text for m in conversation if m.role in INSTRUCTING]
     if output_format is not None:
         tools.check_structured_outputs(model, output_format, "response_format")
         if not request.path.startswith("/v1beta/openai/"):  # Gemini's compatibility has no such rule
             tools.check_json_named(output_format, conversation, JSON_NOT_NAMED, "messages")
-        output_format = tools.instructed(
-            output_format, [m.text for m in conversation if m.role in INSTRUCTING]
-        )
-    elif not functions:  # a JSON Schema a system or developer message asks JSON of
-        instructing = [m.text for m in conversation if m.role in INSTRUCTING]
-        output_format = tools.prompted(instructing, "messages") if instructing else None
+        output_format = tools.instructed(output_format, instructing)
+    elif not functions and instructing:  # a JSON Schema a system or developer message asks JSON of
+        output_format = tools.prompted(instructing, "messages")
     generation = Generation(
         "chat.completions",
         [echo_text(conversation)],

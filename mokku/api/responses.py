@@ -269,7 +269,8 @@ class Responses:
         if reasoning["effort"] not in (None, "none"):
             _check_no_logprobs(include, top_logprobs)
         text_format, output_format = read_text_format(body)
-        tools.check_structured_outputs(request.dialect.answer_model(model), output_format, "text.format")
+        answered = snapshot(request.dialect.answer_model(model))  # the model the response names
+        tools.check_structured_outputs(answered, output_format, "text.format")
         check_verbosity_for(model, _verbosity(body), "text.verbosity")
         functions, tool_count = tools.read_functions(body, flat=True)
         previous = validate.identifier(body.get("previous_response_id"), "previous_response_id")
@@ -305,7 +306,7 @@ class Responses:
         now = self.clock()
         shell = _response_shell(
             response_id,
-            snapshot(request.dialect.answer_model(model)),
+            answered,
             body,
             instructions,
             max_output,

@@ -65,7 +65,7 @@ _EFFORTS: Tuple[Tuple[re.Pattern[str], Tuple[str, ...], Tuple[str, ...]], ...] =
     (re.compile(r"gpt-5\.1" + _DATED), ("none", *_THREE), ("none", *_THREE)),
     (re.compile(r"gpt-5\.2" + _DATED), ("none", *_THREE, "xhigh"), ("none", *_THREE, "xhigh")),
     (
-        re.compile(r"gpt-5(-mini|-nano)?(-\d{4}-\d{2}-\d{2})?$"),
+        re.compile(r"gpt-5(-mini|-nano)?" + _DATED),
         ("minimal", "low", "medium", "high"),
         ("minimal", "low", "medium", "high"),
     ),
