@@ -23,14 +23,6 @@ _FLAG_ENV = {
 }
 
 
-class _Stop(BaseException):
-    """Raised in the main thread by SIGTERM/SIGINT to leave ``serve_forever``.
-
-    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` on its way
-    out of the server's loop (say, while it hands a request to a thread) takes it for an error
-    and serves on."""
-
-
 def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="mokku",
@@ -136,7 +128,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         # Once: a second signal must not cut short the drain that stopping gives streams (2 s).
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise _Stop
+        server.stop_soon()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -152,8 +144,6 @@ def main(argv: Optional[List[str]] = None) -> int:
         log.warning(warning)
     try:
         server.serve_forever()
-    except _Stop:
-        pass
     finally:
         server.server_close()
         telemetry.shutdown()

@@ -613,9 +613,14 @@ class Server:
 
     def shutdown(self) -> None:
         """End ``serve_forever`` (called from another thread) and wait until it has."""
+        self.stop_soon()
+        self._stopped.wait()
+
+    def stop_soon(self) -> None:
+        """End ``serve_forever`` after its current turn, without waiting: safe in a signal handler,
+        where raising would leave the loop's bookkeeping half done wherever the signal came."""
         self._shutdown_request = True
         self._wake()
-        self._stopped.wait()
 
     def _turn(self, poll_interval: float) -> None:
         now = time.monotonic()
