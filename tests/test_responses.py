@@ -128,11 +128,6 @@ def test_a_function_tool_is_listed_with_every_field_the_spec_requires(app: webte
             "tool_choice.name",
             "missing_required_parameter",
         ),
-        (
-            {"tools": [TOOL], "tool_choice": {"type": "mcp"}},
-            "tool_choice.server_label",
-            "missing_required_parameter",
-        ),
         ({"tools": [{"type": "mcp", "server_label": 5}]}, "tools[0].server_label", "invalid_type"),
         (
             {"tools": [{"type": "file_search", "vector_store_ids": "x"}]},
@@ -158,6 +153,17 @@ def test_tools_and_tool_choices_are_of_the_types_the_api_knows(
         assert error["message"].startswith("Invalid value: 'bogus'. Supported values are: ")
     hosted = [{"type": "web_search"}, {"type": "file_search", "vector_store_ids": ["vs_1"]}, TOOL]
     assert create(app, input="x", tools=hosted, tool_choice={"type": "file_search"})["tools"][0] == hosted[0]
+
+
+@pytest.mark.parametrize("kind", ["web_search", "web_search_2025_08_26", "tool_search", "local_shell", "mcp"])
+def test_a_hosted_tool_is_forced_as_agent_sdks_force_it(app: webtest.TestApp, kind: str) -> None:
+    """openai-agents and the AI SDK force web search with ``{"type": "web_search"}`` and an MCP
+    server's tools with a bare ``{"type": "mcp"}``, which the spec's enum lags behind."""
+    tools = [{"type": "mcp", "server_label": "s"} if kind == "mcp" else {"type": kind}, TOOL]
+    made = create(app, input="news", tools=tools, tool_choice={"type": kind})
+    listed = {"web_search": {"type": "web_search_preview"}, "local_shell": {"type": "shell"}}
+    listed.update(web_search_2025_08_26=listed["web_search"], mcp={"type": "mcp", "server_label": "s"})
+    assert made["tool_choice"] == listed.get(kind, "required")  # as the spec's schema has it
 
 
 def test_input_items_are_listed_as_their_schemas_require(app: webtest.TestApp) -> None:

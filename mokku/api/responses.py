@@ -755,7 +755,7 @@ def _response_shell(
         "store": store,
         "temperature": 1.0 if body.get("temperature") is None else body["temperature"],
         "text": {"format": text_format or {"type": "text"}, "verbosity": _verbosity(body)},
-        "tool_choice": body.get("tool_choice") or "auto",
+        "tool_choice": tools.listed_choice(body.get("tool_choice"), body.get("tools") or ()),
         "tools": [_as_answered(tool) for tool in body.get("tools") or []],
         "top_logprobs": body.get("top_logprobs") or 0,
         "top_p": 1.0 if body.get("top_p") is None else body["top_p"],

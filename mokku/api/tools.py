@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from mokku import errors
 from mokku.api import schemagen, strict, validate
@@ -151,11 +151,16 @@ RESPONSES_CHOICES: Dict[str, Dict[str, validate.Check]] = {
     "image_generation": {},
     "code_interpreter": {},
     "function": {"name": _TEXT},
-    "mcp": {"server_label": _TEXT},
+    "mcp": {},  # server_label too, by the spec; openai-agents and the AI SDK send it without
     "custom": {"name": _TEXT},
     "programmatic_tool_calling": {},
     "apply_patch": {},
     "shell": {},
+    # Not in the spec's enum, yet what openai-agents and the AI SDK send to force these tools.
+    "web_search": {},
+    "web_search_2025_08_26": {},
+    "tool_search": {},
+    "local_shell": {},
 }
 
 
@@ -170,6 +175,34 @@ def check_typed(
     for field, check in known[kind].items():
         check(validate.required(value, field, f"{param}.{field}"), f"{param}.{field}")
     return kind
+
+
+# The forced tools the spec's enum lacks, as a response lists them: the same tool by its listed name.
+_LISTED_CHOICES = {
+    "web_search": "web_search_preview",
+    "web_search_2025_08_26": "web_search_preview",
+    "local_shell": "shell",
+}
+
+
+def listed_choice(choice: Any, given: Iterable[Any]) -> Any:
+    """``tool_choice`` as a response lists it: a form only the agent SDKs send, in a form of the
+    spec's (a bare ``mcp`` with the first MCP server's label, a tool search as ``required``)."""
+    if not isinstance(choice, dict):
+        return choice or "auto"
+    kind = choice.get("type")
+    if kind in _LISTED_CHOICES:
+        return {"type": _LISTED_CHOICES[kind]}
+    if kind == "mcp" and "server_label" not in choice:
+        labels = [
+            tool.get("server_label") for tool in given if isinstance(tool, dict) and tool.get("type") == "mcp"
+        ]
+        return (
+            {"type": "mcp", "server_label": labels[0]}
+            if labels and isinstance(labels[0], str)
+            else "required"
+        )
+    return "required" if kind == "tool_search" else choice
 
 
 def check_responses_choice(choice: Any) -> None:
