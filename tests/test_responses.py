@@ -36,7 +36,12 @@ def create(app: webtest.TestApp, **body: Any) -> Dict[str, Any]:
 
 def events(app: webtest.TestApp, **body: Any) -> List[Dict[str, Any]]:
     body.setdefault("model", "gpt-4o")
-    raw = app.post_json(URL, dict(body, stream=True)).body
+    out = parsed(app.post_json(URL, dict(body, stream=True)).body)
+    assert [e["sequence_number"] for e in out] == list(range(len(out)))
+    return out
+
+
+def parsed(raw: bytes) -> List[Dict[str, Any]]:
     assert raw.endswith(b"\n\n") and b"[DONE]" not in raw
     out = []
     for frame in raw.split(b"\n\n")[:-1]:
@@ -46,7 +51,6 @@ def events(app: webtest.TestApp, **body: Any) -> List[Dict[str, Any]]:
         assert payload["type"] == event_line[7:].decode()
         validate(payload, "ResponseStreamEvent")
         out.append(payload)
-    assert [e["sequence_number"] for e in out] == list(range(len(out)))
     return out
 
 
@@ -1007,6 +1011,19 @@ def test_a_stream_error_fault_sends_the_typed_error_event_then_the_failed_respon
     stored = app.get(f"{URL}/{failed['id']}").json  # kept as failed, as the stream ended
     validate(stored, "Response")
     assert stored["status"] == "failed" and stored["error"] == failed["error"]
+
+
+def test_a_background_stream_that_failed_is_streamed_again_as_it_went(app: webtest.TestApp) -> None:
+    """``GET ?stream=true`` replays a background response's events: a failed one's up to its error,
+    then the error and ``response.failed``, numbered as they went; the response reads failed."""
+    went = events(app, model="gpt-4o@stream_error:4", input="one two three", background=True)
+    response_id = went[0]["response"]["id"]
+    replayed = parsed(app.get(f"{URL}/{response_id}?stream=true").body)
+    assert replayed == went
+    assert parsed(app.get(f"{URL}/{response_id}?stream=true&starting_after=3").body) == went[4:]
+    assert app.get(f"{URL}/{response_id}").json == went[-1]["response"]
+    cancelled = app.post(f"{URL}/{response_id}/cancel").json  # over: answered as it is
+    assert cancelled["status"] == "failed"
 
 
 def test_json_mode_follows_a_schema_in_the_instructions(app: webtest.TestApp) -> None:

@@ -26,7 +26,8 @@ class Numbered:
         # Whether that event ends the stream (and so cannot have gone out before an error).
         self._final = False
         self.response: Optional[Dict[str, Any]] = None  # as created: what ``response.failed`` ends
-        self.on_failure: Optional[Callable[[Dict[str, Any]], None]] = None  # given the failed response
+        # Given the error, the failed response and the error event's number.
+        self.on_failure: Optional[Callable[[errors.APIError, Dict[str, Any], int], None]] = None
 
     def __call__(self, kind: str, **fields: Any) -> bytes:
         self.last = next(self._sequence)
@@ -55,8 +56,18 @@ class Numbered:
         reason = {"code": code if code in FAILURE_CODES else "server_error", "message": error.message}
         failed = dict(self.response, status="failed", error=reason)
         if self.on_failure is not None:
-            self.on_failure(failed)
+            self.on_failure(error, failed, self.last)
         return event + self("response.failed", response=failed)
+
+    def until_failure(self, made: Iterable[Event], number: int, error: errors.APIError) -> Iterator[Event]:
+        """The events of ``made`` before ``number``, then ``error`` numbered ``number``: a failed
+        stream replayed as it went."""
+        for event in made:
+            if self.last >= number:
+                break
+            yield event
+        self._sequence, self._final = itertools.count(number), False
+        yield self.error(error)
 
 
 FINAL_EVENTS = ("response.completed", "response.incomplete")

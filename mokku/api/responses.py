@@ -210,7 +210,8 @@ class Responses:
         if job.get("cancelled"):
             final = dict(final, status="cancelled")
         now = self.clock()
-        pace = Pace() if now >= job["ends"] else Pace(max(0.0, job["starts"] - now), job["delay"])
+        over = now >= job["ends"] or job.get("failed")
+        pace = Pace() if over else Pace(max(0.0, job["starts"] - now), job["delay"])
         emit = Numbered()
         every = events(
             emit,
@@ -220,6 +221,13 @@ class Responses:
             bool(job.get("cancelled")),
             render.obfuscation(obfuscated),
         )
+        failed = job.get("failed")
+        if failed:
+            how = errors.APIError(
+                failed["status"], failed["message"], failed["type"], failed["param"], failed["code"]
+            )
+            every = emit.until_failure(every, failed["number"], how)
+            final = failed["response"]
         usage = final.get("usage") or {}
         chat_usage = {
             "prompt_tokens": usage.get("input_tokens", 0),
@@ -364,7 +372,7 @@ class Responses:
         if stream:
             emit = Numbered()
             if store:
-                emit.on_failure = functools.partial(self._failed, response_id)
+                emit.on_failure = functools.partial(self._failed, response_id, encoded, job)
             return render.respond(
                 request,
                 behaviour,
@@ -475,11 +483,24 @@ class Responses:
         if not appended:  # deleted since it was read
             raise conversation_not_found(conversation)
 
-    def _failed(self, response_id: str, failed: Dict[str, Any]) -> None:
-        """A stored response whose stream failed is kept as failed, as the real API keeps it (a
-        background one too: it is over)."""
+    def _failed(
+        self,
+        response_id: str,
+        encoded: bytes,
+        job: Optional[Dict[str, Any]],
+        error: errors.APIError,
+        failed: Dict[str, Any],
+        number: int,
+    ) -> None:
+        """A stored response whose stream failed is kept as failed, as the real API keeps it; a
+        background one keeps its job too, with where and how it failed, to be streamed again."""
         try:
-            self.stored.replace_response(response_id, dumps(failed), None)
+            if job is None:
+                self.stored.replace_response(response_id, dumps(failed), None)
+            else:
+                how = {"status": error.status, "message": error.message, "type": error.type}
+                how.update(param=error.param, code=error.code, number=number, response=failed)
+                self.stored.replace_response(response_id, encoded, json.dumps(dict(job, failed=how)))
         except statedb.STATE_ERRORS as exc:
             log.warning(
                 "response %s could not be stored as failed in %s: %s", response_id, self.stored.name, exc
@@ -633,6 +654,8 @@ def _current(stored: objects.StoredResponse, now: float) -> Tuple[bytes, str]:
     job = json.loads(stored.job)
     if job.get("cancelled"):
         return stored.body, "cancelled"
+    if job.get("failed"):
+        return dumps(job["failed"]["response"]), "failed"
     if now >= job["ends"]:
         return stored.body, "finished"
     status = "queued" if now < job["starts"] else "in_progress"
