@@ -12,6 +12,7 @@ import webtest
 
 from mokku import config
 from mokku.api import schemagen
+from mokku.server import http
 from mokku.server.app import App
 
 from .spec import assert_invalid_request
@@ -267,3 +268,49 @@ def test_every_rule_stays_compiled(tmp_path: Path) -> None:
     app.post_json("/v1/chat/completions", body)
     with at_most(400_000):
         assert app.post_json("/v1/chat/completions", body).json["choices"][0]["message"]["content"] == "hi"
+
+
+def _nested(levels: int) -> str:
+    """JSON of arrays ``levels`` deep (as text: json.dumps would run out of stack first)."""
+    return "[" * levels + '"x"' + "]" * levels
+
+
+def _holding(body: Dict[str, Any], nested: str) -> str:
+    """``body`` as JSON, with ``nested`` in place of its ``"DEEP"``."""
+    return json.dumps(body).replace('"DEEP"', nested)
+
+
+def test_bodies_nested_past_the_bound_are_refused_on_every_route(tmp_path: Path) -> None:
+    """About 980 levels parsed, were kept, then broke what read them back deeper in the stack: every
+    later call once a rule held them, the journal and verdict, a conversation holding an item."""
+    settings = config.load({"MOKKU_STATE": str(tmp_path / "state.sqlite3"), "MOKKU_JOURNAL": "1"})
+    app = webtest.TestApp(App(settings), extra_environ={"wsgi.multithread": True})
+    deep = _nested(http.MAX_NESTING)  # with the body and the field holding it, two levels past
+    chat = {
+        "model": "gpt-4o",
+        "messages": [{"role": "user", "content": "hi"}],
+        "web_search_options": {"x": "DEEP"},
+    }
+    rule = {"match": {"contains": "never"}, "reply": {"tool_call": {"name": "f", "arguments": {"a": "DEEP"}}}}
+    claude = {"model": "claude-sonnet-4-5", "max_tokens": 5, "messages": [], "metadata": {"x": "DEEP"}}
+    refused = {
+        "/v1/chat/completions": _holding(chat, deep),
+        "/v1/messages": _holding(claude, deep),
+        "/v1beta/models/gemini-2.5-flash:generateContent": _holding({"contents": [], "x": "DEEP"}, deep),
+        "/v1/conversations": _holding({"items": [{"role": "user", "content": "hi", "x": "DEEP"}]}, deep),
+        "/mokku/scenarios": _holding(rule, deep),
+        # As deep as the decoder takes: once a rule held it, every later call was a 500.
+        "/mokku/scenarios?": _holding(rule, _nested(800)),
+    }
+    headers = {"anthropic-version": "2023-06-01", "content-type": "application/json"}
+    for url, body in refused.items():
+        answer = app.post(url, body, headers=headers, expect_errors=True)
+        assert answer.status_int == 400, url
+        assert f"nests deeper than {http.MAX_NESTING} levels" in answer.text, url
+    kept = _holding(rule, _nested(http.MAX_NESTING - 4))  # at the bound
+    assert app.post("/mokku/scenarios", kept, headers=headers).status_int == 200
+    for options in ('"x"', _nested(http.MAX_NESTING - 2)):
+        answer = app.post("/v1/chat/completions", _holding(chat, options), headers=headers).json
+        assert answer["choices"][0]["message"]["content"] == "hi"
+    assert len(app.get("/mokku/scenarios").json["data"]) == 1
+    assert len(app.get("/mokku/requests").json["data"]) == 6  # the four refused on /v1 too

@@ -23,6 +23,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 from mokku import config, errors, saferegex
 from mokku.api import moderations, validate
 from mokku.control import statedb
+from mokku.server import http
 from mokku.simulation import faults
 from mokku.store.base import RulesStore, TooMany
 from mokku.store.sqlite import SqliteRules
@@ -281,6 +282,8 @@ def load_file(rules_path: str, state: str, store: Optional[RulesStore] = None) -
         data = yaml.safe_load(text)
     else:
         data = json.loads(text)
+    if http.nests_deeper(data):
+        raise ValueError(f"MOKKU_SCENARIOS nests deeper than {http.MAX_NESTING} levels")
     raw = data.get("rules") if isinstance(data, dict) else data
     if not isinstance(raw, list):
         raise ValueError('MOKKU_SCENARIOS must hold a list of rules, or {"rules": [...]}')

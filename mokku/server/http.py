@@ -125,6 +125,23 @@ def _reject_constant(name: str) -> Any:
 
 
 _DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+# How deep a body's arrays and objects may nest. The decoder takes about 1,000 levels, but what it
+# takes is stored and read back, journalled and rendered from deeper in the stack, where that much
+# would run out of it; real requests (a schema nests 12 levels at most) come nowhere near.
+MAX_NESTING = 256
+
+
+def nests_deeper(value: Any, limit: int = MAX_NESTING) -> bool:
+    """Whether ``value``'s arrays and objects nest more than ``limit`` levels."""
+    stack = [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        for child in node.values() if isinstance(node, dict) else node:
+            if isinstance(child, (dict, list)):
+                stack.append((child, depth + 1))
+    return False
 
 
 @functools.lru_cache(maxsize=256)
@@ -420,6 +437,12 @@ class Request:
         if not isinstance(value, dict):
             raise errors.invalid_request(
                 f"The request body must be a JSON object, but got {json_type(value)} instead."
+            )
+        # Only a body with more openers than the bound can pass it: counting them is cheap.
+        if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and nests_deeper(value):
+            raise errors.invalid_request(
+                f"We could not parse the JSON body of your request (it nests deeper than {MAX_NESTING} "
+                "levels). The OpenAI API expects a JSON payload."
             )
         self._json = value
         return value
