@@ -336,3 +336,29 @@ def test_the_buckets_in_redis_are_bounded_too(redis_server: Any) -> None:
         limiter.check(get(f"sk-busy-{number}"))
     assert limiter.buckets <= 100
     assert dict(limiter.check(get("sk-busy-249")))["x-ratelimit-remaining-requests"] == "58"
+
+
+def _a_refused_key_keeps_its_limit(limiter: limits.Access, clock: FakeClock) -> None:
+    for _ in range(3):
+        limiter.check(get("sk-steady"))
+    for number in range(250):  # ever new keys, while the exhausted one keeps asking
+        limiter.check(get(f"sk-new-{number}"))
+        if number % 10 == 0:
+            clock.advance(0.01)
+            refused(limiter, get("sk-steady"))
+    assert limiter.buckets <= 100
+
+
+def test_a_refused_key_in_use_keeps_its_limit_when_the_table_is_full() -> None:
+    """It was written only when it took: among the older half dropped, its limit began again."""
+    clock = FakeClock()
+    _a_refused_key_keeps_its_limit(access(clock, buckets=100, rpm="3"), clock)
+
+
+def test_a_refused_key_in_use_keeps_its_limit_in_redis(redis_server: Any) -> None:
+    from mokku.store import redis
+
+    env = redis_server.env()
+    store = redis.RedisBuckets(redis.Redis(env["MOKKU_STATE"], env["MOKKU_STATE_PREFIX"]), limit=100)
+    clock = FakeClock()
+    _a_refused_key_keeps_its_limit(limits.Access(config.load({"MOKKU_RPM": "3"}), clock, store), clock)

@@ -486,7 +486,8 @@ class RedisRules:
 
 # KEYS: one bucket per limit, then the index of buckets by last use; ARGV: now, window, the most
 # buckets kept, then (capacity, amount) per bucket. Returns {0, level, ...} when taken, {i, seconds,
-# level, ...} when bucket i is short (the levels untaken; as strings: Lua numbers would be cut). The index drops the buckets that
+# level, ...} when bucket i is short (the levels untaken; as strings: Lua numbers would be cut). A
+# refused bucket is written too, at its level now: it is in use. The index drops the buckets that
 # have refilled (and expired); past the most, the older half goes, as the embedded store does.
 _TAKE = """
 local now, window, most = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
@@ -499,17 +500,16 @@ for i, key in ipairs(KEYS) do
   local updated = tonumber(state[2]) or now
   levels[i] = math.min(capacity, level + math.max(0, now - updated) * capacity / window)
 end
+local out = {'0'}
 for i = 1, #KEYS do
   local capacity, amount = tonumber(ARGV[2 * i + 2]), tonumber(ARGV[2 * i + 3])
   if levels[i] < amount then
-    local short = {tostring(i), tostring((amount - levels[i]) * window / capacity)}
-    for j = 1, #KEYS do short[#short + 1] = tostring(levels[j]) end
-    return short
+    out = {tostring(i), tostring((amount - levels[i]) * window / capacity)}
+    break
   end
 end
-local out = {'0'}
 for i, key in ipairs(KEYS) do
-  levels[i] = levels[i] - tonumber(ARGV[2 * i + 3])
+  if out[1] == '0' then levels[i] = levels[i] - tonumber(ARGV[2 * i + 3]) end
   redis.call('HSET', key, 'level', tostring(levels[i]), 'updated', tostring(now))
   redis.call('PEXPIRE', key, math.ceil(window * 1000))
   redis.call('ZADD', index, now, key)

@@ -353,8 +353,9 @@ class SqliteBuckets:
                 refused, left = decide(levels, wants, window)
                 if new and db.execute("SELECT COUNT(*) FROM buckets").fetchone()[0] >= self.limit:
                     self._prune(db, now, window)
-                taken = left if refused is None else []  # refused: every bucket stays as it was
-                for kind, capacity, level, _ in taken:
+                # Refused, each bucket is written at its level now all the same: it is in use, and
+                # so not among the older half dropped when the table is full.
+                for kind, capacity, level, _ in left:
                     db.execute(
                         "INSERT OR REPLACE INTO buckets (who, kind, capacity, level, updated) "
                         "VALUES (?, ?, ?, ?, ?)",
