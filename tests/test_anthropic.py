@@ -1118,3 +1118,40 @@ def test_an_mcp_toolset_is_named_by_its_server(app: webtest.TestApp) -> None:
     assert create(app, **body("x", tools=[toolset])).content[0].text == "x"
     found = error(app, body("x", tools=[{"type": "mcp_toolset"}]), 400)
     assert found["message"] == "tools.0.mcp_server_name: Field required"
+
+
+# The constraints of a schema, and the description each SDK moves them into for Claude.
+CONSTRAINED = {
+    "code": ({"type": "string", "minLength": 5, "maxLength": 8, "pattern": "^[a-z]+$"}, "A code"),
+    "tags": ({"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 4}, None),
+    "priority": ({"type": "integer", "minimum": 10, "maximum": 20, "multipleOf": 5}, None),
+}
+HINTS = {  # TypeScript's, the AI SDK's, Python's (values as Python writes them)
+    "anthropic-ts": {
+        "code": 'A code\n\n{minLength: 5, maxLength: 8, pattern: "^[a-z]+$"}',
+        "tags": "{minItems: 2, maxItems: 4}",
+        "priority": "{minimum: 10, maximum: 20, multipleOf: 5}",
+    },
+    "ai-sdk": {
+        "code": "A code\nmin length: 5; max length: 8; pattern: ^[a-z]+$.",
+        "tags": "min items: 2; max items: 4.",
+        "priority": "minimum: 10; maximum: 20; multiple of: 5.",
+    },
+    "anthropic-python": {"code": "A code\n\n{minLength: 5, maxLength: 8, pattern: ^[a-z]+$}"},
+}
+
+
+@pytest.mark.parametrize("sdk", HINTS)
+def test_constraints_an_sdk_moved_into_descriptions_are_kept_to(app: webtest.TestApp, sdk: str) -> None:
+    """The SDKs check Claude's answer against the schema with its constraints: the document keeps to them."""
+    whole: Dict[str, Any] = {"type": "object", "required": list(CONSTRAINED), "additionalProperties": False}
+    whole["properties"] = {
+        name: dict(schema, **({"description": description} if description else {}))
+        for name, (schema, description) in CONSTRAINED.items()
+    }
+    sent = dict(whole, properties=dict(whole["properties"]))
+    for name, hint in HINTS[sdk].items():  # as the SDK sends it: only the type and items, and the hint
+        kept = {key: value for key, value in CONSTRAINED[name][0].items() if key in ("type", "items")}
+        sent["properties"][name] = dict(kept, description=hint)
+    answer = create(app, **body("x"), output_config={"format": {"type": "json_schema", "schema": sent}})
+    jsonschema.validate(json.loads(answer.content[0].text), whole)

@@ -15,7 +15,7 @@ from typing import Any, Dict, List, Mapping, Optional, Set, Tuple
 
 from mokku import errors
 from mokku.anthropic import blocks as content_blocks
-from mokku.anthropic import claude, events
+from mokku.anthropic import claude, events, hints
 from mokku.anthropic import validate as check
 from mokku.anthropic.models import CLAUDE_ALIASES
 from mokku.api import render, tools, validate
@@ -516,7 +516,7 @@ def _output_format(body: Mapping[str, Any]) -> Optional[tools.OutputFormat]:
         return None
     check.one_of(check.required(fmt, "type", f"{where}.type"), ("json_schema",), f"{where}.type")
     schema = check.mapping(check.required(fmt, "schema", f"{where}.schema"), f"{where}.schema")
-    return tools.OutputFormat("json_schema", schema, f"{where}.schema")
+    return tools.OutputFormat("json_schema", hints.restored(schema), f"{where}.schema")
 
 
 def _stops(value: Any) -> Tuple[str, ...]:
@@ -597,7 +597,7 @@ def _tools(body: Mapping[str, Any], conversation: Conversation) -> List[tools.Fu
             at = f"{where}.custom.input_schema"
             schema = check.mapping(check.required(tool, "input_schema", at), at) or {}
             check.one_of(check.required(schema, "type", f"{at}.type"), ("object",), f"{at}.type")
-            functions.append(tools.Function(name, schema, at, tools.described(tool)))
+            functions.append(tools.Function(name, hints.restored(schema), at, tools.described(tool)))
         elif run is not None:  # bash, the editor...: the client runs them
             functions.append(tools.Function(name, _CLIENT_RUN_INPUTS[run.group(1)], at))
         if name in names:

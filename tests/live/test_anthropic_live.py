@@ -5,10 +5,11 @@ every fault as the SDK's own exception class."""
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from typing import Any, Iterator, List
 
 import anthropic
 import anthropic.types as types
+import pydantic
 import pytest
 
 from ..sdk_types import strict
@@ -141,6 +142,22 @@ def test_structured_output(claude: anthropic.Anthropic) -> None:
     )
     document = json.loads(reply.content[0].text)  # type: ignore[union-attr]
     assert isinstance(document["title"], str) and isinstance(document["tags"], list)
+
+
+class Ticket(pydantic.BaseModel):
+    code: str = pydantic.Field(min_length=5, max_length=8, pattern="^[a-z]+$")
+    tags: List[str] = pydantic.Field(min_length=2, max_length=4)
+    priority: int = pydantic.Field(ge=10, le=20, multiple_of=5)
+
+
+def test_parse_meets_the_constraints_the_sdk_moved_into_descriptions(claude: anthropic.Anthropic) -> None:
+    """Claude refuses ``minLength`` and the like, so the SDK sends them as description text, then
+    validates the answer against the whole model: a document that ignored them raised."""
+    reply = claude.messages.parse(
+        model=MODEL, max_tokens=300, messages=[{"role": "user", "content": "A ticket"}], output_format=Ticket
+    )
+    ticket = reply.parsed_output
+    assert ticket is not None and len(ticket.tags) >= 2 and ticket.priority in (10, 15, 20)
 
 
 def test_count_tokens_and_models(claude: anthropic.Anthropic) -> None:
