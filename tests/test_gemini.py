@@ -83,6 +83,45 @@ def test_a_model_thinks_by_default_unless_its_budget_is_0(app: webtest.TestApp) 
     assert "thoughtsTokenCount" not in generate(app, own, contents=[user("hi")])["usageMetadata"]
 
 
+def test_thoughts_and_text_together_keep_within_max_output_tokens(app: webtest.TestApp) -> None:
+    """Gemini counts thinking against ``maxOutputTokens``: a small limit is spent on thoughts, and
+    the answer ends ``MAX_TOKENS`` with no text, as clients that set one meet it."""
+    words = [user("one two three four five six seven eight nine ten")]
+    spent = generate(app, contents=words, generationConfig={"maxOutputTokens": 5})
+    (candidate,) = spent["candidates"]
+    assert candidate["content"] == {"role": "model"} and candidate["finishReason"] == "MAX_TOKENS"
+    usage = spent["usageMetadata"]
+    assert usage["thoughtsTokenCount"] == 5 and "candidatesTokenCount" not in usage
+    assert usage["totalTokenCount"] == usage["promptTokenCount"] + 5
+    roomy = generate(app, contents=words, generationConfig={"maxOutputTokens": 16})["usageMetadata"]
+    assert roomy["thoughtsTokenCount"] + roomy["candidatesTokenCount"] == 16
+    stream = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
+    streamed = sse(
+        app.post_json(
+            stream, {"contents": words, "generationConfig": {"maxOutputTokens": 5}}, headers=KEY
+        ).body
+    )
+    assert streamed[-1]["candidates"] == spent["candidates"]
+
+
+@pytest.mark.parametrize(
+    ("model", "config"),
+    [
+        ("gemini-3-pro-preview", {"thinkingConfig": {"thinkingLevel": "HIGH"}}),
+        ("gemini-2.5-flash-preview-09-2025", {"thinkingConfig": {"thinkingBudget": 1024}}),
+        ("gemini-flash-latest", {}),
+        ("gemini-3.8-flash-001", {}),
+        ("my-own-model", {"thinkingConfig": {"thinkingBudget": 512}}),
+    ],
+)
+def test_models_not_listed_think_by_their_family_or_when_asked(
+    app: webtest.TestApp, model: str, config: Dict[str, Any]
+) -> None:
+    url = f"/v1beta/models/{model}:generateContent"
+    usage = generate(app, url, contents=[user("hi")], generationConfig=config)["usageMetadata"]
+    assert usage["thoughtsTokenCount"] > 0
+
+
 def test_snake_case_and_camel_case_are_both_read(app: webtest.TestApp) -> None:
     snake = generate(app, contents=[user("one two three")], generation_config={"max_output_tokens": 2})
     camel = generate(app, contents=[user("one two three")], generationConfig={"maxOutputTokens": 2})
@@ -264,7 +303,8 @@ def test_function_turns_in_order_are_answered(app: webtest.TestApp) -> None:
 def test_max_output_tokens_inside_a_function_call(app: webtest.TestApp) -> None:
     whole = generate(app, contents=[user("Oslo")], tools=[WEATHER])
     assert whole["usageMetadata"]["candidatesTokenCount"] > 8
-    cut = generate(app, contents=[user("Oslo")], tools=[WEATHER], generationConfig={"maxOutputTokens": 8})
+    unthinking = {"maxOutputTokens": 8, "thinkingConfig": {"thinkingBudget": 0}}  # else thoughts take all 8
+    cut = generate(app, contents=[user("Oslo")], tools=[WEATHER], generationConfig=unthinking)
     (candidate,) = cut["candidates"]
     assert candidate["finishReason"] == "MAX_TOKENS" and candidate["content"]["parts"] == [{"text": ""}]
     assert cut["usageMetadata"]["candidatesTokenCount"] == 8
@@ -558,9 +598,11 @@ def test_keys_from_the_header_or_the_query(tmp_path: Path) -> None:
 def test_deep_schemas_and_responses_are_bounded(app: webtest.TestApp) -> None:
     deep = '{"type":"OBJECT"}'
     response = '"x"'
-    for _ in range(450):
+    for level in range(450):
         deep = '{"type":"OBJECT","properties":{"a":' + deep + "}}"
         response = '{"a":' + response + ',"b":1}'
+        if level == 120:
+            kept = response  # nested as deep as a body may be
     headers = dict(KEY, **{"Content-Type": "application/json"})
     schema = '{"contents":[{"parts":[{"text":"x"}]}],"generationConfig":{"responseMimeType":"application/json","responseSchema":%s}}'
     refused = app.post(GENERATE, schema % deep, headers=headers, status=400).json["error"]
@@ -569,9 +611,9 @@ def test_deep_schemas_and_responses_are_bounded(app: webtest.TestApp) -> None:
         '{"contents":[{"parts":[{"text":"x"}]},{"role":"model","parts":[{"functionCall":{"name":"f"}}]},'
         '{"parts":[{"functionResponse":{"name":"f","response":%s}}]}]}'
     )
-    assert (
-        app.post(GENERATE, echoed % response, headers=headers).json["candidates"][0]["finishReason"] == "STOP"
-    )
+    assert app.post(GENERATE, echoed % kept, headers=headers).json["candidates"][0]["finishReason"] == "STOP"
+    refused = app.post(GENERATE, echoed % response, headers=headers, status=400).json["error"]
+    assert "nests deeper than 256 levels" in refused["message"]
 
 
 def test_the_span_names_gemini() -> None:

@@ -118,6 +118,8 @@ def _check_turn(role: str, calls: int, answers: int, before: Optional[Tuple[str,
 # The models whose replies sign their first function call with a ``thoughtSignature``, which a client
 # hands back on its next turn: Gemini 3 and later, but for the image models, which neither sign nor check.
 _SIGNS_CALLS = re.compile(r"(models/)?gemini-([3-9]|[1-9][0-9])(?!.*-image)")
+# The models that think unless told not to, listed or not: 2.5 and later, and the -latest aliases.
+_THINKS = re.compile(r"(models/)?gemini-(2\.5|[3-9]|[1-9][0-9]|flash|pro|flash-lite)[-.](?!.*-(image|tts))")
 UNSIGNED_CALL = (
     "Function call is missing a thought_signature in functionCall parts. This is required for tools to work "
     "correctly, and missing thought_signature may lead to degraded model performance. Additional data, function "
@@ -321,7 +323,8 @@ def _config(body: Mapping[str, Any], model: str) -> Tuple[Sampling, Optional[too
     if budget == 0 and model in THINKING_ONLY:
         raise errors.invalid_request(THINKING_REQUIRED, "generation_config.thinking_config.thinking_budget")
     shown = bool(field(thinking, "includeThoughts")) and budget != 0  # a budget of 0 turns thinking off
-    thinks = shown or (model in THINKING and budget != 0)
+    asked = field(thinking, "thinkingLevel") is not None or (budget is not None and budget != 0)
+    thinks = shown or (budget != 0 and (asked or model in THINKING or bool(_THINKS.match(model))))
     return (
         Sampling(n=candidates, max_tokens=max_tokens, stop=tuple(s for s in stops if s)),
         output_format,
@@ -424,6 +427,10 @@ class GenerateContent:
         conversation = read_contents(body, signed=bool(_SIGNS_CALLS.match(behaviour.model)))
         framing = _system(body)
         sampling, output_format, thinks, thoughts = _config(body, behaviour.model)
+        thought_tokens = THOUGHT_TOKENS if thinks else 0
+        if thinks and sampling.max_tokens is not None:  # thoughts come first, within maxOutputTokens
+            thought_tokens = min(thought_tokens, sampling.max_tokens)
+            sampling = sampling._replace(max_tokens=sampling.max_tokens - thought_tokens)
         candidates = sampling.n
         output_format = tools.instructed(output_format, [m.text for m in framing])
         chosen = _functions(body, conversation)
@@ -451,25 +458,24 @@ class GenerateContent:
             ]
             if _SIGNS_CALLS.match(behaviour.model):  # Gemini 3 signs a step's first call
                 parts[len(parts) - len(calls)]["thoughtSignature"] = signature()
-        else:
+        elif sampling.max_tokens != 0:  # else thinking took every token: no text
             parts.append({"text": "".join(output.tokens)})
         finish = FINISH.get(output.finish_reason, "STOP")
         prompt = generation.prompt_tokens[0]
         made = reply.completion_tokens() * candidates  # every candidate is generated, and billed
-        thought_tokens = THOUGHT_TOKENS * candidates if thinks else 0
-        usage_metadata: Dict[str, Any] = {
-            "promptTokenCount": prompt,
-            "candidatesTokenCount": made,
-            "totalTokenCount": prompt + made + thought_tokens,
-            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt}],
-        }
+        thought_tokens *= candidates
+        usage_metadata: Dict[str, Any] = {"promptTokenCount": prompt}
+        if made:  # none when thinking took every token: proto3 leaves a zero out
+            usage_metadata["candidatesTokenCount"] = made
+        usage_metadata["totalTokenCount"] = prompt + made + thought_tokens
+        usage_metadata["promptTokensDetails"] = [{"modality": "TEXT", "tokenCount": prompt}]
         if request.cached_tokens:  # the simulated prefix cache (simulation.prefix)
             usage_metadata["cachedContentTokenCount"] = request.cached_tokens
             usage_metadata["cacheTokensDetails"] = [{"modality": "TEXT", "tokenCount": request.cached_tokens}]
         if thinks:
             usage_metadata["thoughtsTokenCount"] = thought_tokens
         candidate: Dict[str, Any] = {
-            "content": {"parts": parts, "role": "model"},
+            "content": {"parts": parts, "role": "model"} if parts else {"role": "model"},
             "finishReason": finish,
             "index": 0,
         }
