@@ -1191,3 +1191,29 @@ def test_the_ultrafast_tier_is_the_responses_apis_own(app: webtest.TestApp) -> N
         status=400,
     ).json["error"]
     assert error["param"] == "service_tier"
+
+
+def test_prompt_cache_options_are_checked_and_listed_as_applied(app: webtest.TestApp) -> None:
+    """gpt-5.6 and later list the options applied (``ttl`` and ``mode``, their defaults when not
+    sent); a value the API does not take is a 400 naming the field, on chat too."""
+    assert create(app, model="gpt-5.6-sol", input="hi")["prompt_cache_options"] == {
+        "ttl": "30m",
+        "mode": "implicit",
+    }
+    asked = {"mode": "explicit", "comparison_response_id": "resp_1"}
+    listed = create(app, model="gpt-5.6-sol", input="hi", prompt_cache_options=asked)["prompt_cache_options"]
+    assert listed == dict(asked, ttl="30m")
+    assert "prompt_cache_options" not in create(app, input="hi", prompt_cache_options={"mode": "implicit"})
+    for url, body in (
+        (URL, {"input": "hi"}),
+        ("/v1/chat/completions", {"messages": [{"role": "user", "content": "hi"}]}),
+    ):
+        for options, param in (
+            ({"mode": "bogus"}, "mode"),
+            ({"ttl": "1h"}, "ttl"),
+            ({"prewarm": "yes"}, "prewarm"),
+        ):
+            refused = app.post_json(
+                url, dict(body, model="gpt-5.6-sol", prompt_cache_options=options), status=400
+            )
+            assert refused.json["error"]["param"] == f"prompt_cache_options.{param}"

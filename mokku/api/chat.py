@@ -24,6 +24,7 @@ from mokku.api.decide import (
 from mokku.api.ids import random_id
 from mokku.api.models import COMPLETION_MODELS, RESPONSES_ONLY, snapshot
 from mokku.api.sampling import (
+    CACHE_OPTIONS,
     CHAT_OPTIONS,
     REASONING_MODELS,
     check_effort_for,
@@ -44,7 +45,7 @@ KNOWN_PARAMS = validate.known_params(
     "safety_identifier seed service_tier stop store stream stream_options temperature tool_choice tools "
     "top_logprobs top_p user verbosity web_search_options",
     stream_options="include_usage include_obfuscation",
-    prompt_cache_options="ttl mode",
+    prompt_cache_options=" ".join(CACHE_OPTIONS),
 )
 
 # What read_reply_options reads: a request with none of them gets the plain echo.

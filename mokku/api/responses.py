@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import re
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import parse_qs
@@ -41,6 +42,7 @@ from mokku.api.ids import random_id
 from mokku.api.models import snapshot
 from mokku.api.response_events import Numbered, events, part_logprobs, text_part, unfinished
 from mokku.api.sampling import (
+    CACHE_OPTIONS,
     CACHE_RETENTIONS,
     PASSED_OPTIONS,
     REASONING_MODELS,
@@ -72,7 +74,7 @@ KNOWN_PARAMS = validate.known_params(
     reasoning="mode effort summary context",
     text="format verbosity",
     stream_options="include_obfuscation",
-    prompt_cache_options="ttl mode",
+    prompt_cache_options=" ".join(CACHE_OPTIONS),
 )
 INCLUDABLE = (
     "file_search_call.results",
@@ -94,7 +96,7 @@ MOVED_TO_INPUT = (
 COMPACT_PARAMS = validate.known_params(
     "model input previous_response_id instructions prompt_cache_key prompt_cache_retention prompt_cache_options "
     "service_tier",
-    prompt_cache_options="ttl mode",
+    prompt_cache_options=" ".join(CACHE_OPTIONS),
 )
 
 
@@ -786,7 +788,23 @@ def _response_shell(
         "metadata": body.get("metadata") or {},
         **{name: body.get(name) for name in ECHOED},
         **({"user": body["user"]} if body.get("user") is not None else {}),
+        **_cache_options(model, body.get("prompt_cache_options")),
     }
+
+
+# The models prompt_cache_options apply to: gpt-5.6 and later.
+_CACHING_MODELS = re.compile(r"gpt-(5\.([6-9]|[1-9][0-9])|[6-9]|[1-9][0-9])\b")
+
+
+def _cache_options(model: str, asked: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
+    """The prompt-caching options applied, as the response lists them (gpt-5.6 and later only)."""
+    if not _CACHING_MODELS.match(model):
+        return {}
+    asked = asked or {}
+    applied = {"ttl": asked.get("ttl") or "30m", "mode": asked.get("mode") or "implicit"}
+    if asked.get("comparison_response_id") is not None:
+        applied["comparison_response_id"] = asked["comparison_response_id"]
+    return {"prompt_cache_options": applied}
 
 
 def _verbosity(body: Mapping[str, Any]) -> str:

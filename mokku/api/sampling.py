@@ -133,13 +133,28 @@ def check_chat_retention(value: Any, param: str) -> Any:
     return value
 
 
+CACHE_OPTIONS: Dict[str, validate.Check] = {
+    "mode": validate.one_of("implicit", "explicit"),
+    "ttl": validate.one_of("30m", "12h"),
+    "prewarm": validate.boolean,
+    "comparison_response_id": validate.string,
+}
+
+
+def check_cache_options(value: Any, param: str) -> Any:
+    """``prompt_cache_options``: each of its fields of the type and among the values the SDK types it."""
+    for name, check in CACHE_OPTIONS.items():
+        check((validate.obj(value, param) or {}).get(name), f"{param}.{name}")
+    return value
+
+
 # Options of chat and the Responses API that only pass along: their types and values checked as the
 # real API checks them.
 PASSED_OPTIONS: Dict[str, validate.Check] = {
     "service_tier": validate.one_of(*SERVICE_TIERS, listed=True),
     "prompt_cache_key": validate.string,
     "prompt_cache_retention": check_chat_retention,
-    "prompt_cache_options": validate.obj,
+    "prompt_cache_options": check_cache_options,
     "safety_identifier": validate.short_string(64),
 }
 CHAT_OPTIONS: Dict[str, validate.Check] = {
