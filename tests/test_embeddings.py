@@ -140,6 +140,22 @@ def test_2048_inputs_accepted(app: webtest.TestApp) -> None:
     assert len(body["data"]) == 2048
 
 
+def test_300000_tokens_summed_across_the_inputs_is_the_most(app: webtest.TestApp) -> None:
+    """As the API refuses a larger batch (each input within its own 8,192): LangChain and the like
+    split their batches on it."""
+    text = " ".join(["word"] * 7_500)  # 7,500 tokens
+    assert embed(app, input=[text] * 40, dimensions=8)["usage"]["prompt_tokens"] == 300_000
+    refused = app.post_json(
+        URL, {"model": "text-embedding-3-small", "input": [text] * 40 + ["one more"]}, status=400
+    )
+    assert refused.json["error"] == {
+        "message": "Requested 300002 tokens, max 300000 tokens per request",
+        "type": "max_tokens_per_request",
+        "param": None,
+        "code": "max_tokens_per_request",
+    }
+
+
 def test_stable_across_processes() -> None:
     code = "from mokku.api.embeddings import vector; print(vector('text-embedding-3-small', 'stable?', 16).tolist())"
     outputs = {

@@ -40,6 +40,7 @@ MODEL_DIMENSIONS = {
 DEFAULT_DIMENSIONS = 1536
 FIXED_DIMENSION_MODELS = frozenset(("text-embedding-ada-002",))
 MAX_INPUTS = 2048
+MAX_REQUEST_TOKENS = 300_000  # summed across the inputs, for every embedding model
 ENCODINGS = ("float", "base64")
 INPUT_TYPES = "a string, an array of strings, an array of integers, or an array of arrays of integers"
 _LITTLE_ENDIAN = sys.byteorder == "little"
@@ -78,6 +79,14 @@ def create(request: Request, replies: Replies) -> Response:
     body, behaviour = replies.begin(request, "embeddings", KNOWN_PARAMS)
     model = request.dialect.answer_model(behaviour.model)
     texts, prompt_tokens = read_inputs(validate.required(body, "input"))
+    if prompt_tokens > MAX_REQUEST_TOKENS:
+        raise errors.APIError(
+            400,
+            f"Requested {prompt_tokens} tokens, max {MAX_REQUEST_TOKENS} tokens per request",
+            "max_tokens_per_request",
+            None,
+            "max_tokens_per_request",
+        )
     replies.script(request, behaviour, "embeddings", texts[0])  # only its fault and latency apply
     forced = behaviour.is_("context_length")
     if forced or request.settings.context_window:
