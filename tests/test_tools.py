@@ -1128,3 +1128,88 @@ def test_each_choice_calls_with_ids_of_its_own(app: webtest.TestApp) -> None:
         if "id" in call
     ]
     assert len(streamed) == 2 and len(set(streamed)) == 2
+
+
+AGNO_DELEGATE = {
+    "name": "delegate_task_to_member",
+    "description": "Use this function to delegate a task to the selected team member.",
+    "parameters": {
+        "type": "object",
+        "properties": {
+            "member_id": {
+                "type": "string",
+                "description": "(str) The ID of the member to delegate the task to, exactly as it appears in <team_members>.",
+            },
+            "task": {"type": "string", "description": "(str) A clear description of the task."},
+        },
+        "required": ["member_id", "task"],
+    },
+}
+AGNO_LEADER = (
+    "You are the leader of a team of AI Agents.\n<team_members>\n"
+    '<member id="weather-agent" name="Weather Agent">\n  Role: Gives the weather\n</member>\n'
+    '<member id="news-agent" name="News Agent">\n</member>\n</team_members>\n'
+)
+
+
+def test_an_agno_team_leader_delegates_to_a_member_its_system_prompt_lists(app: webtest.TestApp) -> None:
+    """Its ``member_id`` names a member of ``<team_members>`` (the first), as a model's would: an
+    echoed id is "not found", and the member never runs."""
+    messages = [{"role": "system", "content": AGNO_LEADER}, {"role": "user", "content": "Oslo"}]
+    called = chat(app, messages=messages, tools=[{"type": "function", "function": AGNO_DELEGATE}])
+    arguments = json.loads(called["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])
+    assert arguments == {"member_id": "weather-agent", "task": "Oslo"}
+    alone = chat(app, messages=messages[1:], tools=[{"type": "function", "function": AGNO_DELEGATE}])
+    assert (
+        json.loads(alone["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])["member_id"]
+        == "Oslo"
+    )
+
+
+AUTOGEN_SYSTEM = "You are a helpful AI assistant. Reply with TERMINATE when the task has been completed."
+
+
+def test_an_autogen_swarm_handoff_passes_the_request_on_and_the_team_ends(app: webtest.TestApp) -> None:
+    """autogen hands over in a user message ("Transferred to weather, adopting the role of weather
+    immediately."): the agent handed to acts on the request; once it has answered, it says
+    TERMINATE, as its default system message asks, and calls nothing again."""
+    system = {"role": "system", "content": AUTOGEN_SYSTEM}
+    handed = {
+        "role": "user",
+        "name": "triage",
+        "content": "Transferred to weather, adopting the role of weather immediately.",
+    }
+    asked = [system, {"role": "user", "name": "user", "content": "Oslo"}, handed]
+    called = chat(app, messages=asked, tools=[WEATHER])["choices"][0]["message"]
+    assert json.loads(called["tool_calls"][0]["function"]["arguments"])["city"] == "Oslo"
+    answered = [
+        *asked,
+        _call("call_1", "get_weather", '{"city": "Oslo"}'),
+        {"role": "tool", "tool_call_id": "call_1", "content": "Sunny in Oslo"},
+        {"role": "assistant", "content": "Sunny in Oslo"},
+    ]
+    ended = chat(app, messages=answered, tools=[WEATHER])["choices"][0]
+    assert ended["finish_reason"] == "stop" and ended["message"]["content"] == "TERMINATE"
+    plain = chat(app, messages=answered[1:], tools=[WEATHER])["choices"][
+        0
+    ]  # without autogen's system message
+    assert plain["finish_reason"] == "stop" and plain["message"]["content"] == "Oslo"
+
+
+REACT_SYSTEM = (
+    "You are designed to help with a variety of tasks.\n\n## Tools\n"
+    "> Tool Name: get_weather\nTool Description: Weather in a city\n"
+    'Tool Args: {"properties": {"city": {"title": "City", "type": "string"}}, "required": ["city"], "type": "object"}\n\n'
+    "## Output Format\nThought: The current language of the user is: English. I need to use a tool.\n"
+    "Action: tool name (one of get_weather) if using a tool.\n"
+    'Action Input: the input to the tool, in a JSON format representing the kwargs (e.g. {"input": "hello world"})\n\n'
+    "Please ALWAYS start with a Thought.\nPlease use a valid JSON format for the Action Input.\n"
+    "Answer: [your answer here (In the same language as the user's question)]"
+)
+
+
+def test_a_react_prompt_s_tool_schemas_are_no_answer_format(app: webtest.TestApp) -> None:
+    """A ReAct prompt (LlamaIndex's ReActAgent) says "JSON" and holds its tools' input schemas: they
+    are what its Action Input takes, not what the answer must be. The answer is the echo."""
+    messages = [{"role": "system", "content": REACT_SYSTEM}, {"role": "user", "content": "Oslo"}]
+    assert chat(app, messages=messages)["choices"][0]["message"]["content"] == "Oslo"

@@ -100,6 +100,9 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     ]
     if conversation[-1].role == TOOL_RESULT:
         conversation[-1] = tool_answer(_answered_call(messages), conversation[-1], conversation[:-1])
+    for index, message in enumerate(conversation):  # autogen's handoff notice: no request to echo
+        if message.role == "user" and tools.HANDED_OVER_TEXT.fullmatch(message.text):
+            conversation[index] = Message(HANDED_OFF, "", message.named)
     sampling = read_sampling(body, ("max_completion_tokens", "max_tokens"))
     validate.options(body, CHAT_OPTIONS)
     if model.startswith(REASONING_MODELS):
@@ -123,8 +126,11 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         raise errors.invalid_request(
             "The 'metadata' parameter is only allowed when 'store' is enabled.", "metadata"
         )
+    # Its own answer last: nothing new was asked, so nothing is called again (an autogen team asks
+    # the agent that just answered to go on).
+    answered = conversation[-1].role == "assistant" and bool(conversation[-1].text)
     functions, output_format, top, legacy = read_reply_options(
-        body, messages, ends_with_result(conversation), conversation[-1].role == HANDED_OFF
+        body, messages, ends_with_result(conversation) or answered, conversation[-1].role == HANDED_OFF
     )
     instructing = [m.text for m in conversation if m.role in INSTRUCTING]
     if output_format is not None:

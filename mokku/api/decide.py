@@ -15,6 +15,7 @@ The echo: the last user message's text (with no user message, the last message's
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
@@ -121,10 +122,23 @@ def tool_answer(call: str, result: Message, before: Sequence[Message]) -> Messag
     return result
 
 
+def _instructions(conversation: Sequence[Message]) -> str:
+    return "\n".join(message.text for message in conversation if message.role in ("system", "developer"))
+
+
+# autogen's default system message: its teams end when an agent says TERMINATE.
+TERMINATE_ASKED = "Reply with TERMINATE when the task has been completed."
+
+
 def echo_text(messages: Sequence[Message]) -> str:
-    """The text the reply echoes (see the module's docstring)."""
+    """The text the reply echoes (see the module's docstring); TERMINATE when the conversation ends
+    with the model's own answer and its system message asks for that word once the task is done."""
     if messages[-1].role == TOOL_RESULT:
         return messages[-1].text
+    if messages[-1].role == "assistant" and any(
+        message.role == "system" and TERMINATE_ASKED in message.text for message in messages
+    ):
+        return "TERMINATE"
     for message in reversed(messages):
         if message.role == "user":
             return message.text
@@ -248,9 +262,9 @@ class Replies:
         if script is not None and "content" in script:
             texts = [script["content"]] * len(generation.prompts)
         elif generation.functions and not filtered:
-            return _calls(
-                tools.make_calls(generation.functions, generation.prompts[0]), sampling.max_tokens, top
-            )
+            instructions = functools.partial(_instructions, generation.conversation)
+            calls = tools.make_calls(generation.functions, generation.prompts[0], instructions)
+            return _calls(calls, sampling.max_tokens, top)
         else:
             structured = _structured(generation.output_format, generation.prompts[0])
             prefix = self.settings.echo_prefix

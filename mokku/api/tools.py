@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from mokku import errors
 from mokku.api import schemagen, strict, validate
@@ -252,6 +252,8 @@ HANDOFF = re.compile(r"transfer_to_\w+$|hand_?off$", re.IGNORECASE)
 # its own words beside the call (``HAND_BACK_TEXT``), which is no answer.
 HAND_BACK = re.compile(r"transfer_back_to_\w+$")
 HAND_BACK_TEXT = re.compile(r"Transferring back to \w+$")
+# autogen's Swarm hands over in a user message of its own: the agent handed to takes up the request.
+HANDED_OVER_TEXT = re.compile(r"Transferred to (\w+), adopting the role of \1 immediately\.")
 
 
 class Choice(NamedTuple):
@@ -364,33 +366,52 @@ def _named(choice: Dict[str, Any], functions: List[Function], choice_param: str)
 # their names and descriptions; its ``to_agent`` must be one of them.
 _AGENTS = re.compile(r"Currently available agents:\s*\{(.*?)\}", re.DOTALL)
 _AGENT_NAME = re.compile(r"""['"]([^'"\n]{1,128})['"]\s*:""")
+# agno's team leader delegates with ``member_id``, one of the ids its system prompt lists in
+# <team_members>: ``<member id="weather" name="weather">``.
+_MEMBER = re.compile(r'<member id="([^"\n]{1,128})"')
 MAX_DESCRIPTION_CHARS = 16 * 1024
 _PLAIN = {"type", "description", "title"}  # a string schema no agent's name could fail
 
 
-def _handed_to(function: Function) -> Dict[str, Any]:
-    """A handoff's parameters with ``to_agent`` (a plain string) held to the agents its description
-    lists, so that its call names one (the first), as a model does; any other function's as given."""
-    if not HANDOFF.match(function.name):
-        return function.parameters
+def _handed_to(function: Function, instructions: Callable[[], str]) -> Dict[str, Any]:
+    """A handoff's parameters with the agent it names (a plain string) held to the agents listed,
+    so that its call names one (the first), as a model does: LlamaIndex's ``to_agent`` from its
+    description, agno's ``member_id`` from the system prompt; any other function's as given."""
     properties = function.parameters.get("properties")
-    target = properties.get("to_agent") if isinstance(properties, dict) else None
+    if not isinstance(properties, dict):
+        return function.parameters
+    if HANDOFF.match(function.name):
+        field = "to_agent"
+        listed = _AGENTS.search(function.description[:MAX_DESCRIPTION_CHARS])
+        names = _AGENT_NAME.findall(listed.group(1)) if listed else []
+    elif _says_team_members(properties.get("member_id")):
+        field = "member_id"
+        names = _MEMBER.findall(instructions()[:MAX_DESCRIPTION_CHARS])
+    else:
+        return function.parameters
+    target = properties.get(field)
     if not isinstance(target, dict) or target.get("type", "string") != "string" or target.keys() - _PLAIN:
         return function.parameters
-    listed = _AGENTS.search(function.description[:MAX_DESCRIPTION_CHARS])
-    names = _AGENT_NAME.findall(listed.group(1)) if listed else []
     if not names:
         return function.parameters
-    properties = dict(function.parameters["properties"], to_agent=dict(target, enum=names))
-    return dict(function.parameters, properties=properties)
+    return dict(function.parameters, properties=dict(properties, **{field: dict(target, enum=names)}))
 
 
-def make_calls(functions: Sequence[Function], text: str) -> List[Call]:
+def _says_team_members(schema: Any) -> bool:
+    description = schema.get("description") if isinstance(schema, dict) else None
+    return isinstance(description, str) and "<team_members>" in description[:1024]
+
+
+def make_calls(
+    functions: Sequence[Function], text: str, instructions: Callable[[], str] = lambda: ""
+) -> List[Call]:
+    """Calls of ``functions`` with arguments from ``text``; ``instructions`` gives the system
+    prompt, read only when a call must name something it lists."""
     calls = []
     budget = schemagen.Budget()
     for function in functions:
         try:
-            arguments = schemagen.generate(_handed_to(function), text, budget)
+            arguments = schemagen.generate(_handed_to(function, instructions), text, budget)
             budget = budget.next_document()
         except schemagen.SchemaError as exc:
             raise errors.invalid_request(
@@ -511,9 +532,15 @@ def instructed(output_format: Optional[OutputFormat], instructions: Sequence[str
 def prompted(instructions: Sequence[str], param: str) -> Optional[OutputFormat]:
     """JSON asked for in the prompt alone, with no format parameter (instructor's ANTHROPIC_JSON,
     pydantic-ai's PromptedOutput): a system prompt that says "json" and holds a JSON Schema gets a
-    document valid against it."""
+    document valid against it. Not a ReAct prompt's: its schemas are its tools' inputs, which the
+    agent writes after "Action Input:" (LlamaIndex, LangChain), not its answer's."""
+    if any(REACT_MARK in text[:MAX_INSTRUCTION_CHARS] for text in instructions):
+        return None
     schema = _prompt_schema(instructions, says_json=True)
     return None if schema is None else OutputFormat("prompted", schema, param)
+
+
+REACT_MARK = "Action Input"
 
 
 def _prompt_schema(instructions: Sequence[str], says_json: bool = False) -> Optional[Dict[str, Any]]:
