@@ -72,17 +72,34 @@ def test_an_echoed_prompt_counts_as_output() -> None:
 @pytest.mark.parametrize(
     ("url", "body", "param"),
     [
-        (CHAT, {"messages": user("one two three four")}, "messages"),
+        (CHAT, {"messages": user("one two three four"), "max_tokens": 4}, "messages"),
         (CHAT, {"messages": user("one two"), "logprobs": True, "top_logprobs": 2}, "top_logprobs"),
         ("/v1/completions", {"prompt": ["one two", "three four"]}, "prompt"),
         ("/v1/completions", {"prompt": "one two", "logprobs": 2}, "logprobs"),
-        ("/v1/responses", {"input": "one two three four"}, "input"),
+        ("/v1/responses", {"input": "one two three four", "max_output_tokens": 16}, "input"),
     ],
 )
 def test_the_parameter_that_makes_the_output_is_named(url: str, body: Dict[str, Any], param: str) -> None:
     app = build(MOKKU_MAX_OUTPUT_TOKENS="3")
     response = app.post_json(url, dict(body, model="mokku-echo-1"), status=400)
     assert_invalid_request(response.json, param, "invalid_value", r"more than the 3 this server allows")
+
+
+@pytest.mark.parametrize(
+    ("url", "body"),
+    [
+        (CHAT, {"messages": user(" ".join(["word"] * 40))}),
+        ("/v1/responses", {"input": " ".join(["word"] * 40)}),
+    ],
+)
+def test_one_answer_with_no_limit_asked_stops_at_the_bound(url: str, body: Dict[str, Any]) -> None:
+    """As a model stops at its own output limit (each far below the bound's default): a long prompt
+    with no ``max_tokens`` is answered, cut, not refused."""
+    app = build(MOKKU_MAX_OUTPUT_TOKENS="16")
+    answer = app.post_json(url, dict(body, model="gpt-4.1")).json
+    usage = answer["usage"]
+    assert usage.get("completion_tokens", usage.get("output_tokens")) == 16
+    assert answer.get("status") == "incomplete" or answer["choices"][0]["finish_reason"] == "length"
 
 
 def test_requests_the_real_api_takes_stay_within_the_bound() -> None:

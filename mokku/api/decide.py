@@ -256,6 +256,15 @@ class Replies:
         if sampling.max_tokens is None and self.settings.context_window:  # the model's own limit cuts
             room = limits.output_room(self.settings, behaviour.model, max(generation.prompt_tokens))
             sampling = sampling._replace(max_tokens=room)
+        elif (
+            sampling.max_tokens is None
+            and generation.prompt_tokens[0] > self.settings.max_output_tokens  # an echo is no longer
+            and sampling.n == 1
+            and not top
+            and len(generation.prompts) == 1
+            and not generation.echoed
+        ):  # one answer, no limit asked: it stops at this server's, as a model's at its own (above)
+            sampling = sampling._replace(max_tokens=self.settings.max_output_tokens)
         filtered = behaviour.is_("content_filter") or behaviour.is_("prompt_filter")
         if script is not None and "tool_call" in script:
             return _calls([tools.scripted_call(script["tool_call"])], sampling.max_tokens, top)
