@@ -345,7 +345,8 @@ class _Input:
                 self._step = "size"
             line = self._line(MAX_CHUNK_LINE, "a chunk size line is too long")
             size = line.split(b";", 1)[0].rstrip(b" \t")  # whitespace only before an extension
-            if not size or len(size) > 16 or not re.fullmatch(rb"[0-9A-Fa-f]+", size):
+            digits = size.lstrip(b"0") or size[:1]  # leading zeros are digits too (RFC 9112: 1*HEXDIG)
+            if not size or len(digits) > 16 or not re.fullmatch(rb"[0-9A-Fa-f]+", size):
                 raise BodyError(f"invalid chunk size {size[:20].decode('latin-1')!r}")
             self._chunk_left = int(size, 16)
             self._announced += self._chunk_left

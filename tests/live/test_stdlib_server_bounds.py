@@ -305,7 +305,8 @@ def test_request_bodies(kind: str) -> None:
     try:
         # Chunked: decoded (chunk extensions and trailers allowed), and refused past the cap.
         body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "chunked hello"}]}).encode()
-        chunks = b"5;ext=1\r\n" + body[:5] + b"\r\n" + b"%x\r\n" % (len(body) - 5) + body[5:] + b"\r\n"
+        rest = b"%030x" % (len(body) - 5)  # leading zeros: any number of them (RFC 9112: 1*HEXDIG)
+        chunks = b"5;ext=1\r\n" + body[:5] + b"\r\n" + rest + b"\r\n" + body[5:] + b"\r\n"
         status, _, reply = _exchange(
             port,
             _post(
