@@ -21,9 +21,12 @@ import threading
 import time
 from typing import Any, Dict, List, Tuple
 
+from gunicorn import util
 from gunicorn.workers import gthread
 
+from mokku import errors
 from mokku.server.connection import Wakeup
+from mokku.server.http import error_body
 
 LINGER_S = 2.0  # as gunicorn's own close
 MAX_DRAIN = 64 * 1024  # as gunicorn's own close
@@ -137,9 +140,27 @@ class Connection(gthread.TConn):
             super().close()
 
 
+def write_error(sock: socket.socket, status: int, reason: str, message: str) -> None:
+    """gunicorn's answer to a request it refuses before the app sees it (a request line or header
+    past its limits, broken framing), in the OpenAI envelope as mokku's own server answers one, not
+    as an HTML page that no client's error handling reads."""
+    if status >= 500:
+        error = errors.APIError(status, message or reason, "server_error")
+    else:
+        error = errors.APIError(status, message or reason)
+    body = error_body(error)
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
 class Worker(gthread.ThreadWorker):
-    """gunicorn's ``gthread`` worker whose connections close politely off its main thread."""
+    """gunicorn's ``gthread`` worker whose connections close politely off its main thread, and whose
+    own refusals are JSON."""
 
     def init_process(self) -> None:
         gthread.TConn = Connection  # what its ``accept`` makes, in this worker process only
+        util.write_error = write_error  # what its ``handle_error`` writes, likewise
         super().init_process()

@@ -511,3 +511,22 @@ def test_a_chunk_announcing_more_than_the_cap_is_refused_when_announced() -> Non
         assert status == 413 and _error(reply)["code"] == "request_too_large", reply
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("kind", ["module", "gunicorn"])
+def test_a_request_head_past_the_limits_is_refused_in_json(kind: str) -> None:
+    """A request line past 8,190 bytes is a 414; a header past what the server takes (gunicorn: a
+    line of 8,190 bytes; mokku's own: 64 KiB of head) a 431: in the OpenAI envelope from both
+    servers, where gunicorn wrote an HTML page no client's error handling reads."""
+    server = LiveServer(kind)
+    try:
+        for head, status in (
+            (f"GET /v1/models?{'q' * 9000} HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+            (f"GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: {'v' * 70_000}\r\n\r\n", 431),
+        ):
+            got, headers, body = _exchange(server.port, head.encode())
+            assert got == status and headers["content-type"] == "application/json", body[:200]
+            assert _error(body)["type"] == "invalid_request_error"
+        assert request("GET", server.url + "/health", timeout=30)[0] == 200
+    finally:
+        server.close()
