@@ -176,8 +176,12 @@ def _check_content(content: Any, param: str, allowed: Sequence[str]) -> None:
             raise validate.invalid_value(where, kind, allowed)
         if kind in ("input_text", "output_text"):
             validate.required_string(part, "text", f"{where}.text")
-            for name in ("annotations", "logprobs"):
-                validate.array(part.get(name), f"{where}.{name}")
+            for name in ("annotations", "logprobs"):  # objects (an annotation of a type), as listed
+                for number, entry in enumerate(validate.array(part.get(name), f"{where}.{name}") or ()):
+                    if not isinstance(entry, dict):
+                        raise validate.wrong_type(f"{where}.{name}[{number}]", "an object", entry)
+                    if name == "annotations":
+                        validate.required_string(entry, "type", f"{where}.{name}[{number}].type")
         elif kind == "input_image":
             detail = validate.string(part.get("detail"), f"{where}.detail")
             if detail is not None and detail not in IMAGE_DETAILS:
