@@ -181,8 +181,8 @@ def test_input_items_are_listed_as_their_schemas_require(app: webtest.TestApp) -
         validate(item, "ItemResource")
     assert listed[0]["content"] == [{"annotations": [], "logprobs": [], "type": "output_text", "text": "yo"}]
     assert listed[1]["content"][0]["detail"] == "auto"
-    for annotations, param in (([1, 2], "annotations[0]"), ([{"url": "x"}], "annotations[0].type")):
-        bad = dict(said, content=[{"type": "output_text", "text": "yo", "annotations": annotations}])
+    for noted, param in (([1, 2], "annotations[0]"), ([{"url": "x"}], "annotations[0].type")):
+        bad = dict(said, content=[{"type": "output_text", "text": "yo", "annotations": noted}])
         refused = app.post_json(URL, {"model": "gpt-4o", "input": [bad]}, status=400).json["error"]
         assert refused["param"] == f"input[0].content[0].{param}"
     nulled = dict(said, content=[{"type": "output_text", "text": "yo", "annotations": None}])

@@ -450,7 +450,17 @@ def test_legacy_functions(app: webtest.TestApp) -> None:
     assert streamed[-1]["choices"][0]["finish_reason"] == "function_call"
 
 
-@pytest.mark.parametrize("model", ["gpt-4", "gpt-4-turbo", "gpt-3.5-turbo-0125", "gpt-4o-2024-05-13"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "gpt-4",
+        "gpt-4-turbo",
+        "gpt-3.5-turbo-0125",
+        "gpt-4o-2024-05-13",
+        "o1-mini",
+        "ft:gpt-3.5-turbo-0125:org::x1",
+    ],
+)
 def test_json_schema_is_refused_by_models_without_structured_outputs(
     app: webtest.TestApp, model: str
 ) -> None:

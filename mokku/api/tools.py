@@ -483,11 +483,13 @@ def read_output_format(value: Any, param: str, nested: bool) -> Optional[OutputF
     return OutputFormat(kind, schema, f"{param}.schema")
 
 
-# The models without Structured Outputs (before gpt-4o-2024-08-06 and gpt-4o-mini): json_schema is
-# refused, where json_object is taken.
+# The models without Structured Outputs (before gpt-4o-2024-08-06, gpt-4o-mini and o1-2024-12-17),
+# and their fine-tunes (``ft:gpt-3.5-turbo-0125:org::id``): json_schema is refused, where json_object
+# is taken.
 NO_STRUCTURED_OUTPUTS = re.compile(
-    r"gpt-3\.5-turbo(-\w+)*|gpt-4(-0314|-0613|-32k(-\w+)*|-turbo(-\w+)*|-\d{4}-preview|(-1106)?-vision-preview)?"
-    r"|gpt-4o-2024-05-13"
+    r"(ft:)?(gpt-3\.5-turbo(-\w+)*"
+    r"|gpt-4(-0314|-0613|-32k(-\w+)*|-turbo(-\w+)*|-\d{4}-preview|(-1106)?-vision-preview)?"
+    r"|gpt-4o-2024-05-13|o1-(mini|preview)(-2024-09-12)?)(:.*)?"
 )
 
 
