@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import jsonschema
 import pytest
@@ -1221,3 +1221,28 @@ def test_prompt_cache_options_are_checked_and_listed_as_applied(app: webtest.Tes
                 url, dict(body, model="gpt-5.6-sol", prompt_cache_options=options), status=400
             )
             assert refused.json["error"]["param"] == f"prompt_cache_options.{param}"
+
+
+def test_truncation_auto_drops_the_oldest_items_to_fit_the_window(
+    make_app: Callable[..., webtest.TestApp],
+) -> None:
+    """With windows on, a conversation that outgrew its window is refused unless ``truncation`` is
+    ``auto``, which drops the oldest items until the input fits, as the spec says."""
+    app = make_app({"MOKKU_CONTEXT_WINDOW": "200"})
+    words = " ".join(["word"] * 70)
+    first = app.post_json(URL, {"model": "gpt-4o", "input": words, "max_output_tokens": 16}).json
+    second = app.post_json(
+        URL, {"model": "gpt-4o", "input": words, "previous_response_id": first["id"], "max_output_tokens": 16}
+    ).json
+    asked = {
+        "model": "gpt-4o",
+        "input": "the last turn",
+        "previous_response_id": second["id"],
+        "max_output_tokens": 16,
+    }
+    refused = app.post_json(URL, asked, status=400).json["error"]
+    assert refused["code"] == "context_length_exceeded"
+    kept = app.post_json(URL, dict(asked, truncation="auto")).json
+    validate(kept, "Response")
+    assert kept["truncation"] == "auto" and kept["output"][0]["content"][0]["text"] == "the last turn"
+    assert kept["usage"]["input_tokens"] + 16 <= 200

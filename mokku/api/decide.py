@@ -162,6 +162,18 @@ def conversation_tokens(messages: Sequence[Message]) -> int:
     return total
 
 
+def newest_fitting(framing: Sequence[Message], messages: Sequence[Message], room: int) -> Sequence[Message]:
+    """The newest ``messages`` whose conversation, after ``framing``, fits ``room`` tokens, the last
+    one at least: the Responses API's ``truncation: auto`` drops the oldest items."""
+    total = conversation_tokens([*framing, *messages])
+    start = 0
+    while total > room and start < len(messages) - 1:
+        dropped = messages[start]
+        total -= TOKENS_PER_MESSAGE + count(dropped.text) + dropped.named
+        start += 1
+    return messages[start:]
+
+
 def _no_model(path: str) -> errors.APIError:
     """An empty ``model``, as the Responses API and the older endpoints word it."""
     if path.endswith("/responses"):

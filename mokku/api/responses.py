@@ -37,6 +37,7 @@ from mokku.api.decide import (
     conversation_tokens,
     echo_text,
     ends_with_result,
+    newest_fitting,
 )
 from mokku.api.ids import random_id
 from mokku.api.models import snapshot
@@ -60,6 +61,7 @@ from mokku.api.tokens import count
 from mokku.control import objects, statedb
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
 from mokku.server.stream import Last
+from mokku.simulation import limits
 from mokku.simulation.faults import Behaviour
 from mokku.simulation.latency import Pace
 
@@ -294,6 +296,9 @@ class Responses:
         choice = _chat_choice(body.get("tool_choice"))
         chosen = tools.choose(choice, given, body.get("parallel_tool_calls"), "tool_choice", none_alone=True)
         framing = [Message("developer", instructions)] if instructions else []
+        fits = limits.window(request.settings, model) if body.get("truncation") == "auto" else None
+        if fits is not None:  # the oldest items dropped until the input fits what the window leaves
+            messages = list(newest_fitting(framing, messages, fits[0] - (max_output or 0)))
         instructing = [m.text for m in framing + messages if m.role in ("system", "developer")]
         if output_format is not None:
             tools.check_json_named(output_format, messages, JSON_NOT_NAMED, "text.format")
