@@ -1125,17 +1125,20 @@ CONSTRAINED = {
     "code": ({"type": "string", "minLength": 5, "maxLength": 8, "pattern": "^[a-z]+$"}, "A code"),
     "tags": ({"type": "array", "items": {"type": "string"}, "minItems": 2, "maxItems": 4}, None),
     "priority": ({"type": "integer", "minimum": 10, "maximum": 20, "multipleOf": 5}, None),
+    "tag": ({"type": "string", "pattern": "^ab.*"}, None),  # zod's startsWith: a format beside it
 }
 HINTS = {  # TypeScript's, the AI SDK's, Python's (values as Python writes them)
     "anthropic-ts": {
         "code": 'A code\n\n{minLength: 5, maxLength: 8, pattern: "^[a-z]+$"}',
         "tags": "{minItems: 2, maxItems: 4}",
         "priority": "{minimum: 10, maximum: 20, multipleOf: 5}",
+        "tag": '{pattern: "^ab.*", format: "starts_with"}',
     },
     "ai-sdk": {
         "code": "A code\nmin length: 5; max length: 8; pattern: ^[a-z]+$.",
         "tags": "min items: 2; max items: 4.",
         "priority": "minimum: 10; maximum: 20; multiple of: 5.",
+        "tag": "pattern: ^ab.*; format: starts_with.",
     },
     "anthropic-python": {"code": "A code\n\n{minLength: 5, maxLength: 8, pattern: ^[a-z]+$}"},
 }

@@ -36,12 +36,12 @@ KEYWORDS: Dict[str, tuple] = {
 }
 # The AI SDK's names: ``minLength`` is "min length".
 _SPOKEN = {re.sub("[A-Z]", lambda m: " " + m.group().lower(), key): key for key in KEYWORDS}
-_ANY_KEY = "|".join(sorted(KEYWORDS, key=len, reverse=True))
-_ANY_SPOKEN = "|".join(sorted(_SPOKEN, key=len, reverse=True))
-_BRACED = re.compile(rf"\{{((?:{_ANY_KEY}): .*)\}}", re.S)
-_BRACED_PAIR = re.compile(rf"(?:^|, )({_ANY_KEY}): ")
-_LISTED = re.compile(rf"((?:{_ANY_SPOKEN}): .*)\.", re.S)
-_LISTED_PAIR = re.compile(rf"(?:^|; )({_ANY_SPOKEN}): ")
+# Any keyword may be moved (``format: "starts_with"`` beside a pattern, ``not: {...}``): each one
+# ends the value before it, and only those above are put back.
+_BRACED = re.compile(r"\{([A-Za-z$][\w$]*: .*)\}", re.S)
+_BRACED_PAIR = re.compile(r"(?:^|, )([A-Za-z$][\w$]*): ")
+_LISTED = re.compile(r"([a-z][a-z ]*: .*)\.", re.S)
+_LISTED_PAIR = re.compile(r"(?:^|; )([a-z][a-z ]*): ")
 # Values and schemas not to look into: data, not schemas.
 _DATA = ("enum", "const", "default", "examples")
 
@@ -75,7 +75,9 @@ def _pairs(text: str, separator: re.Pattern[str], names: Dict[str, str]) -> Dict
     parts = separator.split(text)  # "", name, value, name, value...
     found = {}
     for name, raw in zip(parts[1::2], parts[2::2]):
-        key = names[name]
+        key = names.get(name)
+        if key is None:
+            continue
         value = _value(raw, key)
         if not isinstance(value, KEYWORDS[key]) or isinstance(value, bool) != (key == "uniqueItems"):
             continue  # not a value the keyword takes: a description that only looks like a hint
