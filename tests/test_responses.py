@@ -165,6 +165,7 @@ def test_a_hosted_tool_is_forced_as_agent_sdks_force_it(app: webtest.TestApp, ki
     server's tools with a bare ``{"type": "mcp"}``, which the spec's enum lags behind."""
     tools = [{"type": "mcp", "server_label": "s"} if kind == "mcp" else {"type": kind}, TOOL]
     made = create(app, input="news", tools=tools, tool_choice={"type": kind})
+    assert [item["type"] for item in made["output"]] == ["message"]  # never the function in its place
     listed = {"web_search": {"type": "web_search_preview"}, "local_shell": {"type": "shell"}}
     listed.update(web_search_2025_08_26=listed["web_search"], mcp={"type": "mcp", "server_label": "s"})
     assert made["tool_choice"] == listed.get(kind, "required")  # as the spec's schema has it

@@ -739,6 +739,8 @@ def _chat_choice(choice: Any) -> Any:
             "type": "function",
             "function": {"name": validate.required_string(choice, "name", "tool_choice.name")},
         }
+    if isinstance(choice, dict) and choice.get("type") not in ("custom", "allowed_tools"):
+        return "none"  # a hosted tool forced: never run here, and no other tool in its place
     return choice
 
 
