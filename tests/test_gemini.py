@@ -122,6 +122,18 @@ def test_models_not_listed_think_by_their_family_or_when_asked(
     assert usage["thoughtsTokenCount"] > 0
 
 
+def test_flash_lite_thinks_only_when_asked(app: webtest.TestApp) -> None:
+    """Gemini 2.5 Flash-Lite does not think by default: a small limit still gets text."""
+    url = "/v1beta/models/gemini-2.5-flash-lite:generateContent"
+    answer = generate(app, url, contents=[user("one two three")], generationConfig={"maxOutputTokens": 2})
+    assert answer["candidates"][0]["content"]["parts"] == [{"text": "one two"}]
+    assert "thoughtsTokenCount" not in answer["usageMetadata"]
+    asked = {"thinkingConfig": {"thinkingBudget": 512}}
+    assert generate(app, url, contents=[user("hi")], generationConfig=asked)["usageMetadata"][
+        "thoughtsTokenCount"
+    ]
+
+
 def test_snake_case_and_camel_case_are_both_read(app: webtest.TestApp) -> None:
     snake = generate(app, contents=[user("one two three")], generation_config={"max_output_tokens": 2})
     camel = generate(app, contents=[user("one two three")], generationConfig={"maxOutputTokens": 2})

@@ -118,8 +118,11 @@ def _check_turn(role: str, calls: int, answers: int, before: Optional[Tuple[str,
 # The models whose replies sign their first function call with a ``thoughtSignature``, which a client
 # hands back on its next turn: Gemini 3 and later, but for the image models, which neither sign nor check.
 _SIGNS_CALLS = re.compile(r"(models/)?gemini-([3-9]|[1-9][0-9])(?!.*-image)")
-# The models that think unless told not to, listed or not: 2.5 and later, and the -latest aliases.
-_THINKS = re.compile(r"(models/)?gemini-(2\.5|[3-9]|[1-9][0-9]|flash|pro|flash-lite)[-.](?!.*-(image|tts))")
+# The models that think unless told not to, listed or not: 2.5 (but Flash-Lite) and later, and the
+# -latest aliases.
+_THINKS = re.compile(
+    r"(models/)?gemini-(2\.5(?!-flash-lite)|[3-9]|[1-9][0-9]|flash|pro|flash-lite)[-.](?!.*-(image|tts))"
+)
 UNSIGNED_CALL = (
     "Function call is missing a thought_signature in functionCall parts. This is required for tools to work "
     "correctly, and missing thought_signature may lead to degraded model performance. Additional data, function "

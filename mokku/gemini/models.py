@@ -29,9 +29,10 @@ GEMINI_MODELS: Tuple[Tuple[str, str, int, int, bool], ...] = (
     ("gemini-2.5-flash-lite", "Gemini 2.5 Flash-Lite", 1_048_576, 65_536, True),
 )
 THINKING_ONLY = frozenset({"gemini-2.5-pro"})  # models that always think: a budget of 0 is refused
+# Think unless told not to: every thinking model but 2.5 Flash-Lite, which thinks only when asked.
 THINKING = frozenset(
-    model for model, _, _, _, thinking in GEMINI_MODELS if thinking
-)  # think unless told not to
+    model for model, _, _, _, thinking in GEMINI_MODELS if thinking and model != "gemini-2.5-flash-lite"
+)
 EMBEDDING_MODELS = (
     ("gemini-embedding-001", "Gemini Embedding 001", 2_048),
     ("text-embedding-004", "Text Embedding 004", 2_048),
