@@ -669,7 +669,10 @@ def test_a_page_token_too_long_to_be_a_position_is_a_400(app: webtest.TestApp) -
 def test_real_context_windows_are_gemini_s_own() -> None:
     app = webtest.TestApp(App(config.load({"MOKKU_CONTEXT_WINDOW": "real"})))
     long_prompt = "word " * 200_000  # past OpenAI's default 128k window, well inside Gemini's million
-    assert generate(app, contents=[user(long_prompt)])["candidates"][0]["content"]["parts"][0]["text"]
+    cut = generate(app, contents=[user(long_prompt)])
+    assert cut["candidates"][0]["content"]["parts"][0]["text"]
+    usage = cut["usageMetadata"]  # thoughts and text together within the model's 65,536
+    assert usage["candidatesTokenCount"] + usage["thoughtsTokenCount"] == 65_536
     too_long = app.post_json(GENERATE, {"contents": [user("word " * 1_100_000)]}, headers=KEY, status=400)
     assert too_long.json["error"]["status"] == "INVALID_ARGUMENT"
     assert re.fullmatch(

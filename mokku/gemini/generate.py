@@ -39,6 +39,7 @@ from mokku.gemini.dialect import Blocked, envelope, ratings, translate, wants_ss
 from mokku.gemini.models import THINKING, THINKING_ONLY, check_serves, not_found
 from mokku.server.http import Request, Response, dumps, json_response
 from mokku.server.stream import Event, Last, Token
+from mokku.simulation import limits
 
 ROLES = ("user", "model", "function")
 MODES = {"AUTO": "auto", "ANY": "required", "NONE": "none", "VALIDATED": "auto", "MODE_UNSPECIFIED": "auto"}
@@ -430,18 +431,22 @@ class GenerateContent:
         conversation = read_contents(body, signed=bool(_SIGNS_CALLS.match(behaviour.model)))
         framing = _system(body)
         sampling, output_format, thinks, thoughts = _config(body, behaviour.model)
+        messages = conversation.messages
+        prompt = conversation_tokens(framing + messages)
         thought_tokens = THOUGHT_TOKENS if thinks else 0
-        if thinks and sampling.max_tokens is not None:  # thoughts come first, within maxOutputTokens
-            thought_tokens = min(thought_tokens, sampling.max_tokens)
-            sampling = sampling._replace(max_tokens=sampling.max_tokens - thought_tokens)
+        limit = sampling.max_tokens
+        if thinks and limit is None:  # with windows on, the model's own limit (or the window's room)
+            limit = limits.output_room(request.settings, behaviour.model, prompt)
+        if thinks and limit is not None:  # thoughts come first, within the output limit
+            thought_tokens = min(thought_tokens, limit)
+            sampling = sampling._replace(max_tokens=limit - thought_tokens)
         candidates = sampling.n
         output_format = tools.instructed(output_format, [m.text for m in framing])
         chosen = _functions(body, conversation)
-        messages = conversation.messages
         generation = Generation(
             "generate_content",
             [echo_text(messages)],
-            [conversation_tokens(framing + messages)],
+            [prompt],
             sampling,
             chosen,
             output_format,
