@@ -64,6 +64,8 @@ SCHEMAS: List[Dict[str, Any]] = [
     {"type": "string", "format": "date-time"},
     {"type": "string", "format": "date"},
     {"type": "string", "format": "email"},
+    {"type": "string", "format": "email", "minLength": 30, "maxLength": 40},  # zod's z.email().min(30)
+    {"type": "string", "format": "email", "minLength": 254},
     {"type": "string", "format": "uuid"},
     {"type": "string", "format": "uri"},
     {"type": "integer", "minimum": 100, "maximum": 105},

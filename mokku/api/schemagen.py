@@ -419,6 +419,8 @@ class _Generator:
         maximum = _count(schema, "maxLength", None)
         if maximum is not None and minimum > maximum:
             raise SchemaError("minLength is above maxLength")
+        if fmt == "email" and len(base) < minimum <= MAX_EMAIL:
+            base = _longer_email(base, minimum)
         if minimum > MAX_CHARS:
             raise SchemaError(
                 f"minLength {_show(minimum)} is above mokku's bound of {MAX_CHARS:,} characters"
@@ -1090,6 +1092,23 @@ def _show(count: int) -> str:
 
 def _size(value: Any) -> int:
     return len(json.dumps(value, ensure_ascii=False))
+
+
+MAX_EMAIL = 254  # characters in an address (RFC 5321)
+
+
+def _longer_email(address: str, length: int) -> str:
+    """``address`` made ``length`` characters long and still an address: labels of up to 63
+    characters before its domain, then a longer local part (up to 64 characters)."""
+    local, domain = address.split("@", 1)
+    extra = length - len(address)
+    room = 64 - len(local)
+    labels = []
+    while extra > room:
+        chunk = max(2, min(64, extra - room))  # a label and its dot
+        labels.append("x" * (chunk - 1) + ".")
+        extra -= chunk
+    return "x" * extra + local + "@" + "".join(labels) + domain
 
 
 def _fit_length(text: str, minimum: int, maximum: Optional[int]) -> str:
