@@ -1206,6 +1206,26 @@ def test_an_autogen_swarm_handoff_passes_the_request_on_and_the_team_ends(app: w
     assert plain["finish_reason"] == "stop" and plain["message"]["content"] == "Oslo"
 
 
+@pytest.mark.parametrize(
+    "system", [AUTOGEN_SYSTEM, "You are a critic. Respond with TERMINATE when the answer is good."]
+)
+def test_an_autogen_round_robin_team_ends_once_another_agent_has_answered(
+    app: webtest.TestApp, system: str
+) -> None:
+    """In a RoundRobinGroupChat another agent's answer comes as a user message named by that agent:
+    an agent asked to say TERMINATE once the task is done says it then, and the team ends."""
+    task = {"role": "user", "name": "user", "content": "Write a haiku"}
+    answer = {"role": "user", "name": "primary", "content": "Write a haiku"}
+    ended = chat(app, messages=[{"role": "system", "content": system}, task, answer], tools=[WEATHER])
+    assert ended["choices"][0]["message"]["content"] == "TERMINATE"
+    first = chat(app, messages=[{"role": "system", "content": system}, task])  # the task itself: echoed
+    assert first["choices"][0]["message"]["content"] == "Write a haiku"
+    again = chat(
+        app, messages=[{"role": "system", "content": system}, task, dict(task, content="And another")]
+    )
+    assert again["choices"][0]["message"]["content"] == "And another"  # the same user asking again
+
+
 REACT_SYSTEM = (
     "You are designed to help with a variety of tasks.\n\n## Tools\n"
     "> Tool Name: get_weather\nTool Description: Weather in a city\n"

@@ -15,6 +15,7 @@ from mokku.api.decide import (
     Message,
     Replies,
     Reply,
+    asks_to_terminate,
     conversation_tokens,
     echo_text,
     ends_with_result,
@@ -127,8 +128,14 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
             "The 'metadata' parameter is only allowed when 'store' is enabled.", "metadata"
         )
     # Its own answer last: nothing new was asked, so nothing is called again (an autogen team asks
-    # the agent that just answered to go on).
+    # the agent that just answered to go on). Another agent's answer last (an autogen team's, as a
+    # user message named by its agent), when the system message asks for TERMINATE once the task
+    # is done: it is done.
     answered = conversation[-1].role == "assistant" and bool(conversation[-1].text)
+    done = (
+        conversation[-1].role == "user" and _from_another_agent(messages) and asks_to_terminate(conversation)
+    )
+    answered = answered or done
     functions, output_format, top, legacy = read_reply_options(
         body, messages, ends_with_result(conversation) or answered, conversation[-1].role == HANDED_OFF
     )
@@ -142,7 +149,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         output_format = tools.prompted(instructing, "messages")
     generation = Generation(
         "chat.completions",
-        [echo_text(conversation)],
+        ["TERMINATE" if done else echo_text(conversation)],
         [conversation_tokens(conversation)],
         sampling,
         functions,
@@ -202,6 +209,16 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         )
     result = request.dialect.completion(whole, request)
     return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
+
+
+def _from_another_agent(messages: List[Dict[str, Any]]) -> bool:
+    """Whether the last message is a user message named otherwise than the first one (the task):
+    how autogen's teams pass one agent's answer to the next."""
+    last = messages[-1]
+    if last["role"] != "user" or not isinstance(last.get("name"), str):
+        return False
+    first = next(message for message in messages if message["role"] == "user")
+    return first is not last and last["name"] != first.get("name")
 
 
 def _answered_call(messages: List[Dict[str, Any]]) -> str:

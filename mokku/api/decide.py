@@ -126,8 +126,20 @@ def _instructions(conversation: Sequence[Message]) -> str:
     return "\n".join(message.text for message in conversation if message.role in ("system", "developer"))
 
 
-# autogen's default system message: its teams end when an agent says TERMINATE.
-TERMINATE_ASKED = "Reply with TERMINATE when the task has been completed."
+# autogen's agents: their system message asks for TERMINATE once the task is done ("Reply with
+# TERMINATE when the task has been completed.", or a team's own wording), and their teams end on it.
+_ASKS_TERMINATE = re.compile(r"\b(?i:reply|respond|say|answer|output|write)\b[^.\n]{0,60}\bTERMINATE\b")
+
+
+def asks_to_terminate(messages: Sequence[Message]) -> bool:
+    """Whether a system message asks for TERMINATE once the task is done."""
+    return any(
+        message.role == "system" and _ASKS_TERMINATE.search(message.text[:MAX_SYSTEM_SCAN]) is not None
+        for message in messages
+    )
+
+
+MAX_SYSTEM_SCAN = 64 * 1024
 
 
 def echo_text(messages: Sequence[Message]) -> str:
@@ -135,9 +147,7 @@ def echo_text(messages: Sequence[Message]) -> str:
     with the model's own answer and its system message asks for that word once the task is done."""
     if messages[-1].role == TOOL_RESULT:
         return messages[-1].text
-    if messages[-1].role == "assistant" and any(
-        message.role == "system" and TERMINATE_ASKED in message.text for message in messages
-    ):
+    if messages[-1].role == "assistant" and asks_to_terminate(messages):
         return "TERMINATE"
     for message in reversed(messages):
         if message.role == "user":
