@@ -91,11 +91,12 @@ class Redis:
         self.client.ping()
 
     def failed(self, exc: BaseException) -> None:
+        # Logged under the lock: a thread that finds the outage noted has its line written already.
         with _OUTAGE_LOCK:
             if self.url in _DOWN:
                 return
             _DOWN.add(self.url)
-        log.error("%s cannot be used (%s): shared decisions answer 503 until it can", self.name, exc)
+            log.error("%s cannot be used (%s): shared decisions answer 503 until it can", self.name, exc)
 
     def worked(self) -> None:
         if _DOWN:
@@ -103,7 +104,7 @@ class Redis:
                 if self.url not in _DOWN:
                     return
                 _DOWN.discard(self.url)
-            log.warning("%s can be used again", self.name)
+                log.warning("%s can be used again", self.name)
 
     def broadcast(self, channel: str, timeout: float) -> bool:
         """Publish on ``channel`` and wait until every process that heard it acknowledged (``ack``)."""
