@@ -113,7 +113,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         return 2
     from mokku.control.admin import exposure_warning
     from mokku.server.stdlib import make_server
-    from mokku.wsgi import app
+    from mokku.wsgi import app, core
 
     try:
         server = make_server(
@@ -146,6 +146,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         server.serve_forever()
     finally:
         server.server_close()
+        if core.journal is not None:  # its writer thread done before the state file goes
+            core.journal.flush()
         telemetry.shutdown()
         telemetry.shutdown_meter()
         state.remove(own_state)

@@ -106,6 +106,10 @@ class Journal:
             )
         self.store.append(rows)
 
+    def flush(self) -> None:
+        """Write what this process has queued: a stopping server's last entries, before its state goes."""
+        self._writer.flush(SETTLE_TIMEOUT_S)
+
     def settle(self) -> None:
         """Wait until every worker wrote the entries it was handed (this one's first)."""
         self._writer.flush(SETTLE_TIMEOUT_S)

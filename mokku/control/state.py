@@ -16,6 +16,7 @@ import atexit
 import os
 import shutil
 import tempfile
+import time
 from typing import Dict, Optional, Tuple, Type
 
 from mokku import config, store
@@ -122,7 +123,11 @@ def remove(path: Optional[str]) -> None:
     if not path:
         return
     if os.path.isdir(path) and not os.path.islink(path):
-        shutil.rmtree(path, ignore_errors=True)
+        for _ in range(5):  # a writer thread may still make a file in it (SQLite's -wal) meanwhile
+            shutil.rmtree(path, ignore_errors=True)
+            if not os.path.exists(path):
+                return
+            time.sleep(0.05)
         return
     for suffix in ("", "-wal", "-shm", FLAG_SUFFIX, tally.SUFFIX):
         try:
