@@ -26,7 +26,7 @@ from gunicorn.workers import gthread
 
 from mokku import errors
 from mokku.server.connection import Wakeup
-from mokku.server.http import error_body
+from mokku.server.http import closing_error
 
 LINGER_S = 2.0  # as gunicorn's own close
 MAX_DRAIN = 64 * 1024  # as gunicorn's own close
@@ -144,16 +144,8 @@ def write_error(sock: socket.socket, status: int, reason: str, message: str) -> 
     """gunicorn's answer to a request it refuses before the app sees it (a request line or header
     past its limits, broken framing), in the OpenAI envelope as mokku's own server answers one, not
     as an HTML page that no client's error handling reads."""
-    if status >= 500:
-        error = errors.APIError(status, message or reason, "server_error")
-    else:
-        error = errors.APIError(status, message or reason)
-    body = error_body(error)
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    )
-    util.write_nonblock(sock, head.encode("latin-1") + body)
+    kind = "server_error" if status >= 500 else "invalid_request_error"
+    util.write_nonblock(sock, closing_error(errors.APIError(status, message or reason, kind)))
 
 
 class Worker(gthread.ThreadWorker):

@@ -13,6 +13,7 @@ import os
 import socket
 import sys
 import time
+from email.utils import formatdate
 from http import HTTPStatus
 from typing import Any, Callable, Dict, Iterable, List, NamedTuple, Optional, Tuple, Type
 
@@ -118,6 +119,18 @@ _INDENTED = json.JSONEncoder(indent=4)
 def error_body(error: errors.APIError) -> bytes:
     """The OpenAI envelope as the real API writes it."""
     return _INDENTED.encode(error.to_dict()).encode("ascii") + b"\n"
+
+
+def closing_error(error: errors.APIError, server: str = "") -> bytes:
+    """A whole error response in the OpenAI envelope, for a request a server refuses before the app
+    sees it (``server``: its ``Server`` header, if any); the connection closes after it."""
+    body = error_body(error)
+    named = f"Server: {server}\r\n" if server else ""
+    head = (
+        f"HTTP/1.1 {STATUS_LINES[error.status]}\r\nDate: {formatdate(usegmt=True)}\r\n{named}"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+    )
+    return head.encode("latin-1") + body
 
 
 def _reject_constant(name: str) -> Any:

@@ -42,12 +42,11 @@ from mokku.server.connection import Wakeup
 from mokku.server.http import (
     BODY_READ_SECONDS,
     BODY_SECONDS,
-    STATUS_LINES,
     WRITE_SECONDS,
     BodyClock,
     BodyError,
     BodyTooLarge,
-    error_body,
+    closing_error,
 )
 
 log = logging.getLogger("mokku")
@@ -161,16 +160,6 @@ def _parse_line(line: bytes) -> Tuple[str, str, int]:
     if match.group(3) != b"1":
         raise _Reject(505, "HTTP version not supported: HTTP/1.0 and HTTP/1.1 are.")
     return match.group(1).decode("ascii"), match.group(2).decode("latin-1"), min(int(match.group(4)), 1)
-
-
-def _error_response(error: errors.APIError) -> bytes:
-    """A complete error response in the OpenAI envelope, for the server's own refusals; it closes."""
-    body = error_body(error)
-    head = (
-        f"HTTP/1.1 {STATUS_LINES[error.status]}\r\nDate: {formatdate(usegmt=True)}\r\nServer: {SERVER}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
-    )
-    return head.encode("latin-1") + body
 
 
 def _abort(sock: socket.socket) -> None:
@@ -440,7 +429,7 @@ class _Exchange:
                 return "closed"
             self.status = "500"
             try:
-                self._send_now(_error_response(errors.server_error()))
+                self._send_now(closing_error(errors.server_error(), SERVER))
             except OSError:
                 _abort(self.conn.sock)
                 return "closed"
@@ -760,7 +749,7 @@ class Server:
         """Answer a request the app never sees, then close."""
         access_log.debug("%s:%s refused: %d %s", *_peer(conn.peer), error.status, error.message)
         try:
-            conn.sock.send(_error_response(error))  # small: it fits the socket's buffer
+            conn.sock.send(closing_error(error, SERVER))  # small: it fits the socket's buffer
         except OSError:
             self._close(conn)
             return
