@@ -10,6 +10,7 @@ from mokku import errors, telemetry
 from mokku.api import items, logprobs, render, tokens, tools, validate
 from mokku.api.decide import (
     HANDED_OFF,
+    INSTRUCTING,
     TOOL_RESULT,
     Generation,
     Message,
@@ -58,7 +59,6 @@ OBJECTS = "an array of objects"
 CONTENT_TYPES = "one of a string or array of objects"  # a message's content, as type errors name it
 CALL_FIELDS = {"function": ("name", "arguments"), "custom": ("name", "input")}  # a handed-back call's
 CONTENT_INSTEAD = ("tool_calls", "function_call", "audio")  # what an assistant message may carry instead
-INSTRUCTING = ("system", "developer")  # where a prompt-instructed client puts its JSON Schema
 # Content part types each role may send in an array content.
 PART_TYPES: Dict[str, tuple] = {
     "system": ("text",),

@@ -122,8 +122,13 @@ def tool_answer(call: str, result: Message, before: Sequence[Message]) -> Messag
     return result
 
 
+# The roles that instruct the model (where a prompt-instructed client puts its JSON Schema, where
+# agno lists its team).
+INSTRUCTING = ("system", "developer")
+
+
 def _instructions(conversation: Sequence[Message]) -> str:
-    return "\n".join(message.text for message in conversation if message.role in ("system", "developer"))
+    return "\n".join(message.text for message in conversation if message.role in INSTRUCTING)
 
 
 # autogen's agents: their system message asks for TERMINATE once the task is done ("Reply with

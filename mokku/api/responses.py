@@ -31,6 +31,7 @@ from mokku import errors
 from mokku.api import items, render, tools, validate
 from mokku.api.decide import (
     HANDED_OFF,
+    INSTRUCTING,
     Generation,
     Message,
     Replies,
@@ -299,7 +300,7 @@ class Responses:
         fits = limits.window(request.settings, model) if body.get("truncation") == "auto" else None
         if fits is not None:  # the oldest items dropped until the input fits what the window leaves
             messages = list(newest_fitting(framing, messages, fits[0] - (max_output or 0)))
-        instructing = [m.text for m in framing + messages if m.role in ("system", "developer")]
+        instructing = [m.text for m in framing + messages if m.role in INSTRUCTING]
         if output_format is not None:
             tools.check_json_named(output_format, messages, JSON_NOT_NAMED, "text.format")
             output_format = tools.instructed(output_format, instructing)
@@ -505,8 +506,15 @@ class Responses:
             if job is None:
                 self.stored.replace_response(response_id, dumps(failed), None)
             else:
-                how = {"status": error.status, "message": error.message, "type": error.type}
-                how.update(param=error.param, code=error.code, number=number, response=failed)
+                how = {
+                    "status": error.status,
+                    "message": error.message,
+                    "type": error.type,
+                    "param": error.param,
+                    "code": error.code,
+                    "number": number,
+                    "response": failed,
+                }
                 self.stored.replace_response(response_id, encoded, json.dumps(dict(job, failed=how)))
         except statedb.STATE_ERRORS as exc:
             log.warning(
