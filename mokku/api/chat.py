@@ -28,6 +28,7 @@ from mokku.api.models import COMPLETION_MODELS, RESPONSES_ONLY, snapshot
 from mokku.api.sampling import (
     CACHE_OPTIONS,
     CHAT_OPTIONS,
+    GPT_5_6_AND_LATER,
     REASONING_MODELS,
     check_effort_for,
     check_verbosity_for,
@@ -487,7 +488,6 @@ _REFUSE_STOP = re.compile(r"(o3(?!-mini)|o4|gpt-5)([-.]|$)")
 # Chat takes function tools from gpt-5.2 on only at effort none (the Responses API at any): refused
 # when an effort is asked for, and from gpt-5.6 on by default too, as those reason unless told not to.
 _TOOLS_AT_NO_EFFORT = re.compile(r"gpt-(5\.([2-9]|\d\d)|6)")
-_EFFORT_BY_DEFAULT = re.compile(r"gpt-(5\.([6-9]|\d\d)|6)")
 
 
 def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
@@ -503,7 +503,7 @@ def _check_reasoning(body: Mapping[str, Any], model: str) -> None:
     effort = body.get("reasoning_effort")
     check_effort_for(model, effort, "reasoning_effort")
     if body.get("tools") and _TOOLS_AT_NO_EFFORT.match(model) and not model.endswith("-chat-latest"):
-        asked = effort or (default_effort(model) if _EFFORT_BY_DEFAULT.match(model) else "none")
+        asked = effort or (default_effort(model) if GPT_5_6_AND_LATER.match(model) else "none")
         if asked != "none":
             # The tools are checked first: a malformed one is its own 400, as the real API answers.
             functions, count = tools.read_functions(body)

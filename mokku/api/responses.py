@@ -22,7 +22,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import re
 import time
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import parse_qs
@@ -46,6 +45,7 @@ from mokku.api.response_events import Numbered, events, part_logprobs, text_part
 from mokku.api.sampling import (
     CACHE_OPTIONS,
     CACHE_RETENTIONS,
+    GPT_5_6_AND_LATER,
     PASSED_OPTIONS,
     REASONING_MODELS,
     SAMPLING_RANGES,
@@ -808,12 +808,9 @@ def _response_shell(
 
 
 # The models prompt_cache_options apply to: gpt-5.6 and later.
-_CACHING_MODELS = re.compile(r"gpt-(5\.([6-9]|[1-9][0-9])|[6-9]|[1-9][0-9])\b")
-
-
 def _cache_options(model: str, asked: Optional[Mapping[str, Any]]) -> Dict[str, Any]:
     """The prompt-caching options applied, as the response lists them (gpt-5.6 and later only)."""
-    if not _CACHING_MODELS.match(model):
+    if not GPT_5_6_AND_LATER.match(model):
         return {}
     asked = asked or {}
     applied = {"ttl": asked.get("ttl") or "30m", "mode": asked.get("mode") or "implicit"}

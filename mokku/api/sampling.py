@@ -39,6 +39,9 @@ NON_REASONING_MODELS = ("gpt-4", "gpt-3.5", "chatgpt-")
 # only; the rest (gpt-5.5, gpt-5.6 and gpt-6 too) at ``medium``.
 _NO_EFFORT_BY_DEFAULT = re.compile(r"gpt-5\.[124](-(mini|nano))?(-\d{4}-\d{2}-\d{2})?$")
 _PRO = re.compile(r"-pro(-\d{4}-\d{2}-\d{2})?$")
+# gpt-5.6 and every later model: they reason unless told not to on chat with function tools, and
+# list the prompt-caching options applied on a Responses answer.
+GPT_5_6_AND_LATER = re.compile(r"gpt-(5\.([6-9]|[1-9][0-9])|[6-9]|[1-9][0-9])\b")
 
 
 def default_effort(model: str) -> Optional[str]:
