@@ -169,12 +169,14 @@ def prompt_token_list(messages: Sequence[Message]) -> List[str]:
     return tokens
 
 
+def _message_tokens(message: Message) -> int:
+    """One message's prompt tokens: its text, plus its framing."""
+    return TOKENS_PER_MESSAGE + count(message.text) + message.named
+
+
 def conversation_tokens(messages: Sequence[Message]) -> int:
-    """The prompt tokens of a conversation: each message's text, plus its framing."""
-    total = TOKENS_PER_REPLY
-    for message in messages:
-        total += TOKENS_PER_MESSAGE + count(message.text) + message.named
-    return total
+    """The prompt tokens of a conversation, the reply's priming included."""
+    return TOKENS_PER_REPLY + sum(map(_message_tokens, messages))
 
 
 def newest_fitting(framing: Sequence[Message], messages: Sequence[Message], room: int) -> Sequence[Message]:
@@ -183,8 +185,7 @@ def newest_fitting(framing: Sequence[Message], messages: Sequence[Message], room
     total = conversation_tokens([*framing, *messages])
     start = 0
     while total > room and start < len(messages) - 1:
-        dropped = messages[start]
-        total -= TOKENS_PER_MESSAGE + count(dropped.text) + dropped.named
+        total -= _message_tokens(messages[start])
         start += 1
     return messages[start:]
 
