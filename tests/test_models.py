@@ -120,6 +120,25 @@ def test_unknown_model_is_404_model_not_found(app: webtest.TestApp, model: str) 
     }
 
 
+def test_fine_tunes_and_configured_models_are_deleted_others_do_not_exist(
+    make_app: Callable[..., webtest.TestApp],
+) -> None:
+    app = make_app({"MOKKU_MODELS": "org/llama:8b"})
+    for model in ("ft:gpt-4o-mini:my-org:custom:abc123", "org/llama:8b"):
+        body = app.delete(f"/v1/models/{model}").json
+        validate(body, "DeleteModelResponse")
+        assert body == {"id": model, "object": "model", "deleted": True}
+    for model in ("gpt-4o", "gpt-nope"):
+        body = app.delete(f"/v1/models/{model}", status=404).json
+        validate(body, "ErrorResponse")
+        assert body["error"] == {
+            "message": "That model does not exist",
+            "type": "invalid_request_error",
+            "param": "model",
+            "code": None,
+        }
+
+
 def test_configured_models_are_listed_and_retrievable(make_app: Callable[..., webtest.TestApp]) -> None:
     app = make_app({"MOKKU_MODELS": "my-model, ft:gpt-4o-mini:org:x:1 ,org/llama:8b,gpt-4o"})
     ids = [model["id"] for model in app.get("/v1/models").json["data"]]

@@ -32,6 +32,9 @@ METHODS = ("get", "post", "put", "patch", "delete")
 OFFICIAL_RESPONSES = {
     "listModels": "ListModelsResponse",
     "retrieveModel": "Model",
+    "deleteModel": "DeleteModelResponse",
+    "azureDeleteModel": "DeleteModelResponse",
+    "azureV1DeleteModel": "DeleteModelResponse",
     "createChatCompletion": "CreateChatCompletionResponse",
     "createCompletion": "CreateCompletionResponse",
     "createEmbedding": "CreateEmbeddingResponse",

@@ -14,7 +14,7 @@ import time
 from typing import Dict, Iterable, List, Optional, Tuple
 
 from mokku import errors
-from mokku.server.http import Request, Response, dumps, encoded_json_response
+from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
 from mokku.simulation.faults import SIMULATION_MODELS
 
 # The models the real API serves today: (id, created, shutdown date or None), in the order the list
@@ -170,6 +170,7 @@ class Catalogue:
         entries = build_catalogue(extra_ids)
         self._list_body = dumps({"object": "list", "data": entries})
         self._model_bodies = {entry["id"]: dumps(entry) for entry in entries}
+        self._configured = frozenset(entry["id"] for entry in entries if entry["owned_by"] == "user")
 
     def list_models(self, request: Request) -> Response:
         return encoded_json_response(self._list_body)
@@ -179,3 +180,11 @@ class Catalogue:
         if body is None:
             raise errors.model_not_found(model)
         return encoded_json_response(body)
+
+    def delete_model(self, request: Request, model: str) -> Response:
+        """A fine-tune (``ft:`` ids) or a configured model is deleted, as its owner may; any other
+        model is not the caller's, and the real API answers that it does not exist. The list stays
+        as configured."""
+        if not (model.startswith("ft:") or model in self._configured):
+            raise errors.APIError(404, "That model does not exist", "invalid_request_error", "model")
+        return json_response({"id": model, "object": "model", "deleted": True})

@@ -142,6 +142,7 @@ def build_routes(
                 openai=catalogue.retrieve_model, anthropic=claude.retrieve_model, gemini=google.retrieve_model
             ),
         ),
+        Route("DELETE", "/v1/models/{model:path}", catalogue.delete_model),
         Route("POST", "/v1/chat/completions", partial(chat.create, replies=replies, kept=chats)),
         Route("GET", "/v1/chat/completions", chats.list_completions),
         Route("GET", "/v1/chat/completions/{completion_id}", chats.retrieve),
