@@ -330,6 +330,66 @@ INVALID = [
         r"expected an object",
     ),
     (
+        {"model": "m", "messages": MESSAGE, "prediction": {"type": "other", "content": "x"}},
+        "prediction.type",
+        "invalid_value",
+        r"'content'",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "prediction": {"type": "content"}},
+        "prediction.content",
+        "missing_required_parameter",
+        "",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "prediction": {"type": "content", "content": 5}},
+        "prediction.content",
+        "invalid_type",
+        "a string or array",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "audio": {"voice": "alloy", "format": "mp9"}},
+        "audio.format",
+        "invalid_value",
+        r"'wav', 'aac', 'mp3', 'flac', 'opus', and 'pcm16'",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "audio": {"format": "wav"}},
+        "audio.voice",
+        "missing_required_parameter",
+        "",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "audio": {"voice": 5, "format": "wav"}},
+        "audio.voice",
+        "invalid_type",
+        "a string or object",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "audio": {"voice": {}, "format": "wav"}},
+        "audio.voice.id",
+        "missing_required_parameter",
+        "",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "web_search_options": {"search_context_size": "huge"}},
+        "web_search_options.search_context_size",
+        "invalid_value",
+        r"'low', 'medium', and 'high'",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "web_search_options": {"user_location": "oslo"}},
+        "web_search_options.user_location",
+        "invalid_type",
+        "an object",
+    ),
+    (
+        {"model": "m", "messages": MESSAGE, "web_search_options": {"user_location": {"type": "approximate"}}},
+        "web_search_options.user_location.approximate",
+        "missing_required_parameter",
+        "",
+    ),
+    (
         {"model": "m", "messages": MESSAGE, "prompt_cache_key": 5},
         "prompt_cache_key",
         "invalid_type",
@@ -634,29 +694,45 @@ ASKED = {"role": "user", "content": "go"}
     [
         (
             [ASKED, _answer("call_1")],
-            "messages[1].role",
+            "messages.[1].role",
             r"messages with role 'tool' must be a response to a preceeding",
         ),
         (
             [ASKED, {"role": "assistant", "content": "no calls"}, _answer("call_1")],
-            "messages[2].role",
+            "messages.[2].role",
             r"must be a response to a preceeding message with 'tool_calls'\.",
         ),
         (
             [ASKED, _calls("call_1"), _answer("call_1"), ASKED, _answer("call_1")],
-            "messages[4].role",
+            "messages.[4].role",
             r"must be a response to a preceeding message",
         ),
         (
             [ASKED, _calls("call_1", "call_2"), _answer("call_2"), ASKED],
-            "messages[3].role",
+            "messages.[3].role",
             r"^An assistant message with 'tool_calls' must be followed by tool messages responding to each "
             r"'tool_call_id'\. The following tool_call_ids did not have response messages: call_1$",
         ),
         (
             [ASKED, _calls("call_1"), {"role": "system", "content": "between"}, _answer("call_1")],
-            "messages[2].role",
+            "messages.[2].role",
             r"did not have response messages: call_1$",
+        ),
+        (  # the conversation may not end before every call is answered
+            [ASKED, _calls("call_1", "call_2"), _answer("call_2")],
+            "messages",
+            r"did not have response messages: call_1$",
+        ),
+        ([ASKED, _calls("call_1", "call_2")], "messages", r"did not have response messages: call_1, call_2$"),
+        (  # one answer per call
+            [ASKED, _calls("call_1", "call_2"), _answer("call_1"), _answer("call_2"), _answer("call_2")],
+            "messages.[4].role",
+            r"must be a response to a preceeding message with 'tool_calls'\.",
+        ),
+        (
+            [ASKED, _calls("call_1"), _answer("zzz")],
+            "messages.[2].tool_call_id",
+            r"^Invalid parameter: 'tool_call_id' of 'zzz' not found in 'tool_calls' of previous message\.$",
         ),
     ],
 )
@@ -667,14 +743,64 @@ def test_tool_messages_answer_the_calls_just_before_them(
     assert_invalid_request(answer, param, None, message)
 
 
-def test_answered_calls_in_any_order_and_a_final_call_are_accepted(app: webtest.TestApp) -> None:
+def test_calls_answered_in_any_order_are_accepted(app: webtest.TestApp) -> None:
     loop = [ASKED, _calls("call_1", "call_2"), _answer("call_2"), _answer("call_1")]
     assert chat(app, messages=loop)["choices"][0]["message"]["content"] == "done"
     assert (
         chat(app, messages=[*loop, {"role": "user", "content": "next"}])["choices"][0]["message"]["content"]
         == "next"
     )
-    assert chat(app, messages=[ASKED, _calls("call_1")])["choices"][0]["message"]["content"] == "go"
+
+
+@pytest.mark.parametrize(
+    ("part", "param", "code", "message"),
+    [
+        (
+            {"type": "image_url", "image_url": {}},
+            "image_url.url",
+            "missing_required_parameter",
+            "Missing required",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": 5}},
+            "image_url.url",
+            "invalid_type",
+            "expected a string",
+        ),
+        (
+            {"type": "image_url", "image_url": {"url": "https://x/y.png", "detail": "ultra"}},
+            "image_url.detail",
+            "invalid_value",
+            r"^Invalid value: 'ultra'\. Supported values are: 'auto', 'low', and 'high'\.$",
+        ),
+        (
+            {"type": "input_audio", "input_audio": {"data": "AAAA", "format": "ogg"}},
+            "input_audio.format",
+            "invalid_value",
+            "Supported values are: 'wav' and 'mp3'",
+        ),
+        (
+            {"type": "input_audio", "input_audio": {"format": "wav"}},
+            "input_audio.data",
+            "missing_required_parameter",
+            "",
+        ),
+        (
+            {"type": "input_audio", "input_audio": {"data": "AAAA"}},
+            "input_audio.format",
+            "missing_required_parameter",
+            "",
+        ),
+        ({"type": "file", "file": {"file_id": 5}}, "file.file_id", "invalid_type", "expected a string"),
+        ({"type": "file", "file": {"filename": ["a"]}}, "file.filename", "invalid_type", "expected a string"),
+    ],
+)
+def test_the_objects_inside_content_parts_are_checked(
+    app: webtest.TestApp, part: Dict[str, Any], param: str, code: str, message: str
+) -> None:
+    messages = [{"role": "user", "content": [{"type": "text", "text": "look"}, part]}]
+    answer = app.post_json(URL, {"model": "gpt-4o", "messages": messages}, status=400).json
+    assert_invalid_request(answer, f"messages[0].content[1].{param}", code, message)
 
 
 def test_valid_messages_of_every_role(app: webtest.TestApp) -> None:

@@ -15,7 +15,7 @@ from mokku.api import tokens
 from mokku.server.app import App
 
 from . import sse
-from .spec import validate
+from .spec import assert_invalid_request, validate
 
 URL = "/v1/chat/completions"
 WEATHER = {
@@ -448,6 +448,48 @@ def test_legacy_functions(app: webtest.TestApp) -> None:
     )
     assert streamed[0]["choices"][0]["delta"]["function_call"] == {"name": "get_weather", "arguments": ""}
     assert streamed[-1]["choices"][0]["finish_reason"] == "function_call"
+
+
+@pytest.mark.parametrize(
+    ("extra", "param", "code", "message"),
+    [
+        (
+            {"function_call": 5},
+            "function_call",
+            "invalid_type",
+            r"expected one of one of 'none' or 'auto' or object, but got an integer",
+        ),
+        (
+            {"function_call": "required"},
+            "function_call",
+            "invalid_value",
+            r"^Invalid value: 'required'\. Supported values are: 'none' and 'auto'\.$",
+        ),
+        (
+            {"functions": None, "function_call": "auto"},
+            "function_call",
+            None,
+            r"'function_call' is only allowed when 'functions' are specified",
+        ),
+        (
+            {"functions": [{"name": "f", "description": 5}]},
+            "functions[0].description",
+            "invalid_type",
+            r"expected a string",
+        ),
+        (
+            {"tools": [{"type": "function", "function": {"name": "f", "description": 5}}]},
+            "tools[0].function.description",
+            "invalid_type",
+            r"expected a string",
+        ),
+    ],
+)
+def test_legacy_function_call_and_descriptions_are_checked(
+    app: webtest.TestApp, extra: Dict[str, Any], param: str, code: Optional[str], message: str
+) -> None:
+    body = {"model": "m", "messages": ASK, "functions": [WEATHER["function"]], **extra}
+    assert_invalid_request(app.post_json(URL, body, status=400).json, param, code, message)
 
 
 @pytest.mark.parametrize(

@@ -76,6 +76,13 @@ _PART_FIELDS = {
     "input_audio": ("input_audio", dict, "an object"),
     "file": ("file", dict, "an object"),
 }
+# The fields inside an image's, an audio clip's or a file's object: those it must carry, and each
+# one's check, as the spec types them.
+_PART_INNER: Dict[str, Tuple[Tuple[str, ...], Dict[str, validate.Check]]] = {
+    "image_url": (("url",), {"url": validate.string, "detail": validate.one_of("auto", "low", "high")}),
+    "input_audio": (("data", "format"), {"data": validate.string, "format": validate.one_of("wav", "mp3")}),
+    "file": ((), {"file_id": validate.string, "file_data": validate.string, "filename": validate.string}),
+}
 
 
 JSON_NOT_NAMED = (
@@ -260,7 +267,7 @@ def read_reply_options(
             "parallel_tool_calls",
         )
     legacy = False
-    if not chosen and "functions" in body:
+    if not chosen and ("functions" in body or body.get("function_call") is not None):
         legacy_functions = tools.read_legacy_functions(body)
         given = tools.Choice(legacy_functions, len(legacy_functions), after_result, called)
         chosen = tools.choose(body.get("function_call"), given, None, "function_call")
@@ -546,46 +553,56 @@ def read_messages(body: Mapping[str, Any]) -> List[Dict[str, Any]]:
 
 def _check_tool_turns(messages: List[Dict[str, Any]]) -> None:
     """As the real API insists, in its words: tool messages come right after an assistant message
-    with ``tool_calls``, and answer each of its calls before any other message comes. Linear in the
-    messages and calls, however many a request holds."""
-    calls: Optional[List[str]] = None  # the call ids of the assistant message before
+    with ``tool_calls``, answer one of its calls each, and answer all of them before any other
+    message comes or the conversation ends. Linear in the messages and calls, however many a
+    request holds."""
+    order: List[str] = []  # the call ids of the assistant message before
+    calls: Optional[Counter[str]] = None  # the same, counted
     answers: Counter[str] = Counter()  # the tool messages since, by the id they answer
     for index, message in enumerate(messages):
         role = message["role"]
         if role == "tool":
-            if calls is None:
+            call_id = message["tool_call_id"]
+            if calls is not None and not calls[call_id]:
+                raise errors.invalid_request(
+                    f"Invalid parameter: 'tool_call_id' of '{call_id}' not found in 'tool_calls' of previous message.",
+                    f"messages.[{index}].tool_call_id",
+                )
+            if calls is None or answers[call_id] >= calls[call_id]:  # none before, or answered
                 raise errors.invalid_request(
                     "Invalid parameter: messages with role 'tool' must be a response to a preceeding message "
                     "with 'tool_calls'.",
-                    f"messages[{index}].role",
+                    f"messages.[{index}].role",
                 )
-            answers[message["tool_call_id"]] += 1
+            answers[call_id] += 1
             continue
-        unanswered = _unanswered(calls, answers) if calls else None
-        if unanswered:
-            raise errors.invalid_request(
-                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
-                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(unanswered)}",
-                f"messages[{index}].role",
-            )
+        _check_answered(order, answers, f"messages.[{index}].role")
         tool_calls = message.get("tool_calls") if role == "assistant" else None
-        calls = (
-            [call["id"] for call in tool_calls if isinstance(call, dict) and isinstance(call.get("id"), str)]
-            if tool_calls
-            else None
-        )
+        order = [
+            call["id"]
+            for call in tool_calls or ()
+            if isinstance(call, dict) and isinstance(call.get("id"), str)
+        ]
+        calls = Counter(order) if tool_calls else None
         answers = Counter()
+    _check_answered(order, answers, "messages")
 
 
-def _unanswered(calls: List[str], answers: Counter[str]) -> List[str]:
-    """The calls left, in order, once each answer has taken the first call of its id still open."""
+def _check_answered(calls: List[str], answers: Counter[str], param: str) -> None:
+    """Every call answered (an answer never outnumbers its calls); the calls left are named in order."""
+    if sum(answers.values()) >= len(calls):
+        return
     left = []
     for call in calls:
         if answers[call]:
             answers[call] -= 1
         else:
             left.append(call)
-    return left
+    raise errors.invalid_request(
+        "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+        f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(left)}",
+        param,
+    )
 
 
 def _check_message(message: Any, param: str) -> None:
@@ -667,3 +684,5 @@ def _check_content(content: Any, param: str, allowed: tuple) -> None:
         value = validate.required(part, field, f"{part_param}.{field}")
         if not isinstance(value, field_type):
             raise validate.wrong_type(f"{part_param}.{field}", expected, value)
+        if kind in _PART_INNER:
+            validate.fields(value, f"{part_param}.{field}", *_PART_INNER[kind])

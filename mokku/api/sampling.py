@@ -160,14 +160,44 @@ PASSED_OPTIONS: Dict[str, validate.Check] = {
     "prompt_cache_options": check_cache_options,
     "safety_identifier": validate.short_string(64),
 }
+AUDIO_FORMATS = ("wav", "aac", "mp3", "flac", "opus", "pcm16")
+
+
+def _text_or_parts(value: Any, param: str) -> Any:
+    """A predicted output's content: a string, or text parts."""
+    if not isinstance(value, (str, list)):
+        raise validate.wrong_type(param, "one of a string or array of objects", value)
+    return value
+
+
+def _voice(value: Any, param: str) -> Any:
+    """A built-in voice's name, or a custom voice's ``{"id": ...}``."""
+    if isinstance(value, dict):
+        validate.fields(value, param, ("id",), {"id": validate.string})
+    elif not isinstance(value, str):
+        raise validate.wrong_type(param, "one of a string or object", value)
+    return value
+
+
 CHAT_OPTIONS: Dict[str, validate.Check] = {
     **PASSED_OPTIONS,
     "reasoning_effort": check_effort,
     "verbosity": validate.one_of("low", "medium", "high"),
     "modalities": validate.array_of(validate.one_of("text", "audio")),
-    "audio": validate.obj,
-    "prediction": validate.obj,
-    "web_search_options": validate.obj,
+    "audio": validate.object_of(
+        ("voice", "format"),
+        voice=_voice,
+        format=validate.one_of(*AUDIO_FORMATS),
+    ),
+    "prediction": validate.object_of(
+        ("type", "content"), type=validate.one_of("content"), content=_text_or_parts
+    ),
+    "web_search_options": validate.object_of(
+        search_context_size=validate.one_of("low", "medium", "high"),
+        user_location=validate.object_of(
+            ("type", "approximate"), type=validate.one_of("approximate"), approximate=validate.obj
+        ),
+    ),
 }
 
 # The sampling parameters both APIs take: lowest and highest values, and the default, the only value a

@@ -92,6 +92,7 @@ def read_functions(body: Mapping[str, Any], flat: bool = False) -> Tuple[List[Fu
                 raise validate.invalid_value(f"{param}.type", kind, ("function", "custom"))
             where = f"{param}.{kind}"
             definition = validate.obj(validate.required(tool, kind, where), where) or {}
+            validate.string(definition.get("description"), f"{where}.description")
         name = validate.function_name(validate.required(definition, "name", f"{where}.name"), f"{where}.name")
         if kind == "function":
             parameters = _parameters(definition, name, where)
@@ -231,6 +232,7 @@ def read_legacy_functions(body: Mapping[str, Any]) -> List[Function]:
         if not isinstance(definition, dict):
             raise validate.wrong_type(param, "an object", definition)
         name = validate.function_name(validate.required(definition, "name", f"{param}.name"), f"{param}.name")
+        validate.string(definition.get("description"), f"{param}.description")
         functions.append(Function(name, _parameters(definition, name, param), f"{param}.parameters"))
     return functions
 
@@ -278,12 +280,13 @@ def choose(
     so that a loop that needs a call still moves on. ``none`` answers text;
     without any tools it is refused, unless ``none_alone`` (the Responses API takes it).
     """
-    if choice is not None and not isinstance(choice, (str, dict)) and choice_param == "tool_choice":
+    modes = ("none", "auto", "required") if choice_param == "tool_choice" else ("none", "auto")
+    if choice is not None and not isinstance(choice, (str, dict)):
         raise validate.wrong_type(
             choice_param,
             "one of an object or 'none', 'auto', or 'required'"  # the Responses API's words
             if none_alone
-            else "one of one of 'none', 'auto', or 'required' or object",
+            else f"one of one of {validate.either(modes)} or object",
             choice,
         )
     if choice is not None and not given.tools and not (choice == "none" and none_alone):
@@ -301,8 +304,8 @@ def choose(
         return choose(mode, given._replace(functions=allowed), parallel, choice_param, none_alone)
     if isinstance(choice, dict):
         return _named(choice, functions, choice_param)
-    if choice not in (None, "none", "auto", "required"):
-        raise validate.invalid_value(choice_param, choice, ("none", "auto", "required"))
+    if choice is not None and choice not in modes:
+        raise validate.invalid_value(choice_param, choice, modes)
     if choice == "none" or not functions or (given.after_result and choice != "required"):
         return []
     if given.after_result or (choice == "required" and given.called):

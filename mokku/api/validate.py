@@ -101,6 +101,29 @@ def one_of(*values: str, listed: bool = False) -> Check:
     return check
 
 
+def fields(
+    value: Mapping[str, Any], param: str, required: Sequence[str], checks: Mapping[str, Check]
+) -> None:
+    """An object's fields: the ``required`` present, each one sent passing its check."""
+    for name in required:
+        if value.get(name) is None:
+            raise missing(f"{param}.{name}")
+    for name, check in checks.items():
+        if name in value:
+            check(value[name], f"{param}.{name}")
+
+
+def object_of(required: Sequence[str] = (), **checks: Check) -> Check:
+    """An object field's check: ``fields`` of it, once it is an object."""
+
+    def check(value: Any, param: str) -> Any:
+        if obj(value, param) is not None:
+            fields(value, param, required, checks)
+        return value
+
+    return check
+
+
 def too_long(param: str, maximum: int, length: int) -> APIError:
     return errors.invalid_request(
         f"Invalid '{param}': string too long. Expected a string with maximum length {maximum}, "
