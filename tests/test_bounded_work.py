@@ -301,6 +301,7 @@ def test_bodies_nested_past_the_bound_are_refused_on_every_route(tmp_path: Path)
         "/mokku/scenarios": _holding(rule, deep),
         # As deep as the decoder takes: once a rule held it, every later call was a 500.
         "/mokku/scenarios?": _holding(rule, _nested(800)),
+        "/v1/chat/completions?": _holding(chat, _nested(5000)),  # deeper than the decoder goes
     }
     headers = {"anthropic-version": "2023-06-01", "content-type": "application/json"}
     for url, body in refused.items():
@@ -313,4 +314,4 @@ def test_bodies_nested_past_the_bound_are_refused_on_every_route(tmp_path: Path)
         answer = app.post("/v1/chat/completions", _holding(chat, options), headers=headers).json
         assert answer["choices"][0]["message"]["content"] == "hi"
     assert len(app.get("/mokku/scenarios").json["data"]) == 1
-    assert len(app.get("/mokku/requests").json["data"]) == 6  # the four refused on /v1 too
+    assert len(app.get("/mokku/requests").json["data"]) == 7  # the five refused on /v1 too
