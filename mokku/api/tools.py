@@ -280,7 +280,7 @@ def choose(
     so that a loop that needs a call still moves on. ``none`` answers text;
     without any tools it is refused, unless ``none_alone`` (the Responses API takes it).
     """
-    modes = ("none", "auto", "required") if choice_param == "tool_choice" else ("none", "auto")
+    modes = ("none", "auto") if choice_param == "function_call" else ("none", "auto", "required")
     if choice is not None and not isinstance(choice, (str, dict)):
         raise validate.wrong_type(
             choice_param,
