@@ -7,6 +7,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 import jsonschema
 import pytest
+import webob
 import webtest
 
 from mokku.api.responses import REASONING_SUMMARY
@@ -1247,3 +1248,27 @@ def test_truncation_auto_drops_the_oldest_items_to_fit_the_window(
     validate(kept, "Response")
     assert kept["truncation"] == "auto" and kept["output"][0]["content"][0]["text"] == "the last turn"
     assert kept["usage"]["input_tokens"] + 16 <= 200
+
+
+@pytest.mark.parametrize("background", [False, True])
+def test_a_stream_opens_before_its_time_to_first_token(app: webtest.TestApp, background: bool) -> None:
+    """``response.created`` (and ``queued``) and ``response.in_progress`` are the first write, as the
+    real API sends them as soon as it takes the request; the output follows the wait."""
+    body = json.dumps({"model": "gpt-4o", "input": "a b", "stream": True, "background": background})
+    request = webob.Request.blank(
+        URL,
+        method="POST",
+        body=body.encode(),
+        content_type="application/json",
+        headers={"X-Mokku-Latency-Ms": "50"},
+    )
+    statuses: List[str] = []
+    writes = app.app(request.environ, lambda status, headers, exc_info=None: statuses.append(status))
+    try:
+        first = [event["type"] for event in parsed(next(iter(writes)))]
+        rest = [event["type"] for event in parsed(b"".join(writes))]
+    finally:
+        writes.close()
+    opening = ["response.created", "response.queued", "response.in_progress"]
+    assert statuses == ["200 OK"] and first == (opening if background else opening[::2])
+    assert rest[0] == "response.output_item.added" and rest[-1] == "response.completed"

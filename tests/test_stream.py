@@ -9,7 +9,7 @@ import pytest
 
 from mokku import config
 from mokku.server.http import Request
-from mokku.server.stream import DONE, WRITE_BYTES, EventStream, Token, event
+from mokku.server.stream import DONE, WRITE_BYTES, EventStream, Opening, Token, event
 from mokku.simulation.latency import Pace
 
 
@@ -121,6 +121,28 @@ def test_tokens_are_paced_and_the_first_waits_for_its_time_to_first_token() -> N
     rest = list(stream)
     assert time.monotonic() - started >= 0.1 + 3 * 0.05 - 0.01
     assert _counts(rest) == [1, 1, 1, 2]
+
+
+def test_opening_events_go_out_before_the_time_to_first_token() -> None:
+    """As the Responses API sends ``response.created`` and ``in_progress`` at once: their own write,
+    then the wait, then the first token."""
+
+    def opened() -> Iterator[Any]:
+        yield Opening(event({"created": True}))
+        yield Opening(event({"in_progress": True}))
+        yield from _events(2)
+
+    stream = EventStream(_request(), opened(), Pace(ttft=0.2, token_delay=1e-6))
+    first = next(stream)
+    opened_at = time.monotonic()
+    assert first == event({"created": True}) + event({"in_progress": True})
+    assert stream.first_at == 0.0  # no token yet: the time to first token is still to come
+    second = next(stream)  # the whole wait comes after the opening write
+    assert time.monotonic() - opened_at >= 0.2 - 0.005 and _counts([second]) == [2]
+    assert stream.first_at > 0 and _counts(list(stream)) == [1, 2]
+    # Unpaced, they share the one write.
+    stream = EventStream(_request(), opened(), Pace())
+    assert _counts(list(stream)) == [7]
 
 
 def test_a_stall_holds_the_stream_once_after_three_events() -> None:

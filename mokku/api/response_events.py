@@ -14,7 +14,7 @@ from mokku import errors
 from mokku.api import logprobs as token_logprobs
 from mokku.api.tokens import tokenize
 from mokku.server import stream
-from mokku.server.stream import Event, Last, Token
+from mokku.server.stream import Event, Last, Opening, Token
 
 
 class Numbered:
@@ -150,12 +150,12 @@ def events(
     background = final.get("background", False)
     first = unfinished(final, "queued" if background else "in_progress")
     emit.response = first
-    yield emit("response.created", response=first)
+    yield Opening(emit("response.created", response=first))
     if background:
-        yield emit("response.queued", response=first)
+        yield Opening(emit("response.queued", response=first))
     if cancelled:
         return
-    yield emit("response.in_progress", response=unfinished(final, "in_progress"))
+    yield Opening(emit("response.in_progress", response=unfinished(final, "in_progress")))
     for output_index, item in enumerate(final["output"]):
         item_id = item["id"]
         if item["type"] == "reasoning":

@@ -3,7 +3,7 @@
 An endpoint produces events, framed here as server-sent events (``event``, ``typed_event``,
 ``EventTemplate``); ``EventStream`` owns everything between them and the socket:
 
-- pacing: the time to first token before the first event, the token delay before each token after
+- pacing: the time to first token before the first event (past the opening ones), the token delay before each token after
   the first (both waited on the client's socket, so a hang-up ends the wait);
 - write batching: events ready together share one write. When tokens are paced, a ``Token`` event
   ends a write (it is sent as soon as it is due); other events join the write of the next token,
@@ -78,6 +78,12 @@ class Token:
         self.data = data
 
 
+class Opening(bytes):
+    """An event sent as soon as the request is taken, before the time to first token: the Responses
+    API's ``response.created``, ``queued`` and ``in_progress``, by which a client learns the id
+    it may cancel while the model works."""
+
+
 class Last(bytes):
     """A stream's final event, for streams that end without ``[DONE]``: a stream fault set past the
     stream's end strikes there."""
@@ -136,7 +142,8 @@ class EventStream:
         self._end_callbacks: List[Callable[[], None]] = []
         self.ended = False  # the end callbacks ran
         self.events = 0  # events handed to the server
-        self.first_at = 0.0  # perf_counter() when the first write was made
+        self._begun = False  # the time to first token has been waited
+        self.first_at = 0.0  # perf_counter() when the first write past the opening events was made
         self.token_times: Optional[List[float]] = None  # when each token was written, if wanted
         self.outcome: Optional[str] = None  # completed, failed, dropped; client_disconnected if it never ends
         self._taken = False  # the server asked past the last write: every byte was handed over and sent
@@ -182,8 +189,7 @@ class EventStream:
                     # never produced (the Responses API's numbering stays unbroken).
                     if batch:
                         break  # the events before the fault go out first
-                    if self.events == 0:
-                        self._wait(self._pace.first_token())
+                    self._begin()
                     self._end(fault[0], batch)
                     continue
                 item = self._next_event()
@@ -224,7 +230,7 @@ class EventStream:
         if not batch:
             self._taken = True
             raise StopIteration
-        if not self.first_at:
+        if not self.first_at and self._begun:
             self.first_at = time.perf_counter()
         return batch[0] if len(batch) == 1 else b"".join(batch)
 
@@ -240,8 +246,11 @@ class EventStream:
 
     def _ready(self, item: Event, batch: List[bytes]) -> bool:
         """Wait until ``item`` is due; False (holding it) when the batch must go out before the wait."""
-        if self.events == 0:
-            self._wait(self._pace.first_token())
+        if not self._begun and not isinstance(item, Opening):
+            if batch and self._pace.ttft:
+                self._held = item  # the opening events go out before the wait
+                return False
+            self._begin()
         if isinstance(item, Token):
             if self._tokens and self._pace.token_delay:
                 if batch:
@@ -249,6 +258,12 @@ class EventStream:
                     return False
                 self._wait(self._pace.next_token())
         return True
+
+    def _begin(self) -> None:
+        """The time to first token, once, before the first event past the opening ones."""
+        if not self._begun:
+            self._begun = True
+            self._wait(self._pace.first_token())
 
     def _strike(self, fault: Tuple[str, int, int], item: Event, batch: List[bytes]) -> None:
         """Break the stream at ``item`` (nothing else is batched yet)."""
