@@ -575,6 +575,79 @@ def test_refusals_in_the_apis_words(
     assert error["message"].startswith(message)
 
 
+@pytest.mark.parametrize(
+    ("body", "param", "code", "message"),
+    [
+        (
+            {"prompt": {"version": "1"}},
+            "prompt.id",
+            "missing_required_parameter",
+            "Missing required parameter: 'prompt.id'.",
+        ),
+        (
+            {"prompt": {"id": 5}},
+            "prompt.id",
+            "invalid_type",
+            "Invalid type for 'prompt.id': expected a string,",
+        ),
+        (
+            {"prompt": {"id": "pmpt_1", "variables": "x"}},
+            "prompt.variables",
+            "invalid_type",
+            "Invalid type for 'prompt.variables': expected an object,",
+        ),
+        (
+            {"tools": [{"type": "web_search", "search_context_size": "huge"}]},
+            "tools[0].search_context_size",
+            "invalid_value",
+            "Invalid value: 'huge'. Supported values are: 'low', 'medium', and 'high'.",
+        ),
+        (
+            {"tools": [{"type": "web_search_preview", "user_location": "Oslo"}]},
+            "tools[0].user_location",
+            "invalid_type",
+            "Invalid type for 'tools[0].user_location': expected an object,",
+        ),
+        (
+            {"tools": [{"type": "custom", "name": "c", "format": {"type": "bogus"}}]},
+            "tools[0].format.type",
+            "invalid_value",
+            "Invalid value: 'bogus'. Supported values are: 'text' and 'grammar'.",
+        ),
+        (
+            {
+                "tools": [
+                    {
+                        "type": "custom",
+                        "name": "c",
+                        "format": {"type": "grammar", "syntax": "bogus", "definition": "x"},
+                    }
+                ]
+            },
+            "tools[0].format.syntax",
+            "invalid_value",
+            "Invalid value: 'bogus'. Supported values are: 'lark' and 'regex'.",
+        ),
+        (
+            {"tools": [{"type": "custom", "name": "c", "format": {"type": "grammar", "syntax": "lark"}}]},
+            "tools[0].format.definition",
+            "missing_required_parameter",
+            "Missing required parameter: 'tools[0].format.definition'.",
+        ),
+    ],
+)
+def test_objects_are_checked_field_by_field(
+    app: webtest.TestApp, body: Dict[str, Any], param: Any, code: str, message: str
+) -> None:
+    """The fields of ``prompt`` and of hosted and custom tools, as the spec types them."""
+    error = app.post_json(URL, {"model": "m", "input": "x", **body}, status=400).json["error"]
+    assert (error["param"], error["code"]) == (param, code)
+    assert error["message"].startswith(message)
+    assert app.post_json(
+        URL, {"model": "m", "input": "x", "prompt": {"id": "pmpt_1", "version": "2", "variables": {"a": "b"}}}
+    )
+
+
 def test_a_reasoning_model_thinking_at_none_gives_logprobs(app: webtest.TestApp) -> None:
     body = {
         "model": "gpt-5.2",

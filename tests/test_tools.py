@@ -483,9 +483,31 @@ def test_legacy_functions(app: webtest.TestApp) -> None:
             "invalid_type",
             r"expected a string",
         ),
+        (
+            {
+                "tools": [
+                    {
+                        "type": "custom",
+                        "custom": {
+                            "name": "c",
+                            "format": {"type": "grammar", "grammar": {"definition": "x"}},
+                        },
+                    }
+                ]
+            },
+            "tools[0].custom.format.grammar.syntax",
+            "missing_required_parameter",
+            r"^Missing required parameter",
+        ),
+        (
+            {"tools": [{"type": "custom", "custom": {"name": "c", "format": {"type": "regex"}}}]},
+            "tools[0].custom.format.type",
+            "invalid_value",
+            r"Supported values are: 'text' and 'grammar'\.$",
+        ),
     ],
 )
-def test_legacy_function_call_and_descriptions_are_checked(
+def test_legacy_function_call_descriptions_and_formats_are_checked(
     app: webtest.TestApp, extra: Dict[str, Any], param: str, code: Optional[str], message: str
 ) -> None:
     body = {"model": "m", "messages": ASK, "functions": [WEATHER["function"]], **extra}

@@ -592,7 +592,9 @@ OPTIONS = {
     "service_tier": validate.one_of(*SERVICE_TIERS, "ultrafast", listed=True),  # the Responses API's own tier
     "prompt_cache_retention": validate.one_of(*CACHE_RETENTIONS, listed=True),
     "user": validate.string,
-    "prompt": validate.obj,
+    "prompt": validate.object_of(
+        ("id",), id=validate.string, version=validate.string, variables=validate.obj
+    ),
     "stream_options": validate.obj,
     "moderation": validate.obj,
     "context_management": _objects,

@@ -84,6 +84,7 @@ def read_functions(body: Mapping[str, Any], flat: bool = False) -> Tuple[List[Fu
         if flat:
             check_typed(tool, param, RESPONSES_TOOLS)
             validate.string(tool.get("description"), f"{param}.description")
+            validate.fields(tool, param, (), TOOL_OPTIONS.get(kind, {}))
             if kind != "function":
                 continue
             definition, where = tool, param
@@ -93,6 +94,8 @@ def read_functions(body: Mapping[str, Any], flat: bool = False) -> Tuple[List[Fu
             where = f"{param}.{kind}"
             definition = validate.obj(validate.required(tool, kind, where), where) or {}
             validate.string(definition.get("description"), f"{where}.description")
+            if kind == "custom" and "format" in definition:
+                _chat_custom_format(definition["format"], f"{where}.format")
         name = validate.function_name(validate.required(definition, "name", f"{where}.name"), f"{where}.name")
         if kind == "function":
             parameters = _parameters(definition, name, where)
@@ -139,6 +142,38 @@ RESPONSES_TOOLS: Dict[str, Dict[str, validate.Check]] = {
     "web_search_preview": {},
     "web_search_preview_2025_03_11": {},
     "apply_patch": {},
+}
+_WEB_SEARCH = {
+    "search_context_size": validate.one_of("low", "medium", "high"),
+    "user_location": validate.obj,
+    "filters": validate.obj,
+}
+_SYNTAX = validate.one_of("lark", "regex")
+
+
+def _custom_format(value: Any, param: str) -> Any:
+    """A custom tool's input format, as the Responses API takes it: text, or a grammar."""
+    if validate.obj(value, param) is not None:
+        check_typed(value, param, {"text": {}, "grammar": {"syntax": _SYNTAX, "definition": _TEXT}})
+    return value
+
+
+def _chat_custom_format(value: Any, param: str) -> Any:
+    """A custom tool's input format, as chat takes it: text, or a grammar in its own object."""
+    if validate.obj(value, param) is not None and check_typed(value, param, _CHAT_FORMATS) == "grammar":
+        validate.fields(value["grammar"], f"{param}.grammar", ("definition", "syntax"), _GRAMMAR)
+    return value
+
+
+_GRAMMAR = {"definition": _TEXT, "syntax": _SYNTAX}
+_CHAT_FORMATS: Dict[str, Dict[str, validate.Check]] = {"text": {}, "grammar": {"grammar": validate.obj}}
+# The optional fields of the Responses API's tools that are checked, by type.
+TOOL_OPTIONS: Dict[str, Dict[str, validate.Check]] = {
+    "web_search": _WEB_SEARCH,
+    "web_search_2025_08_26": _WEB_SEARCH,
+    "web_search_preview": _WEB_SEARCH,
+    "web_search_preview_2025_03_11": _WEB_SEARCH,
+    "custom": {"format": _custom_format},
 }
 # Its ``tool_choice`` object types (``ToolChoiceParam``), likewise.
 RESPONSES_CHOICES: Dict[str, Dict[str, validate.Check]] = {
