@@ -172,6 +172,43 @@ def test_a_hosted_tool_is_forced_as_agent_sdks_force_it(app: webtest.TestApp, ki
     assert made["tool_choice"] == listed.get(kind, "required")  # as the spec's schema has it
 
 
+@pytest.mark.parametrize(
+    ("choice", "named"),
+    [
+        ({"type": "file_search"}, "file_search"),
+        ({"type": "image_generation"}, "image_generation"),
+        ({"type": "web_search"}, "web_search"),
+        ({"type": "custom", "name": "nope"}, "nope"),
+        ({"type": "mcp", "server_label": "nope"}, "nope"),
+        (
+            {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "zzz"}]},
+            "zzz",
+        ),
+        (
+            {"type": "allowed_tools", "mode": "auto", "tools": [{"type": "code_interpreter"}]},
+            "code_interpreter",
+        ),
+    ],
+)
+def test_a_tool_forced_or_allowed_must_be_given(
+    app: webtest.TestApp, choice: Dict[str, Any], named: str
+) -> None:
+    given = [TOOL, {"type": "mcp", "server_label": "s"}, {"type": "custom", "name": "c"}]
+    error = app.post_json(
+        URL, {"model": "m", "input": "x", "tools": given, "tool_choice": choice}, status=400
+    ).json
+    validate(error, "ErrorResponse")
+    assert error["error"] == {
+        "message": f"Tool choice '{named}' not found in 'tools' parameter.",
+        "type": "invalid_request_error",
+        "param": "tool_choice",
+        "code": None,
+    }
+    namespaced = {"type": "namespace", "name": "ns", "description": "d", "tools": [dict(TOOL, name="zzz")]}
+    allowed = {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "zzz"}]}
+    assert create(app, input="x", tools=[*given, namespaced], tool_choice=allowed)["status"] == "completed"
+
+
 def test_input_items_are_listed_as_their_schemas_require(app: webtest.TestApp) -> None:
     """A part sent without a field its schema requires is listed with the field's default; an item
     kept as context without one is refused, naming it."""

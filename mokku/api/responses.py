@@ -294,7 +294,7 @@ class Responses:
         given = tools.Choice(
             functions, tool_count, ends_with_result(messages), items.called(context), handed_off
         )
-        choice = _chat_choice(body.get("tool_choice"))
+        choice = _chat_choice(body.get("tool_choice"), body.get("tools"))
         chosen = tools.choose(choice, given, body.get("parallel_tool_calls"), "tool_choice", none_alone=True)
         framing = [Message("developer", instructions)] if instructions else []
         fits = limits.window(request.settings, model) if body.get("truncation") == "auto" else None
@@ -741,9 +741,9 @@ def _new_items(body: Mapping[str, Any]) -> List[items.Item]:
     return items.read(raw, "input")
 
 
-def _chat_choice(choice: Any) -> Any:
+def _chat_choice(choice: Any, given: Any) -> Any:
     """Responses name a forced function at the top level; chat nests it under ``function``."""
-    tools.check_responses_choice(choice)
+    tools.check_responses_choice(choice, given)
     if isinstance(choice, dict) and choice.get("type") == "function":
         return {
             "type": "function",

@@ -241,10 +241,56 @@ def listed_choice(choice: Any, given: Iterable[Any]) -> Any:
     return "required" if kind == "tool_search" else choice
 
 
-def check_responses_choice(choice: Any) -> None:
-    """A ``tool_choice`` object of a type the Responses API knows, with the fields its type requires."""
-    if isinstance(choice, dict):
-        check_typed(choice, "tool_choice", RESPONSES_CHOICES)
+def check_responses_choice(choice: Any, given: Any = ()) -> None:
+    """A ``tool_choice`` object of a type the Responses API knows, with the fields its type requires,
+    forcing (or allowing) tools that ``given`` holds: else 400 in the real API's words."""
+    if not isinstance(choice, dict):
+        return
+    kind = check_typed(choice, "tool_choice", RESPONSES_CHOICES)
+    listed = given if isinstance(given, list) else []
+    wanted = choice.get("tools") if kind == "allowed_tools" else [choice]
+    for entry in wanted if isinstance(wanted, list) else ():
+        if isinstance(entry, dict) and (kind == "allowed_tools" or entry.get("type") != "function"):
+            missing = _not_given(entry, listed)
+            if missing is not None:
+                raise errors.invalid_request(
+                    f"Tool choice '{missing}' not found in 'tools' parameter.", "tool_choice"
+                )
+
+
+_WEB_SEARCHES = ("web_search", "web_search_2025_08_26", "web_search_preview", "web_search_preview_2025_03_11")
+_SHELLS = ("shell", "local_shell")
+# The tool types a forced hosted tool is given as (web search by any of its names).
+_GIVEN_AS: Dict[str, Tuple[str, ...]] = {
+    **{name: _WEB_SEARCHES for name in _WEB_SEARCHES},
+    **{name: _SHELLS for name in _SHELLS},
+    **{name: (name,) for name in ("file_search", "image_generation", "code_interpreter", "apply_patch")},
+}
+
+
+def _not_given(entry: Dict[str, Any], given: List[Any]) -> Optional[str]:
+    """How the error names a forced tool that ``given`` lacks; None when it is there (or when
+    which tools stand for it is not known here)."""
+    kind = entry.get("type")
+    tools = [tool for tool in given if isinstance(tool, dict)]
+    tools += [  # a namespace's own functions too
+        inner
+        for tool in tools
+        if tool.get("type") == "namespace" and isinstance(tool.get("tools"), list)
+        for inner in tool["tools"]
+        if isinstance(inner, dict)
+    ]
+    if kind in ("function", "custom"):
+        name = entry.get("name")
+        found = any(tool.get("type") == kind and tool.get("name") == name for tool in tools)
+        return None if found else str(name)
+    if kind == "mcp":
+        label = entry.get("server_label")
+        found = any(tool.get("type") == "mcp" and label in (None, tool.get("server_label")) for tool in tools)
+        return None if found else str(label or kind)
+    if kind in _GIVEN_AS:
+        return None if any(tool.get("type") in _GIVEN_AS[kind] for tool in tools) else str(kind)
+    return None
 
 
 def _parameters(definition: Mapping[str, Any], name: str, where: str) -> Dict[str, Any]:
