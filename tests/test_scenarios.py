@@ -181,6 +181,10 @@ def test_state_files_are_removed_together(tmp_path: Path) -> None:
         ({"reply": {"content": "a"}, "match": {"colour": "red"}}, "rule.match.colour"),
         ({"reply": {"content": "a"}, "times": 0}, "rule.times"),
         ({"reply": {"latency": {"ttft_ms": -1}}}, "rule.reply.latency.ttft_ms"),
+        # A misspelt key is refused, not dropped: "time" would make a one-off rule fire for ever.
+        ({"reply": {"content": "once"}, "time": 1}, "rule.time"),
+        ({"reply": {"latency": {"ttftms": 5}}}, "rule.reply.latency.ttftms"),
+        ({"rules": [{"reply": {"content": "a"}}], "foo": 1}, "foo"),
         # A reply is told by its keys: one present is never null (else every match was a 500).
         ({"reply": {"content": None}}, "rule.reply.content"),
         ({"reply": {"flagged": None}}, "rule.reply.flagged"),
@@ -195,6 +199,14 @@ def test_bad_rules_are_400(store_env: Dict[str, str], rule: Dict[str, Any], para
     validate(response.json, "ErrorResponse")
     assert response.json["error"]["param"] == param
     assert app.get("/mokku/scenarios").json["data"] == []
+
+
+def test_a_listed_rule_can_be_sent_back(store_env: Dict[str, str]) -> None:
+    app = build(store_env)
+    app.post_json("/mokku/scenarios", {"reply": {"content": "a"}, "times": 2})
+    (listed,) = app.get("/mokku/scenarios").json["data"]
+    again = app.post_json("/mokku/scenarios", listed).json["data"][0]
+    assert (again["reply"], again["times"]) == ({"content": "a"}, 2) and again["id"] != listed["id"]
 
 
 def test_rules_file_at_startup(tmp_path: Path) -> None:

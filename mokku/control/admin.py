@@ -20,7 +20,7 @@ from mokku import config, errors
 from mokku.api import validate
 from mokku.control import statedb
 from mokku.control.journal import MAX_PAGE, PAGE_BYTES, Journal
-from mokku.control.scenarios import MAX_RULES, Scenarios, check_rule
+from mokku.control.scenarios import MAX_RULES, Scenarios, check_rule, known_keys
 from mokku.control.verdict import judge
 from mokku.credentials import bearer_key
 from mokku.server.http import Request, Response, json_response
@@ -114,6 +114,7 @@ class Admin:
         scripts = self._scripts(request)
         body = request.json()
         if "rules" in body:
+            known_keys(body, "", ("rules",))
             raw = validate.array(validate.required(body, "rules"), "rules", 1, MAX_RULES) or []
             rules = [check_rule(rule, f"rules[{index}]") for index, rule in enumerate(raw)]
         else:

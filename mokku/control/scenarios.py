@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any, Callable, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 from mokku import config, errors, saferegex
 from mokku.api import moderations, validate
@@ -39,7 +39,10 @@ ENDPOINTS = (
     "messages",
     "generate_content",
 )
+_RULE_KEYS = ("match", "reply", "times")
+_LISTED_KEYS = ("id", "times_left", "calls")  # what a listed rule adds: taken back, not read
 _MATCH_KEYS = ("model", "endpoint", "contains", "regex", "nth")
+_LATENCY_KEYS = ("ttft_ms", "token_ms")
 _REPLY_KEYS = ("content", "tool_call", "flagged", "fault", "latency", "mode")
 # What each of a reply's fields holds: present, it is never null (a reply is told by its keys).
 _REPLY_TYPES = {
@@ -73,10 +76,9 @@ def check_rule(rule: Any, param: str = "rule") -> Dict[str, Any]:
             param,
             "rule_too_large",
         )
+    known_keys(rule, param, _RULE_KEYS, _LISTED_KEYS)
     match = validate.obj(rule.get("match"), f"{param}.match") or {}
-    for key in match:
-        if key not in _MATCH_KEYS:
-            raise validate.invalid_value(f"{param}.match.{key}", key, _MATCH_KEYS)
+    known_keys(match, f"{param}.match", _MATCH_KEYS)
     for key in ("model", "contains", "regex"):
         validate.string(match.get(key), f"{param}.match.{key}")
     if match.get("endpoint") is not None and match["endpoint"] not in ENDPOINTS:
@@ -122,10 +124,19 @@ def check_rule(rule: Any, param: str = "rule") -> Dict[str, Any]:
         except ValueError as exc:
             raise errors.invalid_request(str(exc), f"{param}.reply.fault") from None
     latency = validate.obj(reply.get("latency"), f"{param}.reply.latency") or {}
-    for key in ("ttft_ms", "token_ms"):
+    known_keys(latency, f"{param}.reply.latency", _LATENCY_KEYS)
+    for key in _LATENCY_KEYS:
         validate.number(latency.get(key), f"{param}.reply.latency.{key}", 0, 600_000)
     times = validate.integer(rule.get("times"), f"{param}.times", 1, MAX_TIMES)
     return {"match": match, "reply": reply, "times": times}
+
+
+def known_keys(value: Dict[str, Any], param: str, keys: Sequence[str], ignored: Sequence[str] = ()) -> None:
+    """A misspelt key is a 400 naming it, not a setting silently dropped (``time`` for ``times``
+    would make a one-off rule fire for ever)."""
+    for key in value:
+        if key not in keys and key not in ignored:
+            raise validate.invalid_value(f"{param}.{key}" if param else key, key, keys)
 
 
 class Scenarios:
