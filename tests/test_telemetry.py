@@ -90,6 +90,8 @@ def test_chat_span_attributes(traced: Tuple[webtest.TestApp, InMemorySpanExporte
     assert attributes["gen_ai.operation.name"] == "chat"
     assert attributes["gen_ai.provider.name"] == "openai"
     assert attributes["gen_ai.request.model"] == "gpt-4o"
+    # The model the answer names: the snapshot the alias serves, as the conventions keep them apart.
+    assert attributes["gen_ai.response.model"] == body["model"] == "gpt-4o-2024-08-06"
     assert attributes["gen_ai.response.id"] == body["id"]
     assert attributes["gen_ai.request.choice.count"] == 2
     assert attributes["gen_ai.request.stop_sequences"] == ("x",)
@@ -133,6 +135,16 @@ def test_stream_records_tokens_only_at_the_end(traced: Tuple[webtest.TestApp, In
     assert span.attributes["gen_ai.operation.name"] == "text_completion"
     assert span.attributes["mokku.stream.outcome"] == "completed"
     assert span.attributes["gen_ai.usage.output_tokens"] == 3
+
+
+def test_a_responses_span_names_the_model_answering(
+    traced: Tuple[webtest.TestApp, InMemorySpanExporter],
+) -> None:
+    app, exporter = traced
+    body = app.post_json("/v1/responses", {"model": "gpt-4o", "input": "hi", "stream": True}).text
+    span = only_span(exporter)
+    assert span.attributes["gen_ai.response.model"] == "gpt-4o-2024-08-06"
+    assert '"model":"gpt-4o-2024-08-06"' in body
 
 
 def _queued_spans(monkeypatch: pytest.MonkeyPatch, endpoint: str, count: int) -> List[str]:

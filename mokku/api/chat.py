@@ -197,7 +197,9 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
             render.obfuscation(sampling.include_obfuscation),
         )
         sent = request.dialect.completion_events(events, request)  # Azure adds its filter results
-        return render.respond(request, behaviour, completion_id, usage, finish_reasons, events=sent)
+        return render.respond(
+            request, behaviour, completion_id, usage, finish_reasons, events=sent, answered=model
+        )
     if (
         sampling.n == 1
         and not reply.calls
@@ -210,13 +212,17 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         counts = usage["prompt_tokens"], usage["completion_tokens"], usage["total_tokens"]
         text = "".join(reply.outputs[0].tokens)
         encoded = _TEXT_ANSWER.render(completion_id, created, model, text, finish, *counts)
-        return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=encoded)
+        return render.respond(
+            request, behaviour, completion_id, usage, finish_reasons, body=encoded, answered=model
+        )
     if whole is None:
         whole = _completion(
             completion_id, created, model, _choices(reply, legacy, finish, sampling.n), usage, tier
         )
     result = request.dialect.completion(whole, request)
-    return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
+    return render.respond(
+        request, behaviour, completion_id, usage, finish_reasons, body=result, answered=model
+    )
 
 
 def _from_another_agent(messages: List[Dict[str, Any]]) -> bool:

@@ -86,7 +86,9 @@ def create(request: Request, replies: Replies) -> Response:
             completion_id, created, model, choices, top, usage if sampling.include_usage else None
         )
         sent = request.dialect.completion_events(events, request)  # Azure adds its filter results
-        return render.respond(request, behaviour, completion_id, usage, finish_reasons, events=sent)
+        return render.respond(
+            request, behaviour, completion_id, usage, finish_reasons, events=sent, answered=model
+        )
     result = {
         "id": completion_id,
         "object": "text_completion",
@@ -105,7 +107,9 @@ def create(request: Request, replies: Replies) -> Response:
         "usage": usage,
     }
     result = request.dialect.completion(result, request)
-    return render.respond(request, behaviour, completion_id, usage, finish_reasons, body=result)
+    return render.respond(
+        request, behaviour, completion_id, usage, finish_reasons, body=result, answered=model
+    )
 
 
 def _tokens(choice: Choice) -> List[str]:

@@ -46,15 +46,16 @@ def respond(
     events: Optional[Iterable[Event]] = None,
     render_error: Callable[[errors.APIError], bytes] = error_event,
     wait: bool = True,
+    answered: Optional[str] = None,
 ) -> Response:
     """The JSON ``body`` (a document, or its encoded bytes; after the whole answer's time unless not
     ``wait``) or the stream of ``events``, paced as the request asks, with the GenAI response
-    attributes on the span.
+    attributes on the span (``answered``: the model the answer names, where not the one asked for).
 
     A stream's output tokens and finish reasons are recorded only once its last event is sent,
     so a client that disconnects early is not counted as having received the whole output.
     """
-    span, model = request.span, behaviour.model
+    span, model = request.span, answered or behaviour.model
     prompt_tokens = usage.get("prompt_tokens", 0)
     completion_tokens = usage.get("completion_tokens", 0)
     request.result = Result(response_id, list(finish_reasons), usage)

@@ -391,13 +391,23 @@ class Responses:
                     emit, final, output.tokens, logprobs_top, obfuscation=render.obfuscation(obfuscated)
                 ),
                 render_error=emit.error,
+                answered=answered,
             )
         if background:  # answered at once; the response moves on as it is read back
             queued = dumps(unfinished(final, "queued"))
             return render.respond(
-                request, behaviour, response_id, chat_usage, finish_reasons, body=queued, wait=False
+                request,
+                behaviour,
+                response_id,
+                chat_usage,
+                finish_reasons,
+                body=queued,
+                wait=False,
+                answered=answered,
             )
-        return render.respond(request, behaviour, response_id, chat_usage, finish_reasons, body=encoded)
+        return render.respond(
+            request, behaviour, response_id, chat_usage, finish_reasons, body=encoded, answered=answered
+        )
 
     def input_tokens(self, request: Request) -> Response:
         """``{"object": "response.input_tokens", "input_tokens": N}``: the ``usage.input_tokens``
