@@ -14,6 +14,7 @@ import webtest
 
 from mokku import config
 from mokku.server.app import App
+from mokku.store.sqlite import SqliteJournal
 
 from . import wsgi
 
@@ -99,6 +100,25 @@ def test_bounded(tmp_path: Path) -> None:
     assert [e["model"] for e in entries(app, "?limit=50")] == [f"m{i}" for i in range(125, 130)]
     with sqlite3.connect(tmp_path / "state.sqlite3") as db:
         assert db.execute("SELECT COUNT(*) FROM requests").fetchone()[0] <= 5 + 100
+
+
+def test_reads_see_the_newest_entries_only(tmp_path: Path) -> None:
+    """Exactly the newest ``MOKKU_JOURNAL_SIZE``, whatever older ones wait for the next prune (here
+    two batches that pass no hundred: nothing is pruned yet)."""
+    store = SqliteJournal(str(tmp_path / "state.sqlite3"), 50, 10**9)
+    for first, count in ((0, 60), (60, 30)):
+        store.append(
+            [
+                (float(n), CHAT, f"m{n}", 10, json.dumps({"model": f"m{n}"}), None)
+                for n in range(first, first + count)
+            ]
+        )
+    newest = [f"m{n}" for n in range(40, 90)]
+    for after in (None, 0):
+        page = store.page(None, None, None, 1000, after, None, None)
+        assert [entry["model"] for entry in page.entries] == newest and not page.has_more
+    assert store.page(None, None, None, 1000, None, page.entries[0]["id"], None).entries == []
+    assert store.count() == 50 and [entry["model"] for entry in store.scan()] == newest
 
 
 def test_admin_token(store_env: Dict[str, str]) -> None:

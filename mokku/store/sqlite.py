@@ -34,6 +34,9 @@ log = logging.getLogger("mokku")
 _INSERT = "INSERT INTO requests (time, path, model, bytes, entry, body) VALUES "
 _ROW_VALUES = "(?, ?, ?, ?, ?, ?)"
 _PRUNE_EVERY = 100  # entries between checks of the count bound
+# The newest ``size`` entries (ids are consecutive): what reads see, while up to ``_PRUNE_EVERY``
+# older ones wait for the next prune.
+_KEPT = "id > (SELECT COALESCE(MAX(id), 0) FROM requests) - ?"
 _SCAN_CHUNK = 256
 
 
@@ -82,9 +85,9 @@ class SqliteJournal:
             db.execute("COMMIT")
 
     def _prune(self, db: Any, last: int, count: int, size: int) -> None:
-        """Keep the newest ``size`` entries (checked every 100 entries) and at most ``max_bytes``
-        (checked after each tenth of it that this process wrote: summing the sizes reads the whole
-        table, so not at every batch; pruned down to nine tenths)."""
+        """Keep the newest ``size`` entries (checked every 100 entries; reads see no more meanwhile)
+        and at most ``max_bytes`` (checked after each tenth of it that this process wrote: summing
+        the sizes reads the whole table, so not at every batch; pruned down to nine tenths)."""
         if last // _PRUNE_EVERY != (last - count) // _PRUNE_EVERY:  # passed a hundred
             db.execute("DELETE FROM requests WHERE id <= ?", (last - self.size,))
         with self._lock:
@@ -110,7 +113,8 @@ class SqliteJournal:
         before: Optional[int],
         max_bytes: Optional[int],
     ) -> Page:
-        clauses, values = [], []
+        clauses: List[str] = [_KEPT]
+        values: List[Any] = [self.size]
         for clause, value in (
             ("path = ?", path),
             ("model = ?", model),
@@ -121,7 +125,7 @@ class SqliteJournal:
             if value is not None:
                 clauses.append(clause)
                 values.append(value)
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        where = f"WHERE {' AND '.join(clauses)}"
         forward = after is not None
         found: List[Dict[str, Any]] = []
         has_more = False
@@ -151,8 +155,8 @@ class SqliteJournal:
             count = 0
             with self._connections.using() as db:
                 cursor = db.execute(
-                    "SELECT id, entry, body FROM requests WHERE id > ? ORDER BY id LIMIT ?",
-                    (last, _SCAN_CHUNK),
+                    f"SELECT id, entry, body FROM requests WHERE id > ? AND {_KEPT} ORDER BY id LIMIT ?",
+                    (last, self.size, _SCAN_CHUNK),
                 )
                 try:
                     for row_id, stored, body in cursor:
@@ -166,7 +170,7 @@ class SqliteJournal:
 
     def count(self) -> int:
         with self._connections.using() as db:
-            return int(db.execute("SELECT COUNT(*) FROM requests").fetchone()[0])
+            return int(db.execute(f"SELECT COUNT(*) FROM requests WHERE {_KEPT}", (self.size,)).fetchone()[0])
 
     def clear(self) -> None:
         """Empty the journal, and give the space its write-ahead log took back to the disk."""
