@@ -74,7 +74,7 @@ def test_root_is_404(app: webtest.TestApp) -> None:
     [
         ("POST", "/v1/models", "GET, HEAD"),
         ("DELETE", "/v1/models", "GET, HEAD"),
-        ("PUT", "/v1/models/gpt-4o", "GET, HEAD"),
+        ("PUT", "/v1/models/gpt-4o", "DELETE, GET, HEAD"),
         ("POST", "/health", "GET, HEAD"),
         ("PUT", "/v1/chat/completions", "GET, HEAD, POST"),
         ("GET", "/v1/embeddings", "POST"),

@@ -200,6 +200,26 @@ def test_keys_are_read_from_api_key(tmp_path: Path) -> None:
     assert on_v1.json["error"]["code"] == "401"
 
 
+@pytest.mark.parametrize(
+    "url, body",
+    [
+        (f"/openai/deployments/gpt-4o-prod/completions?api-version={VERSION}", {"prompt": "a"}),
+        ("/openai/v1/completions", {"model": "gpt-4o", "prompt": "a"}),
+    ],
+)
+def test_a_chat_deployment_does_no_completions(app: webtest.TestApp, url: str, body: Dict[str, Any]) -> None:
+    """In Azure's words, where OpenAI answers that it is a chat model."""
+    refused = app.post_json(url, body, headers=HEADERS, status=400).json
+    assert refused == {
+        "error": {
+            "code": "OperationNotSupported",
+            "message": "The completion operation does not work with the specified model, gpt-4o. Please "
+            "choose different model and try again. You can learn more about which models can be used "
+            "with each operation here: https://go.microsoft.com/fwlink/?linkid=2197993.",
+        }
+    }
+
+
 def test_completions_embeddings_models_and_v1(app: webtest.TestApp) -> None:
     legacy = app.post_json(
         f"/openai/deployments/instruct/completions?api-version={VERSION}",

@@ -255,7 +255,7 @@ def test_a_chat_model_is_refused_here_and_a_completions_model_on_chat(
         "Did you mean to use v1/completions?"
     )
     assert not_chat["param"] == "model"
-    # A mock's own model name, and an Azure deployment of any name, are taken by both.
+    # A mock's own model name, and an Azure deployment named after no known model, are taken by both.
     assert complete(app, model="my-model", prompt="hi")["choices"][0]["text"] == "hi"
-    azure = "/openai/deployments/gpt-4o/completions?api-version=2024-10-21"
+    azure = "/openai/deployments/my-deployment/completions?api-version=2024-10-21"
     assert app.post_json(azure, {"prompt": "hi"}, headers={"api-key": "k"}).json["choices"][0]["text"] == "hi"

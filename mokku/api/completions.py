@@ -44,10 +44,9 @@ class Choice(NamedTuple):
 
 def create(request: Request, replies: Replies) -> Response:
     body, behaviour = replies.begin(request, "text_completion", KNOWN_PARAMS)
-    model = behaviour.model
-    if model in CHAT_MODELS and request.dialect.name == "openai":  # an Azure deployment: any name
-        raise errors.wrong_endpoint(chat_model=True)
-    model = request.dialect.answer_model(model)
+    model = request.dialect.answer_model(behaviour.model)  # an Azure deployment's: the model it serves
+    if model in CHAT_MODELS:
+        raise request.dialect.not_for_completions(model)
     prompts = read_prompts(body.get("prompt"))
     sampling = read_sampling(body, ("max_tokens",), DEFAULT_MAX_TOKENS, min_max_tokens=0)
     echo = bool(validate.boolean(body.get("echo"), "echo"))
