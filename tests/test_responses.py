@@ -1382,3 +1382,22 @@ def test_a_stream_opens_before_its_time_to_first_token(app: webtest.TestApp, bac
     opening = ["response.created", "response.queued", "response.in_progress"]
     assert statuses == ["200 OK"] and first == (opening if background else opening[::2])
     assert rest[0] == "response.output_item.added" and rest[-1] == "response.completed"
+
+
+def test_include_in_a_query_is_checked(app: webtest.TestApp) -> None:
+    """As the SDKs send it (``include[]=...``), on every route whose query takes it."""
+    made = create(app, input="hi")
+    conversation = app.post_json("/v1/conversations", {"items": [{"role": "user", "content": "hi"}]}).json
+    item = app.get(f"/v1/conversations/{conversation['id']}/items").json["data"][0]["id"]
+    for path in (
+        f"{URL}/{made['id']}",
+        f"{URL}/{made['id']}/input_items",
+        f"/v1/conversations/{conversation['id']}/items",
+        f"/v1/conversations/{conversation['id']}/items/{item}",
+    ):
+        app.get(f"{path}?include[]=message.output_text.logprobs&include=reasoning.encrypted_content")
+        error = app.get(f"{path}?include[]=message.output_text.logprobs&include[]=bogus", status=400).json
+        validate(error, "ErrorResponse")
+        assert (error["error"]["param"], error["error"]["code"]) == ("include[1]", "invalid_value")
+    added = f"/v1/conversations/{conversation['id']}/items?include[]=bogus"
+    app.post_json(added, {"items": [{"role": "user", "content": "more"}]}, status=400)

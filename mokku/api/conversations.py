@@ -63,6 +63,7 @@ class Conversations:
 
     def list_items(self, request: Request, conversation_id: str) -> Response:
         query = items.ListQuery(request)
+        items.check_included(request)
         with items.writing(self.stored, "items"):
             page = self.stored.page_items(conversation_id, query.after, query.limit, query.newest_first)
         if page is None:
@@ -71,6 +72,7 @@ class Conversations:
 
     def add_items(self, request: Request, conversation_id: str) -> Response:
         body = request.json()
+        items.check_included(request)
         added = items.listed(_items(validate.required(body, "items"), required=True))
         with items.writing(self.stored, "items"):
             if not self.stored.add_items(conversation_id, items.encoded(added)):
@@ -78,6 +80,7 @@ class Conversations:
         return json_response(items.list_body(added, False))
 
     def item(self, request: Request, conversation_id: str, item_id: str) -> Response:
+        items.check_included(request)
         with items.writing(self.stored, "items"):
             found = self.stored.item(conversation_id, item_id)
         if found is None:

@@ -258,6 +258,30 @@ def encoded(items: Sequence[Item]) -> List[Tuple[str, bytes]]:
     return [(item["id"], dumps(item)) for item in listed(items)]
 
 
+# What ``include`` may ask a response (or a conversation's items) to carry.
+INCLUDABLE = (
+    "file_search_call.results",
+    "web_search_call.results",
+    "web_search_call.action.sources",
+    "message.input_image.image_url",
+    "computer_call_output.output.image_url",
+    "code_interpreter_call.outputs",
+    "reasoning.encrypted_content",
+    "message.output_text.logprobs",
+)
+
+
+def check_included(request: Request) -> None:
+    """``include`` in the query (``include[]=...``, as the SDKs send it), each value one the API knows."""
+    query = request.environ.get("QUERY_STRING", "")
+    if "include" not in query:
+        return
+    parsed = parse_qs(query, keep_blank_values=True)
+    for index, value in enumerate([*parsed.get("include", ()), *parsed.get("include[]", ())]):
+        if value not in INCLUDABLE:
+            raise validate.invalid_value(f"include[{index}]", value, INCLUDABLE)
+
+
 class ListQuery:
     """A list endpoint's query: ``after`` (and ``before``), ``limit``, ``order`` (newest first unless the
     endpoint says otherwise); ``query`` holds every parameter, for the filters an endpoint has."""

@@ -79,17 +79,9 @@ KNOWN_PARAMS = validate.known_params(
     stream_options="include_obfuscation",
     prompt_cache_options=" ".join(CACHE_OPTIONS),
 )
-INCLUDABLE = (
-    "file_search_call.results",
-    "web_search_call.results",
-    "web_search_call.action.sources",
-    "message.input_image.image_url",
-    "computer_call_output.output.image_url",
-    "code_interpreter_call.outputs",
-    "reasoning.encrypted_content",
-    "message.output_text.logprobs",
+INCLUDE_TYPES = "an array of one of " + validate.either(
+    [validate.abbreviated(name) for name in items.INCLUDABLE]
 )
-INCLUDE_TYPES = "an array of one of " + validate.either([validate.abbreviated(name) for name in INCLUDABLE])
 LOGPROBS = "message.output_text.logprobs"
 MOVED_TO_INPUT = (
     "Unsupported parameter: 'messages'. In the Responses API, this parameter has moved to 'input'. Try again "
@@ -139,6 +131,7 @@ class Responses:
         query = {
             name: values[-1] for name, values in parse_qs(request.environ.get("QUERY_STRING", "")).items()
         }
+        items.check_included(request)
         stream = _flag(query.get("stream"), "stream")
         obfuscated = query.get("include_obfuscation") is None or _flag(
             query["include_obfuscation"], "include_obfuscation"
@@ -179,6 +172,7 @@ class Responses:
     def input_items(self, request: Request, response_id: str) -> Response:
         """The items the response saw (the earlier turns' included), in pages."""
         query = items.ListQuery(request)
+        items.check_included(request)
         stored = self._find(response_id)
         page, has_more = query.page(json.loads(stored.items))
         return json_response(items.list_body(page, has_more))
@@ -703,8 +697,8 @@ def _include(body: Mapping[str, Any]) -> List[str]:
     for index, value in enumerate(values):
         if not isinstance(value, str):
             raise validate.wrong_type(f"include[{index}]", "a string", value)
-        if value not in INCLUDABLE:
-            raise validate.invalid_value(f"include[{index}]", value, INCLUDABLE)
+        if value not in items.INCLUDABLE:
+            raise validate.invalid_value(f"include[{index}]", value, items.INCLUDABLE)
     return values
 
 
