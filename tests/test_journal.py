@@ -340,3 +340,18 @@ def test_entries_in_either_stored_form_read_back(tmp_path: Path) -> None:
     assert first["usage"] == {"total_tokens": 3} and second["usage"] == {"total_tokens": 4}
     assert third["time"] == 3.0 and third["body"] == {"a": "\ud800"}
     assert [first["id"], second["id"], third["id"]] == sorted({first["id"], second["id"], third["id"]})
+
+
+@pytest.mark.parametrize("attempts, warned", [(1, True), (3, False)])
+def test_a_broken_stream_asked_for_again_is_no_accepted_one(attempts: int, warned: bool) -> None:
+    """An SDK that retries a dropped stream until its retries run out did ask again."""
+    from mokku.control.verdict import judge
+
+    entries = []
+    for index in range(attempts):
+        entry = {"id": index, "time": 1000.0 + index, "duration_ms": 10, "status": 200, "path": CHAT}
+        body = {"model": "gpt-4o", "messages": HI, "stream": True}
+        headers = {"authorization": "Bearer sk-...drop"}
+        entries.append({**entry, "body": body, "headers": headers, "stream": True, "fault": "stream_drop"})
+    (client,) = judge(entries)["clients"]
+    assert ("accepted_broken_stream" in [finding["kind"] for finding in client["findings"]]) is warned

@@ -129,7 +129,8 @@ def _judge_call(attempts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     if len(waits) >= 2 and waits[-1] < BACKOFF_GROWTH * waits[0]:
         findings.append(_finding("no_backoff", "warning", "retries did not wait longer each time", attempts))
     last = attempts[-1]
-    if last.get("fault") in BROKEN_STREAM_FAULTS and last["stream"]:
+    broken = [attempt.get("fault") in BROKEN_STREAM_FAULTS and attempt["stream"] for attempt in attempts]
+    if broken[-1] and not any(broken[:-1]):  # a client that asked again and gave up did ask
         findings.append(
             _finding(
                 "accepted_broken_stream",
