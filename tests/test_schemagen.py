@@ -438,3 +438,26 @@ def test_a_long_enum_checked_against_itself_is_bounded_work() -> None:
     values = list(range(100_000))
     with pytest.raises(SchemaError, match="more than 200,000 checks"):
         generate({"enum": values, "not": {"enum": values}}, "x")
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"type": "object", "properties": {"a": {"type": "strang"}}},  # optional: never generated
+        {"anyOf": [{"type": "string"}, {"type": "strang"}]},  # a branch not taken
+        {
+            "type": "object",
+            "properties": {"a": {"$ref": "#/$defs/x"}},
+            "$defs": {"y": {"type": ["string", 5]}},
+        },
+        {"type": "array", "items": {"type": "object", "properties": {"b": {"items": {"type": "lst"}}}}},
+    ],
+)
+def test_every_declared_type_is_checked_generated_or_not(schema: Dict[str, Any]) -> None:
+    with pytest.raises(SchemaError, match="unknown type"):
+        generate(schema, "text")
+
+
+def test_a_property_named_type_is_no_type() -> None:
+    schema = {"type": "object", "properties": {"type": {"type": "string"}}, "required": ["type"]}
+    assert generate(schema, "text") == {"type": "text"}

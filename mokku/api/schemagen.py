@@ -87,6 +87,7 @@ def generate(schema: Any, text: str, budget: Optional[Budget] = None) -> Any:
     ``budget`` when given (``Budget.next_document``: documents of one request share their pattern work)."""
     budget = budget or Budget()
     try:
+        _check_types(schema)
         generator = _Generator(schema, text or "echo", budget)
         value = generator.value(schema, 0, 0)
         problem = generator.checker.problem(schema, value, "", 0)
@@ -897,6 +898,35 @@ def _intersect(first: List[str], second: List[str]) -> List[str]:
     if not kinds:
         raise SchemaError(f"allOf asks for types that exclude each other ({first} and {second})")
     return kinds
+
+
+# Where a schema holds schemas: under a name each, one, or a list of them.
+_NAMED_SCHEMAS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
+_ONE_SCHEMA = ("items", "additionalProperties", "not", "if", "then", "else", "contains", "propertyNames")
+_LISTED_SCHEMAS = ("anyOf", "oneOf", "allOf", "prefixItems", "items")
+
+
+def _check_types(root: Any) -> None:
+    """Every ``type`` the schema declares, in the parts it never needs to generate too (an optional
+    property, an unused branch): the real APIs read the whole schema before they answer."""
+    stack = [root]
+    while stack:
+        schema = stack.pop()
+        if not isinstance(schema, dict):
+            continue
+        declared = schema.get("type")
+        for kind in declared if isinstance(declared, list) else () if declared is None else [declared]:
+            if not isinstance(kind, str) or kind not in _TYPES:
+                raise SchemaError(f"unknown type {kind!r}")
+        for key in _NAMED_SCHEMAS:
+            named = schema.get(key)
+            if isinstance(named, dict):
+                stack.extend(named.values())
+        stack.extend(schema.get(key) for key in _ONE_SCHEMA)
+        for key in _LISTED_SCHEMAS:
+            listed = schema.get(key)
+            if isinstance(listed, list):
+                stack.extend(listed)
 
 
 def _kinds(schema: Dict[str, Any]) -> List[str]:
