@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from mokku import errors, telemetry
-from mokku.api import items, logprobs, render, tokens, tools, validate
+from mokku.api import audio, items, logprobs, render, tokens, tools, validate
 from mokku.api.decide import (
     HANDED_OFF,
     INSTRUCTING,
@@ -114,6 +114,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
             conversation[index] = Message(HANDED_OFF, "", message.named)
     sampling = read_sampling(body, ("max_completion_tokens", "max_tokens"))
     validate.options(body, CHAT_OPTIONS)
+    spoken_format = audio.asked_format(body, sampling.stream)
     if model.startswith(REASONING_MODELS):
         _check_reasoning(body, model)
     elif "reasoning_effort" in body:
@@ -168,7 +169,13 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     reply = replies.decide(request, behaviour, generation)
 
     per_choice = reply.completion_tokens()
-    usage = render.usage(generation.prompt_tokens[0], per_choice * sampling.n, cached=request.cached_tokens)
+    speaks = spoken_format is not None and not reply.calls
+    said = audio.audio_tokens(per_choice) if speaks else 0  # each choice's audio tokens
+    usage = render.usage(
+        generation.prompt_tokens[0], (per_choice + said) * sampling.n, cached=request.cached_tokens
+    )
+    if said:
+        usage["completion_tokens_details"]["audio_tokens"] = said * sampling.n
     completion_id = random_id("chatcmpl-")
     created = render.now()
     finish = reply.outputs[0].finish_reason
@@ -177,9 +184,8 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     finish_reasons = [finish] * sampling.n
     whole = None  # the whole answer, built once: for keeping, and for answering when not streamed
     if store and kept is not None:
-        whole = _completion(
-            completion_id, created, model, _choices(reply, legacy, finish, sampling.n), usage, tier
-        )
+        choices = _choices(reply, legacy, finish, sampling.n, spoken_format if speaks else None, created)
+        whole = _completion(completion_id, created, model, choices, usage, tier)
         kept.keep(whole, messages, metadata)  # encoded there: the dialect may decorate it after
     if request.span is not None:  # the reply's message is built only for a span that may record it
         telemetry.record_messages(request.span, messages, _message(reply, legacy))
@@ -195,6 +201,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
             usage if sampling.include_usage else None,
             tier,
             render.obfuscation(sampling.include_obfuscation),
+            speaks,
         )
         sent = request.dialect.completion_events(events, request)  # Azure adds its filter results
         return render.respond(
@@ -203,6 +210,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     if (
         sampling.n == 1
         and not reply.calls
+        and not speaks
         and reply.top_logprobs is None
         and not request.dialect.decorates
         and not request.cached_tokens
@@ -216,9 +224,8 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
             request, behaviour, completion_id, usage, finish_reasons, body=encoded, answered=model
         )
     if whole is None:
-        whole = _completion(
-            completion_id, created, model, _choices(reply, legacy, finish, sampling.n), usage, tier
-        )
+        choices = _choices(reply, legacy, finish, sampling.n, spoken_format if speaks else None, created)
+        whole = _completion(completion_id, created, model, choices, usage, tier)
     result = request.dialect.completion(whole, request)
     return render.respond(
         request, behaviour, completion_id, usage, finish_reasons, body=result, answered=model
@@ -321,14 +328,21 @@ def _completion(
     }
 
 
-def _choices(reply: Reply, legacy: bool, finish: str, n: int) -> List[Dict[str, Any]]:
-    """The ``n`` choices of a whole answer, alike (but for their calls' ids)."""
+def _choices(
+    reply: Reply, legacy: bool, finish: str, n: int, spoken: Optional[str] = None, created: int = 0
+) -> List[Dict[str, Any]]:
+    """The ``n`` choices of a whole answer, alike (but for their calls' and their audio's ids);
+    ``spoken``: the format their text is said in, as audio with the text its transcript."""
     message = _message(reply, legacy)
     choice_logprobs = _logprobs(reply.outputs[0].tokens, reply.top_logprobs)
-    choices = [_choice(0, message, choice_logprobs, finish)]
-    for index in range(1, n):
-        if reply.calls:
+    choices = []
+    for index in range(n):
+        if reply.calls and index:
             message = _message(reply, legacy, _calls_of(reply, index))
+        if spoken is not None:
+            transcript = "".join(reply.outputs[0].tokens)
+            said = audio.spoken(random_id("audio_"), transcript, reply.completion_tokens(), spoken, created)
+            message = dict(message, content=None, audio=said)
         choices.append(_choice(index, message, choice_logprobs, finish))
     return choices
 
@@ -405,9 +419,10 @@ def _stream(
     usage: Optional[Dict[str, Any]],
     tier: str,
     obfuscation: Optional[str],
+    speaks: bool = False,
 ) -> Iterator[Event]:
     """Per choice: a role chunk, one chunk per token (or per call and argument fragment), a finish
-    chunk; then usage and [DONE]. Every chunk ends with ``obfuscation`` (unless
+    chunk; then usage and [DONE]. Spoken, the tokens are the transcript's, the audio follows them. Every chunk ends with ``obfuscation`` (unless
     ``stream_options.include_obfuscation`` is false), as the real API's: here one random string per
     stream, since a mock's chunk sizes reveal nothing."""
     base = render.chunk_base(
@@ -431,6 +446,9 @@ def _stream(
     if reply.calls:
         for index in choices:
             yield from _call_chunks(chunk, index, _calls_of(reply, index), legacy)
+    elif speaks:
+        for index in choices:
+            yield from _spoken_chunks(chunk, index, reply, created)
     else:
         # With logprobs asked for, the role chunk carries empty ones, as the real API's does.
         opening: Optional[Dict[str, Any]] = (
@@ -451,6 +469,26 @@ def _stream(
     for index in choices:
         yield stream.event(chunk(index, {}, finish))
     yield from render.stream_end(base, usage)
+
+
+def _spoken_chunks(
+    chunk: Callable[..., Dict[str, Any]], index: int, reply: Reply, created: int
+) -> Iterator[Event]:
+    """A spoken choice as the real API streams it: the audio's id, its transcript token by token,
+    its PCM in pieces, then when it expires."""
+    head = {
+        "role": "assistant",
+        "content": None,
+        "refusal": None,
+        "audio": {"id": random_id("audio_"), "transcript": ""},
+    }
+    yield stream.event(chunk(index, head))
+    said = stream.EventTemplate(chunk(index, {"audio": {"transcript": stream.EventTemplate.SLOT}}))
+    for token in reply.outputs[0].tokens:
+        yield Token(said.render(token))
+    for data in audio.pcm_chunks(reply.completion_tokens()):
+        yield stream.event(chunk(index, {"audio": {"data": data}}))
+    yield stream.event(chunk(index, {"audio": {"expires_at": created + audio.EXPIRES_S}}))
 
 
 def _call_chunks(
