@@ -1401,3 +1401,12 @@ def test_include_in_a_query_is_checked(app: webtest.TestApp) -> None:
         assert (error["error"]["param"], error["error"]["code"]) == ("include[1]", "invalid_value")
     added = f"/v1/conversations/{conversation['id']}/items?include[]=bogus"
     app.post_json(added, {"items": [{"role": "user", "content": "more"}]}, status=400)
+
+
+def test_an_item_sent_without_an_id_gets_one_of_its_type(app: webtest.TestApp) -> None:
+    thought = {"type": "reasoning", "summary": []}
+    made = create(
+        app, input=[{"role": "user", "content": "hi"}, thought, {"role": "user", "content": "and?"}]
+    )
+    listed = app.get(f"{URL}/{made['id']}/input_items?order=asc").json["data"]
+    assert [item["id"].split("_")[0] for item in listed] == ["msg", "rs", "msg"]

@@ -46,7 +46,15 @@ MAX_PAGE = 100
 REFERENCES = ("item_reference",)
 INPUT_TYPES = "one of a string or array of input items"  # ``input``, as type errors name it
 OPAQUE = (*REFERENCES, "compaction")  # items standing for others the server does not read back
-_ID_PREFIXES = {"message": "msg_", "function_call": "fc_", "function_call_output": "fco_"}
+_ID_PREFIXES = {
+    "message": "msg_",
+    "function_call": "fc_",
+    "function_call_output": "fco_",
+    "reasoning": "rs_",
+    "custom_tool_call": "ctc_",
+    "web_search_call": "ws_",
+    "file_search_call": "fs_",
+}
 TOOL_OUTPUTS = ("function_call_output", "custom_tool_call_output")
 
 
