@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Dict, Union
+from typing import Dict, List, Optional, Union
 
 import pytest
 import webtest
@@ -342,16 +342,25 @@ def test_entries_in_either_stored_form_read_back(tmp_path: Path) -> None:
     assert [first["id"], second["id"], third["id"]] == sorted({first["id"], second["id"], third["id"]})
 
 
-@pytest.mark.parametrize("attempts, warned", [(1, True), (3, False)])
-def test_a_broken_stream_asked_for_again_is_no_accepted_one(attempts: int, warned: bool) -> None:
+@pytest.mark.parametrize(
+    "faults, warned",
+    [
+        (["stream_drop"], True),
+        (["stream_drop"] * 3, False),  # asked again until its retries ran out
+        (["stream_drop", None, "stream_error"], True),  # the last one was taken as it came
+    ],
+)
+def test_a_broken_stream_asked_for_again_is_no_accepted_one(
+    faults: List[Optional[str]], warned: bool
+) -> None:
     """An SDK that retries a dropped stream until its retries run out did ask again."""
     from mokku.control.verdict import judge
 
     entries = []
-    for index in range(attempts):
+    for index, fault in enumerate(faults):
         entry = {"id": index, "time": 1000.0 + index, "duration_ms": 10, "status": 200, "path": CHAT}
         body = {"model": "gpt-4o", "messages": HI, "stream": True}
         headers = {"authorization": "Bearer sk-...drop"}
-        entries.append({**entry, "body": body, "headers": headers, "stream": True, "fault": "stream_drop"})
+        entries.append({**entry, "body": body, "headers": headers, "stream": True, "fault": fault})
     (client,) = judge(entries)["clients"]
     assert ("accepted_broken_stream" in [finding["kind"] for finding in client["findings"]]) is warned

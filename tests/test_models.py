@@ -128,7 +128,7 @@ def test_fine_tunes_and_configured_models_are_deleted_others_do_not_exist(
         body = app.delete(f"/v1/models/{model}").json
         validate(body, "DeleteModelResponse")
         assert body == {"id": model, "object": "model", "deleted": True}
-    for model in ("gpt-4o", "gpt-nope"):
+    for model in ("gpt-4o", "gpt-nope", "ft:", "ft:x@429", "ft:gpt-4o:org:s:" + "a" * 8000, "ft:a%00b:o:s:i"):
         body = app.delete(f"/v1/models/{model}", status=404).json
         validate(body, "ErrorResponse")
         assert body["error"] == {
@@ -137,6 +137,15 @@ def test_fine_tunes_and_configured_models_are_deleted_others_do_not_exist(
             "param": "model",
             "code": None,
         }
+
+
+def test_anthropic_and_gemini_model_lists_delete_nothing(app: webtest.TestApp) -> None:
+    refused = app.delete(
+        "/v1/models/claude-sonnet-4-5", headers={"anthropic-version": "2023-06-01"}, status=405
+    )
+    assert refused.json["type"] == "error" and refused.headers["Allow"] == "GET, HEAD"
+    refused = app.delete("/v1/models/gemini-2.5-flash", headers={"x-goog-api-key": "k"}, status=404)
+    assert refused.json["error"]["status"] == "NOT_FOUND"  # Google's answer to a method it lacks
 
 
 def test_configured_models_are_listed_and_retrievable(make_app: Callable[..., webtest.TestApp]) -> None:

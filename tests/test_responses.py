@@ -205,8 +205,14 @@ def test_a_tool_forced_or_allowed_must_be_given(
         "code": None,
     }
     namespaced = {"type": "namespace", "name": "ns", "description": "d", "tools": [dict(TOOL, name="zzz")]}
-    allowed = {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": "zzz"}]}
-    assert create(app, input="x", tools=[*given, namespaced], tool_choice=allowed)["status"] == "completed"
+    for name in ("zzz", "ns.zzz"):  # a namespace's function, by its name or its qualified one
+        allowed = {"type": "allowed_tools", "mode": "required", "tools": [{"type": "function", "name": name}]}
+        assert (
+            create(app, input="x", tools=[*given, namespaced], tool_choice=allowed)["status"] == "completed"
+        )
+    # A stored prompt brings tools of its own, not seen here: a hosted tool it forces is taken.
+    forced = {"type": "web_search"}
+    assert create(app, input="x", prompt={"id": "pmpt_1"}, tool_choice=forced)["status"] == "completed"
 
 
 def test_input_items_are_listed_as_their_schemas_require(app: webtest.TestApp) -> None:
@@ -1379,9 +1385,15 @@ def test_a_stream_opens_before_its_time_to_first_token(app: webtest.TestApp, bac
         rest = [event["type"] for event in parsed(b"".join(writes))]
     finally:
         writes.close()
-    opening = ["response.created", "response.queued", "response.in_progress"]
-    assert statuses == ["200 OK"] and first == (opening if background else opening[::2])
-    assert rest[0] == "response.output_item.added" and rest[-1] == "response.completed"
+    # A background response stays queued for the wait, as reading it back says meanwhile.
+    opening = (
+        ["response.created", "response.queued"]
+        if background
+        else ["response.created", "response.in_progress"]
+    )
+    assert statuses == ["200 OK"] and first == opening
+    assert rest[0] == ("response.in_progress" if background else "response.output_item.added")
+    assert rest[-1] == "response.completed"
 
 
 def test_include_in_a_query_is_checked(app: webtest.TestApp) -> None:

@@ -115,6 +115,7 @@ def test_messages_span_names_anthropic(traced: Tuple[webtest.TestApp, InMemorySp
     assert attributes["gen_ai.request.stop_sequences"] == ("x",)
     assert attributes["gen_ai.response.id"] == reply["id"]
     assert attributes["gen_ai.response.finish_reasons"] == ("end_turn",)
+    assert attributes["gen_ai.response.model"] == reply["model"] == "claude-sonnet-4-5-20250929"
 
 
 def test_validation_error_sets_status(traced: Tuple[webtest.TestApp, InMemorySpanExporter]) -> None:

@@ -208,12 +208,13 @@ class Messages:
         thought_tokens = THOUGHT_TOKENS if thinks else 0
         output_tokens += thought_tokens
         message_id = random_id("msg_", 24)
+        answered = CLAUDE_ALIASES.get(behaviour.model, behaviour.model)  # an alias answers as its model
         message = {
             "id": message_id,
             "type": "message",
             "role": "assistant",
             "container": None,  # no code execution tool runs here
-            "model": CLAUDE_ALIASES.get(behaviour.model, behaviour.model),  # an alias answers as its model
+            "model": answered,
             "content": blocks,
             "stop_reason": stop_reason,
             "stop_sequence": stop_sequence,
@@ -231,8 +232,17 @@ class Messages:
                 [stop_reason],
                 events=events.stream(message, text_tokens),
                 render_error=lambda error: events.error(error, request.id),
+                answered=answered,
             )
-        return render.respond(request, behaviour, message_id, usage, [stop_reason], body=dumps(message))
+        return render.respond(
+            request,
+            behaviour,
+            message_id,
+            usage,
+            [stop_reason],
+            body=dumps(message),
+            answered=answered,
+        )
 
     def count_tokens(self, request: Request) -> Response:
         """``{"input_tokens": N}``: what the same request's ``usage.input_tokens`` would be."""

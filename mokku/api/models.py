@@ -163,6 +163,10 @@ def build_catalogue(extra_ids: Iterable[str]) -> List[Dict[str, object]]:
     return entries
 
 
+# A fine-tune's id: ``ft:`` then its base model, organisation, suffix (may be empty) and job's id.
+_FINE_TUNE = re.compile(r"ft:[\w.\-]{1,64}:[\w\-]{0,64}:[\w\-]{0,64}:[\w\-]{1,64}")
+
+
 class Catalogue:
     """Serves the model list and single models from bodies encoded at start-up."""
 
@@ -185,6 +189,6 @@ class Catalogue:
         """A fine-tune (``ft:`` ids) or a configured model is deleted, as its owner may; any other
         model is not the caller's, and the real API answers that it does not exist. The list stays
         as configured."""
-        if not (model.startswith("ft:") or model in self._configured):
+        if not (_FINE_TUNE.fullmatch(model) or model in self._configured):
             raise errors.APIError(404, "That model does not exist", "invalid_request_error", "model")
         return json_response({"id": model, "object": "model", "deleted": True})

@@ -155,7 +155,9 @@ def events(
         yield Opening(emit("response.queued", response=first))
     if cancelled:
         return
-    yield Opening(emit("response.in_progress", response=unfinished(final, "in_progress")))
+    # A background response stays queued for the time to first token, as reading it back says.
+    in_progress = emit("response.in_progress", response=unfinished(final, "in_progress"))
+    yield in_progress if background else Opening(in_progress)
     for output_index, item in enumerate(final["output"]):
         item_id = item["id"]
         if item["type"] == "reasoning":

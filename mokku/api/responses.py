@@ -288,7 +288,8 @@ class Responses:
         given = tools.Choice(
             functions, tool_count, ends_with_result(messages), items.called(context), handed_off
         )
-        choice = _chat_choice(body.get("tool_choice"), body.get("tools"))
+        # A stored prompt brings tools of its own, unseen here: what it forces is not checked.
+        choice = _chat_choice(body.get("tool_choice"), None if body.get("prompt") else body.get("tools"))
         chosen = tools.choose(choice, given, body.get("parallel_tool_calls"), "tool_choice", none_alone=True)
         framing = [Message("developer", instructions)] if instructions else []
         fits = limits.window(request.settings, model) if body.get("truncation") == "auto" else None

@@ -243,10 +243,13 @@ def listed_choice(choice: Any, given: Iterable[Any]) -> Any:
 
 def check_responses_choice(choice: Any, given: Any = ()) -> None:
     """A ``tool_choice`` object of a type the Responses API knows, with the fields its type requires,
-    forcing (or allowing) tools that ``given`` holds: else 400 in the real API's words."""
+    forcing (or allowing) tools that ``given`` holds (None: tools not all known here): else 400 in
+    the real API's words."""
     if not isinstance(choice, dict):
         return
     kind = check_typed(choice, "tool_choice", RESPONSES_CHOICES)
+    if given is None:
+        return
     listed = given if isinstance(given, list) else []
     wanted = choice.get("tools") if kind == "allowed_tools" else [choice]
     for entry in wanted if isinstance(wanted, list) else ():
@@ -282,7 +285,15 @@ def _not_given(entry: Dict[str, Any], given: List[Any]) -> Optional[str]:
     ]
     if kind in ("function", "custom"):
         name = entry.get("name")
-        found = any(tool.get("type") == kind and tool.get("name") == name for tool in tools)
+        found = any(tool.get("type") == kind and tool.get("name") == name for tool in tools) or any(
+            f"{tool.get('name')}.{inner.get('name')}" == name  # a namespace's function by its qualified name
+            for tool in given
+            if isinstance(tool, dict)
+            and tool.get("type") == "namespace"
+            and isinstance(tool.get("tools"), list)
+            for inner in tool["tools"]
+            if isinstance(inner, dict)
+        )
         return None if found else str(name)
     if kind == "mcp":
         label = entry.get("server_label")

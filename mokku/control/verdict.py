@@ -130,7 +130,7 @@ def _judge_call(attempts: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         findings.append(_finding("no_backoff", "warning", "retries did not wait longer each time", attempts))
     last = attempts[-1]
     broken = [attempt.get("fault") in BROKEN_STREAM_FAULTS and attempt["stream"] for attempt in attempts]
-    if broken[-1] and not any(broken[:-1]):  # a client that asked again and gave up did ask
+    if broken[-1] and not (len(broken) > 1 and broken[-2]):  # asked again until it gave up: it did ask
         findings.append(
             _finding(
                 "accepted_broken_stream",

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable, List, Optional
 
+from mokku import errors
 from mokku.anthropic.dialect import ANTHROPIC
 from mokku.anthropic.messages import Messages
 from mokku.anthropic.models import Models
@@ -64,6 +65,11 @@ def by_dialect(**handlers: Handler) -> Handler:
         return handlers.get(request.dialect.name, openai)(request, **params)
 
     return handle
+
+
+def _no_deletes(request: Request, **params: str) -> Response:
+    """Anthropic's and Gemini's model lists delete nothing: what their APIs answer a method they lack."""
+    raise errors.method_not_allowed(request.method, request.path, ("GET", "HEAD"))
 
 
 def gemini_routes(gemini: GenerateContent, models: GeminiModels) -> List[Route]:
@@ -142,7 +148,11 @@ def build_routes(
                 openai=catalogue.retrieve_model, anthropic=claude.retrieve_model, gemini=google.retrieve_model
             ),
         ),
-        Route("DELETE", "/v1/models/{model:path}", catalogue.delete_model),
+        Route(
+            "DELETE",
+            "/v1/models/{model:path}",
+            by_dialect(openai=catalogue.delete_model, anthropic=_no_deletes, gemini=_no_deletes),
+        ),
         Route("POST", "/v1/chat/completions", partial(chat.create, replies=replies, kept=chats)),
         Route("GET", "/v1/chat/completions", chats.list_completions),
         Route("GET", "/v1/chat/completions/{completion_id}", chats.retrieve),
