@@ -223,6 +223,12 @@ def test_rules_file_at_startup(tmp_path: Path) -> None:
     bad.write_text(json.dumps([{"reply": {"fault": "meteor"}}]))
     with pytest.raises(config.ConfigError, match="MOKKU_SCENARIOS"):
         claim_state(config.load({"MOKKU_STATE": str(state), "MOKKU_SCENARIOS": str(bad)}))
+    # A misspelt key: named with the rule it is in, the variable named once.
+    bad.write_text(json.dumps([{"reply": {"content": "a"}}, {"reply": {"content": "b"}, "time": 1}]))
+    with pytest.raises(config.ConfigError) as refused:
+        claim_state(config.load({"MOKKU_STATE": str(state), "MOKKU_SCENARIOS": str(bad)}))
+    assert str(refused.value).startswith("MOKKU_SCENARIOS: Invalid value: 'time'.")
+    assert str(refused.value).endswith("(rules[1].time)") and str(refused.value).count("MOKKU_SCENARIOS") == 1
 
 
 @pytest.mark.parametrize(

@@ -289,19 +289,20 @@ def load_file(rules_path: str, state: str, store: Optional[RulesStore] = None) -
         try:
             import yaml  # optional: only for YAML rule files
         except ImportError:
-            raise ValueError("MOKKU_SCENARIOS is YAML but PyYAML is not installed; use JSON") from None
+            raise ValueError("the file is YAML but PyYAML is not installed; use JSON") from None
         data = yaml.safe_load(text)
     else:
         data = json.loads(text)
     if http.nests_deeper(data):
-        raise ValueError(f"MOKKU_SCENARIOS nests deeper than {http.MAX_NESTING} levels")
+        raise ValueError(f"the file nests deeper than {http.MAX_NESTING} levels")
     raw = data.get("rules") if isinstance(data, dict) else data
     if not isinstance(raw, list):
-        raise ValueError('MOKKU_SCENARIOS must hold a list of rules, or {"rules": [...]}')
+        raise ValueError('the file must hold a list of rules, or {"rules": [...]}')
     try:
         rules = [check_rule(rule, f"rules[{index}]") for index, rule in enumerate(raw)]
         if rules:
             Scenarios(state, store=store).add_all(rules)
     except errors.APIError as exc:
-        raise ValueError(f"MOKKU_SCENARIOS: {exc.message}") from None
+        where = f" ({exc.param})" if exc.param else ""
+        raise ValueError(f"{exc.message}{where}") from None
     return len(rules)
