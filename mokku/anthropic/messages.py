@@ -223,25 +223,16 @@ class Messages:
             "diagnostics": None,  # only a request's diagnostics.previous_message_id asks for any
         }
         usage = {"prompt_tokens": input_tokens, "completion_tokens": output_tokens}
-        if stream:
-            return render.respond(
-                request,
-                behaviour,
-                message_id,
-                usage,
-                [stop_reason],
-                events=events.stream(message, text_tokens),
-                render_error=lambda error: events.error(error, request.id),
-                answered=answered,
-            )
+        answer: Dict[str, Any] = (
+            {
+                "events": events.stream(message, text_tokens),
+                "render_error": lambda error: events.error(error, request.id),
+            }
+            if stream
+            else {"body": dumps(message)}
+        )
         return render.respond(
-            request,
-            behaviour,
-            message_id,
-            usage,
-            [stop_reason],
-            body=dumps(message),
-            answered=answered,
+            request, behaviour, message_id, usage, [stop_reason], answered=answered, **answer
         )
 
     def count_tokens(self, request: Request) -> Response:

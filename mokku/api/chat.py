@@ -335,14 +335,15 @@ def _choices(
     ``spoken``: the format their text is said in, as audio with the text its transcript."""
     message = _message(reply, legacy)
     choice_logprobs = _logprobs(reply.outputs[0].tokens, reply.top_logprobs)
+    if spoken is not None:  # made once: the choices differ in their audio's id only
+        transcript = "".join(reply.outputs[0].tokens)
+        said = audio.spoken("", transcript, reply.completion_tokens(), spoken, created)
     choices = []
     for index in range(n):
         if reply.calls and index:
             message = _message(reply, legacy, _calls_of(reply, index))
         if spoken is not None:
-            transcript = "".join(reply.outputs[0].tokens)
-            said = audio.spoken(random_id("audio_"), transcript, reply.completion_tokens(), spoken, created)
-            message = dict(message, content=None, audio=said)
+            message = dict(message, content=None, audio=dict(said, id=random_id("audio_")))
         choices.append(_choice(index, message, choice_logprobs, finish))
     return choices
 
@@ -422,9 +423,10 @@ def _stream(
     speaks: bool = False,
 ) -> Iterator[Event]:
     """Per choice: a role chunk, one chunk per token (or per call and argument fragment), a finish
-    chunk; then usage and [DONE]. Spoken, the tokens are the transcript's, the audio follows them. Every chunk ends with ``obfuscation`` (unless
-    ``stream_options.include_obfuscation`` is false), as the real API's: here one random string per
-    stream, since a mock's chunk sizes reveal nothing."""
+    chunk; then usage and [DONE]. Spoken, the tokens are the transcript's, the audio follows them.
+    Every chunk ends with ``obfuscation`` (unless ``stream_options.include_obfuscation`` is false),
+    as the real API's: here one random string per stream, since a mock's chunk sizes reveal
+    nothing."""
     base = render.chunk_base(
         "chat.completion.chunk",
         completion_id,

@@ -915,7 +915,8 @@ def _check_types(root: Any) -> None:
         if not isinstance(schema, dict):
             continue
         declared = schema.get("type")
-        for kind in declared if isinstance(declared, list) else () if declared is None else [declared]:
+        kinds = declared if isinstance(declared, list) else [] if declared is None else [declared]
+        for kind in kinds:
             if not isinstance(kind, str) or kind not in _TYPES:
                 raise SchemaError(f"unknown type {kind!r}")
         for key in _NAMED_SCHEMAS:

@@ -276,23 +276,19 @@ def _not_given(entry: Dict[str, Any], given: List[Any]) -> Optional[str]:
     which tools stand for it is not known here)."""
     kind = entry.get("type")
     tools = [tool for tool in given if isinstance(tool, dict)]
-    tools += [  # a namespace's own functions too
-        inner
+    namespaced = [  # a namespace's own functions, with the namespace's name
+        (tool.get("name"), inner)
         for tool in tools
         if tool.get("type") == "namespace" and isinstance(tool.get("tools"), list)
         for inner in tool["tools"]
         if isinstance(inner, dict)
     ]
+    tools += [inner for _, inner in namespaced]
     if kind in ("function", "custom"):
         name = entry.get("name")
         found = any(tool.get("type") == kind and tool.get("name") == name for tool in tools) or any(
-            f"{tool.get('name')}.{inner.get('name')}" == name  # a namespace's function by its qualified name
-            for tool in given
-            if isinstance(tool, dict)
-            and tool.get("type") == "namespace"
-            and isinstance(tool.get("tools"), list)
-            for inner in tool["tools"]
-            if isinstance(inner, dict)
+            f"{space}.{inner.get('name')}" == name
+            for space, inner in namespaced  # by its qualified name
         )
         return None if found else str(name)
     if kind == "mcp":

@@ -3,8 +3,8 @@
 An endpoint produces events, framed here as server-sent events (``event``, ``typed_event``,
 ``EventTemplate``); ``EventStream`` owns everything between them and the socket:
 
-- pacing: the time to first token before the first event (past the opening ones), the token delay before each token after
-  the first (both waited on the client's socket, so a hang-up ends the wait);
+- pacing: the time to first token before the first event (past the opening ones), the token delay
+  before each token after the first (both waited on the client's socket, so a hang-up ends the wait);
 - write batching: events ready together share one write. When tokens are paced, a ``Token`` event
   ends a write (it is sent as soon as it is due); other events join the write of the next token,
   or the last write. Unpaced, every event is ready at once: writes of up to ``WRITE_BYTES`` (one
