@@ -58,11 +58,14 @@ def test_a_spoken_answer_plays_as_long_as_its_transcript_takes(app: webtest.Test
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
-def test_a_long_answer_says_at_most_its_bound(app: webtest.TestApp) -> None:
+@pytest.mark.parametrize("n", [1, 4])
+def test_a_long_answer_says_at_most_its_bound_in_all_its_choices(app: webtest.TestApp, n: int) -> None:
     long = [{"role": "user", "content": "word " * 2000}]
-    body = app.post_json(URL, dict(SPOKEN, messages=long, audio={"voice": "alloy", "format": "pcm16"})).json
-    data = base64.b64decode(body["choices"][0]["message"]["audio"]["data"])
-    assert len(data) == int(audio.MAX_SECONDS * 24_000) * 2
+    sent = dict(SPOKEN, messages=long, n=n, audio={"voice": "alloy", "format": "pcm16"})
+    body = app.post_json(URL, sent).json
+    said = [base64.b64decode(choice["message"]["audio"]["data"]) for choice in body["choices"]]
+    assert [len(data) for data in said] == [int(audio.MAX_SECONDS / n * 24_000) * 2] * n
+    assert body["usage"]["completion_tokens_details"]["audio_tokens"] == round(audio.MAX_SECONDS * 10)
 
 
 def test_a_stream_speaks_pcm16_in_pieces_after_its_transcript(app: webtest.TestApp) -> None:

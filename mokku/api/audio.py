@@ -21,7 +21,7 @@ from mokku.api import validate
 FORMATS = ("wav", "aac", "mp3", "flac", "opus", "pcm16")
 RATE = 24_000  # samples a second, mono, as the real API speaks
 SECONDS_PER_TOKEN = 0.3  # about how long a token takes to say
-MAX_SECONDS = 120.0  # under 2,048 FLAC frames: their numbers fit two bytes
+MAX_SECONDS = 120.0  # an answer's, all its choices' together; under 2,048 FLAC frames (two-byte numbers)
 TOKENS_PER_SECOND = 10  # the audio tokens an answer's usage counts for each second
 EXPIRES_S = 3600  # how long the real API keeps an answer's audio for a later turn
 STREAM_FORMAT = "pcm16"  # the only format a stream speaks
@@ -48,17 +48,20 @@ def asked_format(body: Mapping[str, Any], streaming: bool) -> Optional[str]:
     return format_
 
 
-def seconds(text_tokens: int) -> float:
-    return min(text_tokens * SECONDS_PER_TOKEN, MAX_SECONDS)
+def seconds(text_tokens: int, choices: int = 1) -> float:
+    """How long each of an answer's ``choices`` speaks: ``MAX_SECONDS`` at most among them all."""
+    return min(text_tokens * SECONDS_PER_TOKEN, MAX_SECONDS / choices)
 
 
-def audio_tokens(text_tokens: int) -> int:
-    return round(seconds(text_tokens) * TOKENS_PER_SECOND)
+def audio_tokens(text_tokens: int, choices: int = 1) -> int:
+    return round(seconds(text_tokens, choices) * TOKENS_PER_SECOND)
 
 
-def spoken(audio_id: str, transcript: str, text_tokens: int, format_: str, created: int) -> Dict[str, Any]:
-    """A whole answer's ``message.audio``."""
-    data = _ENCODERS[format_](_samples(seconds(text_tokens)))
+def spoken(
+    audio_id: str, transcript: str, text_tokens: int, format_: str, created: int, choices: int = 1
+) -> Dict[str, Any]:
+    """A whole answer's ``message.audio``, one of ``choices``."""
+    data = _ENCODERS[format_](_samples(seconds(text_tokens, choices)))
     return {
         "id": audio_id,
         "data": base64.b64encode(data).decode("ascii"),
@@ -67,9 +70,9 @@ def spoken(audio_id: str, transcript: str, text_tokens: int, format_: str, creat
     }
 
 
-def pcm_chunks(text_tokens: int) -> Iterator[str]:
-    """A stream's audio: base64 PCM in events of ``CHUNK_SECONDS`` at most."""
-    left = _samples(seconds(text_tokens))
+def pcm_chunks(text_tokens: int, choices: int = 1) -> Iterator[str]:
+    """A stream's audio (one of ``choices``): base64 PCM in events of ``CHUNK_SECONDS`` at most."""
+    left = _samples(seconds(text_tokens, choices))
     step = int(RATE * CHUNK_SECONDS)
     while left > 0:
         count = min(step, left)

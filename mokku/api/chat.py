@@ -170,7 +170,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
 
     per_choice = reply.completion_tokens()
     speaks = spoken_format is not None and not reply.calls
-    said = audio.audio_tokens(per_choice) if speaks else 0  # each choice's audio tokens
+    said = audio.audio_tokens(per_choice, sampling.n) if speaks else 0  # each choice's audio tokens
     usage = render.usage(
         generation.prompt_tokens[0], (per_choice + said) * sampling.n, cached=request.cached_tokens
     )
@@ -337,7 +337,7 @@ def _choices(
     choice_logprobs = _logprobs(reply.outputs[0].tokens, reply.top_logprobs)
     if spoken is not None:  # made once: the choices differ in their audio's id only
         transcript = "".join(reply.outputs[0].tokens)
-        said = audio.spoken("", transcript, reply.completion_tokens(), spoken, created)
+        said = audio.spoken("", transcript, reply.completion_tokens(), spoken, created, n)
     choices = []
     for index in range(n):
         if reply.calls and index:
@@ -450,7 +450,7 @@ def _stream(
             yield from _call_chunks(chunk, index, _calls_of(reply, index), legacy)
     elif speaks:
         for index in choices:
-            yield from _spoken_chunks(chunk, index, reply, created)
+            yield from _spoken_chunks(chunk, index, reply, created, n)
     else:
         # With logprobs asked for, the role chunk carries empty ones, as the real API's does.
         opening: Optional[Dict[str, Any]] = (
@@ -474,7 +474,7 @@ def _stream(
 
 
 def _spoken_chunks(
-    chunk: Callable[..., Dict[str, Any]], index: int, reply: Reply, created: int
+    chunk: Callable[..., Dict[str, Any]], index: int, reply: Reply, created: int, n: int
 ) -> Iterator[Event]:
     """A spoken choice as the real API streams it: the audio's id, its transcript token by token,
     its PCM in pieces, then when it expires."""
@@ -488,7 +488,7 @@ def _spoken_chunks(
     said = stream.EventTemplate(chunk(index, {"audio": {"transcript": stream.EventTemplate.SLOT}}))
     for token in reply.outputs[0].tokens:
         yield Token(said.render(token))
-    for data in audio.pcm_chunks(reply.completion_tokens()):
+    for data in audio.pcm_chunks(reply.completion_tokens(), n):
         yield stream.event(chunk(index, {"audio": {"data": data}}))
     yield stream.event(chunk(index, {"audio": {"expires_at": created + audio.EXPIRES_S}}))
 
