@@ -335,6 +335,18 @@ def test_a_background_stream_resumes_after_a_sequence_number(app: webtest.TestAp
     assert error["error"]["param"] == "store"
 
 
+def test_a_resumed_background_stream_ends_when_its_response_does(app: webtest.TestApp) -> None:
+    """Skipped events are not time saved: the last event comes when the stored response is done, so
+    reading it back right after finds it completed, as the stream said."""
+    words = " ".join(["word"] * 12)
+    paced = {"X-Mokku-Latency-Ms": "1000", "X-Mokku-Token-Ms": "100"}
+    queued = create(app, paced, input=words, background=True)
+    assert queued["status"] == "queued"
+    resumed = sse(app.get(f"{URL}/{queued['id']}?stream=true&starting_after=14").body)
+    assert resumed[0]["sequence_number"] == 15 and resumed[-1]["type"] == "response.completed"
+    assert app.get(f"{URL}/{queued['id']}").json == resumed[-1]["response"]
+
+
 # Conversations
 
 

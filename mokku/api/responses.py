@@ -23,7 +23,7 @@ import functools
 import json
 import logging
 import time
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Sequence, Tuple
 from urllib.parse import parse_qs
 
 from mokku import errors
@@ -61,10 +61,10 @@ from mokku.api.sampling import (
 from mokku.api.tokens import count
 from mokku.control import objects, statedb
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
-from mokku.server.stream import Last
+from mokku.server.stream import Event, Last, Token
 from mokku.simulation import limits
 from mokku.simulation.faults import Behaviour
-from mokku.simulation.latency import Pace
+from mokku.simulation.latency import Pace, Schedule
 
 log = logging.getLogger("mokku")
 
@@ -210,15 +210,18 @@ class Responses:
             final = dict(final, status="cancelled")
         now = self.clock()
         over = now >= job["ends"] or job.get("failed")
-        pace = Pace() if over else Pace(max(0.0, job["starts"] - now), job["delay"])
+        pace = Pace() if over else Schedule(job["starts"], job["delay"], self.clock)
         emit = Numbered()
-        every = events(
-            emit,
-            final,
-            job["tokens"],
-            job.get("top"),
-            bool(job.get("cancelled")),
-            render.obfuscation(obfuscated),
+        every = _counted(
+            pace,
+            events(
+                emit,
+                final,
+                job["tokens"],
+                job.get("top"),
+                bool(job.get("cancelled")),
+                render.obfuscation(obfuscated),
+            ),
         )
         failed = job.get("failed")
         if failed:
@@ -682,6 +685,17 @@ def _current(stored: objects.StoredResponse, now: float) -> Tuple[bytes, str]:
         return stored.body, "finished"
     status = "queued" if now < job["starts"] else "in_progress"
     return dumps(unfinished(json.loads(stored.body), status)), status
+
+
+def _counted(pace: Pace, made: Iterable[Event]) -> Iterator[Event]:
+    """``made``, its tokens counted on a ``Schedule`` (whether or not they are sent)."""
+    if not isinstance(pace, Schedule):
+        yield from made
+        return
+    for event in made:
+        if isinstance(event, Token):
+            pace.made += 1
+        yield event
 
 
 def _flag(raw: Optional[str], param: str) -> bool:

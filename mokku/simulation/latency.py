@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from typing import Callable
 
 from mokku import config, errors
 from mokku.server.http import Request
@@ -68,6 +69,30 @@ class Pace:
         """A non-streamed answer arrives when a stream of it would have ended: its first token after
         the time to it, each later one a delay after the one before."""
         return self._jittered(self.ttft) + max(0, tokens - 1) * self._jittered(self.token_delay)
+
+
+class Schedule(Pace):
+    """A background response's tokens read back: each when its job made it, on the wall clock the
+    workers share, so a stream resumed part-way ends when the stored response does. ``made`` counts
+    the tokens drawn so far, sent or skipped; the events after a token follow it at once."""
+
+    __slots__ = ("clock", "made", "starts")
+
+    def __init__(self, starts: float, token_delay: float, clock: Callable[[], float] = time.time) -> None:
+        super().__init__(max(0.0, starts - clock()), token_delay)
+        self.starts, self.made, self.clock = starts, 0, clock
+
+    def _due(self) -> float:
+        return max(0.0, self.starts + max(self.made - 1, 0) * self.token_delay - self.clock())
+
+    def first_token(self) -> float:
+        return self._due()
+
+    def next_token(self) -> float:
+        return self._due()
+
+    def resume(self) -> None:
+        """After a stall the schedule holds: the tokens it made due go at once."""
 
 
 def read_pace(request: Request, settings: config.Settings) -> Pace:
