@@ -14,6 +14,8 @@ sockets a new one is closed at once: the descriptors it holds stay bounded.
 
 from __future__ import annotations
 
+import errno
+import functools
 import os
 import selectors
 import socket
@@ -30,6 +32,8 @@ from mokku.server.http import closing_error
 
 LINGER_S = 2.0  # as gunicorn's own close
 MAX_DRAIN = 64 * 1024  # as gunicorn's own close
+# How long gunicorn's thread waits for a new connection's first bytes before it gives it back.
+FIRST_BYTES_S = getattr(gthread, "DEFAULT_WORKER_DATA_TIMEOUT", 5.0)
 MAX_LINGERING = 256  # sockets one worker waits on at once (each holds a descriptor)
 
 
@@ -156,3 +160,25 @@ class Worker(gthread.ThreadWorker):
         gthread.TConn = Connection  # what its ``accept`` makes, in this worker process only
         util.write_error = write_error  # what its ``handle_error`` writes, likewise
         super().init_process()
+
+    if hasattr(gthread.ThreadWorker, "on_pending_socket_readable"):  # gunicorn 25+
+
+        def accept(self, listener: socket.socket) -> None:
+            """A new connection waits on the poller for its first bytes, as a kept-alive one does.
+            gunicorn hands it to a thread at once, which waits up to 5 s for them: connections
+            opened ahead and left idle (Node's fetch after an abort, a browser's preconnect) took
+            every thread, and requests queued behind them for seconds. It is closed unanswered past
+            the same 5 s and a keep-alive timeout more, as gunicorn closes one."""
+            try:
+                client, address = listener.accept()
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                    raise
+                return
+            self.nr_conns += 1
+            conn = Connection(self.cfg, client, address, listener.getsockname())  # non-blocking
+            conn.timeout = time.monotonic() + FIRST_BYTES_S + self.cfg.keepalive
+            self.pending_conns.append(conn)
+            self.poller.register(
+                conn.sock, selectors.EVENT_READ, functools.partial(self.on_pending_socket_readable, conn)
+            )
