@@ -1,5 +1,5 @@
 """gunicorn's threaded (``gthread``) worker, with its polite close of a connection moved off the
-worker's main thread.
+worker's main thread, and a new connection's wait for its first bytes off its threads (``accept``).
 
 gunicorn 25+ closes a connection that will not be kept alive (the client's ``Connection: close``,
 HTTP/1.0, its own 400 and 408 answers) as RFC 9112 asks: it sends its FIN, then waits up to 2 s for
