@@ -7,7 +7,7 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional, Union
+from typing import Any, Dict, List, Optional, Union
 
 import pytest
 import webtest
@@ -282,6 +282,52 @@ def test_no_backoff_spares_the_sdks_jittered_doubling(waits: tuple, warned: bool
         entries.append({**entry, "headers": headers})
     (client,) = judge(entries)["clients"]
     assert ("no_backoff" in [finding["kind"] for finding in client["findings"]]) is warned
+
+
+def test_the_verdict_tells_requests_apart_by_method_query_and_unparsed_body(
+    store_env: Dict[str, str],
+) -> None:
+    """A retry is the same request sent again: a 404 read and a 404 delete of one id, a page asked
+    again with a smaller limit, two different bodies that are not JSON are not retries; the same
+    junk sent twice is."""
+    app = build(store_env)
+    app.delete("/mokku/requests")
+    app.get("/v1/responses/resp_gone", status=404)
+    app.delete("/v1/responses/resp_gone", status=404)
+    app.get("/v1/chat/completions?limit=101&key=secret-key", status=400)
+    app.get("/v1/chat/completions?limit=100&key=secret-key")
+    junk = {"Content-Type": "application/json"}
+    app.post(CHAT, b'{"model": oops', headers=junk, status=400)
+    app.post(CHAT, b"not json at all", headers=junk, status=400)
+    assert app.get("/mokku/verdict").json["passed"]
+    listed = entries(app)
+    assert listed[2]["query"] == "limit=101&key=REDACTED" and listed[0]["query"] is None
+    assert "secret-key" not in json.dumps(listed)
+    unparsed = listed[5]["body"]
+    assert (
+        unparsed["unparsed"] is True and unparsed["bytes"] == 15 and unparsed["prefix"] == "not json at all"
+    )
+    app.post(CHAT, b"not json at all", headers=junk, status=400)
+    (finding,) = app.get("/mokku/verdict").json["clients"][0]["findings"]
+    assert finding["kind"] == "retried_non_retryable"
+    assert [evidence["id"] for evidence in finding["evidence"]] == [listed[5]["id"], listed[5]["id"] + 1]
+
+
+def test_the_same_request_after_a_success_is_a_new_call_not_a_retry() -> None:
+    """A test suite sends one prompt in many tests, a client polls a background response: each
+    success ends a call, so neither is a retry storm; twelve failures in a row still are."""
+    from mokku.control.verdict import judge
+
+    def attempts(statuses: List[int]) -> List[Dict[str, Any]]:
+        return [
+            {"id": index, "time": 1000.0 + index, "duration_ms": 10, "status": status, "path": CHAT}
+            for index, status in enumerate(statuses)
+        ]
+
+    assert judge(attempts([200] * 12))["passed"]
+    assert judge(attempts([500, 200] * 6))["passed"]
+    (client,) = judge(attempts([500] * 11 + [200]))["clients"]
+    assert "retry_storm" in [finding["kind"] for finding in client["findings"]]
 
 
 @pytest.mark.parametrize("header", ["authorization", "x-api-key", "api-key", "x-goog-api-key"])

@@ -23,7 +23,7 @@ import marshal
 import time
 from typing import Any, Dict, Iterator, List, Optional, Tuple
 
-from mokku.credentials import is_secret, mask_secret
+from mokku.credentials import is_secret, mask_secret, redact_query
 from mokku.server.http import Request
 from mokku.store.base import MARSHAL_VERSION, MARSHALLED, SETTLE_TIMEOUT_S, JournalStore, Page, Row, Stored
 from mokku.store.sqlite import SqliteJournal
@@ -201,11 +201,12 @@ def _text(value: str) -> str:
     return value
 
 
-def truncated(raw: bytes) -> Dict[str, Any]:
-    """What the journal keeps of a body too large to store: its size, its digest (two large bodies
-    stay told apart, as retries are recognised by their body) and the start of its text."""
+def truncated(raw: bytes, why: str = "truncated") -> Dict[str, Any]:
+    """What the journal keeps of a body too large to store (or, ``why`` ``unparsed``, of one that is
+    not a JSON object): its size, its digest (two such bodies stay told apart, as retries are
+    recognised by their body) and the start of its text."""
     return {
-        "truncated": True,
+        why: True,
         "bytes": len(raw),
         "sha256": hashlib.sha256(raw).hexdigest(),
         "prefix": raw[:PREFIX_BYTES].decode("utf-8", "replace"),
@@ -244,11 +245,15 @@ def entry_for(request: Request, status: int, started: float) -> Dict[str, Any]:
             stored, raw = truncated(raw), None  # cut from the bytes received, never encoded whole
         elif json.detect_encoding(raw) != "utf-8":  # a BOM, UTF-16 or UTF-32: kept as parsed
             raw = None
+    elif request.received:  # read, and refused: not JSON, not an object
+        stored = truncated(request.received, "unparsed")
     result = request.result
+    query = request.environ.get("QUERY_STRING")
     entry: Dict[str, Any] = {
         "time": time.time(),
         "method": request.method,
         "path": request.environ.get("PATH_INFO", ""),
+        "query": redact_query(query) if query else None,  # credentials in it masked
         "route": request.route,
         "headers": headers,
         "body": stored,

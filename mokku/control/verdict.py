@@ -1,7 +1,8 @@
 """The client verdict: how well each client behaved, judged from the journal.
 
-A retry is the same request again, recognised by its body (and path), not by SDK headers, so
-application-level retry loops count. Per client (its masked API key, else "anonymous"):
+A retry is the same request (method, path, query and body) sent again after it failed, recognised
+by what it asks, not by SDK headers, so application-level retry loops count; the same request after a
+success is a new call (a test suite's, a poll). Per client (its masked API key, else "anonymous"):
 
 - ``retried_too_soon`` (error): a retry came before the ``retry-after-ms`` it was sent;
 - ``retried_non_retryable`` (error): a 400, 401, 403 or 404 was tried again unchanged;
@@ -27,8 +28,28 @@ BACKOFF_GROWTH = 1.25  # the last wait over the first below which a client is no
 
 
 def fingerprint(entry: Dict[str, Any]) -> str:
-    canonical = json.dumps([entry.get("path"), entry.get("body")], sort_keys=True, ensure_ascii=False)
+    canonical = json.dumps(
+        [entry.get("method"), entry.get("path"), entry.get("query"), entry.get("body")],
+        sort_keys=True,
+        ensure_ascii=False,
+    )
     return hashlib.sha256(canonical.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+
+
+def calls(attempts: List[Dict[str, Any]]) -> List[List[Dict[str, Any]]]:
+    """One request's attempts (in order) cut into calls: each ends at its first success (an answer
+    under 400 that no fault broke); what follows is asked anew, not retried."""
+    made: List[List[Dict[str, Any]]] = [[]]
+    for attempt in attempts:
+        if not made[-1] or _failed(made[-1][-1]):
+            made[-1].append(attempt)
+        else:
+            made.append([attempt])
+    return made
+
+
+def _failed(attempt: Dict[str, Any]) -> bool:
+    return attempt["status"] >= 400 or (attempt["stream"] and attempt.get("fault") in BROKEN_STREAM_FAULTS)
 
 
 def _start(entry: Dict[str, Any]) -> float:
@@ -70,13 +91,14 @@ def judge(entries: Iterable[Dict[str, Any]]) -> Dict[str, Any]:
         first_seen[client] = min(first_seen.get(client, summary["start"]), summary["start"])
     report: List[Dict[str, Any]] = []
     for client in sorted(clients, key=first_seen.__getitem__):
-        calls = clients[client]
+        requests = clients[client]
         findings: List[Dict[str, Any]] = []
-        for attempts in calls.values():
+        for attempts in requests.values():
             attempts.sort(key=lambda summary: summary["start"])
-            findings += _judge_call(attempts)
+            for call in calls(attempts):
+                findings += _judge_call(call)
         report.append(
-            {"client": client, "requests": sum(len(a) for a in calls.values()), "findings": findings}
+            {"client": client, "requests": sum(len(a) for a in requests.values()), "findings": findings}
         )
     passed = not any(f["severity"] == "error" for c in report for f in c["findings"])
     return {"object": "verdict", "passed": passed, "clients": report}

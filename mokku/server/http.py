@@ -360,6 +360,11 @@ class Request:
             self._raw = self._read_body()
         return self._raw
 
+    @property
+    def received(self) -> Optional[bytes]:
+        """The raw body if it was read, else None."""
+        return self._raw
+
     def _read_body(self) -> bytes:
         stream = self.environ["wsgi.input"]
         try:
