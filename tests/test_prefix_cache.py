@@ -89,6 +89,26 @@ def test_a_repeated_prefix_is_cached_by_whole_blocks(tmp_path: Path) -> None:
     assert usage["prompt_tokens_details"]["cached_tokens"] == cached(again)
 
 
+def test_a_long_prompt_sent_again_is_cached_whole_and_the_oldest_blocks_go_first(tmp_path: Path) -> None:
+    """125 blocks in a 4,096-block cache: none of the prompt's blocks may push out another (a
+    direct-mapped table lost most of them to its own later blocks). A full cache gives up the
+    blocks used longest ago, as vLLM's LRU does."""
+    long = [{"role": "system", "content": " ".join(f"w{index}" for index in range(2000))}]
+    app = build(tmp_path)
+    first = app.post_json(CHAT, {"model": "gpt-4o", "messages": long}).json
+    again = app.post_json(CHAT, {"model": "gpt-4o", "messages": long}).json
+    assert cached(first) == 0
+    assert cached(again) == first["usage"]["prompt_tokens"] // BLOCK_TOKENS * BLOCK_TOKENS > 1900
+    small = build(tmp_path, MOKKU_PREFIX_CACHE="64")  # 8 sets of 8 blocks
+    twenty = [{"role": "user", "content": " ".join(f"v{index}" for index in range(311))}]
+    small.post_json(CHAT, {"model": "gpt-4o", "messages": twenty})
+    assert cached(small.post_json(CHAT, {"model": "gpt-4o", "messages": twenty}).json) >= 300
+    for other in range(8):  # 8 other prompts of 20 blocks: 160 blocks through 64 places
+        filler = [{"role": "user", "content": " ".join(f"x{other}-{index}" for index in range(311))}]
+        small.post_json(CHAT, {"model": "gpt-4o", "messages": filler})
+    assert cached(small.post_json(CHAT, {"model": "gpt-4o", "messages": twenty}).json) == 0
+
+
 def test_every_dialect_reports_its_cached_tokens(tmp_path: Path) -> None:
     app = build(tmp_path)
     body = {

@@ -6,8 +6,10 @@ counts them: ``mokku.api.decide``), each block named by a hash chained from the 
 block matches only after the same prefix. The blocks a recent prompt of the same model already had,
 from its start, are cached: ``usage.prompt_tokens_details.cached_tokens`` (``cache_read_input_tokens``
 on the Messages API, ``cachedContentTokenCount`` on Gemini's) reports them, and the prefill
-(``MOKKU_PREFILL_MS``) counts only the tokens after them. The table is direct-mapped, one hash per
-place: a newer block takes the place of an older one, as an evicted block would be recomputed.
+(``MOKKU_PREFILL_MS``) counts only the tokens after them. The table is set-associative: a block may
+sit in any of ``WAYS`` places of its set, and a new one takes the place used longest ago, as vLLM
+evicts its least recently used blocks; a prompt cannot evict its own start (it would need more than
+``WAYS`` of its blocks in one set), so a repeated prompt finds all of it while the cache holds it.
 
 ``vllm:kv_cache_usage_perc`` is the share of the blocks that running requests' prompts hold. The
 table and the counts live in shared memory made before gunicorn forks (``prepare``); a worker that
@@ -24,14 +26,19 @@ from typing import Optional, Sequence, Tuple
 from mokku import config
 
 BLOCK_TOKENS = 16
+WAYS = 8  # the places a block may take in its set
 _HOLDERS = 1024  # processes that can hold blocks at once (a server's workers)
 
 
 class PrefixCache:
     def __init__(self, blocks: int) -> None:
         self.blocks = blocks
+        self._ways = min(WAYS, blocks)
+        self._sets = blocks // self._ways
         self._lock = multiprocessing.Lock()
-        self._table = multiprocessing.RawArray("q", blocks)
+        self._table = multiprocessing.RawArray("q", blocks)  # a block's hash, 0 for none
+        self._used = multiprocessing.RawArray("q", blocks)  # when it was last used (``_clock``)
+        self._clock = multiprocessing.RawValue("q", 0)
         self._holders = multiprocessing.RawArray("q", _HOLDERS)  # pid
         self._held = multiprocessing.RawArray("q", _HOLDERS)  # blocks its running requests hold
         self._place: Tuple[int, Optional[int]] = (0, None)  # (pid, its place), found once per process
@@ -39,15 +46,21 @@ class PrefixCache:
     def visit(self, model: str, tokens: Sequence[str]) -> int:
         """The prompt's tokens found cached (whole blocks from its start); its blocks are cached now."""
         hashes = _chain(model, tokens)
-        table, size = self._table, self.blocks
+        table, used, ways = self._table, self._used, self._ways
         with self._lock:
-            hits = 0
+            hits, missed = 0, False
             for value in hashes:
-                if table[value % size] != value:
-                    break
-                hits += 1
-            for value in hashes:
-                table[value % size] = value
+                first = value % self._sets * ways
+                places = range(first, first + ways)
+                place = next((index for index in places if table[index] == value), None)
+                if place is None:
+                    missed = True
+                    place = min(places, key=used.__getitem__)  # the one used longest ago (or empty)
+                    table[place] = value
+                elif not missed:
+                    hits += 1
+                self._clock.value += 1
+                used[place] = self._clock.value
         return hits * BLOCK_TOKENS
 
     def hold(self, blocks: int) -> None:
