@@ -106,6 +106,8 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     try:
         metrics.check(settings)
+        metrics.clear_earlier_run(settings)
+        telemetry.check()
         faults.chance_faults(settings)
         own_state = state.claim_state(settings)
     except config.ConfigError as exc:
@@ -148,8 +150,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         server.server_close()
         if core.journal is not None:  # its writer thread done before the state file goes
             core.journal.flush()
-        telemetry.shutdown()
-        telemetry.shutdown_meter()
+        telemetry.stop()
         state.remove(own_state)
     log.info("mokku stopped")
     return 0

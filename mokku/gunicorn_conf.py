@@ -22,7 +22,11 @@ from mokku.simulation import prefix as _prefix
 
 # gunicorn reads every public name in this module as a setting: helpers stay private.
 
-_settings = _config.load()
+try:
+    _settings = _config.load()
+except _config.ConfigError as _exc:  # as python -m mokku: the reason, and exit status 2
+    print(f"mokku: {_exc}", file=_sys.stderr)
+    raise SystemExit(2) from None
 
 _host = f"[{_settings.host}]" if ":" in _settings.host else _settings.host
 
@@ -57,6 +61,7 @@ def on_starting(server):
     surface is on an address other machines reach (gunicorn's own ``--bind`` included)."""
     try:
         _faults.chance_faults(_settings)
+        _telemetry.check()
         _own_state.append(_state.claim_state(_settings))
     except _config.ConfigError as exc:  # as python -m mokku: the reason, and exit status 2
         server.log.error("mokku: %s", exc)
@@ -103,5 +108,4 @@ def child_exit(server, worker):
 
 def worker_exit(server, worker):
     """Flush queued spans and the last metrics when a worker stops (SIGTERM, restart)."""
-    _telemetry.shutdown()
-    _telemetry.shutdown_meter()
+    _telemetry.stop()

@@ -80,15 +80,41 @@ _FINISHED = {
 
 
 def check(settings: config.Settings) -> None:
-    """At start: metrics asked for need the library (exit 2 with how to get it)."""
-    if settings.metrics and importlib.util.find_spec("prometheus_client") is None:
+    """At start: metrics asked for need the library (exit 2 with how to get it), and the directory
+    ``PROMETHEUS_MULTIPROC_DIR`` names, when it is set, to be one this server can write in."""
+    if not settings.metrics:
+        return
+    if importlib.util.find_spec("prometheus_client") is None:
         raise config.ConfigError("MOKKU_METRICS needs prometheus-client: pip install 'mokku[metrics]'")
+    chosen = os.environ.get(MULTIPROC_DIR)
+    if chosen and not (os.path.isdir(chosen) and os.access(chosen, os.W_OK | os.X_OK)):
+        raise config.ConfigError(f"{MULTIPROC_DIR} must be a directory this server can write in: {chosen}")
+
+
+# The files prometheus-client's multiprocess mode writes: "counter_<pid>.db", "gauge_livesum_<pid>.db"...
+_VALUE_FILES = ("counter_", "gauge_", "histogram_", "summary_")
+
+
+def clear_earlier_run(settings: config.Settings) -> None:
+    """At start, before any value is written: the files an earlier run left in the directory the
+    user chose, which a scrape would add to this run's counts, are removed (as prometheus-client
+    asks of a directory between runs)."""
+    chosen = os.environ.get(MULTIPROC_DIR)
+    if not settings.metrics or not chosen:
+        return
+    for name in os.listdir(chosen):
+        if name.startswith(_VALUE_FILES) and name.endswith(".db"):
+            try:
+                os.remove(os.path.join(chosen, name))
+            except OSError as exc:
+                raise config.ConfigError(f"{MULTIPROC_DIR} holds an earlier run's {name}: {exc}") from None
 
 
 def prepare(settings: config.Settings) -> Optional[str]:
     """In gunicorn's arbiter, before workers start: check the library is there and make the directory
     every worker writes its values to (returned, to remove at exit; None when the user chose one)."""
     check(settings)
+    clear_earlier_run(settings)
     if not settings.metrics or os.environ.get(MULTIPROC_DIR):
         return None
     path = tempfile.mkdtemp(prefix="mokku-metrics-")  # private: 0700

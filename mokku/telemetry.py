@@ -23,13 +23,16 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import threading
+import time
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence
 
 from opentelemetry import trace
 from opentelemetry.trace import Span, Status, StatusCode
 
+from mokku.config import ConfigError
 from mokku.credentials import SECRET_WORDS, redact_query
 
 log = logging.getLogger("mokku")
@@ -59,6 +62,41 @@ def describe(env: Mapping[str, str] = os.environ) -> str:
         return "tracing off: set OTEL_EXPORTER_OTLP_ENDPOINT to export spans over OTLP"
     endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     return f"tracing on: OTLP {_protocol(env)} to {endpoint}"
+
+
+# The OTLP protocols the exporters speak, and the settings that name one or a time in seconds.
+PROTOCOLS = ("grpc", "http/protobuf")
+_PROTOCOL_VARS = (
+    "OTEL_EXPORTER_OTLP_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+)
+_TIMEOUT_VARS = (
+    "OTEL_EXPORTER_OTLP_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT",
+)
+
+
+def check(env: Mapping[str, str] = os.environ) -> None:
+    """At start, when spans or metrics go out over OTLP: the settings the exporters would trip on
+    later, in every worker and with a traceback, or quietly take for another (a protocol mistyped),
+    are refused with the reason (exit status 2)."""
+    if not (enabled(env) or metrics_enabled(env)):
+        return
+    for name in _PROTOCOL_VARS:
+        raw = env.get(name)
+        if raw and raw.strip().lower() not in PROTOCOLS:
+            raise ConfigError(f"{name} must be one of {', '.join(PROTOCOLS)}, got {raw!r}")
+    for name in _TIMEOUT_VARS:
+        raw = env.get(name)
+        if raw:
+            try:
+                seconds = float(raw)
+            except ValueError:
+                seconds = -1.0
+            if not 0 < seconds < math.inf:
+                raise ConfigError(f"{name} must be a positive number, got {raw!r}")
 
 
 def _protocol(env: Mapping[str, str]) -> str:
@@ -156,8 +194,11 @@ def shutdown(timeout_millis: int = SHUTDOWN_TIMEOUT_MILLIS) -> None:
 
 
 def metrics_enabled(env: Mapping[str, str] = os.environ) -> bool:
-    """Whether an OTLP endpoint for metrics is set (``MOKKU_METRICS`` decides whether any are made)."""
+    """Whether an OTLP endpoint for metrics is set (``MOKKU_METRICS`` decides whether any are made),
+    and not turned off (``OTEL_METRICS_EXPORTER=none``: the endpoint is a traces-only collector's)."""
     if env.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if env.get("OTEL_METRICS_EXPORTER", "").strip().lower() == "none":
         return False
     return bool(env.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_ENDPOINT"))
 
@@ -206,12 +247,23 @@ def _metric_exporter() -> Any:
     return Http()
 
 
-def shutdown_meter(timeout_millis: int = SHUTDOWN_TIMEOUT_MILLIS) -> None:
-    """Send the last figures when the process stops, within about ``timeout_millis``."""
+def stop(timeout_millis: int = SHUTDOWN_TIMEOUT_MILLIS) -> None:
+    """When the process stops: queued spans and the last metrics sent side by side, within about
+    ``timeout_millis`` for both (one after the other, a collector that does not answer held the
+    stop up twice as long)."""
+    began = time.monotonic()
+    flushing = _flush_meter(timeout_millis)
+    shutdown(timeout_millis)
+    if flushing is not None:
+        flushing.join(max(0.0, timeout_millis / 1000 + _STOP_GRACE_SECONDS - (time.monotonic() - began)))
+
+
+def _flush_meter(timeout_millis: int) -> Optional[threading.Thread]:
+    """Send the last figures, in a daemon thread (returned) that gives up after ``timeout_millis``."""
     global _meter_provider, _meter_pid
     provider = _meter_provider
     if provider is None or _meter_pid != os.getpid():
-        return
+        return None
     _meter_provider = _meter_pid = None
     flushing = threading.Thread(
         target=provider.shutdown,
@@ -220,7 +272,7 @@ def shutdown_meter(timeout_millis: int = SHUTDOWN_TIMEOUT_MILLIS) -> None:
         daemon=True,
     )
     flushing.start()
-    flushing.join(timeout_millis / 1000 + _STOP_GRACE_SECONDS)
+    return flushing
 
 
 def current_span() -> Optional[Span]:

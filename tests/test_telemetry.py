@@ -178,6 +178,25 @@ def test_shutdown_sends_every_queued_span(monkeypatch: pytest.MonkeyPatch) -> No
         receiver.stop()
 
 
+def test_stop_sends_the_queued_spans_and_the_last_metrics(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both flushes run side by side, under one deadline, when a process stops."""
+    receiver = GrpcReceiver()
+    try:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.endpoint)
+        monkeypatch.setenv("OTEL_METRIC_EXPORT_INTERVAL", "600000")  # only the last export
+        monkeypatch.setattr(telemetry, "_meter_pid", None)
+        histogram = telemetry.meter().create_histogram("mokku.test.stop", unit="s")
+        histogram.record(0.5)
+        names = _queued_spans(monkeypatch, receiver.endpoint, 10)
+        telemetry.stop()
+        assert sorted(span.name for span in receiver.spans) == sorted(names)
+        (point,) = receiver.points("mokku.test.stop")
+        assert point["count"] == 1 and point["sum"] == 0.5
+        assert telemetry._meter_provider is None and telemetry._provider is None
+    finally:
+        receiver.stop()
+
+
 @pytest.mark.parametrize("collector", ["refusing", "silent"])
 def test_shutdown_is_bounded_when_the_collector_does_not_answer(
     collector: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
@@ -194,3 +213,11 @@ def test_shutdown_is_bounded_when_the_collector_does_not_answer(
     finally:
         if port:
             port.close()
+
+
+def test_metrics_stay_off_otlp_when_its_exporter_is_none() -> None:
+    """Jaeger takes traces only: the compose file sends spans there and keeps metrics off OTLP."""
+    endpoint = {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://jaeger:4317"}
+    assert telemetry.metrics_enabled(endpoint) and telemetry.enabled(endpoint)
+    traces_only = {**endpoint, "OTEL_METRICS_EXPORTER": "none"}
+    assert not telemetry.metrics_enabled(traces_only) and telemetry.enabled(traces_only)

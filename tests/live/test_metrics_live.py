@@ -98,6 +98,24 @@ def test_two_gunicorn_workers_are_summed_exactly(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("kind", ["gunicorn", "module"])
+def test_a_chosen_directory_forgets_an_earlier_run(kind: str, tmp_path: Path) -> None:
+    """A run's counts start from nothing, not from what the run before left in the directory."""
+    directory = tmp_path / "metrics"
+    directory.mkdir()
+    (directory / "notes.txt").write_text("not ours")
+    env = {"MOKKU_METRICS": "1", "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+    for calls in (3, 2):
+        server = LiveServer(kind, env=env)
+        try:
+            for _ in range(calls):
+                request_json("POST", server.url + "/v1/chat/completions", {"model": "gpt-4o", "messages": HI})
+            assert total(scrape(server), "mokku_requests_total", model="gpt-4o") == calls
+        finally:
+            server.close()
+    assert (directory / "notes.txt").read_text() == "not ours"
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "module"])
 def test_gauges_follow_a_stream_and_its_worker(kind: str) -> None:
     server = LiveServer(kind, env={"MOKKU_METRICS": "vllm", "MOKKU_THREADS": "8"})
     try:

@@ -254,8 +254,21 @@ def test_bad_configuration_exits_2_with_message() -> None:
     "setting, words",
     [
         ({"MOKKU_FAULTS": "bogus=0.1"}, "MOKKU_FAULTS: Unknown fault 'bogus'"),
+        ({"MOKKU_WORKERS": "0"}, "MOKKU_WORKERS must be at least 1, got 0"),
         ({"MOKKU_FAULTS": "timeout:nan=0.1"}, "MOKKU_FAULTS: "),
         ({"MOKKU_SCENARIOS": "/dev/urandom"}, "MOKKU_SCENARIOS: the file is larger than 16777216 bytes"),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_EXPORTER_OTLP_TIMEOUT": "abc"},
+            "OTEL_EXPORTER_OTLP_TIMEOUT must be a positive number, got 'abc'",
+        ),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:9", "OTEL_EXPORTER_OTLP_PROTOCOL": "bogus"},
+            "OTEL_EXPORTER_OTLP_PROTOCOL must be one of grpc, http/protobuf, got 'bogus'",
+        ),
+        (
+            {"MOKKU_METRICS": "1", "PROMETHEUS_MULTIPROC_DIR": "/nonexistent/metrics"},
+            "PROMETHEUS_MULTIPROC_DIR must be a directory this server can write in: /nonexistent/metrics",
+        ),
     ],
 )
 def test_a_setting_found_bad_past_the_first_read_still_exits_2(
