@@ -27,7 +27,13 @@ def parse_args(argv: Optional[List[str]] = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="mokku",
         description="An OpenAI-API mock server: echoes the last user message back.",
-        epilog="Every flag has a MOKKU_* environment variable; the flag wins.",
+        epilog=(
+            "Every flag has a MOKKU_* environment variable; the flag wins.\n\n"
+            "other commands:\n"
+            "  mokku verdict --url URL                   how each client retried (exit 1: one misbehaved)\n"
+            "  mokku cassette why --dir D --request F    why replay found no recording for a request"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--host", help=f"address to bind (MOKKU_HOST, default {config.DEFAULT_HOST})")
     parser.add_argument(

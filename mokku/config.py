@@ -196,6 +196,15 @@ def _log_level(env: Mapping[str, str]) -> str:
     return level
 
 
+def _api_keys(env: Mapping[str, str]) -> Tuple[str, ...]:
+    """``MOKKU_API_KEY``'s keys. Set but naming none (``","``, spaces) would take every key: refused."""
+    raw = env.get("MOKKU_API_KEY", "")
+    keys = tuple(key.strip() for key in raw.split(",") if key.strip())
+    if raw and not keys:
+        raise ConfigError("MOKKU_API_KEY names no key: give one or more, comma-separated, or unset it")
+    return keys
+
+
 def _extra_models(env: Mapping[str, str]) -> Tuple[str, ...]:
     """Model ids from ``MOKKU_MODELS`` (comma list) and ``MOKKU_MODELS_FILE`` (one per line)."""
     ids = [part.strip() for part in env.get("MOKKU_MODELS", "").split(",")]
@@ -227,7 +236,7 @@ def load(env: Optional[Mapping[str, str]] = None) -> Settings:
         rpm=_int(env, "MOKKU_RPM", 0, 0),
         tpm=_int(env, "MOKKU_TPM", 0, 0),
         rate_window=_int(env, "MOKKU_RATE_WINDOW", 60, 1),
-        api_keys=tuple(key.strip() for key in env.get("MOKKU_API_KEY", "").split(",") if key.strip()),
+        api_keys=_api_keys(env),
         echo_prefix=env.get("MOKKU_ECHO_PREFIX", ""),
         journal=_flag(env, "MOKKU_JOURNAL", True),
         journal_size=_int(env, "MOKKU_JOURNAL_SIZE", 10_000, 1),

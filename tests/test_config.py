@@ -55,6 +55,7 @@ def test_values_from_env() -> None:
         ),  # read no further
         ({"MOKKU_ADMIN": "maybe"}, r"MOKKU_ADMIN must be 1 or 0 \(true/false\) or open, got 'maybe'"),
         ({"MOKKU_JOURNAL": "maybe"}, r"MOKKU_JOURNAL must be 1 or 0 \(true/false\), got 'maybe'"),
+        ({"MOKKU_API_KEY": " , "}, "MOKKU_API_KEY names no key"),  # else every key would do
     ],
 )
 def test_bad_values_are_rejected(env: dict, message: str) -> None:

@@ -231,7 +231,15 @@ def test_version_and_help() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "mokku", "--help"], capture_output=True, text=True, check=True
     )
-    for flag in ("--host", "--port", "--threads", "--log-level", "--version"):
+    for flag in (
+        "--host",
+        "--port",
+        "--threads",
+        "--log-level",
+        "--version",
+        "mokku verdict",
+        "cassette why",
+    ):
         assert flag in out.stdout
 
 
