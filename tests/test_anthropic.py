@@ -737,9 +737,14 @@ def test_stop_sequences_are_bounded(app: webtest.TestApp) -> None:
 
 
 def test_a_body_that_is_not_json_is_said_in_anthropic_s_words(app: webtest.TestApp) -> None:
+    hi = b'{"model":"claude-sonnet-4-5","max_tokens":20,"messages":[{"role":"user","content":"hi '
     for raw, why in (
         (b'{"model": ', "Expecting value: line 1 column 11"),
         (b"", "Expecting value: line 1 column 1"),
+        # A lone surrogate, which Python's decoder takes and Anthropic's does not.
+        (hi + b'\\ud800"}]}', "no low surrogate in string: line 1 column 87 (char 86)"),
+        (hi + b'\\ud800x"}]}', "no low surrogate in string: line 1 column 87 (char 86)"),
+        (hi + b'\\udc00"}]}', "invalid high surrogate in string: line 1 column 87 (char 86)"),
     ):
         answer = app.post(
             "/v1/messages", raw, headers={**HEADERS, "Content-Type": "application/json"}, status=400
@@ -747,6 +752,19 @@ def test_a_body_that_is_not_json_is_said_in_anthropic_s_words(app: webtest.TestA
         assert answer["type"] == "error" and answer["error"]["type"] == "invalid_request_error"
         assert answer["error"]["message"].startswith("The request body is not valid JSON: " + why)
         assert "OpenAI" not in answer["error"]["message"]
+    # A pair is one character; an escaped backslash before "u" is no escape at all.
+    for text in (b"\\ud83d\\ude00", b"\\\\ud800"):
+        answer = app.post(
+            "/v1/messages", hi + text + b'"}]}', headers={**HEADERS, "Content-Type": "application/json"}
+        )
+        assert answer.json["type"] == "message"
+    counted = app.post(
+        "/v1/messages/count_tokens",
+        hi + b'\\ud800"}]}',
+        headers={**HEADERS, "Content-Type": "application/json"},
+        status=400,
+    )
+    assert counted.json["error"]["message"].startswith("The request body is not valid JSON: no low surrogate")
 
 
 IMAGE = {"type": "image", "source": {"type": "url", "url": "https://example.com/cat.png"}}

@@ -35,7 +35,7 @@ from mokku.api.decide import (
 from mokku.api.ids import random_id, signature
 from mokku.api.sampling import Sampling
 from mokku.api.tokens import count, tokenize
-from mokku.server.http import Request, Response, dumps, json_response
+from mokku.server.http import Request, Response, dumps, json_response, unparsed
 from mokku.simulation.faults import split_model
 
 KNOWN_PARAMS = validate.known_params(
@@ -134,7 +134,7 @@ class Messages:
 
     def create(self, request: Request) -> Response:
         version = _version(request)
-        asked = request.json()
+        asked = _body(request)
         _model(asked)
         _check_sampling_removed(asked, version)
         body, behaviour = self.replies.begin(request, "chat", KNOWN_PARAMS)
@@ -238,7 +238,7 @@ class Messages:
     def count_tokens(self, request: Request) -> Response:
         """``{"input_tokens": N}``: what the same request's ``usage.input_tokens`` would be."""
         version = _version(request)
-        body = request.json()
+        body = _body(request)
         model = _model(body)
         if "max_tokens" in body:  # a generation's own: the real API refuses it here, whatever its value
             raise errors.invalid_request("max_tokens: Extra inputs are not permitted", "max_tokens")
@@ -478,6 +478,41 @@ def _result_text(content: Any, where: str) -> str:
         elif kind in content_blocks.SOURCE_TYPES:
             content_blocks.check_source(part, kind, f"{where}.{index}")
     return "\n".join(texts)
+
+
+def _body(request: Request) -> Dict[str, Any]:
+    """The JSON body, refused as Anthropic's parser refuses it: a lone surrogate escape (``"\\ud800"``,
+    which Python's decoder takes) too."""
+    body = request.json()
+    raw = request.body()
+    if b"\\u" in raw:
+        reason = lone_surrogate(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+        if reason is not None:
+            raise unparsed(reason)
+    return body
+
+
+# A \uXXXX escape of a surrogate, not itself escaped (an even run of backslashes before it).
+_SURROGATE_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u([dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def lone_surrogate(text: str) -> Optional[str]:
+    """Why ``text`` (JSON) is not JSON to a strict parser: the first surrogate escape not in a pair,
+    at its place, in the decoder's words; None when every one pairs."""
+    paired_at = -1
+    for found in _SURROGATE_ESCAPE.finditer(text):
+        at = found.start(2) - 2  # the backslash of its \u
+        if at == paired_at:
+            continue
+        value = int(found[2], 16)
+        following = text[at + 6 : at + 12]
+        if value < 0xDC00 and _SURROGATE_ESCAPE.match(following) and int(following[2:], 16) >= 0xDC00:
+            paired_at = at + 6
+            continue
+        reason = "no low surrogate in string" if value < 0xDC00 else "invalid high surrogate in string"
+        line, column = text.count("\n", 0, at) + 1, at - text.rfind("\n", 0, at)
+        return f"{reason}: line {line} column {column} (char {at})"
+    return None
 
 
 # Options only passed along, checked as the SDK types them: (field, its allowed values) of a

@@ -448,16 +448,16 @@ class Request:
         try:
             value = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
         except ValueError as exc:
-            raise _unparsed(str(exc)) from None
+            raise unparsed(str(exc)) from None
         except RecursionError:  # deeper than the decoder goes, so far past the bound
-            raise _unparsed(_TOO_DEEP) from None
+            raise unparsed(_TOO_DEEP) from None
         if not isinstance(value, dict):
             raise errors.invalid_request(
                 f"The request body must be a JSON object, but got {json_type(value)} instead."
             )
         # Only a body with more openers than the bound can pass it: counting them is cheap.
         if raw.count(b"[") + raw.count(b"{") > MAX_NESTING and nests_deeper(value):
-            raise _unparsed(_TOO_DEEP)
+            raise unparsed(_TOO_DEEP)
         self._json = value
         return value
 
@@ -465,7 +465,8 @@ class Request:
 _TOO_DEEP = f"it nests deeper than {MAX_NESTING} levels"
 
 
-def _unparsed(reason: str) -> errors.APIError:
+def unparsed(reason: str) -> errors.APIError:
+    """A body that is not JSON, with the decoder's reason (each dialect words it its way)."""
     return errors.invalid_request(
         f"We could not parse the JSON body of your request ({reason}). The OpenAI API expects a JSON payload."
     )
