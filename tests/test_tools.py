@@ -957,6 +957,64 @@ def test_json_mode_fills_dspys_field_template(app: webtest.TestApp) -> None:
     assert isinstance(document["confident"], bool)
 
 
+# DSPy's default ChatAdapter: no format parameter; the answer is laid out field by field under
+# headers, each field's type in a note, as the system prompt shows.
+DSPY_CHAT_PROMPT = """Your input fields are:
+1. `question` (str):
+Your output fields are:
+1. `answer` (str):
+2. `kind` (Literal['city', 'country']):
+3. `count` (int):
+4. `info` (Info):
+All interactions will be structured in the following way, with the appropriate values filled in.
+
+[[ ## question ## ]]
+{question}
+
+[[ ## answer ## ]]
+{answer}
+
+[[ ## kind ## ]]
+{kind}        # note: the value you produce must exactly match (no extra characters) one of: city; country
+
+[[ ## count ## ]]
+{count}        # note: the value you produce must be a single int value
+
+[[ ## info ## ]]
+{info}        # note: the value you produce must adhere to the JSON schema: {"properties": {"city": {"title": "City", "type": "string"}}, "required": ["city"], "title": "Info", "type": "object"}
+
+[[ ## completed ## ]]
+In adhering to this structure, your objective is:
+        Given the fields `question`, produce the fields `answer`, `kind`, `count`, `info`."""
+DSPY_CHAT_ASK = """[[ ## question ## ]]
+Oslo
+
+Respond with the corresponding output fields, starting with the field `[[ ## answer ## ]]`, then \
+`[[ ## kind ## ]]` (must be formatted as a valid Python Literal['city', 'country']), then `[[ ## count ## ]]` \
+(must be formatted as a valid Python int), then `[[ ## info ## ]]` (must be formatted as a valid Python Info), \
+and then ending with the marker for `[[ ## completed ## ]]`."""
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages"])
+def test_dspys_chat_adapter_is_answered_field_by_field(app: webtest.TestApp, path: str) -> None:
+    """Not the JSON document of one field's schema (which DSPy cannot read, and asks again in JSON
+    mode), nor its prompt echoed (which DSPy reads as fields by accident): each field under its
+    header, the text ones the input's text."""
+    ask = [{"role": "user", "content": DSPY_CHAT_ASK}]
+    if path == "/v1/messages":
+        body = {"model": "claude-sonnet-4-5", "max_tokens": 1024, "system": DSPY_CHAT_PROMPT, "messages": ask}
+        text = app.post_json(path, body, headers={"anthropic-version": "2023-06-01"}).json["content"][0][
+            "text"
+        ]
+    else:
+        asked = [{"role": "system", "content": DSPY_CHAT_PROMPT}, *ask]
+        text = chat(app, messages=asked)["choices"][0]["message"]["content"]
+    assert text == (
+        "[[ ## answer ## ]]\nOslo\n\n[[ ## kind ## ]]\ncity\n\n[[ ## count ## ]]\n4\n\n"
+        '[[ ## info ## ]]\n{"city":"Oslo"}\n\n[[ ## completed ## ]]'
+    )
+
+
 def test_json_mode_without_a_schema_or_with_one_it_cannot_fill_answers_the_echo(app: webtest.TestApp) -> None:
     for system in (
         "Answer in JSON.",

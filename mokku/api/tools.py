@@ -31,8 +31,9 @@ class Function(NamedTuple):
 
 class OutputFormat(NamedTuple):
     """Structured output: ``json_object``, ``json_schema`` (with its schema), ``enum`` (a schema
-    whose value is answered bare, as Gemini's ``text/x.enum``) or ``prompted`` (a schema only the
-    prompt gives: a document when one fits it, else plain text)."""
+    whose value is answered bare, as Gemini's ``text/x.enum``), ``prompted`` (a schema only the
+    prompt gives: a document when one fits it, else plain text) or ``fields`` (DSPy's ChatAdapter:
+    the fields its prompt lays out, each under its header)."""
 
     kind: str
     schema: Optional[Dict[str, Any]]
@@ -627,6 +628,10 @@ def prompted(instructions: Sequence[str], param: str) -> Optional[OutputFormat]:
     pydantic-ai's PromptedOutput): a system prompt that says "json" and holds a JSON Schema gets a
     document valid against it. Not a ReAct prompt's: its schemas are its tools' inputs, which the
     agent writes after "Action Input:" (LlamaIndex, LangChain), not its answer's."""
+    for text in instructions:
+        fields = _fields_schema(text[:MAX_INSTRUCTION_CHARS])
+        if fields is not None:
+            return OutputFormat("fields", fields, param)
     if any(REACT_MARK in text[:MAX_INSTRUCTION_CHARS] for text in instructions):
         return None
     schema = _prompt_schema(instructions, says_json=True)
@@ -634,6 +639,54 @@ def prompted(instructions: Sequence[str], param: str) -> Optional[OutputFormat]:
 
 
 REACT_MARK = "Action Input"
+# DSPy's ChatAdapter: a system prompt listing the output fields, then the reply's layout, each field
+# under its header ("[[ ## answer ## ]]") with its name in braces and a note on its type, ended by
+# the "[[ ## completed ## ]]" marker. Its answer is laid out the same way.
+COMPLETED_MARK = "[[ ## completed ## ]]"
+_OUTPUT_FIELDS = re.compile(r"^Your output fields are:\n(.*?)(?:^All interactions|\Z)", re.M | re.S)
+_LISTED_FIELD = re.compile(r"^\s*\d+\. `(\w+)`", re.M)
+_LAID_OUT = re.compile(r"^\[\[ ## (\w+) ## \]\]\n(\{\w+\}[^\n]*)", re.M)
+_FIELD_HEADER = re.compile(r"\[\[ ## \w+ ## \]\]")
+_RESPOND = "Respond with the corresponding output fields"
+
+
+def _fields_schema(text: str) -> Optional[Dict[str, Any]]:
+    """The output fields a DSPy ChatAdapter prompt lays out, as an object schema (each field's type
+    from its note), or None when ``text`` is not one."""
+    if COMPLETED_MARK not in text:
+        return None
+    listed = _OUTPUT_FIELDS.search(text)
+    names = _LISTED_FIELD.findall(listed.group(1)) if listed is not None else []
+    if not names:
+        return None
+    placeholders = dict(_LAID_OUT.findall(text))
+    properties: Dict[str, Any] = {}
+    for name in names:
+        found = _PLACEHOLDER.match(placeholders.get(name, ""))
+        properties[name] = _noted_type((found.group(2) or "") if found is not None else "")
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties),
+        "additionalProperties": False,
+    }
+
+
+def _laid_out(document: Mapping[str, Any]) -> str:
+    """A ChatAdapter answer: each field under its header, then the completed marker."""
+    fields = [
+        f"[[ ## {name} ## ]]\n{value if isinstance(value, str) else _compact(value)}"
+        for name, value in document.items()
+    ]
+    return "\n\n".join([*fields, COMPLETED_MARK])
+
+
+def _field_text(text: str) -> str:
+    """What a ChatAdapter prompt's last message says, for its text fields: its input fields' values,
+    without their headers (a header in a field would end it) or the closing instructions."""
+    cut = text.find(_RESPOND)
+    kept = [line for line in text[: cut if cut >= 0 else None].splitlines() if not _FIELD_HEADER.search(line)]
+    return "\n".join(kept).strip() or "…"
 
 
 def _prompt_schema(instructions: Sequence[str], says_json: bool = False) -> Optional[Dict[str, Any]]:
@@ -760,6 +813,9 @@ def structured_content(
     """The reply for ``json_schema`` / ``json_object`` output (a schema found in the prompt guides
     ``json_object``; when no document fits it, the plain ``{"echo": ...}``); for ``prompted``, the
     document, or None (the plain text) when none fits."""
+    if kind == "fields":
+        document = _hinted(schema, _field_text(text))
+        return None if document is None else _laid_out(document)
     if kind in ("prompted", "json_object"):
         document = _hinted(schema, text)
         if document is not None:
