@@ -165,7 +165,7 @@ def encode(entry: Dict[str, Any], limit: int) -> Tuple[Stored, int]:
     if size > limit and isinstance(entry.get("body"), (dict, list)):
         body, body_size = _dump(entry["body"])
         if body_size > _MARKER_BYTES:  # else it is a marker already, or too small to matter
-            entry = dict(entry, body=truncated(body.encode("utf-8")))
+            entry = dict(entry, body=summarised(body.encode("utf-8")))
             stored, size = _stored(entry)
     if size > limit and entry.get("headers"):
         entry = dict(entry, headers={"truncated": True, "bytes": _dump(entry["headers"])[1]})
@@ -201,7 +201,7 @@ def _text(value: str) -> str:
     return value
 
 
-def truncated(raw: bytes, why: str = "truncated") -> Dict[str, Any]:
+def summarised(raw: bytes, why: str = "truncated") -> Dict[str, Any]:
     """What the journal keeps of a body too large to store (or, ``why`` ``unparsed``, of one that is
     not a JSON object): its size, its digest (two such bodies stay told apart, as retries are
     recognised by their body) and the start of its text."""
@@ -242,11 +242,11 @@ def entry_for(request: Request, status: int, started: float) -> Dict[str, Any]:
     if body is not None:
         raw = request.body()  # read already: the body was parsed
         if len(raw) > request.settings.journal_body_bytes:
-            stored, raw = truncated(raw), None  # cut from the bytes received, never encoded whole
+            stored, raw = summarised(raw), None  # cut from the bytes received, never encoded whole
         elif json.detect_encoding(raw) != "utf-8":  # a BOM, UTF-16 or UTF-32: kept as parsed
             raw = None
     elif request.received:  # read, and refused: not JSON, not an object
-        stored = truncated(request.received, "unparsed")
+        stored = summarised(request.received, "unparsed")
     result = request.result
     query = request.environ.get("QUERY_STRING")
     entry: Dict[str, Any] = {
