@@ -4,6 +4,7 @@ for its request, so a few more idle ones than threads held up every other reques
 
 from __future__ import annotations
 
+import signal
 import socket
 import time
 from typing import List
@@ -34,6 +35,27 @@ def test_idle_new_connections_hold_no_thread_and_are_closed_in_time() -> None:
             assert sock.recv(65536) == b""
         log = server.output()
         assert "Traceback" not in log, log[-4000:]
+    finally:
+        for sock in idle:
+            sock.close()
+        server.close()
+
+
+GRACEFUL_S = 10.0  # gunicorn's graceful timeout in mokku.gunicorn_conf
+
+
+def test_idle_new_connections_do_not_hold_a_stop_up() -> None:
+    """A stopping worker gives a silent new connection gunicorn's 2 s linger, not the 10 s a running
+    one waits: it held every stop up to the graceful timeout."""
+    server = LiveServer("gunicorn")
+    idle: List[socket.socket] = []
+    try:
+        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=60) for _ in range(3)]
+        time.sleep(0.2)  # accepted by the worker
+        began = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        assert server.process.wait(timeout=30) == 0
+        assert time.monotonic() - began < GRACEFUL_S - 2, "the stop waited for idle connections"
     finally:
         for sock in idle:
             sock.close()
