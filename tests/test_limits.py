@@ -193,6 +193,30 @@ def test_a_refused_request_takes_nothing_from_either_bucket() -> None:
 
 
 @pytest.mark.parametrize("where", ["sqlite", "redis"])
+def test_a_request_whose_clock_read_came_late_does_not_refill_the_bucket_twice(
+    where: str, request: Any
+) -> None:
+    """Requests read the clock, then wait for the store's lock: one that read it before another took
+    its tokens must not move the bucket back in time, or the refill since is handed out again (800
+    requests at once against 300 a minute let 693 through)."""
+    if where == "redis":
+        from mokku.store import redis
+
+        server = request.getfixturevalue("redis_server").env()
+        store: Any = redis.RedisBuckets(redis.Redis(server["MOKKU_STATE"], server["MOKKU_STATE_PREFIX"]))
+    else:
+        store = SqliteBuckets(os.path.join(tempfile.mkdtemp(), "state.sqlite3"), MAX_BUCKETS)
+    want = [("requests", 10, 1.0)]  # 10 a window of 10 s: one a second
+    start = 1_000_000.0
+    for _ in range(10):
+        assert store.take("sk-late", want, start, 10.0)[0] is None
+    for _ in range(5):  # five seconds on, five refilled and taken
+        assert store.take("sk-late", want, start + 5, 10.0)[0] is None
+    assert store.take("sk-late", want, start + 1, 10.0)[0] is not None  # read its clock at 1 s
+    assert store.take("sk-late", want, start + 5, 10.0)[0] is not None  # nothing new at 5 s
+
+
+@pytest.mark.parametrize("where", ["sqlite", "redis"])
 def test_a_429_carries_the_other_limits_headers_as_they_stand(where: str, request: Any) -> None:
     """The real API's 429 sends both limits' ``x-ratelimit-*``: the refused one's, then the other's,
     untaken, in either store."""

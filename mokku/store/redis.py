@@ -489,17 +489,19 @@ class RedisRules:
 # buckets kept, then (capacity, amount) per bucket. Returns {0, level, ...} when taken, {i, seconds,
 # level, ...} when bucket i is short (the levels untaken; as strings: Lua numbers would be cut). A
 # refused bucket is written too, at its level now: it is in use. The index drops the buckets that
-# have refilled (and expired); past the most, the older half goes, as the embedded store does.
+# have refilled (and expired); past the most, the older half goes, as the embedded store does. A
+# caller whose clock read is older than the bucket's never moves it back (its refill counted twice).
 _TAKE = """
 local now, window, most = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local index = table.remove(KEYS)
-local levels = {}
+local levels, stamps = {}, {}
 for i, key in ipairs(KEYS) do
   local capacity = tonumber(ARGV[2 * i + 2])
   local state = redis.call('HMGET', key, 'level', 'updated')
   local level = tonumber(state[1]) or capacity
   local updated = tonumber(state[2]) or now
   levels[i] = math.min(capacity, level + math.max(0, now - updated) * capacity / window)
+  stamps[i] = math.max(now, updated)
 end
 local out = {'0'}
 for i = 1, #KEYS do
@@ -511,7 +513,7 @@ for i = 1, #KEYS do
 end
 for i, key in ipairs(KEYS) do
   if out[1] == '0' then levels[i] = levels[i] - tonumber(ARGV[2 * i + 3]) end
-  redis.call('HSET', key, 'level', tostring(levels[i]), 'updated', tostring(now))
+  redis.call('HSET', key, 'level', tostring(levels[i]), 'updated', tostring(stamps[i]))
   redis.call('PEXPIRE', key, math.ceil(window * 1000))
   redis.call('ZADD', index, now, key)
   out[#out + 1] = tostring(levels[i])

@@ -346,7 +346,7 @@ class SqliteBuckets:
         with self._connections.using() as db:
             db.execute("BEGIN IMMEDIATE")
             try:
-                levels, new = [], False
+                levels, new, stamps = [], False, {}
                 for kind, capacity, _ in wants:
                     row = db.execute(
                         "SELECT level, updated FROM buckets WHERE who = ? AND kind = ?", (who, kind)
@@ -354,6 +354,9 @@ class SqliteBuckets:
                     new = new or row is None
                     level, updated = row if row is not None else (float(capacity), now)
                     levels.append(refilled(level, updated, capacity, now, window))
+                    # A request that read the clock before another took the lock must not move the
+                    # bucket back in time: the refill since would be counted twice.
+                    stamps[kind] = max(now, updated)
                 refused, left = decide(levels, wants, window)
                 if new and db.execute("SELECT COUNT(*) FROM buckets").fetchone()[0] >= self.limit:
                     self._prune(db, now, window)
@@ -363,7 +366,7 @@ class SqliteBuckets:
                     db.execute(
                         "INSERT OR REPLACE INTO buckets (who, kind, capacity, level, updated) "
                         "VALUES (?, ?, ?, ?, ?)",
-                        (who, kind, capacity, level, now),
+                        (who, kind, capacity, level, stamps[kind]),
                     )
             except BaseException:
                 db.execute("ROLLBACK")
