@@ -15,7 +15,7 @@ from mokku import config
 from mokku.api.conversations import Conversations
 from mokku.api.decide import Replies
 from mokku.api.responses import Responses
-from mokku.control.objects import DEFAULT_BOUNDS, Bounds, Duplicate, Objects, TooLarge
+from mokku.control.objects import DEFAULT_BOUNDS, Bounds, Duplicate, Objects, TooLarge, UnknownCursor
 from mokku.server.app import App
 from mokku.server.routing import Route
 from mokku.simulation.faults import Simulator
@@ -197,6 +197,42 @@ def test_an_id_with_a_lone_surrogate_is_a_400(
     assert "lone surrogate" in error["message"]
 
 
+def test_a_cursor_deleted_or_evicted_goes_on_from_where_it_was(objects: Callable[..., Any]) -> None:
+    """Paging while deleting (or while the store evicts) neither starts over nor skips; a cursor the
+    store never held is refused; where things were is itself bounded."""
+    store = objects(Bounds(conversations=6, gone_positions=2))
+    store.create_conversation("c", b"{}", [])
+
+    def ids(page: Any) -> List[str]:
+        return [json.loads(item)["n"] for item in page.items]
+
+    store.create_conversation("d", b"{}", [(f"i{n}", b'{"n":"i%d"}' % n) for n in range(6)])
+    assert store.delete_item("d", "i2") and store.delete_item("d", "i3")
+    assert ids(store.page_items("d", "i2", 2, False)) == ["i4", "i5"]
+    assert ids(store.page_items("d", "i3", 2, True)) == ["i1", "i0"]
+    with pytest.raises(UnknownCursor):
+        store.page_items("d", "never", 2, False)
+    with pytest.raises(UnknownCursor):
+        store.page_items("c", "i2", 2, False)  # deleted from another conversation, not this one
+    assert store.page_items("gone", "i2", 2, False) is None
+    for number in range(5):  # the seventh evicts "c"
+        store.create_conversation(f"p{number}", b"{}", [])
+    store.delete_conversation("p1")
+    listed = [conversation for conversation, _ in store.conversations_after("p", "p1", 10, False)]
+    assert listed == ["p2", "p3", "p4"]
+    assert [conversation for conversation, _ in store.conversations_after("p", "p1", 10, True)] == ["p0"]
+    for number in range(5, 8):  # evicts "d" and p0
+        store.create_conversation(f"p{number}", b"{}", [])
+    assert store.conversation("p0") is None
+    listed = [conversation for conversation, _ in store.conversations_after("p", "p0", 10, False)]
+    assert listed == ["p2", "p3", "p4", "p5", "p6", "p7"]
+    with pytest.raises(UnknownCursor):  # of six places (i2, i3, c, p1, d, p0) the last two are kept
+        store.conversations_after("p", "p1", 10, False)
+    store.create_conversation("d", b"{}", [(f"i{n}", b"{}") for n in range(2)])
+    with pytest.raises(UnknownCursor):  # a new conversation of the same id holds none of the old places
+        store.page_items("d", "i3", 2, False)
+
+
 # input_items
 
 
@@ -219,6 +255,13 @@ def test_input_items_page_both_ways(app: webtest.TestApp) -> None:
     assert [item["content"][0]["text"] for item in ascending["data"]] == ["message 0", "message 1"]
     before = app.get(f"{URL}/{response['id']}/input_items?order=asc&before={ascending['data'][1]['id']}").json
     assert [item["content"][0]["text"] for item in before["data"]] == ["message 0"]
+    unknown = app.get(f"{URL}/{response['id']}/input_items?after=msg_none", status=400).json["error"]
+    assert unknown == {
+        "message": "Invalid 'after': 'msg_none' is not the id of an object in this list.",
+        "type": "invalid_request_error",
+        "param": "after",
+        "code": "invalid_value",
+    }
     for query, param in (
         ("limit=0", "limit"),
         ("limit=101", "limit"),
@@ -376,6 +419,15 @@ def test_conversations_crud_and_items(app: webtest.TestApp) -> None:
     validate(after_delete, "ConversationResource")
     app.get(url + f"/items/{added['data'][0]['id']}", status=404)
     app.delete(url + f"/items/{added['data'][0]['id']}", status=404)
+    more = app.post_json(url + "/items", {"items": [{"role": "user", "content": str(n)} for n in range(4)]})
+    kept = [item["id"] for item in app.get(url + "/items", {"order": "asc"}).json["data"]]
+    first = app.get(url + "/items", {"order": "asc", "limit": 3}).json
+    app.delete(url + f"/items/{first['last_id']}")  # deleted while paging: the next page goes on after it
+    rest = app.get(url + "/items", {"order": "asc", "after": first["last_id"]}).json
+    validate(rest, "ConversationItemList")
+    assert [item["id"] for item in rest["data"]] == kept[3:] == [item["id"] for item in more.json["data"][1:]]
+    refused = app.get(url + "/items", {"after": "msg_never"}, status=400).json["error"]
+    assert (refused["param"], refused["code"]) == ("after", "invalid_value")
     deleted = app.delete(url).json
     validate(deleted, "DeletedConversationResource")
     assert deleted == {"id": made["id"], "object": "conversation.deleted", "deleted": True}

@@ -10,6 +10,7 @@ import pytest
 import webtest
 
 from mokku.api.stored_chats import NAMESPACE
+from mokku.control.objects import UnknownCursor
 
 from .spec import validate
 from .sse import content, parse
@@ -45,7 +46,8 @@ def test_the_store_walks_one_prefix_past_other_conversations(objects: Callable[.
     assert [id for id, _ in store.conversations_after("p/", None, 10, False)] == ["p/0", "p/100", "p/200"]
     assert store.conversations_after("p/", "p/0", 1, False) == [("p/100", b'{"n":100}')]
     assert [id for id, _ in store.conversations_after("p/", "p/200", 10, True)] == ["p/100", "p/0"]
-    assert [id for id, _ in store.conversations_after("p/", "gone", 10, True)] == ["p/200", "p/100", "p/0"]
+    with pytest.raises(UnknownCursor):
+        store.conversations_after("p/", "p/never", 10, True)
     assert store.conversations_after("q/", None, 10, False) == []
 
 
@@ -161,6 +163,32 @@ def test_messages_list_what_the_completion_was_asked_with(app: webtest.TestApp) 
     ).json
     assert [m["id"] for m in page["data"]] == [listed[1]["id"]] and page["has_more"]
     app.get(f"{URL}/chatcmpl-none/messages", status=404)
+
+
+def test_a_client_deleting_what_it_pages_through_sees_each_completion_once(app: webtest.TestApp) -> None:
+    every = [stored(app, f"number {number}")["id"] for number in range(5)]
+    seen: List[str] = []
+    query: Dict[str, Any] = {"limit": 2}
+    while True:
+        page = app.get(URL, query).json
+        seen += ids(page)
+        app.delete(f"{URL}/{page['last_id']}")  # the cursor of the next page
+        if not page["has_more"]:
+            break
+        query["after"] = page["last_id"]
+    assert seen == every and ids(app.get(URL).json) == [every[0], every[2]]
+    refused = app.get(URL, {"after": "chatcmpl-never"}, status=400).json["error"]
+    assert refused == {
+        "message": "Invalid 'after': 'chatcmpl-never' is not the id of an object in this list.",
+        "type": "invalid_request_error",
+        "param": "after",
+        "code": "invalid_value",
+    }
+    answer = stored(app, "hi")["id"]
+    assert app.get(f"{URL}/{answer}/messages", {"after": "x"}, status=400).json["error"] == {
+        **refused,
+        "message": "Invalid 'after': 'x' is not the id of an object in this list.",
+    }
 
 
 def test_update_sets_the_metadata_and_delete_removes_it(app: webtest.TestApp) -> None:

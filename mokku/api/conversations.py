@@ -64,7 +64,7 @@ class Conversations:
     def list_items(self, request: Request, conversation_id: str) -> Response:
         query = items.ListQuery(request)
         items.check_included(request)
-        with items.writing(self.stored, "items"):
+        with items.writing(self.stored, "items"), query.paged():
             page = self.stored.page_items(conversation_id, query.after, query.limit, query.newest_first)
         if page is None:
             raise conversation_not_found(conversation_id)

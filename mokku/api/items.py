@@ -321,13 +321,32 @@ class ListQuery:
 
     def page(self, items: Sequence[Item]) -> Tuple[List[Item], bool]:
         """A page of ``items`` (oldest first as given), in the order asked, after ``after`` and
-        before ``before`` (ids; an unknown id is no bound)."""
+        before ``before`` (ids; an unknown ``before`` is no bound)."""
         ordered = list(reversed(items)) if self.newest_first else list(items)
         ids = [item.get("id") for item in ordered]
-        start = ids.index(self.after) + 1 if self.after in ids else 0
+        start = 0
+        if self.after is not None:
+            if self.after not in ids:
+                raise unknown_after(self.after)
+            start = ids.index(self.after) + 1
         end = ids.index(self.before) if self.before in ids else len(ordered)
         chosen = ordered[start:end]
         return chosen[: self.limit], len(chosen) > self.limit
+
+    @contextlib.contextmanager
+    def paged(self) -> Iterator[None]:
+        """Around reading a page from the store: an ``after`` it never held answers 400."""
+        try:
+            yield
+        except objects.UnknownCursor:
+            raise unknown_after(self.after or "") from None
+
+
+def unknown_after(after: str) -> errors.APIError:
+    """400: a cursor names no object of the list (one deleted since is still a place to go on from)."""
+    return errors.invalid_request(
+        f"Invalid 'after': '{after}' is not the id of an object in this list.", "after", "invalid_value"
+    )
 
 
 def list_body(data: Sequence[Any], has_more: bool) -> Dict[str, Any]:

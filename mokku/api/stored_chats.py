@@ -58,7 +58,7 @@ class StoredChats:
         wanted = _filters(query.query)
         after = NAMESPACE + query.after if query.after is not None else None
         found: List[Dict[str, Any]] = []
-        with items.writing(self.stored, "after"):
+        with items.writing(self.stored, "after"), query.paged():
             while len(found) <= query.limit:
                 batch = self.stored.conversations_after(NAMESPACE, after, _WALK, query.newest_first)
                 for _, body in batch:
@@ -89,7 +89,7 @@ class StoredChats:
 
     def messages(self, request: Request, completion_id: str) -> Response:
         query = items.ListQuery(request, default_order="asc")
-        with items.writing(self.stored, "after"):
+        with items.writing(self.stored, "after"), query.paged():
             page = self.stored.page_items(
                 NAMESPACE + completion_id, query.after, query.limit, query.newest_first
             )

@@ -31,6 +31,8 @@ class Bounds(NamedTuple):
     conversations: int = 10_000
     conversation_bytes: int = 64 * 1024 * 1024  # every conversation with its items
     one_conversation_bytes: int = 16 * 1024 * 1024
+    # Where deleted and evicted conversations and items were, kept for list cursors naming them.
+    gone_positions: int = 10_000
 
     def response_size(self, body: bytes, items: bytes, job: Optional[str]) -> int:
         """What a response counts in bytes; ``TooLarge`` when it alone would pass the store's bound."""
@@ -55,6 +57,10 @@ DEFAULT_BOUNDS = Bounds()
 
 class TooLarge(Exception):
     """One write alone would pass a bound; the message says which."""
+
+
+class UnknownCursor(Exception):
+    """A list's ``after`` names no object it holds or held (as far as ``Bounds.gone_positions`` reach)."""
 
 
 class Duplicate(Exception):
@@ -196,7 +202,7 @@ class Objects:
             ).fetchone()
             if row is None:
                 return False
-            _remove_conversations(db, [row])
+            _remove_conversations(db, self.bounds, [row])
         return True
 
     def add_items(self, conversation_id: str, items: Sequence[Tuple[str, bytes]]) -> bool:
@@ -231,16 +237,16 @@ class Objects:
         self, prefix: str, after: Optional[str], limit: int, newest_first: bool
     ) -> List[Tuple[str, bytes]]:
         """At most ``limit`` conversations whose ids start with ``prefix`` (id and body), after the
-        one with id ``after`` in the order asked (from the start when it is gone)."""
+        one with id ``after`` in the order asked (or after where it was, when it is gone)."""
         order, compare = ("DESC", "<") if newest_first else ("ASC", ">")
         # The ids starting with ``prefix``: from the prefix up to the prefix with its last character raised.
-        where, values = "id >= ? AND id < ?", [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
+        where = "id >= ? AND id < ?"
+        values: List[Any] = [prefix, prefix[:-1] + chr(ord(prefix[-1]) + 1)]
         with self._connections.using() as db:
             if after is not None:
-                found = db.execute("SELECT seq FROM conversations WHERE id = ?", (after,)).fetchone()
-                if found is not None:
-                    where += f" AND seq {compare} ?"
-                    values.append(found[0])
+                live = db.execute("SELECT seq FROM conversations WHERE id = ?", (after,)).fetchone()
+                where += f" AND seq {compare} ?"
+                values.append(_position(db, live, 0, after))
             rows = db.execute(
                 f"SELECT id, body FROM conversations WHERE {where} ORDER BY seq {order} LIMIT ?",
                 (*values, limit),
@@ -250,23 +256,20 @@ class Objects:
     def page_items(
         self, conversation_id: str, after: Optional[str], limit: int, newest_first: bool
     ) -> Optional[Page]:
-        """At most ``limit`` items after the item ``after`` in the order asked; None when the
-        conversation does not exist."""
+        """At most ``limit`` items after the item ``after`` (or where it was) in the order asked;
+        None when the conversation does not exist."""
         order, compare = ("DESC", "<") if newest_first else ("ASC", ">")
         with self._connections.using() as db:
             row = db.execute("SELECT seq FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
             if row is None:
                 return None
-            start = None
+            where, values = "conversation = ?", [row[0]]
             if after is not None:
-                found = db.execute(
+                live = db.execute(
                     "SELECT seq FROM conversation_items WHERE conversation = ? AND id = ?", (row[0], after)
                 ).fetchone()
-                start = found[0] if found else None
-            where, values = "conversation = ?", [row[0]]
-            if start is not None:
                 where += f" AND seq {compare} ?"
-                values.append(start)
+                values.append(_position(db, live, row[0], after))
             rows = db.execute(
                 f"SELECT body FROM conversation_items WHERE {where} ORDER BY seq {order} LIMIT ?",
                 (*values, limit + 1),
@@ -292,6 +295,10 @@ class Objects:
             if row is None:
                 return False
             db.execute("DELETE FROM conversation_items WHERE seq = ?", (row[0],))
+            db.execute(
+                "INSERT INTO gone_positions (scope, id, seq) VALUES (?, ?, ?)", (row[2], item_id, row[0])
+            )
+            _forget_oldest_positions(db, self.bounds)
             db.execute("UPDATE conversations SET bytes = bytes - ? WHERE seq = ?", (row[1], row[2]))
             _count(db, "conversations", 0, -row[1])
         return True
@@ -361,11 +368,36 @@ def _insert_items(db: Any, conversation: int, items: Sequence[Tuple[str, bytes]]
     )
 
 
-def _remove_conversations(db: Any, rows: Sequence[Tuple[int, int]]) -> None:
+def _remove_conversations(db: Any, bounds: Bounds, rows: Sequence[Tuple[int, int]]) -> None:
     for seq, size in rows:
         db.execute("DELETE FROM conversation_items WHERE conversation = ?", (seq,))
+        db.execute("DELETE FROM gone_positions WHERE scope = ?", (seq,))
+        db.execute(
+            "INSERT INTO gone_positions (scope, id, seq) SELECT 0, id, seq FROM conversations WHERE seq = ?",
+            (seq,),
+        )
         db.execute("DELETE FROM conversations WHERE seq = ?", (seq,))
         _count(db, "conversations", -1, -size)
+    _forget_oldest_positions(db, bounds)
+
+
+def _forget_oldest_positions(db: Any, bounds: Bounds) -> None:
+    db.execute(
+        "DELETE FROM gone_positions WHERE n <= (SELECT max(n) FROM gone_positions) - ?",
+        (bounds.gone_positions,),
+    )
+
+
+def _position(db: Any, live: Optional[Tuple[int]], scope: int, after: str) -> int:
+    """Where a cursor stands: its object's seq (``live``, when it is there) or where it was."""
+    if live is not None:
+        return live[0]
+    gone = db.execute(
+        "SELECT seq FROM gone_positions WHERE scope = ? AND id = ? ORDER BY n DESC LIMIT 1", (scope, after)
+    ).fetchone()
+    if gone is None:
+        raise UnknownCursor(after)
+    return int(gone[0])
 
 
 def _evict_conversations(db: Any, bounds: Bounds, keep: int) -> None:
@@ -383,4 +415,4 @@ def _evict_conversations(db: Any, bounds: Bounds, keep: int) -> None:
                 break
             gone.append((seq, row_bytes))
             count, size = count - 1, size - row_bytes
-        _remove_conversations(db, gone)
+        _remove_conversations(db, bounds, gone)

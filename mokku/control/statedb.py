@@ -40,6 +40,11 @@ _SCHEMA = (
     "conversation INTEGER NOT NULL, id TEXT NOT NULL, bytes INTEGER NOT NULL, body BLOB NOT NULL)",
     "CREATE INDEX IF NOT EXISTS conversation_items_order ON conversation_items (conversation, seq)",
     "CREATE UNIQUE INDEX IF NOT EXISTS conversation_items_id ON conversation_items (conversation, id)",
+    # Where deleted and evicted conversations (scope 0) and items (scope: their conversation's seq)
+    # were, so that a list paged after one goes on from there (``objects.GONE_POSITIONS`` at most).
+    "CREATE TABLE IF NOT EXISTS gone_positions (n INTEGER PRIMARY KEY AUTOINCREMENT, "
+    "scope INTEGER NOT NULL, id TEXT NOT NULL, seq INTEGER NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS gone_positions_id ON gone_positions (scope, id)",
     "CREATE TABLE IF NOT EXISTS totals (kind TEXT PRIMARY KEY, count INTEGER NOT NULL, "
     "bytes INTEGER NOT NULL)",
     # Rate-limit token buckets (mokku.simulation.limits), one per client and kind.

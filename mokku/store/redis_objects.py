@@ -11,7 +11,14 @@ from __future__ import annotations
 import time
 from typing import Any, Callable, List, Optional, Sequence, Tuple
 
-from mokku.control.objects import DEFAULT_BOUNDS, Bounds, Duplicate, Page, StoredResponse
+from mokku.control.objects import (
+    DEFAULT_BOUNDS,
+    Bounds,
+    Duplicate,
+    Page,
+    StoredResponse,
+    UnknownCursor,
+)
 from mokku.store.redis import Redis
 
 _EVICT_RESPONSES = """
@@ -84,12 +91,30 @@ return 1
 
 _DELETE_RESPONSE = _EVICT_RESPONSES + "\nreturn remove(ARGV[1], ARGV[2])\n"
 
-_CONVERSATIONS = """
+# Where deleted and evicted objects were, for list cursors: ``gone_seq`` maps '0:<conversation id>'
+# and '<conversation seq>:<item id>' to their seq; ``gone`` orders them as they went, the earliest out
+# past ``Bounds.gone_positions`` (written in for GONE_POSITIONS when the scripts are registered).
+_GONE = """
+local function keep_position(p, member, seq)
+  redis.call('ZADD', p .. 'gone', redis.call('INCR', p .. 'gone_n'), member)
+  redis.call('HSET', p .. 'gone_seq', member, seq)
+  local forgotten = redis.call('ZRANGE', p .. 'gone', 0, -(GONE_POSITIONS + 1))
+  if #forgotten > 0 then
+    redis.call('HDEL', p .. 'gone_seq', unpack(forgotten))
+    redis.call('ZREMRANGEBYRANK', p .. 'gone', 0, #forgotten - 1)
+  end
+end
+"""
+
+_CONVERSATIONS = (
+    _GONE
+    + """
 local function remove_conversation(p, id)
   local key = p .. 'conversation:' .. id
   local bytes = redis.call('HGET', key, 'bytes')
   if not bytes then return 0 end
   redis.call('DEL', key, key .. ':order', key .. ':items', key .. ':sizes')
+  keep_position(p, '0:' .. id, redis.call('ZSCORE', p .. 'conversations', id))
   redis.call('ZREM', p .. 'conversations', id)
   redis.call('HINCRBY', p .. 'totals', 'conversations', -1)
   redis.call('HINCRBY', p .. 'totals', 'conversation_bytes', -tonumber(bytes))
@@ -127,6 +152,7 @@ local function add_items(p, id, first)
   return added
 end
 """
+)
 
 # ARGV: prefix, id, body, size, limit, limit bytes, then (item id, item) pairs.
 _CREATE_CONVERSATION = (
@@ -179,17 +205,37 @@ return 1
 _DELETE_CONVERSATION = _CONVERSATIONS + "\nreturn remove_conversation(ARGV[1], ARGV[2])\n"
 
 # ARGV: prefix, conversation id, item id.
-_DELETE_ITEM = """
+_DELETE_ITEM = (
+    _GONE
+    + """
 local p = ARGV[1]
 local key = p .. 'conversation:' .. ARGV[2]
 local size = redis.call('HGET', key .. ':sizes', ARGV[3])
 if not size or redis.call('EXISTS', key) == 0 then return 0 end
 redis.call('HDEL', key .. ':items', ARGV[3])
 redis.call('HDEL', key .. ':sizes', ARGV[3])
+local conversation = redis.call('ZSCORE', p .. 'conversations', ARGV[2])
+keep_position(p, conversation .. ':' .. ARGV[3], redis.call('ZSCORE', key .. ':order', ARGV[3]))
 redis.call('ZREM', key .. ':order', ARGV[3])
 redis.call('HINCRBY', key, 'bytes', -tonumber(size))
 redis.call('HINCRBY', p .. 'totals', 'conversation_bytes', -tonumber(size))
 return 1
+"""
+)
+
+# ARGV: prefix, conversation id ('' for the list of conversations), cursor id. The cursor's seq,
+# or where it was when it went: {'at', seq}; {'unknown'}; {'missing'} when the conversation is not there.
+_POSITION = """
+local p, conversation, id = ARGV[1], ARGV[2], ARGV[3]
+local order, scope = p .. 'conversations', '0'
+if conversation ~= '' then
+  scope = redis.call('ZSCORE', p .. 'conversations', conversation)
+  if not scope then return {'missing'} end
+  order = p .. 'conversation:' .. conversation .. ':order'
+end
+local seq = redis.call('ZSCORE', order, id) or redis.call('HGET', p .. 'gone_seq', scope .. ':' .. id)
+if not seq then return {'unknown'} end
+return {'at', seq}
 """
 
 
@@ -215,8 +261,9 @@ class RedisObjects:
             self._rename,
             self._drop,
             self._drop_item,
+            self._position,
         ) = (
-            client.register_script(script)
+            client.register_script(script.replace("GONE_POSITIONS", str(bounds.gone_positions)))
             for script in (
                 _KEEP_RESPONSE,
                 _REPLACE_RESPONSE,
@@ -226,6 +273,7 @@ class RedisObjects:
                 _REPLACE_CONVERSATION,
                 _DELETE_CONVERSATION,
                 _DELETE_ITEM,
+                _POSITION,
             )
         )
 
@@ -333,7 +381,7 @@ class RedisObjects:
         time, and those of other prefixes passed over."""
         order = self._key("conversations")
         client = self.store.client
-        start = self.store.call(client.zscore, order, after) if after is not None else None
+        start = self._cursor("", after) if after is not None else None
         found: List[Tuple[str, bytes]] = []
         encoded = prefix.encode()
         while len(found) < limit:
@@ -374,12 +422,25 @@ class RedisObjects:
     ) -> Optional[Page]:
         key = self._key("conversation", conversation_id)
         client = self.store.client
-        if not self.store.call(client.exists, key):
+        if after is not None:
+            start: Optional[float] = self._cursor(conversation_id, after)
+            if start is None:
+                return None
+        elif self.store.call(client.exists, key):
+            start = None
+        else:
             return None
-        start = self.store.call(client.zscore, key + ":order", after) if after is not None else None
         ids = self._ordered(key + ":order", start, limit + 1, newest_first)
         bodies = self.store.call(client.hmget, key + ":items", ids[:limit]) if ids else []
         return Page([bytes(body) for body in bodies if body is not None], len(ids) > limit)
+
+    def _cursor(self, conversation_id: str, after: str) -> Optional[float]:
+        """Where ``after`` stands in a conversation ('' for the list of conversations), or where it
+        was; None when the conversation is not there."""
+        found = self._run(self._position, conversation_id, after)
+        if found[0] == b"unknown":
+            raise UnknownCursor(after)
+        return float(found[1]) if found[0] == b"at" else None
 
     def item(self, conversation_id: str, item_id: str) -> Optional[bytes]:
         key = self._key("conversation", conversation_id)
