@@ -104,9 +104,18 @@ def responses_only() -> APIError:
     )
 
 
-def wrong_endpoint(chat_model: bool) -> APIError:
-    """404 for a chat model on legacy completions, or a completions model on chat."""
-    if chat_model:
+# The operations a model may not be made for, in Azure's names for them.
+CHAT, COMPLETION, EMBEDDINGS = "chatCompletion", "completion", "embeddings"
+
+
+def wrong_operation(operation: str) -> APIError:
+    """A model of another kind, as OpenAI answers it: 404 for a chat model on legacy completions or
+    another on chat, 403 for any but an embedding model on embeddings."""
+    if operation == EMBEDDINGS:
+        return APIError(
+            403, "You are not allowed to generate embeddings from this model", "invalid_request_error"
+        )
+    if operation == COMPLETION:
         message = "This is a chat model and not supported in the v1/completions endpoint. Did you mean to use v1/chat/completions?"
     else:
         message = "This is not a chat model and thus not supported in the v1/chat/completions endpoint. Did you mean to use v1/completions?"

@@ -220,6 +220,48 @@ def test_a_chat_deployment_does_no_completions(app: webtest.TestApp, url: str, b
     }
 
 
+@pytest.mark.parametrize(
+    "deployment, path, body, operation, model",
+    [
+        (
+            "text-embedding-3-large",
+            "chat/completions",
+            {"messages": [{"role": "user", "content": "a"}]},
+            "chatCompletion",
+            "text-embedding-3-large",
+        ),
+        ("embed-prod", "chat/completions", {"messages": [{"role": "user", "content": "a"}]}, None, None),
+        (
+            "gpt-3.5-turbo-instruct-0914",
+            "chat/completions",
+            {"messages": [{"role": "user", "content": "a"}]},
+            "chatCompletion",
+            "gpt-3.5-turbo-instruct",
+        ),
+        ("gpt-4o-prod", "embeddings", {"input": "a"}, "embeddings", "gpt-4o"),
+        ("o3-mini", "embeddings", {"input": "a"}, "embeddings", "o3-mini"),
+        ("my-deployment", "embeddings", {"input": "a"}, None, None),
+    ],
+)
+def test_a_deployment_does_only_its_models_operations(
+    app: webtest.TestApp, deployment: str, path: str, body: Dict[str, Any], operation: str, model: str
+) -> None:
+    """A chat deployment makes no embeddings and an embedding one no chat, in Azure's words; a name
+    that names no known model serves either."""
+    url = f"/openai/deployments/{deployment}/{path}?api-version={VERSION}"
+    if operation is None:
+        app.post_json(url, body, headers=HEADERS, status=200)
+        return
+    assert app.post_json(url, body, headers=HEADERS, status=400).json == {
+        "error": {
+            "code": "OperationNotSupported",
+            "message": f"The {operation} operation does not work with the specified model, {model}. Please "
+            "choose different model and try again. You can learn more about which models can be used "
+            "with each operation here: https://go.microsoft.com/fwlink/?linkid=2197993.",
+        }
+    }
+
+
 def test_completions_embeddings_models_and_v1(app: webtest.TestApp) -> None:
     legacy = app.post_json(
         f"/openai/deployments/instruct/completions?api-version={VERSION}",

@@ -255,6 +255,8 @@ def test_a_chat_model_is_refused_here_and_a_completions_model_on_chat(
         "Did you mean to use v1/completions?"
     )
     assert not_chat["param"] == "model"
+    chat["model"] = "text-embedding-3-small"
+    assert app.post_json("/v1/chat/completions", chat, status=404).json["error"] == not_chat
     # A mock's own model name, and an Azure deployment named after no known model, are taken by both.
     assert complete(app, model="my-model", prompt="hi")["choices"][0]["text"] == "hi"
     azure = "/openai/deployments/my-deployment/completions?api-version=2024-10-21"

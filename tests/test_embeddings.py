@@ -65,6 +65,18 @@ def test_model_dimensions(app: webtest.TestApp, model: str, size: int) -> None:
     assert len(vectors(embed(app, model=model, input="x"))[0]) == size
 
 
+@pytest.mark.parametrize("model", ["gpt-4o", "gpt-4o-2024-08-06", "o3", "gpt-3.5-turbo-instruct"])
+def test_a_model_of_another_kind_makes_no_embeddings(app: webtest.TestApp, model: str) -> None:
+    refused = app.post_json(URL, {"model": model, "input": "x"}, status=403).json
+    validate(refused, "ErrorResponse")
+    assert refused["error"] == {
+        "message": "You are not allowed to generate embeddings from this model",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+
+
 def test_unit_length_and_deterministic(app: webtest.TestApp) -> None:
     first = vectors(embed(app, input=["alpha", "beta"]))
     again = vectors(embed(app, input=["alpha", "beta"]))

@@ -24,7 +24,7 @@ from mokku.api.decide import (
     tool_answer,
 )
 from mokku.api.ids import random_id
-from mokku.api.models import COMPLETION_MODELS, RESPONSES_ONLY, snapshot
+from mokku.api.models import COMPLETION_MODELS, EMBEDDING_MODELS, RESPONSES_ONLY, snapshot
 from mokku.api.sampling import (
     CACHE_OPTIONS,
     CHAT_OPTIONS,
@@ -96,8 +96,9 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     model = behaviour.model
     if RESPONSES_ONLY.match(model):
         raise errors.responses_only()
-    if model in COMPLETION_MODELS and request.dialect.name == "openai":  # an Azure deployment: any name
-        raise errors.wrong_endpoint(chat_model=False)
+    served = request.dialect.answer_model(model)  # an Azure deployment's: the model it serves
+    if served in COMPLETION_MODELS or served in EMBEDDING_MODELS:
+        raise request.dialect.wrong_operation(errors.CHAT, served)
     messages = read_messages(body)
     conversation = [
         Message(

@@ -46,7 +46,7 @@ def create(request: Request, replies: Replies) -> Response:
     body, behaviour = replies.begin(request, "text_completion", KNOWN_PARAMS)
     model = request.dialect.answer_model(behaviour.model)  # an Azure deployment's: the model it serves
     if model in CHAT_MODELS:
-        raise request.dialect.not_for_completions(model)
+        raise request.dialect.wrong_operation(errors.COMPLETION, model)
     prompts = read_prompts(body.get("prompt"))
     sampling = read_sampling(body, ("max_tokens",), DEFAULT_MAX_TOKENS, min_max_tokens=0)
     echo = bool(validate.boolean(body.get("echo"), "echo"))

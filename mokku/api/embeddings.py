@@ -23,6 +23,7 @@ from mokku import errors, telemetry
 from mokku.api import validate
 from mokku.api.completions import is_token_id, render_token_ids, token_ids
 from mokku.api.decide import Replies
+from mokku.api.models import CHAT_MODELS, COMPLETION_MODELS
 from mokku.api.tokens import count
 from mokku.server import connection
 from mokku.server.http import JSON_CONTENT_TYPE, Request, Response, Result, dumps
@@ -77,7 +78,9 @@ def _encode(values: array, encoding: str) -> bytes:
 
 def create(request: Request, replies: Replies) -> Response:
     body, behaviour = replies.begin(request, "embeddings", KNOWN_PARAMS)
-    model = request.dialect.answer_model(behaviour.model)
+    model = request.dialect.answer_model(behaviour.model)  # an Azure deployment's: the model it serves
+    if model in CHAT_MODELS or model in COMPLETION_MODELS:
+        raise request.dialect.wrong_operation(errors.EMBEDDINGS, model)
     texts, prompt_tokens = read_inputs(validate.required(body, "input"))
     if prompt_tokens > MAX_REQUEST_TOKENS:
         raise errors.APIError(

@@ -107,6 +107,7 @@ RESPONSES_ONLY = re.compile(
 # shut-down ones too): each endpoint refuses the other's by name, as the real API does. Any other id,
 # a mock's own name, is taken by both.
 COMPLETION_MODELS = frozenset({"gpt-3.5-turbo-instruct", "davinci-002", "babbage-002"})
+EMBEDDING_MODELS = frozenset(model for model, _, _ in OPENAI_MODELS if model.startswith("text-embedding"))
 CHAT_MODELS = frozenset(
     {
         *(model for model, _, _ in OPENAI_MODELS if not model.startswith("text-embedding")),

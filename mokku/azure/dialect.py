@@ -108,12 +108,12 @@ class Azure(Dialect):
         and a dash (``gpt-4o-prod``), serves that model; any other name stands for itself."""
         return underlying_model(model) or model
 
-    def not_for_completions(self, model: str) -> errors.APIError:
-        """A deployment of a chat model, in Azure's words."""
+    def wrong_operation(self, operation: str, model: str) -> errors.APIError:
+        """A deployment of another kind of model, in Azure's words."""
         return gateway_error(
             400,
             "OperationNotSupported",
-            f"The completion operation does not work with the specified model, {model}. Please choose "
+            f"The {operation} operation does not work with the specified model, {model}. Please choose "
             "different model and try again. You can learn more about which models can be used with each "
             "operation here: https://go.microsoft.com/fwlink/?linkid=2197993.",
         )

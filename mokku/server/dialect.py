@@ -66,9 +66,9 @@ class Dialect:
         """The model an answer names (before an alias becomes its snapshot): the one asked for."""
         return model
 
-    def not_for_completions(self, model: str) -> errors.APIError:
-        """The refusal of a chat model on the legacy completions endpoint."""
-        return errors.wrong_endpoint(chat_model=True)
+    def wrong_operation(self, operation: str, model: str) -> errors.APIError:
+        """The refusal of ``model`` for an ``operation`` (``errors.CHAT``, ...) of another kind of model."""
+        return errors.wrong_operation(operation)
 
     def response_headers(self, request_id: str, elapsed_ms: int) -> Headers:
         return [
