@@ -201,6 +201,20 @@ def test_function_calls_and_the_loop_end(app: webtest.TestApp) -> None:
         app, contents=[user("plain")], tools=[WEATHER], toolConfig={"functionCallingConfig": {"mode": "NONE"}}
     )
     assert none["candidates"][0]["content"]["parts"] == [{"text": "plain"}]
+    other = {**WEATHER, "functionDeclarations": [*WEATHER["functionDeclarations"], {"name": "other"}]}
+    for allowed in (["other"], ["get_weather"]):  # only those allowed are called
+        config = {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": allowed}}
+        called = generate(app, contents=contents, tools=[other], toolConfig=config)
+        assert called["candidates"][0]["content"]["parts"][0]["functionCall"]["name"] == allowed[0]
+    config = {"functionCallingConfig": {"mode": "ANY", "allowedFunctionNames": ["get_weather", "nowhere"]}}
+    body = {"contents": contents, "tools": [WEATHER], "toolConfig": config}
+    error = app.post_json(GENERATE, body, headers=KEY, status=400).json["error"]
+    param = "tool_config.function_calling_config.allowed_function_names[1]"
+    assert error == {
+        "code": 400,
+        "message": f'* GenerateContentRequest.{param}: "nowhere" is not the name of a declared function.\n',
+        "status": "INVALID_ARGUMENT",
+    }
 
 
 def test_gemini_3_signs_its_first_function_call(app: webtest.TestApp) -> None:
@@ -748,6 +762,28 @@ def test_a_thinking_budget_of_0_turns_thoughts_off(app: webtest.TestApp) -> None
     error = app.post_json(pro, body, headers=KEY, status=400).json["error"]
     assert error["status"] == "INVALID_ARGUMENT"
     assert error["message"] == "Budget 0 is invalid. This model only works in thinking mode."
+
+
+@pytest.mark.parametrize(
+    "thinking, message",
+    [
+        (
+            {"thinkingLevel": "LOW", "thinkingBudget": 1024},
+            "You can only set only one of thinking budget and thinking level.",
+        ),
+        ({"thinkingBudget": 52428}, "The thinking budget (52428) is invalid."),
+        ({"thinkingBudget": -5}, "The thinking budget (-5) is invalid."),
+    ],
+)
+def test_a_thinking_config_the_api_refuses(
+    app: webtest.TestApp, thinking: Dict[str, Any], message: str
+) -> None:
+    body = {"contents": [user("think")], "generationConfig": {"thinkingConfig": thinking}}
+    error = app.post_json(GENERATE, body, headers=KEY, status=400).json["error"]
+    assert error == {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}
+    for budget in (-1, 32768):  # the model decides; the largest budget
+        body["generationConfig"] = {"thinkingConfig": {"thinkingBudget": budget}}
+        app.post_json(GENERATE, body, headers=KEY, status=200)
 
 
 @pytest.mark.parametrize(

@@ -54,6 +54,8 @@ BAD_FUNCTION_NAME = (
     "underscores (_), dots (.), colons (:), or dashes (-), with a maximum length of 64."
 )
 THINKING_REQUIRED = "Budget 0 is invalid. This model only works in thinking mode."
+BUDGET_AND_LEVEL = "You can only set only one of thinking budget and thinking level."
+MAX_THINKING_BUDGET = 32_768  # the largest any model takes (gemini-2.5-pro's)
 
 
 def field(body: Mapping[str, Any], camel: str) -> Any:
@@ -324,6 +326,12 @@ def _config(body: Mapping[str, Any], model: str) -> Tuple[Sampling, Optional[too
         output_format = tools.OutputFormat("json_object", None, "generation_config.response_mime_type")
     thinking = _object(field(config, "thinkingConfig") or {}, "generation_config.thinking_config")
     budget = protojson.integer(field(thinking, "thinkingBudget"))
+    if budget is not None and field(thinking, "thinkingLevel") is not None:
+        raise errors.invalid_request(BUDGET_AND_LEVEL, "generation_config.thinking_config")
+    if budget is not None and not -1 <= budget <= MAX_THINKING_BUDGET:  # -1: the model decides
+        raise errors.invalid_request(
+            f"The thinking budget ({budget}) is invalid.", "generation_config.thinking_config.thinking_budget"
+        )
     if budget == 0 and model in THINKING_ONLY:
         raise errors.invalid_request(THINKING_REQUIRED, "generation_config.thinking_config.thinking_budget")
     shown = bool(field(thinking, "includeThoughts")) and budget != 0  # a budget of 0 turns thinking off
@@ -368,7 +376,14 @@ def _functions(body: Mapping[str, Any], conversation: Conversation) -> List[tool
         field(calling, "allowedFunctionNames"), "tool_config.function_calling_config.allowed_function_names"
     )
     if allowed:
-        declared = [function for function in declared if function.name in allowed] or declared
+        names = {function.name for function in declared}
+        for index, name in enumerate(allowed):
+            if name not in names:
+                raise invalid(
+                    f"tool_config.function_calling_config.allowed_function_names[{index}]",
+                    f'"{name}" is not the name of a declared function.',
+                )
+        declared = [function for function in declared if function.name in allowed]
     after_result = ends_with_result(conversation.messages)
     handed_off = bool(conversation.messages) and conversation.messages[-1].role == HANDED_OFF
     state = tools.Choice(declared, given, after_result, conversation.called, handed_off)
