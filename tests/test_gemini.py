@@ -14,6 +14,7 @@ import webtest
 from google.genai import types
 
 from mokku import config
+from mokku.api.tokens import count as count_tokens
 from mokku.server.app import App
 
 KEY = {"x-goog-api-key": "gemini-key"}
@@ -565,6 +566,11 @@ def test_filters(app: webtest.TestApp) -> None:
         answer = app.post_json(url, prompt, headers=dict(KEY, **{"X-Mokku-Fault": "prompt_filter"})).text
         usage = json.loads(answer.removeprefix("data: ").strip())["usageMetadata"]
         assert counted > 0 and usage == {"promptTokenCount": counted, "totalTokenCount": counted}
+    # Function declarations are read as prompt too, and counted alike.
+    inner["tools"] = prompt["tools"] = [WEATHER]
+    with_tools = app.post_json(count, {"generateContentRequest": inner}, headers=KEY).json["totalTokens"]
+    assert with_tools == counted + count_tokens(json.dumps([WEATHER], separators=(",", ":")))
+    assert generate(app, **prompt)["usageMetadata"]["promptTokenCount"] == with_tools
 
 
 def test_a_stream_error_fault_ends_with_an_error_chunk(app: webtest.TestApp) -> None:

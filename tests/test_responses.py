@@ -11,6 +11,7 @@ import webob
 import webtest
 
 from mokku.api.responses import REASONING_SUMMARY
+from mokku.api.tokens import count
 
 from .spec import validate
 
@@ -1066,6 +1067,9 @@ def test_input_tokens_are_what_the_response_would_count(app: webtest.TestApp) ->
     first = create(app, input="Tell me a joke.", instructions="Be brief.")
     assert counted(input="Tell me a joke.", instructions="Be brief.") == first["usage"]["input_tokens"]
     later = create(app, input="Another.", previous_response_id=first["id"], tools=[TOOL])
+    without = create(app, input="Another.", previous_response_id=first["id"])
+    definitions = count(json.dumps([TOOL], separators=(",", ":")))
+    assert later["usage"]["input_tokens"] == without["usage"]["input_tokens"] + definitions
     assert (
         counted(input="Another.", previous_response_id=first["id"], tools=[TOOL])
         == later["usage"]["input_tokens"]

@@ -52,6 +52,29 @@ def chat(app: webtest.TestApp, **body: Any) -> Dict[str, Any]:
     return result
 
 
+def test_tool_definitions_count_as_prompt_tokens(app: webtest.TestApp) -> None:
+    """As the real API bills them: here, the tokens of their compact JSON."""
+    plain = chat(app)["usage"]["prompt_tokens"]
+    definitions = tokens.count(json.dumps([WEATHER, TIME], separators=(",", ":")))
+    assert definitions > 50
+    for _ in range(2):  # the second time from the cache of counted definitions
+        assert chat(app, tools=[WEATHER, TIME])["usage"]["prompt_tokens"] == plain + definitions
+    legacy = [WEATHER["function"]]
+    with_functions = chat(app, functions=legacy)["usage"]["prompt_tokens"]
+    assert with_functions == plain + tokens.count(json.dumps(legacy, separators=(",", ":")))
+    streamed = app.post_json(
+        URL,
+        {
+            "model": "gpt-4o",
+            "messages": ASK,
+            "tools": [WEATHER, TIME],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        },
+    )
+    assert sse.parse(streamed.body)[-1]["usage"]["prompt_tokens"] == plain + definitions
+
+
 def test_auto_calls_the_first_tool(app: webtest.TestApp) -> None:
     body = chat(app, tools=[WEATHER, TIME])
     choice = body["choices"][0]

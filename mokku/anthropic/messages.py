@@ -34,7 +34,7 @@ from mokku.api.decide import (
 )
 from mokku.api.ids import random_id, signature
 from mokku.api.sampling import Sampling
-from mokku.api.tokens import count, tokenize
+from mokku.api.tokens import definition_tokens, tokenize
 from mokku.server.http import Request, Response, dumps, json_response, unparsed
 from mokku.simulation.faults import split_model
 
@@ -657,7 +657,7 @@ def _definition_tokens(value: Any) -> int:
     if not value:
         return 0
     try:
-        return count(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
+        return definition_tokens(value)
     except RecursionError:
         raise check.invalid("tools", "tool definitions are nested too deeply") from None
 

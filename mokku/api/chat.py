@@ -36,6 +36,7 @@ from mokku.api.sampling import (
     read_sampling,
 )
 from mokku.api.stored_chats import StoredChats
+from mokku.api.tokens import definition_tokens
 from mokku.server import stream
 from mokku.server.http import JSONTemplate, Request, Response
 from mokku.server.stream import Event, Token
@@ -160,7 +161,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
     generation = Generation(
         "chat.completions",
         ["TERMINATE" if done else echo_text(conversation)],
-        [conversation_tokens(conversation)],
+        [conversation_tokens(conversation) + definition_tokens(body.get("tools") or body.get("functions"))],
         sampling,
         functions,
         output_format,

@@ -58,7 +58,7 @@ from mokku.api.sampling import (
     check_verbosity_for,
     default_effort,
 )
-from mokku.api.tokens import count
+from mokku.api.tokens import count, definition_tokens
 from mokku.control import objects, statedb
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
 from mokku.server.stream import Event, Last, Token
@@ -308,7 +308,7 @@ class Responses:
         generation = Generation(
             "responses",
             [echo_text(messages)],
-            [conversation_tokens(framing + messages)],
+            [conversation_tokens(framing + messages) + definition_tokens(body.get("tools"))],
             Sampling(max_tokens=max_output, stream=stream),
             chosen,
             output_format,
@@ -415,9 +415,8 @@ class Responses:
         tools.read_functions(body, flat=True)
         read_text_format(body)
         _, messages = self._conversation_of(body, _conversation(body))
-        return json_response(
-            {"object": "response.input_tokens", "input_tokens": conversation_tokens(messages)}
-        )
+        tokens = conversation_tokens(messages) + definition_tokens(body.get("tools"))
+        return json_response({"object": "response.input_tokens", "input_tokens": tokens})
 
     def compact(self, request: Request) -> Response:
         """The conversation compacted as the API compacts it: its user messages kept, the rest

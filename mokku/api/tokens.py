@@ -18,8 +18,10 @@ counting.
 
 from __future__ import annotations
 
+import functools
+import json
 import re
-from typing import List
+from typing import Any, List
 
 _PIECE = re.compile(r" ?[^\W\d_]+| ?\d{1,3}| ?[^\w\s]|_| ?\S|\s+")
 _LONG = 6
@@ -51,3 +53,16 @@ def count(text: str) -> int:
         length = len(piece) - (1 if piece[0] == " " else 0)
         total += 1 if length <= _LONG else -(-length // _PART)
     return total
+
+
+_counted_once = functools.lru_cache(maxsize=256)(count)
+_CACHED_DEFINITION_CHARS = 64 * 1024  # larger ones are counted each time, so the cache stays small
+
+
+def definition_tokens(value: Any) -> int:
+    """Tool definitions' tokens (their compact JSON): the real APIs count them as input. An agent
+    sends the same ones every turn, so a definition of ordinary size is counted once."""
+    if not value:
+        return 0
+    text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    return _counted_once(text) if len(text) <= _CACHED_DEFINITION_CHARS else count(text)

@@ -34,6 +34,7 @@ from mokku.api.decide import (
 )
 from mokku.api.ids import random_id, signature
 from mokku.api.sampling import Sampling
+from mokku.api.tokens import definition_tokens
 from mokku.gemini import protojson
 from mokku.gemini.dialect import Blocked, envelope, ratings, translate, wants_sse
 from mokku.gemini.models import THINKING, THINKING_ONLY, check_serves, not_found
@@ -447,7 +448,7 @@ class GenerateContent:
         framing = _system(body)
         sampling, output_format, thinks, thoughts = _config(body, behaviour.model)
         messages = conversation.messages
-        prompt = conversation_tokens(framing + messages)
+        prompt = conversation_tokens(framing + messages) + definition_tokens(body.get("tools"))
         thought_tokens = THOUGHT_TOKENS if thinks else 0
         limit = sampling.max_tokens
         if thinks and limit is None:  # with windows on, the model's own limit (or the window's room)
@@ -557,7 +558,8 @@ class GenerateContent:
 def _prompt_tokens(body: Mapping[str, Any]) -> int:
     """A request's prompt tokens (its system instruction and contents), as ``countTokens`` counts
     them."""
-    return conversation_tokens(_system(body) + read_contents(body, in_order=False).messages)
+    messages = read_contents(body, in_order=False).messages
+    return conversation_tokens(_system(body) + messages) + definition_tokens(body.get("tools"))
 
 
 def _embedding(model: str, body: Mapping[str, Any], where: str) -> Dict[str, Any]:
