@@ -230,7 +230,13 @@ def test_a_chat_deployment_does_no_completions(app: webtest.TestApp, url: str, b
             "chatCompletion",
             "text-embedding-3-large",
         ),
-        ("embed-prod", "chat/completions", {"messages": [{"role": "user", "content": "a"}]}, None, None),
+        (
+            "embed-prod",
+            "chat/completions",
+            {"messages": [{"role": "user", "content": "a"}]},
+            None,
+            "embed-prod",
+        ),
         (
             "gpt-3.5-turbo-instruct-0914",
             "chat/completions",
@@ -240,17 +246,27 @@ def test_a_chat_deployment_does_no_completions(app: webtest.TestApp, url: str, b
         ),
         ("gpt-4o-prod", "embeddings", {"input": "a"}, "embeddings", "gpt-4o"),
         ("o3-mini", "embeddings", {"input": "a"}, "embeddings", "o3-mini"),
-        ("my-deployment", "embeddings", {"input": "a"}, None, None),
+        ("my-deployment", "embeddings", {"input": "a"}, None, "my-deployment"),
+        ("gpt-35-turbo-prod", "completions", {"prompt": "a"}, "completion", "gpt-35-turbo"),
+        ("gpt-35-turbo-16k", "embeddings", {"input": "a"}, "embeddings", "gpt-35-turbo-16k"),
+        (
+            "gpt-35-turbo-instruct",
+            "chat/completions",
+            {"messages": [{"role": "user", "content": "a"}]},
+            "chatCompletion",
+            "gpt-35-turbo-instruct",
+        ),
+        ("gpt-35-turbo-instruct-0914", "completions", {"prompt": "a"}, None, "gpt-35-turbo-instruct"),
     ],
 )
 def test_a_deployment_does_only_its_models_operations(
     app: webtest.TestApp, deployment: str, path: str, body: Dict[str, Any], operation: str, model: str
 ) -> None:
-    """A chat deployment makes no embeddings and an embedding one no chat, in Azure's words; a name
-    that names no known model serves either."""
+    """A chat deployment makes no embeddings and an embedding one no chat, in Azure's words (Azure's
+    own ``gpt-35-turbo`` names too); a name that names no known model serves either."""
     url = f"/openai/deployments/{deployment}/{path}?api-version={VERSION}"
-    if operation is None:
-        app.post_json(url, body, headers=HEADERS, status=200)
+    if operation is None:  # answered as the model the deployment serves
+        assert app.post_json(url, body, headers=HEADERS, status=200).json["model"] == model
         return
     assert app.post_json(url, body, headers=HEADERS, status=400).json == {
         "error": {

@@ -105,14 +105,19 @@ RESPONSES_ONLY = re.compile(
 
 # The models legacy completions serve, and the chat models of the catalogue (with their snapshots,
 # shut-down ones too): each endpoint refuses the other's by name, as the real API does. Any other id,
-# a mock's own name, is taken by both.
-COMPLETION_MODELS = frozenset({"gpt-3.5-turbo-instruct", "davinci-002", "babbage-002"})
+# a mock's own name, is taken by both. Azure spells GPT-3.5 its own way (``gpt-35-turbo``): its
+# deployments of those are known too.
+COMPLETION_MODELS = frozenset(
+    {"gpt-3.5-turbo-instruct", "davinci-002", "babbage-002", "gpt-35-turbo-instruct"}
+)
 EMBEDDING_MODELS = frozenset(model for model, _, _ in OPENAI_MODELS if model.startswith("text-embedding"))
 CHAT_MODELS = frozenset(
     {
         *(model for model, _, _ in OPENAI_MODELS if not model.startswith("text-embedding")),
         *SNAPSHOTS,
         *SNAPSHOTS.values(),
+        "gpt-35-turbo",
+        "gpt-35-turbo-16k",
     }
     - COMPLETION_MODELS
 )
