@@ -1368,6 +1368,10 @@ def test_truncation_auto_drops_the_oldest_items_to_fit_the_window(
     validate(kept, "Response")
     assert kept["truncation"] == "auto" and kept["output"][0]["content"][0]["text"] == "the last turn"
     assert kept["usage"]["input_tokens"] + 16 <= 200
+    # Tool definitions take their share of the window too: fewer items are kept.
+    with_tools = app.post_json(URL, dict(asked, truncation="auto", tools=[TOOL], tool_choice="none")).json
+    assert with_tools["usage"]["input_tokens"] + 16 <= 200
+    assert with_tools["output"][0]["content"][0]["text"] == "the last turn"
 
 
 @pytest.mark.parametrize("background", [False, True])

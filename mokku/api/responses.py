@@ -295,9 +295,10 @@ class Responses:
         choice = _chat_choice(body.get("tool_choice"), None if body.get("prompt") else body.get("tools"))
         chosen = tools.choose(choice, given, body.get("parallel_tool_calls"), "tool_choice", none_alone=True)
         framing = [Message("developer", instructions)] if instructions else []
+        definitions = definition_tokens(body.get("tools"))
         fits = limits.window(request.settings, model) if body.get("truncation") == "auto" else None
         if fits is not None:  # the oldest items dropped until the input fits what the window leaves
-            messages = list(newest_fitting(framing, messages, fits[0] - (max_output or 0)))
+            messages = list(newest_fitting(framing, messages, fits[0] - (max_output or 0) - definitions))
         instructing = [m.text for m in framing + messages if m.role in INSTRUCTING]
         if output_format is not None:
             tools.check_json_named(output_format, messages, JSON_NOT_NAMED, "text.format")
@@ -308,7 +309,7 @@ class Responses:
         generation = Generation(
             "responses",
             [echo_text(messages)],
-            [conversation_tokens(framing + messages) + definition_tokens(body.get("tools"))],
+            [conversation_tokens(framing + messages) + definitions],
             Sampling(max_tokens=max_output, stream=stream),
             chosen,
             output_format,
