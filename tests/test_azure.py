@@ -257,6 +257,8 @@ def test_a_chat_deployment_does_no_completions(app: webtest.TestApp, url: str, b
             "gpt-35-turbo-instruct",
         ),
         ("gpt-35-turbo-instruct-0914", "completions", {"prompt": "a"}, None, "gpt-35-turbo-instruct"),
+        ("text-embedding-ada-002", "completions", {"prompt": "a"}, "completion", "text-embedding-ada-002"),
+        ("embed-prod", "completions", {"prompt": "a"}, None, "embed-prod"),
     ],
 )
 def test_a_deployment_does_only_its_models_operations(

@@ -15,7 +15,7 @@ from mokku import errors
 from mokku.api import logprobs, render, validate
 from mokku.api.decide import Generation, Replies
 from mokku.api.ids import random_id
-from mokku.api.models import CHAT_MODELS
+from mokku.api.models import CHAT_MODELS, EMBEDDING_MODELS
 from mokku.api.sampling import Output, read_sampling
 from mokku.api.tokens import count, tokenize
 from mokku.server import stream
@@ -45,7 +45,9 @@ class Choice(NamedTuple):
 def create(request: Request, replies: Replies) -> Response:
     body, behaviour = replies.begin(request, "text_completion", KNOWN_PARAMS)
     model = request.dialect.answer_model(behaviour.model)  # an Azure deployment's: the model it serves
-    if model in CHAT_MODELS:
+    if model in CHAT_MODELS or (
+        model in EMBEDDING_MODELS and request.dialect.completions_refuse_embedding_models
+    ):
         raise request.dialect.wrong_operation(errors.COMPLETION, model)
     prompts = read_prompts(body.get("prompt"))
     sampling = read_sampling(body, ("max_tokens",), DEFAULT_MAX_TOKENS, min_max_tokens=0)

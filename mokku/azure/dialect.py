@@ -97,6 +97,7 @@ class Azure(Dialect):
     name = "azure"
     provider = "azure.ai.openai"
     decorates = True
+    completions_refuse_embedding_models = True
 
     def api_key(self, request: Request) -> str:
         """``api-key``, as the SDK sends a key (or a bearer token, as Entra ID sends one)."""

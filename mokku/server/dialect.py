@@ -48,6 +48,10 @@ class Dialect:
     # What a dialect adds to chat and completions answers (Azure: its content-filter results).
     decorates = False
 
+    # Legacy completions refuse an embedding model: Azure's words for it are known, OpenAI's are not
+    # (so its route serves one).
+    completions_refuse_embedding_models = False
+
     # A flagged prompt (the ``prompt_filter`` fault) answered as a refusal, not as an error (Anthropic).
     refuses_flagged_prompts = False
 
