@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import unquote_plus
 
 # Words that make a header or query parameter a credential, wherever they stand in its name.
 SECRET_WORDS = ("auth", "key", "token", "secret", "cookie", "password", "passwd", "session", "credential",
@@ -54,8 +54,22 @@ def mask_secret(value: str) -> str:
 
 
 def redact_query(query: str) -> str:
-    """A query string with the values of its credential parameters replaced by ``REDACTED``."""
-    pairs = parse_qsl(query, keep_blank_values=True)
-    if not any(is_secret(name) for name, _ in pairs):
+    """A query string with the value of each credential parameter replaced by ``REDACTED``, as is
+    a long parameter without a value (a key sent bare, ``?sk-...``); the rest left as it came."""
+    if not query:
         return query
-    return urlencode([(name, "REDACTED" if is_secret(name) else value) for name, value in pairs])
+    return "&".join(_redacted(part) for part in query.split("&"))
+
+
+_NOT_LETTERS = re.compile("[^A-Za-z]+")
+_BARE_FLAG_CHARS = 16  # a parameter without a value up to this long is a flag, not a key
+
+
+def _redacted(part: str) -> str:
+    name, equals, _ = part.partition("=")
+    if not equals:
+        return part if len(part) <= _BARE_FLAG_CHARS else "REDACTED"
+    named = unquote_plus(name)
+    if is_secret(named) or is_secret(_NOT_LETTERS.sub("", named)):  # ``k%00ey``, ``api%2Dkey``
+        return name + "=REDACTED"
+    return part

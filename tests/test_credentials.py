@@ -48,6 +48,10 @@ def test_query_credentials_are_redacted() -> None:
     )
     assert redact_query(f"key={SECRET}&alt=sse") == "key=REDACTED&alt=sse"
     assert redact_query("alt=sse&limit=5") == "alt=sse&limit=5"
+    # Only the credentials' values change: the rest stays byte for byte, however it is written.
+    assert redact_query(f"a=%ZZ&b=x+y;c&key={SECRET}&d=%41") == "a=%ZZ&b=x+y;c&key=REDACTED&d=%41"
+    assert redact_query(f"k%00ey={SECRET}&api%2Dkey={SECRET}") == "k%00ey=REDACTED&api%2Dkey=REDACTED"
+    assert redact_query(f"{SECRET}&stream") == "REDACTED&stream"  # a key sent bare
 
 
 def test_the_journal_masks_every_credential_header(tmp_path: Path) -> None:
