@@ -571,6 +571,13 @@ def test_filters(app: webtest.TestApp) -> None:
     with_tools = app.post_json(count, {"generateContentRequest": inner}, headers=KEY).json["totalTokens"]
     assert with_tools == counted + count_tokens(json.dumps([WEATHER], separators=(",", ":")))
     assert generate(app, **prompt)["usageMetadata"]["promptTokenCount"] == with_tools
+    # Whichever spelling the declarations use.
+    snake = [{"function_declarations": WEATHER["functionDeclarations"]}]
+    assert generate(app, **dict(prompt, tools=snake))["usageMetadata"]["promptTokenCount"] == with_tools
+    inner["tools"] = snake
+    assert (
+        app.post_json(count, {"generateContentRequest": inner}, headers=KEY).json["totalTokens"] == with_tools
+    )
 
 
 def test_a_stream_error_fault_ends_with_an_error_chunk(app: webtest.TestApp) -> None:

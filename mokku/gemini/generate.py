@@ -448,7 +448,9 @@ class GenerateContent:
         framing = _system(body)
         sampling, output_format, thinks, thoughts = _config(body, behaviour.model)
         messages = conversation.messages
-        prompt = conversation_tokens(framing + messages) + definition_tokens(body.get("tools"))
+        prompt = conversation_tokens(framing + messages) + definition_tokens(
+            protojson.camel_keys(body.get("tools"))
+        )
         thought_tokens = THOUGHT_TOKENS if thinks else 0
         limit = sampling.max_tokens
         if thinks and limit is None:  # with windows on, the model's own limit (or the window's room)
@@ -559,7 +561,9 @@ def _prompt_tokens(body: Mapping[str, Any]) -> int:
     """A request's prompt tokens (its system instruction and contents), as ``countTokens`` counts
     them."""
     messages = read_contents(body, in_order=False).messages
-    return conversation_tokens(_system(body) + messages) + definition_tokens(body.get("tools"))
+    return conversation_tokens(_system(body) + messages) + definition_tokens(
+        protojson.camel_keys(body.get("tools"))
+    )
 
 
 def _embedding(model: str, body: Mapping[str, Any], where: str) -> Dict[str, Any]:

@@ -39,6 +39,16 @@ def _camel(snake: str) -> str:
     return head + "".join(word.capitalize() for word in rest)
 
 
+def camel_keys(value: Any) -> Any:
+    """``value`` with every object's keys in lowerCamelCase: one spelling of a request's part,
+    whichever the client wrote, for what must not depend on it (its token count)."""
+    if isinstance(value, dict):
+        return {_camel(key): camel_keys(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [camel_keys(item) for item in value]
+    return value
+
+
 # Each message's fields by either name: (the snake_case name errors use, the field).
 _LOOKUP: Dict[str, Dict[str, Tuple[str, Field]]] = {
     message: {name: (_snake(camel), spec) for camel, spec in table.items() for name in (camel, _snake(camel))}
