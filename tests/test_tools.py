@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Dict, List, Optional
 
 import jsonschema
@@ -1036,6 +1037,97 @@ def test_dspys_chat_adapter_is_answered_field_by_field(app: webtest.TestApp, pat
         "[[ ## answer ## ]]\nOslo\n\n[[ ## kind ## ]]\ncity\n\n[[ ## count ## ]]\n4\n\n"
         '[[ ## info ## ]]\n{"city":"Oslo"}\n\n[[ ## completed ## ]]'
     )
+
+
+# DSPy's ReAct, as dspy 3.4 sends it: its output fields, then the tools it may call in the objective.
+REACT_FIELDS = """Your input fields are:
+1. `question` (str):
+2. `trajectory` (str):
+Your output fields are:
+1. `next_thought` (str):
+2. `next_tool_name` (Literal['get_weather', 'finish']):
+3. `next_tool_args` (dict[str, Any]):
+All interactions will be structured in the following way, with the appropriate values filled in.
+"""
+REACT_NOTES = (
+    "# note: the value you produce must exactly match (no extra characters) one of: get_weather; finish",
+    '# note: the value you produce must adhere to the JSON schema: {"type": "object", "additionalProperties": true}',
+)
+REACT_CHAT_LAYOUT = f"""
+[[ ## question ## ]]
+{{question}}
+
+[[ ## trajectory ## ]]
+{{trajectory}}
+
+[[ ## next_thought ## ]]
+{{next_thought}}
+
+[[ ## next_tool_name ## ]]
+{{next_tool_name}}        {REACT_NOTES[0]}
+
+[[ ## next_tool_args ## ]]
+{{next_tool_args}}        {REACT_NOTES[1]}
+
+[[ ## completed ## ]]
+"""
+REACT_JSON_LAYOUT = "\nOutputs will be a JSON object with the following fields.\n\n" + json.dumps(
+    {
+        "next_thought": "{next_thought}",
+        "next_tool_name": "{next_tool_name}        " + REACT_NOTES[0],
+        "next_tool_args": "{next_tool_args}        " + REACT_NOTES[1],
+    },
+    indent=2,
+)
+REACT_OBJECTIVE = """
+In adhering to this structure, your objective is:
+        Given the fields `question`, produce the fields `answer`.
+
+        When selecting the next_tool_name and its next_tool_args, the tool must be one of:
+
+        (1) get_weather, whose description is <desc>Weather forecast. For a city.</desc>. It takes arguments {'city': {'type': 'string'}, 'days': {'type': 'integer', 'minimum': 1}}.
+        (2) finish, whose description is <desc>Marks the task as complete.</desc>. It takes arguments {}.
+        When providing `next_tool_args`, the value inside the field must be in JSON format"""
+REACT_ASK = "[[ ## question ## ]]\nWeather in Oslo?\n\n[[ ## trajectory ## ]]\n{trajectory}\n\nRespond with the corresponding output fields."
+REACT_DONE = '[[ ## thought_0 ## ]]\nx\n\n[[ ## tool_name_0 ## ]]\nget_weather\n\n[[ ## tool_args_0 ## ]]\n{"city": "Oslo", "days": 2}\n\n[[ ## observation_0 ## ]]\nSunny'
+
+
+@pytest.mark.parametrize("adapter", ["chat", "json"])
+def test_a_dspy_react_step_calls_its_tool_with_its_arguments_then_finishes(
+    app: webtest.TestApp, adapter: str
+) -> None:
+    """Every argument the listed tool takes, typed by its schema (not ``{}``, which the tool
+    refuses); once the trajectory holds the tool's observation, ``finish``."""
+    layout = REACT_CHAT_LAYOUT if adapter == "chat" else REACT_JSON_LAYOUT
+    json_mode = {"response_format": {"type": "json_object"}} if adapter == "json" else {}
+
+    def step(trajectory: str, objective: str = REACT_OBJECTIVE) -> Dict[str, Any]:
+        asked = [
+            {"role": "system", "content": REACT_FIELDS + layout + objective},
+            {"role": "user", "content": REACT_ASK.format(trajectory=trajectory)},
+        ]
+        text = chat(app, messages=asked, **json_mode)["choices"][0]["message"]["content"]
+        if adapter == "json":
+            return json.loads(text)
+        fields = dict(re.findall(r"\[\[ ## (\w+) ## \]\]\n(.*?)\n\n", text + "\n\n", re.S))
+        return dict(fields, next_tool_args=json.loads(fields["next_tool_args"]))
+
+    first = step("")
+    assert first["next_tool_name"] == "get_weather"
+    arguments = first["next_tool_args"]
+    assert set(arguments) == {"city", "days"} and isinstance(arguments["city"], str)
+    assert isinstance(arguments["days"], int) and arguments["days"] >= 1
+    done = step(REACT_DONE)
+    assert (done["next_tool_name"], done["next_tool_args"]) == ("finish", {})
+    # A listing that cannot be read leaves the arguments open; never an error.
+    for unreadable in ("{'city': ", "[" * 5000, "{'city': {'$ref': '#/$defs/City'}}"):
+        odd = step(
+            "",
+            REACT_OBJECTIVE.replace(
+                "{'city': {'type': 'string'}, 'days': {'type': 'integer', 'minimum': 1}}", unreadable
+            ),
+        )
+        assert odd["next_tool_name"] == "get_weather" and isinstance(odd["next_tool_args"], dict)
 
 
 def test_json_mode_without_a_schema_or_with_one_it_cannot_fill_answers_the_echo(app: webtest.TestApp) -> None:

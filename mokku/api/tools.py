@@ -10,6 +10,7 @@ the function's ``parameters`` schema (see ``schemagen``), strings filled with th
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from typing import Any, Callable, Dict, Iterable, List, Mapping, NamedTuple, Optional, Sequence, Tuple
@@ -664,12 +665,86 @@ def _fields_schema(text: str) -> Optional[Dict[str, Any]]:
     for name in names:
         found = _PLACEHOLDER.match(placeholders.get(name, ""))
         properties[name] = _noted_type((found.group(2) or "") if found is not None else "")
-    return {
+    return _react_steps(properties, text)
+
+
+# DSPy's ReAct: each step names a tool and its arguments; the tools are listed in the instructions,
+# "(1) search, whose description is <desc>...</desc>. It takes arguments {'query': {...}}.", the
+# last of them ``finish``; the steps so far come in the input, each tool's answer as an observation.
+_REACT_FIELDS = ("next_tool_name", "next_tool_args")
+_REACT_FINISH = "finish"
+_TAKES = ". It takes arguments "
+_OBSERVED = "[[ ## observation_"
+
+
+def _react_steps(properties: Dict[str, Any], text: str) -> Dict[str, Any]:
+    """The object schema of ``properties``; for a ReAct step, ``anyOf`` two: a call of the first
+    tool listed with every argument it takes, then ``finish`` (``react_step`` picks one)."""
+    whole = {
         "type": "object",
         "properties": properties,
         "required": list(properties),
         "additionalProperties": False,
     }
+    names = properties.get(_REACT_FIELDS[0], {}).get("enum")
+    if _REACT_FIELDS[1] not in properties or not isinstance(names, list) or _REACT_FINISH not in names:
+        return whole
+
+    def step(name: str, arguments: Dict[str, Any]) -> Dict[str, Any]:
+        chosen = {_REACT_FIELDS[0]: {"enum": [name]}, _REACT_FIELDS[1]: arguments}
+        return dict(whole, properties={**properties, **chosen})
+
+    finish = step(_REACT_FINISH, {"type": "object", "properties": {}, "additionalProperties": False})
+    tools = [name for name in names if name != _REACT_FINISH]
+    if not tools:
+        return {"anyOf": [finish, finish]}
+    return {"anyOf": [step(tools[0], _react_arguments(tools[0], text)), finish]}
+
+
+def _react_arguments(name: str, text: str) -> Dict[str, Any]:
+    """The schema of what the listed tool ``name`` takes (a Python literal of each argument's
+    schema), every argument required; any object when the listing cannot be read."""
+    anything: Dict[str, Any] = {"type": "object"}
+    listed = re.search(rf"^[ \t]*\(\d+\) {re.escape(name)}(?=[,.])", text, re.M)
+    if listed is None:
+        return anything
+    line_end = text.find("\n", listed.end())
+    line = text[listed.end() : line_end if line_end >= 0 else None]
+    start = line.rfind(_TAKES)
+    try:
+        arguments = ast.literal_eval(line[start + len(_TAKES) :].rstrip().removesuffix("."))
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        return anything
+    if (
+        start < 0
+        or not isinstance(arguments, dict)
+        or not all(isinstance(v, dict) for v in arguments.values())
+    ):
+        return anything
+    schema = {
+        "type": "object",
+        "properties": arguments,
+        "required": list(arguments),
+        "additionalProperties": False,
+    }
+    try:
+        schemagen.generate(schema, "")
+    except schemagen.SchemaError:  # a reference to definitions the listing leaves out, ...
+        return anything
+    return schema
+
+
+def react_step(schema: Optional[Mapping[str, Any]], text: str) -> Optional[Mapping[str, Any]]:
+    """A ReAct step's schema (``_react_steps``): the tool's call until the input holds its
+    observation, then ``finish``; any other schema as it is."""
+    steps = schema.get("anyOf") if schema is not None and len(schema) == 1 else None
+    if (
+        not isinstance(steps, list)
+        or len(steps) != 2
+        or _REACT_FIELDS[0] not in steps[0].get("properties", ())
+    ):
+        return schema
+    return steps[1] if _OBSERVED in text else steps[0]
 
 
 def _laid_out(document: Mapping[str, Any]) -> str:
@@ -721,7 +796,7 @@ def _schema_in(text: str) -> Optional[Dict[str, Any]]:
         ):
             return value
         if template is None and isinstance(value, dict):
-            template = _template_schema(value)
+            template = _template_schema(value, text)
     return template
 
 
@@ -758,7 +833,7 @@ _NOTED_TYPES = {
 }
 
 
-def _template_schema(template: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
+def _template_schema(template: Mapping[str, Any], instructions: str) -> Optional[Dict[str, Any]]:
     """The schema a field template describes: DSPy's JSON adapter without a schema it can send
     (``{"answer": "{answer}", "n": "{n}        # note: the value you produce must be a single int
     value"}``), each value its field's name in braces and a note on the field's type."""
@@ -770,12 +845,7 @@ def _template_schema(template: Mapping[str, Any]) -> Optional[Dict[str, Any]]:
         properties[name] = _noted_type(found.group(2) or "")
     if not properties:
         return None
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": list(properties),
-        "additionalProperties": False,
-    }
+    return _react_steps(properties, instructions)
 
 
 def _noted_type(note: str) -> Any:
@@ -813,6 +883,8 @@ def structured_content(
     """The reply for ``json_schema`` / ``json_object`` output (a schema found in the prompt guides
     ``json_object``; when no document fits it, the plain ``{"echo": ...}``); for ``prompted``, the
     document, or None (the plain text) when none fits."""
+    if kind in ("fields", "prompted", "json_object"):
+        schema = react_step(schema, text)
     if kind == "fields":
         document = _hinted(schema, _field_text(text))
         return None if document is None else _laid_out(document)
