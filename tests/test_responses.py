@@ -1372,6 +1372,14 @@ def test_truncation_auto_drops_the_oldest_items_to_fit_the_window(
     with_tools = app.post_json(URL, dict(asked, truncation="auto", tools=[TOOL], tool_choice="none")).json
     assert with_tools["usage"]["input_tokens"] + 16 <= 200
     assert with_tools["output"][0]["content"][0]["text"] == "the last turn"
+    # Counting the input tokens keeps what the response would.
+    unbounded = {"model": "gpt-4o", "input": words, "previous_response_id": second["id"]}
+    for extra in ({}, {"tools": [TOOL], "tool_choice": "none"}):
+        counted = app.post_json(URL + "/input_tokens", dict(unbounded, truncation="auto", **extra)).json
+        answered = app.post_json(URL, dict(unbounded, truncation="auto", **extra)).json
+        assert counted["input_tokens"] == answered["usage"]["input_tokens"] <= 200
+    whole = app.post_json(URL + "/input_tokens", unbounded).json["input_tokens"]
+    assert whole > 200
 
 
 @pytest.mark.parametrize("background", [False, True])

@@ -61,7 +61,7 @@ from mokku.api.sampling import (
 from mokku.api.tokens import count, definition_tokens
 from mokku.control import objects, statedb
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
-from mokku.server.stream import Event, Last, Token
+from mokku.server.stream import Event, Last, Opening, Token
 from mokku.simulation import limits
 from mokku.simulation.faults import Behaviour
 from mokku.simulation.latency import Pace, Schedule
@@ -184,6 +184,11 @@ class Responses:
             raise not_found(response_id)
         return stored
 
+    def _cancelled(self, response_id: str) -> bool:
+        with statedb.answered(self.stored.name):
+            stored = self.stored.response(response_id)
+        return stored is not None and bool(json.loads(stored.job or "{}").get("cancelled"))
+
     def _replay(
         self,
         request: Request,
@@ -223,6 +228,8 @@ class Responses:
                 render.obfuscation(obfuscated),
             ),
         )
+        if isinstance(pace, Schedule) and not job.get("cancelled"):
+            every = _until_cancelled(every, functools.partial(self._cancelled, response_id))
         failed = job.get("failed")
         if failed:
             how = errors.APIError(
@@ -380,15 +387,18 @@ class Responses:
             emit = Numbered()
             if store:
                 emit.on_failure = functools.partial(self._failed, response_id, encoded, job)
+            made = events(
+                emit, final, output.tokens, logprobs_top, obfuscation=render.obfuscation(obfuscated)
+            )
+            if background and (behaviour.pace.ttft or behaviour.pace.token_delay):
+                made = _until_cancelled(made, functools.partial(self._cancelled, response_id))
             return render.respond(
                 request,
                 behaviour,
                 response_id,
                 chat_usage,
                 finish_reasons,
-                events=events(
-                    emit, final, output.tokens, logprobs_top, obfuscation=render.obfuscation(obfuscated)
-                ),
+                events=made,
                 render_error=emit.error,
                 answered=answered,
             )
@@ -412,11 +422,19 @@ class Responses:
         """``{"object": "response.input_tokens", "input_tokens": N}``: the ``usage.input_tokens``
         the same request would be answered with."""
         body = request.json()
-        validate.string(body.get("model"), "model")
+        model = validate.string(body.get("model"), "model")
         tools.read_functions(body, flat=True)
         read_text_format(body)
+        truncation = OPTIONS["truncation"](body.get("truncation"), "truncation")
         _, messages = self._conversation_of(body, _conversation(body))
-        tokens = conversation_tokens(messages) + definition_tokens(body.get("tools"))
+        definitions = definition_tokens(body.get("tools"))
+        fits = limits.window(request.settings, model) if model and truncation == "auto" else None
+        if fits is not None:  # what ``truncation: auto`` would keep of it
+            framing = messages[:1] if body.get("instructions") else []
+            messages = framing + list(
+                newest_fitting(framing, messages[len(framing) :], fits[0] - definitions)
+            )
+        tokens = conversation_tokens(messages) + definitions
         return json_response({"object": "response.input_tokens", "input_tokens": tokens})
 
     def compact(self, request: Request) -> Response:
@@ -685,6 +703,15 @@ def _current(stored: objects.StoredResponse, now: float) -> Tuple[bytes, str]:
         return stored.body, "finished"
     status = "queued" if now < job["starts"] else "in_progress"
     return dumps(unfinished(json.loads(stored.body), status)), status
+
+
+def _until_cancelled(made: Iterable[Event], cancelled: Callable[[], bool]) -> Iterator[Event]:
+    """``made`` until its response is cancelled: a paced stream open when that happens stops at its
+    next event, as the response read back then stops after ``response.queued``."""
+    for event in made:
+        if not isinstance(event, Opening) and cancelled():
+            return
+        yield event
 
 
 def _counted(pace: Pace, made: Iterable[Event]) -> Iterator[Event]:

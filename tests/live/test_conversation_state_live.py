@@ -113,6 +113,39 @@ def test_a_background_stream_resumes_where_the_client_left(sdk: openai.OpenAI) -
     assert text in "alpha beta gamma" and resumed[-1].response.output_text == "alpha beta gamma"  # type: ignore[union-attr]
 
 
+def test_an_open_background_stream_stops_when_its_response_is_cancelled(sdk: openai.OpenAI) -> None:
+    words = " ".join(f"w{n}" for n in range(40))
+    paced = {"X-Mokku-Latency-Ms": "100", "X-Mokku-Token-Ms": "100"}
+
+    def until_cancelled(stream: Iterator[object], response_id: str = "") -> List[object]:
+        seen: List[object] = []
+        for event in stream:
+            seen.append(event)
+            response_id = response_id or event.response.id  # type: ignore[attr-defined]
+            if event.type == "response.output_text.delta":  # type: ignore[attr-defined]
+                assert sdk.responses.cancel(response_id).status == "cancelled"
+                break
+        seen.extend(stream)
+        return seen
+
+    created = sdk.responses.create(
+        model="gpt-4o", input=words, background=True, stream=True, extra_headers=paced
+    )
+    first = until_cancelled(iter(created))
+    response_id = first[0].response.id  # type: ignore[attr-defined]
+    types = [e.type for e in first]  # type: ignore[attr-defined]
+    assert "response.completed" not in types and types.count("response.output_text.delta") < 5
+    assert sdk.responses.retrieve(response_id).status == "cancelled"
+
+    queued = sdk.responses.create(model="gpt-4o", input=words, background=True, extra_headers=paced)
+    resumed = until_cancelled(
+        iter(sdk.responses.retrieve(queued.id, stream=True, starting_after=0)), queued.id
+    )
+    types = [e.type for e in resumed]  # type: ignore[attr-defined]
+    assert "response.completed" not in types and types.count("response.output_text.delta") < 5
+    assert sdk.responses.retrieve(queued.id).status == "cancelled"
+
+
 def test_conversations_through_the_sdk(sdk: openai.OpenAI) -> None:
     conversation = sdk.conversations.create(
         items=[{"role": "user", "content": "hello"}], metadata={"run": "1"}
