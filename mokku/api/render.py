@@ -47,10 +47,13 @@ def respond(
     render_error: Callable[[errors.APIError], bytes] = error_event,
     wait: bool = True,
     answered: Optional[str] = None,
+    cancelled: Optional[Callable[[], bool]] = None,
+    live: bool = False,
 ) -> Response:
     """The JSON ``body`` (a document, or its encoded bytes; after the whole answer's time unless not
     ``wait``) or the stream of ``events``, paced as the request asks, with the GenAI response
-    attributes on the span (``answered``: the model the answer names, where not the one asked for).
+    attributes on the span (``answered``: the model the answer names, where not the one asked for;
+    ``cancelled`` and ``live``: see ``EventStream``).
 
     A stream's output tokens and finish reasons are recorded only once its last event is sent,
     so a client that disconnects early is not counted as having received the whole output.
@@ -71,7 +74,9 @@ def respond(
         record_response(span, response_id, model, prompt_tokens, completion_tokens, finish_reasons)
         return encoded_json_response(body) if isinstance(body, bytes) else json_response(body)
     record_response(span, response_id, model, prompt_tokens)
-    stream = EventStream(request, events, behaviour.pace, behaviour.stream_fault, render_error)
+    stream = EventStream(
+        request, events, behaviour.pace, behaviour.stream_fault, render_error, live, cancelled
+    )
     if span is not None:
 
         def on_close(stream: EventStream) -> None:

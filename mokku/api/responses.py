@@ -61,7 +61,7 @@ from mokku.api.sampling import (
 from mokku.api.tokens import count, definition_tokens
 from mokku.control import objects, statedb
 from mokku.server.http import Request, Response, dumps, encoded_json_response, json_response
-from mokku.server.stream import Event, Last, Opening, Token
+from mokku.server.stream import Event, Last, Token
 from mokku.simulation import limits
 from mokku.simulation.faults import Behaviour
 from mokku.simulation.latency import Pace, Schedule
@@ -228,8 +228,7 @@ class Responses:
                 render.obfuscation(obfuscated),
             ),
         )
-        if isinstance(pace, Schedule) and not job.get("cancelled"):
-            every = _until_cancelled(every, functools.partial(self._cancelled, response_id))
+        paced = isinstance(pace, Schedule) and not job.get("cancelled")
         failed = job.get("failed")
         if failed:
             how = errors.APIError(
@@ -250,6 +249,9 @@ class Responses:
             [final["status"]],
             events=emit.after(starting_after, every),
             render_error=emit.error,
+            # Its headers at once, though its next event may be a wait away.
+            live=paced,
+            cancelled=functools.partial(self._cancelled, response_id) if paced else None,
         )
 
     # Creating
@@ -387,20 +389,18 @@ class Responses:
             emit = Numbered()
             if store:
                 emit.on_failure = functools.partial(self._failed, response_id, encoded, job)
-            made = events(
-                emit, final, output.tokens, logprobs_top, obfuscation=render.obfuscation(obfuscated)
-            )
-            if background and (behaviour.pace.ttft or behaviour.pace.token_delay):
-                made = _until_cancelled(made, functools.partial(self._cancelled, response_id))
             return render.respond(
                 request,
                 behaviour,
                 response_id,
                 chat_usage,
                 finish_reasons,
-                events=made,
+                events=events(
+                    emit, final, output.tokens, logprobs_top, obfuscation=render.obfuscation(obfuscated)
+                ),
                 render_error=emit.error,
                 answered=answered,
+                cancelled=functools.partial(self._cancelled, response_id) if background else None,
             )
         if background:  # answered at once; the response moves on as it is read back
             queued = dumps(unfinished(final, "queued"))
@@ -703,15 +703,6 @@ def _current(stored: objects.StoredResponse, now: float) -> Tuple[bytes, str]:
         return stored.body, "finished"
     status = "queued" if now < job["starts"] else "in_progress"
     return dumps(unfinished(json.loads(stored.body), status)), status
-
-
-def _until_cancelled(made: Iterable[Event], cancelled: Callable[[], bool]) -> Iterator[Event]:
-    """``made`` until its response is cancelled: a paced stream open when that happens stops at its
-    next event, as the response read back then stops after ``response.queued``."""
-    for event in made:
-        if not isinstance(event, Opening) and cancelled():
-            return
-        yield event
 
 
 def _counted(pace: Pace, made: Iterable[Event]) -> Iterator[Event]:

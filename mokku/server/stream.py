@@ -14,6 +14,9 @@ An endpoint produces events, framed here as server-sent events (``event``, ``typ
 - stream faults, counted in events, whatever the batching: drop (a TCP reset), error (an error
   event, then the end), truncated (the end, without ``[DONE]``), stall (a long pause), malformed
   (half an event);
+- cancellation: a stream that can be cancelled (a background response's) asks whether it was
+  through its waits, in slices of ``CANCEL_POLL_SECONDS``, and ends ``cancelled`` without its
+  next event;
 - the error event when the producer fails after the stream has started;
 - end callbacks, run once as the last write is made, before it goes out (the journal's reads wait
   for the entry from then on);
@@ -37,6 +40,7 @@ from mokku.simulation.latency import Pace
 log = logging.getLogger("mokku")
 
 DONE = b"data: [DONE]\n\n"
+CANCEL_POLL_SECONDS = 0.2  # how soon a cancellable stream's wait notices it was cancelled
 WRITE_BYTES = 16 * 1024  # an unpaced stream's events gathered into one write, up to about this
 HEADERS = (
     ("Content-Type", "text/event-stream; charset=utf-8"),
@@ -128,8 +132,10 @@ class EventStream:
         fault: Optional[Tuple[str, int, int]] = None,
         render_error: Callable[[errors.APIError], bytes] = error_event,
         live: bool = False,
+        cancelled: Optional[Callable[[], bool]] = None,
     ) -> None:
         self.request = request
+        self._cancelled = cancelled  # asked through every wait: the stream ends ``cancelled`` when true
         self._live = live  # the headers at once (an empty first write), then each token as it comes
         self._events = iter(events)
         self._pace = pace
@@ -190,7 +196,8 @@ class EventStream:
                     if batch:
                         break  # the events before the fault go out first
                     self._begin()
-                    self._end(fault[0], batch)
+                    if self.outcome is None:
+                        self._end(fault[0], batch)
                     continue
                 item = self._next_event()
                 if item is None:
@@ -257,7 +264,7 @@ class EventStream:
                     self._held = item
                     return False
                 self._wait(self._pace.next_token())
-        return True
+        return self.outcome is None  # else cancelled during the wait: the item is never sent
 
     def _begin(self) -> None:
         """The time to first token, once, before the first event past the opening ones."""
@@ -274,6 +281,8 @@ class EventStream:
         elif name == "stream_stall":
             self._fault = None  # once
             self._wait(float(arg))
+            if self.outcome is not None:
+                return
             self._pace.resume()
             self._add(data, batch)
         elif data.startswith(_KEEP_ALIVE):  # stream_malformed at a ping, which clients skip unparsed
@@ -296,7 +305,19 @@ class EventStream:
             self.outcome = "completed"
 
     def _wait(self, seconds: float) -> None:
-        connection.hold(seconds, self.request.environ, "the stream waited")
+        if self._cancelled is None:
+            connection.hold(seconds, self.request.environ, "the stream waited")
+            return
+        ends = time.monotonic() + seconds
+        while True:  # in slices, asking whether the stream was cancelled after each
+            left = ends - time.monotonic()
+            if left > 0:
+                connection.hold(min(left, CANCEL_POLL_SECONDS), self.request.environ, "the stream waited")
+            if self._cancelled():
+                self.outcome = "cancelled"
+                return
+            if left <= CANCEL_POLL_SECONDS:
+                return
 
     def _run_end_callbacks(self) -> None:
         self.ended = True

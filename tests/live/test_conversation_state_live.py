@@ -145,6 +145,37 @@ def test_an_open_background_stream_stops_when_its_response_is_cancelled(sdk: ope
     assert "response.completed" not in types and types.count("response.output_text.delta") < 5
     assert sdk.responses.retrieve(queued.id).status == "cancelled"
 
+    # Cancelled during its time to first token, a stream ends then, not after the wait (60 s, past
+    # the client's timeout), and never says the response is in progress; a resumed one sends its
+    # headers at once, its first event a wait away.
+    waiting = {"X-Mokku-Latency-Ms": "60000"}
+    quick = sdk.with_options(timeout=20)
+    for resume in (False, True):
+        if resume:
+            response_id = sdk.responses.create(
+                model="gpt-4o", input=words, background=True, extra_headers=waiting
+            ).id
+            opened = iter(quick.responses.retrieve(response_id, stream=True, starting_after=1))
+        else:
+            opened = iter(
+                quick.responses.create(
+                    model="gpt-4o", input=words, background=True, stream=True, extra_headers=waiting
+                )
+            )
+            for event in opened:
+                if event.type == "response.queued":
+                    response_id = event.response.id
+                    break
+        assert sdk.responses.cancel(response_id).status == "cancelled"
+        assert [e.type for e in opened] == []
+    journal = request_json("GET", str(sdk.base_url.join("/mokku/requests?limit=50")))[2]
+    outcomes = [
+        entry["stream"]["outcome"]
+        for entry in journal["data"]  # type: ignore[index]
+        if entry.get("stream") and entry["path"].startswith("/v1/responses")
+    ]
+    assert outcomes.count("cancelled") >= 4
+
 
 def test_conversations_through_the_sdk(sdk: openai.OpenAI) -> None:
     conversation = sdk.conversations.create(
