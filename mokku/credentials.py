@@ -58,9 +58,18 @@ def redact_query(query: str) -> str:
     a long parameter without a value (a key sent bare, ``?sk-...``); the rest left as it came."""
     if not query:
         return query
-    return "&".join(_redacted(part) for part in query.split("&"))
+    parts = _SEPARATORS.split(query)  # each piece, then the separator after it, ...
+    return "".join(part if index % 2 else _redacted(part) for index, part in enumerate(parts))
 
 
+def redact_text(text: str) -> str:
+    """A log message with the query of every URL or request line in it redacted (``redact_query``):
+    a refused request's line is logged as it came."""
+    return _QUERY_IN_TEXT.sub(lambda found: "?" + redact_query(found.group(1)), text) if "?" in text else text
+
+
+_SEPARATORS = re.compile("([&;])")  # ``;`` too: some servers and proxies split a query there
+_QUERY_IN_TEXT = re.compile(r"""\?([^\s'"]*)""")
 _NOT_LETTERS = re.compile("[^A-Za-z]+")
 _BARE_FLAG_CHARS = 16  # a parameter without a value up to this long is a flag, not a key
 

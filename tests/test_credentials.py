@@ -8,7 +8,7 @@ import pytest
 import webtest
 
 from mokku import config
-from mokku.credentials import is_secret, mask_header, redact_query
+from mokku.credentials import is_secret, mask_header, redact_query, redact_text
 from mokku.server.app import App
 
 SECRET = "sk-secret-value-0123456789"
@@ -52,6 +52,9 @@ def test_query_credentials_are_redacted() -> None:
     assert redact_query(f"a=%ZZ&b=x+y;c&key={SECRET}&d=%41") == "a=%ZZ&b=x+y;c&key=REDACTED&d=%41"
     assert redact_query(f"k%00ey={SECRET}&api%2Dkey={SECRET}") == "k%00ey=REDACTED&api%2Dkey=REDACTED"
     assert redact_query(f"{SECRET}&stream") == "REDACTED&stream"  # a key sent bare
+    assert redact_query(f"a=1;key={SECRET};b=2") == "a=1;key=REDACTED;b=2"
+    line = f"Invalid HTTP request line: 'GET /v1/models?alt=sse&key={SECRET}\\x01 HTTP/1.1'"
+    assert redact_text(line) == "Invalid HTTP request line: 'GET /v1/models?alt=sse&key=REDACTED HTTP/1.1'"
 
 
 def test_the_journal_masks_every_credential_header(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
 
 from mokku import __version__, errors
-from mokku.credentials import redact_query
+from mokku.credentials import redact_query, redact_text
 from mokku.server.connection import Wakeup
 from mokku.server.http import (
     BODY_READ_SECONDS,
@@ -747,7 +747,7 @@ class Server:
 
     def _refuse(self, conn: _Conn, error: errors.APIError) -> None:
         """Answer a request the app never sees, then close."""
-        access_log.debug("%s:%s refused: %d %s", *_peer(conn.peer), error.status, error.message)
+        access_log.debug("%s:%s refused: %d %s", *_peer(conn.peer), error.status, redact_text(error.message))
         try:
             conn.sock.send(closing_error(error, SERVER))  # small: it fits the socket's buffer
         except OSError:

@@ -3,6 +3,7 @@ and gunicorn's access log when asked for, whatever its format names."""
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Dict
 
@@ -38,8 +39,20 @@ def test_access_lines_carry_no_key(kind: str, env: Dict[str, str]) -> None:
         deadline = time.monotonic() + 20
         while GEMINI not in server.output() and time.monotonic() < deadline:
             time.sleep(0.05)  # the line is written after the answer
+        # Request lines refused before any route is known, logged as they came but for the key.
+        for line in (
+            f"GET /v1/models?key={KEY} extra HTTP/1.1",
+            f"GET /v1/models?a=1;key={KEY}\x01 HTTP/1.1",
+        ):
+            with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
+                raw.sendall(line.encode() + b"\r\nHost: x\r\n\r\n")
+                assert raw.recv(100).startswith(b"HTTP/1.1 400")
+        refused = "refused: 400" if kind == "module" else "Invalid request from"
+        while server.output().count(refused) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         output = server.output()
         assert f"{GEMINI}?key=REDACTED&alt=json" in output  # the line is there, the key is not
+        assert output.count(refused) == 2 and "key=REDACTED" in output.split(refused, 1)[1]
         assert KEY not in output and BEARER not in output
     finally:
         server.close()
