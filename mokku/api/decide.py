@@ -10,7 +10,8 @@ Every generation endpoint takes the same three steps:
    by the endpoint in its dialect.
 
 The echo: the last user message's text (with no user message, the last message's); after a tool
-(or function) result, that result's text, so that agent loops end.
+(or function) result, that result's text, so that agent loops end; for an agent that reads its
+steps from the model's text, the step its prompt asks for (``agents``).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import re
 from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from mokku import config, errors, telemetry
-from mokku.api import tools, validate
+from mokku.api import agents, tools, validate
 from mokku.api.sampling import Output, Sampling, complete
 from mokku.api.tokens import TOKENS_PER_MESSAGE, TOKENS_PER_REPLY, count, tokenize
 from mokku.control.scenarios import Scenarios
@@ -147,11 +148,15 @@ def asks_to_terminate(messages: Sequence[Message]) -> bool:
 MAX_SYSTEM_SCAN = 64 * 1024
 
 
-def echo_text(messages: Sequence[Message]) -> str:
+def echo_text(messages: Sequence[Message], framing: Sequence[Message] = ()) -> str:
     """The text the reply echoes (see the module's docstring); TERMINATE when the conversation ends
-    with the model's own answer and its system message asks for that word once the task is done."""
+    with the model's own answer and its system message asks for that word once the task is done.
+    ``framing``: the system prompt where a dialect keeps it apart from the messages."""
     if messages[-1].role == TOOL_RESULT:
         return messages[-1].text
+    step = agents.text_step(framing[0].text if framing else None, messages)
+    if step is not None:
+        return step
     if messages[-1].role == "assistant" and asks_to_terminate(messages):
         return "TERMINATE"
     for message in reversed(messages):

@@ -463,7 +463,7 @@ class GenerateContent:
         chosen = _functions(body, conversation)
         generation = Generation(
             "generate_content",
-            [echo_text(messages)],
+            [echo_text(messages, framing)],
             [prompt],
             sampling,
             chosen,
