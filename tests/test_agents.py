@@ -179,3 +179,64 @@ def test_odd_agent_prompts_are_answered_in_their_format(app: webtest.TestApp, sy
     for path in PATHS:
         step = answer(app, path, system, [{"role": "user", "content": "hi"}])
         assert step.startswith("Thought: ")
+
+
+MANAGER = SMOLAGENTS.replace(
+    "def get_weather(city: string, days: integer, metric: boolean) -> string:",
+    "def weather_agent(task: str, additional_args: dict[str, Any]) -> str:",
+)
+
+
+def code_call(step: str) -> Dict[str, Any]:
+    """The keyword arguments of the call a CodeAgent step prints."""
+    code = re.fullmatch(r"Thought: .+\n<code>\nprint\((.*)\)\n</code>", step, re.S)
+    assert code is not None
+    call = ast.parse(code.group(1)).body[0].value  # type: ignore[attr-defined]
+    return {keyword.arg: ast.literal_eval(keyword.value) for keyword in call.keywords}
+
+
+def test_a_code_agent_calls_for_its_task_whatever_came_since(app: webtest.TestApp) -> None:
+    """A managed agent (Python type names, a bracketed type) is called with a value of each type; the
+    task is the last ``New task:`` (not a planning step's prompt, not an error after a failed step),
+    and only the observations since it count."""
+    first = [{"role": "user", "content": "New task:\nweather in Oslo"}]
+    assert code_call(answer(app, URL, MANAGER, first)) == {"task": "weather in Oslo", "additional_args": {}}
+    planned = [
+        *first,
+        {"role": "assistant", "content": "1. Look it up"},
+        {"role": "user", "content": "Now proceed and carry out this plan."},
+    ]
+    assert code_call(answer(app, URL, SMOLAGENTS, planned))["city"] == "weather in Oslo"
+    done = [
+        *first,
+        {"role": "assistant", "content": "..."},
+        {"role": "user", "content": "Observation:\nExecution logs:\nSunny\n"},
+    ]
+    again = [
+        *done,
+        {"role": "assistant", "content": "final_answer('Sunny')"},
+        {"role": "user", "content": "New task:\nweather in Rome"},
+    ]
+    assert code_call(answer(app, URL, SMOLAGENTS, again))["city"] == "weather in Rome"
+    # As smolagents sends a second run's task: joined to the first run's last observation.
+    joined = [
+        *done,
+        {"role": "assistant", "content": "final_answer('Sunny')"},
+        {"role": "user", "content": "Observation:\nSunny\nNew task:\nweather in Rome"},
+    ]
+    assert code_call(answer(app, URL, SMOLAGENTS, joined))["city"] == "weather in Rome"
+
+
+def test_a_long_tool_list_is_read_and_requests_with_tools_are_no_text_agents(app: webtest.TestApp) -> None:
+    """LlamaIndex lists its tools before its output format: a prompt past 64 KiB still gets its step.
+    A request that sends its tools calls them through the API: their arguments are the echo's."""
+    many = LLAMA_INDEX.replace(
+        "> Tool Name: weather", "> Tool Name: weather\nTool Description: " + "x" * 80_000, 1
+    )
+    step = answer(app, URL, many, [{"role": "user", "content": "Oslo"}])
+    assert "\nAction: weather\nAction Input: " in step
+    weather = {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER_ARGS}}
+    asked = [{"role": "system", "content": LLAMA_INDEX}, {"role": "user", "content": "Oslo"}]
+    reply = app.post_json(URL, {"model": "gpt-4o", "messages": asked, "tools": [weather]}).json
+    arguments = json.loads(reply["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"])
+    assert arguments["city"] == "Oslo"

@@ -166,7 +166,7 @@ class Messages:
         if output_format is None and not chosen:  # a JSON Schema the system prompt asks JSON of
             output_format = tools.prompted([message.text for message in framing], "system")
         messages = conversation.messages
-        echoed = echo_text(messages, framing)
+        echoed = echo_text(messages, framing, body.get("tools"))
         generation = Generation(
             "messages",
             [echoed],

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, Optional, Protocol, Sequence
+from typing import Any, Dict, List, Optional, Protocol, Sequence
 
 from mokku.api import schemagen
 
@@ -43,9 +43,9 @@ def text_step(system: Optional[str], messages: Sequence[_Message]) -> Optional[s
         system = messages[0].text
     if not system or not messages:
         return None
-    if system.find(_LLAMA_INDEX, 0, MAX_PROMPT_CHARS) >= 0 and "Action Input:" in system:
+    if _LLAMA_INDEX in system and "Action Input:" in system:  # its tools come before its format
         return _react_step(system[:MAX_PROMPT_CHARS], messages)
-    if system.find(_SMOLAGENTS, 0, MAX_PROMPT_CHARS) >= 0 and "final_answer" in system:
+    if _SMOLAGENTS in system and "final_answer" in system:
         return _code_step(system[:MAX_PROMPT_CHARS], messages)
     return None
 
@@ -98,7 +98,10 @@ def _arguments(schema: Any, text: str) -> Dict[str, Any]:
 # ``final_answer`` among them; each step's printed output comes back as "Observation: ...".
 _TAGS = re.compile(r"opened with '([^'\n]{1,40})', and closed with '([^'\n]{1,40})'")
 _SIGNATURE = re.compile(r"^def (\w+)\(([^)\n]*)\) ->", re.M)
-_VALUES = {"integer": "1", "number": "1.0", "boolean": "True", "array": "[]", "object": "{}", "null": "None"}
+# A value for each type a signature names: JSON Schema's (a tool's), or Python's (a managed agent's).
+_VALUES = {"integer": "1", "number": "1.0", "boolean": "True", "array": "[]", "object": "{}", "null": "None",
+           "int": "1", "float": "1.0", "bool": "True", "list": "[]", "dict": "{}", "None": "None"}  # fmt: skip
+_NEW_TASK = "New task:"
 _LOGS = "Execution logs:"
 _LAST_OUTPUT = "Last output from code snippet:"
 
@@ -106,16 +109,22 @@ _LAST_OUTPUT = "Last output from code snippet:"
 def _code_step(system: str, messages: Sequence[_Message]) -> str:
     tags = _TAGS.search(system)
     opening, closing = (tags.group(1), tags.group(2)) if tags is not None else ("<code>", "</code>")
-    observed = [m.text for m in messages if m.role != "assistant" and m.text.startswith(_OBSERVATION)]
+    # The task is the last one given (an agent may be run again); only its observations count.
+    # (smolagents joins a new task to the message before it: the last step's observation).
+    tasks = [i for i, m in enumerate(messages) if m.role == "user" and _NEW_TASK in m.text]
+    start = tasks[-1] if tasks else -1
+    task = messages[start].text.rpartition(_NEW_TASK)[2].strip() if tasks else _last_user(messages)
+    observed = [
+        m.text for m in messages[start + 1 :] if m.role != "assistant" and m.text.startswith(_OBSERVATION)
+    ]
     if observed:
         answer = _printed(observed[-1][len(_OBSERVATION) :])
         return f"Thought: I now have the final answer.\n{opening}\nfinal_answer({answer!r})\n{closing}"
-    task = _last_user(messages).removeprefix("New task:").strip()
     tools = [found for found in _SIGNATURE.finditer(system) if found.group(1) != "final_answer"]
     if not tools:
         return f"Thought: I can answer directly.\n{opening}\nfinal_answer({task!r})\n{closing}"
     name, parameters = tools[0].group(1), tools[0].group(2)
-    named = [p for p in parameters.split(",") if p.partition(":")[0].strip().isidentifier()]
+    named = [p for p in _top_level(parameters) if p.partition(":")[0].strip().isidentifier()]
     call = f"{name}({', '.join(_argument(p, task) for p in named)})"
     return f"Thought: I will use `{name}` and print what it returns.\n{opening}\nprint({call})\n{closing}"
 
@@ -123,8 +132,19 @@ def _code_step(system: str, messages: Sequence[_Message]) -> str:
 def _argument(parameter: str, task: str) -> str:
     """``name=value`` for one parameter of a signature (``city: string``), by its type."""
     name, _, kind = parameter.partition(":")
-    value = _VALUES.get(kind.strip().split("|")[0].strip(), repr(task))
-    return f"{name.strip()}={value}"
+    base = kind.split("|")[0].split("[")[0].strip()  # ``dict[str, Any]``, ``string | null``
+    return f"{name.strip()}={_VALUES.get(base, repr(task))}"
+
+
+def _top_level(parameters: str) -> List[str]:
+    """A signature's parameters, split at the commas outside brackets (``a: dict[str, Any], b: int``)."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(parameters):
+        depth += (char in "[(") - (char in "])")
+        if char == "," and depth == 0:
+            parts.append(parameters[start:index])
+            start = index + 1
+    return [*parts, parameters[start:]]
 
 
 def _printed(observation: str) -> str:

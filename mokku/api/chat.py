@@ -160,7 +160,7 @@ def create(request: Request, replies: Replies, kept: Optional[StoredChats] = Non
         output_format = tools.prompted(instructing, "messages")
     generation = Generation(
         "chat.completions",
-        ["TERMINATE" if done else echo_text(conversation)],
+        ["TERMINATE" if done else echo_text(conversation, (), body.get("tools") or body.get("functions"))],
         [conversation_tokens(conversation) + definition_tokens(body.get("tools") or body.get("functions"))],
         sampling,
         functions,

@@ -148,13 +148,15 @@ def asks_to_terminate(messages: Sequence[Message]) -> bool:
 MAX_SYSTEM_SCAN = 64 * 1024
 
 
-def echo_text(messages: Sequence[Message], framing: Sequence[Message] = ()) -> str:
+def echo_text(messages: Sequence[Message], framing: Sequence[Message] = (), tools: Any = None) -> str:
     """The text the reply echoes (see the module's docstring); TERMINATE when the conversation ends
     with the model's own answer and its system message asks for that word once the task is done.
-    ``framing``: the system prompt where a dialect keeps it apart from the messages."""
+    ``framing``: the system prompt where a dialect keeps it apart from the messages; ``tools``: the
+    request's tools (an agent that sends them reads no steps from text, and the echo fills their
+    arguments)."""
     if messages[-1].role == TOOL_RESULT:
         return messages[-1].text
-    step = agents.text_step(framing[0].text if framing else None, messages)
+    step = None if tools else agents.text_step(framing[0].text if framing else None, messages)
     if step is not None:
         return step
     if messages[-1].role == "assistant" and asks_to_terminate(messages):

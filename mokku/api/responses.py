@@ -317,7 +317,7 @@ class Responses:
         logprobs_top = (top_logprobs or 0) if LOGPROBS in include else None
         generation = Generation(
             "responses",
-            [echo_text(messages, framing)],
+            [echo_text(messages, framing, body.get("tools"))],
             [conversation_tokens(framing + messages) + definitions],
             Sampling(max_tokens=max_output, stream=stream),
             chosen,

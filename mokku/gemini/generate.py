@@ -463,7 +463,7 @@ class GenerateContent:
         chosen = _functions(body, conversation)
         generation = Generation(
             "generate_content",
-            [echo_text(messages, framing)],
+            [echo_text(messages, framing, body.get("tools"))],
             [prompt],
             sampling,
             chosen,
