@@ -212,19 +212,14 @@ def test_a_code_agent_calls_for_its_task_whatever_came_since(app: webtest.TestAp
         {"role": "assistant", "content": "..."},
         {"role": "user", "content": "Observation:\nExecution logs:\nSunny\n"},
     ]
-    again = [
-        *done,
-        {"role": "assistant", "content": "final_answer('Sunny')"},
-        {"role": "user", "content": "New task:\nweather in Rome"},
-    ]
-    assert code_call(answer(app, URL, SMOLAGENTS, again))["city"] == "weather in Rome"
-    # As smolagents sends a second run's task: joined to the first run's last observation.
-    joined = [
-        *done,
-        {"role": "assistant", "content": "final_answer('Sunny')"},
-        {"role": "user", "content": "Observation:\nSunny\nNew task:\nweather in Rome"},
-    ]
-    assert code_call(answer(app, URL, SMOLAGENTS, joined))["city"] == "weather in Rome"
+    # A second task, alone or as smolagents sends it: joined to the first run's last observation.
+    for second in ("New task:\nweather in Rome", "Observation:\nSunny\nNew task:\nweather in Rome"):
+        again = [
+            *done,
+            {"role": "assistant", "content": "final_answer('Sunny')"},
+            {"role": "user", "content": second},
+        ]
+        assert code_call(answer(app, URL, SMOLAGENTS, again))["city"] == "weather in Rome"
 
 
 def test_a_long_tool_list_is_read_and_requests_with_tools_are_no_text_agents(app: webtest.TestApp) -> None:

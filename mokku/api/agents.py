@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Dict, List, Optional, Protocol, Sequence
+from typing import Any, List, Optional, Protocol, Sequence
 
-from mokku.api import schemagen
+from mokku.api.tools import hinted_document
 
 # What a system prompt must hold to be read as one of these agents (a substring test per request).
 _LLAMA_INDEX = "## Output Format"
@@ -59,17 +59,19 @@ def _last_user(messages: Sequence[_Message]) -> str:
 _TOOL_NAME = re.compile(r"^> Tool Name: (.+)$", re.M)
 _TOOL_ARGS = "\nTool Args: "
 _OBSERVATION = "Observation:"
+_ANSWERED = (
+    "Thought: I can answer without using any more tools. I'll use the user's language to answer\nAnswer: "
+)
 
 
 def _react_step(system: str, messages: Sequence[_Message]) -> str:
     last = messages[-1]
     if last.role != "assistant" and last.text.startswith(_OBSERVATION):
-        answer = last.text[len(_OBSERVATION) :].strip()
-        return f"Thought: I can answer without using any more tools. I'll use the user's language to answer\nAnswer: {answer}"
+        return _ANSWERED + last.text[len(_OBSERVATION) :].strip()
     text = _last_user(messages)
     listed = _TOOL_NAME.search(system)
     if listed is None:
-        return f"Thought: I can answer without using any more tools. I'll use the user's language to answer\nAnswer: {text}"
+        return _ANSWERED + text
     name = listed.group(1).strip()
     schema: Any = {"type": "object"}
     start = system.find(_TOOL_ARGS, listed.end())
@@ -78,20 +80,11 @@ def _react_step(system: str, messages: Sequence[_Message]) -> str:
             schema, _ = json.JSONDecoder().raw_decode(system, start + len(_TOOL_ARGS))
         except (ValueError, RecursionError):
             pass
-    arguments = _arguments(schema, text)
+    arguments = hinted_document(schema, text) or {}
     return (
         "Thought: The current language of the user is: English. I need to use a tool to help me answer "
         f"the question.\nAction: {name}\nAction Input: {json.dumps(arguments, ensure_ascii=False)}"
     )
-
-
-def _arguments(schema: Any, text: str) -> Dict[str, Any]:
-    """An object valid against a tool's schema (strings from ``text``), else no arguments."""
-    try:
-        value = schemagen.generate(schema, text)
-    except schemagen.SchemaError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 # smolagents lists its tools as Python signatures ("def get_weather(city: string) -> string:"),

@@ -305,9 +305,7 @@ class Responses:
         chosen = tools.choose(choice, given, body.get("parallel_tool_calls"), "tool_choice", none_alone=True)
         framing = [Message("developer", instructions)] if instructions else []
         definitions = definition_tokens(body.get("tools"))
-        fits = limits.window(request.settings, model) if body.get("truncation") == "auto" else None
-        if fits is not None:  # the oldest items dropped until the input fits what the window leaves
-            messages = list(newest_fitting(framing, messages, fits[0] - (max_output or 0) - definitions))
+        messages = _truncated(request, model, body, framing, messages, (max_output or 0) + definitions)
         instructing = [m.text for m in framing + messages if m.role in INSTRUCTING]
         if output_format is not None:
             tools.check_json_named(output_format, messages, JSON_NOT_NAMED, "text.format")
@@ -425,16 +423,12 @@ class Responses:
         model = validate.string(body.get("model"), "model")
         tools.read_functions(body, flat=True)
         read_text_format(body)
-        truncation = OPTIONS["truncation"](body.get("truncation"), "truncation")
-        _, messages = self._conversation_of(body, _conversation(body))
+        OPTIONS["truncation"](body.get("truncation"), "truncation")
+        _, framing, messages = self._conversation_of(body, _conversation(body))
         definitions = definition_tokens(body.get("tools"))
-        fits = limits.window(request.settings, model) if model and truncation == "auto" else None
-        if fits is not None:  # what ``truncation: auto`` would keep of it
-            framing = messages[:1] if body.get("instructions") else []
-            messages = framing + list(
-                newest_fitting(framing, messages[len(framing) :], fits[0] - definitions)
-            )
-        tokens = conversation_tokens(messages) + definitions
+        if model:
+            messages = _truncated(request, model, body, framing, messages, definitions)
+        tokens = conversation_tokens(framing + messages) + definitions
         return json_response({"object": "response.input_tokens", "input_tokens": tokens})
 
     def compact(self, request: Request) -> Response:
@@ -442,10 +436,10 @@ class Responses:
         (answers, calls, reasoning) in one ``compaction`` item whose ``encrypted_content`` only
         the server reads. Nothing is stored."""
         body, _ = self.replies.begin(request, "chat", COMPACT_PARAMS)
-        context, messages = self._conversation_of(body, None)
+        context, framing, messages = self._conversation_of(body, None)
         kept = [item for item in context if item.get("type") == "message" and item.get("role") == "user"]
         summary = random_id("", 128)
-        input_tokens, output_tokens = conversation_tokens(messages), count(summary)
+        input_tokens, output_tokens = conversation_tokens(framing + messages), count(summary)
         compacted = {"type": "compaction", "id": random_id("cmp_", 48), "encrypted_content": summary}
         return json_response(
             {
@@ -459,9 +453,9 @@ class Responses:
 
     def _conversation_of(
         self, body: Mapping[str, Any], conversation: Optional[str]
-    ) -> Tuple[List[items.Item], List[Message]]:
+    ) -> Tuple[List[items.Item], List[Message], List[Message]]:
         """A counted or compacted request's items (those it continues, then its ``input``, which
-        may be left out when it continues some), and their messages after its instructions."""
+        may be left out when it continues some), its instructions, and the items' messages."""
         previous = validate.identifier(body.get("previous_response_id"), "previous_response_id")
         raw = body.get("input") if previous or conversation else validate.required(body, "input")
         context, _ = self._context(
@@ -469,7 +463,7 @@ class Responses:
         )
         instructions = validate.string(body.get("instructions"), "instructions")
         framing = [Message("developer", instructions)] if instructions else []
-        return context, framing + items.messages(context)
+        return context, framing, items.messages(context)
 
     def _context(
         self, previous: Optional[str], conversation: Optional[str], new_items: List[items.Item]
@@ -703,6 +697,20 @@ def _current(stored: objects.StoredResponse, now: float) -> Tuple[bytes, str]:
         return stored.body, "finished"
     status = "queued" if now < job["starts"] else "in_progress"
     return dumps(unfinished(json.loads(stored.body), status)), status
+
+
+def _truncated(
+    request: Request,
+    model: str,
+    body: Mapping[str, Any],
+    framing: List[Message],
+    messages: List[Message],
+    reserved: int,
+) -> List[Message]:
+    """The messages ``truncation: auto`` keeps, with windows on: the oldest dropped until the input
+    fits what the window leaves past ``reserved`` tokens (the output, the tool definitions)."""
+    fits = limits.window(request.settings, model) if body.get("truncation") == "auto" else None
+    return messages if fits is None else list(newest_fitting(framing, messages, fits[0] - reserved))
 
 
 def _counted(pace: Pace, made: Iterable[Event]) -> Iterator[Event]:

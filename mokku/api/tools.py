@@ -677,15 +677,20 @@ _TAKES = ". It takes arguments "
 _OBSERVED = "[[ ## observation_"
 
 
-def _react_steps(properties: Dict[str, Any], text: str) -> Dict[str, Any]:
-    """The object schema of ``properties``; for a ReAct step, ``anyOf`` two: a call of the first
-    tool listed with every argument it takes, then ``finish`` (``react_step`` picks one)."""
-    whole = {
+def _every_property(properties: Dict[str, Any]) -> Dict[str, Any]:
+    """An object of exactly ``properties``, each required."""
+    return {
         "type": "object",
         "properties": properties,
         "required": list(properties),
         "additionalProperties": False,
     }
+
+
+def _react_steps(properties: Dict[str, Any], text: str) -> Dict[str, Any]:
+    """The object schema of ``properties``; for a ReAct step, ``anyOf`` two: a call of the first
+    tool listed with every argument it takes, then ``finish`` (``react_step`` picks one)."""
+    whole = _every_property(properties)
     names = properties.get(_REACT_FIELDS[0], {}).get("enum")
     if _REACT_FIELDS[1] not in properties or not isinstance(names, list) or _REACT_FINISH not in names:
         return whole
@@ -721,12 +726,7 @@ def _react_arguments(name: str, text: str) -> Dict[str, Any]:
         or not all(isinstance(v, dict) for v in arguments.values())
     ):
         return anything
-    schema = {
-        "type": "object",
-        "properties": arguments,
-        "required": list(arguments),
-        "additionalProperties": False,
-    }
+    schema = _every_property(arguments)
     try:
         schemagen.generate(schema, "")
     except schemagen.SchemaError:  # a reference to definitions the listing leaves out, ...
@@ -865,9 +865,10 @@ def _noted_type(note: str) -> Any:
     return {"type": "string"}
 
 
-def _hinted(schema: Optional[Mapping[str, Any]], text: str) -> Optional[Dict[str, Any]]:
+def hinted_document(schema: Optional[Mapping[str, Any]], text: str) -> Optional[Dict[str, Any]]:
     """The document a schema found in the prompt asks for, when it is an object: the schema is only a
-    hint (agno's field map reads as one, but has no root type), so anything else is None."""
+    hint (agno's field map reads as one, a text agent's tool schema may not be one), so anything
+    else is None."""
     if schema is None:
         return None
     try:
@@ -886,10 +887,10 @@ def structured_content(
     if kind in ("fields", "prompted", "json_object"):
         schema = react_step(schema, text)
     if kind == "fields":
-        document = _hinted(schema, _field_text(text))
+        document = hinted_document(schema, _field_text(text))
         return None if document is None else _laid_out(document)
     if kind in ("prompted", "json_object"):
-        document = _hinted(schema, text)
+        document = hinted_document(schema, text)
         if document is not None:
             return _compact(document)
         return None if kind == "prompted" else _compact({"echo": text})  # JSON mode still answers JSON
